@@ -1,0 +1,91 @@
+package handshake
+
+import (
+	"io"
+
+	"github.com/milagro-go/milagro/ciphersuite"
+)
+
+// RecordLayer is what the handshake needs from the record layer (package
+// mtls owns the real one; tests use an in-memory one). Errors it returns are
+// final: the record layer has already sent or received the alert.
+type RecordLayer interface {
+	// ReadHandshake returns the next whole handshake message, 4-byte header
+	// included, reassembled across records. A record of another type where a
+	// handshake message is expected is an unexpected_message error,
+	// except that ReadHandshake never consumes a ChangeCipherSpec.
+	// HelloRequest messages are dropped by the record layer on the client
+	// (they are never hashed).
+	ReadHandshake() ([]byte, error)
+	// WriteHandshake queues one whole handshake message (header included)
+	// for the current flight.
+	WriteHandshake(msg []byte) error
+	// ReadChangeCipherSpec consumes the peer's ChangeCipherSpec, which must
+	// be the next record, with no partial handshake message buffered, and
+	// switches the read direction to next (sequence number reset to 0).
+	ReadChangeCipherSpec(next ciphersuite.RecordCipher) error
+	// WriteChangeCipherSpec queues a ChangeCipherSpec and switches the
+	// write direction to next for everything queued after it.
+	WriteChangeCipherSpec(next ciphersuite.RecordCipher) error
+	// Flush sends the queued flight.
+	Flush() error
+	// SetVersion fixes the record version once ServerHello is sent or
+	// received (0x0303 for every record after that).
+	SetVersion(v uint16)
+}
+
+// ClientConfig configures a client handshake.
+type ClientConfig struct {
+	Rand   io.Reader                 // never nil
+	Suites []*ciphersuite.Suite      // offered, in preference order
+	KX     *ciphersuite.ClientConfig // key-exchange credentials
+	// ServerName goes into server_name when non-empty and not an IP.
+	ServerName string
+	// InsecureAllowNoEMS allows a PSK suite without extended_master_secret.
+	InsecureAllowNoEMS bool
+	// KeyLog, if set, receives an NSS key-log line ("CLIENT_RANDOM ...").
+	KeyLog io.Writer
+}
+
+// ServerConfig configures a server handshake.
+type ServerConfig struct {
+	Rand   io.Reader                 // never nil
+	Suites []*ciphersuite.Suite      // accepted, in the server's preference order
+	KX     *ciphersuite.ServerConfig // key-exchange credentials
+	// InsecureAllowNoEMS allows a PSK suite without extended_master_secret.
+	InsecureAllowNoEMS bool
+	KeyLog             io.Writer
+	// GetConfigForClient, if set, is called after the ClientHello is parsed
+	// and may return a different configuration for this connection (nil: keep).
+	GetConfigForClient func(*ClientHelloInfo) (*ServerConfig, error)
+}
+
+// ClientHelloInfo is what the server's callback sees of a ClientHello.
+type ClientHelloInfo struct {
+	ServerName   string
+	CipherSuites []uint16
+	Curves       []ciphersuite.CurveID
+}
+
+// State is the result of a successful handshake.
+type State struct {
+	Version              uint16
+	Suite                *ciphersuite.Suite
+	ExtendedMasterSecret bool
+	SecureRenegotiation  bool
+	ServerName           string
+	// PeerIdentity is the peer's authenticated identity (server: the
+	// client's PSK / CS / P2P identity; client: the P2P server identity or
+	// the PSK hint). LocalIdentity is the one this side presented.
+	PeerIdentity  string
+	LocalIdentity string
+	ClientRandom  [32]byte
+	ServerRandom  [32]byte
+	// MasterSecret is exposed for tests of forward secrecy and key logging;
+	// callers must not log it.
+	MasterSecret []byte
+	// ClientFinished and ServerFinished are the verify_data of each side
+	// (kept for RFC 5746 renegotiation_info and tls-unique).
+	ClientFinished []byte
+	ServerFinished []byte
+}
