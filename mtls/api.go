@@ -1,0 +1,84 @@
+// Package mtls is the public API of milagro: certificate-less TLS 1.2 with
+// identity-based (Milagro CS / P2P) and pre-shared-key suites, shaped like
+// crypto/tls. It owns the record layer. It may import handshake,
+// ciphersuite and pairing, never proxy or cmd.
+package mtls
+
+import (
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/milagro-go/milagro/ciphersuite"
+)
+
+// Alert is a TLS alert description.
+type Alert = ciphersuite.Alert
+
+// AlertError is a connection failure that carried a TLS alert, sent or received.
+type AlertError = ciphersuite.AlertError
+
+// Config configures a client or server. It must not be modified after it is
+// passed to a function of this package.
+type Config struct {
+	// Rand is the source of all randomness; nil means crypto/rand.Reader.
+	Rand io.Reader
+	// Time returns the current time; nil means time.Now.
+	Time func() time.Time
+
+	// CipherSuites lists the enabled suites by code point, in preference
+	// order; nil means every suite for which credentials are configured.
+	CipherSuites []uint16
+	// CurvePreferences for ECDHE_PSK; nil means X25519, P-256.
+	CurvePreferences []ciphersuite.CurveID
+
+	// Client PSK: PSKIdentity and PSK, or GetClientPSK (which wins).
+	PSKIdentity  string
+	PSK          []byte
+	GetClientPSK func(hint []byte) (identity string, psk []byte, err error)
+	// Server PSK: the key for a client identity; an unknown identity returns an error.
+	GetServerPSK    func(identity string) ([]byte, error)
+	PSKIdentityHint string
+
+	// ServerName is sent in server_name by the client.
+	ServerName string
+	// GetConfigForClient (server) may choose a Config per ClientHello.
+	GetConfigForClient func(*ClientHelloInfo) (*Config, error)
+	// VerifyPeerIdentity (server) is called with the client's authenticated
+	// identity; an error denies it with access_denied.
+	VerifyPeerIdentity func(id string) error
+
+	// HandshakeTimeout bounds Handshake when no deadline/context is given; 0 means none.
+	HandshakeTimeout time.Duration
+	// KeyLogWriter receives NSS key-log lines for Wireshark. Insecure; debugging only.
+	KeyLogWriter io.Writer
+	// InsecureAllowNoEMS allows PSK suites without the extended master secret.
+	InsecureAllowNoEMS bool
+	// Logger receives debug logs; nil means none.
+	Logger *slog.Logger
+}
+
+// ClientHelloInfo is what GetConfigForClient sees of a ClientHello.
+type ClientHelloInfo struct {
+	ServerName   string
+	CipherSuites []uint16
+}
+
+// ConnectionState describes an established connection.
+type ConnectionState struct {
+	Version              uint16
+	HandshakeComplete    bool
+	CipherSuite          uint16
+	CipherSuiteName      string
+	KeyExchange          ciphersuite.KXKind
+	ExtendedMasterSecret bool
+	ServerName           string
+	// PeerIdentity is the peer's authenticated identity: on a server the
+	// client's PSK / Milagro identity; on a client the P2P server identity
+	// (or the PSK identity hint, which is not authenticated by itself).
+	PeerIdentity string
+	// LocalIdentity is the identity this side presented.
+	LocalIdentity string
+	// TLSUnique is the tls-unique channel binding (RFC 5929).
+	TLSUnique []byte
+}
