@@ -1,0 +1,306 @@
+package pairing
+
+import (
+	"crypto/sha256"
+	"io"
+
+	"github.com/cloudflare/circl/ecc/bls12381"
+)
+
+// Milagro CS (spec §3): M-Pin Full with a forward-secret key agreement.
+
+// CSHello is what the client sends in the milagro_cs ClientHello extension:
+// (id, d, t, U, V).
+type CSHello struct {
+	ID   string // client identity
+	Day  uint64 // permit day, 0 without a permit
+	Time uint64 // client time, Unix seconds
+	U    []byte // 48-byte compressed G1
+	V    []byte // 48-byte compressed G1
+}
+
+// CSClient is a client prepared from its key (or PIN token and PIN) and
+// optional permit, with e(K, Q) cached. It is safe for concurrent use and
+// serves any number of handshakes.
+type CSClient struct {
+	id  string
+	day uint64
+	a   bls12381.G1 // A, or A' = A + T_d with a permit
+	k   bls12381.G1 // K, or K' = K + TP_d
+	eKQ bls12381.Gt // e(K, Q)
+}
+
+// NewCSClient prepares a client from its full key and, if permit is not nil,
+// its combined time permit (which must be for the same identity).
+func NewCSClient(key *CSClientKey, permit *TimePermit) (*CSClient, error) {
+	if key == nil {
+		return nil, ErrMismatch
+	}
+	if err := CheckID(key.id); err != nil {
+		return nil, err
+	}
+	c := &CSClient{id: key.id, k: key.k}
+	c.a = *H1(DomainCS, []byte(key.id))
+	if permit != nil {
+		if permit.id != key.id || permit.day == 0 {
+			return nil, ErrMismatch
+		}
+		c.day = permit.day
+		c.a.Add(&c.a, permitPoint(key.id, permit.day))
+		c.k.Add(&c.k, &permit.p)
+	}
+	if c.k.IsIdentity() || c.a.IsIdentity() {
+		return nil, ErrIdentity
+	}
+	c.eKQ = *bls12381.Pair(&c.k, bls12381.G2Generator())
+	return c, nil
+}
+
+// NewCSClientWithPIN prepares a client from its PIN token and the PIN the
+// user typed (a wrong PIN gives a client whose handshakes fail at the
+// server), and an optional permit.
+func NewCSClientWithPIN(token *PINToken, pin uint32, permit *TimePermit) (*CSClient, error) {
+	if token == nil {
+		return nil, ErrMismatch
+	}
+	key, err := token.AddPIN(pin)
+	if err != nil {
+		return nil, err
+	}
+	defer key.Zeroize()
+	return NewCSClient(key, permit)
+}
+
+// ID returns the client identity.
+func (c *CSClient) ID() string { return c.id }
+
+// Day returns the permit day, or 0 without a permit.
+func (c *CSClient) Day() uint64 { return c.day }
+
+// Zeroize overwrites the client's secrets.
+func (c *CSClient) Zeroize() { c.k.SetIdentity(); c.eKQ.SetIdentity() }
+
+// String never prints the key.
+func (c *CSClient) String() string { return withID("CSClient", c.id) }
+
+// CSClientHandshake is the client's state for one handshake.
+type CSClientHandshake struct {
+	c     *CSClient
+	x     bls12381.Scalar
+	hello CSHello
+	y     bls12381.Scalar
+}
+
+// Hello starts a handshake at client time t (Unix seconds): x ←$ Z_r,
+// U = x·A, y = Hq_CS(t ‖ id ‖ d ‖ U), V = −(x + y)·K.
+func (c *CSClient) Hello(rand io.Reader, t uint64) (*CSHello, *CSClientHandshake, error) {
+	x, err := randomScalar(rand)
+	if err != nil {
+		return nil, nil, err
+	}
+	var u, v bls12381.G1
+	u.ScalarMult(x, &c.a)
+	uBytes := u.BytesCompressed()
+	y := Hq(DomainCS, transcript(nil).u64(t).id(c.id).u64(c.day).raw(uBytes))
+	var e bls12381.Scalar
+	e.Add(x, y)
+	e.Neg()
+	v.ScalarMult(&e, &c.k)
+	e = bls12381.Scalar{}
+	hs := &CSClientHandshake{c: c, x: *x, y: *y}
+	*x = bls12381.Scalar{}
+	hs.hello = CSHello{ID: c.id, Day: c.day, Time: t, U: uBytes, V: v.BytesCompressed()}
+	h := hs.hello
+	h.U, h.V = append([]byte(nil), h.U...), append([]byte(nil), h.V...)
+	return &h, hs, nil
+}
+
+// Finish takes the server's W: r ←$ Z_r, R = r·A,
+// h = Hq_CS(A ‖ U ‖ y ‖ V ‖ R ‖ W), g = e(K, Q)^(r+h), z = x·W. It returns R
+// for the ClientKeyExchange and the 32-byte pre-master secret. The
+// handshake's secrets are erased; Finish may be called once.
+func (hs *CSClientHandshake) Finish(rand io.Reader, wBytes []byte) (rBytes, pms []byte, err error) {
+	if hs.c == nil {
+		return nil, nil, ErrMismatch
+	}
+	w, err := DecodeG1(wBytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := randomScalar(rand)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() { *r = bls12381.Scalar{}; hs.x = bls12381.Scalar{}; hs.c = nil }()
+	var rp, z bls12381.G1
+	rp.ScalarMult(r, &hs.c.a)
+	rBytes = rp.BytesCompressed()
+	h := csH(&hs.c.a, hs.hello.U, &hs.y, hs.hello.V, rBytes, wBytes)
+	var e bls12381.Scalar
+	e.Add(r, h)
+	var g bls12381.Gt
+	g.Exp(&hs.c.eKQ, &e)
+	e = bls12381.Scalar{}
+	z.ScalarMult(&hs.x, w)
+	return rBytes, premaster(csPMSLabel, &g, &z), nil
+}
+
+const (
+	csPMSLabel  = "MTLS1-CS-PMS"
+	p2pPMSLabel = "MTLS1-P2P-PMS"
+)
+
+// csY computes y = Hq_CS(t ‖ id ‖ d ‖ U).
+func csY(h *CSHello) *bls12381.Scalar {
+	return Hq(DomainCS, transcript(nil).u64(h.Time).id(h.ID).u64(h.Day).raw(h.U))
+}
+
+// csH computes h = Hq_CS(A ‖ U ‖ y ‖ V ‖ R ‖ W).
+func csH(a *bls12381.G1, u []byte, y *bls12381.Scalar, v, r, w []byte) *bls12381.Scalar {
+	return Hq(DomainCS, transcript(nil).g1(a).raw(u).scalar(y).raw(v).raw(r).raw(w))
+}
+
+// premaster returns SHA-256(label ‖ GT(g) ‖ G1(z)).
+func premaster(label string, g *bls12381.Gt, z *bls12381.G1) []byte {
+	d := sha256.New()
+	d.Write([]byte(label))
+	gb, _ := g.MarshalBinary()
+	d.Write(gb)
+	clear(gb)
+	d.Write(z.BytesCompressed())
+	return d.Sum(nil)
+}
+
+// CSServer verifies clients and answers handshakes with the server secret
+// K_S. It is safe for concurrent use.
+type CSServer struct {
+	ks bls12381.G2
+}
+
+// NewCSServer prepares a server from the combined server secret.
+func NewCSServer(secret *CSServerSecret) (*CSServer, error) {
+	if secret == nil {
+		return nil, ErrMismatch
+	}
+	if secret.k.IsIdentity() {
+		return nil, ErrIdentity
+	}
+	return &CSServer{ks: secret.k}, nil
+}
+
+// Zeroize overwrites the server secret.
+func (s *CSServer) Zeroize() { s.ks.SetIdentity() }
+
+// String never prints the secret.
+func (s *CSServer) String() string { return "pairing.CSServer{<redacted>}" }
+
+// CSServerHandshake is the server's state for one handshake, after the
+// client's proof verified.
+type CSServerHandshake struct {
+	s     *CSServer
+	id    string
+	a     bls12381.G1
+	u     bls12381.G1
+	uB    []byte
+	vB    []byte
+	y     bls12381.Scalar
+	w     bls12381.Scalar
+	wB    []byte
+	spent bool
+}
+
+// Verify checks the client's M-Pin proof: it decodes U and V, computes A
+// (A' = A + T_d when Day ≠ 0) and y, and checks e(V,Q)·e(U + y·A, K_S) = 1
+// as one product of pairings. It does not check the time or the day against
+// a policy: see CheckTime and CheckPermitDay. Errors: ErrInvalidID, the
+// decoding errors, ErrAuthFailed.
+func (s *CSServer) Verify(h *CSHello) error {
+	_, err := s.verify(h)
+	return err
+}
+
+func (s *CSServer) verify(h *CSHello) (*CSServerHandshake, error) {
+	if h == nil {
+		return nil, ErrMismatch
+	}
+	if err := CheckID(h.ID); err != nil {
+		return nil, err
+	}
+	u, err := DecodeG1(h.U)
+	if err != nil {
+		return nil, err
+	}
+	v, err := DecodeG1(h.V)
+	if err != nil {
+		return nil, err
+	}
+	hs := &CSServerHandshake{s: s, id: h.ID, u: *u}
+	hs.a = *H1(DomainCS, []byte(h.ID))
+	if h.Day != 0 {
+		hs.a.Add(&hs.a, permitPoint(h.ID, h.Day))
+	}
+	hs.y = *csY(h)
+	var uy bls12381.G1
+	uy.ScalarMult(&hs.y, &hs.a)
+	uy.Add(&uy, u)
+	if uy.IsIdentity() {
+		return nil, ErrAuthFailed
+	}
+	e := bls12381.ProdPairFrac(
+		[]*bls12381.G1{v, &uy},
+		[]*bls12381.G2{bls12381.G2Generator(), &s.ks},
+		[]int{1, 1})
+	if !e.IsIdentity() {
+		return nil, ErrAuthFailed
+	}
+	hs.uB = append([]byte(nil), h.U...)
+	hs.vB = append([]byte(nil), h.V...)
+	return hs, nil
+}
+
+// Accept verifies the client's proof (as Verify) and starts the server's
+// side of the key agreement: w ←$ Z_r, W = w·A.
+func (s *CSServer) Accept(rand io.Reader, h *CSHello) (*CSServerHandshake, error) {
+	hs, err := s.verify(h)
+	if err != nil {
+		return nil, err
+	}
+	w, err := randomScalar(rand)
+	if err != nil {
+		return nil, err
+	}
+	hs.w = *w
+	*w = bls12381.Scalar{}
+	var wp bls12381.G1
+	wp.ScalarMult(&hs.w, &hs.a)
+	hs.wB = wp.BytesCompressed()
+	return hs, nil
+}
+
+// ID returns the verified client identity.
+func (hs *CSServerHandshake) ID() string { return hs.id }
+
+// W returns the 48-byte W for the ServerKeyExchange.
+func (hs *CSServerHandshake) W() []byte { return append([]byte(nil), hs.wB...) }
+
+// Finish takes the client's R: h = Hq_CS(A ‖ U ‖ y ‖ V ‖ R ‖ W),
+// g = e(R + h·A, K_S), z = w·U; it returns the 32-byte pre-master secret and
+// erases w. Finish may be called once.
+func (hs *CSServerHandshake) Finish(rBytes []byte) ([]byte, error) {
+	if hs.spent {
+		return nil, ErrMismatch
+	}
+	r, err := DecodeG1(rBytes)
+	if err != nil {
+		return nil, err
+	}
+	hs.spent = true
+	defer func() { hs.w = bls12381.Scalar{} }()
+	h := csH(&hs.a, hs.uB, &hs.y, hs.vB, rBytes, hs.wB)
+	var rh, z bls12381.G1
+	rh.ScalarMult(h, &hs.a)
+	rh.Add(&rh, r)
+	g := bls12381.Pair(&rh, &hs.s.ks)
+	z.ScalarMult(&hs.w, &hs.u)
+	return premaster(csPMSLabel, g, &z), nil
+}

@@ -1,0 +1,82 @@
+// Package pairing implements the BLS12-381 protocols behind the Milagro key
+// exchanges of spec/milagro-suites.md §1–4: the hashes H1_X, H2_X and Hq_X,
+// distributed trust authority (D-TA) master shares and key issuance, the
+// combination of key shares, time permits, PIN tokens, M-Pin Full with a
+// forward-secret key agreement (Milagro CS) and Chow–Choo (Milagro P2P).
+//
+// It knows nothing of TLS: it takes and returns the byte strings that the
+// TLS layer carries (identities, days, times, group elements) and produces
+// the 32-byte pre-master secrets. It imports no other package of this module;
+// its only dependency is github.com/cloudflare/circl.
+//
+// Every group element received from a peer is decoded strictly (length,
+// canonical form, on the curve, in the prime-order subgroup, not the
+// identity); each failure has its own sentinel error, usable with errors.Is.
+// All randomness comes from an io.Reader passed in, and all times and days
+// are passed in: the package reads no clock. Secret types never print their
+// contents through fmt.
+package pairing
+
+import (
+	"errors"
+
+	"github.com/cloudflare/circl/ecc/bls12381"
+)
+
+// Sizes of the encodings (spec §1).
+const (
+	G1Size     = bls12381.G1SizeCompressed // 48: compressed G1 element
+	G2Size     = bls12381.G2SizeCompressed // 96: compressed G2 element
+	GTSize     = bls12381.GtSize           // 576: GT element (only hashed)
+	ScalarSize = bls12381.ScalarSize       // 32: big-endian scalar
+	PMSSize    = 32                        // pre-master secret
+	MaxIDLen   = 1024                      // longest identity in bytes
+	MaxPIN     = 99_999_999                // largest PIN
+)
+
+// Errors for encodings of group elements and scalars. Each decoder failure
+// wraps exactly one of them.
+var (
+	// ErrLength: the encoding does not have the exact length.
+	ErrLength = errors.New("pairing: wrong encoding length")
+	// ErrNonCanonical: bad flag bits, a coordinate ≥ p, an infinity
+	// encoding with other bits set, or a scalar ≥ r.
+	ErrNonCanonical = errors.New("pairing: non-canonical encoding")
+	// ErrNotOnCurve: the x coordinate has no point on the curve.
+	ErrNotOnCurve = errors.New("pairing: point not on the curve")
+	// ErrNotInSubgroup: the point is on the curve but not in the
+	// prime-order subgroup.
+	ErrNotInSubgroup = errors.New("pairing: point not in the prime-order subgroup")
+	// ErrIdentity: the identity element (point at infinity), which is never
+	// a valid protocol value.
+	ErrIdentity = errors.New("pairing: identity element")
+	// ErrZeroScalar: a zero scalar where a non-zero one is required.
+	ErrZeroScalar = errors.New("pairing: zero scalar")
+)
+
+// Errors for keys, identities and protocol failures.
+var (
+	// ErrInvalidID: an identity that is empty, longer than MaxIDLen bytes or
+	// not valid UTF-8.
+	ErrInvalidID = errors.New("pairing: invalid identity")
+	// ErrInvalidPIN: a PIN outside 0..MaxPIN.
+	ErrInvalidPIN = errors.New("pairing: PIN out of range")
+	// ErrMismatch: shares, keys or permits that do not belong together
+	// (different identities or days), or no shares at all.
+	ErrMismatch = errors.New("pairing: mismatched keys or shares")
+	// ErrKeyEncoding: a secret's binary encoding is malformed.
+	ErrKeyEncoding = errors.New("pairing: malformed key encoding")
+	// ErrAuthFailed: the M-Pin check e(V,Q)·e(U+y·A,K_S) = 1 failed
+	// (wrong key, wrong PIN, wrong permit, forged values). TLS: access_denied.
+	ErrAuthFailed = errors.New("pairing: M-Pin authentication failed")
+	// ErrPeerIdentity: the P2P server identity is not the expected one.
+	// TLS: access_denied.
+	ErrPeerIdentity = errors.New("pairing: unexpected peer identity")
+	// ErrClockSkew: the client's time is too far from the server's.
+	ErrClockSkew = errors.New("pairing: client time outside the allowed skew")
+	// ErrPermitDay: the permit day is not acceptable (wrong day, or a permit
+	// present/missing against the policy).
+	ErrPermitDay = errors.New("pairing: unacceptable permit day")
+	// ErrRandom: the random source failed.
+	ErrRandom = errors.New("pairing: random source failed")
+)

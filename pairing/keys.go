@@ -1,0 +1,268 @@
+package pairing
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/cloudflare/circl/ecc/bls12381"
+)
+
+// randomScalar draws a uniform non-zero scalar from rand (spec §1: secret
+// scalars come from Scalar.Random, never SetBytes).
+func randomScalar(rand io.Reader) (*bls12381.Scalar, error) {
+	s := new(bls12381.Scalar)
+	for i := 0; i < 64; i++ {
+		if err := s.Random(rand); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrRandom, err)
+		}
+		if s.IsZero() == 0 {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: only zero scalars", ErrRandom)
+}
+
+// MasterShare is one D-TA's share s_i of the master secret s = Σ s_i.
+type MasterShare struct{ s bls12381.Scalar }
+
+// NewMasterShare draws a random non-zero master share from rand.
+func NewMasterShare(rand io.Reader) (*MasterShare, error) {
+	s, err := randomScalar(rand)
+	if err != nil {
+		return nil, err
+	}
+	return &MasterShare{s: *s}, nil
+}
+
+// CSClientKey is a Milagro CS client key share s_i·H1_CS(id), or (after
+// CombineCSClientKeys) the full key K_C = s·H1_CS(id).
+type CSClientKey struct {
+	id string
+	k  bls12381.G1
+}
+
+// CSServerSecret is a CS server secret share s_i·Q, or the combined K_S = s·Q.
+type CSServerSecret struct{ k bls12381.G2 }
+
+// TimePermit is a time permit share s_i·H1_TP(d ‖ id), or the combined
+// TP_d = s·T_d, for one identity and one day.
+type TimePermit struct {
+	id  string
+	day uint64
+	p   bls12381.G1
+}
+
+// PINToken is a CS client key with a PIN taken out: token = K_C − pin·A.
+type PINToken struct {
+	id string
+	t  bls12381.G1
+}
+
+// P2PKey is a Milagro P2P key (share): K1 = s·H1_P2P(id) in G1 and
+// K2 = s·H2_P2P(id) in G2.
+type P2PKey struct {
+	id string
+	k1 bls12381.G1
+	k2 bls12381.G2
+}
+
+// ID returns the identity the key belongs to.
+func (k *CSClientKey) ID() string { return k.id }
+
+// ID returns the identity the permit belongs to.
+func (p *TimePermit) ID() string { return p.id }
+
+// Day returns the day (days since 1970-01-01 UTC) the permit is for.
+func (p *TimePermit) Day() uint64 { return p.day }
+
+// ID returns the identity the token belongs to.
+func (t *PINToken) ID() string { return t.id }
+
+// ID returns the identity the key belongs to.
+func (k *P2PKey) ID() string { return k.id }
+
+// IssueCSClientKey returns this D-TA's share s_i·H1_CS(id) of id's CS key.
+func (m *MasterShare) IssueCSClientKey(id string) (*CSClientKey, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	k := &CSClientKey{id: id}
+	k.k.ScalarMult(&m.s, H1(DomainCS, []byte(id)))
+	return k, nil
+}
+
+// IssueCSServerSecret returns this D-TA's share s_i·Q of the CS server secret.
+func (m *MasterShare) IssueCSServerSecret() *CSServerSecret {
+	k := &CSServerSecret{}
+	k.k.ScalarMult(&m.s, bls12381.G2Generator())
+	return k
+}
+
+// IssueTimePermit returns this D-TA's share s_i·H1_TP(d ‖ id) of id's
+// permit for day d (days since 1970-01-01 UTC; d ≥ 1, since 0 means "no
+// permit" on the wire).
+func (m *MasterShare) IssueTimePermit(id string, day uint64) (*TimePermit, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	if day == 0 {
+		return nil, ErrPermitDay
+	}
+	p := &TimePermit{id: id, day: day}
+	p.p.ScalarMult(&m.s, permitPoint(id, day))
+	return p, nil
+}
+
+// IssueP2PKey returns this D-TA's share (s_i·H1_P2P(id), s_i·H2_P2P(id)).
+func (m *MasterShare) IssueP2PKey(id string) (*P2PKey, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	k := &P2PKey{id: id}
+	k.k1.ScalarMult(&m.s, H1(DomainP2P, []byte(id)))
+	k.k2.ScalarMult(&m.s, H2(DomainP2P, []byte(id)))
+	return k, nil
+}
+
+// CombineCSClientKeys adds the shares issued by every D-TA into the full key.
+// All shares must be for the same identity.
+func CombineCSClientKeys(shares ...*CSClientKey) (*CSClientKey, error) {
+	if len(shares) == 0 || shares[0] == nil {
+		return nil, ErrMismatch
+	}
+	out := &CSClientKey{id: shares[0].id}
+	out.k.SetIdentity()
+	for _, s := range shares {
+		if s == nil || s.id != out.id {
+			return nil, ErrMismatch
+		}
+		out.k.Add(&out.k, &s.k)
+	}
+	if out.k.IsIdentity() {
+		return nil, ErrIdentity
+	}
+	return out, nil
+}
+
+// CombineCSServerSecrets adds the server secret shares of every D-TA.
+func CombineCSServerSecrets(shares ...*CSServerSecret) (*CSServerSecret, error) {
+	if len(shares) == 0 {
+		return nil, ErrMismatch
+	}
+	out := &CSServerSecret{}
+	out.k.SetIdentity()
+	for _, s := range shares {
+		if s == nil {
+			return nil, ErrMismatch
+		}
+		out.k.Add(&out.k, &s.k)
+	}
+	if out.k.IsIdentity() {
+		return nil, ErrIdentity
+	}
+	return out, nil
+}
+
+// CombineTimePermits adds the permit shares of every D-TA. All must be for
+// the same identity and day.
+func CombineTimePermits(shares ...*TimePermit) (*TimePermit, error) {
+	if len(shares) == 0 || shares[0] == nil {
+		return nil, ErrMismatch
+	}
+	out := &TimePermit{id: shares[0].id, day: shares[0].day}
+	out.p.SetIdentity()
+	for _, s := range shares {
+		if s == nil || s.id != out.id || s.day != out.day {
+			return nil, ErrMismatch
+		}
+		out.p.Add(&out.p, &s.p)
+	}
+	if out.p.IsIdentity() {
+		return nil, ErrIdentity
+	}
+	return out, nil
+}
+
+// CombineP2PKeys adds the P2P key shares of every D-TA (same identity).
+func CombineP2PKeys(shares ...*P2PKey) (*P2PKey, error) {
+	if len(shares) == 0 || shares[0] == nil {
+		return nil, ErrMismatch
+	}
+	out := &P2PKey{id: shares[0].id}
+	out.k1.SetIdentity()
+	out.k2.SetIdentity()
+	for _, s := range shares {
+		if s == nil || s.id != out.id {
+			return nil, ErrMismatch
+		}
+		out.k1.Add(&out.k1, &s.k1)
+		out.k2.Add(&out.k2, &s.k2)
+	}
+	if out.k1.IsIdentity() || out.k2.IsIdentity() {
+		return nil, ErrIdentity
+	}
+	return out, nil
+}
+
+func pinScalar(pin uint32) (*bls12381.Scalar, error) {
+	if pin > MaxPIN {
+		return nil, ErrInvalidPIN
+	}
+	s := new(bls12381.Scalar)
+	s.SetUint64(uint64(pin))
+	return s, nil
+}
+
+// pinPoint returns pin·H1_CS(id) (constant time in pin).
+func pinPoint(id string, pin uint32) (*bls12381.G1, error) {
+	p, err := pinScalar(pin)
+	if err != nil {
+		return nil, err
+	}
+	out := new(bls12381.G1)
+	out.ScalarMult(p, H1(DomainCS, []byte(id)))
+	return out, nil
+}
+
+// ExtractPIN returns the token K_C − pin·A stored on the client device; the
+// key itself should then be discarded (see Zeroize).
+func (k *CSClientKey) ExtractPIN(pin uint32) (*PINToken, error) {
+	pa, err := pinPoint(k.id, pin)
+	if err != nil {
+		return nil, err
+	}
+	pa.Neg()
+	t := &PINToken{id: k.id}
+	t.t.Add(&k.k, pa)
+	return t, nil
+}
+
+// AddPIN re-adds pin·A to the token, giving back the key (which is the
+// right key only with the right PIN).
+func (t *PINToken) AddPIN(pin uint32) (*CSClientKey, error) {
+	pa, err := pinPoint(t.id, pin)
+	if err != nil {
+		return nil, err
+	}
+	k := &CSClientKey{id: t.id}
+	k.k.Add(&t.t, pa)
+	return k, nil
+}
+
+// Zeroize overwrites the share.
+func (m *MasterShare) Zeroize() { m.s = bls12381.Scalar{} }
+
+// Zeroize overwrites the key.
+func (k *CSClientKey) Zeroize() { k.k.SetIdentity() }
+
+// Zeroize overwrites the secret.
+func (k *CSServerSecret) Zeroize() { k.k.SetIdentity() }
+
+// Zeroize overwrites the permit.
+func (p *TimePermit) Zeroize() { p.p.SetIdentity() }
+
+// Zeroize overwrites the token.
+func (t *PINToken) Zeroize() { t.t.SetIdentity() }
+
+// Zeroize overwrites both keys.
+func (k *P2PKey) Zeroize() { k.k1.SetIdentity(); k.k2.SetIdentity() }

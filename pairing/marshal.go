@@ -1,0 +1,299 @@
+package pairing
+
+import (
+	"crypto/subtle"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+
+	"github.com/cloudflare/circl/ecc/bls12381"
+)
+
+// Binary key-file encodings: tag ‖ version ‖ body, where the body uses the
+// spec's "‖" (uint16-prefixed identity, uint64 day, compressed elements).
+// A consumer wraps them in PEM blocks of its own types.
+const (
+	tagMasterShare    = 0x01
+	tagCSClientKey    = 0x02
+	tagCSServerSecret = 0x03
+	tagTimePermit     = 0x04
+	tagPINToken       = 0x05
+	tagP2PKey         = 0x06
+	keyVersion        = 0x01
+)
+
+func keyErr(what string, err error) error {
+	if err == nil {
+		return fmt.Errorf("%w: %s", ErrKeyEncoding, what)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrKeyEncoding, what, err)
+}
+
+// keyReader parses a key encoding without ever reading past its end.
+type keyReader struct {
+	b   []byte
+	err error
+}
+
+func newKeyReader(b []byte, tag byte, what string) *keyReader {
+	r := &keyReader{b: b}
+	if len(b) < 2 || b[0] != tag || b[1] != keyVersion {
+		r.err = keyErr(what+": bad tag or version", nil)
+		return r
+	}
+	r.b = b[2:]
+	return r
+}
+
+func (r *keyReader) take(n int, what string) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if len(r.b) < n {
+		r.err = keyErr(what+": truncated", ErrLength)
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *keyReader) id() string {
+	l := r.take(2, "identity length")
+	if l == nil {
+		return ""
+	}
+	v := r.take(int(binary.BigEndian.Uint16(l)), "identity")
+	if r.err != nil {
+		return ""
+	}
+	id := string(v)
+	if err := CheckID(id); err != nil {
+		r.err = keyErr("identity", err)
+	}
+	return id
+}
+
+func (r *keyReader) u64(what string) uint64 {
+	v := r.take(8, what)
+	if v == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func (r *keyReader) g1(dst *bls12381.G1) {
+	v := r.take(G1Size, "G1 element")
+	if v == nil {
+		return
+	}
+	p, err := DecodeG1(v)
+	if err != nil {
+		r.err = keyErr("G1 element", err)
+		return
+	}
+	*dst = *p
+}
+
+func (r *keyReader) g2(dst *bls12381.G2) {
+	v := r.take(G2Size, "G2 element")
+	if v == nil {
+		return
+	}
+	p, err := DecodeG2(v)
+	if err != nil {
+		r.err = keyErr("G2 element", err)
+		return
+	}
+	*dst = *p
+}
+
+func (r *keyReader) end() error {
+	if r.err == nil && len(r.b) != 0 {
+		r.err = keyErr("trailing bytes", ErrLength)
+	}
+	return r.err
+}
+
+func keyHeader(tag byte) transcript { return transcript{tag, keyVersion} }
+
+// MarshalBinary encodes the share for a key file (tag, version, 32-byte scalar).
+func (m *MasterShare) MarshalBinary() ([]byte, error) {
+	return keyHeader(tagMasterShare).scalar(&m.s), nil
+}
+
+// UnmarshalBinary decodes a share written by MarshalBinary.
+func (m *MasterShare) UnmarshalBinary(b []byte) error {
+	r := newKeyReader(b, tagMasterShare, "master share")
+	v := r.take(ScalarSize, "scalar")
+	if err := r.end(); err != nil {
+		return err
+	}
+	s, err := DecodeScalar(v)
+	if err != nil {
+		return keyErr("scalar", err)
+	}
+	m.s = *s
+	return nil
+}
+
+// MarshalBinary encodes the key for a key file.
+func (k *CSClientKey) MarshalBinary() ([]byte, error) {
+	return keyHeader(tagCSClientKey).id(k.id).g1(&k.k), nil
+}
+
+// UnmarshalBinary decodes a key written by MarshalBinary.
+func (k *CSClientKey) UnmarshalBinary(b []byte) error {
+	r := newKeyReader(b, tagCSClientKey, "CS client key")
+	var out CSClientKey
+	out.id = r.id()
+	r.g1(&out.k)
+	if err := r.end(); err != nil {
+		return err
+	}
+	*k = out
+	return nil
+}
+
+// MarshalBinary encodes the secret for a key file.
+func (k *CSServerSecret) MarshalBinary() ([]byte, error) {
+	return keyHeader(tagCSServerSecret).g2(&k.k), nil
+}
+
+// UnmarshalBinary decodes a secret written by MarshalBinary.
+func (k *CSServerSecret) UnmarshalBinary(b []byte) error {
+	r := newKeyReader(b, tagCSServerSecret, "CS server secret")
+	var out CSServerSecret
+	r.g2(&out.k)
+	if err := r.end(); err != nil {
+		return err
+	}
+	*k = out
+	return nil
+}
+
+// MarshalBinary encodes the permit for a key file.
+func (p *TimePermit) MarshalBinary() ([]byte, error) {
+	return keyHeader(tagTimePermit).id(p.id).u64(p.day).g1(&p.p), nil
+}
+
+// UnmarshalBinary decodes a permit written by MarshalBinary.
+func (p *TimePermit) UnmarshalBinary(b []byte) error {
+	r := newKeyReader(b, tagTimePermit, "time permit")
+	var out TimePermit
+	out.id = r.id()
+	out.day = r.u64("day")
+	r.g1(&out.p)
+	if err := r.end(); err != nil {
+		return err
+	}
+	if out.day == 0 {
+		return keyErr("day 0", ErrPermitDay)
+	}
+	*p = out
+	return nil
+}
+
+// MarshalBinary encodes the token for a key file.
+func (t *PINToken) MarshalBinary() ([]byte, error) {
+	return keyHeader(tagPINToken).id(t.id).g1(&t.t), nil
+}
+
+// UnmarshalBinary decodes a token written by MarshalBinary.
+func (t *PINToken) UnmarshalBinary(b []byte) error {
+	r := newKeyReader(b, tagPINToken, "PIN token")
+	var out PINToken
+	out.id = r.id()
+	r.g1(&out.t)
+	if err := r.end(); err != nil {
+		return err
+	}
+	*t = out
+	return nil
+}
+
+// MarshalBinary encodes the key pair for a key file.
+func (k *P2PKey) MarshalBinary() ([]byte, error) {
+	return keyHeader(tagP2PKey).id(k.id).g1(&k.k1).g2(&k.k2), nil
+}
+
+// UnmarshalBinary decodes a key pair written by MarshalBinary.
+func (k *P2PKey) UnmarshalBinary(b []byte) error {
+	r := newKeyReader(b, tagP2PKey, "P2P key")
+	var out P2PKey
+	out.id = r.id()
+	r.g1(&out.k1)
+	r.g2(&out.k2)
+	if err := r.end(); err != nil {
+		return err
+	}
+	*k = out
+	return nil
+}
+
+// Equal reports in constant time whether both shares are the same.
+func (m *MasterShare) Equal(o *MasterShare) bool { return m.s.IsEqual(&o.s) == 1 }
+
+// Equal reports whether both keys are the same (the point in constant time).
+func (k *CSClientKey) Equal(o *CSClientKey) bool { return k.id == o.id && ctEqualG1(&k.k, &o.k) }
+
+// Equal reports in constant time whether both secrets are the same.
+func (k *CSServerSecret) Equal(o *CSServerSecret) bool { return ctEqualG2(&k.k, &o.k) }
+
+// Equal reports whether both permits are the same (the point in constant time).
+func (p *TimePermit) Equal(o *TimePermit) bool {
+	return p.id == o.id && p.day == o.day && ctEqualG1(&p.p, &o.p)
+}
+
+// Equal reports whether both tokens are the same (the point in constant time).
+func (t *PINToken) Equal(o *PINToken) bool { return t.id == o.id && ctEqualG1(&t.t, &o.t) }
+
+// Equal reports whether both keys are the same (the points in constant time).
+func (k *P2PKey) Equal(o *P2PKey) bool {
+	return k.id == o.id && ctEqualG1(&k.k1, &o.k1) && ctEqualG2(&k.k2, &o.k2)
+}
+
+func ctEqualG1(a, b *bls12381.G1) bool {
+	return subtle.ConstantTimeCompare(a.BytesCompressed(), b.BytesCompressed()) == 1
+}
+
+func ctEqualG2(a, b *bls12381.G2) bool {
+	return subtle.ConstantTimeCompare(a.BytesCompressed(), b.BytesCompressed()) == 1
+}
+
+// redacted formats a secret without its contents, for every fmt verb.
+func redacted(f fmt.State, s string) { _, _ = f.Write([]byte(s)) }
+
+func withID(typ, id string) string {
+	return "pairing." + typ + "{id=" + strconv.Quote(id) + ", <redacted>}"
+}
+
+func (m MasterShare) String() string { return "pairing.MasterShare{<redacted>}" }
+func (k CSClientKey) String() string { return withID("CSClientKey", k.id) }
+func (k CSServerSecret) String() string {
+	return "pairing.CSServerSecret{<redacted>}"
+}
+func (p TimePermit) String() string {
+	return "pairing.TimePermit{id=" + strconv.Quote(p.id) + ", day=" +
+		strconv.FormatUint(p.day, 10) + ", <redacted>}"
+}
+func (t PINToken) String() string { return withID("PINToken", t.id) }
+func (k P2PKey) String() string   { return withID("P2PKey", k.id) }
+
+// Format prints String() for every verb, so no verb can leak the secret.
+func (m MasterShare) Format(f fmt.State, _ rune) { redacted(f, m.String()) }
+
+// Format prints String() for every verb, so no verb can leak the secret.
+func (k CSClientKey) Format(f fmt.State, _ rune) { redacted(f, k.String()) }
+
+// Format prints String() for every verb, so no verb can leak the secret.
+func (k CSServerSecret) Format(f fmt.State, _ rune) { redacted(f, k.String()) }
+
+// Format prints String() for every verb, so no verb can leak the secret.
+func (p TimePermit) Format(f fmt.State, _ rune) { redacted(f, p.String()) }
+
+// Format prints String() for every verb, so no verb can leak the secret.
+func (t PINToken) Format(f fmt.State, _ rune) { redacted(f, t.String()) }
+
+// Format prints String() for every verb, so no verb can leak the secret.
+func (k P2PKey) Format(f fmt.State, _ rune) { redacted(f, k.String()) }

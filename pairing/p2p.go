@@ -1,0 +1,192 @@
+package pairing
+
+import (
+	"io"
+
+	"github.com/cloudflare/circl/ecc/bls12381"
+)
+
+// Milagro P2P (spec §4): Chow–Choo. The TLS server is the sender S (uses
+// K1_S), the TLS client the receiver C (uses K2_C).
+
+// P2PServer is a peer prepared to act as the TLS server, with A_S cached.
+// It is safe for concurrent use.
+type P2PServer struct {
+	id string
+	k1 bls12381.G1
+	a  bls12381.G1 // A_S = H1_P2P(id_S)
+}
+
+// NewP2PServer prepares the TLS-server side of a peer from its combined key.
+func NewP2PServer(key *P2PKey) (*P2PServer, error) {
+	if key == nil {
+		return nil, ErrMismatch
+	}
+	if err := CheckID(key.id); err != nil {
+		return nil, err
+	}
+	if key.k1.IsIdentity() {
+		return nil, ErrIdentity
+	}
+	return &P2PServer{id: key.id, k1: key.k1, a: *H1(DomainP2P, []byte(key.id))}, nil
+}
+
+// ID returns the server identity id_S.
+func (s *P2PServer) ID() string { return s.id }
+
+// Zeroize overwrites the key.
+func (s *P2PServer) Zeroize() { s.k1.SetIdentity() }
+
+// String never prints the key.
+func (s *P2PServer) String() string { return withID("P2PServer", s.id) }
+
+// P2PServerHandshake is the server's state for one handshake.
+type P2PServerHandshake struct {
+	s     *P2PServer
+	x     bls12381.Scalar
+	xB    []byte
+	spent bool
+}
+
+// Start begins a handshake: x ←$ Z_r, X_S = x·A_S.
+func (s *P2PServer) Start(rand io.Reader) (*P2PServerHandshake, error) {
+	x, err := randomScalar(rand)
+	if err != nil {
+		return nil, err
+	}
+	hs := &P2PServerHandshake{s: s, x: *x}
+	*x = bls12381.Scalar{}
+	var xp bls12381.G1
+	xp.ScalarMult(&hs.x, &s.a)
+	hs.xB = xp.BytesCompressed()
+	return hs, nil
+}
+
+// ID returns id_S for the ServerKeyExchange.
+func (hs *P2PServerHandshake) ID() string { return hs.s.id }
+
+// X returns the 48-byte X_S for the ServerKeyExchange.
+func (hs *P2PServerHandshake) X() []byte { return append([]byte(nil), hs.xB...) }
+
+// Finish takes the client's (id_C, W_C, Y_C): π_S = Hq_P2P(X_S ‖ Y_C ‖ W_C ‖
+// id_C), π_C = Hq_P2P(Y_C ‖ X_S ‖ W_C ‖ id_S), g = e((x + π_S)·K1_S,
+// π_C·B_C + Y_C), z = x·W_C, and returns the 32-byte pre-master secret. The
+// client is authenticated only by the Finished messages that follow.
+// Finish may be called once.
+func (hs *P2PServerHandshake) Finish(idC string, wC, yC []byte) ([]byte, error) {
+	if hs.spent {
+		return nil, ErrMismatch
+	}
+	if err := CheckID(idC); err != nil {
+		return nil, err
+	}
+	w, err := DecodeG1(wC)
+	if err != nil {
+		return nil, err
+	}
+	y, err := DecodeG2(yC)
+	if err != nil {
+		return nil, err
+	}
+	hs.spent = true
+	defer func() { hs.x = bls12381.Scalar{} }()
+	piS, piC := p2pPi(hs.xB, yC, wC, idC, hs.s.id)
+	bC := H2(DomainP2P, []byte(idC))
+	var e bls12381.Scalar
+	e.Add(&hs.x, piS)
+	var k, z bls12381.G1
+	k.ScalarMult(&e, &hs.s.k1)
+	e = bls12381.Scalar{}
+	var q bls12381.G2
+	q.ScalarMult(piC, bC)
+	q.Add(&q, y)
+	g := bls12381.Pair(&k, &q)
+	z.ScalarMult(&hs.x, w)
+	return premaster(p2pPMSLabel, g, &z), nil
+}
+
+// p2pPi returns π_S = Hq_P2P(X_S ‖ Y_C ‖ W_C ‖ id_C) and
+// π_C = Hq_P2P(Y_C ‖ X_S ‖ W_C ‖ id_S).
+func p2pPi(xS, yC, wC []byte, idC, idS string) (piS, piC *bls12381.Scalar) {
+	piS = Hq(DomainP2P, transcript(nil).raw(xS).raw(yC).raw(wC).id(idC))
+	piC = Hq(DomainP2P, transcript(nil).raw(yC).raw(xS).raw(wC).id(idS))
+	return
+}
+
+// P2PClient is a peer prepared to act as the TLS client, with B_C cached.
+// It is safe for concurrent use.
+type P2PClient struct {
+	id string
+	k2 bls12381.G2
+	b  bls12381.G2 // B_C = H2_P2P(id_C)
+}
+
+// NewP2PClient prepares the TLS-client side of a peer from its combined key.
+func NewP2PClient(key *P2PKey) (*P2PClient, error) {
+	if key == nil {
+		return nil, ErrMismatch
+	}
+	if err := CheckID(key.id); err != nil {
+		return nil, err
+	}
+	if key.k2.IsIdentity() {
+		return nil, ErrIdentity
+	}
+	return &P2PClient{id: key.id, k2: key.k2, b: *H2(DomainP2P, []byte(key.id))}, nil
+}
+
+// ID returns the client identity id_C.
+func (c *P2PClient) ID() string { return c.id }
+
+// Zeroize overwrites the key.
+func (c *P2PClient) Zeroize() { c.k2.SetIdentity() }
+
+// String never prints the key.
+func (c *P2PClient) String() string { return withID("P2PClient", c.id) }
+
+// Respond answers the server's (id_S, X_S) when the client expects the
+// server expectedID (ErrPeerIdentity otherwise): y, w ←$ Z_r, Y_C = y·B_C,
+// W_C = w·A_S, g = e(π_S·A_S + X_S, (y + π_C)·K2_C), z = w·X_S. It returns
+// W_C (48 bytes) and Y_C (96 bytes) for the ClientKeyExchange (with ID())
+// and the 32-byte pre-master secret.
+func (c *P2PClient) Respond(rand io.Reader, expectedID, idS string, xS []byte) (wC, yC, pms []byte, err error) {
+	if idS != expectedID {
+		return nil, nil, nil, ErrPeerIdentity
+	}
+	if err := CheckID(idS); err != nil {
+		return nil, nil, nil, err
+	}
+	x, err := DecodeG1(xS)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	y, err := randomScalar(rand)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	w, err := randomScalar(rand)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer func() { *y = bls12381.Scalar{}; *w = bls12381.Scalar{} }()
+	aS := H1(DomainP2P, []byte(idS))
+	var yp bls12381.G2
+	yp.ScalarMult(y, &c.b)
+	var wp bls12381.G1
+	wp.ScalarMult(w, aS)
+	yC, wC = yp.BytesCompressed(), wp.BytesCompressed()
+	piS, piC := p2pPi(xS, yC, wC, c.id, idS)
+	// e(π_S·A_S + X_S, (y+π_C)·K2_C) = e((y+π_C)·(π_S·A_S + X_S), K2_C):
+	// two G1 multiplications are cheaper than one in G2.
+	var p bls12381.G1
+	p.ScalarMult(piS, aS)
+	p.Add(&p, x)
+	var e bls12381.Scalar
+	e.Add(y, piC)
+	p.ScalarMult(&e, &p)
+	e = bls12381.Scalar{}
+	g := bls12381.Pair(&p, &c.k2)
+	var z bls12381.G1
+	z.ScalarMult(w, x)
+	return wC, yC, premaster(p2pPMSLabel, g, &z), nil
+}
