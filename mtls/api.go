@@ -62,6 +62,8 @@ type Config struct {
 type ClientHelloInfo struct {
 	ServerName   string
 	CipherSuites []uint16
+	// Curves are the client's supported_groups.
+	Curves []ciphersuite.CurveID
 }
 
 // ConnectionState describes an established connection.

@@ -1,0 +1,187 @@
+package mtls
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/milagro-go/milagro/ciphersuite"
+	"github.com/milagro-go/milagro/handshake"
+)
+
+// defaultCurves is the ECDHE_PSK group preference when CurvePreferences is nil.
+var defaultCurves = []ciphersuite.CurveID{ciphersuite.X25519, ciphersuite.P256}
+
+// Clone returns a shallow copy of c (callbacks and byte slices are shared).
+func (c *Config) Clone() *Config {
+	if c == nil {
+		return nil
+	}
+	cp := *c
+	return &cp
+}
+
+func (c *Config) rand() io.Reader {
+	if c.Rand != nil {
+		return c.Rand
+	}
+	return rand.Reader
+}
+
+func (c *Config) time() func() time.Time {
+	if c.Time != nil {
+		return c.Time
+	}
+	return time.Now
+}
+
+// suites resolves CipherSuites; nil means every implemented suite (the
+// handshake keeps those the credentials support).
+func (c *Config) suites() ([]*ciphersuite.Suite, error) {
+	if c.CipherSuites == nil {
+		all := ciphersuite.All()
+		return append([]*ciphersuite.Suite(nil), all...), nil
+	}
+	out := make([]*ciphersuite.Suite, 0, len(c.CipherSuites))
+	for _, id := range c.CipherSuites {
+		s := ciphersuite.ByID(id)
+		if s == nil {
+			return nil, fmt.Errorf("mtls: unknown cipher suite %#04x in Config.CipherSuites", id)
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("mtls: Config.CipherSuites is empty")
+	}
+	return out, nil
+}
+
+func (c *Config) curves() []ciphersuite.CurveID {
+	if c.CurvePreferences != nil {
+		return append([]ciphersuite.CurveID(nil), c.CurvePreferences...)
+	}
+	return append([]ciphersuite.CurveID(nil), defaultCurves...)
+}
+
+func (c *Config) keyLog() io.Writer {
+	if c.KeyLogWriter == nil {
+		return nil
+	}
+	return keyLogWriter{c.KeyLogWriter}
+}
+
+// clientHandshakeConfig is the one place that maps a Config to the client
+// handshake's configuration.
+func (c *Config) clientHandshakeConfig() (*handshake.ClientConfig, error) {
+	suites, err := c.suites()
+	if err != nil {
+		return nil, err
+	}
+	kx := &ciphersuite.ClientConfig{
+		Rand:   c.rand(),
+		Time:   c.time(),
+		Curves: c.curves(),
+	}
+	switch {
+	case c.GetClientPSK != nil:
+		get := c.GetClientPSK
+		kx.PSK = func(hint []byte) ([]byte, []byte, error) {
+			id, psk, err := get(hint)
+			if err != nil {
+				return nil, nil, err
+			}
+			return []byte(id), psk, nil
+		}
+	case len(c.PSK) > 0:
+		id, psk := []byte(c.PSKIdentity), c.PSK
+		kx.PSK = func([]byte) ([]byte, []byte, error) { return id, psk, nil }
+	}
+	// Milagro credentials: see milagro_config.go.
+	if err := c.milagroClientKX(kx); err != nil {
+		return nil, err
+	}
+	return &handshake.ClientConfig{
+		Rand:               kx.Rand,
+		Suites:             suites,
+		KX:                 kx,
+		ServerName:         c.ServerName,
+		InsecureAllowNoEMS: c.InsecureAllowNoEMS,
+		KeyLog:             c.keyLog(),
+	}, nil
+}
+
+// serverHandshakeConfig is the one place that maps a Config to the server
+// handshake's configuration.
+func (c *Config) serverHandshakeConfig() (*handshake.ServerConfig, error) {
+	hc, err := c.serverHandshakeConfigNoCallback()
+	if err != nil {
+		return nil, err
+	}
+	if get := c.GetConfigForClient; get != nil {
+		hc.GetConfigForClient = func(hi *handshake.ClientHelloInfo) (*handshake.ServerConfig, error) {
+			cfg, err := get(&ClientHelloInfo{
+				ServerName:   hi.ServerName,
+				CipherSuites: hi.CipherSuites,
+				Curves:       hi.Curves,
+			})
+			if err != nil || cfg == nil {
+				return nil, err
+			}
+			return cfg.serverHandshakeConfigNoCallback()
+		}
+	}
+	return hc, nil
+}
+
+func (c *Config) serverHandshakeConfigNoCallback() (*handshake.ServerConfig, error) {
+	suites, err := c.suites()
+	if err != nil {
+		return nil, err
+	}
+	kx := &ciphersuite.ServerConfig{
+		Rand:               c.rand(),
+		Time:               c.time(),
+		Curves:             c.curves(),
+		VerifyPeerIdentity: c.VerifyPeerIdentity,
+	}
+	if c.PSKIdentityHint != "" {
+		kx.Hint = []byte(c.PSKIdentityHint)
+	}
+	if get := c.GetServerPSK; get != nil {
+		kx.PSK = func(identity []byte) ([]byte, error) { return get(string(identity)) }
+	}
+	// Milagro credentials: see milagro_config.go.
+	if err := c.milagroServerKX(kx); err != nil {
+		return nil, err
+	}
+	return &handshake.ServerConfig{
+		Rand:               kx.Rand,
+		Suites:             suites,
+		KX:                 kx,
+		InsecureAllowNoEMS: c.InsecureAllowNoEMS,
+		KeyLog:             c.keyLog(),
+	}, nil
+}
+
+// keyLogMutex serializes key-log lines from all connections (like crypto/tls).
+var keyLogMutex sync.Mutex
+
+type keyLogWriter struct{ w io.Writer }
+
+func (k keyLogWriter) Write(p []byte) (int, error) {
+	keyLogMutex.Lock()
+	defer keyLogMutex.Unlock()
+	return k.w.Write(p)
+}
+
+// hostnameForSNI returns the host part of addr, for Config.ServerName.
+func hostnameForSNI(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	return host
+}

@@ -1,0 +1,366 @@
+package mtls
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/milagro-go/milagro/ciphersuite"
+	"github.com/milagro-go/milagro/handshake"
+)
+
+// closeNotifyTimeout bounds how long Close waits to send close_notify (and a
+// failed handshake to send its alert).
+const closeNotifyTimeout = 5 * time.Second
+
+// Conn is a TLS 1.2 connection over a net.Conn. Read and Write may be called
+// from different goroutines; the first Read or Write runs the handshake.
+type Conn struct {
+	conn     net.Conn
+	isClient bool
+	config   *Config
+
+	// handshake state, guarded by handshakeMutex
+	handshakeMutex    sync.Mutex
+	handshakeErr      error
+	handshakeComplete atomic.Bool
+	state             *handshake.State
+
+	// fatal is the fatal alert error sent or received; it ends the connection.
+	fatal atomic.Pointer[AlertError]
+
+	// activeCall: bit 0 is set by Close, the rest counts active Writes.
+	activeCall atomic.Int32
+	closedByUs atomic.Bool // the underlying conn was closed after a failed handshake
+
+	// read side, guarded by in
+	in           halfConn
+	raw          []byte // raw input buffer; unread bytes in raw[rpos:rend]
+	rpos, rend   int
+	plain        []byte // decryption buffer
+	input        []byte // application data not yet returned by Read
+	hand         []byte // handshake reassembly buffer
+	versionSet   bool
+	sawRecord    bool
+	gotCCS       bool
+	warnings     int // ignored warning alerts in a row
+	emptyRecords int // zero-length application data records in a row
+
+	// write side, guarded by out
+	out             halfConn
+	outBuf          []byte // one sealed record
+	sendBuf         []byte // the queued handshake flight
+	hsPending       []byte // handshake messages not yet sealed into records
+	alertBuf        [2]byte
+	closeNotifySent bool
+	closeNotifyErr  error
+}
+
+// Client returns a client-side connection over conn; the handshake runs on
+// first use or on Handshake.
+func Client(conn net.Conn, config *Config) *Conn {
+	return newConn(conn, config, true)
+}
+
+// Server returns a server-side connection over conn.
+func Server(conn net.Conn, config *Config) *Conn {
+	return newConn(conn, config, false)
+}
+
+func newConn(conn net.Conn, config *Config, isClient bool) *Conn {
+	c := &Conn{conn: conn, config: config, isClient: isClient}
+	c.in.version = versionTLS10
+	c.out.version = versionTLS10
+	return c
+}
+
+// LocalAddr returns the local network address.
+func (c *Conn) LocalAddr() net.Addr { return c.conn.LocalAddr() }
+
+// RemoteAddr returns the remote network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
+
+// SetDeadline sets the read and write deadlines of the underlying connection.
+// A write that times out leaves the connection unusable for writing.
+func (c *Conn) SetDeadline(t time.Time) error { return c.conn.SetDeadline(t) }
+
+// SetReadDeadline sets the read deadline of the underlying connection.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the write deadline of the underlying connection. A
+// write that times out leaves the connection unusable for writing.
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
+
+// NetConn returns the underlying connection. Writing to or reading from it
+// corrupts the TLS session.
+func (c *Conn) NetConn() net.Conn { return c.conn }
+
+// Read reads application data, running the handshake first if needed. After
+// the peer's close_notify it returns io.EOF; a connection closed without
+// close_notify is reported as a truncation (wrapping io.ErrUnexpectedEOF).
+func (c *Conn) Read(b []byte) (int, error) {
+	if err := c.Handshake(); err != nil {
+		return 0, err
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	c.in.Lock()
+	defer c.in.Unlock()
+	for len(c.input) == 0 {
+		if err := c.readRecord(); err != nil {
+			return 0, err
+		}
+		if len(c.hand) > 0 {
+			if err := c.handlePostHandshake(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	n := copy(b, c.input)
+	c.input = c.input[n:]
+	return n, nil
+}
+
+// Write writes application data in records of at most 16 KiB, running the
+// handshake first if needed.
+func (c *Conn) Write(b []byte) (int, error) {
+	for {
+		x := c.activeCall.Load()
+		if x&1 != 0 {
+			return 0, net.ErrClosed
+		}
+		if c.activeCall.CompareAndSwap(x, x+2) {
+			break
+		}
+	}
+	defer c.activeCall.Add(-2)
+
+	if err := c.Handshake(); err != nil {
+		return 0, err
+	}
+	c.out.Lock()
+	defer c.out.Unlock()
+	if err := c.fatalErr(); err != nil {
+		return 0, err
+	}
+	if c.out.err != nil {
+		return 0, c.out.err
+	}
+	if c.closeNotifySent {
+		return 0, errShutdown
+	}
+	n := 0
+	for len(b) > 0 {
+		m := min(len(b), maxPlaintext)
+		if err := c.writeRecordLocked(recordTypeApplicationData, b[:m]); err != nil {
+			return n, err
+		}
+		n += m
+		b = b[m:]
+	}
+	return n, nil
+}
+
+// Close sends close_notify (if the handshake completed; bounded by a short
+// write deadline) and closes the underlying connection.
+func (c *Conn) Close() error {
+	var x int32
+	for {
+		x = c.activeCall.Load()
+		if x&1 != 0 {
+			return net.ErrClosed
+		}
+		if c.activeCall.CompareAndSwap(x, x|1) {
+			break
+		}
+	}
+	if x != 0 {
+		// A Write is in flight: Close is being used to break it; do not
+		// wait for it to send close_notify.
+		return c.closeConn()
+	}
+	var alertErr error
+	if c.handshakeComplete.Load() {
+		if err := c.closeNotify(); err != nil {
+			alertErr = fmt.Errorf("mtls: failed to send close_notify (the connection was closed anyway): %w", err)
+		}
+	}
+	if err := c.closeConn(); err != nil {
+		return err
+	}
+	return alertErr
+}
+
+func (c *Conn) closeConn() error {
+	err := c.conn.Close()
+	if c.closedByUs.Load() {
+		return nil
+	}
+	return err
+}
+
+var errEarlyCloseWrite = errors.New("mtls: CloseWrite called before the handshake completed")
+
+// CloseWrite sends close_notify: the peer reads io.EOF, while this side can
+// still Read. Further Writes fail.
+func (c *Conn) CloseWrite() error {
+	if !c.handshakeComplete.Load() {
+		return errEarlyCloseWrite
+	}
+	return c.closeNotify()
+}
+
+func (c *Conn) closeNotify() error {
+	c.out.Lock()
+	defer c.out.Unlock()
+	if !c.closeNotifySent {
+		if c.fatal.Load() == nil {
+			c.SetWriteDeadline(time.Now().Add(closeNotifyTimeout))
+			c.closeNotifyErr = c.sendAlertLocked(alertLevelWarning, ciphersuite.AlertCloseNotify)
+			// Any later Write fails.
+			c.SetWriteDeadline(time.Now())
+		}
+		c.closeNotifySent = true
+	}
+	return c.closeNotifyErr
+}
+
+// Handshake runs the handshake if it has not run yet. Most uses need not
+// call it: the first Read or Write does.
+func (c *Conn) Handshake() error { return c.HandshakeContext(context.Background()) }
+
+// HandshakeContext runs the handshake if it has not run yet. Cancelling ctx
+// interrupts a blocked handshake (the connection is then unusable). Without
+// a deadline in ctx, Config.HandshakeTimeout applies.
+func (c *Conn) HandshakeContext(ctx context.Context) error {
+	if c.handshakeComplete.Load() {
+		return nil
+	}
+	if _, ok := ctx.Deadline(); !ok && c.config != nil && c.config.HandshakeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.config.HandshakeTimeout)
+		defer cancel()
+	}
+	stop := func() error { return nil }
+	if ctx.Done() != nil {
+		done := make(chan struct{})
+		res := make(chan error, 1)
+		go func() {
+			select {
+			case <-ctx.Done():
+				// Interrupt blocked I/O; the handshake then fails.
+				c.conn.SetDeadline(time.Unix(1, 0))
+				res <- ctx.Err()
+			case <-done:
+				res <- nil
+			}
+		}()
+		var once sync.Once
+		var ctxErr error
+		stop = func() error {
+			once.Do(func() { close(done); ctxErr = <-res })
+			return ctxErr
+		}
+		defer stop()
+	}
+
+	c.handshakeMutex.Lock()
+	defer c.handshakeMutex.Unlock()
+	if c.handshakeErr != nil {
+		return c.handshakeErr
+	}
+	if c.handshakeComplete.Load() {
+		return nil
+	}
+
+	c.in.Lock()
+	st, err := c.runHandshake(ctx)
+	c.in.Unlock()
+	if ctxErr := stop(); ctxErr != nil {
+		err = ctxErr
+	}
+	if err != nil {
+		c.handshakeErr = c.handshakeFailed(err)
+		return c.handshakeErr
+	}
+	c.state = st
+	c.handshakeComplete.Store(true)
+	return nil
+}
+
+func (c *Conn) runHandshake(ctx context.Context) (*handshake.State, error) {
+	if c.config == nil {
+		return nil, errors.New("mtls: nil Config")
+	}
+	rl := (*recordLayer)(c)
+	if c.isClient {
+		hc, err := c.config.clientHandshakeConfig()
+		if err != nil {
+			return nil, err
+		}
+		return handshake.Client(ctx, rl, hc)
+	}
+	hc, err := c.config.serverHandshakeConfig()
+	if err != nil {
+		return nil, err
+	}
+	return handshake.Server(ctx, rl, hc)
+}
+
+// handshakeFailed sends the alert of a local handshake failure (unless the
+// record layer already sent or received one), closes the underlying
+// connection and returns the error the connection keeps.
+func (c *Conn) handshakeFailed(err error) error {
+	var ae *AlertError
+	if errors.As(err, &ae) && !ae.Remote && c.fatal.Load() == nil {
+		c.conn.SetWriteDeadline(time.Now().Add(closeNotifyTimeout))
+		c.sendFatal(ae)
+	}
+	if fe := c.fatal.Load(); fe != nil && ae == nil {
+		err = fe
+	}
+	if c.logger() != nil {
+		c.logger().Debug("mtls: handshake failed", "client", c.isClient, "err", err)
+	}
+	c.closedByUs.Store(true)
+	c.conn.Close()
+	return err
+}
+
+func (c *Conn) logger() interface {
+	Debug(msg string, args ...any)
+} {
+	if c.config == nil || c.config.Logger == nil {
+		return nil
+	}
+	return c.config.Logger
+}
+
+// ConnectionState returns details about the connection.
+func (c *Conn) ConnectionState() ConnectionState {
+	c.handshakeMutex.Lock()
+	defer c.handshakeMutex.Unlock()
+	cs := ConnectionState{HandshakeComplete: c.handshakeComplete.Load()}
+	st := c.state
+	if st == nil {
+		return cs
+	}
+	cs.Version = st.Version
+	if st.Suite != nil {
+		cs.CipherSuite = st.Suite.ID
+		cs.CipherSuiteName = st.Suite.Name
+		cs.KeyExchange = st.Suite.KX
+	}
+	cs.ExtendedMasterSecret = st.ExtendedMasterSecret
+	cs.ServerName = st.ServerName
+	cs.PeerIdentity = st.PeerIdentity
+	cs.LocalIdentity = st.LocalIdentity
+	// tls-unique is the first Finished of the (only, full) handshake: the client's.
+	cs.TLSUnique = append([]byte(nil), st.ClientFinished...)
+	return cs
+}

@@ -1,0 +1,77 @@
+package mtls
+
+import (
+	"context"
+	"errors"
+	"net"
+)
+
+// Dialer dials TLS connections: Dial and DialContext return after the
+// handshake has completed.
+type Dialer struct {
+	// NetDialer is used for the underlying connection; nil means a zero
+	// net.Dialer. Its Timeout and Deadline bound dial and handshake together.
+	NetDialer *net.Dialer
+	// Config is the client configuration; it must not be nil.
+	Config *Config
+}
+
+// Dial connects to addr and runs the client handshake.
+func Dial(network, addr string, config *Config) (*Conn, error) {
+	return dial(context.Background(), new(net.Dialer), network, addr, config)
+}
+
+// DialWithDialer is Dial with the underlying connection made by dialer; its
+// Timeout and Deadline bound dial and handshake together.
+func DialWithDialer(dialer *net.Dialer, network, addr string, config *Config) (*Conn, error) {
+	return dial(context.Background(), dialer, network, addr, config)
+}
+
+// Dial connects and runs the handshake; the returned net.Conn is a *Conn.
+func (d *Dialer) Dial(network, addr string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, addr)
+}
+
+// DialContext connects and runs the handshake; ctx bounds both. The
+// returned net.Conn is a *Conn.
+func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	nd := d.NetDialer
+	if nd == nil {
+		nd = new(net.Dialer)
+	}
+	c, err := dial(ctx, nd, network, addr, d.Config)
+	if err != nil {
+		return nil, err // not a typed nil *Conn
+	}
+	return c, nil
+}
+
+func dial(ctx context.Context, nd *net.Dialer, network, addr string, config *Config) (*Conn, error) {
+	if config == nil {
+		return nil, errors.New("mtls: Dial needs a non-nil Config")
+	}
+	if nd.Timeout != 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, nd.Timeout)
+		defer cancel()
+	}
+	if !nd.Deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, nd.Deadline)
+		defer cancel()
+	}
+	raw, err := nd.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if config.ServerName == "" {
+		config = config.Clone()
+		config.ServerName = hostnameForSNI(addr)
+	}
+	c := Client(raw, config)
+	if err := c.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return c, nil
+}

@@ -1,0 +1,39 @@
+package mtls
+
+import (
+	"errors"
+	"net"
+)
+
+type listener struct {
+	net.Listener
+	config *Config
+}
+
+// Accept waits for the next connection and returns it as a server *Conn
+// (as a net.Conn). The handshake runs on first Read/Write or Handshake.
+func (l *listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return Server(c, l.config), nil
+}
+
+// NewListener returns a listener whose Accept wraps inner's connections
+// with Server(conn, config).
+func NewListener(inner net.Listener, config *Config) net.Listener {
+	return &listener{Listener: inner, config: config}
+}
+
+// Listen listens on addr and returns a listener of server *Conns.
+func Listen(network, addr string, config *Config) (net.Listener, error) {
+	if config == nil {
+		return nil, errors.New("mtls: Listen needs a non-nil Config")
+	}
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return NewListener(l, config), nil
+}

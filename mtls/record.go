@@ -1,0 +1,571 @@
+package mtls
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"sync"
+
+	"github.com/milagro-go/milagro/ciphersuite"
+)
+
+// Record layer limits and constants (RFC 5246 §6.2).
+const (
+	recordTypeChangeCipherSpec uint8 = 20
+	recordTypeAlert            uint8 = 21
+	recordTypeHandshake        uint8 = 22
+	recordTypeApplicationData  uint8 = 23
+
+	recordHeaderLen  = 5
+	maxPlaintext     = 1 << 14             // TLSPlaintext.length limit
+	maxCiphertext    = maxPlaintext + 2048 // TLSCiphertext.length limit
+	maxRecordLen     = recordHeaderLen + maxCiphertext
+	maxHandshakeMsg  = 64 << 10 // largest handshake message body we reassemble
+	maxEmptyRecords  = 16       // zero-length application data records in a row
+	maxWarningAlerts = 5        // ignored warning alerts in a row
+	rawBufLen        = 2 * maxRecordLen
+	maxSealOverhead  = 256 // generous bound on RecordCipher.Overhead()
+
+	versionTLS10 uint16 = 0x0301
+	versionTLS12 uint16 = 0x0303
+
+	alertLevelWarning = 1
+	alertLevelFatal   = 2
+
+	typeHelloRequest = 0
+	typeClientHello  = 1
+)
+
+// Errors of the record layer that carry no alert.
+var (
+	errShutdown     = errors.New("mtls: protocol is shutdown")
+	errSeqExhausted = errors.New("mtls: record sequence number exhausted; connection closed")
+)
+
+// halfConn is one direction of the record layer.
+type halfConn struct {
+	sync.Mutex
+	err     error // permanent error for this direction
+	version uint16
+	cipher  ciphersuite.RecordCipher
+	seq     uint64
+}
+
+// permanentError makes a net.Error permanent (crypto/tls does the same for
+// write errors: a record may have been cut in half).
+type permanentError struct{ err net.Error }
+
+func (e *permanentError) Error() string   { return e.err.Error() }
+func (e *permanentError) Unwrap() error   { return e.err }
+func (e *permanentError) Timeout() bool   { return e.err.Timeout() }
+func (e *permanentError) Temporary() bool { return false }
+
+func permanent(err error) error {
+	if ne, ok := err.(net.Error); ok {
+		return &permanentError{ne}
+	}
+	return err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// fatal returns the connection's fatal alert error, if one was sent or received.
+func (c *Conn) fatalErr() error {
+	if e := c.fatal.Load(); e != nil {
+		return e
+	}
+	return nil
+}
+
+// setFatal records err as the connection's fatal error (first one wins).
+func (c *Conn) setFatal(err *AlertError) *AlertError {
+	if c.fatal.CompareAndSwap(nil, err) {
+		return err
+	}
+	return c.fatal.Load()
+}
+
+// fail sends fatal alert a (if no fatal alert was sent or received before)
+// and returns the resulting local *AlertError. Must not hold c.out.
+func (c *Conn) fail(a Alert, format string, args ...any) error {
+	err := &AlertError{Alert: a, Err: fmt.Errorf(format, args...)}
+	return c.sendFatal(err)
+}
+
+// sendFatal sends err's alert as a fatal alert unless the connection already
+// failed, and makes it the connection's error. Must not hold c.out.
+func (c *Conn) sendFatal(err *AlertError) error {
+	if prev := c.fatal.Load(); prev != nil {
+		return prev
+	}
+	c.out.Lock()
+	if c.fatal.Load() == nil && c.out.err == nil {
+		c.sendAlertLocked(alertLevelFatal, err.Alert)
+	}
+	c.out.Unlock()
+	return c.setFatal(err)
+}
+
+// sendAlertLocked writes one alert record immediately. c.out must be held.
+func (c *Conn) sendAlertLocked(level uint8, a Alert) error {
+	if c.out.err != nil {
+		return c.out.err
+	}
+	if c.out.cipher != nil && c.out.seq == math.MaxUint64 {
+		c.out.err = errSeqExhausted
+		return c.out.err
+	}
+	c.alertBuf[0], c.alertBuf[1] = level, uint8(a)
+	c.ensureOutBuf()
+	c.outBuf = c.sealRecord(c.outBuf[:0], recordTypeAlert, c.alertBuf[:])
+	if _, err := c.conn.Write(c.outBuf); err != nil {
+		c.out.err = permanent(err)
+		return c.out.err
+	}
+	return nil
+}
+
+func (c *Conn) ensureOutBuf() {
+	if c.outBuf == nil {
+		c.outBuf = make([]byte, 0, recordHeaderLen+maxPlaintext+maxSealOverhead)
+	}
+}
+
+// sealRecord appends one record (header and protected fragment) to dst.
+// c.out must be held; the caller has checked the sequence number.
+func (c *Conn) sealRecord(dst []byte, typ uint8, payload []byte) []byte {
+	start := len(dst)
+	v := c.out.version
+	dst = append(dst, typ, byte(v>>8), byte(v), 0, 0)
+	if c.out.cipher == nil {
+		dst = append(dst, payload...)
+	} else {
+		dst = c.out.cipher.Seal(dst, c.out.seq, typ, v, payload)
+		c.out.seq++
+	}
+	n := len(dst) - start - recordHeaderLen
+	dst[start+3], dst[start+4] = byte(n>>8), byte(n)
+	return dst
+}
+
+// checkWriteSeqLocked refuses to use the last sequence numbers: the record
+// layer never wraps. When the counter is nearly exhausted it sends a final
+// close_notify (using the one sequence number it reserved for that) and
+// closes the write direction.
+func (c *Conn) checkWriteSeqLocked() error {
+	if c.out.cipher != nil && c.out.seq >= math.MaxUint64-1 {
+		if c.out.err == nil {
+			c.sendAlertLocked(alertLevelWarning, ciphersuite.AlertCloseNotify)
+			c.closeNotifySent = true
+			if c.out.err == nil {
+				c.out.err = errSeqExhausted
+			}
+		}
+		return errSeqExhausted
+	}
+	return nil
+}
+
+// writeRecordLocked seals data (at most maxPlaintext bytes) as one record of
+// type typ and writes it. c.out must be held.
+func (c *Conn) writeRecordLocked(typ uint8, data []byte) error {
+	if err := c.checkWriteSeqLocked(); err != nil {
+		return err
+	}
+	c.ensureOutBuf()
+	c.outBuf = c.sealRecord(c.outBuf[:0], typ, data)
+	if _, err := c.conn.Write(c.outBuf); err != nil {
+		c.out.err = permanent(err)
+		return c.out.err
+	}
+	return nil
+}
+
+// fill makes sure at least n bytes of raw input are buffered. c.in must be held.
+func (c *Conn) fill(n int) error {
+	if c.raw == nil {
+		c.raw = make([]byte, rawBufLen)
+	}
+	for c.rend-c.rpos < n {
+		if c.rpos+n > len(c.raw) {
+			copy(c.raw, c.raw[c.rpos:c.rend])
+			c.rend -= c.rpos
+			c.rpos = 0
+		}
+		m, err := c.conn.Read(c.raw[c.rend:])
+		c.rend += m
+		if err != nil {
+			if c.rend-c.rpos >= n {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// readErr turns an error of the underlying connection into the record
+// layer's error and makes it permanent unless it is a timeout.
+func (c *Conn) readErr(err error) error {
+	if errors.Is(err, io.EOF) {
+		err = fmt.Errorf("mtls: connection truncated: peer closed the connection without close_notify: %w", io.ErrUnexpectedEOF)
+	} else if isTimeout(err) {
+		return err
+	}
+	c.in.err = err
+	return err
+}
+
+// localFail sends a fatal alert, records it as the read error and returns it.
+// c.in must be held.
+func (c *Conn) localFail(a Alert, format string, args ...any) error {
+	err := c.fail(a, format, args...)
+	c.in.err = err
+	return err
+}
+
+// readRecord reads and processes one record; see readRecordOrCCS.
+func (c *Conn) readRecord() error { return c.readRecordOrCCS(false) }
+
+// readRecordOrCCS reads one record and processes it: application data is left
+// in c.input, handshake data is appended to c.hand, alerts are handled here.
+// A ChangeCipherSpec is accepted only when expectCCS (the caller switches
+// ciphers); with expectCCS only a ChangeCipherSpec or an alert is accepted.
+// It returns nil after a record that needs no further action by the caller
+// (e.g. an ignored warning alert). c.in must be held.
+func (c *Conn) readRecordOrCCS(expectCCS bool) error {
+	if err := c.fatalErr(); err != nil {
+		return err
+	}
+	if c.in.err != nil {
+		return c.in.err
+	}
+	handshakeComplete := c.handshakeComplete.Load()
+
+	if err := c.fill(recordHeaderLen); err != nil {
+		return c.readErr(err)
+	}
+	hdr := c.raw[c.rpos : c.rpos+recordHeaderLen]
+	typ := hdr[0]
+	vers := uint16(hdr[1])<<8 | uint16(hdr[2])
+	n := int(hdr[3])<<8 | int(hdr[4])
+
+	if typ < recordTypeChangeCipherSpec || typ > recordTypeApplicationData {
+		if !c.sawRecord && looksLikeHTTP(hdr) {
+			return c.localFail(ciphersuite.AlertUnexpectedMessage, "first record does not look like a TLS handshake (plain HTTP?)")
+		}
+		return c.localFail(ciphersuite.AlertUnexpectedMessage, "unknown record type %d", typ)
+	}
+	if c.versionSet {
+		if vers != c.in.version {
+			return c.localFail(ciphersuite.AlertProtocolVersion, "record version %#04x, want %#04x", vers, c.in.version)
+		}
+	} else if vers < versionTLS10 || vers > versionTLS12 {
+		return c.localFail(ciphersuite.AlertProtocolVersion, "unsupported record version %#04x", vers)
+	}
+	if c.in.cipher == nil && n > maxPlaintext || n > maxCiphertext {
+		return c.localFail(ciphersuite.AlertRecordOverflow, "record of %d bytes exceeds the limit", n)
+	}
+	c.sawRecord = true
+	if err := c.fill(recordHeaderLen + n); err != nil {
+		return c.readErr(err)
+	}
+	fragment := c.raw[c.rpos+recordHeaderLen : c.rpos+recordHeaderLen+n]
+	data := fragment
+	if c.in.cipher != nil {
+		if c.in.seq == math.MaxUint64 {
+			return c.localFail(ciphersuite.AlertInternalError, "read sequence number exhausted")
+		}
+		if c.plain == nil {
+			c.plain = make([]byte, 0, maxCiphertext)
+		}
+		var err error
+		data, err = c.in.cipher.Open(c.plain[:0], c.in.seq, typ, vers, fragment)
+		if err != nil {
+			return c.localFail(ciphersuite.AlertBadRecordMAC, "record authentication failed")
+		}
+		c.in.seq++
+		if len(data) > maxPlaintext {
+			return c.localFail(ciphersuite.AlertRecordOverflow, "decrypted record of %d bytes exceeds the limit", len(data))
+		}
+	}
+	// The record is consumed; unprotected data still points into c.raw,
+	// which stays intact until the next fill.
+	c.rpos += recordHeaderLen + n
+	if c.rpos == c.rend {
+		c.rpos, c.rend = 0, 0
+	}
+
+	if len(data) == 0 && typ != recordTypeApplicationData {
+		return c.localFail(ciphersuite.AlertUnexpectedMessage, "zero-length record of type %d", typ)
+	}
+
+	switch typ {
+	case recordTypeAlert:
+		return c.handleAlert(data, handshakeComplete)
+
+	case recordTypeChangeCipherSpec:
+		if !expectCCS {
+			return c.localFail(ciphersuite.AlertUnexpectedMessage, "unexpected ChangeCipherSpec")
+		}
+		if len(data) != 1 || data[0] != 1 {
+			return c.localFail(ciphersuite.AlertDecodeError, "malformed ChangeCipherSpec")
+		}
+		if len(c.hand) != 0 {
+			return c.localFail(ciphersuite.AlertUnexpectedMessage, "ChangeCipherSpec with a partial handshake message buffered")
+		}
+		c.warnings = 0
+		c.gotCCS = true
+		return nil
+
+	case recordTypeApplicationData:
+		if expectCCS || !handshakeComplete || c.in.cipher == nil {
+			return c.localFail(ciphersuite.AlertUnexpectedMessage, "application data before the handshake completed")
+		}
+		if len(data) == 0 {
+			c.emptyRecords++
+			if c.emptyRecords > maxEmptyRecords {
+				return c.localFail(ciphersuite.AlertUnexpectedMessage, "too many zero-length application data records")
+			}
+			return nil
+		}
+		c.emptyRecords, c.warnings = 0, 0
+		c.input = data
+		return nil
+
+	default: // handshake
+		if expectCCS {
+			return c.localFail(ciphersuite.AlertUnexpectedMessage, "handshake message where ChangeCipherSpec was expected")
+		}
+		if c.hand == nil {
+			c.hand = make([]byte, 0, 4096)
+		}
+		c.hand = append(c.hand, data...)
+		c.emptyRecords, c.warnings = 0, 0
+		return nil
+	}
+}
+
+// handleAlert processes the body of an alert record. c.in must be held.
+func (c *Conn) handleAlert(data []byte, handshakeComplete bool) error {
+	if len(data) != 2 {
+		return c.localFail(ciphersuite.AlertDecodeError, "alert record of %d bytes", len(data))
+	}
+	level, a := data[0], Alert(data[1])
+	if a == ciphersuite.AlertCloseNotify {
+		c.in.err = io.EOF
+		return io.EOF
+	}
+	switch level {
+	case alertLevelWarning:
+		if a == ciphersuite.AlertNoRenegotiation && !handshakeComplete {
+			return c.localFail(ciphersuite.AlertHandshakeFailure, "peer answered the handshake with a no_renegotiation warning")
+		}
+		c.warnings++
+		if c.warnings > maxWarningAlerts {
+			return c.localFail(ciphersuite.AlertUnexpectedMessage, "too many warning alerts (last: %s)", a)
+		}
+		if c.config != nil && c.config.Logger != nil {
+			c.config.Logger.Debug("mtls: ignoring warning alert", "alert", a.String())
+		}
+		return nil
+	case alertLevelFatal:
+		err := c.setFatal(&AlertError{Alert: a, Remote: true})
+		c.in.err = err
+		return err
+	default:
+		return c.localFail(ciphersuite.AlertIllegalParameter, "alert with unknown level %d", level)
+	}
+}
+
+// nextHandshakeMsg returns a copy of the next whole buffered handshake
+// message, or nil if none is complete yet. c.in must be held.
+func (c *Conn) nextHandshakeMsg() ([]byte, error) {
+	if len(c.hand) < 4 {
+		return nil, nil
+	}
+	n := int(c.hand[1])<<16 | int(c.hand[2])<<8 | int(c.hand[3])
+	if n > maxHandshakeMsg {
+		return nil, c.localFail(ciphersuite.AlertIllegalParameter, "handshake message of %d bytes exceeds the limit of %d", n, maxHandshakeMsg)
+	}
+	if len(c.hand) < 4+n {
+		return nil, nil
+	}
+	msg := make([]byte, 4+n)
+	copy(msg, c.hand)
+	rest := copy(c.hand, c.hand[4+n:])
+	c.hand = c.hand[:rest]
+	return msg, nil
+}
+
+// readHandshake implements handshake.RecordLayer.ReadHandshake. c.in is held
+// by the handshake.
+func (c *Conn) readHandshake() ([]byte, error) {
+	for {
+		msg, err := c.nextHandshakeMsg()
+		if err != nil {
+			return nil, err
+		}
+		if msg != nil {
+			if c.isClient && msg[0] == typeHelloRequest && len(msg) == 4 {
+				continue // dropped, never hashed
+			}
+			return msg, nil
+		}
+		if err := c.readRecord(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// readChangeCipherSpec implements handshake.RecordLayer.ReadChangeCipherSpec.
+func (c *Conn) readChangeCipherSpec(next ciphersuite.RecordCipher) error {
+	if len(c.hand) != 0 {
+		return c.localFail(ciphersuite.AlertUnexpectedMessage, "handshake data buffered where ChangeCipherSpec was expected")
+	}
+	c.gotCCS = false
+	for !c.gotCCS {
+		if err := c.readRecordOrCCS(true); err != nil {
+			return err
+		}
+	}
+	c.gotCCS = false
+	c.in.cipher = next
+	c.in.seq = 0
+	return nil
+}
+
+// handlePostHandshake processes handshake messages received after the
+// handshake: a renegotiation request gets a no_renegotiation warning,
+// anything else is fatal. c.in must be held.
+func (c *Conn) handlePostHandshake() error {
+	for {
+		msg, err := c.nextHandshakeMsg()
+		if err != nil || msg == nil {
+			return err
+		}
+		switch {
+		case c.isClient && msg[0] == typeHelloRequest:
+			if len(msg) != 4 {
+				return c.localFail(ciphersuite.AlertDecodeError, "malformed HelloRequest")
+			}
+		case !c.isClient && msg[0] == typeClientHello:
+		default:
+			return c.localFail(ciphersuite.AlertUnexpectedMessage, "unexpected handshake message type %d after the handshake", msg[0])
+		}
+		c.out.Lock()
+		err = c.sendAlertLocked(alertLevelWarning, ciphersuite.AlertNoRenegotiation)
+		c.out.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// writeHandshake queues one handshake message.
+func (c *Conn) writeHandshake(msg []byte) error {
+	c.out.Lock()
+	defer c.out.Unlock()
+	if err := c.fatalErr(); err != nil {
+		return err
+	}
+	c.hsPending = append(c.hsPending, msg...)
+	return nil
+}
+
+// sealPendingLocked seals the queued handshake messages into sendBuf (several
+// messages share a record; a message may span records). c.out must be held.
+func (c *Conn) sealPendingLocked() error {
+	for p := c.hsPending; len(p) > 0; {
+		m := min(len(p), maxPlaintext)
+		if err := c.checkWriteSeqLocked(); err != nil {
+			return err
+		}
+		c.sendBuf = c.sealRecord(c.sendBuf, recordTypeHandshake, p[:m])
+		p = p[m:]
+	}
+	c.hsPending = c.hsPending[:0]
+	return nil
+}
+
+// writeChangeCipherSpec queues a ChangeCipherSpec and switches the write cipher.
+func (c *Conn) writeChangeCipherSpec(next ciphersuite.RecordCipher) error {
+	c.out.Lock()
+	defer c.out.Unlock()
+	if err := c.fatalErr(); err != nil {
+		return err
+	}
+	if err := c.sealPendingLocked(); err != nil {
+		return err
+	}
+	if err := c.checkWriteSeqLocked(); err != nil {
+		return err
+	}
+	c.sendBuf = c.sealRecord(c.sendBuf, recordTypeChangeCipherSpec, []byte{1})
+	c.out.cipher = next
+	c.out.seq = 0
+	return nil
+}
+
+// flush writes the queued flight.
+func (c *Conn) flush() error {
+	c.out.Lock()
+	defer c.out.Unlock()
+	if err := c.fatalErr(); err != nil {
+		return err
+	}
+	if c.out.err != nil {
+		return c.out.err
+	}
+	if err := c.sealPendingLocked(); err != nil {
+		return err
+	}
+	if len(c.sendBuf) == 0 {
+		return nil
+	}
+	_, err := c.conn.Write(c.sendBuf)
+	c.sendBuf = c.sendBuf[:0]
+	if err != nil {
+		c.out.err = permanent(err)
+		return c.out.err
+	}
+	return nil
+}
+
+// setVersion fixes the record version for both directions.
+func (c *Conn) setVersion(v uint16) {
+	c.out.Lock()
+	c.out.version = v
+	c.out.Unlock()
+	c.in.version = v // c.in is held by the handshake
+	c.versionSet = true
+}
+
+// recordLayer is the view of a Conn that the handshake package drives.
+type recordLayer Conn
+
+func (r *recordLayer) ReadHandshake() ([]byte, error)  { return (*Conn)(r).readHandshake() }
+func (r *recordLayer) WriteHandshake(msg []byte) error { return (*Conn)(r).writeHandshake(msg) }
+func (r *recordLayer) ReadChangeCipherSpec(next ciphersuite.RecordCipher) error {
+	return (*Conn)(r).readChangeCipherSpec(next)
+}
+func (r *recordLayer) WriteChangeCipherSpec(next ciphersuite.RecordCipher) error {
+	return (*Conn)(r).writeChangeCipherSpec(next)
+}
+func (r *recordLayer) Flush() error        { return (*Conn)(r).flush() }
+func (r *recordLayer) SetVersion(v uint16) { (*Conn)(r).setVersion(v) }
+
+// looksLikeHTTP reports whether a record header is really the start of an
+// HTTP request.
+func looksLikeHTTP(hdr []byte) bool {
+	switch string(hdr[:4]) {
+	case "GET ", "HEAD", "POST", "PUT ", "OPTI", "DELE", "CONN", "PATC":
+		return true
+	}
+	return false
+}
