@@ -98,6 +98,12 @@ func (c *CSClient) Hello(rand io.Reader, t uint64) (*CSHello, *CSClientHandshake
 	if err != nil {
 		return nil, nil, err
 	}
+	h, hs := c.helloWith(x, t)
+	return h, hs, nil
+}
+
+// helloWith is Hello with a given x, which it erases.
+func (c *CSClient) helloWith(x *bls12381.Scalar, t uint64) (*CSHello, *CSClientHandshake) {
 	var u, v bls12381.G1
 	u.ScalarMult(x, &c.a)
 	uBytes := u.BytesCompressed()
@@ -112,7 +118,7 @@ func (c *CSClient) Hello(rand io.Reader, t uint64) (*CSHello, *CSClientHandshake
 	hs.hello = CSHello{ID: c.id, Day: c.day, Time: t, U: uBytes, V: v.BytesCompressed()}
 	h := hs.hello
 	h.U, h.V = append([]byte(nil), h.U...), append([]byte(nil), h.V...)
-	return &h, hs, nil
+	return &h, hs
 }
 
 // Finish takes the server's W: r ←$ Z_r, R = r·A,
@@ -131,6 +137,12 @@ func (hs *CSClientHandshake) Finish(rand io.Reader, wBytes []byte) (rBytes, pms 
 	if err != nil {
 		return nil, nil, err
 	}
+	rBytes, pms = hs.finishWith(r, w, wBytes)
+	return rBytes, pms, nil
+}
+
+// finishWith is Finish with a given r, which it erases, and decoded W.
+func (hs *CSClientHandshake) finishWith(r *bls12381.Scalar, w *bls12381.G1, wBytes []byte) (rBytes, pms []byte) {
 	defer func() { *r = bls12381.Scalar{}; hs.x = bls12381.Scalar{}; hs.c = nil }()
 	var rp, z bls12381.G1
 	rp.ScalarMult(r, &hs.c.a)
@@ -142,7 +154,7 @@ func (hs *CSClientHandshake) Finish(rand io.Reader, wBytes []byte) (rBytes, pms 
 	g.Exp(&hs.c.eKQ, &e)
 	e = bls12381.Scalar{}
 	z.ScalarMult(&hs.x, w)
-	return rBytes, premaster(csPMSLabel, &g, &z), nil
+	return rBytes, premaster(csPMSLabel, &g, &z)
 }
 
 const (
@@ -269,12 +281,17 @@ func (s *CSServer) Accept(rand io.Reader, h *CSHello) (*CSServerHandshake, error
 	if err != nil {
 		return nil, err
 	}
+	hs.setW(w)
+	return hs, nil
+}
+
+// setW sets w (erasing the argument) and W = w·A.
+func (hs *CSServerHandshake) setW(w *bls12381.Scalar) {
 	hs.w = *w
 	*w = bls12381.Scalar{}
 	var wp bls12381.G1
 	wp.ScalarMult(&hs.w, &hs.a)
 	hs.wB = wp.BytesCompressed()
-	return hs, nil
 }
 
 // ID returns the verified client identity.

@@ -54,12 +54,17 @@ func (s *P2PServer) Start(rand io.Reader) (*P2PServerHandshake, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.startWith(x), nil
+}
+
+// startWith is Start with a given x, which it erases.
+func (s *P2PServer) startWith(x *bls12381.Scalar) *P2PServerHandshake {
 	hs := &P2PServerHandshake{s: s, x: *x}
 	*x = bls12381.Scalar{}
 	var xp bls12381.G1
 	xp.ScalarMult(&hs.x, &s.a)
 	hs.xB = xp.BytesCompressed()
-	return hs, nil
+	return hs
 }
 
 // ID returns id_S for the ServerKeyExchange.
@@ -168,6 +173,12 @@ func (c *P2PClient) Respond(rand io.Reader, expectedID, idS string, xS []byte) (
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	wC, yC, pms = c.respondWith(y, w, idS, x, xS)
+	return wC, yC, pms, nil
+}
+
+// respondWith is Respond with given y and w, which it erases, and decoded X_S.
+func (c *P2PClient) respondWith(y, w *bls12381.Scalar, idS string, x *bls12381.G1, xS []byte) (wC, yC, pms []byte) {
 	defer func() { *y = bls12381.Scalar{}; *w = bls12381.Scalar{} }()
 	aS := H1(DomainP2P, []byte(idS))
 	var yp bls12381.G2
@@ -188,5 +199,5 @@ func (c *P2PClient) Respond(rand io.Reader, expectedID, idS string, xS []byte) (
 	g := bls12381.Pair(&p, &c.k2)
 	var z bls12381.G1
 	z.ScalarMult(w, x)
-	return wC, yC, premaster(p2pPMSLabel, g, &z), nil
+	return wC, yC, premaster(p2pPMSLabel, g, &z)
 }
