@@ -80,8 +80,6 @@ func (c *CSClient) Day() uint64 { return c.day }
 // Zeroize overwrites the client's secrets.
 func (c *CSClient) Zeroize() { c.k.SetIdentity(); c.eKQ.SetIdentity() }
 
-// String never prints the key.
-func (c *CSClient) String() string { return withID("CSClient", c.id) }
 
 // CSClientHandshake is the client's state for one handshake.
 type CSClientHandshake struct {
@@ -203,8 +201,6 @@ func NewCSServer(secret *CSServerSecret) (*CSServer, error) {
 // Zeroize overwrites the server secret.
 func (s *CSServer) Zeroize() { s.ks.SetIdentity() }
 
-// String never prints the secret.
-func (s *CSServer) String() string { return "pairing.CSServer{<redacted>}" }
 
 // CSServerHandshake is the server's state for one handshake, after the
 // client's proof verified.

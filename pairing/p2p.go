@@ -37,8 +37,6 @@ func (s *P2PServer) ID() string { return s.id }
 // Zeroize overwrites the key.
 func (s *P2PServer) Zeroize() { s.k1.SetIdentity() }
 
-// String never prints the key.
-func (s *P2PServer) String() string { return withID("P2PServer", s.id) }
 
 // P2PServerHandshake is the server's state for one handshake.
 type P2PServerHandshake struct {
@@ -146,8 +144,6 @@ func (c *P2PClient) ID() string { return c.id }
 // Zeroize overwrites the key.
 func (c *P2PClient) Zeroize() { c.k2.SetIdentity() }
 
-// String never prints the key.
-func (c *P2PClient) String() string { return withID("P2PClient", c.id) }
 
 // Respond answers the server's (id_S, X_S) when the client expects the
 // server expectedID (ErrPeerIdentity otherwise): y, w ←$ Z_r, Y_C = y·B_C,
