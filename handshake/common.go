@@ -1,0 +1,166 @@
+package handshake
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"hash"
+	"io"
+
+	"github.com/milagro-go/milagro/ciphersuite"
+)
+
+// Seams to the ciphersuite package (tests substitute fakes).
+var (
+	newClientKX     = ciphersuite.NewClientKX
+	newServerKX     = ciphersuite.NewServerKX
+	newRecordCipher = ciphersuite.NewRecordCipher
+	clientSupports  = func(c *ciphersuite.ClientConfig, s *ciphersuite.Suite) bool { return c.Supports(s) }
+	serverSupports  = func(c *ciphersuite.ServerConfig, s *ciphersuite.Suite, h *ciphersuite.ClientHelloInfo) bool {
+		return c.Supports(s, h)
+	}
+)
+
+// Test hooks: tests rewrite outgoing hellos to play a misbehaving peer whose
+// transcript is still self-consistent. Always nil outside tests.
+var (
+	testHookClientHello func(*clientHelloMsg)
+	testHookServerHello func(*serverHelloMsg)
+)
+
+// transcript is the running handshake hash. Messages seen before the suite
+// (and so the hash) is known are buffered.
+type transcript struct {
+	h       hash.Hash
+	pending [][]byte
+}
+
+func (t *transcript) write(msg []byte) {
+	if t.h == nil {
+		t.pending = append(t.pending, msg)
+		return
+	}
+	t.h.Write(msg)
+}
+
+// start fixes the hash once the suite is known.
+func (t *transcript) start(s *ciphersuite.Suite) {
+	t.h = s.Hash.New()
+	for _, m := range t.pending {
+		t.h.Write(m)
+	}
+	t.pending = nil
+}
+
+func (t *transcript) sum() []byte { return t.h.Sum(nil) }
+
+// asAlert passes an *AlertError (or a context error) through and wraps any
+// other error with alert a.
+func asAlert(err error, a ciphersuite.Alert, what string) error {
+	if err == nil {
+		return nil
+	}
+	var ae *ciphersuite.AlertError
+	if errors.As(err, &ae) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return ciphersuite.Errorf(a, "%s: %w", what, err)
+}
+
+// readMessage reads the next handshake message from rl, checking ctx first.
+// Record-layer errors pass through unchanged.
+func readMessage(ctx context.Context, rl RecordLayer) (msg []byte, typ uint8, body []byte, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, nil, err
+	}
+	msg, err = rl.ReadHandshake()
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	typ, body, err = splitMessage(msg)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return msg, typ, body, nil
+}
+
+func unexpected(got uint8, want string) error {
+	return ciphersuite.Errorf(ciphersuite.AlertUnexpectedMessage,
+		"received %s while waiting for %s", msgTypeName(got), want)
+}
+
+func randomBytes(r io.Reader, n int) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, ciphersuite.Errorf(ciphersuite.AlertInternalError, "reading randomness: %v", err)
+	}
+	return b, nil
+}
+
+// keys derives the master secret (EMS or classic), zeroizes the pre-master
+// secret and returns the master secret and the two record ciphers.
+type sessionKeys struct {
+	master       []byte
+	clientCipher ciphersuite.RecordCipher
+	serverCipher ciphersuite.RecordCipher
+}
+
+func deriveKeys(s *ciphersuite.Suite, preMaster []byte, ems bool, sessionHash, clientRandom, serverRandom []byte) (*sessionKeys, error) {
+	var master []byte
+	if ems {
+		master = extendedMasterSecret(s, preMaster, sessionHash)
+	} else {
+		master = masterSecret(s, preMaster, clientRandom, serverRandom)
+	}
+	zeroize(preMaster)
+	km := keysFromMasterSecret(s, master, clientRandom, serverRandom)
+	defer km.zero()
+	cc, err := newRecordCipher(s, km.clientKey, km.clientIV)
+	if err != nil {
+		return nil, asAlert(err, ciphersuite.AlertInternalError, "creating the client record cipher")
+	}
+	sc, err := newRecordCipher(s, km.serverKey, km.serverIV)
+	if err != nil {
+		return nil, asAlert(err, ciphersuite.AlertInternalError, "creating the server record cipher")
+	}
+	return &sessionKeys{master: master, clientCipher: cc, serverCipher: sc}, nil
+}
+
+// writeKeyLog writes an NSS key-log line; failures are ignored (debugging aid).
+func writeKeyLog(w io.Writer, clientRandom, master []byte) {
+	if w == nil {
+		return
+	}
+	line := make([]byte, 0, len("CLIENT_RANDOM ")+2*len(clientRandom)+1+2*len(master)+1)
+	line = append(line, "CLIENT_RANDOM "...)
+	line = hex.AppendEncode(line, clientRandom)
+	line = append(line, ' ')
+	line = hex.AppendEncode(line, master)
+	line = append(line, '\n')
+	_, _ = w.Write(line)
+	zeroize(line)
+}
+
+// verifyFinished compares the peer's verify_data in constant time.
+func verifyFinished(got, want []byte, peer string) error {
+	if subtle.ConstantTimeCompare(got, want) != 1 {
+		return ciphersuite.Errorf(ciphersuite.AlertDecryptError,
+			"%s Finished does not verify (different keys: wrong pre-shared key or credentials, or a tampered handshake)", peer)
+	}
+	return nil
+}
+
+func isECDHE(s *ciphersuite.Suite) bool { return s.KX == ciphersuite.KXECDHEPSK }
+
+func containsUint8(list []uint8, v uint8) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,304 @@
+package handshake
+
+import (
+	"context"
+
+	"github.com/milagro-go/milagro/ciphersuite"
+)
+
+// Server runs a server handshake over rl (errors as for Client).
+func Server(ctx context.Context, rl RecordLayer, cfg *ServerConfig) (*State, error) {
+	if cfg == nil {
+		return nil, ciphersuite.Errorf(ciphersuite.AlertInternalError, "handshake: nil server configuration")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	hs := &serverHandshake{ctx: ctx, rl: rl, cfg: cfg}
+	return hs.run()
+}
+
+type serverHandshake struct {
+	ctx   context.Context
+	rl    RecordLayer
+	cfg   *ServerConfig
+	hello *clientHelloMsg
+	suite *ciphersuite.Suite
+	kx    ciphersuite.ServerKX
+	ems   bool
+	reneg bool
+	tr    transcript
+}
+
+func (hs *serverHandshake) run() (*State, error) {
+	if err := hs.readClientHello(); err != nil {
+		return nil, err
+	}
+	sh, err := hs.sendServerFlight()
+	if err != nil {
+		return nil, err
+	}
+
+	// ClientKeyExchange.
+	msg, typ, body, err := readMessage(hs.ctx, hs.rl)
+	if err != nil {
+		return nil, err
+	}
+	if typ != typeClientKeyExchange {
+		return nil, unexpected(typ, "ClientKeyExchange")
+	}
+	ckeBody, err := parseKeyExchange(typ, body)
+	if err != nil {
+		return nil, err
+	}
+	preMaster, err := hs.kx.ProcessClientKeyExchange(ckeBody)
+	if err != nil {
+		return nil, asAlert(err, ciphersuite.AlertHandshakeFailure, "processing ClientKeyExchange")
+	}
+	hs.tr.write(msg)
+	keys, err := deriveKeys(hs.suite, preMaster, hs.ems, hs.tr.sum(), hs.hello.random, sh.random)
+	if err != nil {
+		return nil, err
+	}
+	writeKeyLog(hs.cfg.KeyLog, hs.hello.random, keys.master)
+
+	// ChangeCipherSpec, Finished.
+	if err := hs.ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := hs.rl.ReadChangeCipherSpec(keys.clientCipher); err != nil {
+		return nil, err
+	}
+	msg, typ, body, err = readMessage(hs.ctx, hs.rl)
+	if err != nil {
+		return nil, err
+	}
+	if typ != typeFinished {
+		return nil, unexpected(typ, "the client's Finished")
+	}
+	clientVerify, err := parseFinished(body)
+	if err != nil {
+		return nil, err
+	}
+	want := finishedVerifyData(hs.suite, keys.master, labelClientFinished, hs.tr.sum())
+	if err := verifyFinished(clientVerify, want, "client"); err != nil {
+		return nil, err
+	}
+	hs.tr.write(msg)
+
+	if err := hs.rl.WriteChangeCipherSpec(keys.serverCipher); err != nil {
+		return nil, err
+	}
+	serverVerify := finishedVerifyData(hs.suite, keys.master, labelServerFinished, hs.tr.sum())
+	if err := hs.rl.WriteHandshake(marshalMessage(typeFinished, serverVerify)); err != nil {
+		return nil, err
+	}
+	if err := hs.rl.Flush(); err != nil {
+		return nil, err
+	}
+
+	st := &State{
+		Version:              versionTLS12,
+		Suite:                hs.suite,
+		ExtendedMasterSecret: hs.ems,
+		SecureRenegotiation:  hs.reneg,
+		ServerName:           hs.hello.serverName,
+		PeerIdentity:         hs.kx.PeerIdentity(),
+		LocalIdentity:        serverLocalIdentity(hs.kx, hs.cfg.KX),
+		MasterSecret:         keys.master,
+		ClientFinished:       append([]byte(nil), clientVerify...),
+		ServerFinished:       serverVerify,
+	}
+	copy(st.ClientRandom[:], hs.hello.random)
+	copy(st.ServerRandom[:], sh.random)
+	return st, nil
+}
+
+func (hs *serverHandshake) readClientHello() error {
+	msg, typ, body, err := readMessage(hs.ctx, hs.rl)
+	if err != nil {
+		return err
+	}
+	if typ != typeClientHello {
+		return unexpected(typ, "ClientHello")
+	}
+	// Check the version before anything else, so an old client learns why.
+	if len(body) >= 2 {
+		if v := uint16(body[0])<<8 | uint16(body[1]); v < versionTLS12 {
+			return ciphersuite.Errorf(ciphersuite.AlertProtocolVersion,
+				"client offers at most version %#04x; TLS 1.2 (0x0303) is required", v)
+		}
+	}
+	ch, err := parseClientHello(body)
+	if err != nil {
+		return err
+	}
+	hs.hello = ch
+	hs.tr.write(msg)
+	if !containsUint8(ch.compressionMethods, compressionNone) {
+		return ciphersuite.Errorf(ciphersuite.AlertIllegalParameter,
+			"ClientHello does not offer null compression")
+	}
+
+	if hs.cfg.GetConfigForClient != nil {
+		info := &ClientHelloInfo{
+			ServerName:   ch.serverName,
+			CipherSuites: ch.cipherSuites,
+			Curves:       ch.supportedCurves,
+		}
+		next, err := hs.cfg.GetConfigForClient(info)
+		if err != nil {
+			return asAlert(err, ciphersuite.AlertInternalError, "GetConfigForClient")
+		}
+		if next != nil {
+			hs.cfg = next
+		}
+	}
+	if hs.cfg.Rand == nil || hs.cfg.KX == nil {
+		return ciphersuite.Errorf(ciphersuite.AlertInternalError, "handshake: server configuration incomplete (Rand and KX are required)")
+	}
+
+	// RFC 5746: SCSV or an empty renegotiation_info.
+	if ch.secureRenegExt {
+		if len(ch.secureRenegotiation) != 0 {
+			return ciphersuite.Errorf(ciphersuite.AlertHandshakeFailure,
+				"client's renegotiation_info is not empty on an initial handshake")
+		}
+		hs.reneg = true
+	}
+	if ch.hasSuite(scsvRenegotiation) {
+		hs.reneg = true
+	}
+
+	// RFC 7627.
+	hs.ems = ch.ems
+	if !hs.ems && !hs.cfg.InsecureAllowNoEMS {
+		return ciphersuite.Errorf(ciphersuite.AlertHandshakeFailure,
+			"client did not offer extended_master_secret (RFC 7627), which this server requires")
+	}
+
+	info := &ciphersuite.ClientHelloInfo{
+		Curves:       ch.supportedCurves,
+		PointFormats: ch.supportedPoints,
+		Extensions:   ch.raw,
+	}
+	if info.Extensions == nil {
+		info.Extensions = map[uint16][]byte{}
+	}
+	skippedForEMS := false
+	for _, s := range hs.cfg.Suites {
+		if s == nil || !ch.hasSuite(s.ID) || !serverSupports(hs.cfg.KX, s, info) {
+			continue
+		}
+		if !hs.ems && s.RequiresEMS() {
+			skippedForEMS = true
+			continue
+		}
+		hs.suite = s
+		break
+	}
+	if hs.suite == nil {
+		if skippedForEMS {
+			return ciphersuite.Errorf(ciphersuite.AlertHandshakeFailure,
+				"client did not offer extended_master_secret, which every common cipher suite requires")
+		}
+		return ciphersuite.Errorf(ciphersuite.AlertHandshakeFailure,
+			"no cipher suite in common (client offered %s)", suiteList(ch.cipherSuites))
+	}
+	kx, err := newServerKX(hs.cfg.KX, hs.suite, info)
+	if err != nil {
+		return asAlert(err, ciphersuite.AlertHandshakeFailure, "setting up the key exchange")
+	}
+	hs.kx = kx
+	return nil
+}
+
+func (hs *serverHandshake) sendServerFlight() (*serverHelloMsg, error) {
+	random, err := randomBytes(hs.cfg.Rand, randomLength)
+	if err != nil {
+		return nil, err
+	}
+	sh := &serverHelloMsg{
+		vers:              versionTLS12,
+		random:            random,
+		cipherSuite:       hs.suite.ID,
+		compressionMethod: compressionNone,
+		ems:               hs.ems,
+		secureRenegExt:    hs.reneg,
+	}
+	if isECDHE(hs.suite) && hs.hello.hasPointFormats {
+		sh.supportedPoints = []uint8{pointUncompressed}
+	}
+	if testHookServerHello != nil {
+		testHookServerHello(sh)
+	}
+	msg, err := sh.marshal()
+	if err != nil {
+		return nil, ciphersuite.Errorf(ciphersuite.AlertInternalError, "marshalling ServerHello: %v", err)
+	}
+	hs.tr.start(hs.suite)
+	hs.tr.write(msg)
+	hs.rl.SetVersion(versionTLS12)
+	if err := hs.rl.WriteHandshake(msg); err != nil {
+		return nil, err
+	}
+
+	skeBody, err := hs.kx.GenerateServerKeyExchange()
+	if err != nil {
+		return nil, asAlert(err, ciphersuite.AlertInternalError, "generating ServerKeyExchange")
+	}
+	if skeBody == nil && !hs.suite.ServerKeyExchangeOptional() {
+		return nil, ciphersuite.Errorf(ciphersuite.AlertInternalError,
+			"key exchange for %s produced no ServerKeyExchange", hs.suite.Name)
+	}
+	if skeBody != nil {
+		if _, err := parseKeyExchange(typeServerKeyExchange, skeBody); err != nil {
+			return nil, ciphersuite.Errorf(ciphersuite.AlertInternalError, "key exchange produced an unusable ServerKeyExchange: %v", err)
+		}
+		ske := marshalMessage(typeServerKeyExchange, skeBody)
+		hs.tr.write(ske)
+		if err := hs.rl.WriteHandshake(ske); err != nil {
+			return nil, err
+		}
+	}
+	shd := marshalMessage(typeServerHelloDone, nil)
+	hs.tr.write(shd)
+	if err := hs.rl.WriteHandshake(shd); err != nil {
+		return nil, err
+	}
+	if err := hs.rl.Flush(); err != nil {
+		return nil, err
+	}
+	return sh, nil
+}
+
+// suiteList renders offered suite ids for an error message (bounded).
+func suiteList(ids []uint16) string {
+	const max = 16
+	out := make([]byte, 0, 8*max)
+	for i, id := range ids {
+		if i == max {
+			out = append(out, " ..."...)
+			break
+		}
+		if i > 0 {
+			out = append(out, ' ')
+		}
+		if s := ciphersuite.ByID(id); s != nil {
+			out = append(out, s.Name...)
+		} else {
+			const hexd = "0123456789abcdef"
+			out = append(out, '0', 'x', hexd[id>>12], hexd[id>>8&15], hexd[id>>4&15], hexd[id&15])
+		}
+	}
+	return string(out)
+}
+
+// serverLocalIdentity is the identity the server presented: the key
+// exchange's own when it reports one (P2P), else the PSK identity hint.
+func serverLocalIdentity(kx ciphersuite.ServerKX, cfg *ciphersuite.ServerConfig) string {
+	if li, ok := kx.(interface{ LocalIdentity() string }); ok {
+		return li.LocalIdentity()
+	}
+	return string(cfg.Hint)
+}
