@@ -69,26 +69,26 @@ func DecodeG1(b []byte) (*bls12381.G1, error) {
 	if err != nil {
 		return nil, err
 	}
-	var fx, rhs, y ff.Fp
+	p := new(bls12381.G1)
+	if p.SetBytes(b) == nil {
+		if p.IsIdentity() { // excluded by checkHeader; defence in depth
+			return nil, decodeErr("G1", ErrIdentity)
+		}
+		return p, nil
+	}
+	// Rejected: classify (only on failure, to keep the valid path fast).
+	var fx, rhs, y, four ff.Fp
 	if fx.UnmarshalBinary(x) != nil {
 		return nil, decodeErr("G1", ErrNonCanonical)
 	}
 	rhs.Sqr(&fx)
 	rhs.Mul(&rhs, &fx)
-	var four ff.Fp
 	four.SetUint64(4)
 	rhs.Add(&rhs, &four)
 	if y.Sqrt(&rhs) == 0 {
 		return nil, decodeErr("G1", ErrNotOnCurve)
 	}
-	p := new(bls12381.G1)
-	if err := p.SetBytes(b); err != nil {
-		return nil, decodeErr("G1", ErrNotInSubgroup)
-	}
-	if p.IsIdentity() { // unreachable after checkHeader; kept as a guard
-		return nil, decodeErr("G1", ErrIdentity)
-	}
-	return p, nil
+	return nil, decodeErr("G1", ErrNotInSubgroup)
 }
 
 // DecodeG2 decodes a 96-byte compressed G2 element received from a peer,
@@ -97,6 +97,13 @@ func DecodeG2(b []byte) (*bls12381.G2, error) {
 	x, err := checkHeader(b, G2Size, "G2")
 	if err != nil {
 		return nil, err
+	}
+	p := new(bls12381.G2)
+	if p.SetBytes(b) == nil {
+		if p.IsIdentity() { // excluded by checkHeader; defence in depth
+			return nil, decodeErr("G2", ErrIdentity)
+		}
+		return p, nil
 	}
 	var fx, rhs, y ff.Fp2
 	if fx.UnmarshalBinary(x) != nil {
@@ -108,14 +115,7 @@ func DecodeG2(b []byte) (*bls12381.G2, error) {
 	if y.Sqrt(&rhs) == 0 {
 		return nil, decodeErr("G2", ErrNotOnCurve)
 	}
-	p := new(bls12381.G2)
-	if err := p.SetBytes(b); err != nil {
-		return nil, decodeErr("G2", ErrNotInSubgroup)
-	}
-	if p.IsIdentity() {
-		return nil, decodeErr("G2", ErrIdentity)
-	}
-	return p, nil
+	return nil, decodeErr("G2", ErrNotInSubgroup)
 }
 
 // EncodeG1 returns the 48-byte compressed encoding of p.
