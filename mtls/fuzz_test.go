@@ -1,0 +1,93 @@
+package mtls
+
+import (
+	"bytes"
+	"io"
+	"testing"
+)
+
+// nullCipher "protects" records by copying them, so the fuzzer can reach the
+// post-handshake paths of the record layer.
+type nullCipher struct{}
+
+func (nullCipher) ExplicitNonceLen() int { return 0 }
+func (nullCipher) Overhead() int         { return 0 }
+func (nullCipher) Seal(dst []byte, _ uint64, _ uint8, _ uint16, p []byte) []byte {
+	return append(dst, p...)
+}
+func (nullCipher) Open(dst []byte, _ uint64, _ uint8, _ uint16, f []byte) ([]byte, error) {
+	return append(dst, f...), nil
+}
+
+func fuzzSeeds(f *testing.F) {
+	add := func(mode byte, p *peer) { f.Add(append([]byte{mode}, p.buf.Bytes()...)) }
+	p := &peer{}
+	p.rec(recordTypeHandshake, hsMsg(1, bytes.Repeat([]byte{1}, 60)))
+	add(0, p)
+	m := hsMsg(16, make([]byte, 40))
+	p = &peer{}
+	p.rec(recordTypeHandshake, m[:3]).rec(recordTypeHandshake, m[3:])
+	p.rec(recordTypeChangeCipherSpec, []byte{1}).rec(recordTypeHandshake, hsMsg(20, make([]byte, 12)))
+	add(0, p)
+	p = &peer{}
+	p.rec(recordTypeAlert, []byte{1, 100}).rec(recordTypeAlert, []byte{2, 40})
+	add(0, p)
+	p = &peer{}
+	p.rec(recordTypeApplicationData, []byte("hello")).rec(recordTypeApplicationData, nil)
+	p.rec(recordTypeHandshake, hsMsg(1, []byte{3, 3})).rec(recordTypeHandshake, hsMsg(0, nil))
+	p.rec(recordTypeAlert, []byte{1, 0})
+	add(1, p)
+	add(1, (&peer{}).raw(23, 3, 3, 0x40, 0x01))
+	add(0, (&peer{}).raw([]byte("GET / HTTP/1.0\r\n\r\n")...))
+}
+
+// FuzzRecordReader feeds arbitrary bytes as the peer's stream to the record
+// layer, during the handshake (mode even) and after it (mode odd, with a
+// null cipher), and checks that nothing panics and buffers stay bounded.
+func FuzzRecordReader(f *testing.F) {
+	fuzzSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 {
+			return
+		}
+		mode, stream := data[0], data[1:]
+		fc := &fakeConn{r: bytes.NewReader(stream)}
+		c := newConn(fc, &Config{}, mode&2 != 0)
+		check := func() {
+			if len(c.hand) > 4+maxHandshakeMsg+maxPlaintext {
+				t.Fatalf("handshake buffer grew to %d", len(c.hand))
+			}
+			if c.raw != nil && len(c.raw) != rawBufLen {
+				t.Fatalf("raw buffer grew to %d", len(c.raw))
+			}
+			if cap(c.plain) > maxCiphertext {
+				t.Fatalf("plaintext buffer grew to %d", cap(c.plain))
+			}
+		}
+		if mode&1 == 0 {
+			for i := 0; i < 1000; i++ {
+				msg, err := c.readHandshake()
+				check()
+				if err != nil {
+					return
+				}
+				if msg[0] == 16 { // after ClientKeyExchange comes ChangeCipherSpec
+					c.setVersion(versionTLS12)
+					if err := c.readChangeCipherSpec(nullCipher{}); err != nil {
+						return
+					}
+				}
+			}
+			return
+		}
+		c.versionSet = true
+		c.in.version, c.out.version = versionTLS12, versionTLS12
+		c.in.cipher, c.out.cipher = nullCipher{}, nullCipher{}
+		c.handshakeComplete.Store(true)
+		_, err := io.Copy(io.Discard, c)
+		check()
+		if err == nil && c.in.err != io.EOF {
+			t.Fatal("clean end of stream without close_notify")
+		}
+	})
+}
