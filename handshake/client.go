@@ -309,7 +309,7 @@ func (hs *clientHandshake) offeredExtension(t uint16) bool {
 	case extExtendedMasterSecret:
 		return m.ems
 	case extRenegotiationInfo:
-		return m.secureRenegExt
+		return m.secureRenegExt || m.hasSuite(scsvRenegotiation)
 	}
 	for _, e := range m.extra {
 		if e.Type == t {

@@ -42,7 +42,10 @@ type memRL struct {
 	// onWrite, if set, rewrites each outgoing handshake message (into
 	// zero or more messages) before protection.
 	onWrite func(msg []byte) [][]byte
-	sent              [][]byte // plaintext handshake messages written, in order
+	// onRead, if set, is called with the count of handshake messages read.
+	onRead func(n int)
+	nread  int
+	sent   [][]byte // plaintext handshake messages written, in order
 }
 
 func newMemPipe() (*memRL, *memRL) {
@@ -73,6 +76,10 @@ func (m *memRL) ReadHandshake() ([]byte, error) {
 		return nil, ciphersuite.Errorf(ciphersuite.AlertUnexpectedMessage, "memrl: record type %d where a handshake message was expected", r.typ)
 	}
 	m.pending = nil
+	m.nread++
+	if m.onRead != nil {
+		m.onRead(m.nread)
+	}
 	data := r.data
 	if m.readCipher != nil && !m.plaintext {
 		pt, err := m.readCipher.Open(nil, m.rseq, recHandshake, m.version, data)
