@@ -1,0 +1,133 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/milagro-go/milagro/mtls"
+)
+
+// Client is the originating side of the proxy: it accepts plain TCP
+// (normally on 127.0.0.1) and forwards each connection over mtls to Target,
+// a server-mode proxy or any mtls server. Set the fields, call SetConfig,
+// then Serve.
+type Client struct {
+	// Target is the mtls server's HOST:PORT.
+	Target string
+	// HandshakeTimeout bounds dialling plus the mtls handshake (default 10 s).
+	HandshakeTimeout time.Duration
+	// ConnectTimeout bounds the TCP connection to Target (default 10 s).
+	ConnectTimeout time.Duration
+	// IdleTimeout closes a connection with no data either way; 0: never.
+	IdleTimeout time.Duration
+	// MaxConns caps concurrent connections (excess ones wait in the backlog).
+	MaxConns int
+	// Logger gets one line per connection; nil means slog.Default().
+	Logger *slog.Logger
+	// Metrics, if set, records metrics.
+	Metrics *Metrics
+	// Dial opens the mtls connection and completes the handshake; nil means
+	// an mtls.Dialer.
+	Dial func(ctx context.Context, addr string, cfg *mtls.Config) (SecureConn, error)
+
+	cur atomic.Pointer[mtls.Config]
+	loop
+}
+
+// SetConfig installs the mtls client configuration for new connections
+// (safe at any time; live connections keep theirs).
+func (c *Client) SetConfig(cfg *mtls.Config) error {
+	if cfg == nil {
+		return errors.New("proxy: nil mtls.Config")
+	}
+	c.cur.Store(cfg)
+	return nil
+}
+
+func (c *Client) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.Default()
+}
+
+// Serve accepts plain TCP connections on ln until Shutdown, or until ctx is
+// done (a hard stop).
+func (c *Client) Serve(ctx context.Context, ln net.Listener) error {
+	if c.cur.Load() == nil {
+		return errors.New("proxy: Client.Serve before SetConfig")
+	}
+	if c.Target == "" {
+		return errors.New("proxy: Client.Target is empty")
+	}
+	c.loop.maxConns = c.MaxConns
+	return c.serve(ctx, ln, c.logger(), c.handle)
+}
+
+// Shutdown stops accepting, drains live connections until ctx is done, then
+// closes them.
+func (c *Client) Shutdown(ctx context.Context) error { return c.shutdown(ctx) }
+
+// ActiveConns returns the number of connections being handled.
+func (c *Client) ActiveConns() int { return c.Active() }
+
+func (c *Client) dial(ctx context.Context, addr string, cfg *mtls.Config) (SecureConn, error) {
+	if c.Dial != nil {
+		return c.Dial(ctx, addr, cfg)
+	}
+	d := mtls.Dialer{NetDialer: &net.Dialer{Timeout: orDefault(c.ConnectTimeout, 10*time.Second)}, Config: cfg}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return nc.(*mtls.Conn), nil
+}
+
+func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
+	start := time.Now()
+	log := c.logger().With("mode", "client", "remote", local.RemoteAddr().String())
+	c.Metrics.connOpen()
+	result := resultError
+	defer func() { c.Metrics.connClose(result) }()
+
+	cfg := c.cur.Load()
+	hctx, cancel := context.WithTimeout(ctx, orDefault(c.HandshakeTimeout, 10*time.Second)+orDefault(c.ConnectTimeout, 10*time.Second))
+	t.add(cancel)
+	sc, err := c.dial(hctx, c.Target, cfg)
+	cancel()
+	hsDur := time.Since(start)
+	if err != nil {
+		res := resultError
+		if errors.Is(err, context.DeadlineExceeded) || isTimeoutErr(err) {
+			res = resultTimeout
+		}
+		var ae *mtls.AlertError
+		if errors.As(err, &ae) && ae.Remote {
+			res = resultDenied
+		}
+		result = res
+		c.Metrics.handshake("", res, hsDur)
+		log.Warn("cannot open mtls connection to target; closing", "target", c.Target, "err", err)
+		return
+	}
+	t.add(func() { sc.Close() })
+	defer sc.Close()
+	cs := sc.ConnectionState()
+	c.Metrics.handshake(cs.CipherSuiteName, resultOK, hsDur)
+	log = log.With("identity", cs.PeerIdentity, "local_identity", cs.LocalIdentity, "suite", cs.CipherSuiteName)
+	log.Info("connection open", "target", c.Target)
+	p := &pipe{a: local, b: sc, idle: c.IdleTimeout, onBytes: c.Metrics.bytesFunc()}
+	err = p.run(nil)
+	result = resultOK
+	attrs := []any{"bytes_up", p.up.Load(), "bytes_down", p.down.Load(),
+		"duration", time.Since(start).Round(time.Millisecond)}
+	if err != nil {
+		result = "closed_with_error"
+		attrs = append(attrs, "err", err)
+	}
+	log.Info("connection closed", attrs...)
+}

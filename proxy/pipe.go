@@ -1,0 +1,214 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Buffer sizes. An idle proxied connection holds no large buffer: a plain
+// TCP source is waited on without any buffer (waitReadable, Linux) and an
+// mtls source is read into a small buffer first; a pooled bigBufSize buffer
+// is taken only once data has arrived and is returned before the next
+// blocking wait.
+const (
+	bigBufSize   = 32 << 10
+	smallBufSize = 1 << 10
+)
+
+var bigBufPool = sync.Pool{New: func() any { b := make([]byte, bigBufSize); return &b }}
+var smallBufPool = sync.Pool{New: func() any { b := make([]byte, smallBufSize); return &b }}
+
+// closeWriter is the half-close both *net.TCPConn and *mtls.Conn provide.
+type closeWriter interface{ CloseWrite() error }
+
+// pipe forwards between a (the accepted side) and b (the dialled side).
+type pipe struct {
+	a, b     net.Conn
+	idle     time.Duration
+	last     atomic.Int64 // unix nanoseconds of the last successful read
+	up, down atomic.Int64 // bytes a→b and b→a
+	onBytes  func(up bool, n int)
+
+	closeOnce sync.Once
+	idled     atomic.Bool
+	errOnce   sync.Once
+	firstErr  error
+}
+
+func (p *pipe) fail(err error) {
+	p.errOnce.Do(func() { p.firstErr = err })
+	p.closeBoth()
+}
+
+func (p *pipe) closeBoth() {
+	p.closeOnce.Do(func() {
+		p.a.Close()
+		p.b.Close()
+	})
+}
+
+func (p *pipe) touch() { p.last.Store(time.Now().UnixNano()) }
+
+// run forwards until both directions are done or one fails, then closes both
+// connections. upCopy, if set, replaces the a→b copy (HTTP identity mode).
+// It returns the first error that was not a clean EOF.
+func (p *pipe) run(upCopy func(dst io.Writer, src io.Reader) error) error {
+	p.touch()
+	var timer *time.Timer
+	if p.idle > 0 {
+		var check func()
+		check = func() {
+			since := time.Since(time.Unix(0, p.last.Load()))
+			if since >= p.idle {
+				p.idled.Store(true)
+				p.closeBoth()
+				return
+			}
+			timer.Reset(p.idle - since)
+		}
+		timer = time.AfterFunc(p.idle, check)
+	}
+	errc := make(chan struct{})
+	go func() {
+		defer close(errc)
+		p.direction(p.b, p.a, false, nil)
+	}()
+	p.direction(p.a, p.b, true, upCopy)
+	<-errc
+	p.closeBoth()
+	if timer != nil {
+		timer.Stop()
+	}
+	if p.idled.Load() {
+		return errIdle
+	}
+	p.errOnce.Do(func() {})
+	return p.firstErr
+}
+
+var errIdle = errors.New("idle timeout")
+
+// direction copies src to dst; on a clean EOF it half-closes dst. On an
+// error it closes both so the other direction ends too.
+func (p *pipe) direction(src, dst net.Conn, up bool, custom func(dst io.Writer, src io.Reader) error) {
+	var err error
+	cw := &countingWriter{w: dst, p: p, up: up}
+	if custom != nil {
+		err = custom(cw, &touchReader{r: src, p: p})
+	} else {
+		err = p.copy(cw, src)
+	}
+	if err != nil {
+		p.fail(err)
+		return
+	}
+	if c, ok := dst.(closeWriter); ok {
+		if err := c.CloseWrite(); err == nil {
+			return
+		}
+	}
+	p.closeBoth() // no half-close possible: end the connection
+}
+
+type countingWriter struct {
+	w  io.Writer
+	p  *pipe
+	up bool
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	if n > 0 {
+		if c.up {
+			c.p.up.Add(int64(n))
+		} else {
+			c.p.down.Add(int64(n))
+		}
+		if c.p.onBytes != nil {
+			c.p.onBytes(c.up, n)
+		}
+	}
+	return n, err
+}
+
+type touchReader struct {
+	r io.Reader
+	p *pipe
+}
+
+func (t *touchReader) Read(b []byte) (int, error) {
+	n, err := t.r.Read(b)
+	if n > 0 {
+		t.p.touch()
+	}
+	return n, err
+}
+
+// copy moves src to dst holding a big buffer only while data flows. It
+// returns nil on EOF.
+func (p *pipe) copy(dst io.Writer, src net.Conn) error {
+	return copyLowMem(dst, src, p.touch)
+}
+
+// copyLowMem copies src to dst until EOF (then returns nil) without holding
+// a big buffer while src has nothing to say. A plain TCP source is waited on
+// with no buffer at all; any other source (mtls) is read into a small buffer
+// first, and if that filled it more data is most likely already decrypted
+// and waiting, so after forwarding what we have we drain with a big buffer.
+func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
+	if touch == nil {
+		touch = func() {}
+	}
+	var wait func() error
+	if c, ok := src.(net.Conn); ok {
+		wait = readinessWaiter(c)
+	}
+	for {
+		full := true
+		if wait == nil {
+			sp := smallBufPool.Get().(*[]byte)
+			n, err := src.Read(*sp)
+			if n > 0 {
+				touch()
+				if _, werr := dst.Write((*sp)[:n]); werr != nil {
+					smallBufPool.Put(sp)
+					return werr
+				}
+			}
+			full = n == len(*sp)
+			smallBufPool.Put(sp)
+			if err != nil {
+				return eofNil(err)
+			}
+		} else if err := wait(); err != nil {
+			return err
+		}
+		if !full {
+			continue
+		}
+		bp := bigBufPool.Get().(*[]byte)
+		n, err := src.Read(*bp)
+		if n > 0 {
+			touch()
+			if _, werr := dst.Write((*bp)[:n]); werr != nil {
+				bigBufPool.Put(bp)
+				return werr
+			}
+		}
+		bigBufPool.Put(bp)
+		if err != nil {
+			return eofNil(err)
+		}
+	}
+}
+
+func eofNil(err error) error {
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}

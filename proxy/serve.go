@@ -1,0 +1,231 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/milagro-go/milagro/mtls"
+)
+
+// SecureConn is what the proxy needs of an mtls connection (*mtls.Conn
+// satisfies it). Tests may substitute other implementations.
+type SecureConn interface {
+	net.Conn
+	HandshakeContext(ctx context.Context) error
+	ConnectionState() mtls.ConnectionState
+	CloseWrite() error
+}
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("proxy: server closed")
+
+// loop is the accept loop, connection tracking and shutdown shared by Server
+// and Client.
+type loop struct {
+	maxConns int
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*tracked]struct{}
+	closing   bool
+	done      chan struct{} // closed when closing starts
+	wg        sync.WaitGroup
+	sem       chan struct{}
+	initOnce  sync.Once
+	nconns    atomic.Int64
+}
+
+type tracked struct {
+	mu     sync.Mutex
+	closers []func()
+	dead   bool
+}
+
+// add registers a closer run on forced shutdown; if the connection is
+// already being force-closed it runs at once.
+func (t *tracked) add(f func()) {
+	t.mu.Lock()
+	if t.dead {
+		t.mu.Unlock()
+		f()
+		return
+	}
+	t.closers = append(t.closers, f)
+	t.mu.Unlock()
+}
+
+func (t *tracked) kill() {
+	t.mu.Lock()
+	t.dead = true
+	cs := t.closers
+	t.closers = nil
+	t.mu.Unlock()
+	for _, f := range cs {
+		f()
+	}
+}
+
+func (l *loop) init() {
+	l.initOnce.Do(func() {
+		l.listeners = make(map[net.Listener]struct{})
+		l.conns = make(map[*tracked]struct{})
+		l.done = make(chan struct{})
+		if l.maxConns > 0 {
+			l.sem = make(chan struct{}, l.maxConns)
+		}
+	})
+}
+
+// serve accepts on ln until it is closed or ctx is done. When ctx is done
+// the listener and every connection are closed at once (a hard stop);
+// Shutdown is the graceful way. With maxConns set, excess connections are
+// not accepted until a slot frees: they wait in the kernel's listen backlog
+// (as ghostunnel's --max-concurrent-conns does) rather than being refused.
+func (l *loop) serve(ctx context.Context, ln net.Listener, log *slog.Logger, handle func(ctx context.Context, c net.Conn, t *tracked)) error {
+	l.init()
+	l.mu.Lock()
+	if l.closing {
+		l.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	l.listeners[ln] = struct{}{}
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.listeners, ln)
+		l.mu.Unlock()
+	}()
+
+	// A done ctx is a hard stop: close the listener and every connection.
+	// The registration deliberately outlives serve (a Shutdown that is
+	// draining can still be cut short by cancelling ctx).
+	context.AfterFunc(ctx, func() {
+		ln.Close()
+		l.closeAll()
+	})
+
+	var backoff time.Duration
+	for {
+		if l.sem != nil {
+			select {
+			case l.sem <- struct{}{}:
+			case <-l.done:
+				return ErrServerClosed
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		c, err := ln.Accept()
+		if err != nil {
+			if l.sem != nil {
+				<-l.sem
+			}
+			select {
+			case <-l.done:
+				return ErrServerClosed
+			default:
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+				case <-l.done:
+				}
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		t := &tracked{}
+		t.add(func() { c.Close() })
+		l.mu.Lock()
+		if l.closing {
+			l.mu.Unlock()
+			c.Close()
+			if l.sem != nil {
+				<-l.sem
+			}
+			return ErrServerClosed
+		}
+		l.conns[t] = struct{}{}
+		l.wg.Add(1)
+		l.mu.Unlock()
+		l.nconns.Add(1)
+		go func() {
+			defer func() {
+				c.Close()
+				l.mu.Lock()
+				delete(l.conns, t)
+				l.mu.Unlock()
+				l.nconns.Add(-1)
+				if l.sem != nil {
+					<-l.sem
+				}
+				l.wg.Done()
+			}()
+			handle(ctx, c, t)
+		}()
+	}
+}
+
+// isTemporary reports accept errors worth retrying (EMFILE, ENFILE,
+// ECONNABORTED...), which net reports through the deprecated Temporary.
+func isTemporary(err error) bool {
+	var te interface{ Temporary() bool }
+	return errors.As(err, &te) && te.Temporary()
+}
+
+func (l *loop) closeAll() {
+	l.mu.Lock()
+	ts := make([]*tracked, 0, len(l.conns))
+	for t := range l.conns {
+		ts = append(ts, t)
+	}
+	l.mu.Unlock()
+	for _, t := range ts {
+		t.kill()
+	}
+}
+
+// shutdown stops accepting, waits for live connections to end until ctx is
+// done, then closes the rest and waits for their goroutines.
+func (l *loop) shutdown(ctx context.Context) error {
+	l.init()
+	l.mu.Lock()
+	if !l.closing {
+		l.closing = true
+		close(l.done)
+	}
+	for ln := range l.listeners {
+		ln.Close()
+	}
+	l.mu.Unlock()
+	idle := make(chan struct{})
+	go func() {
+		l.wg.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		l.closeAll()
+		<-idle
+		return ctx.Err()
+	}
+}
+
+// Active returns the number of connections being handled.
+func (l *loop) Active() int { return int(l.nconns.Load()) }

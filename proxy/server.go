@@ -1,0 +1,234 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/milagro-go/milagro/mtls"
+)
+
+// Server is the terminating side of the proxy: it accepts mtls connections,
+// admits authenticated peers that pass the ACL and forwards their traffic
+// to Target over plain TCP. Set the fields, call SetConfig, then Serve.
+type Server struct {
+	// Target is the service's HOST:PORT.
+	Target string
+	// HandshakeTimeout bounds the mtls handshake (default 10 s).
+	HandshakeTimeout time.Duration
+	// ConnectTimeout bounds dialling Target (default 10 s).
+	ConnectTimeout time.Duration
+	// IdleTimeout closes a connection with no data either way for that
+	// long; 0 means never.
+	IdleTimeout time.Duration
+	// MaxConns caps concurrent connections; 0 means no cap. Excess
+	// connections wait in the listen backlog until a slot frees (as with
+	// ghostunnel's --max-concurrent-conns), they are not refused.
+	MaxConns int
+	// ProxyProtocol sends a PROXY protocol v2 header carrying the identity
+	// (see AppendProxyV2) before any client data.
+	ProxyProtocol bool
+	// HTTPIdentityHeader, if set, switches to HTTP/1.x mode: the header is
+	// stripped from requests and set to the peer's identity.
+	HTTPIdentityHeader string
+	// Logger gets one line per connection; nil means slog.Default().
+	Logger *slog.Logger
+	// Metrics, if set, records metrics.
+	Metrics *Metrics
+	// NewConn wraps an accepted connection; nil means mtls.Server.
+	NewConn func(net.Conn, *mtls.Config) SecureConn
+	// DialTarget dials Target; nil means a net.Dialer with ConnectTimeout.
+	DialTarget func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	cur atomic.Pointer[serverState]
+	loop
+}
+
+type serverState struct {
+	cfg *mtls.Config // the caller's Config with VerifyPeerIdentity set from acl
+	acl *ACL
+}
+
+// SetConfig installs the mtls configuration and ACL used for new
+// handshakes; connections already established are not affected. It is
+// safe to call at any time (SIGHUP reload). cfg is not modified: a clone
+// gets a VerifyPeerIdentity that applies acl (then cfg's own, if any), so a
+// denied peer fails inside the handshake and never reaches the target.
+func (s *Server) SetConfig(cfg *mtls.Config, acl *ACL) error {
+	if cfg == nil {
+		return errors.New("proxy: nil mtls.Config")
+	}
+	if acl == nil {
+		return ErrNoACL
+	}
+	c := cfg.Clone()
+	inner := cfg.VerifyPeerIdentity
+	m := s.Metrics
+	c.VerifyPeerIdentity = func(id string) error {
+		if err := acl.Check(id); err != nil {
+			m.denied()
+			return err
+		}
+		if inner != nil {
+			return inner(id)
+		}
+		return nil
+	}
+	s.cur.Store(&serverState{cfg: c, acl: acl})
+	return nil
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// Serve accepts connections on ln until Shutdown, or until ctx is done
+// (which closes every connection at once). It returns ErrServerClosed
+// after Shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.cur.Load() == nil {
+		return errors.New("proxy: Server.Serve before SetConfig")
+	}
+	if s.Target == "" {
+		return errors.New("proxy: Server.Target is empty")
+	}
+	if h := s.HTTPIdentityHeader; h != "" && !ValidHeaderName(h) {
+		return fmt.Errorf("proxy: invalid HTTP header name %q", h)
+	}
+	if s.HTTPIdentityHeader != "" && s.ProxyProtocol {
+		return errors.New("proxy: choose one of PROXY protocol and HTTP identity header")
+	}
+	s.loop.maxConns = s.MaxConns
+	return s.serve(ctx, ln, s.logger(), s.handle)
+}
+
+// Shutdown stops accepting, lets live connections finish until ctx is done,
+// then closes them. It returns ctx.Err() if it had to close connections.
+func (s *Server) Shutdown(ctx context.Context) error { return s.shutdown(ctx) }
+
+// ActiveConns returns the number of connections being handled.
+func (s *Server) ActiveConns() int { return s.Active() }
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
+	start := time.Now()
+	log := s.logger().With("mode", "server", "remote", raw.RemoteAddr().String())
+	s.Metrics.connOpen()
+	result := resultError
+	defer func() { s.Metrics.connClose(result) }()
+
+	st := s.cur.Load()
+	newConn := s.NewConn
+	if newConn == nil {
+		newConn = func(c net.Conn, cfg *mtls.Config) SecureConn { return mtls.Server(c, cfg) }
+	}
+	sc := newConn(raw, st.cfg)
+	t.add(func() { sc.Close() })
+	defer sc.Close()
+
+	hctx, cancel := context.WithTimeout(ctx, orDefault(s.HandshakeTimeout, 10*time.Second))
+	err := sc.HandshakeContext(hctx)
+	cancel()
+	hsDur := time.Since(start)
+	if err != nil {
+		var de *DeniedError
+		switch {
+		case errors.As(err, &de):
+			result = resultDenied
+			s.Metrics.handshake("", resultDenied, hsDur)
+			log.Warn("access denied", "identity", de.ID, "reason", de.Reason)
+		case errors.Is(err, context.DeadlineExceeded) || isTimeoutErr(err):
+			result = resultTimeout
+			s.Metrics.handshake("", resultTimeout, hsDur)
+			log.Info("handshake timed out", "after", hsDur.Round(time.Millisecond))
+		default:
+			s.Metrics.handshake("", resultError, hsDur)
+			log.Info("handshake failed", "err", err)
+		}
+		return
+	}
+	cs := sc.ConnectionState()
+	id := cs.PeerIdentity
+	log = log.With("identity", id, "suite", cs.CipherSuiteName)
+	// Defence in depth: the ACL already ran inside the handshake.
+	if err := st.acl.Check(id); err != nil {
+		result = resultDenied
+		s.Metrics.denied()
+		s.Metrics.handshake(cs.CipherSuiteName, resultDenied, hsDur)
+		log.Warn("access denied after handshake", "reason", err)
+		return
+	}
+	s.Metrics.handshake(cs.CipherSuiteName, resultOK, hsDur)
+	if s.HTTPIdentityHeader != "" && !ValidHeaderValue(id) {
+		log.Warn("identity cannot be sent in an HTTP header; closing")
+		return
+	}
+	var header []byte
+	if s.ProxyProtocol {
+		header, err = AppendProxyV2(nil, ProxyInfo{
+			Src: raw.RemoteAddr(), Dst: raw.LocalAddr(),
+			Identity: id, Version: "TLSv1.2", Cipher: cs.CipherSuiteName,
+		})
+		if err != nil {
+			log.Warn("cannot build PROXY header; closing", "err", err)
+			return
+		}
+	}
+
+	dial := s.DialTarget
+	if dial == nil {
+		d := &net.Dialer{}
+		dial = d.DialContext
+	}
+	dctx, cancel := context.WithTimeout(ctx, orDefault(s.ConnectTimeout, 10*time.Second))
+	t.add(cancel)
+	up, err := dial(dctx, "tcp", s.Target)
+	cancel()
+	if err != nil {
+		result = "target_unreachable"
+		log.Warn("cannot reach target; closing", "target", s.Target, "err", err)
+		return
+	}
+	t.add(func() { up.Close() })
+	defer up.Close()
+	if header != nil {
+		if _, err := up.Write(header); err != nil {
+			log.Warn("writing PROXY header failed", "err", err)
+			return
+		}
+	}
+	log.Info("connection open", "target", s.Target)
+	p := &pipe{a: sc, b: up, idle: s.IdleTimeout, onBytes: s.Metrics.bytesFunc()}
+	var upCopy func(dst io.Writer, src io.Reader) error
+	if name := s.HTTPIdentityHeader; name != "" {
+		upCopy = func(dst io.Writer, src io.Reader) error { return rewriteHTTP(dst, src, name, id) }
+	}
+	err = p.run(upCopy)
+	result = resultOK
+	attrs := []any{"bytes_up", p.up.Load(), "bytes_down", p.down.Load(),
+		"duration", time.Since(start).Round(time.Millisecond)}
+	if err != nil {
+		result = "closed_with_error"
+		attrs = append(attrs, "err", err)
+	}
+	log.Info("connection closed", attrs...)
+}
+
+func isTimeoutErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
