@@ -24,15 +24,17 @@ func pskSuites() []*ciphersuite.Suite {
 
 func testConfigs(suites []*ciphersuite.Suite, hint string) (*ClientConfig, *ServerConfig) {
 	ckx := &ciphersuite.ClientConfig{
-		Rand: rand.Reader,
-		Time: time.Now,
+		Rand:   rand.Reader,
+		Time:   time.Now,
+		Curves: ciphersuite.DefaultCurves(),
 		PSK: func(h []byte) ([]byte, []byte, error) {
 			return []byte(testIdentity), testPSK, nil
 		},
 	}
 	skx := &ciphersuite.ServerConfig{
-		Rand: rand.Reader,
-		Time: time.Now,
+		Rand:   rand.Reader,
+		Time:   time.Now,
+		Curves: ciphersuite.DefaultCurves(),
 		PSK: func(id []byte) ([]byte, error) {
 			if string(id) != testIdentity {
 				return nil, fmt.Errorf("unknown identity %q", id)
