@@ -1,0 +1,161 @@
+package pairing
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// Every decoder: never panics, fails with one of its sentinel errors, and
+// what it accepts re-encodes to exactly the input (canonical encodings).
+
+var elementErrs = []error{ErrLength, ErrNonCanonical, ErrNotOnCurve, ErrNotInSubgroup, ErrIdentity}
+
+func isOneOf(err error, errs ...error) bool {
+	for _, e := range errs {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func FuzzDecodeG1(f *testing.F) {
+	f.Add(EncodeG1(H1(DomainCS, []byte("seed"))))
+	for _, tc := range badG1(f) {
+		f.Add(tc.b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := DecodeG1(b)
+		if err != nil {
+			if !isOneOf(err, elementErrs...) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if p.IsIdentity() || !p.IsOnG1() || !bytes.Equal(EncodeG1(p), b) {
+			t.Fatalf("accepted a bad or non-canonical point %x", b)
+		}
+	})
+}
+
+func FuzzDecodeG2(f *testing.F) {
+	f.Add(EncodeG2(H2(DomainP2P, []byte("seed"))))
+	for _, tc := range badG2(f) {
+		f.Add(tc.b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := DecodeG2(b)
+		if err != nil {
+			if !isOneOf(err, elementErrs...) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if p.IsIdentity() || !p.IsOnG2() || !bytes.Equal(EncodeG2(p), b) {
+			t.Fatalf("accepted a bad or non-canonical point %x", b)
+		}
+	})
+}
+
+func FuzzDecodeScalar(f *testing.F) {
+	f.Add(make([]byte, 32))
+	f.Add(bytes.Repeat([]byte{0xff}, 32))
+	f.Add(EncodeScalar(sc(12345)))
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := DecodeScalar(b)
+		if err != nil {
+			if !isOneOf(err, ErrLength, ErrNonCanonical, ErrZeroScalar) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if s.IsZero() == 1 || !bytes.Equal(EncodeScalar(s), b) {
+			t.Fatalf("accepted %x", b)
+		}
+	})
+}
+
+// fuzzSecret seeds with a valid encoding, its truncations and corruptions.
+func fuzzSecret(f *testing.F, valid secret, fresh func() secret) {
+	b, err := valid.MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add(b[:len(b)-1])
+	f.Add(append(bytes.Clone(b), 0))
+	f.Add(b[:2])
+	f.Add([]byte{})
+	c := bytes.Clone(b)
+	c[len(c)-1] ^= 1
+	f.Add(c)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		s := fresh()
+		if err := s.UnmarshalBinary(in); err != nil {
+			if !errors.Is(err, ErrKeyEncoding) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		out, err := s.MarshalBinary()
+		if err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("non-canonical encoding accepted: %x", in)
+		}
+	})
+}
+
+var fuzzFx *fixture
+
+func fx(f *testing.F) *fixture {
+	if fuzzFx == nil {
+		fuzzFx = newFixture(f, seeded("fuzz"))
+	}
+	return fuzzFx
+}
+
+func FuzzMasterShare(f *testing.F) {
+	fuzzSecret(f, fx(f).shares[0], func() secret { return new(MasterShare) })
+}
+
+func FuzzCSClientKey(f *testing.F) {
+	fuzzSecret(f, fx(f).alice, func() secret { return new(CSClientKey) })
+}
+
+func FuzzCSServerSecret(f *testing.F) {
+	fuzzSecret(f, fx(f).serverShares[0], func() secret { return new(CSServerSecret) })
+}
+
+func FuzzTimePermit(f *testing.F) {
+	fuzzSecret(f, fx(f).permit, func() secret { return new(TimePermit) })
+}
+
+func FuzzPINToken(f *testing.F) {
+	tok, err := fx(f).alice.ExtractPIN(7)
+	if err != nil {
+		f.Fatal(err)
+	}
+	fuzzSecret(f, tok, func() secret { return new(PINToken) })
+}
+
+func FuzzP2PKey(f *testing.F) {
+	fuzzSecret(f, fx(f).nodeA, func() secret { return new(P2PKey) })
+}
+
+// FuzzCSVerify feeds arbitrary ClientHello values to the server: it must
+// never panic and never accept.
+func FuzzCSVerify(f *testing.F) {
+	fix := fx(f)
+	c, _ := NewCSClient(fix.alice, fix.permit)
+	h, _, _ := c.Hello(seeded("fuzz-hello"), fix.now)
+	f.Add(h.ID, h.Day, h.Time, h.U, h.V)
+	f.Add("", uint64(0), uint64(0), []byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, id string, d, tm uint64, u, v []byte) {
+		hello := &CSHello{ID: id, Day: d, Time: tm, U: u, V: v}
+		same := id == h.ID && d == h.Day && tm == h.Time && bytes.Equal(u, h.U) && bytes.Equal(v, h.V)
+		if err := fix.server.Verify(hello); err == nil && !same {
+			t.Fatalf("accepted a modified hello")
+		}
+	})
+}
