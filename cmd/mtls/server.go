@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/milagro-go/milagro/mtls"
+)
+
+func init() { register(serverCommand()) }
+
+func serverCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "server",
+		Usage: "TLS echo server (like openssl s_server): echoes everything each client sends",
+		Description: "Accepts connections concurrently, echoes each one's data back, and closes it after the\n" +
+			"client's close_notify (half-close aware). Logs one line per connection. Stops on SIGINT/SIGTERM.",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:4433", Usage: "TCP address to listen on"},
+			&cli.BoolFlag{Name: "once", Usage: "serve one connection, then exit (status 1 if it failed)"},
+		}, credentialFlags(true)...),
+		Action: serverAction,
+	}
+}
+
+func serverAction(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return cmdError("server", "", errors.New("unexpected arguments: "+c.Args().First()))
+	}
+	cfg, err := configFromFlags(c, true)
+	if err != nil {
+		return cmdError("server", "", err)
+	}
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return cmdError("server", "", err)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s := &echoServer{cfg: cfg, conns: map[*mtls.Conn]struct{}{}}
+	logger.Info("listening", "addr", ln.Addr().String())
+	err = s.serve(ctx, ln, c.Bool("once"))
+	if err != nil {
+		return cmdError("server", "", err)
+	}
+	return nil
+}
+
+type echoServer struct {
+	cfg *mtls.Config
+
+	mu       sync.Mutex
+	conns    map[*mtls.Conn]struct{}
+	shutdown bool
+	wg       sync.WaitGroup
+}
+
+// serve accepts until ctx is done (or after one connection with once), then
+// closes the active connections (each sends close_notify) and waits for them.
+func (s *echoServer) serve(ctx context.Context, ln net.Listener, once bool) error {
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	var onceErr error
+	for {
+		raw, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			ln.Close()
+			s.closeAll()
+			return err
+		}
+		conn := mtls.Server(raw, s.cfg)
+		if !s.track(conn) {
+			conn.Close()
+			break
+		}
+		if once {
+			ln.Close()
+			onceErr = s.handle(ctx, conn)
+			s.untrack(conn)
+			return onceErr
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.untrack(conn)
+			s.handle(ctx, conn)
+		}()
+	}
+	logger.Info("shutting down")
+	s.closeAll()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		logger.Warn("shutdown: connections still open after 5s")
+	}
+	return nil
+}
+
+func (s *echoServer) track(c *mtls.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *echoServer) untrack(c *mtls.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+func (s *echoServer) closeAll() {
+	s.mu.Lock()
+	s.shutdown = true
+	var cs []*mtls.Conn
+	for c := range s.conns {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	for _, c := range cs {
+		c.Close()
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n.Add(int64(n))
+	return n, err
+}
+
+// handle runs the handshake, echoes until the peer's close_notify, and logs
+// one line. It returns the connection's error (nil for a clean close).
+func (s *echoServer) handle(ctx context.Context, c *mtls.Conn) error {
+	start := time.Now()
+	remote := c.RemoteAddr().String()
+	hctx := ctx
+	if s.cfg.HandshakeTimeout > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
+		defer cancel()
+	}
+	if err := c.HandshakeContext(hctx); err != nil {
+		c.Close()
+		logger.Warn("connection", "remote", remote, "error", "handshake failed: "+trimLib(err), "duration", time.Since(start).Round(time.Millisecond))
+		return wrap("handshake failed", err)
+	}
+	st := c.ConnectionState()
+	in := &countingReader{r: c}
+	out, err := io.Copy(c, in)
+	if err == nil {
+		// The peer sent close_notify and everything read has been echoed:
+		// close our side (close_notify) too.
+		err = c.Close()
+	} else {
+		c.Close()
+	}
+	attrs := []any{"remote", remote, "peer", st.PeerIdentity, "suite", st.CipherSuiteName,
+		"in", in.n.Load(), "out", out, "duration", time.Since(start).Round(time.Millisecond)}
+	if err != nil {
+		logger.Warn("connection", append(attrs, "error", trimLib(err))...)
+		return err
+	}
+	logger.Info("connection", attrs...)
+	return nil
+}
+
+func trimLib(err error) string {
+	s := err.Error()
+	if len(s) > 6 && s[:6] == "mtls: " {
+		return s[6:]
+	}
+	return s
+}
+
+// wrap prefixes err with what, keeping it unwrappable.
+func wrap(what string, err error) error {
+	return &commandError{msg: what + ": " + trimLib(err), err: err}
+}
