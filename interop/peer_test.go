@@ -195,6 +195,18 @@ func tail(b []byte, n int) string {
 // output is stdout and stderr together, for matching diagnostics.
 func (p *peer) output() string { return p.stdout.String() + "\n" + p.stderr.String() }
 
+// waitOutput waits until stdout or stderr contains sub.
+func (p *peer) waitOutput(sub string, timeout time.Duration) bool {
+	for end := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(p.output(), sub) {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+	}
+}
+
 // wait waits for the process to exit and returns its exit error.
 func (p *peer) wait(t *testing.T, timeout time.Duration) error {
 	t.Helper()
