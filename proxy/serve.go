@@ -41,9 +41,9 @@ type loop struct {
 }
 
 type tracked struct {
-	mu     sync.Mutex
+	mu      sync.Mutex
 	closers []func()
-	dead   bool
+	dead    bool
 }
 
 // add registers a closer run on forced shutdown; if the connection is

@@ -1,0 +1,260 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/milagro-go/milagro/mtls"
+)
+
+func TestServerAllowDeny(t *testing.T) {
+	up := startUpstream(t, nil)
+	m := NewMetrics()
+	acl, _ := NewACL([]string{"alice"}, []string{"bo"})
+	addr := startServer(t, &Server{Target: up.addr(), Metrics: m}, acl)
+
+	for _, id := range []string{"alice", "bob"} {
+		c, err := dialMTLS(t, addr, id)
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if got := roundTrip(t, c, []byte("hello "+id)); string(got) != "hello "+id {
+			t.Fatalf("%s: echo %q", id, got)
+		}
+		c.Close()
+	}
+	if n := up.count.Load(); n != 2 {
+		t.Fatalf("upstream saw %d connections, want 2", n)
+	}
+	_, err := dialMTLS(t, addr, "mallory")
+	var ae *mtls.AlertError
+	if !errors.As(err, &ae) || !ae.Remote {
+		t.Fatalf("mallory: err = %v, want a remote alert", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := up.count.Load(); n != 2 {
+		t.Fatalf("denied peer reached the target (%d connections)", n)
+	}
+	if !waitFor(2*time.Second, func() bool { return metricValue(m.aclDenials) == 1 }) {
+		t.Errorf("acl denials = %v, want 1", metricValue(m.aclDenials))
+	}
+	if v := metricValue(m.handshakes.WithLabelValues("TLS_PSK_WITH_AES_128_GCM_SHA256", "ok")); v != 2 {
+		t.Errorf("ok handshakes = %v, want 2", v)
+	}
+	if !waitFor(2*time.Second, func() bool { return metricValue(m.bytes.WithLabelValues("upstream")) == float64(len("hello alice")+len("hello bob")) }) {
+		t.Errorf("upstream bytes = %v", metricValue(m.bytes.WithLabelValues("upstream")))
+	}
+
+	// Reload: a new ACL applies to the next handshake.
+	s2acl, _ := NewACL([]string{"mallory"}, nil)
+	srv := &Server{Target: up.addr(), Metrics: NewMetrics()}
+	addr2 := startServer(t, srv, acl)
+	if _, err := dialMTLS(t, addr2, "mallory"); err == nil {
+		t.Fatal("mallory admitted before reload")
+	}
+	if err := srv.SetConfig(pskServerConfig(), s2acl); err != nil {
+		t.Fatal(err)
+	}
+	c, err := dialMTLS(t, addr2, "mallory")
+	if err != nil {
+		t.Fatalf("mallory after reload: %v", err)
+	}
+	c.Close()
+	if _, err := dialMTLS(t, addr2, "alice"); err == nil {
+		t.Fatal("alice admitted after reload removed her")
+	}
+}
+
+func TestClientServerPairHalfClose(t *testing.T) {
+	up := startUpstream(t, nil)
+	addr := startServer(t, &Server{Target: up.addr()}, AllowAll())
+	local := startClient(t, &Client{Target: addr}, "alice")
+	c, err := net.Dial("tcp", local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := bytes.Repeat([]byte("0123456789abcdef"), 100000) // 1.6 MB, several records
+	if got := roundTrip(t, c, msg); !bytes.Equal(got, msg) {
+		t.Fatalf("echo of %d bytes returned %d bytes", len(msg), len(got))
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	up := startUpstream(t, nil)
+	addr := startServer(t, &Server{Target: up.addr(), IdleTimeout: 300 * time.Millisecond}, AllowAll())
+	c, err := dialMTLS(t, addr, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Activity keeps it open past the timeout.
+	buf := make([]byte, 1)
+	for i := 0; i < 5; i++ {
+		time.Sleep(100 * time.Millisecond)
+		c.Write([]byte{'x'})
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatalf("active connection closed: %v", err)
+		}
+	}
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = c.Read(buf)
+	if err == nil || isTimeoutErr(err) {
+		t.Fatalf("idle connection not closed: %v", err)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("closed after %v, want ~300ms", d)
+	}
+}
+
+func TestHandshakeTimeoutAndMaxConns(t *testing.T) {
+	up := startUpstream(t, nil)
+	m := NewMetrics()
+	s := &Server{Target: up.addr(), HandshakeTimeout: 300 * time.Millisecond, MaxConns: 1, Metrics: m}
+	addr := startServer(t, s, AllowAll())
+
+	// A client that never finishes its handshake is cut at the timeout.
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.Write([]byte{0x16, 0x03, 0x01}) // a partial record header, then silence
+	start := time.Now()
+	raw.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = io.ReadAll(raw)
+	if d := time.Since(start); err != nil || d < 250*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("slow handshake: err %v after %v, want a close after ~300ms", err, d)
+	}
+	if !waitFor(2*time.Second, func() bool { return metricValue(m.handshakes.WithLabelValues("unknown", "timeout")) == 1 }) {
+		t.Errorf("timeout handshakes = %v, want 1", metricValue(m.handshakes.WithLabelValues("unknown", "timeout")))
+	}
+
+	// MaxConns=1: a second connection waits (not served) until the first ends.
+	c1, err := dialMTLS(t, addr, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+	_, err = (&mtls.Dialer{Config: pskClientConfig("bob")}).DialContext(ctx, "tcp", addr)
+	cancel()
+	if err == nil {
+		t.Fatal("second connection served beyond MaxConns=1")
+	}
+	c1.Close()
+	ok := waitFor(3*time.Second, func() bool {
+		c2, err := dialMTLS(t, addr, "bob")
+		if err == nil {
+			c2.Close()
+		}
+		return err == nil
+	})
+	if !ok {
+		t.Fatal("slot not freed after the first connection closed")
+	}
+	if up.count.Load() == 0 {
+		t.Fatal("no connection reached upstream")
+	}
+}
+
+func TestTargetDownAndHealthz(t *testing.T) {
+	ln := listenLocal(t)
+	dead := ln.Addr().String()
+	ln.Close()
+	addr := startServer(t, &Server{Target: dead, ConnectTimeout: time.Second}, AllowAll())
+	c, err := dialMTLS(t, addr, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+		t.Fatalf("target down: read %q, %v; want a clean EOF (close_notify)", b, err)
+	}
+	h := &StatusHandler{Target: dead, Metrics: NewMetrics(), CacheFor: time.Millisecond}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != 503 {
+		t.Fatalf("/healthz with target down = %d", rec.Code)
+	}
+	up := startUpstream(t, nil)
+	h.Target = up.addr()
+	time.Sleep(5 * time.Millisecond)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != 200 {
+		t.Fatalf("/healthz with target up = %d", rec.Code)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "mtls_proxy_active_connections") {
+		t.Fatalf("/metrics: %d %.200s", rec.Code, rec.Body.String())
+	}
+}
+
+func TestShutdownDrains(t *testing.T) {
+	up := startUpstream(t, nil)
+	s := &Server{Target: up.addr(), Logger: quietLogger()}
+	if err := s.SetConfig(pskServerConfig(), AllowAll()); err != nil {
+		t.Fatal(err)
+	}
+	ln := listenLocal(t)
+	addr := ln.Addr().String()
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background(), ln) }()
+	live, err := dialMTLS(t, addr, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut <- s.Shutdown(ctx)
+	}()
+	if err := <-done; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+	if _, err := dialMTLS(t, addr, "bob"); err == nil {
+		t.Fatal("new connection accepted while draining")
+	}
+	// The live connection still works, then ends; Shutdown then returns.
+	if got := roundTrip(t, live, []byte("still here")); string(got) != "still here" {
+		t.Fatalf("live connection during drain: %q", got)
+	}
+	live.Close()
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Shutdown did not return after the last connection ended")
+	}
+
+	// A connection that outlives the drain timeout is closed.
+	s2 := &Server{Target: up.addr(), Logger: quietLogger()}
+	addr2 := startServer(t, s2, AllowAll())
+	c, err := dialMTLS(t, addr2, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := s2.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want DeadlineExceeded", err)
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || isTimeoutErr(err) {
+		t.Fatalf("connection not closed after the drain timeout: %v", err)
+	}
+}
