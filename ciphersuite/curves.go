@@ -12,6 +12,17 @@ import (
 // (X25519, then P-256), as a new slice.
 func DefaultCurves() []CurveID { return []CurveID{X25519, P256} }
 
+var defaultCurves = DefaultCurves()
+
+// curvesOrDefault is the effective curve list of a configuration: an empty
+// Curves means DefaultCurves (what the handshake then offers).
+func curvesOrDefault(list []CurveID) []CurveID {
+	if len(list) == 0 {
+		return defaultCurves
+	}
+	return list
+}
+
 func (c CurveID) String() string { return curveName(c) }
 
 func curveName(c CurveID) string {
@@ -53,13 +64,13 @@ func hasKnownCurve(list []CurveID) bool {
 	return false
 }
 
-// pickCurve returns the first of the server's curves that the client
-// offered, or 0.
+// pickCurve returns the first of the server's curves (DefaultCurves when
+// none are configured) that the client offered, or 0.
 func pickCurve(server []CurveID, hello *ClientHelloInfo) CurveID {
 	if hello == nil {
 		return 0
 	}
-	for _, c := range server {
+	for _, c := range curvesOrDefault(server) {
 		if ecdhCurve(c) != nil && curveIn(c, hello.Curves) {
 			return c
 		}

@@ -146,7 +146,8 @@ func NewServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (ServerKX,
 
 // Supports reports whether the client has what suite s needs: a PSK
 // callback for the PSK kinds, plus a supported curve in Curves for
-// ECDHE_PSK; the Milagro credentials for the Milagro kinds.
+// ECDHE_PSK (an empty Curves means DefaultCurves); the Milagro credentials
+// for the Milagro kinds.
 func (c *ClientConfig) Supports(s *Suite) bool {
 	if c == nil || s == nil {
 		return false
@@ -155,7 +156,7 @@ func (c *ClientConfig) Supports(s *Suite) bool {
 	case s.KX == KXPSK:
 		return c.PSK != nil
 	case s.KX == KXECDHEPSK:
-		return c.PSK != nil && hasKnownCurve(c.Curves)
+		return c.PSK != nil && hasKnownCurve(curvesOrDefault(c.Curves))
 	case isMilagroKind(s.KX):
 		return milagroClientSupports(c, s)
 	}

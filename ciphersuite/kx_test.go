@@ -2,6 +2,7 @@ package ciphersuite
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +12,9 @@ import (
 
 	"golang.org/x/crypto/chacha20"
 )
+
+// equalSecrets compares two secrets in constant time.
+func equalSecrets(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
 
 // detRand is a deterministic randomness source (a ChaCha20 key stream).
 type detRand struct{ c *chacha20.Cipher }
@@ -393,9 +397,12 @@ func TestSupports(t *testing.T) {
 	if !cc.Supports(plain) || !cc.Supports(ecdhe) {
 		t.Error("client with PSK and curves")
 	}
-	if (&ClientConfig{}).Supports(plain) || (&ClientConfig{PSK: cc.PSK}).Supports(ecdhe) ||
+	if (&ClientConfig{}).Supports(plain) || (&ClientConfig{Curves: DefaultCurves()}).Supports(ecdhe) ||
 		(&ClientConfig{PSK: cc.PSK, Curves: []CurveID{99}}).Supports(ecdhe) {
-		t.Error("client without PSK / curves")
+		t.Error("client without PSK / known curves")
+	}
+	if !(&ClientConfig{PSK: cc.PSK}).Supports(ecdhe) {
+		t.Error("empty Curves should mean DefaultCurves")
 	}
 	var nilc *ClientConfig
 	if nilc.Supports(plain) || cc.Supports(nil) {
@@ -417,6 +424,9 @@ func TestSupports(t *testing.T) {
 	}
 	if (&ServerConfig{Curves: DefaultCurves()}).Supports(plain, nil) {
 		t.Error("server without PSK")
+	}
+	if !(&ServerConfig{PSK: sc.PSK}).Supports(ecdhe, &ClientHelloInfo{Curves: []CurveID{P256}}) {
+		t.Error("server: empty Curves should mean DefaultCurves")
 	}
 	_, err := NewServerKX(testServerConfig(P256), ecdhe, &ClientHelloInfo{Curves: []CurveID{X25519}})
 	wantAlert(t, "NewServerKX without common curve", err, AlertHandshakeFailure)

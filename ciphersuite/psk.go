@@ -2,7 +2,6 @@ package ciphersuite
 
 import (
 	"crypto/ecdh"
-	"crypto/subtle"
 	"fmt"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -87,7 +86,7 @@ func newPSKClient(cfg *ClientConfig, kind KXKind) (*pskClient, error) {
 	if cfg == nil || cfg.PSK == nil {
 		return nil, Errorf(AlertInternalError, "ciphersuite: %s suites offered without a PSK callback", kind)
 	}
-	if kind == KXECDHEPSK && !hasKnownCurve(cfg.Curves) {
+	if kind == KXECDHEPSK && !hasKnownCurve(curvesOrDefault(cfg.Curves)) {
 		return nil, Errorf(AlertInternalError, "ciphersuite: ECDHE_PSK suites offered without a supported curve")
 	}
 	if cfg.Rand == nil {
@@ -140,7 +139,7 @@ func (c *pskClient) ProcessServerKeyExchange(s *Suite, body []byte) error {
 		return Errorf(AlertIllegalParameter, "ciphersuite: %s: server sent curve type %d, want named_curve", s, curveType)
 	}
 	id := CurveID(group)
-	if !curveIn(id, c.cfg.Curves) || ecdhCurve(id) == nil {
+	if !curveIn(id, curvesOrDefault(c.cfg.Curves)) || ecdhCurve(id) == nil {
 		return Errorf(AlertIllegalParameter, "ciphersuite: %s: server chose group %d, which was not offered", s, group)
 	}
 	pub, err := parsePoint(id, point)
@@ -151,7 +150,9 @@ func (c *pskClient) ProcessServerKeyExchange(s *Suite, body []byte) error {
 	return nil
 }
 
-// psk asks the configuration for the identity and key for the hint.
+// psk asks the configuration for the identity and key for the hint. The
+// callback sees nil when the server sent no hint or an empty one (RFC 4279
+// gives the two the same meaning).
 func (c *pskClient) psk() (identity, key []byte, err error) {
 	var hint []byte
 	if len(c.hint) > 0 {
@@ -353,7 +354,3 @@ func (k *pskServer) PeerIdentity() string {
 	}
 	return string(k.identity)
 }
-
-// equalSecrets compares two secrets in constant time (for callers and
-// tests comparing pre-master or derived secrets).
-func equalSecrets(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
