@@ -180,3 +180,32 @@ func BenchmarkP2P(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkFastPair(b *testing.B) {
+	p := H1(DomainCS, []byte("x"))
+	q := H2(DomainCS, []byte("x"))
+	lq := prepareG2(q)
+	s := sc(0)
+	s.Random(seeded("bench"))
+	g := gtFromCircl(bls12381.Pair(p, q))
+	b.Run("prepareG2", func(b *testing.B) {
+		for b.Loop() {
+			prepareG2(q)
+		}
+	})
+	b.Run("pairing (prepared G2)", func(b *testing.B) {
+		for b.Loop() {
+			multiPair([]*bls12381.G1{p}, []*g2Lines{lq})
+		}
+	})
+	b.Run("2-pairing product (prepared G2)", func(b *testing.B) {
+		for b.Loop() {
+			multiPair([]*bls12381.G1{p, p}, []*g2Lines{lq, lq})
+		}
+	})
+	b.Run("GT exp (cyclotomic)", func(b *testing.B) {
+		for b.Loop() {
+			gtExp(&g, s)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/cloudflare/circl/ecc/bls12381"
+	"github.com/cloudflare/circl/ecc/bls12381/ff"
 )
 
 // Milagro CS (spec §3): M-Pin Full with a forward-secret key agreement.
@@ -27,7 +28,7 @@ type CSClient struct {
 	day uint64
 	a   bls12381.G1 // A, or A' = A + T_d with a permit
 	k   bls12381.G1 // K, or K' = K + TP_d
-	eKQ bls12381.Gt // e(K, Q)
+	eKQ ff.URoot    // e(K, Q)
 }
 
 // NewCSClient prepares a client from its full key and, if permit is not nil,
@@ -52,7 +53,7 @@ func NewCSClient(key *CSClientKey, permit *TimePermit) (*CSClient, error) {
 	if c.k.IsIdentity() || c.a.IsIdentity() {
 		return nil, ErrIdentity
 	}
-	c.eKQ = *bls12381.Pair(&c.k, bls12381.G2Generator())
+	c.eKQ = *multiPair([]*bls12381.G1{&c.k}, []*g2Lines{generatorLines()})
 	return c, nil
 }
 
@@ -78,8 +79,7 @@ func (c *CSClient) ID() string { return c.id }
 func (c *CSClient) Day() uint64 { return c.day }
 
 // Zeroize overwrites the client's secrets.
-func (c *CSClient) Zeroize() { c.k.SetIdentity(); c.eKQ.SetIdentity() }
-
+func (c *CSClient) Zeroize() { c.k.SetIdentity(); c.eKQ = ff.URoot{} }
 
 // CSClientHandshake is the client's state for one handshake.
 type CSClientHandshake struct {
@@ -148,11 +148,10 @@ func (hs *CSClientHandshake) finishWith(r *bls12381.Scalar, w *bls12381.G1, wByt
 	h := csH(&hs.c.a, hs.hello.U, &hs.y, hs.hello.V, rBytes, wBytes)
 	var e bls12381.Scalar
 	e.Add(r, h)
-	var g bls12381.Gt
-	g.Exp(&hs.c.eKQ, &e)
+	g := gtExp(&hs.c.eKQ, &e)
 	e = bls12381.Scalar{}
 	z.ScalarMult(&hs.x, w)
-	return rBytes, premaster(csPMSLabel, &g, &z)
+	return rBytes, premaster(csPMSLabel, g, &z)
 }
 
 const (
@@ -171,10 +170,10 @@ func csH(a *bls12381.G1, u []byte, y *bls12381.Scalar, v, r, w []byte) *bls12381
 }
 
 // premaster returns SHA-256(label ‖ GT(g) ‖ G1(z)).
-func premaster(label string, g *bls12381.Gt, z *bls12381.G1) []byte {
+func premaster(label string, g *ff.URoot, z *bls12381.G1) []byte {
 	d := sha256.New()
 	d.Write([]byte(label))
-	gb, _ := g.MarshalBinary()
+	gb := gtBytes(g)
 	d.Write(gb)
 	clear(gb)
 	d.Write(z.BytesCompressed())
@@ -184,7 +183,8 @@ func premaster(label string, g *bls12381.Gt, z *bls12381.G1) []byte {
 // CSServer verifies clients and answers handshakes with the server secret
 // K_S. It is safe for concurrent use.
 type CSServer struct {
-	ks bls12381.G2
+	ks      bls12381.G2
+	ksLines *g2Lines // Miller-loop lines of K_S
 }
 
 // NewCSServer prepares a server from the combined server secret.
@@ -195,12 +195,11 @@ func NewCSServer(secret *CSServerSecret) (*CSServer, error) {
 	if secret.k.IsIdentity() {
 		return nil, ErrIdentity
 	}
-	return &CSServer{ks: secret.k}, nil
+	return &CSServer{ks: secret.k, ksLines: prepareG2(&secret.k)}, nil
 }
 
 // Zeroize overwrites the server secret.
-func (s *CSServer) Zeroize() { s.ks.SetIdentity() }
-
+func (s *CSServer) Zeroize() { s.ks.SetIdentity(); *s.ksLines = g2Lines{} }
 
 // CSServerHandshake is the server's state for one handshake, after the
 // client's proof verified.
@@ -254,11 +253,8 @@ func (s *CSServer) verify(h *CSHello) (*CSServerHandshake, error) {
 	if uy.IsIdentity() {
 		return nil, ErrAuthFailed
 	}
-	e := bls12381.ProdPairFrac(
-		[]*bls12381.G1{v, &uy},
-		[]*bls12381.G2{bls12381.G2Generator(), &s.ks},
-		[]int{1, 1})
-	if !e.IsIdentity() {
+	e := multiPair([]*bls12381.G1{v, &uy}, []*g2Lines{generatorLines(), s.ksLines})
+	if e.IsIdentity() != 1 {
 		return nil, ErrAuthFailed
 	}
 	hs.uB = append([]byte(nil), h.U...)
@@ -313,7 +309,10 @@ func (hs *CSServerHandshake) Finish(rBytes []byte) ([]byte, error) {
 	var rh, z bls12381.G1
 	rh.ScalarMult(h, &hs.a)
 	rh.Add(&rh, r)
-	g := bls12381.Pair(&rh, &hs.s.ks)
+	if rh.IsIdentity() { // R = −h·A: a forged R; no secret to agree on
+		return nil, ErrAuthFailed
+	}
+	g := multiPair([]*bls12381.G1{&rh}, []*g2Lines{hs.s.ksLines})
 	z.ScalarMult(&hs.w, &hs.u)
 	return premaster(csPMSLabel, g, &z), nil
 }
