@@ -470,6 +470,28 @@ func TestCompositeClientKX(t *testing.T) {
 	_, _, err = ck3.GenerateClientKeyExchange(ByID(0xCCAC))
 	wantAlert(t, "CKE without SKE", err, AlertUnexpectedMessage)
 
+	// A client offering every PSK suite completes whichever the server picks.
+	for _, s := range pskSuites() {
+		ck, _ := NewClientKX(testClientConfig(), pskSuites())
+		sk, ske := serverParse(t, s, testServerConfig())
+		if err := ck.ProcessServerKeyExchange(s, ske); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		cke, cpms, err := ck.GenerateClientKeyExchange(s)
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		spms, err := sk.ProcessClientKeyExchange(cke)
+		if err != nil || !equalSecrets(cpms, spms) || ck.LocalIdentity() != string(testIdent) || ck.PeerIdentity() != "srvhint" {
+			t.Fatalf("%s: composite exchange failed: %v", s, err)
+		}
+	}
+	// Milagro suites without Milagro credentials are refused up front.
+	for _, k := range []KXKind{KXMilagroCS, KXMilagroP2P} {
+		if _, err := NewClientKX(cc, ByKX(k)); err == nil {
+			t.Errorf("%s offered without credentials", k)
+		}
+	}
 	if _, err := NewClientKX(&ClientConfig{Rand: newDetRand(0)}, pskSuites()); err == nil {
 		t.Error("NewClientKX without PSK callback")
 	}
