@@ -44,8 +44,10 @@ type memRL struct {
 	onWrite func(msg []byte) [][]byte
 	// onRead, if set, is called with the count of handshake messages read.
 	onRead func(n int)
-	nread  int
-	sent   [][]byte // plaintext handshake messages written, in order
+	// tap, if set, collects every record sent (as sent).
+	tap   *[]memRecord
+	nread int
+	sent  [][]byte // plaintext handshake messages written, in order
 }
 
 func newMemPipe() (*memRL, *memRL) {
@@ -137,6 +139,9 @@ func (m *memRL) Flush() (err error) {
 		}
 	}()
 	for _, r := range m.queue {
+		if m.tap != nil {
+			*m.tap = append(*m.tap, r)
+		}
 		m.out <- r
 	}
 	m.queue = m.queue[:0]
