@@ -25,7 +25,7 @@ func clientCommand() *cli.Command {
 			"sends close_notify and keeps reading until the server closes. Exit status 1 on any failure.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "connect", Value: "127.0.0.1:4433", Usage: "server `HOST:PORT`"},
-			&cli.StringFlag{Name: "server-name", Usage: "server_name to send (default: the host of --connect unless it is an IP)"},
+			&cli.StringFlag{Name: "server-name", Usage: "server_name `NAME` to send (default: the host of --connect unless it is an IP)"},
 		}, credentialFlags(false)...),
 		Action: clientAction,
 	}

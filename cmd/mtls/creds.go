@@ -63,16 +63,16 @@ func credentialFlags(server bool) []cli.Flag {
 	cat := "credentials"
 	fs := []cli.Flag{
 		&cli.StringFlag{Name: "psk-identity", Category: cat, Usage: pskIdentityUsage(server)},
-		&cli.StringFlag{Name: "psk", Category: cat, Usage: "pre-shared key in hex (16..512 bytes)"},
+		&cli.StringFlag{Name: "psk", Category: cat, Usage: "pre-shared key as `HEX` (16..512 bytes)"},
 	}
 	if server {
 		fs = append(fs,
-			&cli.StringFlag{Name: "psk-file", Category: cat, Usage: "file of accepted PSKs, one `identity:hexkey` per line (gnutls psk.txt format)"},
-			&cli.StringFlag{Name: "psk-hint", Category: cat, Usage: "psk_identity_hint sent to clients"},
+			&cli.StringFlag{Name: "psk-file", Category: cat, Usage: "`FILE` of accepted PSKs, one identity:hexkey per line (gnutls psk.txt format; # comments)"},
+			&cli.StringFlag{Name: "psk-hint", Category: cat, Usage: "`HINT` sent to clients as psk_identity_hint"},
 		)
 	}
 	fs = append(fs,
-		&cli.StringFlag{Name: "suites", Category: "security", Usage: "comma-separated cipher suites in preference order, IANA (TLS_PSK_WITH_AES_128_GCM_SHA256) or OpenSSL (PSK-AES128-GCM-SHA256) names; default: every suite with credentials"},
+		&cli.StringFlag{Name: "suites", Category: "security", Usage: "comma-separated cipher suite `NAMES` in preference order, IANA (TLS_PSK_WITH_AES_128_GCM_SHA256) or OpenSSL (PSK-AES128-GCM-SHA256) names; default: every suite with credentials"},
 		&cli.StringFlag{Name: "keylog", Category: "security", Usage: "append NSS key-log lines to `FILE` for Wireshark (INSECURE: exposes session keys)"},
 		&cli.DurationFlag{Name: "handshake-timeout", Category: "security", Value: 30 * time.Second, Usage: "bound on each handshake (0: none)"},
 		&cli.BoolFlag{Name: "allow-no-ems", Category: "security", Usage: "INSECURE: allow PSK suites without the extended master secret (RFC 7627)"},
@@ -85,9 +85,9 @@ func credentialFlags(server bool) []cli.Flag {
 
 func pskIdentityUsage(server bool) string {
 	if server {
-		return "the PSK identity accepted (with --psk)"
+		return "the PSK `IDENTITY` accepted (with --psk)"
 	}
-	return "the PSK identity to present (with --psk)"
+	return "the PSK `IDENTITY` to present (with --psk)"
 }
 
 // configFromFlags builds an mtls.Config from the flags of credentialFlags.
