@@ -48,7 +48,9 @@ func TestServerAllowDeny(t *testing.T) {
 	if v := metricValue(m.handshakes.WithLabelValues("TLS_PSK_WITH_AES_128_GCM_SHA256", "ok")); v != 2 {
 		t.Errorf("ok handshakes = %v, want 2", v)
 	}
-	if !waitFor(2*time.Second, func() bool { return metricValue(m.bytes.WithLabelValues("upstream")) == float64(len("hello alice")+len("hello bob")) }) {
+	if !waitFor(2*time.Second, func() bool {
+		return metricValue(m.bytes.WithLabelValues("upstream")) == float64(len("hello alice")+len("hello bob"))
+	}) {
 		t.Errorf("upstream bytes = %v", metricValue(m.bytes.WithLabelValues("upstream")))
 	}
 
