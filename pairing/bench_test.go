@@ -107,8 +107,8 @@ func BenchmarkCS(b *testing.B) {
 	})
 	b.Run("client Finish", func(b *testing.B) {
 		for b.Loop() {
-			_, hs, _ := c.Hello(rnd, f.now)
 			b.StopTimer()
+			_, hs, _ := c.Hello(rnd, f.now)
 			b.StartTimer()
 			hs.Finish(rnd, w)
 		}
@@ -208,4 +208,14 @@ func BenchmarkFastPair(b *testing.B) {
 			gtExp(&g, s)
 		}
 	})
+}
+
+func BenchmarkMulPublic(b *testing.B) {
+	p := H1(DomainCS, []byte("x"))
+	s := sc(0)
+	s.Random(seeded("bench"))
+	var r bls12381.G1
+	for b.Loop() {
+		mulPublic(&r, s, p)
+	}
 }

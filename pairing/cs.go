@@ -248,7 +248,7 @@ func (s *CSServer) verify(h *CSHello) (*CSServerHandshake, error) {
 	}
 	hs.y = *csY(h)
 	var uy bls12381.G1
-	uy.ScalarMult(&hs.y, &hs.a)
+	mulPublic(&uy, &hs.y, &hs.a)
 	uy.Add(&uy, u)
 	if uy.IsIdentity() {
 		return nil, ErrAuthFailed
@@ -307,7 +307,7 @@ func (hs *CSServerHandshake) Finish(rBytes []byte) ([]byte, error) {
 	defer func() { hs.w = bls12381.Scalar{} }()
 	h := csH(&hs.a, hs.uB, &hs.y, hs.vB, rBytes, hs.wB)
 	var rh, z bls12381.G1
-	rh.ScalarMult(h, &hs.a)
+	mulPublic(&rh, h, &hs.a)
 	rh.Add(&rh, r)
 	if rh.IsIdentity() { // R = −h·A: a forged R; no secret to agree on
 		return nil, ErrAuthFailed

@@ -56,3 +56,25 @@ func TestMultiPairIdentity(t *testing.T) {
 		t.Fatal("identity not skipped")
 	}
 }
+
+func TestMulPublic(t *testing.T) {
+	rnd := seeded("wnaf")
+	p := H1(DomainCS, []byte("wnaf"))
+	var rm1 bls12381.Scalar
+	rm1.SetUint64(1)
+	rm1.Neg()
+	ks := []*bls12381.Scalar{sc(0), sc(1), sc(15), sc(16), sc(17), sc(31), sc(0xffffffffffffffff), &rm1}
+	for i := 0; i < 50; i++ {
+		var k bls12381.Scalar
+		k.Random(rnd)
+		ks = append(ks, &k)
+	}
+	for _, k := range ks {
+		var want, got bls12381.G1
+		want.ScalarMult(k, p)
+		mulPublic(&got, k, p)
+		if !got.IsEqual(&want) {
+			t.Fatalf("mulPublic(%v) differs", k)
+		}
+	}
+}

@@ -103,7 +103,7 @@ func (hs *P2PServerHandshake) Finish(idC string, wC, yC []byte) ([]byte, error) 
 	var k, kc, z bls12381.G1
 	k.ScalarMult(&e, &hs.s.k1)
 	e = bls12381.Scalar{}
-	kc.ScalarMult(piC, &k)
+	mulPublic(&kc, piC, &k)
 	g := multiPair([]*bls12381.G1{&kc, &k}, []*g2Lines{prepareG2(bC), prepareG2(y)})
 	z.ScalarMult(&hs.x, w)
 	return premaster(p2pPMSLabel, g, &z), nil
@@ -186,7 +186,7 @@ func (c *P2PClient) respondWith(y, w *bls12381.Scalar, idS string, x *bls12381.G
 	// e(π_S·A_S + X_S, (y+π_C)·K2_C) = e((y+π_C)·(π_S·A_S + X_S), K2_C):
 	// two G1 multiplications are cheaper than one in G2.
 	var p bls12381.G1
-	p.ScalarMult(piS, aS)
+	mulPublic(&p, piS, aS)
 	p.Add(&p, x)
 	var e bls12381.Scalar
 	e.Add(y, piC)
