@@ -26,7 +26,8 @@ const (
 	maxEmptyRecords  = 16       // zero-length application data records in a row
 	maxWarningAlerts = 5        // ignored warning alerts in a row
 	rawBufLen        = 2 * maxRecordLen
-	maxSealOverhead  = 256 // generous bound on RecordCipher.Overhead()
+	smallBufLen      = 4096 // initial buffer size
+	maxSealOverhead  = 256  // generous bound on RecordCipher.Overhead()
 
 	versionTLS10 uint16 = 0x0301
 	versionTLS12 uint16 = 0x0303
@@ -121,7 +122,7 @@ func (c *Conn) sendAlertLocked(level uint8, a Alert) error {
 		return c.out.err
 	}
 	c.alertBuf[0], c.alertBuf[1] = level, uint8(a)
-	c.ensureOutBuf()
+	c.ensureOutBuf(len(c.alertBuf))
 	c.outBuf = c.sealRecord(c.outBuf[:0], recordTypeAlert, c.alertBuf[:])
 	if _, err := c.conn.Write(c.outBuf); err != nil {
 		c.out.err = permanent(err)
@@ -130,10 +131,20 @@ func (c *Conn) sendAlertLocked(level uint8, a Alert) error {
 	return nil
 }
 
-func (c *Conn) ensureOutBuf() {
-	if c.outBuf == nil {
-		c.outBuf = make([]byte, 0, recordHeaderLen+maxPlaintext+maxSealOverhead)
+// ensureOutBuf makes room in outBuf for one record of n plaintext bytes.
+func (c *Conn) ensureOutBuf(n int) {
+	if need := recordHeaderLen + n + maxSealOverhead; cap(c.outBuf) < need {
+		c.outBuf = make([]byte, 0, bufSizeFor(need))
 	}
+}
+
+// bufSizeFor returns the size of a buffer holding n bytes: small, or big
+// enough for any record, so that a buffer grows at most once.
+func bufSizeFor(n int) int {
+	if n <= smallBufLen {
+		return smallBufLen
+	}
+	return max(n, recordHeaderLen+maxCiphertext)
 }
 
 // sealRecord appends one record (header and protected fragment) to dst.
@@ -177,7 +188,7 @@ func (c *Conn) writeRecordLocked(typ uint8, data []byte) error {
 	if err := c.checkWriteSeqLocked(); err != nil {
 		return err
 	}
-	c.ensureOutBuf()
+	c.ensureOutBuf(len(data))
 	c.outBuf = c.sealRecord(c.outBuf[:0], typ, data)
 	if _, err := c.conn.Write(c.outBuf); err != nil {
 		c.out.err = permanent(err)
@@ -188,8 +199,17 @@ func (c *Conn) writeRecordLocked(typ uint8, data []byte) error {
 
 // fill makes sure at least n bytes of raw input are buffered. c.in must be held.
 func (c *Conn) fill(n int) error {
-	if c.raw == nil {
-		c.raw = make([]byte, rawBufLen)
+	if n > len(c.raw) {
+		// Buffers start small (handshakes and idle connections) and grow
+		// once to the full size when a large record arrives.
+		size := smallBufLen
+		if n > smallBufLen {
+			size = rawBufLen
+		}
+		buf := make([]byte, size)
+		c.rend = copy(buf, c.raw[c.rpos:c.rend])
+		c.rpos = 0
+		c.raw = buf
 	}
 	for c.rend-c.rpos < n {
 		if c.rpos+n > len(c.raw) {
@@ -281,8 +301,8 @@ func (c *Conn) readRecordOrCCS(expectCCS bool) error {
 		if c.in.seq == math.MaxUint64 {
 			return c.localFail(ciphersuite.AlertInternalError, "read sequence number exhausted")
 		}
-		if c.plain == nil {
-			c.plain = make([]byte, 0, maxCiphertext)
+		if cap(c.plain) < n {
+			c.plain = make([]byte, 0, bufSizeFor(n))
 		}
 		var err error
 		data, err = c.in.cipher.Open(c.plain[:0], c.in.seq, typ, vers, fragment)
