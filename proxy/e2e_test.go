@@ -379,8 +379,15 @@ func TestE2ESigtermDrains(t *testing.T) {
 	defer live.Close()
 	srv.cmd.Process.Signal(syscall.SIGTERM)
 	srv.waitLog(t, "shutting down")
-	if _, err := net.DialTimeout("tcp", saddr, time.Second); err == nil {
-		t.Fatal("new connection accepted after SIGTERM")
+	refused := waitFor(3*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", saddr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	if !refused {
+		t.Fatal("new connections still accepted after SIGTERM")
 	}
 	time.Sleep(200 * time.Millisecond)
 	select {
