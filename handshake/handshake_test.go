@@ -147,6 +147,20 @@ func checkSuccess(t *testing.T, r hsResult) {
 			t.Fatalf("record layer: read %d CCS, wrote %d, version %#x", rl.readCCS, rl.wroteCCS, rl.version)
 		}
 	}
+	// The handed-over ciphers use the keys an independent derivation from
+	// the master secret gives (so nothing was zeroized too early).
+	km := keysFromMasterSecret(c.Suite, c.MasterSecret, c.ClientRandom[:], c.ServerRandom[:])
+	refClient, err1 := newRecordCipher(c.Suite, km.clientKey, km.clientIV)
+	refServer, err2 := newRecordCipher(c.Suite, km.serverKey, km.serverIV)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	for i, p := range []struct{ w, ref ciphersuite.RecordCipher }{{r.crl.writeCipher, refClient}, {r.srl.writeCipher, refServer}} {
+		rec := p.w.Seal(nil, 3, 23, 0x0303, []byte("x"))
+		if pt, err := p.ref.Open(nil, 3, 23, 0x0303, rec); err != nil || string(pt) != "x" {
+			t.Fatalf("direction %d: handed-over cipher does not match the key block: %v", i, err)
+		}
+	}
 	// The record ciphers handed over agree in both directions.
 	for i, p := range [][2]*memRL{{r.crl, r.srl}, {r.srl, r.crl}} {
 		w, rd := p[0], p[1]
