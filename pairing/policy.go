@@ -52,3 +52,16 @@ func CheckPermitDay(now time.Time, d uint64, skew time.Duration, permitsRequired
 	}
 	return ErrPermitDay
 }
+
+// CheckHello applies both policy checks of spec §3 step 3 to a ClientHello:
+// CheckTime (ErrClockSkew) and CheckPermitDay (ErrPermitDay). Call it
+// before CSServer.Accept; Accept checks only the cryptography.
+func CheckHello(h *CSHello, now time.Time, skew time.Duration, permitsRequired bool) error {
+	if h == nil {
+		return ErrMismatch
+	}
+	if err := CheckTime(now, h.Time, skew); err != nil {
+		return err
+	}
+	return CheckPermitDay(now, h.Day, skew, permitsRequired)
+}
