@@ -3,6 +3,7 @@ package handshake
 import (
 	"context"
 	"net"
+	"time"
 
 	"github.com/milagro-go/milagro/ciphersuite"
 )
@@ -24,6 +25,19 @@ func Client(ctx context.Context, rl RecordLayer, cfg *ClientConfig) (*State, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if cfg.KX.Rand == nil || cfg.KX.Time == nil {
+		// The key exchange needs both (ciphersuite contract): default
+		// them on a copy, never on the caller's configuration.
+		c, kx := *cfg, *cfg.KX
+		if kx.Rand == nil {
+			kx.Rand = cfg.Rand
+		}
+		if kx.Time == nil {
+			kx.Time = time.Now
+		}
+		c.KX = &kx
+		cfg = &c
 	}
 	hs := &clientHandshake{ctx: ctx, rl: rl, cfg: cfg}
 	return hs.run()

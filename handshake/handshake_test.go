@@ -372,3 +372,28 @@ func TestMilagroRequiresEMS(t *testing.T) {
 		wantAlert(t, r.cerr, ciphersuite.AlertHandshakeFailure)
 	})
 }
+
+// The key exchange's Rand and Time default from the handshake's when unset,
+// without modifying the caller's configuration.
+func TestKXDefaults(t *testing.T) {
+	implementations(t, func(t *testing.T) {
+		ccfg, scfg := testConfigs(pskSuites(), "")
+		ccfg.KX.Rand, ccfg.KX.Time, scfg.KX.Rand, scfg.KX.Time = nil, nil, nil, nil
+		checkSuccess(t, runPair(t, ccfg, scfg))
+		if ccfg.KX.Rand != nil || scfg.KX.Time != nil {
+			t.Fatal("caller's configuration modified")
+		}
+	})
+}
+
+func TestBadConfig(t *testing.T) {
+	c, s := newMemPipe()
+	if _, err := Client(context.Background(), c, &ClientConfig{}); err == nil {
+		t.Fatal("empty client config accepted")
+	}
+	if _, err := Server(context.Background(), s, nil); err == nil {
+		t.Fatal("nil server config accepted")
+	}
+	ccfg, _ := testConfigs(nil, "")
+	wantAlert(t, func() error { _, err := Client(context.Background(), c, ccfg); return err }(), ciphersuite.AlertHandshakeFailure)
+}

@@ -2,6 +2,7 @@ package handshake
 
 import (
 	"context"
+	"time"
 
 	"github.com/milagro-go/milagro/ciphersuite"
 )
@@ -156,6 +157,17 @@ func (hs *serverHandshake) readClientHello() error {
 	}
 	if hs.cfg.Rand == nil || hs.cfg.KX == nil {
 		return ciphersuite.Errorf(ciphersuite.AlertInternalError, "handshake: server configuration incomplete (Rand and KX are required)")
+	}
+	if hs.cfg.KX.Rand == nil || hs.cfg.KX.Time == nil {
+		c, kx := *hs.cfg, *hs.cfg.KX
+		if kx.Rand == nil {
+			kx.Rand = hs.cfg.Rand
+		}
+		if kx.Time == nil {
+			kx.Time = time.Now
+		}
+		c.KX = &kx
+		hs.cfg = &c
 	}
 
 	// RFC 5746: SCSV or an empty renegotiation_info.
