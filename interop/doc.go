@@ -1,7 +1,8 @@
 // Package interop holds tests that run this module's TLS stack (package mtls
 // and the mtls command) against real, independently written peers started
 // as processes on 127.0.0.1: openssl s_server / s_client and GnuTLS
-// gnutls-serv / gnutls-cli, for every PSK suite each peer supports.
+// gnutls-serv / gnutls-cli, and stunnel4 in server and client mode, for
+// every PSK suite each peer supports.
 //
 // A missing peer binary skips its tests, or fails them when the CI
 // environment variable is set.
