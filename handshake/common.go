@@ -73,6 +73,8 @@ func asAlert(err error, a ciphersuite.Alert, what string) error {
 
 // readMessage reads the next handshake message from rl, checking ctx first.
 // Record-layer errors pass through unchanged.
+// The returned slices alias the message, which the handshake keeps (the
+// RecordLayer hands over a fresh copy of each message).
 func readMessage(ctx context.Context, rl RecordLayer) (msg []byte, typ uint8, body []byte, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, 0, nil, err
