@@ -40,11 +40,17 @@ func NewCSClient(key *CSClientKey, permit *TimePermit) (*CSClient, error) {
 	if err := CheckID(key.id); err != nil {
 		return nil, err
 	}
+	if err := checkG1(&key.k); err != nil {
+		return nil, err
+	}
 	c := &CSClient{id: key.id, k: key.k}
 	c.a = *H1(DomainCS, []byte(key.id))
 	if permit != nil {
 		if permit.id != key.id || permit.day == 0 {
 			return nil, ErrMismatch
+		}
+		if err := checkG1(&permit.p); err != nil {
+			return nil, err
 		}
 		c.day = permit.day
 		c.a.Add(&c.a, permitPoint(key.id, permit.day))
@@ -92,6 +98,9 @@ type CSClientHandshake struct {
 // Hello starts a handshake at client time t (Unix seconds): x ←$ Z_r,
 // U = x·A, y = Hq_CS(t ‖ id ‖ d ‖ U), V = −(x + y)·K.
 func (c *CSClient) Hello(rand io.Reader, t uint64) (*CSHello, *CSClientHandshake, error) {
+	if c == nil || c.id == "" {
+		return nil, nil, ErrUnusable
+	}
 	x, err := randomScalar(rand)
 	if err != nil {
 		return nil, nil, err
@@ -124,8 +133,8 @@ func (c *CSClient) helloWith(x *bls12381.Scalar, t uint64) (*CSHello, *CSClientH
 // for the ClientKeyExchange and the 32-byte pre-master secret. The
 // handshake's secrets are erased; Finish may be called once.
 func (hs *CSClientHandshake) Finish(rand io.Reader, wBytes []byte) (rBytes, pms []byte, err error) {
-	if hs.c == nil {
-		return nil, nil, ErrMismatch
+	if hs == nil || hs.c == nil {
+		return nil, nil, ErrUnusable
 	}
 	w, err := DecodeG1(wBytes)
 	if err != nil {
@@ -192,8 +201,8 @@ func NewCSServer(secret *CSServerSecret) (*CSServer, error) {
 	if secret == nil {
 		return nil, ErrMismatch
 	}
-	if secret.k.IsIdentity() {
-		return nil, ErrIdentity
+	if err := checkG2(&secret.k); err != nil {
+		return nil, err
 	}
 	return &CSServer{ks: secret.k, ksLines: prepareG2(&secret.k)}, nil
 }
@@ -227,6 +236,9 @@ func (s *CSServer) Verify(h *CSHello) error {
 }
 
 func (s *CSServer) verify(h *CSHello) (*CSServerHandshake, error) {
+	if s == nil || s.ksLines == nil {
+		return nil, ErrUnusable
+	}
 	if h == nil {
 		return nil, ErrMismatch
 	}
@@ -296,8 +308,8 @@ func (hs *CSServerHandshake) W() []byte { return append([]byte(nil), hs.wB...) }
 // g = e(R + h·A, K_S), z = w·U; it returns the 32-byte pre-master secret and
 // erases w. Finish may be called once.
 func (hs *CSServerHandshake) Finish(rBytes []byte) ([]byte, error) {
-	if hs.spent {
-		return nil, ErrMismatch
+	if hs == nil || hs.s == nil || hs.spent {
+		return nil, ErrUnusable
 	}
 	r, err := DecodeG1(rBytes)
 	if err != nil {

@@ -77,6 +77,9 @@ var (
 	// ErrPermitDay: the permit day is not acceptable (wrong day, or a permit
 	// present/missing against the policy).
 	ErrPermitDay = errors.New("pairing: unacceptable permit day")
+	// ErrUnusable: a zero-value object (not made by this package's
+	// constructors) or a handshake state whose Finish already ran.
+	ErrUnusable = errors.New("pairing: object not prepared or already used")
 	// ErrRandom: the random source failed.
 	ErrRandom = errors.New("pairing: random source failed")
 )

@@ -251,3 +251,108 @@ func TestCheckID(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretScalar(t *testing.T) {
+	r := bls12381.Order()
+	for _, b := range [][]byte{nil, make([]byte, 31), make([]byte, 32), r, bytes.Repeat([]byte{0xff}, 32),
+		EncodeScalar(sc(1)), EncodeScalar(sc(0xabcdef))} {
+		s1, e1 := DecodeScalar(b)
+		s2, e2 := secretScalar(b)
+		if !errors.Is(e2, errors.Unwrap(e1)) && (e1 != nil || e2 != nil) {
+			t.Errorf("%x: %v vs %v", b, e1, e2)
+		}
+		if e1 == nil && s1.IsEqual(s2) != 1 {
+			t.Errorf("%x: values differ", b)
+		}
+	}
+}
+
+func TestZeroValuesDoNotPanic(t *testing.T) {
+	if _, _, err := new(CSClient).Hello(seeded("z"), 1); !errors.Is(err, ErrUnusable) {
+		t.Error(err)
+	}
+	if _, _, err := new(CSClientHandshake).Finish(seeded("z"), nil); !errors.Is(err, ErrUnusable) {
+		t.Error(err)
+	}
+	if err := new(CSServer).Verify(&CSHello{}); !errors.Is(err, ErrUnusable) {
+		t.Error(err)
+	}
+	if _, err := new(CSServerHandshake).Finish(nil); !errors.Is(err, ErrUnusable) {
+		t.Error(err)
+	}
+	if _, err := new(P2PServer).Start(seeded("z")); !errors.Is(err, ErrUnusable) {
+		t.Error(err)
+	}
+	if _, err := new(P2PServerHandshake).Finish("a", nil, nil); !errors.Is(err, ErrUnusable) {
+		t.Error(err)
+	}
+	if _, _, _, err := new(P2PClient).Respond(seeded("z"), "a", "a", nil); !errors.Is(err, ErrUnusable) {
+		t.Error(err)
+	}
+	if _, err := NewCSClient(nil, nil); err == nil {
+		t.Error("nil key")
+	}
+	if _, err := NewCSClient(new(CSClientKey), nil); err == nil {
+		t.Error("zero key")
+	}
+	if _, err := NewCSServer(new(CSServerSecret)); err == nil {
+		t.Error("zero secret")
+	}
+	if _, err := NewP2PServer(new(P2PKey)); err == nil {
+		t.Error("zero P2P key")
+	}
+	if _, err := NewP2PClient(new(P2PKey)); err == nil {
+		t.Error("zero P2P key")
+	}
+	// Handshake states are single use.
+	f := newFixture(t, seeded("single-use"))
+	c, _ := NewCSClient(f.alice, nil)
+	h, chs, _ := c.Hello(seeded("a"), f.now)
+	shs, err := f.server.Accept(seeded("b"), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := chs.Finish(seeded("c"), shs.W())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := chs.Finish(seeded("c"), shs.W()); !errors.Is(err, ErrUnusable) {
+		t.Error(err)
+	}
+	if _, err := shs.Finish(r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := shs.Finish(r); !errors.Is(err, ErrUnusable) {
+		t.Error(err)
+	}
+}
+
+func TestZeroValueKeys(t *testing.T) {
+	f := newFixture(t, seeded("zero-keys"))
+	if _, err := CombineCSClientKeys(f.alice, &CSClientKey{id: f.alice.id}); !errors.Is(err, ErrUnusable) {
+		t.Error(err)
+	}
+	if _, err := CombineCSServerSecrets(new(CSServerSecret)); !errors.Is(err, ErrUnusable) {
+		t.Error(err)
+	}
+	if _, err := CombineTimePermits(&TimePermit{id: "a", day: 1}); !errors.Is(err, ErrUnusable) {
+		t.Error(err)
+	}
+	if _, err := CombineP2PKeys(&P2PKey{id: "a"}); !errors.Is(err, ErrUnusable) {
+		t.Error(err)
+	}
+	if _, err := new(CSClientKey).ExtractPIN(1); !errors.Is(err, ErrUnusable) {
+		t.Error(err)
+	}
+	if _, err := new(PINToken).AddPIN(1); !errors.Is(err, ErrUnusable) {
+		t.Error(err)
+	}
+	if _, err := NewCSClient(f.alice, &TimePermit{id: f.alice.id, day: 1}); !errors.Is(err, ErrUnusable) {
+		t.Error(err)
+	}
+	for _, v := range []secret{new(MasterShare), new(CSClientKey), new(CSServerSecret), new(TimePermit), new(PINToken), new(P2PKey)} {
+		if _, err := v.MarshalBinary(); err == nil {
+			t.Errorf("%T: zero value marshalled", v)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package pairing
 import (
 	"crypto"
 	_ "crypto/sha256" // expand_message_xmd with SHA-256
+	"crypto/subtle"
 	"encoding/binary"
 
 	"github.com/cloudflare/circl/ecc/bls12381"
@@ -97,4 +98,27 @@ func (t transcript) scalar(s *bls12381.Scalar) transcript {
 // permitPoint returns T_d = H1_TP(d ‖ id).
 func permitPoint(id string, day uint64) *bls12381.G1 {
 	return H1(DomainTP, transcript(nil).u64(day).id(id))
+}
+
+// secretScalar decodes a 32-byte big-endian secret scalar in constant time
+// (circl's UnmarshalBinary compares with r byte by byte, and SetBytes uses
+// math/big): reduce it as a 48-byte integer, then compare the result with
+// the input in constant time to reject values ≥ r.
+func secretScalar(b []byte) (*bls12381.Scalar, error) {
+	if len(b) != ScalarSize {
+		return nil, decodeErr("scalar", ErrLength)
+	}
+	var buf [48]byte
+	copy(buf[16:], b)
+	s := reduce48(buf[:])
+	clear(buf[:])
+	enc, _ := s.MarshalBinary()
+	defer clear(enc)
+	if subtle.ConstantTimeCompare(enc, b) != 1 {
+		return nil, decodeErr("scalar ≥ r", ErrNonCanonical)
+	}
+	if s.IsZero() == 1 {
+		return nil, decodeErr("scalar", ErrZeroScalar)
+	}
+	return s, nil
 }

@@ -22,6 +22,28 @@ func randomScalar(rand io.Reader) (*bls12381.Scalar, error) {
 	return nil, fmt.Errorf("%w: only zero scalars", ErrRandom)
 }
 
+// checkG1 and checkG2 reject points that are not valid group elements
+// (such as those of zero-value keys) and the identity.
+func checkG1(p *bls12381.G1) error {
+	if !p.IsOnG1() {
+		return ErrUnusable
+	}
+	if p.IsIdentity() {
+		return ErrIdentity
+	}
+	return nil
+}
+
+func checkG2(p *bls12381.G2) error {
+	if !p.IsOnG2() {
+		return ErrUnusable
+	}
+	if p.IsIdentity() {
+		return ErrIdentity
+	}
+	return nil
+}
+
 // MasterShare is one D-TA's share s_i of the master secret s = Σ s_i.
 type MasterShare struct{ s bls12381.Scalar }
 
@@ -136,6 +158,9 @@ func CombineCSClientKeys(shares ...*CSClientKey) (*CSClientKey, error) {
 		if s == nil || s.id != out.id {
 			return nil, ErrMismatch
 		}
+		if err := checkG1(&s.k); err != nil {
+			return nil, err
+		}
 		out.k.Add(&out.k, &s.k)
 	}
 	if out.k.IsIdentity() {
@@ -154,6 +179,9 @@ func CombineCSServerSecrets(shares ...*CSServerSecret) (*CSServerSecret, error) 
 	for _, s := range shares {
 		if s == nil {
 			return nil, ErrMismatch
+		}
+		if err := checkG2(&s.k); err != nil {
+			return nil, err
 		}
 		out.k.Add(&out.k, &s.k)
 	}
@@ -175,6 +203,9 @@ func CombineTimePermits(shares ...*TimePermit) (*TimePermit, error) {
 		if s == nil || s.id != out.id || s.day != out.day {
 			return nil, ErrMismatch
 		}
+		if err := checkG1(&s.p); err != nil {
+			return nil, err
+		}
 		out.p.Add(&out.p, &s.p)
 	}
 	if out.p.IsIdentity() {
@@ -194,6 +225,12 @@ func CombineP2PKeys(shares ...*P2PKey) (*P2PKey, error) {
 	for _, s := range shares {
 		if s == nil || s.id != out.id {
 			return nil, ErrMismatch
+		}
+		if err := checkG1(&s.k1); err != nil {
+			return nil, err
+		}
+		if err := checkG2(&s.k2); err != nil {
+			return nil, err
 		}
 		out.k1.Add(&out.k1, &s.k1)
 		out.k2.Add(&out.k2, &s.k2)
@@ -227,6 +264,9 @@ func pinPoint(id string, pin uint32) (*bls12381.G1, error) {
 // ExtractPIN returns the token K_C − pin·A stored on the client device; the
 // key itself should then be discarded (see Zeroize).
 func (k *CSClientKey) ExtractPIN(pin uint32) (*PINToken, error) {
+	if err := checkG1(&k.k); err != nil {
+		return nil, err
+	}
 	pa, err := pinPoint(k.id, pin)
 	if err != nil {
 		return nil, err
@@ -240,6 +280,9 @@ func (k *CSClientKey) ExtractPIN(pin uint32) (*PINToken, error) {
 // AddPIN re-adds pin·A to the token, giving back the key (which is the
 // right key only with the right PIN).
 func (t *PINToken) AddPIN(pin uint32) (*CSClientKey, error) {
+	if err := checkG1(&t.t); err != nil {
+		return nil, err
+	}
 	pa, err := pinPoint(t.id, pin)
 	if err != nil {
 		return nil, err

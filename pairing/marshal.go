@@ -119,6 +119,9 @@ func keyHeader(tag byte) transcript { return transcript{tag, keyVersion} }
 
 // MarshalBinary encodes the share for a key file (tag, version, 32-byte scalar).
 func (m *MasterShare) MarshalBinary() ([]byte, error) {
+	if m.s.IsZero() == 1 {
+		return nil, ErrZeroScalar
+	}
 	return keyHeader(tagMasterShare).scalar(&m.s), nil
 }
 
@@ -129,16 +132,20 @@ func (m *MasterShare) UnmarshalBinary(b []byte) error {
 	if err := r.end(); err != nil {
 		return err
 	}
-	s, err := DecodeScalar(v)
+	s, err := secretScalar(v)
 	if err != nil {
 		return keyErr("scalar", err)
 	}
 	m.s = *s
+	*s = bls12381.Scalar{}
 	return nil
 }
 
 // MarshalBinary encodes the key for a key file.
 func (k *CSClientKey) MarshalBinary() ([]byte, error) {
+	if err := firstErr(CheckID(k.id), checkG1(&k.k)); err != nil {
+		return nil, err
+	}
 	return keyHeader(tagCSClientKey).id(k.id).g1(&k.k), nil
 }
 
@@ -157,6 +164,9 @@ func (k *CSClientKey) UnmarshalBinary(b []byte) error {
 
 // MarshalBinary encodes the secret for a key file.
 func (k *CSServerSecret) MarshalBinary() ([]byte, error) {
+	if err := checkG2(&k.k); err != nil {
+		return nil, err
+	}
 	return keyHeader(tagCSServerSecret).g2(&k.k), nil
 }
 
@@ -174,6 +184,9 @@ func (k *CSServerSecret) UnmarshalBinary(b []byte) error {
 
 // MarshalBinary encodes the permit for a key file.
 func (p *TimePermit) MarshalBinary() ([]byte, error) {
+	if err := firstErr(CheckID(p.id), checkG1(&p.p)); err != nil {
+		return nil, err
+	}
 	return keyHeader(tagTimePermit).id(p.id).u64(p.day).g1(&p.p), nil
 }
 
@@ -196,6 +209,9 @@ func (p *TimePermit) UnmarshalBinary(b []byte) error {
 
 // MarshalBinary encodes the token for a key file.
 func (t *PINToken) MarshalBinary() ([]byte, error) {
+	if err := firstErr(CheckID(t.id), checkG1(&t.t)); err != nil {
+		return nil, err
+	}
 	return keyHeader(tagPINToken).id(t.id).g1(&t.t), nil
 }
 
@@ -214,6 +230,9 @@ func (t *PINToken) UnmarshalBinary(b []byte) error {
 
 // MarshalBinary encodes the key pair for a key file.
 func (k *P2PKey) MarshalBinary() ([]byte, error) {
+	if err := firstErr(CheckID(k.id), checkG1(&k.k1), checkG2(&k.k2)); err != nil {
+		return nil, err
+	}
 	return keyHeader(tagP2PKey).id(k.id).g1(&k.k1).g2(&k.k2), nil
 }
 
@@ -297,3 +316,12 @@ func (t PINToken) Format(f fmt.State, _ rune) { redacted(f, t.String()) }
 
 // Format prints String() for every verb, so no verb can leak the secret.
 func (k P2PKey) Format(f fmt.State, _ rune) { redacted(f, k.String()) }
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}

@@ -25,8 +25,8 @@ func NewP2PServer(key *P2PKey) (*P2PServer, error) {
 	if err := CheckID(key.id); err != nil {
 		return nil, err
 	}
-	if key.k1.IsIdentity() {
-		return nil, ErrIdentity
+	if err := checkG1(&key.k1); err != nil {
+		return nil, err
 	}
 	return &P2PServer{id: key.id, k1: key.k1, a: *H1(DomainP2P, []byte(key.id))}, nil
 }
@@ -47,6 +47,9 @@ type P2PServerHandshake struct {
 
 // Start begins a handshake: x ←$ Z_r, X_S = x·A_S.
 func (s *P2PServer) Start(rand io.Reader) (*P2PServerHandshake, error) {
+	if s == nil || s.id == "" {
+		return nil, ErrUnusable
+	}
 	x, err := randomScalar(rand)
 	if err != nil {
 		return nil, err
@@ -65,7 +68,12 @@ func (s *P2PServer) startWith(x *bls12381.Scalar) *P2PServerHandshake {
 }
 
 // ID returns id_S for the ServerKeyExchange.
-func (hs *P2PServerHandshake) ID() string { return hs.s.id }
+func (hs *P2PServerHandshake) ID() string {
+	if hs == nil || hs.s == nil {
+		return ""
+	}
+	return hs.s.id
+}
 
 // X returns the 48-byte X_S for the ServerKeyExchange.
 func (hs *P2PServerHandshake) X() []byte { return append([]byte(nil), hs.xB...) }
@@ -76,8 +84,8 @@ func (hs *P2PServerHandshake) X() []byte { return append([]byte(nil), hs.xB...) 
 // client is authenticated only by the Finished messages that follow.
 // Finish may be called once.
 func (hs *P2PServerHandshake) Finish(idC string, wC, yC []byte) ([]byte, error) {
-	if hs.spent {
-		return nil, ErrMismatch
+	if hs == nil || hs.s == nil || hs.spent {
+		return nil, ErrUnusable
 	}
 	if err := CheckID(idC); err != nil {
 		return nil, err
@@ -133,8 +141,8 @@ func NewP2PClient(key *P2PKey) (*P2PClient, error) {
 	if err := CheckID(key.id); err != nil {
 		return nil, err
 	}
-	if key.k2.IsIdentity() {
-		return nil, ErrIdentity
+	if err := checkG2(&key.k2); err != nil {
+		return nil, err
 	}
 	return &P2PClient{id: key.id, k2: prepareG2(&key.k2), b: *H2(DomainP2P, []byte(key.id))}, nil
 }
@@ -151,6 +159,9 @@ func (c *P2PClient) Zeroize() { *c.k2 = g2Lines{} }
 // W_C (48 bytes) and Y_C (96 bytes) for the ClientKeyExchange (with ID())
 // and the 32-byte pre-master secret.
 func (c *P2PClient) Respond(rand io.Reader, expectedID, idS string, xS []byte) (wC, yC, pms []byte, err error) {
+	if c == nil || c.k2 == nil {
+		return nil, nil, nil, ErrUnusable
+	}
 	if idS != expectedID {
 		return nil, nil, nil, ErrPeerIdentity
 	}
