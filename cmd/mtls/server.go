@@ -179,8 +179,11 @@ func (s *echoServer) handle(ctx context.Context, c *mtls.Conn) error {
 	out, err := io.Copy(c, in)
 	if err == nil {
 		// The peer sent close_notify and everything read has been echoed:
-		// close our side (close_notify) too.
-		err = c.Close()
+		// close our side (close_notify) too. The peer may already be gone
+		// (s_client exits right after its close_notify): not a failure.
+		if cerr := c.Close(); cerr != nil {
+			logger.Debug("close after the peer's close_notify", "remote", remote, "error", trimLib(cerr))
+		}
 	} else {
 		c.Close()
 	}
