@@ -141,31 +141,31 @@ func TestServerClientRoundTrip(t *testing.T) {
 		{"bob", bobKey, "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256"},
 		{"bob", bobKey, "", "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256"}, // default preference
 	}
-	var wg sync.WaitGroup
+	// All clients run at once (started here, waited for below).
+	procs := make([]*proc, len(clients))
+	inputs := make([][]byte, len(clients))
 	for i, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			data := make([]byte, 200<<10+i)
-			rand.Read(data)
-			args := []string{"client", "--connect", addr, "--psk-identity", c.id, "--psk", c.key}
-			if c.suite != "" {
-				args = append(args, "--suites", c.suite)
-			}
-			p := startMTLS(t, data, args...)
-			if err := p.wait(t); err != nil {
-				t.Errorf("client %d: %v\n%s", i, err, p.stderr.String())
-				return
-			}
-			if want := "suite=" + c.wantSuite + " peer=srvhint\n"; p.stderr.String() != want {
-				t.Errorf("client %d stderr = %q, want %q", i, p.stderr.String(), want)
-			}
-			if got := p.stdout.String(); got != string(data) {
-				t.Errorf("client %d: echo of %d bytes differs (got %d bytes)", i, len(data), len(got))
-			}
-		}()
+		inputs[i] = make([]byte, 200<<10+i)
+		rand.Read(inputs[i])
+		args := []string{"client", "--connect", addr, "--psk-identity", c.id, "--psk", c.key}
+		if c.suite != "" {
+			args = append(args, "--suites", c.suite)
+		}
+		procs[i] = startMTLS(t, inputs[i], args...)
 	}
-	wg.Wait()
+	for i, c := range clients {
+		p := procs[i]
+		if err := p.wait(t); err != nil {
+			t.Errorf("client %d: %v\n%s", i, err, p.stderr.String())
+			continue
+		}
+		if want := "suite=" + c.wantSuite + " peer=srvhint\n"; p.stderr.String() != want {
+			t.Errorf("client %d stderr = %q, want %q", i, p.stderr.String(), want)
+		}
+		if got := p.stdout.String(); got != string(inputs[i]) {
+			t.Errorf("client %d: echo of %d bytes differs (got %d bytes)", i, len(inputs[i]), len(got))
+		}
+	}
 
 	// A wrong key fails on both sides with a clear one-line message.
 	p := startMTLS(t, []byte("x"), "client", "--connect", addr, "--psk-identity", "bob", "--psk", testPSK)
