@@ -211,7 +211,7 @@ func (c *Conn) fill(n int) error {
 		c.rpos = 0
 		c.raw = buf
 	}
-	for c.rend-c.rpos < n {
+	for empty := 0; c.rend-c.rpos < n; {
 		if c.rpos+n > len(c.raw) {
 			copy(c.raw, c.raw[c.rpos:c.rend])
 			c.rend -= c.rpos
@@ -224,6 +224,11 @@ func (c *Conn) fill(n int) error {
 				return nil
 			}
 			return err
+		}
+		if m == 0 {
+			if empty++; empty > 100 {
+				return io.ErrNoProgress
+			}
 		}
 	}
 	return nil
