@@ -30,6 +30,9 @@ type proc struct {
 	err  error
 }
 
+// lastProc is the process startProc started last (benchmarks read its PID).
+var lastProc *proc
+
 func startProc(t testing.TB, args ...string) *proc {
 	t.Helper()
 	bin := needBinary(t)
@@ -61,6 +64,7 @@ func startProc(t testing.TB, args ...string) *proc {
 		p.err = p.cmd.Wait()
 		close(p.done)
 	}()
+	lastProc = p
 	t.Cleanup(func() {
 		p.cmd.Process.Kill()
 		<-p.done
