@@ -2,6 +2,7 @@ package handshake
 
 import (
 	"errors"
+	"strconv"
 
 	"github.com/milagro-go/milagro/ciphersuite"
 	"golang.org/x/crypto/cryptobyte"
@@ -63,29 +64,7 @@ func msgTypeName(t uint8) string {
 	case typeFinished:
 		return "Finished"
 	}
-	return "handshake message type " + itoa(int(t))
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
+	return "handshake message type " + strconv.Itoa(int(t))
 }
 
 var errMarshal = errors.New("handshake: message too large to marshal")
