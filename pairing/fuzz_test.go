@@ -159,3 +159,56 @@ func FuzzCSVerify(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCSFinish feeds arbitrary W to the client and R to the server.
+func FuzzCSFinish(f *testing.F) {
+	fix := fx(f)
+	c, _ := NewCSClient(fix.alice, nil)
+	h, _, _ := c.Hello(seeded("fuzz-finish"), fix.now)
+	valid := EncodeG1(H1(DomainCS, []byte("w")))
+	f.Add(valid)
+	for _, tc := range badG1(f) {
+		f.Add(tc.b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, chs, err := c.Hello(seeded("fuzz-finish"), fix.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, pms, err := chs.Finish(seeded("r"), b); err == nil && (len(r) != G1Size || len(pms) != PMSSize) {
+			t.Fatal("bad output sizes")
+		}
+		shs, err := fix.server.Accept(seeded("w"), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pms, err := shs.Finish(b); err == nil && len(pms) != PMSSize {
+			t.Fatal("bad output size")
+		}
+	})
+}
+
+// FuzzP2P feeds arbitrary (id_S, X_S) to the client and (id_C, W_C, Y_C)
+// to the server.
+func FuzzP2P(f *testing.F) {
+	fix := fx(f)
+	ps, _ := NewP2PServer(fix.nodeA)
+	pc, _ := NewP2PClient(fix.nodeB)
+	hs, _ := ps.Start(seeded("fuzz-p2p"))
+	wC, yC, _, _ := pc.Respond(seeded("fuzz-p2p"), "node-a", "node-a", hs.X())
+	f.Add("node-a", hs.X(), "node-b", wC, yC)
+	f.Add("", []byte{}, "", []byte{}, []byte{})
+	f.Add("node-a", badG1(f)["not in subgroup"].b, "node-b", badG1(f)["identity"].b, badG2(f)["not in subgroup"].b)
+	f.Fuzz(func(t *testing.T, idS string, xS []byte, idC string, w, y []byte) {
+		if _, _, _, err := pc.Respond(seeded("c"), idS, idS, xS); err == nil && CheckID(idS) != nil {
+			t.Fatal("accepted an invalid server identity")
+		}
+		h, err := ps.Start(seeded("s"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Finish(idC, w, y); err == nil && CheckID(idC) != nil {
+			t.Fatal("accepted an invalid client identity")
+		}
+	})
+}
