@@ -117,6 +117,9 @@ func (c *Conn) sendAlertLocked(level uint8, a Alert) error {
 	if c.out.err != nil {
 		return c.out.err
 	}
+	if c.closeNotifySent {
+		return nil // nothing may follow our close_notify
+	}
 	if c.out.cipher != nil && c.out.seq == math.MaxUint64 {
 		c.out.err = errSeqExhausted
 		return c.out.err
