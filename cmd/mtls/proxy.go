@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -147,10 +148,16 @@ func runProxy(c *cli.Context, server bool) error {
 		listen   = c.String("listen")
 	)
 	if server {
+		if h := c.String("http-identity-header"); h != "" && !proxy.ValidHeaderName(h) {
+			return cmdError(name, "", fmt.Errorf("invalid --http-identity-header %q: not an HTTP header name", h))
+		}
+		if c.String("http-identity-header") != "" && c.Bool("proxy-protocol") {
+			return cmdError(name, "", errors.New("--proxy-protocol and --http-identity-header are exclusive"))
+		}
 		spec := aclSpecFromFlags(c)
 		acl, err := spec.Load()
 		if err != nil {
-			return cmdError(name, "", err)
+			return proxyCmdError(name, err)
 		}
 		s := &proxy.Server{
 			Target: target, HandshakeTimeout: hsTimeout,
@@ -160,7 +167,7 @@ func runProxy(c *cli.Context, server bool) error {
 			Logger:             log, Metrics: metrics,
 		}
 		if err := s.SetConfig(cfg, acl); err != nil {
-			return cmdError(name, "", err)
+			return proxyCmdError(name, err)
 		}
 		log.Info("access control", "acl", acl.String())
 		serve, shutdown = s.Serve, s.Shutdown
@@ -260,4 +267,9 @@ func runProxy(c *cli.Context, server bool) error {
 			return nil
 		}
 	}
+}
+
+// proxyCmdError is cmdError for errors of package proxy (without its prefix).
+func proxyCmdError(name string, err error) error {
+	return &commandError{msg: "mtls " + name + ": " + strings.TrimPrefix(err.Error(), "proxy: "), err: err}
 }
