@@ -25,6 +25,7 @@ const (
 	maxHandshakeMsg  = 64 << 10 // largest handshake message body we reassemble
 	maxEmptyRecords  = 16       // zero-length application data records in a row
 	maxWarningAlerts = 5        // ignored warning alerts in a row
+	maxHelloRequests = 8        // HelloRequests dropped in a row during a handshake
 	rawBufLen        = 2 * maxRecordLen
 	smallBufLen      = 4096 // initial buffer size
 	maxSealOverhead  = 256  // generous bound on RecordCipher.Overhead()
@@ -434,14 +435,18 @@ func (c *Conn) nextHandshakeMsg() ([]byte, error) {
 // readHandshake implements handshake.RecordLayer.ReadHandshake. c.in is held
 // by the handshake.
 func (c *Conn) readHandshake() ([]byte, error) {
-	for {
+	for dropped := 0; ; {
 		msg, err := c.nextHandshakeMsg()
 		if err != nil {
 			return nil, err
 		}
 		if msg != nil {
 			if c.isClient && msg[0] == typeHelloRequest && len(msg) == 4 {
-				continue // dropped, never hashed
+				// Dropped, never hashed.
+				if dropped++; dropped > maxHelloRequests {
+					return nil, c.localFail(ciphersuite.AlertUnexpectedMessage, "too many HelloRequest messages")
+				}
+				continue
 			}
 			return msg, nil
 		}
