@@ -127,6 +127,20 @@ func BenchmarkCS(b *testing.B) {
 			hs.Finish(rnd, w)
 		}
 	})
+	b.Run("CS server total (new identity: hashes A, T_d)", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			f.server.points.reset()
+			b.StartTimer()
+			hs, err := f.server.Accept(rnd, hello)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := hs.Finish(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("CS server total", func(b *testing.B) {
 		for b.Loop() {
 			hs, err := f.server.Accept(rnd, hello)
@@ -167,6 +181,17 @@ func BenchmarkP2P(b *testing.B) {
 	b.Run("P2P client total", func(b *testing.B) {
 		for b.Loop() {
 			if _, _, _, err := pc.Respond(rnd, "node-a", "node-a", xS); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("P2P server total (new peer: hashes B_C)", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			ps.peers.reset()
+			b.StartTimer()
+			h, _ := ps.Start(rnd)
+			if _, err := h.Finish("node-b", wC, yC); err != nil {
 				b.Fatal(err)
 			}
 		}

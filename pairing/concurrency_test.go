@@ -69,3 +69,20 @@ func TestSpecVectorPolicy(t *testing.T) {
 		t.Fatal("accepted outside the skew")
 	}
 }
+
+func TestCacheBounded(t *testing.T) {
+	c := newCache[int](3)
+	calls := 0
+	for i := 0; i < 10; i++ {
+		if v := c.get(string(rune('a'+i)), func() int { calls++; return i }); v != i {
+			t.Fatal(v)
+		}
+	}
+	if len(c.m) != 3 || calls != 10 {
+		t.Fatal(len(c.m), calls)
+	}
+	c.get("j", func() int { calls++; return 0 })
+	if calls != 10 {
+		t.Fatal("cached value recomputed")
+	}
+}

@@ -49,6 +49,16 @@ func TestCPUTime(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	measure("CS server total (new id)", n, func() {
+		f.server.points.reset()
+		hs, err := f.server.Accept(rnd, hello)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := hs.Finish(r); err != nil {
+			t.Fatal(err)
+		}
+	})
 	measure("CS server total", n, func() {
 		hs, err := f.server.Accept(rnd, hello)
 		if err != nil {
@@ -65,6 +75,13 @@ func TestCPUTime(t *testing.T) {
 	wC, yC, _, _ := pc.Respond(rnd, "node-a", "node-a", xS)
 	measure("P2P client total", n, func() {
 		if _, _, _, err := pc.Respond(rnd, "node-a", "node-a", xS); err != nil {
+			t.Fatal(err)
+		}
+	})
+	measure("P2P server total (new peer)", n, func() {
+		ps.peers.reset()
+		h, _ := ps.Start(rnd)
+		if _, err := h.Finish("node-b", wC, yC); err != nil {
 			t.Fatal(err)
 		}
 	})

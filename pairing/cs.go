@@ -193,7 +193,8 @@ func premaster(label string, g *ff.URoot, z *bls12381.G1) []byte {
 // K_S. It is safe for concurrent use.
 type CSServer struct {
 	ks      bls12381.G2
-	ksLines *g2Lines // Miller-loop lines of K_S
+	ksLines *g2Lines            // Miller-loop lines of K_S
+	points  *cache[bls12381.G1] // A or A' by (id, d)
 }
 
 // NewCSServer prepares a server from the combined server secret.
@@ -204,7 +205,7 @@ func NewCSServer(secret *CSServerSecret) (*CSServer, error) {
 	if err := checkG2(&secret.k); err != nil {
 		return nil, err
 	}
-	return &CSServer{ks: secret.k, ksLines: prepareG2(&secret.k)}, nil
+	return &CSServer{ks: secret.k, ksLines: prepareG2(&secret.k), points: newCache[bls12381.G1](csCacheSize)}, nil
 }
 
 // Zeroize overwrites the server secret.
@@ -236,7 +237,7 @@ func (s *CSServer) Verify(h *CSHello) error {
 }
 
 func (s *CSServer) verify(h *CSHello) (*CSServerHandshake, error) {
-	if s == nil || s.ksLines == nil {
+	if s == nil || s.ksLines == nil || s.points == nil {
 		return nil, ErrUnusable
 	}
 	if h == nil {
@@ -254,10 +255,13 @@ func (s *CSServer) verify(h *CSHello) (*CSServerHandshake, error) {
 		return nil, err
 	}
 	hs := &CSServerHandshake{s: s, id: h.ID, u: *u}
-	hs.a = *H1(DomainCS, []byte(h.ID))
-	if h.Day != 0 {
-		hs.a.Add(&hs.a, permitPoint(h.ID, h.Day))
-	}
+	hs.a = s.points.get(string(transcript(nil).u64(h.Day).id(h.ID)), func() bls12381.G1 {
+		a := H1(DomainCS, []byte(h.ID))
+		if h.Day != 0 {
+			a.Add(a, permitPoint(h.ID, h.Day))
+		}
+		return *a
+	})
 	hs.y = *csY(h)
 	var uy bls12381.G1
 	mulPublic(&uy, &hs.y, &hs.a)

@@ -12,9 +12,10 @@ import (
 // P2PServer is a peer prepared to act as the TLS server, with A_S cached.
 // It is safe for concurrent use.
 type P2PServer struct {
-	id string
-	k1 bls12381.G1
-	a  bls12381.G1 // A_S = H1_P2P(id_S)
+	id    string
+	k1    bls12381.G1
+	a     bls12381.G1      // A_S = H1_P2P(id_S)
+	peers *cache[*g2Lines] // Miller-loop lines of B_C by id_C
 }
 
 // NewP2PServer prepares the TLS-server side of a peer from its combined key.
@@ -28,7 +29,8 @@ func NewP2PServer(key *P2PKey) (*P2PServer, error) {
 	if err := checkG1(&key.k1); err != nil {
 		return nil, err
 	}
-	return &P2PServer{id: key.id, k1: key.k1, a: *H1(DomainP2P, []byte(key.id))}, nil
+	return &P2PServer{id: key.id, k1: key.k1, a: *H1(DomainP2P, []byte(key.id)),
+		peers: newCache[*g2Lines](p2pCacheSize)}, nil
 }
 
 // ID returns the server identity id_S.
@@ -47,7 +49,7 @@ type P2PServerHandshake struct {
 
 // Start begins a handshake: x ←$ Z_r, X_S = x·A_S.
 func (s *P2PServer) Start(rand io.Reader) (*P2PServerHandshake, error) {
-	if s == nil || s.id == "" {
+	if s == nil || s.id == "" || s.peers == nil {
 		return nil, ErrUnusable
 	}
 	x, err := randomScalar(rand)
@@ -101,7 +103,7 @@ func (hs *P2PServerHandshake) Finish(idC string, wC, yC []byte) ([]byte, error) 
 	hs.spent = true
 	defer func() { hs.x = bls12381.Scalar{} }()
 	piS, piC := p2pPi(hs.xB, yC, wC, idC, hs.s.id)
-	bC := H2(DomainP2P, []byte(idC))
+	bC := hs.s.peers.get(idC, func() *g2Lines { return prepareG2(H2(DomainP2P, []byte(idC))) })
 	// g = e((x+π_S)·K1_S, π_C·B_C + Y_C)
 	//   = e(π_C·k, B_C) · e(k, Y_C) with k = (x+π_S)·K1_S:
 	// one more G1 multiplication instead of one in G2, and one shared
@@ -112,7 +114,7 @@ func (hs *P2PServerHandshake) Finish(idC string, wC, yC []byte) ([]byte, error) 
 	k.ScalarMult(&e, &hs.s.k1)
 	e = bls12381.Scalar{}
 	mulPublic(&kc, piC, &k)
-	g := multiPair([]*bls12381.G1{&kc, &k}, []*g2Lines{prepareG2(bC), prepareG2(y)})
+	g := multiPair([]*bls12381.G1{&kc, &k}, []*g2Lines{bC, prepareG2(y)})
 	z.ScalarMult(&hs.x, w)
 	return premaster(p2pPMSLabel, g, &z), nil
 }
