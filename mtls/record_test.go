@@ -722,3 +722,14 @@ func TestSteadyStateAllocs(t *testing.T) {
 type discardConn struct{ fakeConn }
 
 func (*discardConn) Write(b []byte) (int, error) { return len(b), nil }
+
+func TestHelloRequestFloodDuringClientHandshake(t *testing.T) {
+	p := &peer{}
+	for range maxHelloRequests + 1 {
+		p.rec(recordTypeHandshake, hsMsg(typeHelloRequest, nil))
+	}
+	c, fc := newTestConn(t, p, true, false)
+	_, err := c.readHandshake()
+	wantAlert(t, err, ciphersuite.AlertUnexpectedMessage, false)
+	wantSentFatal(t, fc, false, ciphersuite.AlertUnexpectedMessage)
+}
