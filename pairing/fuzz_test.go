@@ -212,3 +212,26 @@ func FuzzP2P(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseKey: the type-dispatching key-file decoder.
+func FuzzParseKey(f *testing.F) {
+	for _, pair := range secretsOf(f, fx(f)) {
+		b, _ := pair[0].MarshalBinary()
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{0xff, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := ParseKey(b)
+		if err != nil {
+			if !errors.Is(err, ErrKeyEncoding) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		out, err := k.(secret).MarshalBinary()
+		if err != nil || !bytes.Equal(out, b) {
+			t.Fatalf("non-canonical key accepted: %x", b)
+		}
+	})
+}

@@ -325,3 +325,33 @@ func firstErr(errs ...error) error {
 	}
 	return nil
 }
+
+// ParseKey decodes any key-file encoding of this package, choosing the type
+// from its tag: it returns a *MasterShare, *CSClientKey, *CSServerSecret,
+// *TimePermit, *PINToken or *P2PKey.
+func ParseKey(b []byte) (any, error) {
+	if len(b) == 0 {
+		return nil, keyErr("empty", ErrLength)
+	}
+	var k interface{ UnmarshalBinary([]byte) error }
+	switch b[0] {
+	case tagMasterShare:
+		k = new(MasterShare)
+	case tagCSClientKey:
+		k = new(CSClientKey)
+	case tagCSServerSecret:
+		k = new(CSServerSecret)
+	case tagTimePermit:
+		k = new(TimePermit)
+	case tagPINToken:
+		k = new(PINToken)
+	case tagP2PKey:
+		k = new(P2PKey)
+	default:
+		return nil, keyErr("unknown key type", nil)
+	}
+	if err := k.UnmarshalBinary(b); err != nil {
+		return nil, err
+	}
+	return k, nil
+}

@@ -38,6 +38,9 @@ func TestSecretsMarshal(t *testing.T) {
 		if err := pair[1].UnmarshalBinary(b); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+		if k, err := ParseKey(b); err != nil || fmt.Sprintf("%T", k) != "*pairing."+name {
+			t.Errorf("ParseKey(%s) = %T, %v", name, k, err)
+		}
 		type eq interface{ MarshalBinary() ([]byte, error) }
 		b2, _ := pair[1].MarshalBinary()
 		if string(b) != string(b2) {
@@ -51,6 +54,9 @@ func TestSecretsMarshal(t *testing.T) {
 		}
 		if err := pair[1].UnmarshalBinary(append(b, 0)); !errors.Is(err, ErrKeyEncoding) {
 			t.Errorf("%s: trailing byte: %v", name, err)
+		}
+		if _, err := ParseKey(append([]byte{0x7f}, b[1:]...)); !errors.Is(err, ErrKeyEncoding) {
+			t.Errorf("ParseKey unknown tag: %v", err)
 		}
 		bad := append([]byte{b[0] ^ 0x7}, b[1:]...)
 		if err := pair[1].UnmarshalBinary(bad); !errors.Is(err, ErrKeyEncoding) {
