@@ -164,3 +164,51 @@ func TestOpenSSLBadCredentials(t *testing.T) {
 		}
 	})
 }
+
+// TestOpenSSLLongIdentityAndKey: a 128-byte identity (the size every peer
+// must support) and a 64-byte PSK, both directions.
+func TestOpenSSLLongIdentityAndKey(t *testing.T) {
+	openssl := requirePeer(t, "openssl", "openssl")
+	s := peerSuites[3]
+	longID := strings.Repeat("id-", 42) + "xx" // 128 bytes
+	longKey := bytes.Repeat([]byte{0x5a, 0xa5}, 32)
+	longHex := fmt.Sprintf("%x", longKey)
+	msg := []byte("hello over a long PSK\n")
+
+	t.Run("ours-to-s_server", func(t *testing.T) {
+		port := freePort(t)
+		args := []string{"s_server", "-accept", strconv.Itoa(port), "-nocert", "-tls1_2", "-cipher", s.openssl,
+			"-psk", longHex, "-psk_identity", longID, "-naccept", "1", "-quiet"}
+		srv := startPeer(t, nil, openssl, args...)
+		waitListening(t, srv, port)
+		c, err := dial(t, port, clientConfig(s.id, longID, longKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		exchange(t, c, msg, nil)
+		c.CloseWrite()
+		expectEOF(t, c)
+		srv.wait(t, 10*time.Second)
+		if !bytes.Equal(srv.stdout.Bytes(), msg) {
+			t.Fatalf("s_server got %q", srv.stdout.Bytes())
+		}
+	})
+	t.Run("s_client-to-ours", func(t *testing.T) {
+		ln, port := listen(t, serverConfig(s.id, longID, longKey))
+		accepted := acceptOne(ln)
+		cli := startPeer(t, nil, openssl, opensslClientArgs(port, s, longID, longHex)...)
+		r := recvAccept(t, accepted)
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if got := r.c.ConnectionState().PeerIdentity; got != longID {
+			t.Fatalf("peer identity %q", got)
+		}
+		exchange(t, r.c, msg, nil)
+		if !cli.stdout.waitFor(ioTimeout, func(b []byte) bool { return bytes.Equal(b, msg) }) {
+			t.Fatalf("s_client got %q", cli.stdout.Bytes())
+		}
+		cli.stdin.Close()
+		expectEOF(t, r.c)
+	})
+}
