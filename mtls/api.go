@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/milagro-go/milagro/ciphersuite"
+	"github.com/milagro-go/milagro/pairing"
 )
 
 // Alert is a TLS alert description.
@@ -47,6 +48,22 @@ type Config struct {
 	// VerifyPeerIdentity (server) is called with the client's authenticated
 	// identity; an error denies it with access_denied.
 	VerifyPeerIdentity func(id string) error
+
+	// Milagro CS, client: CSKey, or CSToken with the PIN from GetPIN (the
+	// second factor). CSPermit is the time permit for today, if any.
+	CSKey    *pairing.CSClientKey
+	CSToken  *pairing.PINToken
+	GetPIN   func() (uint32, error)
+	CSPermit *pairing.TimePermit
+	// Milagro CS, server: the server secret s·Q, the accepted clock skew
+	// (0 means pairing.DefaultSkew, 30 s) and whether time permits are required.
+	CSServerSecret *pairing.CSServerSecret
+	ClockSkew      time.Duration
+	RequirePermits bool
+	// Milagro P2P, either side: this peer's keys (its identity is P2PKey.ID()).
+	// A P2P client must name the server identity it expects.
+	P2PKey                 *pairing.P2PKey
+	ExpectedServerIdentity string
 
 	// HandshakeTimeout bounds Handshake when no deadline/context is given; 0 means none.
 	HandshakeTimeout time.Duration
