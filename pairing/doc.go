@@ -13,8 +13,28 @@
 // canonical form, on the curve, in the prime-order subgroup, not the
 // identity); each failure has its own sentinel error, usable with errors.Is.
 // All randomness comes from an io.Reader passed in, and all times and days
-// are passed in: the package reads no clock. Secret types never print their
-// contents through fmt.
+// are passed in: the package reads no clock (CheckHello, CheckTime and
+// CheckPermitDay apply the spec's skew and permit-day policy to a time the
+// caller supplies). Secret types never print their contents through fmt,
+// and have MarshalBinary/UnmarshalBinary for key files (ParseKey decodes any
+// of them) and Zeroize.
+//
+// Overview, in the spec's terms:
+//
+//	D-TA:        NewMasterShare, Issue{CSClientKey,CSServerSecret,TimePermit,P2PKey}
+//	combining:   Combine{CSClientKeys,CSServerSecrets,TimePermits,P2PKeys}
+//	PIN:         CSClientKey.ExtractPIN → PINToken; NewCSClientWithPIN re-adds it
+//	Milagro CS:  client NewCSClient → Hello (id, d, t, U, V) → Finish(W) → R, PMS
+//	             server NewCSServer → Accept(hello) → W() → Finish(R) → PMS
+//	Milagro P2P: server NewP2PServer → Start → (ID(), X()) → Finish(id_C, W_C, Y_C) → PMS
+//	             client NewP2PClient → Respond(expected id_S, id_S, X_S) → W_C, Y_C, PMS
+//
+// Performance: pairings share one Miller loop and one final exponentiation,
+// the Miller-loop lines of fixed G2 points (Q, K_S, K2_C) are precomputed,
+// the CS client caches e(K, Q) and raises it to r+h with cyclotomic
+// squarings, multiplications by public scalars (y, h, π) use a width-5 NAF,
+// and servers cache the public points they hash from identities. Secret
+// scalars are multiplied only by circl's constant-time fixed-window code.
 package pairing
 
 import (
