@@ -288,15 +288,15 @@ func randomPayload(t *testing.T, n int) []byte {
 	return b
 }
 
-// linePayload returns n bytes of random hex in lines of 64 characters plus
-// "\n": for peers whose stdin or echo mode is line-oriented (gnutls).
-func linePayload(t *testing.T, n int) []byte {
+// linePayload returns n bytes of random hex in lines of width characters
+// plus "\n": for peers whose stdin or echo mode is line-oriented (gnutls).
+func linePayload(t *testing.T, n, width int) []byte {
 	t.Helper()
 	raw := randomPayload(t, n/2)
 	out := make([]byte, 0, n)
 	h := hex.EncodeToString(raw)
 	for len(out) < n {
-		k := min(64, n-len(out)-1, len(h))
+		k := min(width, n-len(out)-1, len(h))
 		if k <= 0 {
 			out = append(out, '\n')
 			break
