@@ -122,7 +122,11 @@ func ParseAllowFile(r io.Reader) (ids, prefixes []string, err error) {
 		if total > maxAllowFileSize {
 			return nil, nil, fmt.Errorf("allow file larger than %d bytes", maxAllowFileSize)
 		}
-		line := strings.TrimSpace(sc.Text())
+		line := sc.Text()
+		if n == 1 {
+			line = strings.TrimPrefix(line, "\ufeff") // a UTF-8 byte order mark
+		}
+		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
 			continue
 		}

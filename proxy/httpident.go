@@ -130,7 +130,7 @@ func rewriteHTTP(dst io.Writer, src io.Reader, name, identity string) error {
 			(req.Header.Get("Upgrade") != "" && headerHasToken(req.Header, "Connection", "upgrade"))
 		bw := bufWriterPool.Get().(*bufio.Writer)
 		bw.Reset(dst)
-		err = writeHead(bw, req, canon, identity)
+		err = writeHead(bw, req, canon, want, identity)
 		if err == nil {
 			err = bw.Flush()
 		}
@@ -169,7 +169,7 @@ func headerHasToken(h http.Header, key, token string) bool {
 	return false
 }
 
-func writeHead(bw *bufio.Writer, req *http.Request, name, identity string) error {
+func writeHead(bw *bufio.Writer, req *http.Request, name, stripName, identity string) error {
 	uri := req.RequestURI
 	if uri == "" || strings.ContainsAny(uri, " \r\n") {
 		return errors.New("bad request URI")
@@ -193,12 +193,16 @@ func writeHead(bw *bufio.Writer, req *http.Request, name, identity string) error
 	case chunked:
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 		if len(req.Trailer) > 0 {
-			keys := make([]string, 0, len(req.Trailer))
+			var keys []string
 			for k := range req.Trailer {
-				keys = append(keys, k)
+				if normHeaderName(k) != stripName && ValidHeaderName(k) {
+					keys = append(keys, k)
+				}
 			}
 			sort.Strings(keys)
-			fmt.Fprintf(bw, "Trailer: %s\r\n", strings.Join(keys, ", "))
+			if len(keys) > 0 {
+				fmt.Fprintf(bw, "Trailer: %s\r\n", strings.Join(keys, ", "))
+			}
 		}
 	case req.ContentLength > 0 || (req.ContentLength == 0 && methodWantsLength(req.Method)):
 		fmt.Fprintf(bw, "Content-Length: %s\r\n", strconv.FormatInt(req.ContentLength, 10))
@@ -220,10 +224,10 @@ func writeBody(bw *bufio.Writer, req *http.Request, stripName string) error {
 	defer req.Body.Close()
 	chunked := len(req.TransferEncoding) > 0 && req.TransferEncoding[0] == "chunked"
 	if !chunked {
-		return copyPooled(flushWriter{bw}, req.Body)
+		return copyBody(flushWriter{bw}, req.Body)
 	}
 	cw := httputil.NewChunkedWriter(flushWriter{bw})
-	if err := copyPooled(cw, req.Body); err != nil {
+	if err := copyBody(cw, req.Body); err != nil {
 		return err
 	}
 	if err := cw.Close(); err != nil { // writes "0\r\n"
@@ -247,10 +251,8 @@ func writeBody(bw *bufio.Writer, req *http.Request, stripName string) error {
 	return err
 }
 
-// copyPooled copies with a pooled buffer (request bodies).
-func copyPooled(dst io.Writer, src io.Reader) error {
-	bp := bigBufPool.Get().(*[]byte)
-	defer bigBufPool.Put(bp)
-	_, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
-	return err
+// copyBody streams a request body without holding a big buffer while the
+// client is slow; a body shorter than announced is an error.
+func copyBody(dst io.Writer, body io.Reader) error {
+	return copyLowMem(dst, body, nil)
 }

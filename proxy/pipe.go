@@ -58,10 +58,14 @@ func (p *pipe) touch() { p.last.Store(time.Now().UnixNano()) }
 // It returns the first error that was not a clean EOF.
 func (p *pipe) run(upCopy func(dst io.Writer, src io.Reader) error) error {
 	p.touch()
-	var timer *time.Timer
+	var (
+		timerMu sync.Mutex
+		timer   *time.Timer
+	)
 	if p.idle > 0 {
-		var check func()
-		check = func() {
+		check := func() {
+			timerMu.Lock()
+			defer timerMu.Unlock()
 			since := time.Since(time.Unix(0, p.last.Load()))
 			if since >= p.idle {
 				p.idled.Store(true)
@@ -70,7 +74,9 @@ func (p *pipe) run(upCopy func(dst io.Writer, src io.Reader) error) error {
 			}
 			timer.Reset(p.idle - since)
 		}
+		timerMu.Lock()
 		timer = time.AfterFunc(p.idle, check)
+		timerMu.Unlock()
 	}
 	errc := make(chan struct{})
 	go func() {
@@ -80,9 +86,11 @@ func (p *pipe) run(upCopy func(dst io.Writer, src io.Reader) error) error {
 	p.direction(p.a, p.b, true, upCopy)
 	<-errc
 	p.closeBoth()
+	timerMu.Lock()
 	if timer != nil {
 		timer.Stop()
 	}
+	timerMu.Unlock()
 	if p.idled.Load() {
 		return errIdle
 	}
@@ -155,43 +163,93 @@ func (p *pipe) copy(dst io.Writer, src net.Conn) error {
 }
 
 // copyLowMem copies src to dst until EOF (then returns nil) without holding
-// a big buffer while src has nothing to say. A plain TCP source is waited on
-// with no buffer at all; any other source (mtls) is read into a small buffer
-// first, and if that filled it more data is most likely already decrypted
-// and waiting, so after forwarding what we have we drain with a big buffer.
+// a big buffer while src has nothing to say.
+//
+//   - A plain TCP source is waited on with no buffer at all (waitReadable),
+//     then read with a pooled big buffer, which goes back to the pool before
+//     the next wait. While reads keep filling the buffer (bulk transfer) the
+//     wait is skipped.
+//   - A source with read deadlines (an mtls connection) is read into a small
+//     buffer; if that filled it, the rest of what the connection has already
+//     buffered and decrypted is drained without blocking, by reading with a
+//     deadline in the past (a timeout leaves an mtls connection usable), and
+//     both are forwarded with one write.
+//   - Any other reader (an HTTP body) is read into the small buffer, which is
+//     forwarded, then with the big buffer.
 func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
 	if touch == nil {
 		touch = func() {}
 	}
-	var wait func() error
+	var (
+		wait func() error
+		dl   interface{ SetReadDeadline(time.Time) error }
+	)
 	if c, ok := src.(net.Conn); ok {
-		wait = readinessWaiter(c)
+		if wait = readinessWaiter(c); wait == nil {
+			dl = c
+		}
 	}
+	bulk := false
 	for {
-		full := true
-		if wait == nil {
-			sp := smallBufPool.Get().(*[]byte)
-			n, err := src.Read(*sp)
+		if wait != nil {
+			if !bulk {
+				if err := wait(); err != nil {
+					return err
+				}
+			}
+			bp := bigBufPool.Get().(*[]byte)
+			n, err := src.Read(*bp)
+			bulk = n == len(*bp)
 			if n > 0 {
 				touch()
-				if _, werr := dst.Write((*sp)[:n]); werr != nil {
-					smallBufPool.Put(sp)
+				if _, werr := dst.Write((*bp)[:n]); werr != nil {
+					bigBufPool.Put(bp)
 					return werr
 				}
 			}
-			full = n == len(*sp)
-			smallBufPool.Put(sp)
+			bigBufPool.Put(bp)
 			if err != nil {
 				return eofNil(err)
 			}
-		} else if err := wait(); err != nil {
-			return err
+			continue
+		}
+
+		sp := smallBufPool.Get().(*[]byte)
+		n, err := src.Read(*sp)
+		full := n == len(*sp)
+		if n > 0 {
+			touch()
+		}
+		if dl != nil && full && err == nil {
+			bp := bigBufPool.Get().(*[]byte)
+			copy(*bp, (*sp)[:n])
+			smallBufPool.Put(sp)
+			m, derr := drain(src, dl, (*bp)[n:])
+			_, werr := dst.Write((*bp)[:n+m])
+			bigBufPool.Put(bp)
+			if werr != nil {
+				return werr
+			}
+			if derr != nil {
+				return eofNil(derr)
+			}
+			continue
+		}
+		if n > 0 {
+			if _, werr := dst.Write((*sp)[:n]); werr != nil {
+				smallBufPool.Put(sp)
+				return werr
+			}
+		}
+		smallBufPool.Put(sp)
+		if err != nil {
+			return eofNil(err)
 		}
 		if !full {
 			continue
 		}
 		bp := bigBufPool.Get().(*[]byte)
-		n, err := src.Read(*bp)
+		n, err = src.Read(*bp)
 		if n > 0 {
 			touch()
 			if _, werr := dst.Write((*bp)[:n]); werr != nil {
@@ -204,6 +262,33 @@ func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
 			return eofNil(err)
 		}
 	}
+}
+
+// pastDeadline makes reads return at once with a timeout.
+var pastDeadline = time.Unix(1, 0)
+
+// drain reads what src can return without blocking into b.
+func drain(src io.Reader, dl interface{ SetReadDeadline(time.Time) error }, b []byte) (int, error) {
+	if err := dl.SetReadDeadline(pastDeadline); err != nil {
+		return 0, err
+	}
+	total := 0
+	var err error
+	for total < len(b) {
+		var m int
+		m, err = src.Read(b[total:])
+		total += m
+		if err != nil || m == 0 {
+			break
+		}
+	}
+	if isTimeoutErr(err) {
+		err = nil
+	}
+	if derr := dl.SetReadDeadline(time.Time{}); err == nil {
+		err = derr
+	}
+	return total, err
 }
 
 func eofNil(err error) error {

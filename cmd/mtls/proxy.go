@@ -180,8 +180,11 @@ func runProxy(c *cli.Context, server bool) error {
 			if err != nil {
 				return err
 			}
+			if err := s.SetConfig(cfg, acl); err != nil {
+				return err
+			}
 			log.Info("reloaded", "acl", acl.String())
-			return s.SetConfig(cfg, acl)
+			return nil
 		}
 	} else {
 		if listen, err = clientListenAddr(listen); err != nil {
@@ -201,8 +204,11 @@ func runProxy(c *cli.Context, server bool) error {
 			if err != nil {
 				return err
 			}
+			if err := cl.SetConfig(cfg); err != nil {
+				return err
+			}
 			log.Info("reloaded")
-			return cl.SetConfig(cfg)
+			return nil
 		}
 	}
 
