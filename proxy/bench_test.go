@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -48,12 +49,30 @@ func freePort(b testing.TB) string {
 	return a
 }
 
+// startOurPair starts the built binary as proxy server and proxy client,
+// logging warnings only (like stunnel's debug = 3 below).
 func startOurPair(b *testing.B, service string) *pair {
-	_, saddr, _ := proxyServer(b, service, "--allow", "alice")
-	sp := lastProc
-	_, caddr := proxyClient(b, saddr, "alice")
-	cp := lastProc
-	return &pair{local: caddr, clientPID: cp.cmd.Process.Pid, serverPID: sp.cmd.Process.Pid, pairLabel: "mtls"}
+	saddr, caddr := freePort(b), freePort(b)
+	srv := startQuiet(b, saddr, "--log-level", "warn", "proxy", "server", "--listen", saddr, "--target", service,
+		"--psk-file", writePSKFile(b), "--suites", "PSK-AES128-GCM-SHA256", "--allow", "alice")
+	cli := startQuiet(b, caddr, "--log-level", "warn", "proxy", "client", "--listen", caddr, "--target", saddr,
+		"--psk-identity", "alice", "--psk", hex.EncodeToString(testKeys["alice"]), "--suites", "PSK-AES128-GCM-SHA256")
+	return &pair{local: caddr, clientPID: cli.cmd.Process.Pid, serverPID: srv.cmd.Process.Pid, pairLabel: "mtls"}
+}
+
+// startQuiet starts the binary and waits until addr accepts connections.
+func startQuiet(b *testing.B, addr string, args ...string) *proc {
+	p := startProc(b, args...)
+	if !waitFor(10*time.Second, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}) {
+		b.Fatalf("%v did not start:\n%s", args, p.output())
+	}
+	return p
 }
 
 func needStunnel(b *testing.B) {
@@ -109,9 +128,9 @@ func startStunnelPair(b *testing.B, service string) *pair {
 	psk := filepath.Join(dir, "psk.txt")
 	os.WriteFile(psk, []byte("alice:0123456789abcdef0123456789abcdef\n"), 0o600)
 	saddr, caddr := freePort(b), freePort(b)
-	common := "foreground = yes\npid =\n"
-	srv := startStunnel(b, common+fmt.Sprintf("[srv]\naccept = %s\nconnect = %s\nciphers = PSK-AES128-GCM-SHA256\nsslVersion = TLSv1.2\nPSKsecrets = %s\n", saddr, service, psk), saddr)
-	cli := startStunnel(b, common+fmt.Sprintf("[cli]\nclient = yes\naccept = %s\nconnect = %s\nciphers = PSK-AES128-GCM-SHA256\nsslVersion = TLSv1.2\nPSKsecrets = %s\nPSKidentity = alice\nsessionCacheSize = 1\nsessionCacheTimeout = 1\n", caddr, saddr, psk), caddr)
+	common := "foreground = yes\npid =\ndebug = 3\nsocket = l:TCP_NODELAY=1\nsocket = r:TCP_NODELAY=1\n"
+	srv := startStunnel(b, common+fmt.Sprintf("[srv]\nlibwrap = no\naccept = %s\nconnect = %s\nciphers = PSK-AES128-GCM-SHA256\nsslVersion = TLSv1.2\nPSKsecrets = %s\n", saddr, service, psk), saddr)
+	cli := startStunnel(b, common+fmt.Sprintf("[cli]\nlibwrap = no\nclient = yes\naccept = %s\nconnect = %s\nciphers = PSK-AES128-GCM-SHA256\nsslVersion = TLSv1.2\nPSKsecrets = %s\nPSKidentity = alice\nsessionCacheSize = 1\nsessionCacheTimeout = 1\n", caddr, saddr, psk), caddr)
 	return &pair{local: caddr, clientPID: cli.Process.Pid, serverPID: srv.Process.Pid, pairLabel: "stunnel"}
 }
 

@@ -69,7 +69,7 @@ func startProc(t testing.TB, args ...string) *proc {
 		p.cmd.Process.Kill()
 		<-p.done
 		if t.Failed() {
-			t.Logf("log of %s:\n%s", strings.Join(args[:2], " "), p.output())
+			t.Logf("log of %v:\n%s", args, p.output())
 		}
 	})
 	return p
