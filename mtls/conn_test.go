@@ -546,3 +546,35 @@ func TestGetClientPSKAndConfigForClient(t *testing.T) {
 		t.Fatalf("hint %q, server peer %q", gotHint, sc.ConnectionState().PeerIdentity)
 	}
 }
+
+func TestFatalAlertEndsConnectionBothWays(t *testing.T) {
+	checkGoroutines(t)
+	ccfg, scfg := pskConfigs(0xD001)
+	cc, sc := tcpPair(t, ccfg, scfg)
+	if st := mtls.Client(nil, ccfg).ConnectionState(); st.HandshakeComplete {
+		t.Fatal("fresh Conn reports a completed handshake")
+	}
+	// A forged application data record, injected under the TLS layer.
+	forged := append([]byte{23, 3, 3, 0, 40}, make([]byte, 40)...)
+	if _, err := cc.NetConn().Write(forged); err != nil {
+		t.Fatal(err)
+	}
+	_, serr := sc.Read(make([]byte, 10))
+	var ae *mtls.AlertError
+	if !errors.As(serr, &ae) || ae.Remote || ae.Alert != ciphersuite.AlertBadRecordMAC {
+		t.Fatalf("server: %v", serr)
+	}
+	if _, err := sc.Write([]byte("x")); err != serr {
+		t.Fatalf("server Write after the fatal alert: %v", err)
+	}
+	_, cerr := cc.Read(make([]byte, 10))
+	if !errors.As(cerr, &ae) || !ae.Remote || ae.Alert != ciphersuite.AlertBadRecordMAC {
+		t.Fatalf("client: %v", cerr)
+	}
+	if _, err := cc.Write([]byte("x")); err != cerr {
+		t.Fatalf("client Write after the fatal alert: %v", err)
+	}
+	if _, err := cc.Read(make([]byte, 1)); err != cerr {
+		t.Fatalf("client Read again: %v", err)
+	}
+}
