@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -324,18 +325,16 @@ func (c *Conn) handshakeFailed(err error) error {
 	if fe := c.fatal.Load(); fe != nil && ae == nil {
 		err = fe
 	}
-	if c.logger() != nil {
-		c.logger().Debug("mtls: handshake failed", "client", c.isClient, "err", err)
+	if l := c.logger(); l != nil {
+		l.Debug("mtls: handshake failed", "client", c.isClient, "err", err)
 	}
 	c.closedByUs.Store(true)
 	c.conn.Close()
 	return err
 }
 
-func (c *Conn) logger() interface {
-	Debug(msg string, args ...any)
-} {
-	if c.config == nil || c.config.Logger == nil {
+func (c *Conn) logger() *slog.Logger {
+	if c.config == nil {
 		return nil
 	}
 	return c.config.Logger

@@ -399,8 +399,8 @@ func (c *Conn) handleAlert(data []byte, handshakeComplete bool) error {
 		if c.warnings > maxWarningAlerts {
 			return c.localFail(ciphersuite.AlertUnexpectedMessage, "too many warning alerts (last: %s)", a)
 		}
-		if c.config != nil && c.config.Logger != nil {
-			c.config.Logger.Debug("mtls: ignoring warning alert", "alert", a.String())
+		if l := c.logger(); l != nil {
+			l.Debug("mtls: ignoring warning alert", "alert", a.String())
 		}
 		return nil
 	case alertLevelFatal:
