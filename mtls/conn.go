@@ -247,6 +247,18 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, c.config.HandshakeTimeout)
 		defer cancel()
 	}
+	c.handshakeMutex.Lock()
+	defer c.handshakeMutex.Unlock()
+	if c.handshakeErr != nil {
+		return c.handshakeErr
+	}
+	if c.handshakeComplete.Load() {
+		return nil
+	}
+
+	// Only the goroutine that runs the handshake arms the interrupt, so a
+	// context expiring while waiting for another handshake never touches a
+	// connection that completed.
 	stop := func() error { return nil }
 	if ctx.Done() != nil {
 		done := make(chan struct{})
@@ -268,15 +280,6 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 			return ctxErr
 		}
 		defer stop()
-	}
-
-	c.handshakeMutex.Lock()
-	defer c.handshakeMutex.Unlock()
-	if c.handshakeErr != nil {
-		return c.handshakeErr
-	}
-	if c.handshakeComplete.Load() {
-		return nil
 	}
 
 	c.in.Lock()
