@@ -92,8 +92,10 @@ func loopback(b *testing.B) (client, server net.Conn) {
 
 // benchBulk writes b.N 16 KiB chunks from w to r (already handshaken, or
 // handshaking on first use) and waits until r has read them all.
-func benchBulk(b *testing.B, w io.Writer, r io.Reader) {
-	buf := make([]byte, benchChunk)
+func benchBulk(b *testing.B, w io.Writer, r io.Reader) { benchBulkChunk(b, w, r, benchChunk) }
+
+func benchBulkChunk(b *testing.B, w io.Writer, r io.Reader, chunk int) {
+	buf := make([]byte, chunk)
 	// Warm up (and let crypto/tls's dynamic record sizing reach full records).
 	const warm = 2 << 20
 	done := make(chan error, 1)
@@ -101,7 +103,7 @@ func benchBulk(b *testing.B, w io.Writer, r io.Reader) {
 		_, err := io.CopyN(io.Discard, r, warm)
 		done <- err
 	}()
-	for i := 0; i < warm/benchChunk; i++ {
+	for i := 0; i < warm/chunk; i++ {
 		if _, err := w.Write(buf); err != nil {
 			b.Fatal(err)
 		}
@@ -109,12 +111,12 @@ func benchBulk(b *testing.B, w io.Writer, r io.Reader) {
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-	total := int64(b.N) * benchChunk
+	total := int64(b.N) * int64(chunk)
 	go func() {
 		_, err := io.CopyN(io.Discard, r, total)
 		done <- err
 	}()
-	b.SetBytes(benchChunk)
+	b.SetBytes(int64(chunk))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
@@ -130,7 +132,13 @@ func benchBulk(b *testing.B, w io.Writer, r io.Reader) {
 
 // BenchmarkThroughput compares bulk transfer over loopback TCP: mtls PSK
 // suites against crypto/tls TLS 1.2 ECDHE-ECDSA with the same AEAD.
-func BenchmarkThroughput(b *testing.B) {
+func BenchmarkThroughput(b *testing.B) { benchThroughput(b, benchChunk) }
+
+// BenchmarkThroughput64K is BenchmarkThroughput with 64 KiB Writes (mtls
+// seals several records per system call).
+func BenchmarkThroughput64K(b *testing.B) { benchThroughput(b, 64<<10) }
+
+func benchThroughput(b *testing.B, chunk int) {
 	for _, tc := range []struct {
 		name     string
 		mtlsID   uint16
@@ -146,7 +154,7 @@ func BenchmarkThroughput(b *testing.B) {
 			defer cc.Close()
 			defer sc.Close()
 			hsBoth(b, cc.Handshake, sc.Handshake)
-			benchBulk(b, cc, sc)
+			benchBulkChunk(b, cc, sc, chunk)
 		})
 		b.Run(tc.name+"/crypto-tls", func(b *testing.B) {
 			ccfg, scfg := stdConfigs(b, tc.stdSuite)
@@ -155,7 +163,7 @@ func BenchmarkThroughput(b *testing.B) {
 			defer cc.Close()
 			defer sc.Close()
 			hsBoth(b, cc.Handshake, sc.Handshake)
-			benchBulk(b, cc, sc)
+			benchBulkChunk(b, cc, sc, chunk)
 		})
 	}
 }

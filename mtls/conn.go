@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -157,14 +158,49 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	n := 0
 	for len(b) > 0 {
-		m := min(len(b), maxPlaintext)
-		if err := c.writeRecordLocked(recordTypeApplicationData, b[:m]); err != nil {
-			return n, err
-		}
+		m, err := c.writeBatchLocked(b)
 		n += m
 		b = b[m:]
+		if err != nil {
+			return n, err
+		}
 	}
 	return n, nil
+}
+
+// maxWriteBatch is how many full records a large Write seals per write to
+// the underlying connection (fewer system calls for bulk transfers).
+const maxWriteBatch = 4
+
+// writeBatchLocked seals up to maxWriteBatch application data records from
+// the start of b, writes them at once and returns how many bytes of b they
+// carry. c.out must be held.
+func (c *Conn) writeBatchLocked(b []byte) (int, error) {
+	if err := c.checkWriteSeqLocked(); err != nil {
+		return 0, err
+	}
+	recs := min(maxWriteBatch, (len(b)+maxPlaintext-1)/maxPlaintext)
+	if recs == 1 {
+		c.ensureOutBuf(len(b))
+	} else {
+		c.ensureOutBuf(recs * (maxPlaintext + recordHeaderLen + maxSealOverhead))
+	}
+	buf := c.outBuf[:0]
+	batch := 0
+	for i := 0; i < recs; i++ {
+		if i > 0 && c.out.cipher != nil && c.out.seq >= math.MaxUint64-1 {
+			break // the next call refuses to go on
+		}
+		m := min(len(b)-batch, maxPlaintext)
+		buf = c.sealRecord(buf, recordTypeApplicationData, b[batch:batch+m])
+		batch += m
+	}
+	c.outBuf = buf
+	if _, err := c.conn.Write(buf); err != nil {
+		c.out.err = permanent(err)
+		return 0, c.out.err
+	}
+	return batch, nil
 }
 
 // Close sends close_notify (if the handshake completed; bounded by a short
