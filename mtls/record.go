@@ -1,5 +1,28 @@
 package mtls
 
+// The record layer (RFC 5246 §6) and the alerts it sends:
+//
+//   - unknown record type, CCS outside ReadChangeCipherSpec, CCS with
+//     handshake data buffered, handshake data where CCS is due, application
+//     data before the handshake completed, a zero-length handshake, alert or
+//     CCS record, more than maxEmptyRecords empty application data records or
+//     maxWarningAlerts ignored warnings in a row, a post-handshake handshake
+//     message other than a renegotiation request: unexpected_message;
+//   - record version outside 0x0301..0x0303 before SetVersion, or different
+//     from the fixed version after it: protocol_version;
+//   - length over 2^14 (plaintext) or 2^14+2048 (protected), or a decrypted
+//     fragment over 2^14: record_overflow;
+//   - a record that does not authenticate: bad_record_mac;
+//   - CCS body other than {1}, alert body not 2 bytes: decode_error;
+//   - a handshake message over maxHandshakeMsg: illegal_parameter;
+//   - a no_renegotiation warning during the handshake: handshake_failure;
+//   - a renegotiation request after the handshake (ClientHello at a server,
+//     HelloRequest at a client): a no_renegotiation warning, nothing else.
+//
+// Sequence numbers never wrap and 2^64-1 is never used: the write side sends
+// data up to 2^64-3 and a final close_notify at 2^64-2; the read side
+// refuses a record numbered 2^64-1 (internal_error).
+
 import (
 	"errors"
 	"fmt"
