@@ -275,10 +275,19 @@ func loadKind[T any](path, want string) (T, error) {
 	if !ok {
 		info, _ := DescribeKey(key)
 		zeroize(key)
-		return zero, fmt.Errorf("%w: file %s holds a %s, want a %s", ErrKeyKind, path, info.Kind, want)
+		return zero, &keyKindError{path: path, got: info.Kind, want: want}
 	}
 	return k, nil
 }
+
+// keyKindError is ErrKeyKind with the file and both kinds.
+type keyKindError struct{ path, got, want string }
+
+func (e *keyKindError) Error() string {
+	return "mtls: file " + e.path + " holds a " + e.got + ", want a " + e.want
+}
+
+func (e *keyKindError) Is(target error) bool { return target == ErrKeyKind }
 
 // LoadMasterShare loads a D-TA master share.
 func LoadMasterShare(path string) (*pairing.MasterShare, error) {
