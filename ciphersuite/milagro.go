@@ -1,32 +1,509 @@
 package ciphersuite
 
-// Placeholder for the Milagro key exchanges; the Milagro owner replaces this
-// file (keeping these four hooks, which the generic dispatcher calls).
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
 
-// CSClient holds a client's Milagro CS credentials.
-type CSClient struct{}
+	"github.com/milagro-go/milagro/pairing"
+)
+
+// The Milagro key exchanges (spec/milagro-suites.md §3–6): Milagro CS
+// (M-Pin Full with a forward-secret key agreement) and Milagro P2P
+// (Chow–Choo). The cryptography is package pairing's; this file carries its
+// values in TLS messages and maps every failure to the alert of spec §6:
+//
+//	bad length, trailing bytes, identity<1..2^10> out of bounds  decode_error
+//	group element invalid (encoding, curve, subgroup, identity)  illegal_parameter
+//	M-Pin check, permit, clock skew, identity denied,
+//	P2P server identity not the expected one                     access_denied
+//
+// Wire formats (milagro_wire.go has the parsers):
+//
+//	CS   ClientHello milagro_cs (0xFF4D)  identity<1..2^10> ‖ uint64 permit_day ‖ uint64 unix_time ‖ U[48] ‖ V[48]
+//	     ServerKeyExchange                W[48]
+//	     ClientKeyExchange                R[48]
+//	P2P  ServerKeyExchange                identity<1..2^10> ‖ X_S[48]
+//	     ClientKeyExchange                identity<1..2^10> ‖ W_C[48] ‖ Y_C[96]
+
+// CSClient holds a client's Milagro CS credentials: a prepared
+// pairing.CSClient (key, or PIN token and PIN, and optional time permit).
+// The pairing object is safe for concurrent use and caches e(K, Q), so one
+// CSClient should serve every handshake of a configuration.
+type CSClient struct {
+	Client *pairing.CSClient
+}
 
 // CSServer holds a server's Milagro CS credentials and policy.
-type CSServer struct{}
+type CSServer struct {
+	// Server is the prepared server secret K_S (safe for concurrent use;
+	// it caches per-identity points, so build it once).
+	Server *pairing.CSServer
+	// Skew is the accepted difference between the client's time and the
+	// server's; 0 means pairing.DefaultSkew (30 s).
+	Skew time.Duration
+	// RequirePermits makes a time permit for today (or, within Skew of
+	// midnight, yesterday) mandatory; without it a permit is refused
+	// (permit_day must be 0).
+	RequirePermits bool
+}
 
 // P2PClient holds a P2P peer's credentials when it is the TLS client.
-type P2PClient struct{}
+type P2PClient struct {
+	Client *pairing.P2PClient
+	// ExpectedServerID is the server identity this client accepts; any
+	// other id_S in the ServerKeyExchange ends the handshake with
+	// access_denied. It must not be empty.
+	ExpectedServerID string
+}
 
 // P2PServer holds a P2P peer's credentials when it is the TLS server.
-type P2PServer struct{}
+type P2PServer struct {
+	Server *pairing.P2PServer
+}
+
+func (c *CSServer) skew() time.Duration {
+	if c.Skew > 0 {
+		return c.Skew
+	}
+	return pairing.DefaultSkew
+}
+
+// milagroClientSupports / milagroServerSupports: the Milagro part of Supports.
+func milagroClientSupports(cfg *ClientConfig, s *Suite) bool {
+	switch s.KX {
+	case KXMilagroCS:
+		return cfg.CS != nil && cfg.CS.Client != nil
+	case KXMilagroP2P:
+		return cfg.P2P != nil && cfg.P2P.Client != nil && cfg.P2P.ExpectedServerID != ""
+	}
+	return false
+}
+
+// milagroServerSupports: CS needs the server secret AND the client's
+// milagro_cs extension. A client that offers CS suites without the
+// extension simply does not get CS: the server goes on down its preference
+// list, and if nothing else is common the handshake ends with
+// handshake_failure ("no cipher suite in common"), not missing_extension —
+// the suite list decides the failure, as for any unusable suite. A present
+// but malformed or failing extension is not skipped: NewServerKX rejects
+// it with its own alert.
+func milagroServerSupports(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) bool {
+	switch s.KX {
+	case KXMilagroCS:
+		if cfg.CS == nil || cfg.CS.Server == nil {
+			return false
+		}
+		_, ok := hello.Extensions[ExtMilagroCS]
+		return ok
+	case KXMilagroP2P:
+		return cfg.P2P != nil && cfg.P2P.Server != nil
+	}
+	return false
+}
 
 // newMilagroClientKX returns the client key exchange part for kind
 // (KXMilagroCS or KXMilagroP2P); the dispatcher calls it once per kind
 // offered, calls HelloExtensions on it, and routes the chosen suite to it.
-func newMilagroClientKX(cfg *ClientConfig, kind KXKind) (ClientKX, error) { return nil, errTODO }
+func newMilagroClientKX(cfg *ClientConfig, kind KXKind) (ClientKX, error) {
+	if cfg.Rand == nil || cfg.Time == nil {
+		return nil, Errorf(AlertInternalError, "ciphersuite: ClientConfig.Rand and Time are required")
+	}
+	switch kind {
+	case KXMilagroCS:
+		if cfg.CS == nil || cfg.CS.Client == nil {
+			return nil, Errorf(AlertInternalError, "ciphersuite: Milagro CS suites offered without CS credentials")
+		}
+		return &csClientKX{cfg: cfg, cs: cfg.CS}, nil
+	case KXMilagroP2P:
+		if cfg.P2P == nil || cfg.P2P.Client == nil || cfg.P2P.ExpectedServerID == "" {
+			return nil, Errorf(AlertInternalError, "ciphersuite: Milagro P2P suites offered without a P2P key and an expected server identity")
+		}
+		return &p2pClientKX{cfg: cfg, p2p: cfg.P2P}, nil
+	}
+	return nil, Errorf(AlertInternalError, "ciphersuite: %s is not a Milagro key exchange", kind)
+}
 
 // newMilagroServerKX returns the server key exchange for a Milagro suite
 // (it verifies the milagro_cs proof for CS and may fail with an *AlertError).
 func newMilagroServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (ServerKX, error) {
-	return nil, errTODO
+	if cfg.Rand == nil || cfg.Time == nil {
+		return nil, Errorf(AlertInternalError, "ciphersuite: ServerConfig.Rand and Time are required")
+	}
+	switch s.KX {
+	case KXMilagroCS:
+		return newCSServerKX(cfg, s, hello)
+	case KXMilagroP2P:
+		if cfg.P2P == nil || cfg.P2P.Server == nil {
+			return nil, Errorf(AlertHandshakeFailure, "ciphersuite: %s chosen but the server has no P2P key", s)
+		}
+		return &p2pServerKX{cfg: cfg, suite: s}, nil
+	}
+	return nil, Errorf(AlertInternalError, "ciphersuite: %s is not a Milagro suite", s)
 }
 
-// milagroClientSupports / milagroServerSupports: the Milagro part of Supports.
-func milagroClientSupports(cfg *ClientConfig, s *Suite) bool { return false }
+// elementError maps an error of package pairing about a peer's value to its
+// alert (spec §6).
+func elementError(err error, format string, args ...any) error {
+	a := AlertInternalError
+	switch {
+	case errors.Is(err, pairing.ErrLength), errors.Is(err, pairing.ErrKeyEncoding):
+		a = AlertDecodeError
+	case errors.Is(err, pairing.ErrNonCanonical), errors.Is(err, pairing.ErrNotOnCurve),
+		errors.Is(err, pairing.ErrNotInSubgroup), errors.Is(err, pairing.ErrIdentity),
+		errors.Is(err, pairing.ErrZeroScalar), errors.Is(err, pairing.ErrInvalidID):
+		a = AlertIllegalParameter
+	case errors.Is(err, pairing.ErrAuthFailed), errors.Is(err, pairing.ErrPeerIdentity),
+		errors.Is(err, pairing.ErrClockSkew), errors.Is(err, pairing.ErrPermitDay):
+		a = AlertAccessDenied
+	}
+	return &AlertError{Alert: a, Err: fmt.Errorf(format+": %w", append(args, err)...)}
+}
 
-func milagroServerSupports(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) bool { return false }
+// ---------------------------------------------------------------- CS client
+
+type csClientKX struct {
+	cfg *ClientConfig
+	cs  *CSClient
+
+	hs     *pairing.CSClientHandshake
+	helloD bool
+	sawSKE bool
+	r, pms []byte
+	done   bool
+}
+
+func (c *csClientKX) HelloExtensions() ([]Extension, error) {
+	if c.helloD {
+		return nil, Errorf(AlertInternalError, "ciphersuite: milagro_cs extension requested twice")
+	}
+	c.helloD = true
+	now := c.cfg.Time().Unix()
+	if now < 0 {
+		return nil, Errorf(AlertInternalError, "ciphersuite: Milagro CS: the clock reads before 1970")
+	}
+	hello, hs, err := c.cs.Client.Hello(c.cfg.Rand, uint64(now))
+	if err != nil {
+		return nil, Errorf(AlertInternalError, "ciphersuite: Milagro CS: preparing the client proof: %v", err)
+	}
+	data, err := marshalCSHello(hello)
+	if err != nil {
+		return nil, err
+	}
+	c.hs = hs
+	return []Extension{{Type: ExtMilagroCS, Data: data}}, nil
+}
+
+func (c *csClientKX) ProcessServerKeyExchange(s *Suite, body []byte) error {
+	if s == nil || s.KX != KXMilagroCS {
+		return Errorf(AlertInternalError, "ciphersuite: Milagro CS key exchange given suite %v", s)
+	}
+	if c.sawSKE || c.done {
+		return Errorf(AlertUnexpectedMessage, "ciphersuite: second ServerKeyExchange")
+	}
+	if body == nil {
+		return Errorf(AlertUnexpectedMessage, "ciphersuite: %s: server sent no ServerKeyExchange", s)
+	}
+	c.sawSKE = true
+	if c.hs == nil {
+		return Errorf(AlertInternalError, "ciphersuite: %s: no milagro_cs extension was sent", s)
+	}
+	w, err := parseCSElement(body, "ServerKeyExchange", "W")
+	if err != nil {
+		return err
+	}
+	r, pms, err := c.hs.Finish(c.cfg.Rand, w)
+	if err != nil {
+		if errors.Is(err, pairing.ErrRandom) || errors.Is(err, pairing.ErrUnusable) {
+			return Errorf(AlertInternalError, "ciphersuite: %s: %v", s, err)
+		}
+		return elementError(err, "ciphersuite: %s: server's W in ServerKeyExchange", s)
+	}
+	c.r, c.pms = r, pms
+	return nil
+}
+
+func (c *csClientKX) GenerateClientKeyExchange(s *Suite) (body, preMaster []byte, err error) {
+	if s == nil || s.KX != KXMilagroCS {
+		return nil, nil, Errorf(AlertInternalError, "ciphersuite: Milagro CS key exchange given suite %v", s)
+	}
+	if c.done {
+		return nil, nil, Errorf(AlertInternalError, "ciphersuite: GenerateClientKeyExchange called twice")
+	}
+	if c.pms == nil {
+		return nil, nil, Errorf(AlertUnexpectedMessage, "ciphersuite: %s: no ServerKeyExchange processed", s)
+	}
+	c.done = true
+	body, preMaster = c.r, c.pms
+	c.r, c.pms = nil, nil
+	return body, preMaster, nil
+}
+
+// PeerIdentity: CS does not name the server (it proves only that it holds
+// the deployment's server secret).
+func (c *csClientKX) PeerIdentity() string { return "" }
+
+func (c *csClientKX) LocalIdentity() string { return c.cs.Client.ID() }
+
+// ---------------------------------------------------------------- CS server
+
+type csServerKX struct {
+	cfg   *ServerConfig
+	suite *Suite
+	hs    *pairing.CSServerHandshake
+	id    string
+	sent  bool
+	done  bool
+}
+
+func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServerKX, error) {
+	cs := cfg.CS
+	if cs == nil || cs.Server == nil {
+		return nil, Errorf(AlertHandshakeFailure, "ciphersuite: %s chosen but the server has no CS server secret", s)
+	}
+	data, ok := hello.Extensions[ExtMilagroCS]
+	if !ok {
+		return nil, Errorf(AlertHandshakeFailure, "ciphersuite: %s chosen but the client sent no milagro_cs extension", s)
+	}
+	h, err := parseCSHello(data)
+	if err != nil {
+		return nil, err
+	}
+	who := printable([]byte(h.ID))
+	now := cfg.Time()
+	if err := pairing.CheckTime(now, h.Time, cs.skew()); err != nil {
+		return nil, elementError(err, "ciphersuite: Milagro CS client %s: its time %d is %s from ours (%d), more than the %s allowed",
+			who, h.Time, skewString(now, h.Time), now.Unix(), cs.skew())
+	}
+	if err := pairing.CheckPermitDay(now, h.Day, cs.skew(), cs.RequirePermits); err != nil {
+		return nil, elementError(err, "ciphersuite: Milagro CS client %s: %s", who, permitProblem(now, h.Day, cs.RequirePermits))
+	}
+	hs, err := cs.Server.Accept(cfg.Rand, h)
+	if err != nil {
+		if errors.Is(err, pairing.ErrRandom) || errors.Is(err, pairing.ErrUnusable) {
+			return nil, Errorf(AlertInternalError, "ciphersuite: %s: %v", s, err)
+		}
+		if errors.Is(err, pairing.ErrAuthFailed) {
+			return nil, elementError(err, "ciphersuite: Milagro CS client %s: the proof does not verify (wrong key or PIN, a key not combined from every D-TA, a wrong permit, or a forgery)", who)
+		}
+		return nil, elementError(err, "ciphersuite: Milagro CS client %s: milagro_cs extension", who)
+	}
+	if v := cfg.VerifyPeerIdentity; v != nil {
+		if err := v(h.ID); err != nil {
+			return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro CS client %s denied: %w", who, err)}
+		}
+	}
+	return &csServerKX{cfg: cfg, suite: s, hs: hs, id: h.ID}, nil
+}
+
+func skewString(now time.Time, t uint64) string {
+	if t > uint64(1)<<40 {
+		return "very far"
+	}
+	d := time.Unix(int64(t), 0).Sub(now).Truncate(time.Second)
+	if d < 0 {
+		return (-d).String() + " behind"
+	}
+	return d.String() + " ahead"
+}
+
+func permitProblem(now time.Time, d uint64, required bool) string {
+	switch {
+	case !required && d != 0:
+		return fmt.Sprintf("sent a time permit for day %d, but this server does not use permits", d)
+	case required && d == 0:
+		return "sent no time permit, which this server requires"
+	default:
+		return fmt.Sprintf("time permit for day %d is not valid today (day %d)", d, pairing.Day(now))
+	}
+}
+
+func (k *csServerKX) GenerateServerKeyExchange() ([]byte, error) {
+	if k.sent || k.done {
+		return nil, Errorf(AlertInternalError, "ciphersuite: GenerateServerKeyExchange called twice")
+	}
+	k.sent = true
+	return k.hs.W(), nil
+}
+
+func (k *csServerKX) ProcessClientKeyExchange(body []byte) ([]byte, error) {
+	s := k.suite
+	if k.done {
+		return nil, Errorf(AlertUnexpectedMessage, "ciphersuite: second ClientKeyExchange")
+	}
+	if !k.sent {
+		return nil, Errorf(AlertInternalError, "ciphersuite: %s: ClientKeyExchange before ServerKeyExchange", s)
+	}
+	r, err := parseCSElement(body, "ClientKeyExchange", "R")
+	if err != nil {
+		return nil, err
+	}
+	pms, err := k.hs.Finish(r)
+	if err != nil {
+		if errors.Is(err, pairing.ErrAuthFailed) { // R = −h·A: degenerate
+			return nil, Errorf(AlertIllegalParameter, "ciphersuite: %s: client's R in ClientKeyExchange is degenerate", s)
+		}
+		return nil, elementError(err, "ciphersuite: %s: client's R in ClientKeyExchange", s)
+	}
+	k.done = true
+	return pms, nil
+}
+
+// PeerIdentity is the verified client identity (the M-Pin proof verified in
+// NewServerKX; the key agreement is confirmed by Finished).
+func (k *csServerKX) PeerIdentity() string {
+	if !k.done {
+		return ""
+	}
+	return k.id
+}
+
+// ---------------------------------------------------------------- P2P client
+
+type p2pClientKX struct {
+	cfg *ClientConfig
+	p2p *P2PClient
+
+	peer   string
+	wc, yc []byte
+	pms    []byte
+	sawSKE bool
+	done   bool
+}
+
+func (c *p2pClientKX) HelloExtensions() ([]Extension, error) { return nil, nil }
+
+func (c *p2pClientKX) ProcessServerKeyExchange(s *Suite, body []byte) error {
+	if s == nil || s.KX != KXMilagroP2P {
+		return Errorf(AlertInternalError, "ciphersuite: Milagro P2P key exchange given suite %v", s)
+	}
+	if c.sawSKE || c.done {
+		return Errorf(AlertUnexpectedMessage, "ciphersuite: second ServerKeyExchange")
+	}
+	if body == nil {
+		return Errorf(AlertUnexpectedMessage, "ciphersuite: %s: server sent no ServerKeyExchange", s)
+	}
+	c.sawSKE = true
+	idS, xS, err := parseP2PServerKX(body)
+	if err != nil {
+		return err
+	}
+	want := c.p2p.ExpectedServerID
+	if idS != want {
+		return Errorf(AlertAccessDenied, "ciphersuite: %s: server identifies as %s, but %s is expected", s, printable([]byte(idS)), printable([]byte(want)))
+	}
+	wc, yc, pms, err := c.p2p.Client.Respond(c.cfg.Rand, want, idS, xS)
+	if err != nil {
+		if errors.Is(err, pairing.ErrRandom) || errors.Is(err, pairing.ErrUnusable) {
+			return Errorf(AlertInternalError, "ciphersuite: %s: %v", s, err)
+		}
+		return elementError(err, "ciphersuite: %s: server's X_S in ServerKeyExchange", s)
+	}
+	c.peer, c.wc, c.yc, c.pms = idS, wc, yc, pms
+	return nil
+}
+
+func (c *p2pClientKX) GenerateClientKeyExchange(s *Suite) (body, preMaster []byte, err error) {
+	if s == nil || s.KX != KXMilagroP2P {
+		return nil, nil, Errorf(AlertInternalError, "ciphersuite: Milagro P2P key exchange given suite %v", s)
+	}
+	if c.done {
+		return nil, nil, Errorf(AlertInternalError, "ciphersuite: GenerateClientKeyExchange called twice")
+	}
+	if c.pms == nil {
+		return nil, nil, Errorf(AlertUnexpectedMessage, "ciphersuite: %s: no ServerKeyExchange processed", s)
+	}
+	body, err = marshalP2PClientKX(c.p2p.Client.ID(), c.wc, c.yc)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.done = true
+	preMaster = c.pms
+	c.pms = nil
+	return body, preMaster, nil
+}
+
+// PeerIdentity is id_S once the ServerKeyExchange named the expected
+// server; the handshake reports it only after Finished verified, which is
+// what authenticates it.
+func (c *p2pClientKX) PeerIdentity() string {
+	if !c.done {
+		return ""
+	}
+	return c.peer
+}
+
+func (c *p2pClientKX) LocalIdentity() string { return c.p2p.Client.ID() }
+
+// ---------------------------------------------------------------- P2P server
+
+type p2pServerKX struct {
+	cfg   *ServerConfig
+	suite *Suite
+	hs    *pairing.P2PServerHandshake
+	id    string
+	done  bool
+}
+
+func (k *p2pServerKX) GenerateServerKeyExchange() ([]byte, error) {
+	if k.hs != nil || k.done {
+		return nil, Errorf(AlertInternalError, "ciphersuite: GenerateServerKeyExchange called twice")
+	}
+	hs, err := k.cfg.P2P.Server.Start(k.cfg.Rand)
+	if err != nil {
+		return nil, Errorf(AlertInternalError, "ciphersuite: %s: starting the key agreement: %v", k.suite, err)
+	}
+	k.hs = hs
+	return marshalP2PServerKX(hs.ID(), hs.X())
+}
+
+func (k *p2pServerKX) ProcessClientKeyExchange(body []byte) ([]byte, error) {
+	s := k.suite
+	if k.done {
+		return nil, Errorf(AlertUnexpectedMessage, "ciphersuite: second ClientKeyExchange")
+	}
+	if k.hs == nil {
+		return nil, Errorf(AlertInternalError, "ciphersuite: %s: ClientKeyExchange before ServerKeyExchange", s)
+	}
+	idC, wc, yc, err := parseP2PClientKX(body)
+	if err != nil {
+		return nil, err
+	}
+	who := printable([]byte(idC))
+	pms, err := k.hs.Finish(idC, wc, yc)
+	if err != nil {
+		return nil, elementError(err, "ciphersuite: %s: client %s's ClientKeyExchange", s, who)
+	}
+	// id_C is authenticated only by the client's Finished, which follows;
+	// a denied identity is refused now rather than after it.
+	if v := k.cfg.VerifyPeerIdentity; v != nil {
+		if err := v(idC); err != nil {
+			zero(pms)
+			return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro P2P client %s denied: %w", who, err)}
+		}
+	}
+	k.id = idC
+	k.done = true
+	return pms, nil
+}
+
+// PeerIdentity is id_C (authenticated by the Finished that follows).
+func (k *p2pServerKX) PeerIdentity() string {
+	if !k.done {
+		return ""
+	}
+	return k.id
+}
+
+// LocalIdentity is id_S (the handshake reports it in State.LocalIdentity).
+func (k *p2pServerKX) LocalIdentity() string { return k.cfg.P2P.Server.ID() }
+
+// checkWireID validates an identity read from the wire (its length was
+// already bounded by the parser): UTF-8, as spec §2 requires.
+func checkWireID(id []byte, where string) error {
+	if !utf8.Valid(id) {
+		return Errorf(AlertIllegalParameter, "ciphersuite: identity %s in %s is not UTF-8", printable(id), where)
+	}
+	return nil
+}
