@@ -125,6 +125,8 @@ func FuzzParseAllowFile(f *testing.F) {
 		if a.Check("") == nil {
 			t.Fatal("empty identity admitted")
 		}
+		// Check is linear in the number of prefixes: bound the work per input.
+		ids, prefixes = ids[:min(len(ids), 64)], prefixes[:min(len(prefixes), 64)]
 		for _, id := range ids {
 			if id == "" || strings.TrimSpace(id) != id || id[0] == '#' {
 				t.Fatalf("bad identity %q", id)

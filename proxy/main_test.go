@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -22,8 +23,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	mtlsBin = filepath.Join(dir, "mtls")
-	out, err := exec.Command("go", "build", "-o", mtlsBin, "../cmd/mtls").CombinedOutput()
-	if err != nil {
+	if fuzzWorker() {
+		mtlsBuildErr = fmt.Errorf("fuzz workers do not build cmd/mtls")
+	} else if out, err := exec.Command("go", "build", "-o", mtlsBin, "../cmd/mtls").CombinedOutput(); err != nil {
 		mtlsBuildErr = fmt.Errorf("building cmd/mtls: %v\n%s", err, out)
 	}
 	code := m.Run()
@@ -37,4 +39,15 @@ func needBinary(t testing.TB) string {
 		t.Fatal(mtlsBuildErr)
 	}
 	return mtlsBin
+}
+
+// fuzzWorker reports whether this process is a fuzzing worker (which only
+// runs fuzz targets).
+func fuzzWorker() bool {
+	for _, a := range os.Args[1:] {
+		if strings.HasPrefix(a, "-test.fuzzworker") {
+			return true
+		}
+	}
+	return false
 }
