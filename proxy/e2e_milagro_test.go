@@ -1,0 +1,88 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// milagroKeys runs the binary's trust-authority commands (two D-TAs) and
+// returns combined key files: the CS server secret and CS client keys.
+func milagroKeys(t *testing.T, ids ...string) (server string, clients map[string]string) {
+	t.Helper()
+	bin := needBinary(t)
+	dir := t.TempDir()
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("mtls %v: %v\n%s", args, err, out)
+		}
+	}
+	p := func(name string) string { return filepath.Join(dir, name) }
+	dtas := []string{"dta1", "dta2"}
+	for _, d := range dtas {
+		run("ta", "init", "--out", p(d+".share"))
+	}
+	combine := func(out string, kind, id string) {
+		var shares []string
+		for _, d := range dtas {
+			args := []string{"ta", "issue", "--master", p(d + ".share"), "--kind", kind, "--out", p(d + "." + out)}
+			if id != "" {
+				args = append(args, "--id", id)
+			}
+			run(args...)
+			shares = append(shares, p(d+"."+out))
+		}
+		run(append([]string{"keys", "combine", "--out", p(out)}, shares...)...)
+	}
+	combine("server.key", "server", "")
+	clients = map[string]string{}
+	for _, id := range ids {
+		combine(id+".key", "client", id)
+		clients[id] = p(id + ".key")
+	}
+	return p("server.key"), clients
+}
+
+// TestE2EMilagroCS runs the proxy pair with Milagro CS keys instead of PSKs:
+// the identity the ACL sees is the CS client identity.
+func TestE2EMilagroCS(t *testing.T) {
+	server, clients := milagroKeys(t, "alice@example.com", "mallory@example.com")
+	up := startUpstream(t, nil)
+	srv := startProc(t, "--log-format", "json", "proxy", "server", "--listen", "127.0.0.1:0", "--target", up.addr(),
+		"--key", server, "--allow", "alice@example.com")
+	saddr := srv.waitLog(t, "proxy listening")["addr"].(string)
+	start := func(id string) string {
+		p := startProc(t, "--log-format", "json", "proxy", "client", "--listen", "127.0.0.1:0", "--target", saddr, "--key", clients[id])
+		return p.waitLog(t, "proxy listening")["addr"].(string)
+	}
+	alice, mallory := start("alice@example.com"), start("mallory@example.com")
+
+	c, err := net.Dial("tcp", alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := roundTrip(t, c, []byte("milagro")); string(got) != "milagro" {
+		t.Fatalf("alice: %q", got)
+	}
+	c.Close()
+	srv.waitLog(t, "connection closed", "identity", "alice@example.com")
+
+	c, err = net.Dial("tcp", mallory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	b, _ := io.ReadAll(c)
+	c.Close()
+	if len(b) != 0 {
+		t.Fatalf("mallory read %q", b)
+	}
+	srv.waitLog(t, "access denied", "identity", "mallory@example.com")
+	if n := up.count.Load(); n != 1 {
+		t.Fatalf("upstream saw %d connections, want 1", n)
+	}
+}
