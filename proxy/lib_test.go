@@ -260,3 +260,33 @@ func TestShutdownDrains(t *testing.T) {
 		t.Fatalf("connection not closed after the drain timeout: %v", err)
 	}
 }
+
+// TestTruncationResetsTarget: an mtls peer that drops the TCP connection
+// without close_notify must not look like a clean end of stream to the
+// service: the proxy resets the target connection.
+func TestTruncationResetsTarget(t *testing.T) {
+	res := make(chan error, 1)
+	up := startUpstream(t, func(c net.Conn) {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := io.ReadAll(c)
+		res <- err
+	})
+	addr := startServer(t, &Server{Target: up.addr()}, AllowAll())
+	c, err := dialMTLS(t, addr, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("POST /transfer amount=1000")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	c.NetConn().Close() // no close_notify
+	select {
+	case err := <-res:
+		if err == nil || !strings.Contains(err.Error(), "reset") {
+			t.Fatalf("service read ended with %v, want a connection reset", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("service never saw the end of the stream")
+	}
+}

@@ -127,6 +127,9 @@ type StatusHandler struct {
 	mu      sync.Mutex
 	checked time.Time
 	err     error
+
+	promOnce sync.Once
+	prom     http.Handler
 }
 
 func (h *StatusHandler) health(ctx context.Context) error {
@@ -169,7 +172,8 @@ func (h *StatusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.NotFound(w, r)
 			return
 		}
-		promhttp.HandlerFor(h.Metrics.Registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+		h.promOnce.Do(func() { h.prom = promhttp.HandlerFor(h.Metrics.Registry, promhttp.HandlerOpts{}) })
+		h.prom.ServeHTTP(w, r)
 	default:
 		http.NotFound(w, r)
 	}

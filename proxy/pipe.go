@@ -39,8 +39,17 @@ type pipe struct {
 	firstErr  error
 }
 
+// fail ends the connection after an error. Plain TCP sides are reset
+// (RST, not FIN) so that a service never takes a stream cut short - for
+// instance an mtls peer's truncation without close_notify - for a complete
+// one.
 func (p *pipe) fail(err error) {
 	p.errOnce.Do(func() { p.firstErr = err })
+	for _, c := range []net.Conn{p.a, p.b} {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+	}
 	p.closeBoth()
 }
 
