@@ -290,3 +290,33 @@ func TestTruncationResetsTarget(t *testing.T) {
 		t.Fatal("service never saw the end of the stream")
 	}
 }
+
+// TestACLRecheckedAfterHandshake: even if the handshake did not apply the
+// ACL (a Config hook gone wrong), the proxy checks the identity again
+// before dialling the target.
+func TestACLRecheckedAfterHandshake(t *testing.T) {
+	up := startUpstream(t, nil)
+	m := NewMetrics()
+	acl, _ := NewACL([]string{"alice"}, nil)
+	s := &Server{Target: up.addr(), Metrics: m, NewConn: func(c net.Conn, cfg *mtls.Config) SecureConn {
+		cfg = cfg.Clone()
+		cfg.VerifyPeerIdentity = nil // the in-handshake check is lost
+		return mtls.Server(c, cfg)
+	}}
+	addr := startServer(t, s, acl)
+	c, err := dialMTLS(t, addr, "mallory")
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if b, _ := io.ReadAll(c); len(b) != 0 {
+		t.Fatalf("mallory read %q", b)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := up.count.Load(); n != 0 {
+		t.Fatalf("denied peer reached the target (%d connections)", n)
+	}
+	if !waitFor(2*time.Second, func() bool { return metricValue(m.aclDenials) == 1 }) {
+		t.Fatalf("acl denials = %v", metricValue(m.aclDenials))
+	}
+}
