@@ -273,7 +273,7 @@ func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServ
 	who := printable([]byte(h.ID))
 	now := cfg.Time()
 	if err := pairing.CheckTime(now, h.Time, cs.skew()); err != nil {
-		return nil, elementError(err, "ciphersuite: Milagro CS client %s: its time %d is %s from ours (%d), more than the %s allowed",
+		return nil, elementError(err, "ciphersuite: Milagro CS client %s: its time %d is %s ours (%d), more than the %s allowed",
 			who, h.Time, skewString(now, h.Time), now.Unix(), cs.skew())
 	}
 	if err := pairing.CheckPermitDay(now, h.Day, cs.skew(), cs.RequirePermits); err != nil {
@@ -299,13 +299,13 @@ func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServ
 
 func skewString(now time.Time, t uint64) string {
 	if t > uint64(1)<<40 {
-		return "very far"
+		return "very far from"
 	}
 	d := time.Unix(int64(t), 0).Sub(now).Truncate(time.Second)
 	if d < 0 {
 		return (-d).String() + " behind"
 	}
-	return d.String() + " ahead"
+	return d.String() + " ahead of"
 }
 
 func permitProblem(now time.Time, d uint64, required bool) string {

@@ -43,6 +43,8 @@ type milFixture struct {
 	nodeA       *pairing.P2PKey
 	nodeB       *pairing.P2PKey
 	nodeC       *pairing.P2PKey
+	nodeA2of3   *pairing.P2PKey
+	nodeB2of3   *pairing.P2PKey
 }
 
 var (
@@ -91,9 +93,13 @@ func newMilFixture() (*milFixture, error) {
 		}
 		return pairing.CombineTimePermits(parts...)
 	}
-	p2p := func(id string) (*pairing.P2PKey, error) {
+	p2p := func(id string, n ...int) (*pairing.P2PKey, error) {
 		var parts []*pairing.P2PKey
-		for _, s := range f.shares {
+		use := f.shares[:]
+		if len(n) > 0 {
+			use = use[:n[0]]
+		}
+		for _, s := range use {
 			k, err := s.IssueP2PKey(id)
 			if err != nil {
 				return nil, err
@@ -136,6 +142,12 @@ func newMilFixture() (*milFixture, error) {
 		return nil, err
 	}
 	if f.nodeC, err = p2p(milNodeC); err != nil {
+		return nil, err
+	}
+	if f.nodeA2of3, err = p2p(milNodeA, 2); err != nil {
+		return nil, err
+	}
+	if f.nodeB2of3, err = p2p(milNodeB, 2); err != nil {
 		return nil, err
 	}
 	return f, nil
