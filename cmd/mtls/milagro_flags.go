@@ -31,12 +31,18 @@ import (
 	"github.com/milagro-go/milagro/pairing"
 )
 
-func init() {
+// The hooks are set during package variable initialization, which runs
+// before every init(): client.go builds its command in an init() that runs
+// before this file's would.
+var _ = setMilagroHooks()
+
+func setMilagroHooks() bool {
 	milagroFlags = milagroCredentialFlags
 	applyMilagro = applyMilagroFlags
 	hasMilagroCredentials = func(c *cli.Context, server bool) bool {
 		return c.String("key") != "" || c.String("p2p-key") != ""
 	}
+	return true
 }
 
 func milagroCredentialFlags(server bool) []cli.Flag {
