@@ -163,6 +163,9 @@ func (l *loop) serve(ctx context.Context, ln net.Listener, log *slog.Logger, han
 		l.wg.Add(1)
 		l.mu.Unlock()
 		l.nconns.Add(1)
+		if ctx.Err() != nil {
+			t.kill() // raced with the hard stop's closeAll
+		}
 		go func() {
 			defer func() {
 				c.Close()
