@@ -260,7 +260,7 @@ var (
 func TestMilagroCLIHandshakes(t *testing.T) {
 	k := makeCLIKeys(t)
 	srv, addr := startServer(t, "--key", k.f("server.key"), "--require-permits", "--p2p-key", k.f("node-a.key"), "--id", "node-a")
-	onlyBob, bobAddr := startServer(t, "--key", k.f("server.key"), "--allow", "bob")
+	onlyBob, bobAddr := startServer(t, "--key", k.f("server.key"), "--p2p-key", k.f("node-a.key"), "--allow", "bob")
 
 	type run struct {
 		name  string
@@ -277,6 +277,7 @@ func TestMilagroCLIHandshakes(t *testing.T) {
 		{"CS wrong PIN", []string{"--connect", addr, "--key", k.f("alice.token"), "--pin", "4712", "--permit", k.f("alice-permit.key")}, nil, []string{"mtls client: handshake failed", "access_denied"}},
 		{"P2P unexpected server", []string{"--connect", addr, "--p2p-key", k.f("node-b.key"), "--server-id", "node-c"}, nil, []string{"mtls client: handshake failed", "access_denied"}},
 		{"--allow bob denies alice", []string{"--connect", bobAddr, "--key", k.f("alice.key")}, nil, []string{"mtls client: handshake failed", "access_denied"}},
+		{"--allow bob denies node-b", []string{"--connect", bobAddr, "--p2p-key", k.f("node-b.key"), "--server-id", "node-a"}, nil, []string{"mtls client: handshake failed", "access_denied"}},
 	}
 	procs := make([]*proc, len(runs))
 	inputs := make([]string, len(runs))
@@ -336,7 +337,9 @@ func TestMilagroCLIHandshakes(t *testing.T) {
 	if n := strings.Count(log, "level=WARN msg=connection"); n != 4 {
 		t.Errorf("server logged %d failed handshakes, want 4:\n%s", n, log)
 	}
-	if !strings.Contains(onlyBob.stderr.String(), `access_denied`) || !strings.Contains(onlyBob.stderr.String(), `identity \"alice@example.com\" is not allowed`) {
-		t.Errorf("--allow bob server log lacks the denial:\n%s", onlyBob.stderr.String())
+	for _, id := range []string{cliAlice, "node-b"} {
+		if !strings.Contains(onlyBob.stderr.String(), `access_denied`) || !strings.Contains(onlyBob.stderr.String(), `identity \"`+id+`\" is not allowed`) {
+			t.Errorf("--allow bob server log lacks the denial of %s:\n%s", id, onlyBob.stderr.String())
+		}
 	}
 }
