@@ -46,11 +46,42 @@ func pskClientConfig(id string) *mtls.Config {
 	return &mtls.Config{CipherSuites: []uint16{testSuite}, PSKIdentity: id, PSK: testKeys[id]}
 }
 
-func quietLogger() *slog.Logger {
+// quietLogger returns a logger for in-process proxies: with -v it writes to
+// stderr; otherwise it keeps warnings and errors and prints them if the
+// test fails.
+func quietLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	w := &tailBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("proxy warnings:\n%s", w.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// tailBuffer keeps the last 32 KiB written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if n := len(b.buf) - 32<<10; n > 0 {
+		b.buf = append(b.buf[:0], b.buf[n:]...)
+	}
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
 }
 
 func listenLocal(t testing.TB) net.Listener {
@@ -128,7 +159,7 @@ func echo(c net.Conn) {
 func startServer(t testing.TB, s *Server, acl *ACL) string {
 	t.Helper()
 	if s.Logger == nil {
-		s.Logger = quietLogger()
+		s.Logger = quietLogger(t)
 	}
 	if err := s.SetConfig(pskServerConfig(), acl); err != nil {
 		t.Fatal(err)
@@ -150,7 +181,7 @@ func startServer(t testing.TB, s *Server, acl *ACL) string {
 func startClient(t testing.TB, c *Client, id string) string {
 	t.Helper()
 	if c.Logger == nil {
-		c.Logger = quietLogger()
+		c.Logger = quietLogger(t)
 	}
 	if err := c.SetConfig(pskClientConfig(id)); err != nil {
 		t.Fatal(err)
