@@ -143,6 +143,8 @@ func TestConfigFromFlagsErrors(t *testing.T) {
 }
 
 func TestMilagroHook(t *testing.T) {
+	oldFlags, oldApply, oldHas := milagroFlags, applyMilagro, hasMilagroCredentials
+	defer func() { milagroFlags, applyMilagro, hasMilagroCredentials = oldFlags, oldApply, oldHas }()
 	var called bool
 	milagroFlags = func(server bool) []cli.Flag { return []cli.Flag{&cli.StringFlag{Name: "id"}} }
 	applyMilagro = func(c *cli.Context, cfg *mtls.Config, server bool) error {
@@ -150,7 +152,6 @@ func TestMilagroHook(t *testing.T) {
 		return nil
 	}
 	hasMilagroCredentials = func(c *cli.Context, server bool) bool { return c.IsSet("id") }
-	defer func() { milagroFlags, applyMilagro, hasMilagroCredentials = nil, nil, nil }()
 	if _, err := parseCreds(t, false, "--id", "alice"); err != nil || !called {
 		t.Fatalf("hook: err %v called %v", err, called)
 	}
