@@ -305,4 +305,3 @@ func benchParallel(b *testing.B, ccfg, scfg *mtls.Config) {
 	}
 	report(b, s, time.Duration(clientCPU.Load()), !clientNoCPU.Load(), elapsed)
 }
-
