@@ -320,3 +320,38 @@ func TestACLRecheckedAfterHandshake(t *testing.T) {
 		t.Fatalf("acl denials = %v", metricValue(m.aclDenials))
 	}
 }
+
+// TestRecordOfSmallBufferSize: a message that exactly fills the copy loop's
+// small read buffer must be forwarded at once (no waiting for more data
+// that a request/response peer will never send).
+func TestRecordOfSmallBufferSize(t *testing.T) {
+	up := startUpstream(t, func(c net.Conn) {
+		buf := make([]byte, smallBufSize)
+		for {
+			if _, err := io.ReadFull(c, buf); err != nil {
+				return
+			}
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	})
+	addr := startServer(t, &Server{Target: up.addr()}, AllowAll())
+	local := startClient(t, &Client{Target: addr}, "alice")
+	c, err := net.Dial("tcp", local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	for i := 0; i < 5; i++ {
+		msg := bytes.Repeat([]byte{byte('a' + i)}, smallBufSize)
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, smallBufSize)
+		if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("exchange %d: %v", i, err)
+		}
+	}
+}
