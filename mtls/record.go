@@ -339,6 +339,11 @@ func (c *Conn) readRecordOrCCS(expectCCS bool) error {
 		var err error
 		data, err = c.in.cipher.Open(c.plain[:0], c.in.seq, typ, vers, fragment)
 		if err != nil {
+			if !handshakeComplete {
+				// The first protected record is the peer's Finished: the
+				// two sides derived different keys.
+				return c.localFail(ciphersuite.AlertBadRecordMAC, "the peer's Finished record failed authentication: the two sides derived different keys (mismatched credentials, or a handshake altered in transit)")
+			}
 			return c.localFail(ciphersuite.AlertBadRecordMAC, "record authentication failed")
 		}
 		c.in.seq++
