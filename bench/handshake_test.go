@@ -32,10 +32,10 @@ var (
 )
 
 // benchKeys issues every key from three D-TAs and combines the shares.
-func benchKeys(b *testing.B) *keys {
+func benchKeys(tb testing.TB) *keys {
 	keysOnce.Do(func() { keysVal, keysErr = newKeys() })
 	if keysErr != nil {
-		b.Fatal(keysErr)
+		tb.Fatal(keysErr)
 	}
 	return keysVal
 }
@@ -101,8 +101,8 @@ type benchCase struct {
 	client, server *mtls.Config
 }
 
-func cases(b *testing.B) []benchCase {
-	k := benchKeys(b)
+func cases(tb testing.TB) []benchCase {
+	k := benchKeys(tb)
 	psk := func(suite uint16) benchCase {
 		return benchCase{
 			client: &mtls.Config{CipherSuites: []uint16{suite}, PSKIdentity: "client", PSK: benchPSK, ServerName: "bench"},
@@ -153,10 +153,10 @@ type server struct {
 	noCPU   atomic.Bool
 }
 
-func startServer(b *testing.B, cfg *mtls.Config) *server {
+func startServer(tb testing.TB, cfg *mtls.Config) *server {
 	l, err := mtls.Listen("tcp", "127.0.0.1:0", cfg)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	s := &server{l: l}
 	go func() {
@@ -304,4 +304,18 @@ func benchParallel(b *testing.B, ccfg, scfg *mtls.Config) {
 		b.Fatal(err)
 	}
 	report(b, s, time.Duration(clientCPU.Load()), !clientNoCPU.Load(), elapsed)
+}
+
+// TestHandshakeCases runs one handshake of every benchmark case, so a plain
+// `go test ./bench` checks the harness.
+func TestHandshakeCases(t *testing.T) {
+	for _, c := range cases(t) {
+		s := startServer(t, c.server)
+		_, _, err := dialOnce(s.l.Addr().String(), c.client)
+		s.l.Close()
+		s.wg.Wait()
+		if err != nil || s.failed.Load() != 0 || s.n.Load() != 1 {
+			t.Fatalf("%s: client %v, server failures %d (%v)", c.name, err, s.failed.Load(), s.lastErr.Load())
+		}
+	}
 }

@@ -266,7 +266,11 @@ func TestMilagroKeyExchangeTampered(t *testing.T) {
 			} else {
 				wc = editBody(milClientKeyExchange, c.edit)
 			}
-			milFail(t, ccfg, scfg, wc, ws, c.detector, c.a, "")
+			msg := ""
+			if c.a == finished {
+				msg = "derived different keys"
+			}
+			milFail(t, ccfg, scfg, wc, ws, c.detector, c.a, msg)
 		})
 	}
 }
@@ -288,12 +292,12 @@ func TestMilagroP2PRefusals(t *testing.T) {
 		// Finished cannot be opened by the server.
 		c, s := milP2PConfigs(t, 0xFF11)
 		c.P2PKey = f.nodeB2of3
-		milFail(t, c, s, nil, nil, "server", ciphersuite.AlertBadRecordMAC, "")
+		milFail(t, c, s, nil, nil, "server", ciphersuite.AlertBadRecordMAC, "derived different keys")
 	})
 	t.Run("server key from 2 of 3 shares", func(t *testing.T) {
 		c, s := milP2PConfigs(t, 0xFF11)
 		s.P2PKey = f.nodeA2of3
-		milFail(t, c, s, nil, nil, "server", ciphersuite.AlertBadRecordMAC, "")
+		milFail(t, c, s, nil, nil, "server", ciphersuite.AlertBadRecordMAC, "derived different keys")
 	})
 	t.Run("another peer reports its own identity", func(t *testing.T) {
 		c, s := milP2PConfigs(t, 0xFF11)
