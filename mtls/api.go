@@ -51,6 +51,9 @@ type Config struct {
 
 	// Milagro CS, client: CSKey, or CSToken with the PIN from GetPIN (the
 	// second factor). CSPermit is the time permit for today, if any.
+	// The credentials are prepared once and shared by every handshake (and
+	// by Clones): GetPIN is called once, when the first handshake needs
+	// it; if it fails, the next handshake calls it again (milagro_config.go).
 	CSKey    *pairing.CSClientKey
 	CSToken  *pairing.PINToken
 	GetPIN   func() (uint32, error)

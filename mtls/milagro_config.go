@@ -167,11 +167,7 @@ func preparedFor[T any](owner *T, k prepKey, build func() (any, error)) (any, er
 		}
 		e = &prepEntry{}
 		prepCache.m[k] = e
-		runtime.AddCleanup(owner, func(k prepKey) {
-			prepCache.Lock()
-			delete(prepCache.m, k)
-			prepCache.Unlock()
-		}, k)
+		runtime.AddCleanup(owner, dropPrepared, k)
 	}
 	prepCache.Unlock()
 
@@ -186,6 +182,16 @@ func preparedFor[T any](owner *T, k prepKey, build func() (any, error)) (any, er
 	}
 	e.val, e.done = v, true
 	return v, nil
+}
+
+// dropPrepared forgets the entry for k once its key object is unreachable.
+// It does not Zeroize the prepared object: a handshake that started from a
+// Config made on the fly (GetConfigForClient) may still be using it; the
+// garbage collector reclaims it with the handshake.
+func dropPrepared(k prepKey) {
+	prepCache.Lock()
+	delete(prepCache.m, k)
+	prepCache.Unlock()
 }
 
 // funcIdentity is the address of the closure behind fn: Configs that share
