@@ -41,11 +41,11 @@ func needBinary(t testing.TB) string {
 	return mtlsBin
 }
 
-// fuzzWorker reports whether this process is a fuzzing worker (which only
-// runs fuzz targets).
+// fuzzWorker reports whether this process is fuzzing (coordinator or
+// worker), which runs fuzz targets only.
 func fuzzWorker() bool {
 	for _, a := range os.Args[1:] {
-		if strings.HasPrefix(a, "-test.fuzzworker") {
+		if strings.HasPrefix(a, "-test.fuzzworker") || strings.HasPrefix(a, "-test.fuzz=") && a != "-test.fuzz=" {
 			return true
 		}
 	}
