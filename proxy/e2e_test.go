@@ -149,7 +149,7 @@ func writePSKFile(t testing.TB) string {
 // (and the status address when --status is among args).
 func proxyServer(t testing.TB, target string, args ...string) (*proc, string, string) {
 	t.Helper()
-	all := append([]string{"--log-format", "json", "proxy", "server", "--listen", "127.0.0.1:0", "--target", target,
+	all := append([]string{"proxy", "server", "--log-format", "json", "--listen", "127.0.0.1:0", "--target", target,
 		"--psk-file", writePSKFile(t), "--suites", "PSK-AES128-GCM-SHA256"}, args...)
 	p := startProc(t, all...)
 	var status string
@@ -164,7 +164,7 @@ func proxyServer(t testing.TB, target string, args ...string) (*proc, string, st
 
 func proxyClient(t testing.TB, target, id string, args ...string) (*proc, string) {
 	t.Helper()
-	all := append([]string{"--log-format", "json", "proxy", "client", "--listen", "127.0.0.1:0", "--target", target,
+	all := append([]string{"proxy", "client", "--log-format", "json", "--listen", "127.0.0.1:0", "--target", target,
 		"--psk-identity", id, "--psk", hex.EncodeToString(testKeys[id]), "--suites", "PSK-AES128-GCM-SHA256"}, args...)
 	p := startProc(t, all...)
 	return p, fmt.Sprint(p.waitLog(t, "proxy listening")["addr"])

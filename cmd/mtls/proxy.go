@@ -53,6 +53,23 @@ func proxyFlags(server bool) []cli.Flag {
 			have[n] = true
 		}
 	}
+	// replace puts the proxy's definition in place of an earlier one of the
+	// same name (the Milagro flags' --allow: same meaning, but in the proxy
+	// no ACL at all is an error, not "every authenticated peer").
+	replace := func(f cli.Flag) {
+		for i, old := range fs {
+			for _, n := range old.Names() {
+				if n == f.Names()[0] {
+					fs[i] = f
+					return
+				}
+			}
+		}
+		fs = append(fs, f)
+		for _, n := range f.Names() {
+			have[n] = true
+		}
+	}
 	add := func(f cli.Flag) {
 		for _, n := range f.Names() {
 			if have[n] {
@@ -80,7 +97,7 @@ func proxyFlags(server bool) []cli.Flag {
 	add(&cli.DurationFlag{Name: "connect-timeout", Category: cat, Value: 10 * time.Second, Usage: "bound on connecting to --target"})
 	if server {
 		acl := "access control"
-		add(&cli.StringSliceFlag{Name: "allow", Category: acl, Usage: "admit the peer identity `ID` (repeatable)"})
+		replace(&cli.StringSliceFlag{Name: "allow", Category: acl, Usage: "admit the peer identity `ID` (repeatable)"})
 		add(&cli.StringSliceFlag{Name: "allow-prefix", Category: acl, Usage: "admit identities starting with `P` (repeatable)"})
 		add(&cli.StringSliceFlag{Name: "allow-file", Category: acl, Usage: "admit the identities in `FILE`: one per line, 'prefix:P' lines, # comments; re-read on SIGHUP"})
 		add(&cli.BoolFlag{Name: "allow-all", Category: acl, Usage: "admit every authenticated identity (must be explicit)"})
