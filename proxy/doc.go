@@ -2,21 +2,39 @@
 // certificate-less mtls in front of (server mode, "terminate") or behind
 // (client mode, "originate") a plain TCP service.
 //
-// Server mode accepts mtls connections, authenticates the peer's identity
-// during the handshake (PSK identity, Milagro CS or P2P identity), applies an
-// ACL (the denial happens inside the handshake through
-// mtls.Config.VerifyPeerIdentity, so a denied peer gets an alert and never
-// reaches the target), dials the target and forwards both ways with
-// half-close. The identity can be handed to the service as a PROXY protocol
-// v2 TLV or as an HTTP request header. Client mode accepts plain TCP
-// (normally on 127.0.0.1) and originates mtls to a remote server-mode proxy.
+// Server mode (Server) accepts mtls connections, authenticates the peer's
+// identity during the handshake (PSK identity, Milagro CS or P2P identity)
+// and applies an ACL inside the handshake, through
+// mtls.Config.VerifyPeerIdentity, so a denied peer gets an alert
+// (access_denied, or unknown_psk_identity for PSK) and never reaches the
+// target; the identity is checked again after the handshake. It then dials
+// the target and forwards both ways with half-close. The identity can be
+// handed to the service as a PROXY protocol v2 TLV (AppendProxyV2) or as an
+// HTTP/1.x request header (Server.HTTPIdentityHeader). Client mode (Client)
+// accepts plain TCP, normally on 127.0.0.1, and originates mtls to a
+// server-mode proxy.
 //
-// Both modes are usable as a library (Server, Client) without the CLI; the
-// command "mtls proxy" in cmd/mtls is a thin layer over them. Operations:
-// Prometheus metrics on a private registry (Metrics), a status handler with
-// /healthz and /metrics (StatusHandler), slog logging, atomic configuration
-// and ACL replacement for SIGHUP reloads (SetConfig), and graceful shutdown
-// (Shutdown).
+// Access control (ACL, ACLSpec): exact identities, prefixes and allow files;
+// admitting everyone takes an explicit AllowAll, and an ACLSpec with no rule
+// at all is an error (ErrNoACL).
+//
+// Operations: Prometheus metrics on a private registry (Metrics), /healthz
+// and /metrics (StatusHandler), one slog line per connection, atomic
+// replacement of the mtls Config and ACL for new handshakes (SetConfig, for
+// SIGHUP), graceful shutdown (Shutdown: stop accepting, drain, then close),
+// a concurrency cap whose excess waits in the listen backlog as with
+// ghostunnel's --max-concurrent-conns (MaxConns), handshake, connect and
+// idle timeouts. When a forwarded stream ends in error (for instance an
+// mtls peer truncating without close_notify) the plain TCP side is reset,
+// not closed, so the service never mistakes it for a complete stream.
+//
+// Memory: an idle proxied connection holds no 32 KiB copy buffer. A plain
+// TCP source is waited on with no buffer (Linux: the runtime poller plus a
+// one-byte MSG_PEEK); an mtls source is read into a 1 KiB buffer and what it
+// has already decrypted is then drained, without blocking, into a pooled
+// buffer. What remains per idle connection is two goroutines, the
+// connections themselves (mtls.Conn keeps its record buffers) and about
+// 2 KiB of proxy state; HTTP identity mode adds a 4 KiB read buffer.
 //
 // Imports: proxy may import mtls (and the packages below it) only, never cmd.
 package proxy
