@@ -167,18 +167,18 @@ type csClientKX struct {
 	cfg *ClientConfig
 	cs  *CSClient
 
-	hs     *pairing.CSClientHandshake
-	helloD bool
-	sawSKE bool
-	r, pms []byte
-	done   bool
+	hs        *pairing.CSClientHandshake
+	helloSent bool
+	sawSKE    bool
+	r, pms    []byte
+	done      bool
 }
 
 func (c *csClientKX) HelloExtensions() ([]Extension, error) {
-	if c.helloD {
+	if c.helloSent {
 		return nil, Errorf(AlertInternalError, "ciphersuite: milagro_cs extension requested twice")
 	}
-	c.helloD = true
+	c.helloSent = true
 	now := c.cfg.Time().Unix()
 	if now < 0 {
 		return nil, Errorf(AlertInternalError, "ciphersuite: Milagro CS: the clock reads before 1970")
