@@ -2,7 +2,6 @@ package mtls_test
 
 import (
 	"bytes"
-	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -114,4 +113,3 @@ func TestMilagroP2PAllSuites(t *testing.T) {
 	}
 }
 
-var _ = fmt.Sprint
