@@ -176,8 +176,7 @@ func (p *pipe) copy(dst io.Writer, src net.Conn) error {
 //
 //   - A plain TCP source is waited on with no buffer at all (waitReadable),
 //     then read with a pooled big buffer, which goes back to the pool before
-//     the next wait. While reads keep filling the buffer (bulk transfer) the
-//     wait is skipped.
+//     the next wait.
 //   - A source with read deadlines (an mtls connection) is read into a small
 //     buffer; if that filled it, the rest of what the connection has already
 //     buffered and decrypted is drained without blocking, by reading with a
@@ -198,17 +197,16 @@ func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
 			dl = c
 		}
 	}
-	bulk := false
 	for {
 		if wait != nil {
-			if !bulk {
-				if err := wait(); err != nil {
-					return err
-				}
+			// Always wait first (one MSG_PEEK when data is already there):
+			// a blocking Read here would hold the big buffer for as long as
+			// the peer stays quiet.
+			if err := wait(); err != nil {
+				return err
 			}
 			bp := bigBufPool.Get().(*[]byte)
 			n, err := src.Read(*bp)
-			bulk = n == len(*bp)
 			if n > 0 {
 				touch()
 				if _, werr := dst.Write((*bp)[:n]); werr != nil {
