@@ -51,9 +51,14 @@ type Config struct {
 
 	// Milagro CS, client: CSKey, or CSToken with the PIN from GetPIN (the
 	// second factor). CSPermit is the time permit for today, if any.
-	// The credentials are prepared once and shared by every handshake (and
-	// by Clones): GetPIN is called once, when the first handshake needs
-	// it; if it fails, the next handshake calls it again (milagro_config.go).
+	// The credentials are prepared once and shared by every handshake: a
+	// CSKey (or any server or P2P key) by every Config holding the same
+	// key object, a CSToken's PIN by this Config and its Clones (made with
+	// Clone, before or after first use; not by copying the struct). GetPIN
+	// is called once, when the first handshake needs it; if it fails, the
+	// next handshake calls it again. Another Config with the same CSToken
+	// asks its own GetPIN; to retry a wrong PIN, use a new Config, not a
+	// Clone (milagro_config.go).
 	CSKey    *pairing.CSClientKey
 	CSToken  *pairing.PINToken
 	GetPIN   func() (uint32, error)
@@ -76,6 +81,11 @@ type Config struct {
 	InsecureAllowNoEMS bool
 	// Logger receives debug logs; nil means none.
 	Logger *slog.Logger
+
+	// milagro holds what this Config and its Clones share of the prepared
+	// Milagro credentials (the PIN); set on first use or by Clone, guarded
+	// by milagroHolderMu (milagro_config.go).
+	milagro *milagroPrepared
 }
 
 // ClientHelloInfo is what GetConfigForClient sees of a ClientHello.

@@ -16,10 +16,13 @@ import (
 var defaultCurves = []ciphersuite.CurveID{ciphersuite.X25519, ciphersuite.P256}
 
 // Clone returns a shallow copy of c (callbacks and byte slices are shared).
+// The copy shares c's prepared Milagro credentials, including the PIN from
+// GetPIN, even if c has not been used yet (milagro_config.go).
 func (c *Config) Clone() *Config {
 	if c == nil {
 		return nil
 	}
+	c.milagroHolder() // create the holder in c first, so that the copy shares it
 	cp := *c
 	return &cp
 }

@@ -6,18 +6,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/milagro-go/milagro/handshake"
 	"github.com/milagro-go/milagro/pairing"
 )
 
 // The prepared-credential cache: one prepared object per set of
 // credentials (shared by a Config, its clones and other Configs holding the
-// same keys), a new one for another GetPIN callback, and nothing kept once
-// the key is garbage.
+// same keys); a PIN token's client per Config holder (shared by clones, not
+// by another Config with the same token); and nothing kept once the key or
+// the Config is garbage.
 
 func cacheLen() int {
 	prepCache.Lock()
 	defer prepCache.Unlock()
 	return len(prepCache.m)
+}
+
+func mustClient(t *testing.T, c *Config) *handshake.ClientConfig {
+	t.Helper()
+	h, err := c.clientHandshakeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 func TestMilagroPreparedCache(t *testing.T) {
@@ -55,13 +66,20 @@ func TestMilagroPreparedCache(t *testing.T) {
 		if h1.KX.CS.Client != h2.KX.CS.Client || h1.KX.P2P.Client != h2.KX.P2P.Client || calls != 1 {
 			t.Fatalf("clone did not share the prepared client (GetPIN calls %d)", calls)
 		}
-		c3 := &Config{CSToken: token, GetPIN: func() (uint32, error) { return 43, nil }}
+		if c2.milagro != c1.milagro {
+			t.Fatal("clone has its own holder")
+		}
+		calls3 := 0
+		c3 := &Config{CSToken: token, GetPIN: func() (uint32, error) { calls3++; return 42, nil }}
 		h3, err := c3.clientHandshakeConfig()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h3.KX.CS.Client == h1.KX.CS.Client {
-			t.Fatal("another GetPIN shared the prepared client")
+		if h3.KX.CS.Client == h1.KX.CS.Client || calls3 != 1 || calls != 1 {
+			t.Fatalf("another Config with the same token shared the prepared client (GetPIN calls %d, %d)", calls, calls3)
+		}
+		if h1.KX.P2P.Client != mustClient(t, &Config{P2PKey: p2p, ExpectedServerIdentity: "other"}).KX.P2P.Client {
+			t.Fatal("two Configs with the same P2P key prepared it twice")
 		}
 		c4 := &Config{CSKey: key}
 		h4a, _ := c4.clientHandshakeConfig()
@@ -74,6 +92,19 @@ func TestMilagroPreparedCache(t *testing.T) {
 		if s1.KX.P2P.Server != s2.KX.P2P.Server {
 			t.Fatal("P2P server prepared twice")
 		}
+		secret := share.IssueCSServerSecret()
+		// A server whose GetConfigForClient returns fresh Configs with the
+		// same secret.
+		srv := &Config{GetConfigForClient: func(*ClientHelloInfo) (*Config, error) {
+			return &Config{CSServerSecret: secret}, nil
+		}}
+		g1, _ := srv.GetConfigForClient(nil)
+		g2, _ := srv.GetConfigForClient(nil)
+		s3, _ := g1.serverHandshakeConfig()
+		s4, _ := g2.serverHandshakeConfig()
+		if s3.KX.CS.Server != s4.KX.CS.Server {
+			t.Fatal("CS server prepared twice")
+		}
 		if cacheLen() <= before {
 			t.Fatal("nothing cached")
 		}
@@ -85,5 +116,51 @@ func TestMilagroPreparedCache(t *testing.T) {
 	}
 	if n := cacheLen(); n > before {
 		t.Fatalf("%d cache entries outlive their keys", n-before)
+	}
+}
+
+// TestMilagroHolderClone: a Clone made before first use shares the holder
+// (one GetPIN call), a Clone with another permit reuses the PIN, and a
+// Clone with another token asks for its PIN.
+func TestMilagroHolderClone(t *testing.T) {
+	share, err := pairing.NewMasterShare(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := share.IssueCSClientKey("holder@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := key.ExtractPIN(7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token2, err := key.ExtractPIN(7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	permit, err := share.IssueTimePermit("holder@example.com", 20000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	c1 := &Config{CSToken: token, GetPIN: func() (uint32, error) { calls++; return 7, nil }}
+	c2 := c1.Clone() // before first use
+	c3 := c2.Clone()
+	c3.CSPermit = permit
+	h1, h2, h3 := mustClient(t, c1), mustClient(t, c2), mustClient(t, c3)
+	if h1.KX.CS.Client != h2.KX.CS.Client || calls != 1 {
+		t.Fatalf("clone made before first use did not share the prepared client (GetPIN calls %d)", calls)
+	}
+	if h3.KX.CS.Client == h1.KX.CS.Client || h3.KX.CS.Client.Day() != 20000 || calls != 1 {
+		t.Fatalf("clone with a permit: GetPIN calls %d", calls)
+	}
+	if mustClient(t, c3.Clone()).KX.CS.Client != h3.KX.CS.Client {
+		t.Fatal("clone with the same permit prepared it again")
+	}
+	c4 := c1.Clone()
+	c4.CSToken = token2
+	if mustClient(t, c4); calls != 2 {
+		t.Fatalf("clone with another token: GetPIN calls %d, want 2", calls)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
-	"unsafe"
 	"weak"
 
 	"github.com/milagro-go/milagro/ciphersuite"
@@ -18,23 +17,88 @@ import (
 // Preparing a Milagro credential is expensive (a CS client computes e(K, Q);
 // servers precompute Miller-loop lines and keep a cache of per-identity
 // points), and a PIN token needs the PIN from GetPIN. So the prepared
-// pairing objects are built once and shared by every handshake that uses the
-// same credentials. They are cached by the identity of the credential
-// objects (the *pairing.CSClientKey, *PINToken, *TimePermit,
-// *CSServerSecret, *P2PKey pointers, plus the GetPIN callback for a token)
-// rather than by the *Config, because Dial clones a Config that has no
-// ServerName and GetConfigForClient may return fresh Configs: both still
-// reuse the prepared objects. Entries hold the keys only weakly and are
-// dropped when the key object is garbage collected. Config is read-only
-// once used (api.go), so a credential pointer always means the same key.
+// pairing objects are built once and shared by every handshake that uses
+// them, in two places:
 //
-// GetPIN is therefore called once per (CSToken, CSPermit, GetPIN) — in
-// practice once per Config and its clones — the first time a handshake
-// needs the CS credentials. An error from GetPIN is not cached: the next
-// handshake asks again. A wrong PIN is not detectable here (that is the
-// point of the token): it is cached like a right one and the server refuses
-// every handshake with access_denied; to retry with another PIN, use a new
-// Config with another GetPIN callback (or a fresh copy of the token).
+//   - Credentials that are complete by themselves (CSKey with CSPermit,
+//     CSServerSecret, P2PKey) are prepared once per set of credential
+//     objects, in a package-wide cache keyed by their pointers (prepCache).
+//     Any Config holding the same objects shares them: a Clone, the Clone
+//     that Dial makes of a Config without ServerName, and the fresh Configs
+//     a GetConfigForClient may return. Entries hold the objects only weakly
+//     and go away when one of them is garbage collected. Config is
+//     read-only once used (api.go), so a pointer always means the same key.
+//
+//   - A PIN token is only a key once the PIN is added, and the PIN belongs
+//     to the Config that asked for it, not to the token: two Configs with
+//     the same token and different GetPIN callbacks must not share a PIN.
+//     So the PIN is asked for and the key recovered (CSToken + PIN) in a
+//     holder that belongs to the Config, like crypto/tls's session ticket
+//     keys: Config.milagro, created on first use or by the first Clone
+//     (milagroHolder), and shared by every Clone made afterwards, so a
+//     Clone made before the first handshake shares it too. The client
+//     prepared from the recovered key (and CSPermit) is then cached like a
+//     CSKey's, under that holder-owned key object; it lives as long as the
+//     holder.
+//
+// GetPIN is therefore called once per holder (once per Config and its
+// Clones, for as long as CSToken stays the same) the first time a handshake
+// needs the CS credentials; a Clone with another CSPermit reuses the PIN.
+// An error from GetPIN is not cached: the next handshake asks again. A wrong
+// PIN is not detectable here (that is the point of the token): it is kept
+// like a right one and the server refuses every handshake with
+// access_denied; to retry with another PIN, use a new Config (not a Clone of
+// this one), or a Clone with a fresh copy of the token. The holder keeps the
+// recovered key (K = token + PIN·A) while the Config lives; the prepared
+// client holds K + permit anyway, so this keeps no more secret than before.
+
+// milagroPrepared is the per-Config holder (see above). Configs that share
+// it (a Config and its Clones) share its PIN.
+type milagroPrepared struct {
+	mu     sync.Mutex           // held while GetPIN runs: concurrent first handshakes wait for one call
+	token  *pairing.PINToken    // the CSToken pinKey was recovered from
+	pinKey *pairing.CSClientKey // token + PIN; nil until GetPIN succeeds
+}
+
+// milagroHolderMu guards Config.milagro in every Config. It is held only to
+// read or create the pointer, never while preparing.
+var milagroHolderMu sync.Mutex
+
+// milagroHolder returns c's holder, creating it on first use. Clone calls it
+// before copying c, so that the copy shares the holder.
+func (c *Config) milagroHolder() *milagroPrepared {
+	milagroHolderMu.Lock()
+	defer milagroHolderMu.Unlock()
+	if c.milagro == nil {
+		c.milagro = new(milagroPrepared)
+	}
+	return c.milagro
+}
+
+// keyFor returns the key recovered from token with the PIN from get, asking
+// for the PIN only the first time (or after an error, or for a new token).
+func (h *milagroPrepared) keyFor(token *pairing.PINToken, get func() (uint32, error)) (*pairing.CSClientKey, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pinKey != nil && h.token == token {
+		return h.pinKey, nil
+	}
+	pin, err := get()
+	if err != nil {
+		return nil, fmt.Errorf("GetPIN: %w", err)
+	}
+	if pin > pairing.MaxPIN {
+		return nil, fmt.Errorf("GetPIN returned %d: %w", pin, pairing.ErrInvalidPIN)
+	}
+	key, err := token.AddPIN(pin)
+	if err != nil {
+		return nil, err
+	}
+	// A Clone with another token replaces the key; the old one is not
+	// Zeroized here because a handshake may be preparing a client from it.
+	h.token, h.pinKey = token, key
+	return key, nil
+}
 
 // milagroClientKX adds the client's Milagro CS / P2P credentials to kx.
 func (c *Config) milagroClientKX(kx *ciphersuite.ClientConfig) error {
@@ -54,7 +118,7 @@ func (c *Config) milagroClientKX(kx *ciphersuite.ClientConfig) error {
 		if err := pairing.CheckID(c.ExpectedServerIdentity); err != nil {
 			return fmt.Errorf("mtls: Config.ExpectedServerIdentity: %w", err)
 		}
-		v, err := preparedFor(c.P2PKey, prepKey{p2p: weak.Make(c.P2PKey)}, func() (any, error) {
+		v, err := preparedFor(prepKey{p2p: weak.Make(c.P2PKey)}, func() (any, error) {
 			return pairing.NewP2PClient(c.P2PKey)
 		})
 		if err != nil {
@@ -67,33 +131,26 @@ func (c *Config) milagroClientKX(kx *ciphersuite.ClientConfig) error {
 
 func (c *Config) preparedCSClient() (*pairing.CSClient, error) {
 	permit := c.CSPermit
-	var v any
-	var err error
+	key := c.CSKey
 	switch {
-	case c.CSKey != nil && c.CSToken != nil:
+	case key != nil && c.CSToken != nil:
 		return nil, errors.New("mtls: set Config.CSKey or Config.CSToken (with GetPIN), not both")
-	case c.CSKey != nil:
-		key := c.CSKey
-		v, err = preparedFor(key, prepKey{csKey: weak.Make(key), permit: weak.Make(permit)}, func() (any, error) {
-			return pairing.NewCSClient(key, permit)
-		})
-	default:
-		token, get := c.CSToken, c.GetPIN
-		if get == nil {
+	case key == nil:
+		if c.GetPIN == nil {
 			return nil, errors.New("mtls: Config.CSToken needs Config.GetPIN to supply the PIN")
 		}
-		k := prepKey{token: weak.Make(token), permit: weak.Make(permit), getPIN: funcIdentity(get)}
-		v, err = preparedFor(token, k, func() (any, error) {
-			pin, err := get()
-			if err != nil {
-				return nil, fmt.Errorf("GetPIN: %w", err)
-			}
-			if pin > pairing.MaxPIN {
-				return nil, fmt.Errorf("GetPIN returned %d: %w", pin, pairing.ErrInvalidPIN)
-			}
-			return pairing.NewCSClientWithPIN(token, pin, permit)
-		})
+		// The key recovered with this Config's PIN, owned by its holder:
+		// the client prepared from it below is shared only by the Configs
+		// sharing the holder.
+		k, err := c.milagroHolder().keyFor(c.CSToken, c.GetPIN)
+		if err != nil {
+			return nil, fmt.Errorf("mtls: Milagro CS client credentials: %w", err)
+		}
+		key = k
 	}
+	v, err := preparedFor(prepKey{csKey: weak.Make(key), permit: weak.Make(permit)}, func() (any, error) {
+		return pairing.NewCSClient(key, permit)
+	})
 	if err != nil {
 		if errors.Is(err, pairing.ErrMismatch) && permit != nil {
 			return nil, fmt.Errorf("mtls: Config.CSPermit (for %q) does not belong to the CS key: %w", permit.ID(), err)
@@ -109,7 +166,7 @@ func (c *Config) milagroServerKX(kx *ciphersuite.ServerConfig) error {
 		return fmt.Errorf("mtls: Config.ClockSkew is negative (%s)", c.ClockSkew)
 	}
 	if sec := c.CSServerSecret; sec != nil {
-		v, err := preparedFor(sec, prepKey{secret: weak.Make(sec)}, func() (any, error) {
+		v, err := preparedFor(prepKey{secret: weak.Make(sec)}, func() (any, error) {
 			return pairing.NewCSServer(sec)
 		})
 		if err != nil {
@@ -122,7 +179,7 @@ func (c *Config) milagroServerKX(kx *ciphersuite.ServerConfig) error {
 		}
 	}
 	if key := c.P2PKey; key != nil {
-		v, err := preparedFor(key, prepKey{p2p: weak.Make(key), p2pServer: true}, func() (any, error) {
+		v, err := preparedFor(prepKey{p2p: weak.Make(key), p2pServer: true}, func() (any, error) {
 			return pairing.NewP2PServer(key)
 		})
 		if err != nil {
@@ -133,12 +190,12 @@ func (c *Config) milagroServerKX(kx *ciphersuite.ServerConfig) error {
 	return nil
 }
 
-// prepKey names one prepared pairing object by the credentials it was made from.
+// prepKey names one prepared pairing object by the credential objects it
+// was made from (a zero field: not used). A PIN token's client is keyed by
+// the key its holder recovered, so it never matches another holder's.
 type prepKey struct {
 	csKey     weak.Pointer[pairing.CSClientKey]
-	token     weak.Pointer[pairing.PINToken]
 	permit    weak.Pointer[pairing.TimePermit]
-	getPIN    unsafe.Pointer
 	secret    weak.Pointer[pairing.CSServerSecret]
 	p2p       weak.Pointer[pairing.P2PKey]
 	p2pServer bool
@@ -148,8 +205,12 @@ type prepEntry struct {
 	mu   sync.Mutex
 	done bool
 	val  any
+	// cleanups drop the entry when one of its credential objects is
+	// collected (guarded by prepCache).
+	cleanups []runtime.Cleanup
 }
 
+// prepCache is the package-wide cache of prepared credentials.
 var prepCache struct {
 	sync.Mutex
 	m map[prepKey]*prepEntry
@@ -157,8 +218,9 @@ var prepCache struct {
 
 // preparedFor returns the object built by build for key k, building it at
 // most once (concurrent first callers wait for one build; a failed build is
-// retried by the next caller). The entry goes away when owner is collected.
-func preparedFor[T any](owner *T, k prepKey, build func() (any, error)) (any, error) {
+// retried by the next caller). The caller holds k's credential objects; the
+// entry goes away when any of them is collected.
+func preparedFor(k prepKey, build func() (any, error)) (any, error) {
 	prepCache.Lock()
 	e := prepCache.m[k]
 	if e == nil {
@@ -167,7 +229,10 @@ func preparedFor[T any](owner *T, k prepKey, build func() (any, error)) (any, er
 		}
 		e = &prepEntry{}
 		prepCache.m[k] = e
-		runtime.AddCleanup(owner, dropPrepared, k)
+		watch(e, k.csKey, k)
+		watch(e, k.permit, k)
+		watch(e, k.secret, k)
+		watch(e, k.p2p, k)
 	}
 	prepCache.Unlock()
 
@@ -184,21 +249,30 @@ func preparedFor[T any](owner *T, k prepKey, build func() (any, error)) (any, er
 	return v, nil
 }
 
-// dropPrepared forgets the entry for k once its key object is unreachable.
-// It does not Zeroize the prepared object: a handshake that started from a
-// Config made on the fly (GetConfigForClient) may still be using it; the
-// garbage collector reclaims it with the handshake.
-func dropPrepared(k prepKey) {
-	prepCache.Lock()
-	delete(prepCache.m, k)
-	prepCache.Unlock()
+// watch arranges for the entry e for k to be dropped when the object behind
+// p (if any) is collected. k holds only weak pointers, so it does not keep
+// the object alive.
+func watch[T any](e *prepEntry, p weak.Pointer[T], k prepKey) {
+	if obj := p.Value(); obj != nil {
+		e.cleanups = append(e.cleanups, runtime.AddCleanup(obj, dropPrepared, k))
+	}
 }
 
-// funcIdentity is the address of the closure behind fn: Configs that share
-// a GetPIN callback (a Config and its Clone) share the prepared client, a
-// Config with another callback gets its own. Holding it in the cache key
-// keeps the closure alive while the entry lives, so an address is never
-// reused for another callback.
-func funcIdentity(fn func() (uint32, error)) unsafe.Pointer {
-	return *(*unsafe.Pointer)(unsafe.Pointer(&fn))
+// dropPrepared forgets the entry for k once one of its credential objects
+// is unreachable, and cancels the cleanups registered on the others. It does
+// not Zeroize the prepared object: a handshake that started from a Config
+// made on the fly (GetConfigForClient) may still be using it; the garbage
+// collector reclaims it with the handshake.
+func dropPrepared(k prepKey) {
+	prepCache.Lock()
+	e := prepCache.m[k]
+	delete(prepCache.m, k)
+	var cleanups []runtime.Cleanup
+	if e != nil {
+		cleanups = e.cleanups
+	}
+	prepCache.Unlock()
+	for _, c := range cleanups {
+		c.Stop()
+	}
 }

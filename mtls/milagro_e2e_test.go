@@ -112,4 +112,3 @@ func TestMilagroP2PAllSuites(t *testing.T) {
 		})
 	}
 }
-
