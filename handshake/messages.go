@@ -100,6 +100,33 @@ func splitMessage(msg []byte) (uint8, []byte, error) {
 	return typ, msg[4:], nil
 }
 
+// addCommonExtensions appends the extensions both hellos may carry, in the
+// order both send them: ec_point_formats, extended_master_secret,
+// renegotiation_info, then the extra ones.
+func addCommonExtensions(exts *cryptobyte.Builder, points []uint8, hasPoints, ems, renegExt bool,
+	reneg []byte, extra []ciphersuite.Extension) {
+	if hasPoints || len(points) > 0 {
+		exts.AddUint16(extECPointFormats)
+		exts.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(points) })
+		})
+	}
+	if ems {
+		exts.AddUint16(extExtendedMasterSecret)
+		exts.AddUint16(0)
+	}
+	if renegExt {
+		exts.AddUint16(extRenegotiationInfo)
+		exts.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(reneg) })
+		})
+	}
+	for _, e := range extra {
+		exts.AddUint16(e.Type)
+		exts.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(e.Data) })
+	}
+}
+
 func decodeErr(what string) error {
 	return ciphersuite.Errorf(ciphersuite.AlertDecodeError, "malformed %s", what)
 }
@@ -160,32 +187,8 @@ func (m *clientHelloMsg) marshal() ([]byte, error) {
 			})
 		})
 	}
-	if m.hasPointFormats || len(m.supportedPoints) > 0 {
-		exts.AddUint16(extECPointFormats)
-		exts.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) {
-				b.AddBytes(m.supportedPoints)
-			})
-		})
-	}
-	if m.ems {
-		exts.AddUint16(extExtendedMasterSecret)
-		exts.AddUint16(0)
-	}
-	if m.secureRenegExt {
-		exts.AddUint16(extRenegotiationInfo)
-		exts.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) {
-				b.AddBytes(m.secureRenegotiation)
-			})
-		})
-	}
-	for _, e := range m.extra {
-		exts.AddUint16(e.Type)
-		exts.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-			b.AddBytes(e.Data)
-		})
-	}
+	addCommonExtensions(&exts, m.supportedPoints, m.hasPointFormats, m.ems,
+		m.secureRenegExt, m.secureRenegotiation, m.extra)
 	extBytes, err := exts.Bytes()
 	if err != nil {
 		return nil, err
@@ -381,32 +384,8 @@ func (m *serverHelloMsg) marshal() ([]byte, error) {
 		exts.AddUint16(extServerName)
 		exts.AddUint16(0)
 	}
-	if m.hasPointFormats || len(m.supportedPoints) > 0 {
-		exts.AddUint16(extECPointFormats)
-		exts.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) {
-				b.AddBytes(m.supportedPoints)
-			})
-		})
-	}
-	if m.ems {
-		exts.AddUint16(extExtendedMasterSecret)
-		exts.AddUint16(0)
-	}
-	if m.secureRenegExt {
-		exts.AddUint16(extRenegotiationInfo)
-		exts.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) {
-				b.AddBytes(m.secureRenegotiation)
-			})
-		})
-	}
-	for _, e := range m.extra {
-		exts.AddUint16(e.Type)
-		exts.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-			b.AddBytes(e.Data)
-		})
-	}
+	addCommonExtensions(&exts, m.supportedPoints, m.hasPointFormats, m.ems,
+		m.secureRenegExt, m.secureRenegotiation, m.extra)
 	extBytes, err := exts.Bytes()
 	if err != nil {
 		return nil, err
