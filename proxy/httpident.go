@@ -128,6 +128,20 @@ func rewriteHTTP(dst io.Writer, src io.Reader, name, identity string) error {
 		}
 		opaque := req.Method == http.MethodConnect ||
 			(req.Header.Get("Upgrade") != "" && headerHasToken(req.Header, "Connection", "upgrade"))
+		if opaque {
+			// The rest is forwarded without parsing, so the target must not
+			// read it as HTTP if it refuses the upgrade or the CONNECT (it
+			// would then carry a spoofed identity header): "close" obliges
+			// it to end the connection after a final response (RFC 9112
+			// §9.6); a 101 or a 2xx to CONNECT switches protocols anyway.
+			if !headerHasToken(req.Header, "Connection", "close") {
+				conn := strings.Join(req.Header.Values("Connection"), ", ")
+				if conn != "" {
+					conn += ", "
+				}
+				req.Header.Set("Connection", conn+"close")
+			}
+		}
 		bw := bufWriterPool.Get().(*bufio.Writer)
 		bw.Reset(dst)
 		err = writeHead(bw, req, canon, want, identity)

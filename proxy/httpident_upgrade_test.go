@@ -1,0 +1,53 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A back end that does not accept an Upgrade (or a CONNECT) answers it as an
+// ordinary request and keeps reading HTTP from the connection. The bytes the
+// proxy forwarded opaquely after such a request must not reach it as a
+// request carrying a spoofed identity.
+func TestHTTPIdentityRefusedUpgradeCannotSmuggle(t *testing.T) {
+	for name, first := range map[string]string{
+		"upgrade": "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n",
+		"connect": "CONNECT a:80 HTTP/1.1\r\nHost: a:80\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			var mu sync.Mutex
+			var seen []string
+			backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				seen = append(seen, r.URL.Path+" "+r.Header.Get(testHdr))
+				mu.Unlock()
+				w.WriteHeader(http.StatusNotFound)
+			}))
+			defer backend.Close()
+			up, err := net.Dial("tcp", backend.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer up.Close()
+			in := first + "GET /admin HTTP/1.1\r\nHost: a\r\n" + testHdr + ": admin\r\n\r\n"
+			if err := rewriteHTTP(up, strings.NewReader(in), testHdr, "alice@example.com"); err != nil {
+				t.Fatal(err)
+			}
+			up.SetReadDeadline(time.Now().Add(2 * time.Second))
+			io.Copy(io.Discard, up) // the back end's answers, until it closes or times out
+			mu.Lock()
+			defer mu.Unlock()
+			for _, s := range seen {
+				if strings.HasSuffix(s, " admin") {
+					t.Fatalf("back end saw a smuggled request with a spoofed identity: %q", seen)
+				}
+			}
+		})
+	}
+}
