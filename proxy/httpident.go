@@ -123,6 +123,7 @@ func rewriteHTTP(dst io.Writer, src io.Reader, name, identity string) error {
 				delete(req.Header, k)
 			}
 		}
+		dropConnectionOption(req.Header, want)
 		if req.ProtoMajor != 1 {
 			return fmt.Errorf("bad HTTP request: unsupported protocol %s", req.Proto)
 		}
@@ -169,6 +170,36 @@ func rewriteHTTP(dst io.Writer, src io.Reader, name, identity string) error {
 			}
 			return copyLowMem(dst, src, nil)
 		}
+	}
+}
+
+// dropConnectionOption removes the connection option naming the identity
+// header (normalized name want): a target that honours hop-by-hop
+// nominations would otherwise drop the identity header the proxy adds.
+func dropConnectionOption(h http.Header, want string) {
+	vs := h.Values("Connection")
+	if len(vs) == 0 {
+		return
+	}
+	var keep []string
+	dropped := false
+	for _, v := range vs {
+		for _, t := range strings.Split(v, ",") {
+			t = strings.TrimSpace(t)
+			switch {
+			case normHeaderName(t) == want:
+				dropped = true
+			case t != "":
+				keep = append(keep, t)
+			}
+		}
+	}
+	switch {
+	case !dropped:
+	case len(keep) == 0:
+		h.Del("Connection")
+	default:
+		h.Set("Connection", strings.Join(keep, ", "))
 	}
 }
 

@@ -51,3 +51,31 @@ func TestHTTPIdentityRefusedUpgradeCannotSmuggle(t *testing.T) {
 		})
 	}
 }
+
+// A Connection header naming the identity header would make a target that
+// honours hop-by-hop nominations (a reverse proxy such as
+// httputil.ReverseProxy) drop the identity the proxy added.
+func TestHTTPIdentityNotNominatedHopByHop(t *testing.T) {
+	in := "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Mtls-Identity\r\nConnection: x_mtls_identity\r\n\r\n"
+	out, err := rewrite(t, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs, _ := parseRequests(t, out)
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests forwarded:\n%s", len(reqs), out)
+	}
+	for _, v := range reqs[0].Header.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			if normHeaderName(strings.TrimSpace(tok)) == normHeaderName(testHdr) {
+				t.Fatalf("identity header nominated hop-by-hop: %q", reqs[0].Header.Values("Connection"))
+			}
+		}
+	}
+	if !headerHasToken(reqs[0].Header, "Connection", "keep-alive") {
+		t.Fatalf("other Connection options lost: %q", reqs[0].Header.Values("Connection"))
+	}
+	if vs := identityValues(reqs[0].Header); len(vs) != 1 || vs[0] != "alice@example.com" {
+		t.Fatalf("identity headers %q", vs)
+	}
+}
