@@ -17,7 +17,8 @@ import (
 )
 
 // Side-by-side benchmarks of the proxy pair (mtls proxy client -> mtls proxy
-// server, PSK suite, both as the built binary) and an stunnel PSK pair
+// server, both as the built binary; "mtls" with the PSK suite, "mtls-cs" with
+// TLS_MILAGRO_CS_WITH_AES_128_GCM_SHA256 and keys from two D-TAs) and an stunnel PSK pair
 // (stunnel4 client -> stunnel4 server, PSK-AES128-GCM-SHA256, TLSv1.2), run
 // by `make bench-proxy`:
 //
@@ -58,6 +59,18 @@ func startOurPair(b *testing.B, service string) *pair {
 	cli := startQuiet(b, caddr, "--log-level", "warn", "proxy", "client", "--listen", caddr, "--target", saddr,
 		"--psk-identity", "alice", "--psk", hex.EncodeToString(testKeys["alice"]), "--suites", "PSK-AES128-GCM-SHA256")
 	return &pair{local: caddr, clientPID: cli.cmd.Process.Pid, serverPID: srv.cmd.Process.Pid, pairLabel: "mtls"}
+}
+
+// startOurCSPair is startOurPair with Milagro CS keys instead of a PSK.
+func startOurCSPair(b *testing.B, service string) *pair {
+	server, clients := milagroKeys(b, "alice@example.com")
+	saddr, caddr := freePort(b), freePort(b)
+	const suite = "TLS_MILAGRO_CS_WITH_AES_128_GCM_SHA256"
+	srv := startQuiet(b, saddr, "--log-level", "warn", "proxy", "server", "--listen", saddr, "--target", service,
+		"--key", server, "--suites", suite, "--allow", "alice@example.com")
+	cli := startQuiet(b, caddr, "--log-level", "warn", "proxy", "client", "--listen", caddr, "--target", saddr,
+		"--key", clients["alice@example.com"], "--suites", suite)
+	return &pair{local: caddr, clientPID: cli.cmd.Process.Pid, serverPID: srv.cmd.Process.Pid, pairLabel: "mtls-cs"}
 }
 
 // startQuiet starts the binary and waits until addr accepts connections.
@@ -137,7 +150,7 @@ func startStunnelPair(b *testing.B, service string) *pair {
 var pairs = []struct {
 	name  string
 	start func(*testing.B, string) *pair
-}{{"mtls", startOurPair}, {"stunnel", startStunnelPair}}
+}{{"mtls", startOurPair}, {"mtls-cs", startOurCSPair}, {"stunnel", startStunnelPair}}
 
 // sink is a service that reads and discards, then closes.
 func sink(c net.Conn) { io.Copy(io.Discard, c) }

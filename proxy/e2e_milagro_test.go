@@ -11,7 +11,7 @@ import (
 
 // milagroKeys runs the binary's trust-authority commands (two D-TAs) and
 // returns combined key files: the CS server secret and CS client keys.
-func milagroKeys(t *testing.T, ids ...string) (server string, clients map[string]string) {
+func milagroKeys(t testing.TB, ids ...string) (server string, clients map[string]string) {
 	t.Helper()
 	bin := needBinary(t)
 	dir := t.TempDir()
