@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/milagro-go/milagro/ciphersuite"
@@ -39,12 +40,22 @@ type Conn struct {
 	activeCall atomic.Int32
 	closedByUs atomic.Bool // the underlying conn was closed after a failed handshake
 
-	// read side, guarded by in
+	// read side, guarded by in; raw and plain are pooled (see bufpool.go)
+	// and held only while they buffer something
 	in           halfConn
-	raw          []byte // raw input buffer; unread bytes in raw[rpos:rend]
+	rawp         *[]byte
+	raw          []byte // raw input buffer (*rawp or nil); unread bytes in raw[rpos:rend]
 	rpos, rend   int
-	plain        []byte // decryption buffer
+	rawPlain     bool // raw held unprotected records: clear it before reuse
+	bigIn        bool // a full-size record arrived once: take full-size raw buffers
+	plainp       *[]byte
+	plain        []byte // decryption buffer (*plainp or nil)
+	plainHi      int    // plain[:plainHi] may hold plaintext
 	input        []byte // application data not yet returned by Read
+	rc           syscall.RawConn
+	peekFn       func(fd uintptr) bool
+	noRawConn    bool // the underlying conn cannot be waited on without a read
+	peekBuf      [1]byte
 	hand         []byte // handshake reassembly buffer
 	versionSet   bool
 	sawRecord    bool
@@ -54,7 +65,8 @@ type Conn struct {
 
 	// write side, guarded by out
 	out             halfConn
-	outBuf          []byte // one sealed record
+	outp            *[]byte
+	outBuf          []byte // sealed records being written (*outp or nil)
 	sendBuf         []byte // the queued handshake flight
 	hsPending       []byte // handshake messages not yet sealed into records
 	alertBuf        [2]byte
@@ -113,19 +125,49 @@ func (c *Conn) Read(b []byte) (int, error) {
 	}
 	c.in.Lock()
 	defer c.in.Unlock()
-	for len(c.input) == 0 {
-		if err := c.readRecord(); err != nil {
-			return 0, err
-		}
-		if len(c.hand) > 0 {
-			if err := c.handlePostHandshake(); err != nil {
-				return 0, err
-			}
-		}
+	defer c.releaseIn()
+	if err := c.awaitInput(); err != nil {
+		return 0, err
 	}
 	n := copy(b, c.input)
 	c.input = c.input[n:]
 	return n, nil
+}
+
+// WaitReadable blocks until Read can return without blocking: application
+// data is buffered, or the connection reached the state in which Read
+// returns an error (io.EOF after close_notify, a failure), which
+// WaitReadable returns too. It runs the handshake first if needed, and
+// honours the read deadline like Read.
+//
+// While the peer is quiet it holds no record buffer (on Linux, over the net
+// package's TCP and Unix connections): a server with many idle
+// connections can wait with WaitReadable and take a read buffer only once
+// data is there.
+func (c *Conn) WaitReadable() error {
+	if err := c.Handshake(); err != nil {
+		return err
+	}
+	c.in.Lock()
+	defer c.in.Unlock()
+	defer c.releaseIn()
+	return c.awaitInput()
+}
+
+// awaitInput reads records until application data is buffered. c.in must
+// be held.
+func (c *Conn) awaitInput() error {
+	for len(c.input) == 0 {
+		if err := c.readRecord(); err != nil {
+			return err
+		}
+		if len(c.hand) > 0 {
+			if err := c.handlePostHandshake(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Write writes application data in records of at most 16 KiB, running the
@@ -147,6 +189,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	c.out.Lock()
 	defer c.out.Unlock()
+	defer c.releaseOut()
 	if err := c.fatalErr(); err != nil {
 		return 0, err
 	}
@@ -320,7 +363,11 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 
 	c.in.Lock()
 	st, err := c.runHandshake(ctx)
+	c.releaseIn()
 	c.in.Unlock()
+	c.out.Lock()
+	c.sendBuf, c.hsPending = nil, nil // the flights are flushed
+	c.out.Unlock()
 	if ctxErr := stop(); ctxErr != nil {
 		err = ctxErr
 	}

@@ -151,27 +151,62 @@ func (c *Conn) sendAlertLocked(level uint8, a Alert) error {
 	c.alertBuf[0], c.alertBuf[1] = level, uint8(a)
 	c.ensureOutBuf(len(c.alertBuf))
 	c.outBuf = c.sealRecord(c.outBuf[:0], recordTypeAlert, c.alertBuf[:])
-	if _, err := c.conn.Write(c.outBuf); err != nil {
+	_, err := c.conn.Write(c.outBuf)
+	c.releaseOut()
+	if err != nil {
 		c.out.err = permanent(err)
 		return c.out.err
 	}
 	return nil
 }
 
-// ensureOutBuf makes room in outBuf for one record of n plaintext bytes.
+// ensureOutBuf makes room in outBuf for n bytes of sealed records (n
+// plaintext bytes as one record). c.out must be held.
 func (c *Conn) ensureOutBuf(n int) {
 	if need := recordHeaderLen + n + maxSealOverhead; cap(c.outBuf) < need {
-		c.outBuf = make([]byte, 0, bufSizeFor(need))
+		c.releaseOut()
+		c.outp = getBuf(need)
+		c.outBuf = (*c.outp)[:0]
 	}
 }
 
-// bufSizeFor returns the size of a buffer holding n bytes: small, or big
-// enough for any record, so that a buffer grows at most once.
-func bufSizeFor(n int) int {
-	if n <= smallBufLen {
-		return smallBufLen
+// releaseOut returns the output buffer to its pool. It holds only sealed
+// records (ciphertext, or alerts sent before the cipher was on), so it is
+// not cleared. c.out must be held.
+func (c *Conn) releaseOut() {
+	if c.outp != nil {
+		putBuf(c.outp, 0)
+		c.outp, c.outBuf = nil, nil
 	}
-	return max(n, recordHeaderLen+maxCiphertext)
+}
+
+// releaseIn returns the input buffers to their pools once nothing is
+// buffered in them: the plaintext buffer as soon as all its application
+// data was read, the raw buffer when it holds no partial record either.
+// An idle connection thus holds no record buffer. Buffers are cleared
+// before they go back (the plaintext one always; the raw one if it held
+// unprotected records). c.in must be held.
+func (c *Conn) releaseIn() {
+	if len(c.input) != 0 {
+		return
+	}
+	c.input = nil
+	if c.plainp != nil {
+		putBuf(c.plainp, c.plainHi)
+		c.plainp, c.plain, c.plainHi = nil, nil, 0
+	}
+	if c.rawp != nil && c.rpos == c.rend {
+		used := 0
+		if c.rawPlain {
+			used = len(c.raw)
+		}
+		putBuf(c.rawp, used)
+		c.rawp, c.raw, c.rawPlain = nil, nil, false
+		c.rpos, c.rend = 0, 0
+	}
+	if len(c.hand) == 0 {
+		c.hand = nil
+	}
 }
 
 // sealRecord appends one record (header and protected fragment) to dst.
@@ -217,7 +252,9 @@ func (c *Conn) writeRecordLocked(typ uint8, data []byte) error {
 	}
 	c.ensureOutBuf(len(data))
 	c.outBuf = c.sealRecord(c.outBuf[:0], typ, data)
-	if _, err := c.conn.Write(c.outBuf); err != nil {
+	_, err := c.conn.Write(c.outBuf)
+	c.releaseOut()
+	if err != nil {
 		c.out.err = permanent(err)
 		return c.out.err
 	}
@@ -226,17 +263,34 @@ func (c *Conn) writeRecordLocked(typ uint8, data []byte) error {
 
 // fill makes sure at least n bytes of raw input are buffered. c.in must be held.
 func (c *Conn) fill(n int) error {
-	if n > len(c.raw) {
-		// Buffers start small (handshakes and idle connections) and grow
-		// once to the full size when a large record arrives.
+	if c.rawp == nil {
+		// Nothing is buffered: wait for the peer without holding a buffer
+		// (an error is left to the Read below to report).
+		c.waitReadable()
 		size := smallBufLen
-		if n > smallBufLen {
+		if n > smallBufLen || c.bigIn {
 			size = rawBufLen
 		}
-		buf := make([]byte, size)
-		c.rend = copy(buf, c.raw[c.rpos:c.rend])
-		c.rpos = 0
-		c.raw = buf
+		c.rawp = getBuf(size)
+		c.raw = *c.rawp
+		c.rpos, c.rend = 0, 0
+	} else if n > len(c.raw) {
+		// Buffers start small (handshakes, small records) and grow to the
+		// full size when a large record arrives; from then on this
+		// connection takes a full-size buffer at once.
+		bp := getBuf(rawBufLen)
+		rend := copy(*bp, c.raw[c.rpos:c.rend])
+		used := 0
+		if c.rawPlain {
+			used = len(c.raw)
+		}
+		putBuf(c.rawp, used)
+		c.rawp, c.raw = bp, *bp
+		c.rpos, c.rend = 0, rend
+		c.bigIn = true
+	}
+	if c.in.cipher == nil {
+		c.rawPlain = true // unprotected records: clear the buffer before reuse
 	}
 	for empty := 0; c.rend-c.rpos < n; {
 		if c.rpos+n > len(c.raw) {
@@ -333,9 +387,14 @@ func (c *Conn) readRecordOrCCS(expectCCS bool) error {
 		if c.in.seq == math.MaxUint64 {
 			return c.localFail(ciphersuite.AlertInternalError, "read sequence number exhausted")
 		}
-		if cap(c.plain) < n {
-			c.plain = make([]byte, 0, bufSizeFor(n))
+		if len(c.plain) < n {
+			if c.plainp != nil {
+				putBuf(c.plainp, c.plainHi)
+			}
+			c.plainp = getBuf(n)
+			c.plain, c.plainHi = *c.plainp, 0
 		}
+		c.plainHi = max(c.plainHi, n) // Open writes at most n bytes
 		var err error
 		data, err = c.in.cipher.Open(c.plain[:0], c.in.seq, typ, vers, fragment)
 		if err != nil {
