@@ -9,11 +9,11 @@ import (
 	"time"
 )
 
-// Buffer sizes. An idle proxied connection holds no large buffer: a plain
-// TCP source is waited on without any buffer (waitReadable, Linux) and an
-// mtls source is read into a small buffer first; a pooled bigBufSize buffer
-// is taken only once data has arrived and is returned before the next
-// blocking wait.
+// Buffer sizes. An idle proxied connection holds no buffer: a plain TCP
+// source is waited on without any buffer (waitReadable, Linux), an mtls
+// source with its WaitReadable; a pooled bigBufSize buffer is taken only
+// once data has arrived and is returned before the next blocking wait.
+// The small buffer serves other sources.
 const (
 	bigBufSize   = 32 << 10
 	smallBufSize = 1 << 10
@@ -172,16 +172,18 @@ func (p *pipe) copy(dst io.Writer, src net.Conn) error {
 }
 
 // copyLowMem copies src to dst until EOF (then returns nil) without holding
-// a big buffer while src has nothing to say.
+// a buffer while src has nothing to say.
 //
-//   - A plain TCP source is waited on with no buffer at all (waitReadable),
-//     then read with a pooled big buffer, which goes back to the pool before
-//     the next wait.
-//   - A source with read deadlines (an mtls connection) is read into a small
-//     buffer; if that filled it, the rest of what the connection has already
+//   - A plain TCP source (waitReadable, Linux) and an mtls connection
+//     (WaitReadable, which decrypts the next record without holding a
+//     buffer across the wait) are waited on first, then read with a pooled
+//     big buffer, which goes back to the pool before the next wait. After
+//     a large read from an mtls connection, the rest of what it has already
 //     buffered and decrypted is drained without blocking, by reading with a
-//     deadline in the past (a timeout leaves an mtls connection usable), and
-//     both are forwarded with one write.
+//     deadline in the past (a timeout leaves an mtls connection usable),
+//     and both are forwarded with one write.
+//   - Any other connection with read deadlines is read into a small buffer;
+//     if that filled it, it is drained likewise.
 //   - Any other reader (an HTTP body) is read into the small buffer, which is
 //     forwarded, then with the big buffer.
 func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
@@ -193,22 +195,31 @@ func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
 		dl   interface{ SetReadDeadline(time.Time) error }
 	)
 	if c, ok := src.(net.Conn); ok {
-		if wait = readinessWaiter(c); wait == nil {
+		if w, ok := c.(readableWaiter); ok {
+			wait, dl = w.WaitReadable, c
+		} else if wait = readinessWaiter(c); wait == nil {
 			dl = c
 		}
 	}
 	for {
 		if wait != nil {
-			// Always wait first (one MSG_PEEK when data is already there):
-			// a blocking Read here would hold the big buffer for as long as
+			// Always wait first (at once when data is already there): a
+			// blocking Read here would hold the big buffer for as long as
 			// the peer stays quiet.
 			if err := wait(); err != nil {
-				return err
+				return eofNil(err)
 			}
 			bp := bigBufPool.Get().(*[]byte)
 			n, err := src.Read(*bp)
 			if n > 0 {
 				touch()
+			}
+			if dl != nil && err == nil && n >= drainAfter {
+				var m int
+				m, err = drain(src, dl, (*bp)[n:])
+				n += m
+			}
+			if n > 0 {
 				if _, werr := dst.Write((*bp)[:n]); werr != nil {
 					bigBufPool.Put(bp)
 					return werr
@@ -270,6 +281,15 @@ func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
 		}
 	}
 }
+
+// readableWaiter is implemented by *mtls.Conn: WaitReadable blocks until a
+// Read would not block, holding no buffer meanwhile.
+type readableWaiter interface{ WaitReadable() error }
+
+// drainAfter is the read size from which a waited-on source with deadlines
+// is drained before writing: a full record's worth of plaintext suggests
+// more is already buffered.
+const drainAfter = 8 << 10
 
 // pastDeadline makes reads return at once with a timeout.
 var pastDeadline = time.Unix(1, 0)
