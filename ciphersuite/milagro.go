@@ -475,20 +475,17 @@ func (k *p2pServerKX) ProcessClientKeyExchange(body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, elementError(err, "ciphersuite: %s: client %s's ClientKeyExchange", s, who)
 	}
-	// id_C is authenticated only by the client's Finished, which follows;
-	// a denied identity is refused now rather than after it.
-	if v := k.cfg.VerifyPeerIdentity; v != nil {
-		if err := v(idC); err != nil {
-			zero(pms)
-			return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro P2P client %s denied: %w", who, err)}
-		}
-	}
+	// id_C is authenticated only by the client's Finished, which follows:
+	// the handshake applies VerifyPeerIdentity to it after that Finished
+	// verified (refusing a mere claim now would tell anyone which
+	// identities the policy admits).
 	k.id = idC
 	k.done = true
 	return pms, nil
 }
 
-// PeerIdentity is id_C (authenticated by the Finished that follows).
+// PeerIdentity is id_C (authenticated by the Finished that follows; the
+// handshake calls VerifyPeerIdentity with it once that Finished verified).
 func (k *p2pServerKX) PeerIdentity() string {
 	if !k.done {
 		return ""

@@ -2,6 +2,8 @@ package handshake
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/milagro-go/milagro/ciphersuite"
@@ -83,6 +85,9 @@ func (hs *serverHandshake) run() (*State, error) {
 	}
 	want := finishedVerifyData(hs.suite, keys.master, labelClientFinished, hs.tr.sum())
 	if err := verifyFinished(clientVerify, want, "client"); err != nil {
+		return nil, err
+	}
+	if err := hs.verifyP2PPeer(); err != nil {
 		return nil, err
 	}
 	hs.tr.write(msg)
@@ -282,6 +287,33 @@ func (hs *serverHandshake) sendServerFlight() (*serverHelloMsg, error) {
 		return nil, err
 	}
 	return sh, nil
+}
+
+// verifyP2PPeer applies VerifyPeerIdentity to a Milagro P2P client identity
+// once the client's Finished has verified: P2P authenticates implicitly,
+// so until then id_C is a claim anyone can make, and refusing it earlier
+// would tell an unauthenticated peer which identities the policy admits.
+// (The other key exchanges call VerifyPeerIdentity themselves.)
+func (hs *serverHandshake) verifyP2PPeer() error {
+	v := hs.cfg.KX.VerifyPeerIdentity
+	if v == nil || hs.suite.KX != ciphersuite.KXMilagroP2P {
+		return nil
+	}
+	id := hs.kx.PeerIdentity()
+	if err := v(id); err != nil {
+		return &ciphersuite.AlertError{Alert: ciphersuite.AlertAccessDenied,
+			Err: fmt.Errorf("Milagro P2P client %s denied: %w", quoteID(id), err)}
+	}
+	return nil
+}
+
+// quoteID quotes a peer identity for an error message, bounded in length.
+func quoteID(id string) string {
+	const max = 64
+	if len(id) > max {
+		return strconv.Quote(id[:max]) + "..."
+	}
+	return strconv.Quote(id)
 }
 
 // suiteList renders offered suite ids for an error message (bounded).
