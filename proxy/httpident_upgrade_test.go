@@ -79,3 +79,43 @@ func TestHTTPIdentityNotNominatedHopByHop(t *testing.T) {
 		t.Fatalf("identity headers %q", vs)
 	}
 }
+
+// An upgrade the target accepts still switches protocols.
+func TestHTTPIdentityAcceptedUpgradeStillWorks(t *testing.T) {
+	got := make(chan string, 1)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !headerHasToken(r.Header, "Connection", "upgrade") || r.Header.Get("Upgrade") != "echo" {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		c, brw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		brw.Flush()
+		b := make([]byte, 5)
+		if _, err := io.ReadFull(brw, b); err == nil {
+			got <- string(b)
+		}
+	}))
+	defer backend.Close()
+	up, err := net.Dial("tcp", backend.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	in := "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello"
+	if err := rewriteHTTP(up, strings.NewReader(in), testHdr, "alice@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		if s != "hello" {
+			t.Fatalf("target read %q after the upgrade", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the target did not switch protocols")
+	}
+}
