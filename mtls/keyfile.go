@@ -241,6 +241,14 @@ func LoadKey(path string) (any, error) {
 }
 
 func readKeyFile(path string) ([]byte, os.FileMode, error) {
+	// Refuse a FIFO or device before opening it: opening a FIFO blocks until
+	// a writer appears (at start-up or on a SIGHUP reload). The mode is
+	// checked again on the opened file below.
+	if st, err := os.Stat(path); err != nil {
+		return nil, 0, fmt.Errorf("mtls: key file: %w", err)
+	} else if !st.Mode().IsRegular() {
+		return nil, 0, fmt.Errorf("%w: %s is not a regular file", ErrKeyFile, path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, fmt.Errorf("mtls: key file: %w", err)
