@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -170,5 +171,26 @@ func TestCloseInterruptsBufferlessWait(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not interrupt a blocked Read")
+	}
+}
+
+func TestResetDuringBufferlessWait(t *testing.T) {
+	cc, sc := tcpConns(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := sc.Read(make([]byte, 1))
+		done <- err
+	}()
+	time.Sleep(30 * time.Millisecond)
+	tc := cc.conn.(*net.TCPConn)
+	tc.SetLinger(0)
+	tc.Close() // RST
+	select {
+	case err := <-done:
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("Read after a reset: %v, want ECONNRESET", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a reset did not end a blocked Read")
 	}
 }

@@ -56,7 +56,8 @@ type Conn struct {
 	peekFn       func(fd uintptr) bool
 	noRawConn    bool // the underlying conn cannot be waited on without a read
 	peekBuf      [1]byte
-	hand         []byte // handshake reassembly buffer
+	peekErr      syscall.Errno // an error the readability peek consumed
+	hand         []byte        // handshake reassembly buffer
 	versionSet   bool
 	sawRecord    bool
 	gotCCS       bool

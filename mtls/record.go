@@ -264,9 +264,10 @@ func (c *Conn) writeRecordLocked(typ uint8, data []byte) error {
 // fill makes sure at least n bytes of raw input are buffered. c.in must be held.
 func (c *Conn) fill(n int) error {
 	if c.rawp == nil {
-		// Nothing is buffered: wait for the peer without holding a buffer
-		// (an error is left to the Read below to report).
-		c.waitReadable()
+		// Nothing is buffered: wait for the peer without holding a buffer.
+		if err := c.waitReadable(); err != nil {
+			return err
+		}
 		size := smallBufLen
 		if n > smallBufLen || c.bigIn {
 			size = rawBufLen

@@ -3,6 +3,7 @@ package mtls
 import (
 	"errors"
 	"net"
+	"os"
 	"syscall"
 )
 
@@ -12,12 +13,14 @@ import (
 // TCP and Unix connections (not for wrappers, which may buffer data of
 // their own): inside the runtime poller's wait loop it peeks at one byte
 // with MSG_DONTWAIT, so read deadlines, Close and HandshakeContext's
-// interrupt are honoured. Errors are not reported: the Read that follows
-// returns them. c.in must be held.
-func (c *Conn) waitReadable() {
+// interrupt are honoured. Errors of the wait itself (deadline, Close) are
+// left to the Read that follows; an error the peek received (a reset) is
+// returned as that Read would have returned it, since the peek consumed it.
+// c.in must be held.
+func (c *Conn) waitReadable() error {
 	if c.rc == nil {
 		if c.noRawConn {
-			return
+			return nil
 		}
 		var (
 			rc  syscall.RawConn
@@ -31,12 +34,18 @@ func (c *Conn) waitReadable() {
 		}
 		if rc == nil || err != nil {
 			c.noRawConn = true
-			return
+			return nil
 		}
 		c.rc = rc
 		c.peekFn = c.peek
 	}
+	c.peekErr = 0
 	c.rc.Read(c.peekFn)
+	if c.peekErr == 0 {
+		return nil
+	}
+	return &net.OpError{Op: "read", Net: c.conn.LocalAddr().Network(), Source: c.conn.LocalAddr(),
+		Addr: c.conn.RemoteAddr(), Err: os.NewSyscallError("read", c.peekErr)}
 }
 
 // peek reports whether fd has something to read: false (keep waiting) only
@@ -47,6 +56,12 @@ func (c *Conn) peek(fd uintptr) bool {
 		if errors.Is(err, syscall.EINTR) {
 			continue
 		}
-		return !errors.Is(err, syscall.EAGAIN)
+		if errors.Is(err, syscall.EAGAIN) {
+			return false
+		}
+		if errno, ok := err.(syscall.Errno); ok {
+			c.peekErr = errno
+		}
+		return true
 	}
 }

@@ -4,4 +4,4 @@ package mtls
 
 // waitReadable is a no-op here: the Read that follows blocks holding a
 // (small, pooled) buffer.
-func (c *Conn) waitReadable() {}
+func (c *Conn) waitReadable() error { return nil }
