@@ -1,0 +1,48 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A plain TCP source that is reset must end the copy with an error, not as
+// a clean EOF (which would half-close the other side as if the stream were
+// complete).
+func TestCopyLowMemResetIsNotEOF(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		acc <- c
+	}()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := <-acc
+	if src == nil {
+		t.Fatal("accept failed")
+	}
+	defer src.Close()
+	done := make(chan error, 1)
+	go func() { done <- copyLowMem(io.Discard, src, nil) }()
+	time.Sleep(30 * time.Millisecond) // copyLowMem is waiting
+	peer.(*net.TCPConn).SetLinger(0)
+	peer.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("copy after a reset: %v, want ECONNRESET", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a reset did not end the copy")
+	}
+}
