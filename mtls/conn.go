@@ -376,6 +376,11 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 		c.handshakeErr = c.handshakeFailed(err)
 		return c.handshakeErr
 	}
+	// The record ciphers hold the traffic keys; nothing needs the master
+	// secret any more (the key log, if any, has been written). Keep secrets
+	// in memory only as long as needed.
+	clear(st.MasterSecret)
+	st.MasterSecret = nil
 	c.state = st
 	c.handshakeComplete.Store(true)
 	return nil
