@@ -21,8 +21,11 @@ import (
 // underscores_in_headers) do - is removed, and one "NAME: identity" header
 // is added. Request framing is re-emitted canonically (Content-Length or
 // chunked, so no request smuggling through ambiguous framing), bodies are
-// streamed. Responses flow back untouched. After a CONNECT or an Upgrade
-// request the rest of the connection is forwarded opaquely.
+// streamed. Responses flow back untouched but are parsed for their framing
+// (httpresp.go), and only after the target switched protocols - a 101 to an
+// Upgrade request, a 2xx to a CONNECT - is the rest of the connection
+// forwarded opaquely; a refused Upgrade or CONNECT is followed by more
+// parsed requests.
 
 const (
 	maxHeaderBytes = 1 << 20 // like net/http's DefaultMaxHeaderBytes
@@ -99,8 +102,11 @@ func (f flushWriter) Write(b []byte) (int, error) {
 // rewriteHTTP copies HTTP/1.x requests from src to dst, replacing header
 // name (which must satisfy ValidHeaderName) with identity (which must
 // satisfy ValidHeaderValue). It returns nil when src ends cleanly between
-// requests.
-func rewriteHTTP(dst io.Writer, src io.Reader, name, identity string) error {
+// requests. x follows the responses (respTracker): after an Upgrade or a
+// CONNECT, rewriteHTTP forwards nothing more until the target's answer, and
+// goes opaque only if the target switched protocols. A nil x treats every
+// Upgrade and CONNECT as refused.
+func rewriteHTTP(dst io.Writer, src io.Reader, name, identity string, x *httpExchange) error {
 	lim := &headLimiter{r: src}
 	br := bufio.NewReaderSize(lim, httpBufSize)
 	want := normHeaderName(name)
@@ -127,21 +133,24 @@ func rewriteHTTP(dst io.Writer, src io.Reader, name, identity string) error {
 		if req.ProtoMajor != 1 {
 			return fmt.Errorf("bad HTTP request: unsupported protocol %s", req.Proto)
 		}
-		opaque := req.Method == http.MethodConnect ||
-			(req.Header.Get("Upgrade") != "" && headerHasToken(req.Header, "Connection", "upgrade"))
-		if opaque {
-			// The rest is forwarded without parsing, so the target must not
-			// read it as HTTP if it refuses the upgrade or the CONNECT (it
-			// would then carry a spoofed identity header): "close" obliges
-			// it to end the connection after a final response (RFC 9112
-			// §9.6); a 101 or a 2xx to CONNECT switches protocols anyway.
-			if !headerHasToken(req.Header, "Connection", "close") {
-				conn := strings.Join(req.Header.Values("Connection"), ", ")
-				if conn != "" {
-					conn += ", "
-				}
-				req.Header.Set("Connection", conn+"close")
-			}
+		var kind uint8
+		if req.Method == http.MethodHead {
+			kind |= reqHead
+		}
+		if req.Method == http.MethodConnect {
+			kind |= reqConnect
+		} else if req.Header.Get("Upgrade") != "" && headerHasToken(req.Header, "Connection", "upgrade") {
+			kind |= reqUpgrade
+		}
+		// No "Connection: close" is added to an Upgrade or CONNECT (it
+		// was, when the rest was forwarded opaquely at once): the client's
+		// next bytes now wait for the target's answer and are parsed as
+		// HTTP unless it switched, so a target that refuses and keeps the
+		// connection alive can no longer be handed a smuggled request,
+		// while "close" would break keep-alive after every refused
+		// upgrade (a WebSocket fallback, a curl h2c upgrade attempt).
+		if x != nil {
+			x.push(kind) // before the request is written: its response cannot come first
 		}
 		bw := bufWriterPool.Get().(*bufio.Writer)
 		bw.Reset(dst)
@@ -160,8 +169,11 @@ func rewriteHTTP(dst io.Writer, src io.Reader, name, identity string) error {
 		if err != nil {
 			return err
 		}
-		if opaque {
-			// Whatever follows is not HTTP any more: forward it as is.
+		if kind&(reqUpgrade|reqConnect) != 0 && x != nil && x.awaitSwitch() {
+			// The target switched protocols: whatever follows is not
+			// HTTP any more, forward it as is. Until its answer the
+			// client's next bytes were held back; if it refused, they
+			// are parsed as the next request.
 			if n := br.Buffered(); n > 0 {
 				b, _ := br.Peek(n)
 				if _, err := dst.Write(b); err != nil {

@@ -1,8 +1,8 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,23 +30,22 @@ func TestHTTPIdentityRefusedUpgradeCannotSmuggle(t *testing.T) {
 				w.WriteHeader(http.StatusNotFound)
 			}))
 			defer backend.Close()
-			up, err := net.Dial("tcp", backend.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer up.Close()
+			c := identPipe(t, backend.Listener.Addr().String())
 			in := first + "GET /admin HTTP/1.1\r\nHost: a\r\n" + testHdr + ": admin\r\n\r\n"
-			if err := rewriteHTTP(up, strings.NewReader(in), testHdr, "alice@example.com"); err != nil {
+			if _, err := io.WriteString(c, in); err != nil {
 				t.Fatal(err)
 			}
-			up.SetReadDeadline(time.Now().Add(2 * time.Second))
-			io.Copy(io.Discard, up) // the back end's answers, until it closes or times out
+			br := bufio.NewReader(c)
+			for i := 0; i < 2; i++ {
+				resp := readResponse(t, br, "GET")
+				if resp.StatusCode != http.StatusNotFound {
+					t.Fatalf("response %d: %s", i, resp.Status)
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
-			for _, s := range seen {
-				if strings.HasSuffix(s, " admin") {
-					t.Fatalf("back end saw a smuggled request with a spoofed identity: %q", seen)
-				}
+			if len(seen) != 2 || seen[1] != "/admin alice@example.com" {
+				t.Fatalf("back end saw %q, want the second request with the real identity", seen)
 			}
 		})
 	}
@@ -99,21 +98,28 @@ func TestHTTPIdentityAcceptedUpgradeStillWorks(t *testing.T) {
 		if _, err := io.ReadFull(brw, b); err == nil {
 			got <- string(b)
 		}
+		c.Write([]byte("GET / HTTP/1.1\r\n\r\nworld")) // opaque: no HTTP framing
+
 	}))
 	defer backend.Close()
-	up, err := net.Dial("tcp", backend.Listener.Addr().String())
-	if err != nil {
+	c := identPipe(t, backend.Listener.Addr().String())
+	in := "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello"
+	if _, err := io.WriteString(c, in); err != nil {
 		t.Fatal(err)
 	}
-	defer up.Close()
-	in := "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello"
-	if err := rewriteHTTP(up, strings.NewReader(in), testHdr, "alice@example.com"); err != nil {
-		t.Fatal(err)
+	br := bufio.NewReader(c)
+	if resp := readResponse(t, br, "GET"); resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("response %s", resp.Status)
 	}
 	select {
 	case s := <-got:
 		if s != "hello" {
 			t.Fatalf("target read %q after the upgrade", s)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		back, err := io.ReadAll(br)
+		if err != nil || string(back) != "GET / HTTP/1.1\r\n\r\nworld" {
+			t.Fatalf("client read %q, %v after the upgrade", back, err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the target did not switch protocols")

@@ -215,7 +215,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	p := &pipe{a: sc, b: up, idle: s.IdleTimeout, onBytes: s.Metrics.bytesFunc()}
 	var upCopy func(dst io.Writer, src io.Reader) error
 	if name := s.HTTPIdentityHeader; name != "" {
-		upCopy = func(dst io.Writer, src io.Reader) error { return rewriteHTTP(dst, src, name, id) }
+		upCopy = httpIdentity(p, name, id)
 	}
 	err = p.run(upCopy)
 	result = resultOK
@@ -226,6 +226,16 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 		attrs = append(attrs, "err", err)
 	}
 	log.Info("connection closed", attrs...)
+}
+
+// httpIdentity sets p up for HTTP identity mode and returns its a→b copy:
+// requests are rewritten, responses followed (respTracker) so that an
+// Upgrade or CONNECT goes opaque only once the target switched protocols.
+func httpIdentity(p *pipe, name, id string) func(dst io.Writer, src io.Reader) error {
+	x := newHTTPExchange()
+	p.downWrap = func(w io.Writer) io.Writer { return newRespTracker(w, x) }
+	p.downDone = x.stop
+	return func(dst io.Writer, src io.Reader) error { return rewriteHTTP(dst, src, name, id, x) }
 }
 
 func isTimeoutErr(err error) bool {
