@@ -34,7 +34,15 @@
 // has already decrypted is then drained, without blocking, into a pooled
 // buffer. What remains per idle connection is two goroutines, the
 // connections themselves (mtls.Conn keeps its record buffers) and about
-// 2 KiB of proxy state; HTTP identity mode adds a 4 KiB read buffer.
+// 2 KiB of proxy state; HTTP identity mode adds a 4 KiB read buffer on the
+// request side and a few hundred bytes of response-tracking state (the
+// response framing parser holds no buffer between reads).
+//
+// HTTP identity mode parses the requests and also follows the responses
+// (forwarded untouched, byte for byte): after an Upgrade or a CONNECT the
+// client's further bytes are held back until the target answers, and are
+// forwarded opaquely only if it switched protocols (101, or 2xx to
+// CONNECT); otherwise they are parsed, and rewritten, as the next request.
 //
 // Imports: proxy may import mtls (and the packages below it) only, never cmd.
 package proxy
