@@ -194,3 +194,30 @@ func TestResetDuringBufferlessWait(t *testing.T) {
 		t.Fatal("a reset did not end a blocked Read")
 	}
 }
+
+// While the peer's data keeps coming, Read keeps its buffers from record to
+// record (no pool round trip and clearing per record); once the peer is
+// quiet they go back.
+func TestBulkReadKeepsBuffersWhileDataPending(t *testing.T) {
+	cc, sc := tcpConns(t)
+	msg := bytes.Repeat([]byte{0x5a}, 3*16384) // three full records
+	if _, err := cc.Write(msg); err != nil {   // in the server's socket buffer now
+		t.Fatal(err)
+	}
+	got := make([]byte, 16384)
+	if _, err := io.ReadFull(sc, got); err != nil {
+		t.Fatal(err)
+	}
+	sc.in.Lock()
+	kept := sc.rawp != nil
+	sc.in.Unlock()
+	if !kept {
+		t.Error("raw buffer released although more records were waiting in the socket")
+	}
+	if _, err := io.ReadFull(sc, make([]byte, 2*16384)); err != nil {
+		t.Fatal(err)
+	}
+	if h := heldBuffers(sc); len(h) != 0 {
+		t.Errorf("peer quiet after the transfer: still holds %v", h)
+	}
+}

@@ -126,7 +126,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 	}
 	c.in.Lock()
 	defer c.in.Unlock()
-	defer c.releaseIn()
+	defer c.releaseInIfIdle()
 	if err := c.awaitInput(); err != nil {
 		return 0, err
 	}
@@ -151,7 +151,7 @@ func (c *Conn) WaitReadable() error {
 	}
 	c.in.Lock()
 	defer c.in.Unlock()
-	defer c.releaseIn()
+	defer c.releaseInIfIdle()
 	return c.awaitInput()
 }
 

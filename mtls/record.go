@@ -209,6 +209,20 @@ func (c *Conn) releaseIn() {
 	}
 }
 
+// releaseInIfIdle is releaseIn at the end of a Read: the buffers go back
+// only if the peer is quiet (nothing more waiting in the socket), so a bulk
+// stream keeps its buffers from record to record (no pool round trip and
+// clearing per record) while an idle connection holds none. c.in must be held.
+func (c *Conn) releaseInIfIdle() {
+	if len(c.input) != 0 || (c.rawp == nil && c.plainp == nil) {
+		return
+	}
+	if c.rpos == c.rend && c.moreInputPending() {
+		return
+	}
+	c.releaseIn()
+}
+
 // sealRecord appends one record (header and protected fragment) to dst.
 // c.out must be held; the caller has checked the sequence number.
 func (c *Conn) sealRecord(dst []byte, typ uint8, payload []byte) []byte {
@@ -263,6 +277,9 @@ func (c *Conn) writeRecordLocked(typ uint8, data []byte) error {
 
 // fill makes sure at least n bytes of raw input are buffered. c.in must be held.
 func (c *Conn) fill(n int) error {
+	if err := c.takePeekErr(); err != nil {
+		return err // consumed by releaseInIfIdle's peek
+	}
 	if c.rawp == nil {
 		// Nothing is buffered: wait for the peer without holding a buffer.
 		if err := c.waitReadable(); err != nil {

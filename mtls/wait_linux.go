@@ -18,34 +18,68 @@ import (
 // returned as that Read would have returned it, since the peek consumed it.
 // c.in must be held.
 func (c *Conn) waitReadable() error {
-	if c.rc == nil {
-		if c.noRawConn {
-			return nil
-		}
-		var (
-			rc  syscall.RawConn
-			err error
-		)
-		switch nc := c.conn.(type) {
-		case *net.TCPConn:
-			rc, err = nc.SyscallConn()
-		case *net.UnixConn:
-			rc, err = nc.SyscallConn()
-		}
-		if rc == nil || err != nil {
-			c.noRawConn = true
-			return nil
-		}
-		c.rc = rc
-		c.peekFn = c.peek
+	if !c.rawConn() {
+		return nil
 	}
 	c.peekErr = 0
 	c.rc.Read(c.peekFn)
+	return c.takePeekErr()
+}
+
+// rawConn sets up c.rc for buffer-less waiting and reports whether the
+// underlying connection allows it. c.in must be held.
+func (c *Conn) rawConn() bool {
+	if c.rc != nil {
+		return true
+	}
+	if c.noRawConn {
+		return false
+	}
+	var (
+		rc  syscall.RawConn
+		err error
+	)
+	switch nc := c.conn.(type) {
+	case *net.TCPConn:
+		rc, err = nc.SyscallConn()
+	case *net.UnixConn:
+		rc, err = nc.SyscallConn()
+	}
+	if rc == nil || err != nil {
+		c.noRawConn = true
+		return false
+	}
+	c.rc = rc
+	c.peekFn = c.peek
+	return true
+}
+
+// moreInputPending reports, without blocking, whether the socket already
+// holds more of the peer's data (or an EOF or error, which the next read
+// must see). When it cannot tell, it says true. An error the peek consumed
+// stays in c.peekErr for the next fill. c.in must be held.
+func (c *Conn) moreInputPending() bool {
+	if !c.rawConn() {
+		return true
+	}
+	pending := true
+	c.peekErr = 0
+	if err := c.rc.Control(func(fd uintptr) { pending = c.peek(fd) }); err != nil {
+		return true
+	}
+	return pending
+}
+
+// takePeekErr returns, once, the error a peek consumed (a reset), as the
+// Read it stood in for would have returned it.
+func (c *Conn) takePeekErr() error {
 	if c.peekErr == 0 {
 		return nil
 	}
+	errno := c.peekErr
+	c.peekErr = 0
 	return &net.OpError{Op: "read", Net: c.conn.LocalAddr().Network(), Source: c.conn.LocalAddr(),
-		Addr: c.conn.RemoteAddr(), Err: os.NewSyscallError("read", c.peekErr)}
+		Addr: c.conn.RemoteAddr(), Err: os.NewSyscallError("read", errno)}
 }
 
 // peek reports whether fd has something to read: false (keep waiting) only

@@ -5,3 +5,9 @@ package mtls
 // waitReadable is a no-op here: the Read that follows blocks holding a
 // (small, pooled) buffer.
 func (c *Conn) waitReadable() error { return nil }
+
+// moreInputPending cannot tell without reading here: keep the buffers.
+func (c *Conn) moreInputPending() bool { return true }
+
+// takePeekErr: no peek, no consumed error.
+func (c *Conn) takePeekErr() error { return nil }
