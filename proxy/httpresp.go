@@ -359,7 +359,7 @@ func (r *respTracker) header(l []byte) {
 		for _, v := range strings.Split(val, ",") {
 			v = strings.Trim(v, " \t")
 			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 0 || v[0] == '+' || (r.clen >= 0 && n != r.clen) {
+			if err != nil || v[0] < '0' || v[0] > '9' || (r.clen >= 0 && n != r.clen) {
 				r.bad = true
 				return
 			}

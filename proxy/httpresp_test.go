@@ -369,6 +369,7 @@ func TestRespTracker(t *testing.T) {
 		{"te not chunked", []uint8{0, reqUpgrade}, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", trackerResult{0, -1, true, rsOpaque}},
 		{"te wins", []uint8{0}, "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", trackerResult{1, 0, false, rsStatus}},
 		{"two lengths", []uint8{reqUpgrade}, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", trackerResult{0, -1, true, rsOpaque}},
+		{"signed length", []uint8{0}, "HTTP/1.1 200 OK\r\nContent-Length: -0\r\n\r\n", trackerResult{0, -1, true, rsOpaque}},
 		{"same lengths", []uint8{0}, "HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\nx", trackerResult{1, 0, false, rsStatus}},
 		{"folding", []uint8{0}, "HTTP/1.1 200 OK\r\nA: b\r\n c\r\nContent-Length: 0\r\n\r\n", trackerResult{0, -1, true, rsOpaque}},
 		{"bad status", []uint8{0}, "HTTP/2 200\r\n\r\n", trackerResult{0, -1, true, rsOpaque}},
