@@ -1,6 +1,9 @@
 package mtls
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Record buffers come from package-level pools and go back as soon as a
 // connection has nothing buffered: an idle connection holds no record
@@ -41,13 +44,20 @@ func bufClass(n int) int {
 // getBuf returns a pooled buffer of at least n bytes (len == cap == its
 // class size).
 func getBuf(n int) *[]byte {
+	pooledOut.Add(1)
 	return bufPools[bufClass(n)].Get().(*[]byte)
 }
+
+// pooledOut counts the pooled buffers taken and not yet returned (buffers
+// of closed connections are left to the garbage collector and stay
+// counted); tests use it to see what a blocked connection holds.
+var pooledOut atomic.Int64
 
 // putBuf returns bp to its pool after zeroing its first used bytes: pooled
 // buffers are shared by every connection, and whatever a connection left in
 // one must not be readable by the next user.
 func putBuf(bp *[]byte, used int) {
+	pooledOut.Add(-1)
 	b := *bp
 	clear(b[:min(used, len(b))])
 	bufPools[bufClass(cap(b))].Put(bp)

@@ -79,11 +79,10 @@ func TestIdleConnHoldsNoBuffers(t *testing.T) {
 	if _, err := io.ReadFull(sc, got); err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("read: %v", err)
 	}
-	for _, c := range []*Conn{cc, sc} {
-		if h := heldBuffers(c); len(h) != 0 {
-			t.Errorf("after a transfer: holds %v", h)
-		}
+	if h := heldBuffers(cc); len(h) != 0 {
+		t.Errorf("writer after a transfer: holds %v", h)
 	}
+	waitingReleases(t, sc, cc) // the reader keeps its buffers until it waits
 	// A partial Read keeps the rest of the record.
 	go cc.Write([]byte("abcdef"))
 	if _, err := io.ReadFull(sc, got[:2]); err != nil {
@@ -95,8 +94,37 @@ func TestIdleConnHoldsNoBuffers(t *testing.T) {
 	if _, err := io.ReadFull(sc, got[:4]); err != nil || string(got[:4]) != "cdef" {
 		t.Fatalf("rest: %q %v", got[:4], err)
 	}
-	if h := heldBuffers(sc); len(h) != 0 {
-		t.Errorf("after reading it all: holds %v", h)
+	waitingReleases(t, sc, cc)
+}
+
+// waitingReleases checks that c, once the peer is quiet and a Read blocks
+// waiting for it, has given back every pooled buffer it held; then it lets
+// that Read finish with one byte from peer.
+func waitingReleases(t *testing.T, c, peer *Conn) {
+	t.Helper()
+	c.in.Lock()
+	held := 0
+	for _, p := range []*[]byte{c.rawp, c.plainp} {
+		if p != nil {
+			held++
+		}
+	}
+	c.in.Unlock()
+	before := pooledOut.Load()
+	done := make(chan error, 1)
+	go func() { _, err := c.Read(make([]byte, 1)); done <- err }()
+	deadline := time.Now().Add(5 * time.Second)
+	for pooledOut.Load() > before-int64(held) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := before - pooledOut.Load(); got != int64(held) {
+		t.Errorf("blocked waiting for a quiet peer: gave back %d of the %d buffers it held", got, held)
+	}
+	if _, err := peer.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -217,7 +245,5 @@ func TestBulkReadKeepsBuffersWhileDataPending(t *testing.T) {
 	if _, err := io.ReadFull(sc, make([]byte, 2*16384)); err != nil {
 		t.Fatal(err)
 	}
-	if h := heldBuffers(sc); len(h) != 0 {
-		t.Errorf("peer quiet after the transfer: still holds %v", h)
-	}
+	waitingReleases(t, sc, cc)
 }

@@ -56,6 +56,9 @@ type Conn struct {
 	peekFn       func(fd uintptr) bool
 	noRawConn    bool // the underlying conn cannot be waited on without a read
 	peekBuf      [1]byte
+	readNowFn    func(fd uintptr)
+	readNowN     int           // bytes the last readNow got (0 with EOF)
+	readNowAgain bool          // the last readNow found nothing (EAGAIN)
 	peekErr      syscall.Errno // an error the readability peek consumed
 	hand         []byte        // handshake reassembly buffer
 	versionSet   bool
@@ -126,7 +129,6 @@ func (c *Conn) Read(b []byte) (int, error) {
 	}
 	c.in.Lock()
 	defer c.in.Unlock()
-	defer c.releaseInIfIdle()
 	if err := c.awaitInput(); err != nil {
 		return 0, err
 	}
@@ -151,7 +153,6 @@ func (c *Conn) WaitReadable() error {
 	}
 	c.in.Lock()
 	defer c.in.Unlock()
-	defer c.releaseInIfIdle()
 	return c.awaitInput()
 }
 

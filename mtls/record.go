@@ -209,20 +209,6 @@ func (c *Conn) releaseIn() {
 	}
 }
 
-// releaseInIfIdle is releaseIn at the end of a Read: the buffers go back
-// only if the peer is quiet (nothing more waiting in the socket), so a bulk
-// stream keeps its buffers from record to record (no pool round trip and
-// clearing per record) while an idle connection holds none. c.in must be held.
-func (c *Conn) releaseInIfIdle() {
-	if len(c.input) != 0 || (c.rawp == nil && c.plainp == nil) {
-		return
-	}
-	if c.rpos == c.rend && c.moreInputPending() {
-		return
-	}
-	c.releaseIn()
-}
-
 // sealRecord appends one record (header and protected fragment) to dst.
 // c.out must be held; the caller has checked the sequence number.
 func (c *Conn) sealRecord(dst []byte, typ uint8, payload []byte) []byte {
@@ -277,8 +263,20 @@ func (c *Conn) writeRecordLocked(typ uint8, data []byte) error {
 
 // fill makes sure at least n bytes of raw input are buffered. c.in must be held.
 func (c *Conn) fill(n int) error {
-	if err := c.takePeekErr(); err != nil {
-		return err // consumed by releaseInIfIdle's peek
+	if c.rawp != nil && c.rpos == c.rend && len(c.input) == 0 {
+		// Buffers kept from the last record and nothing of the next one
+		// buffered: take what the socket already holds without blocking.
+		// Only if the peer is quiet do the buffers go back before the
+		// wait, so a bulk stream keeps them from record to record (no
+		// extra system call, pool round trip or clearing per record) and
+		// a connection waiting for its peer holds none.
+		c.rpos, c.rend = 0, 0
+		if !c.readNow() {
+			c.releaseIn()
+		}
+		if err := c.takePeekErr(); err != nil {
+			return err
+		}
 	}
 	if c.rawp == nil {
 		// Nothing is buffered: wait for the peer without holding a buffer.

@@ -51,23 +51,44 @@ func (c *Conn) rawConn() bool {
 	}
 	c.rc = rc
 	c.peekFn = c.peek
+	c.readNowFn = c.readNowFD
 	return true
 }
 
-// moreInputPending reports, without blocking, whether the socket already
-// holds more of the peer's data (or an EOF or error, which the next read
-// must see). When it cannot tell, it says true. An error the peek consumed
-// stays in c.peekErr for the next fill. c.in must be held.
-func (c *Conn) moreInputPending() bool {
+// readNow reads into c.raw[c.rend:] what the socket already holds, without
+// blocking. It reports false only when there was nothing (EAGAIN); data,
+// EOF (which the next read sees again) and errors count as something, an
+// error being left in c.peekErr for the caller. Without a raw connection
+// it cannot tell and says true (the buffers are kept). c.in must be held.
+func (c *Conn) readNow() bool {
 	if !c.rawConn() {
 		return true
 	}
-	pending := true
-	c.peekErr = 0
-	if err := c.rc.Control(func(fd uintptr) { pending = c.peek(fd) }); err != nil {
+	c.peekErr, c.readNowN, c.readNowAgain = 0, 0, false
+	if err := c.rc.Control(c.readNowFn); err != nil {
 		return true
 	}
-	return pending
+	c.rend += c.readNowN
+	return !c.readNowAgain
+}
+
+func (c *Conn) readNowFD(fd uintptr) {
+	for {
+		n, err := syscall.Read(int(fd), c.raw[c.rend:])
+		switch {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.EAGAIN):
+			c.readNowAgain = true
+		case err != nil:
+			if errno, ok := err.(syscall.Errno); ok {
+				c.peekErr = errno
+			}
+		case n > 0:
+			c.readNowN = n
+		}
+		return
+	}
 }
 
 // takePeekErr returns, once, the error a peek consumed (a reset), as the

@@ -6,8 +6,8 @@ package mtls
 // (small, pooled) buffer.
 func (c *Conn) waitReadable() error { return nil }
 
-// moreInputPending cannot tell without reading here: keep the buffers.
-func (c *Conn) moreInputPending() bool { return true }
+// readNow cannot read without blocking here: keep the buffers.
+func (c *Conn) readNow() bool { return true }
 
 // takePeekErr: no peek, no consumed error.
 func (c *Conn) takePeekErr() error { return nil }
