@@ -97,7 +97,11 @@ func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
 	cfg := c.cur.Load()
 	hctx, cancel := context.WithTimeout(ctx, orDefault(c.HandshakeTimeout, 10*time.Second)+orDefault(c.ConnectTimeout, 10*time.Second))
 	t.add(cancel)
-	sc, err := c.dial(hctx, c.Target, cfg)
+	var (
+		sc  SecureConn
+		err error
+	)
+	onShortStack(func() { sc, err = c.dial(hctx, c.Target, cfg) })
 	cancel()
 	hsDur := time.Since(start)
 	if err != nil {

@@ -32,7 +32,10 @@
 // TCP source is waited on with no buffer (Linux: the runtime poller plus a
 // one-byte MSG_PEEK); an mtls source is read into a 1 KiB buffer and what it
 // has already decrypted is then drained, without blocking, into a pooled
-// buffer. What remains per idle connection is two goroutines, the
+// buffer. The handshake and the target dial run on short-lived goroutines
+// (onShortStack), so the stack they grow (pairing math for Milagro CS) does
+// not stay with the connection. What remains per idle connection is two
+// goroutines with small stacks, the
 // connections themselves (mtls.Conn keeps its record buffers) and about
 // 2 KiB of proxy state; HTTP identity mode adds a 4 KiB read buffer on the
 // request side and a few hundred bytes of response-tracking state (the

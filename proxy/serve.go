@@ -183,6 +183,21 @@ func (l *loop) serve(ctx context.Context, ln net.Listener, log *slog.Logger, han
 	}
 }
 
+// onShortStack runs f on a short-lived goroutine and waits for it. The mtls
+// handshake (Milagro CS: deep pairing math) grows the stack of the goroutine
+// that runs it to 8 KiB or more, and a goroutine keeps its stack until the GC
+// happens to shrink it; run on the connection's goroutine, which then blocks
+// in the copy loop for the connection's whole life, that stack would stay
+// with every idle connection. Here it goes away with the helper goroutine.
+func onShortStack(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
+}
+
 // isTemporary reports accept errors worth retrying (EMFILE, ENFILE,
 // ECONNABORTED...), which net reports through the deprecated Temporary.
 func isTemporary(err error) bool {

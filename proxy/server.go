@@ -141,7 +141,8 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	defer sc.Close()
 
 	hctx, cancel := context.WithTimeout(ctx, orDefault(s.HandshakeTimeout, 10*time.Second))
-	err := sc.HandshakeContext(hctx)
+	var err error
+	onShortStack(func() { err = sc.HandshakeContext(hctx) })
 	cancel()
 	hsDur := time.Since(start)
 	if err != nil {
@@ -196,7 +197,8 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, orDefault(s.ConnectTimeout, 10*time.Second))
 	t.add(cancel)
-	up, err := dial(dctx, "tcp", s.Target)
+	var up net.Conn
+	onShortStack(func() { up, err = dial(dctx, "tcp", s.Target) })
 	cancel()
 	if err != nil {
 		result = "target_unreachable"
