@@ -23,6 +23,11 @@ const closeNotifyTimeout = 5 * time.Second
 // Conn is a TLS 1.2 connection over a net.Conn. Read and Write may be called
 // from different goroutines; the first Read or Write runs the handshake.
 type Conn struct {
+	// renegRequests counts renegotiation requests (ClientHello at a server,
+	// HelloRequest at a client) since application data last arrived; each
+	// gets a no_renegotiation warning, a flood of them a fatal refusal.
+	renegRequests int
+
 	conn     net.Conn
 	isClient bool
 	config   *Config
@@ -169,6 +174,7 @@ func (c *Conn) awaitInput() error {
 			}
 		}
 	}
+	c.renegRequests = 0
 	return nil
 }
 

@@ -579,6 +579,11 @@ func (c *Conn) readChangeCipherSpec(next ciphersuite.RecordCipher) error {
 // handlePostHandshake processes handshake messages received after the
 // handshake: a renegotiation request gets a no_renegotiation warning,
 // anything else is fatal. c.in must be held.
+// maxRenegRequests bounds the renegotiation requests answered with a
+// warning in a row (without application data in between); past it the
+// peer is refused fatally (spec/psk-suites.md allows either).
+const maxRenegRequests = 8
+
 func (c *Conn) handlePostHandshake() error {
 	for {
 		msg, err := c.nextHandshakeMsg()
@@ -593,6 +598,10 @@ func (c *Conn) handlePostHandshake() error {
 		case !c.isClient && msg[0] == typeClientHello:
 		default:
 			return c.localFail(ciphersuite.AlertUnexpectedMessage, "unexpected handshake message type %d after the handshake", msg[0])
+		}
+		if c.renegRequests++; c.renegRequests > maxRenegRequests {
+			return c.localFail(ciphersuite.AlertNoRenegotiation,
+				"more than %d renegotiation requests without application data in between", maxRenegRequests)
 		}
 		c.out.Lock()
 		err = c.sendAlertLocked(alertLevelWarning, ciphersuite.AlertNoRenegotiation)

@@ -454,6 +454,36 @@ func TestRenegotiationRefused(t *testing.T) {
 	wantAlert(t, err, ciphersuite.AlertUnexpectedMessage, false)
 }
 
+// Renegotiation requests in a row without application data are answered
+// with warnings up to a bound, then refused fatally; data in between resets
+// the count.
+func TestRenegotiationFlood(t *testing.T) {
+	ch := hsMsg(typeClientHello, bytes.Repeat([]byte{7}, 60))
+	// Interleaved with data: all tolerated.
+	p := &peer{c: newTestCipher(t, keyC2S)}
+	for i := 0; i < 3*maxRenegRequests; i++ {
+		p.rec(recordTypeHandshake, ch).rec(recordTypeApplicationData, []byte("d"))
+	}
+	p.rec(recordTypeAlert, []byte{alertLevelWarning, 0})
+	c, _ := newTestConn(t, p, false, true)
+	got, err := readAll(c)
+	if len(got) != 3*maxRenegRequests || err != io.EOF {
+		t.Fatalf("interleaved: got %d bytes, %v", len(got), err)
+	}
+	// A flood: fatal no_renegotiation after maxRenegRequests warnings.
+	p = &peer{c: newTestCipher(t, keyC2S)}
+	for i := 0; i <= maxRenegRequests; i++ {
+		p.rec(recordTypeHandshake, ch)
+	}
+	c, fc := newTestConn(t, p, false, true)
+	_, err = c.Read(make([]byte, 1))
+	wantAlert(t, err, ciphersuite.AlertNoRenegotiation, false)
+	al := sentAlerts(t, fc.written(), true)
+	if len(al) != maxRenegRequests+1 || al[maxRenegRequests] != [2]byte{alertLevelFatal, byte(ciphersuite.AlertNoRenegotiation)} {
+		t.Fatalf("flood: sent alerts %v, want %d warnings then a fatal no_renegotiation", al, maxRenegRequests)
+	}
+}
+
 func TestHelloRequestDroppedDuringClientHandshake(t *testing.T) {
 	sh := hsMsg(2, []byte{3, 3})
 	p := &peer{}
