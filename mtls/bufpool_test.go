@@ -74,18 +74,24 @@ func TestIdleConnHoldsNoBuffers(t *testing.T) {
 		}
 	}
 	msg := bytes.Repeat([]byte("secret"), 10000) // several records
-	go cc.Write(msg)
+	wrote := writeAsync(cc, msg)
 	got := make([]byte, len(msg))
 	if _, err := io.ReadFull(sc, got); err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("read: %v", err)
+	}
+	if err := <-wrote; err != nil { // the writer has given its buffer back
+		t.Fatal(err)
 	}
 	if h := heldBuffers(cc); len(h) != 0 {
 		t.Errorf("writer after a transfer: holds %v", h)
 	}
 	waitingReleases(t, sc, cc) // the reader keeps its buffers until it waits
 	// A partial Read keeps the rest of the record.
-	go cc.Write([]byte("abcdef"))
+	wrote = writeAsync(cc, []byte("abcdef"))
 	if _, err := io.ReadFull(sc, got[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-wrote; err != nil {
 		t.Fatal(err)
 	}
 	if sc.plainp == nil {
@@ -95,6 +101,14 @@ func TestIdleConnHoldsNoBuffers(t *testing.T) {
 		t.Fatalf("rest: %q %v", got[:4], err)
 	}
 	waitingReleases(t, sc, cc)
+}
+
+// writeAsync writes b on c from another goroutine; the channel reports
+// when Write has returned (and so has given its output buffer back).
+func writeAsync(c *Conn, b []byte) <-chan error {
+	done := make(chan error, 1)
+	go func() { _, err := c.Write(b); done <- err }()
+	return done
 }
 
 // waitingReleases checks that c, once the peer is quiet and a Read blocks
