@@ -110,15 +110,8 @@ func (hs *clientHandshake) run() (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	if typ != typeFinished {
-		return nil, unexpected(typ, "the server's Finished")
-	}
-	serverVerify, err := parseFinished(body)
+	serverVerify, err := checkFinished(hs.suite, keys.master, &hs.tr, typ, body, labelServerFinished, "server")
 	if err != nil {
-		return nil, err
-	}
-	want := finishedVerifyData(hs.suite, keys.master, labelServerFinished, hs.tr.sum())
-	if err := verifyFinished(serverVerify, want, "server"); err != nil {
 		return nil, err
 	}
 

@@ -148,6 +148,24 @@ func writeKeyLog(w io.Writer, clientRandom, master []byte) {
 }
 
 // verifyFinished compares the peer's verify_data in constant time.
+// checkFinished checks the peer's message read where its Finished is due:
+// the type, the body, and its verify_data against the transcript so far
+// (label is the peer's: "client finished" or "server finished"). It
+// returns the verified verify_data.
+func checkFinished(s *ciphersuite.Suite, master []byte, tr *transcript, typ uint8, body []byte, label, peer string) ([]byte, error) {
+	if typ != typeFinished {
+		return nil, unexpected(typ, "the "+peer+"'s Finished")
+	}
+	got, err := parseFinished(body)
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyFinished(got, finishedVerifyData(s, master, label, tr.sum()), peer); err != nil {
+		return nil, err
+	}
+	return got, nil
+}
+
 func verifyFinished(got, want []byte, peer string) error {
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return ciphersuite.Errorf(ciphersuite.AlertDecryptError,

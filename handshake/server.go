@@ -76,15 +76,8 @@ func (hs *serverHandshake) run() (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	if typ != typeFinished {
-		return nil, unexpected(typ, "the client's Finished")
-	}
-	clientVerify, err := parseFinished(body)
+	clientVerify, err := checkFinished(hs.suite, keys.master, &hs.tr, typ, body, labelClientFinished, "client")
 	if err != nil {
-		return nil, err
-	}
-	want := finishedVerifyData(hs.suite, keys.master, labelClientFinished, hs.tr.sum())
-	if err := verifyFinished(clientVerify, want, "client"); err != nil {
 		return nil, err
 	}
 	if err := hs.verifyP2PPeer(); err != nil {
