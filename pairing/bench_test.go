@@ -76,7 +76,7 @@ func BenchmarkCS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	hello, chs, _ := c.Hello(rnd, f.now)
+	hello, chs, _ := c.Hello(rnd, f.now, "")
 	shs, err := f.server.Accept(rnd, hello)
 	if err != nil {
 		b.Fatal(err)
@@ -90,7 +90,7 @@ func BenchmarkCS(b *testing.B) {
 	})
 	b.Run("client Hello", func(b *testing.B) {
 		for b.Loop() {
-			c.Hello(rnd, f.now)
+			c.Hello(rnd, f.now, "")
 		}
 	})
 	b.Run("server Verify", func(b *testing.B) {
@@ -108,7 +108,7 @@ func BenchmarkCS(b *testing.B) {
 	b.Run("client Finish", func(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
-			_, hs, _ := c.Hello(rnd, f.now)
+			_, hs, _ := c.Hello(rnd, f.now, "")
 			b.StartTimer()
 			hs.Finish(rnd, w)
 		}
@@ -123,7 +123,7 @@ func BenchmarkCS(b *testing.B) {
 	})
 	b.Run("CS client total", func(b *testing.B) {
 		for b.Loop() {
-			_, hs, _ := c.Hello(rnd, f.now)
+			_, hs, _ := c.Hello(rnd, f.now, "")
 			hs.Finish(rnd, w)
 		}
 	})

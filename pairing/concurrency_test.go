@@ -45,14 +45,14 @@ func TestConcurrentHandshakes(t *testing.T) {
 func TestCheckHello(t *testing.T) {
 	now := time.Unix(fxNow, 0)
 	h := &CSHello{Time: fxNow, Day: Day(now)}
-	if err := CheckHello(h, now, DefaultSkew, true); err != nil {
+	if err := CheckHello(h, now, DefaultSkew, PermitsRequired); err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckHello(h, now, DefaultSkew, false); err != ErrPermitDay {
+	if err := CheckHello(h, now, DefaultSkew, PermitsOff); err != ErrPermitDay {
 		t.Fatal(err)
 	}
 	h.Time -= 31
-	if err := CheckHello(h, now, DefaultSkew, true); err != ErrClockSkew {
+	if err := CheckHello(h, now, DefaultSkew, PermitsRequired); err != ErrClockSkew {
 		t.Fatal(err)
 	}
 }
@@ -62,10 +62,10 @@ func TestCheckHello(t *testing.T) {
 // skew of midnight.
 func TestSpecVectorPolicy(t *testing.T) {
 	h := &CSHello{ID: "alice@example.com", Day: 20413, Time: 1763769600}
-	if err := CheckHello(h, time.Unix(1763769600, 0), DefaultSkew, true); err != nil {
+	if err := CheckHello(h, time.Unix(1763769600, 0), DefaultSkew, PermitsRequired); err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckHello(h, time.Unix(1763769600+31, 0), DefaultSkew, true); err == nil {
+	if err := CheckHello(h, time.Unix(1763769600+31, 0), DefaultSkew, PermitsRequired); err == nil {
 		t.Fatal("accepted outside the skew")
 	}
 }

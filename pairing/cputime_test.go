@@ -35,7 +35,7 @@ func TestCPUTime(t *testing.T) {
 	f := newFixture(t, seeded("cputime"))
 	rnd := seeded("cputime-rand")
 	c, _ := NewCSClient(f.alice, f.permit)
-	hello, chs, _ := c.Hello(rnd, f.now)
+	hello, chs, _ := c.Hello(rnd, f.now, "")
 	shs, err := f.server.Accept(rnd, hello)
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +44,7 @@ func TestCPUTime(t *testing.T) {
 	r, _, _ := chs.Finish(rnd, w)
 	const n = 50
 	measure("CS client total", n, func() {
-		_, hs, _ := c.Hello(rnd, f.now)
+		_, hs, _ := c.Hello(rnd, f.now, "")
 		if _, _, err := hs.Finish(rnd, w); err != nil {
 			t.Fatal(err)
 		}

@@ -76,14 +76,20 @@ var (
 
 // Errors for keys, identities and protocol failures.
 var (
-	// ErrInvalidID: an identity that is empty, longer than MaxIDLen bytes or
-	// not valid UTF-8.
+	// ErrInvalidID: an identity that is empty, longer than MaxIDLen bytes,
+	// not valid UTF-8, or holding a control character (Unicode Cc).
 	ErrInvalidID = errors.New("pairing: invalid identity")
-	// ErrInvalidPIN: a PIN outside 0..MaxPIN.
+	// ErrInvalidPIN: a PIN outside 1..MaxPIN.
 	ErrInvalidPIN = errors.New("pairing: PIN out of range")
 	// ErrMismatch: shares, keys or permits that do not belong together
 	// (different identities or days), or no shares at all.
 	ErrMismatch = errors.New("pairing: mismatched keys or shares")
+	// ErrDuplicateDTA: two shares of the same D-TA given to a Combine.
+	ErrDuplicateDTA = errors.New("pairing: the same D-TA's share given twice")
+	// ErrShare: one D-TA's share where a combined key is needed.
+	ErrShare = errors.New("pairing: a key share, not a combined key")
+	// ErrDTASet: a permit combined from another set of D-TAs than the key.
+	ErrDTASet = errors.New("pairing: permit and key come from different D-TA sets")
 	// ErrKeyEncoding: a secret's binary encoding is malformed.
 	ErrKeyEncoding = errors.New("pairing: malformed key encoding")
 	// ErrAuthFailed: the M-Pin check e(V,Q)·e(U+y·A,K_S) = 1 failed

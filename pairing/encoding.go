@@ -153,10 +153,18 @@ func EncodeScalar(s *bls12381.Scalar) []byte {
 	return b
 }
 
-// CheckID reports whether id is a valid identity: 1..MaxIDLen bytes of UTF-8.
+// CheckID reports whether id is a valid identity (spec §2): 1..MaxIDLen
+// bytes of UTF-8 with no control character (Unicode Cc: U+0000–U+001F,
+// U+007F–U+009F), so that no identity can smuggle a NUL, CR or LF into a
+// log line, an HTTP header or a PROXY protocol TLV.
 func CheckID(id string) error {
 	if len(id) == 0 || len(id) > MaxIDLen || !utf8.ValidString(id) {
 		return ErrInvalidID
+	}
+	for _, r := range id {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
+			return fmt.Errorf("%w: control character %U", ErrInvalidID, r)
+		}
 	}
 	return nil
 }

@@ -268,7 +268,7 @@ func TestSecretScalar(t *testing.T) {
 }
 
 func TestZeroValuesDoNotPanic(t *testing.T) {
-	if _, _, err := new(CSClient).Hello(seeded("z"), 1); !errors.Is(err, ErrUnusable) {
+	if _, _, err := new(CSClient).Hello(seeded("z"), 1, ""); !errors.Is(err, ErrUnusable) {
 		t.Error(err)
 	}
 	if _, _, err := new(CSClientHandshake).Finish(seeded("z"), nil); !errors.Is(err, ErrUnusable) {
@@ -307,7 +307,7 @@ func TestZeroValuesDoNotPanic(t *testing.T) {
 	// Handshake states are single use.
 	f := newFixture(t, seeded("single-use"))
 	c, _ := NewCSClient(f.alice, nil)
-	h, chs, _ := c.Hello(seeded("a"), f.now)
+	h, chs, _ := c.Hello(seeded("a"), f.now, "")
 	shs, err := f.server.Accept(seeded("b"), h)
 	if err != nil {
 		t.Fatal(err)
@@ -347,7 +347,7 @@ func TestZeroValueKeys(t *testing.T) {
 	if _, err := new(PINToken).AddPIN(1); !errors.Is(err, ErrUnusable) {
 		t.Error(err)
 	}
-	if _, err := NewCSClient(f.alice, &TimePermit{id: f.alice.id, day: 1}); !errors.Is(err, ErrUnusable) {
+	if _, err := NewCSClient(f.alice, &TimePermit{origin: f.alice.origin, id: f.alice.id, day: 1}); !errors.Is(err, ErrUnusable) {
 		t.Error(err)
 	}
 	for _, v := range []secret{new(MasterShare), new(CSClientKey), new(CSServerSecret), new(TimePermit), new(PINToken), new(P2PKey)} {

@@ -10,7 +10,8 @@ import (
 )
 
 // Three D-TAs issue shares; the client combines its key and permit, takes a
-// PIN out, and runs Milagro CS with a server holding the combined secret.
+// PIN out, and runs Milagro CS with the server api.example.com, which holds
+// the combined server key for that identity.
 func Example_cs() {
 	var keys []*pairing.CSClientKey
 	var permits []*pairing.TimePermit
@@ -21,7 +22,8 @@ func Example_cs() {
 		dta, _ := pairing.NewMasterShare(rand.Reader)
 		k, _ := dta.IssueCSClientKey("alice@example.com")
 		p, _ := dta.IssueTimePermit("alice@example.com", day)
-		keys, permits, secrets = append(keys, k), append(permits, p), append(secrets, dta.IssueCSServerSecret())
+		s, _ := dta.IssueCSServerKey("api.example.com")
+		keys, permits, secrets = append(keys, k), append(permits, p), append(secrets, s)
 	}
 	key, _ := pairing.CombineCSClientKeys(keys...)
 	permit, _ := pairing.CombineTimePermits(permits...)
@@ -31,11 +33,11 @@ func Example_cs() {
 
 	// Client: ClientHello extension values.
 	client, _ := pairing.NewCSClientWithPIN(token, 1234, permit)
-	hello, chs, _ := client.Hello(rand.Reader, uint64(now.Unix()))
+	hello, chs, _ := client.Hello(rand.Reader, uint64(now.Unix()), "api.example.com")
 
 	// Server: policy, proof, ServerKeyExchange.
 	server, _ := pairing.NewCSServer(ks)
-	if err := pairing.CheckHello(hello, now, pairing.DefaultSkew, true); err != nil {
+	if err := pairing.CheckHello(hello, now, pairing.DefaultSkew, pairing.PermitsRequired); err != nil {
 		panic(err)
 	}
 	shs, err := server.Accept(rand.Reader, hello)

@@ -148,7 +148,7 @@ func FuzzP2PKey(f *testing.F) {
 func FuzzCSVerify(f *testing.F) {
 	fix := fx(f)
 	c, _ := NewCSClient(fix.alice, fix.permit)
-	h, _, _ := c.Hello(seeded("fuzz-hello"), fix.now)
+	h, _, _ := c.Hello(seeded("fuzz-hello"), fix.now, "")
 	f.Add(h.ID, h.Day, h.Time, h.U, h.V)
 	f.Add("", uint64(0), uint64(0), []byte{}, []byte{})
 	f.Fuzz(func(t *testing.T, id string, d, tm uint64, u, v []byte) {
@@ -164,14 +164,14 @@ func FuzzCSVerify(f *testing.F) {
 func FuzzCSFinish(f *testing.F) {
 	fix := fx(f)
 	c, _ := NewCSClient(fix.alice, nil)
-	h, _, _ := c.Hello(seeded("fuzz-finish"), fix.now)
+	h, _, _ := c.Hello(seeded("fuzz-finish"), fix.now, "")
 	valid := EncodeG1(H1(DomainCS, []byte("w")))
 	f.Add(valid)
 	for _, tc := range badG1(f) {
 		f.Add(tc.b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, chs, err := c.Hello(seeded("fuzz-finish"), fix.now)
+		_, chs, err := c.Hello(seeded("fuzz-finish"), fix.now, "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -118,8 +118,8 @@ func genKAT(t testing.TB) *katFile {
 			c, err = NewCSClientWithPIN(tok, pin, permit)
 		}
 		must(err)
-		gb, _ := c.eKQ.MarshalBinary()
-		hello, chs, err := c.Hello(rnd, now)
+		gb := gtBytes(c.pairingFor(""))
+		hello, chs, err := c.Hello(rnd, now, "")
 		must(err)
 		step("CS "+mode+": client hello", "A", hx(EncodeG1(&c.a)), "e(K,Q) SHA-256", hx(sha(gb)),
 			"id", hello.ID, "d", u64s(hello.Day), "t", u64s(hello.Time),

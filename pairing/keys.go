@@ -59,16 +59,33 @@ func NewMasterShare(rand io.Reader) (*MasterShare, error) {
 // CSClientKey is a Milagro CS client key share s_i·H1_CS(id), or (after
 // CombineCSClientKeys) the full key K_C = s·H1_CS(id).
 type CSClientKey struct {
+	origin
 	id string
 	k  bls12381.G1
 }
 
-// CSServerSecret is a CS server secret share s_i·Q, or the combined K_S = s·Q.
-type CSServerSecret struct{ k bls12381.G2 }
+// CSServerSecret is a CS server key share s_i·B_S, or the combined
+// K_S = s·B_S, for the server identity id_S: B_S = H2_CS(id_S), or the
+// generator Q for the empty identity (one deployment-wide server key).
+type CSServerSecret struct {
+	origin
+	id string
+	k  bls12381.G2
+}
+
+// ServerPoint returns B_S for a server identity (spec §2): Q for "",
+// H2_CS(id) otherwise.
+func ServerPoint(id string) *bls12381.G2 {
+	if id == "" {
+		return bls12381.G2Generator()
+	}
+	return H2(DomainCS, []byte(id))
+}
 
 // TimePermit is a time permit share s_i·H1_TP(d ‖ id), or the combined
 // TP_d = s·T_d, for one identity and one day.
 type TimePermit struct {
+	origin
 	id  string
 	day uint64
 	p   bls12381.G1
@@ -76,13 +93,15 @@ type TimePermit struct {
 
 // PINToken is a CS client key with a PIN taken out: token = K_C − pin·A.
 type PINToken struct {
+	origin
 	id string
 	t  bls12381.G1
 }
 
-// P2PKey is a Milagro P2P key (share): K1 = s·H1_P2P(id) in G1 and
-// K2 = s·H2_P2P(id) in G2.
+// P2PKey is a Milagro P2P key (share): K1 = p·H1_P2P(id) in G1 and
+// K2 = p·H2_P2P(id) in G2, p = Σ p_i being the P2P master secret (spec §2).
 type P2PKey struct {
+	origin
 	id string
 	k1 bls12381.G1
 	k2 bls12381.G2
@@ -90,6 +109,9 @@ type P2PKey struct {
 
 // ID returns the identity the key belongs to.
 func (k *CSClientKey) ID() string { return k.id }
+
+// ID returns the server identity id_S ("" for the deployment-wide key).
+func (k *CSServerSecret) ID() string { return k.id }
 
 // ID returns the identity the permit belongs to.
 func (p *TimePermit) ID() string { return p.id }
@@ -108,16 +130,29 @@ func (m *MasterShare) IssueCSClientKey(id string) (*CSClientKey, error) {
 	if err := CheckID(id); err != nil {
 		return nil, err
 	}
-	k := &CSClientKey{id: id}
+	k := &CSClientKey{origin: shareOrigin(m), id: id}
 	k.k.ScalarMult(&m.s, H1(DomainCS, []byte(id)))
 	return k, nil
 }
 
-// IssueCSServerSecret returns this D-TA's share s_i·Q of the CS server secret.
+// IssueCSServerSecret returns this D-TA's share s_i·Q of the deployment-wide
+// CS server key (server identity "").
 func (m *MasterShare) IssueCSServerSecret() *CSServerSecret {
-	k := &CSServerSecret{}
-	k.k.ScalarMult(&m.s, bls12381.G2Generator())
+	k, _ := m.IssueCSServerKey("")
 	return k
+}
+
+// IssueCSServerKey returns this D-TA's share s_i·B_S of the CS server key for
+// server identity id ("" is the deployment-wide key, B_S = Q).
+func (m *MasterShare) IssueCSServerKey(id string) (*CSServerSecret, error) {
+	if id != "" {
+		if err := CheckID(id); err != nil {
+			return nil, err
+		}
+	}
+	k := &CSServerSecret{origin: shareOrigin(m), id: id}
+	k.k.ScalarMult(&m.s, ServerPoint(id))
+	return k, nil
 }
 
 // IssueTimePermit returns this D-TA's share s_i·H1_TP(d ‖ id) of id's
@@ -130,19 +165,23 @@ func (m *MasterShare) IssueTimePermit(id string, day uint64) (*TimePermit, error
 	if day == 0 {
 		return nil, ErrPermitDay
 	}
-	p := &TimePermit{id: id, day: day}
+	p := &TimePermit{origin: shareOrigin(m), id: id, day: day}
 	p.p.ScalarMult(&m.s, permitPoint(id, day))
 	return p, nil
 }
 
-// IssueP2PKey returns this D-TA's share (s_i·H1_P2P(id), s_i·H2_P2P(id)).
+// IssueP2PKey returns this D-TA's share (p_i·H1_P2P(id), p_i·H2_P2P(id)),
+// p_i being derived from s_i (spec §2), so P2P keys share no master secret
+// with CS keys.
 func (m *MasterShare) IssueP2PKey(id string) (*P2PKey, error) {
 	if err := CheckID(id); err != nil {
 		return nil, err
 	}
-	k := &P2PKey{id: id}
-	k.k1.ScalarMult(&m.s, H1(DomainP2P, []byte(id)))
-	k.k2.ScalarMult(&m.s, H2(DomainP2P, []byte(id)))
+	p := m.p2pShare()
+	defer func() { *p = bls12381.Scalar{} }()
+	k := &P2PKey{origin: shareOrigin(m), id: id}
+	k.k1.ScalarMult(p, H1(DomainP2P, []byte(id)))
+	k.k2.ScalarMult(p, H2(DomainP2P, []byte(id)))
 	return k, nil
 }
 
@@ -154,37 +193,52 @@ func CombineCSClientKeys(shares ...*CSClientKey) (*CSClientKey, error) {
 	}
 	out := &CSClientKey{id: shares[0].id}
 	out.k.SetIdentity()
+	origins := make([]origin, 0, len(shares))
 	for _, s := range shares {
 		if s == nil || s.id != out.id {
 			return nil, ErrMismatch
 		}
+		origins = append(origins, s.origin)
 		if err := checkG1(&s.k); err != nil {
 			return nil, err
 		}
 		out.k.Add(&out.k, &s.k)
 	}
+	o, err := combineOrigins(origins)
+	if err != nil {
+		return nil, err
+	}
+	out.origin = o
 	if out.k.IsIdentity() {
 		return nil, ErrIdentity
 	}
 	return out, nil
 }
 
-// CombineCSServerSecrets adds the server secret shares of every D-TA.
+// CombineCSServerSecrets adds the server key shares of every D-TA (same
+// server identity).
 func CombineCSServerSecrets(shares ...*CSServerSecret) (*CSServerSecret, error) {
-	if len(shares) == 0 {
+	if len(shares) == 0 || shares[0] == nil {
 		return nil, ErrMismatch
 	}
-	out := &CSServerSecret{}
+	out := &CSServerSecret{id: shares[0].id}
 	out.k.SetIdentity()
+	origins := make([]origin, 0, len(shares))
 	for _, s := range shares {
-		if s == nil {
+		if s == nil || s.id != out.id {
 			return nil, ErrMismatch
 		}
+		origins = append(origins, s.origin)
 		if err := checkG2(&s.k); err != nil {
 			return nil, err
 		}
 		out.k.Add(&out.k, &s.k)
 	}
+	o, err := combineOrigins(origins)
+	if err != nil {
+		return nil, err
+	}
+	out.origin = o
 	if out.k.IsIdentity() {
 		return nil, ErrIdentity
 	}
@@ -199,15 +253,22 @@ func CombineTimePermits(shares ...*TimePermit) (*TimePermit, error) {
 	}
 	out := &TimePermit{id: shares[0].id, day: shares[0].day}
 	out.p.SetIdentity()
+	origins := make([]origin, 0, len(shares))
 	for _, s := range shares {
 		if s == nil || s.id != out.id || s.day != out.day {
 			return nil, ErrMismatch
 		}
+		origins = append(origins, s.origin)
 		if err := checkG1(&s.p); err != nil {
 			return nil, err
 		}
 		out.p.Add(&out.p, &s.p)
 	}
+	o, err := combineOrigins(origins)
+	if err != nil {
+		return nil, err
+	}
+	out.origin = o
 	if out.p.IsIdentity() {
 		return nil, ErrIdentity
 	}
@@ -222,10 +283,12 @@ func CombineP2PKeys(shares ...*P2PKey) (*P2PKey, error) {
 	out := &P2PKey{id: shares[0].id}
 	out.k1.SetIdentity()
 	out.k2.SetIdentity()
+	origins := make([]origin, 0, len(shares))
 	for _, s := range shares {
 		if s == nil || s.id != out.id {
 			return nil, ErrMismatch
 		}
+		origins = append(origins, s.origin)
 		if err := checkG1(&s.k1); err != nil {
 			return nil, err
 		}
@@ -235,6 +298,11 @@ func CombineP2PKeys(shares ...*P2PKey) (*P2PKey, error) {
 		out.k1.Add(&out.k1, &s.k1)
 		out.k2.Add(&out.k2, &s.k2)
 	}
+	o, err := combineOrigins(origins)
+	if err != nil {
+		return nil, err
+	}
+	out.origin = o
 	if out.k1.IsIdentity() || out.k2.IsIdentity() {
 		return nil, ErrIdentity
 	}
@@ -242,7 +310,7 @@ func CombineP2PKeys(shares ...*P2PKey) (*P2PKey, error) {
 }
 
 func pinScalar(pin uint32) (*bls12381.Scalar, error) {
-	if pin > MaxPIN {
+	if pin == 0 || pin > MaxPIN { // PIN 0 would make the token the key
 		return nil, ErrInvalidPIN
 	}
 	s := new(bls12381.Scalar)
@@ -264,6 +332,9 @@ func pinPoint(id string, pin uint32) (*bls12381.G1, error) {
 // ExtractPIN returns the token K_C − pin·A stored on the client device; the
 // key itself should then be discarded (see Zeroize).
 func (k *CSClientKey) ExtractPIN(pin uint32) (*PINToken, error) {
+	if err := checkCombined("CS client key", k.origin); err != nil {
+		return nil, err
+	}
 	if err := checkG1(&k.k); err != nil {
 		return nil, err
 	}
@@ -272,7 +343,7 @@ func (k *CSClientKey) ExtractPIN(pin uint32) (*PINToken, error) {
 		return nil, err
 	}
 	pa.Neg()
-	t := &PINToken{id: k.id}
+	t := &PINToken{origin: k.origin, id: k.id}
 	t.t.Add(&k.k, pa)
 	return t, nil
 }
@@ -287,7 +358,7 @@ func (t *PINToken) AddPIN(pin uint32) (*CSClientKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &CSClientKey{id: t.id}
+	k := &CSClientKey{origin: t.origin, id: t.id}
 	k.k.Add(&t.t, pa)
 	return k, nil
 }

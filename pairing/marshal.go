@@ -19,7 +19,7 @@ const (
 	tagTimePermit     = 0x04
 	tagPINToken       = 0x05
 	tagP2PKey         = 0x06
-	keyVersion        = 0x01
+	keyVersion        = 0x02 // revision 2: keys carry their origin (D-TA fingerprints)
 )
 
 func keyErr(what string, err error) error {
@@ -72,6 +72,18 @@ func (r *keyReader) id() string {
 		r.err = keyErr("identity", err)
 	}
 	return id
+}
+
+// idOpt reads a possibly empty identity (a CS server identity).
+func (r *keyReader) idOpt() string {
+	if r.err != nil {
+		return ""
+	}
+	if len(r.b) >= 2 && r.b[0] == 0 && r.b[1] == 0 {
+		r.b = r.b[2:]
+		return ""
+	}
+	return r.id()
 }
 
 func (r *keyReader) u64(what string) uint64 {
@@ -146,13 +158,14 @@ func (k *CSClientKey) MarshalBinary() ([]byte, error) {
 	if err := firstErr(CheckID(k.id), checkG1(&k.k)); err != nil {
 		return nil, err
 	}
-	return keyHeader(tagCSClientKey).id(k.id).g1(&k.k), nil
+	return k.origin.encode(keyHeader(tagCSClientKey)).id(k.id).g1(&k.k), nil
 }
 
 // UnmarshalBinary decodes a key written by MarshalBinary.
 func (k *CSClientKey) UnmarshalBinary(b []byte) error {
 	r := newKeyReader(b, tagCSClientKey, "CS client key")
 	var out CSClientKey
+	out.origin = r.origin()
 	out.id = r.id()
 	r.g1(&out.k)
 	if err := r.end(); err != nil {
@@ -167,13 +180,15 @@ func (k *CSServerSecret) MarshalBinary() ([]byte, error) {
 	if err := checkG2(&k.k); err != nil {
 		return nil, err
 	}
-	return keyHeader(tagCSServerSecret).g2(&k.k), nil
+	return k.origin.encode(keyHeader(tagCSServerSecret)).id(k.id).g2(&k.k), nil
 }
 
 // UnmarshalBinary decodes a secret written by MarshalBinary.
 func (k *CSServerSecret) UnmarshalBinary(b []byte) error {
 	r := newKeyReader(b, tagCSServerSecret, "CS server secret")
 	var out CSServerSecret
+	out.origin = r.origin()
+	out.id = r.idOpt()
 	r.g2(&out.k)
 	if err := r.end(); err != nil {
 		return err
@@ -187,13 +202,14 @@ func (p *TimePermit) MarshalBinary() ([]byte, error) {
 	if err := firstErr(CheckID(p.id), checkG1(&p.p)); err != nil {
 		return nil, err
 	}
-	return keyHeader(tagTimePermit).id(p.id).u64(p.day).g1(&p.p), nil
+	return p.origin.encode(keyHeader(tagTimePermit)).id(p.id).u64(p.day).g1(&p.p), nil
 }
 
 // UnmarshalBinary decodes a permit written by MarshalBinary.
 func (p *TimePermit) UnmarshalBinary(b []byte) error {
 	r := newKeyReader(b, tagTimePermit, "time permit")
 	var out TimePermit
+	out.origin = r.origin()
 	out.id = r.id()
 	out.day = r.u64("day")
 	r.g1(&out.p)
@@ -212,13 +228,14 @@ func (t *PINToken) MarshalBinary() ([]byte, error) {
 	if err := firstErr(CheckID(t.id), checkG1(&t.t)); err != nil {
 		return nil, err
 	}
-	return keyHeader(tagPINToken).id(t.id).g1(&t.t), nil
+	return t.origin.encode(keyHeader(tagPINToken)).id(t.id).g1(&t.t), nil
 }
 
 // UnmarshalBinary decodes a token written by MarshalBinary.
 func (t *PINToken) UnmarshalBinary(b []byte) error {
 	r := newKeyReader(b, tagPINToken, "PIN token")
 	var out PINToken
+	out.origin = r.origin()
 	out.id = r.id()
 	r.g1(&out.t)
 	if err := r.end(); err != nil {
@@ -233,13 +250,14 @@ func (k *P2PKey) MarshalBinary() ([]byte, error) {
 	if err := firstErr(CheckID(k.id), checkG1(&k.k1), checkG2(&k.k2)); err != nil {
 		return nil, err
 	}
-	return keyHeader(tagP2PKey).id(k.id).g1(&k.k1).g2(&k.k2), nil
+	return k.origin.encode(keyHeader(tagP2PKey)).id(k.id).g1(&k.k1).g2(&k.k2), nil
 }
 
 // UnmarshalBinary decodes a key pair written by MarshalBinary.
 func (k *P2PKey) UnmarshalBinary(b []byte) error {
 	r := newKeyReader(b, tagP2PKey, "P2P key")
 	var out P2PKey
+	out.origin = r.origin()
 	out.id = r.id()
 	r.g1(&out.k1)
 	r.g2(&out.k2)
@@ -257,7 +275,7 @@ func (m *MasterShare) Equal(o *MasterShare) bool { return m.s.IsEqual(&o.s) == 1
 func (k *CSClientKey) Equal(o *CSClientKey) bool { return k.id == o.id && ctEqualG1(&k.k, &o.k) }
 
 // Equal reports in constant time whether both secrets are the same.
-func (k *CSServerSecret) Equal(o *CSServerSecret) bool { return ctEqualG2(&k.k, &o.k) }
+func (k *CSServerSecret) Equal(o *CSServerSecret) bool { return k.id == o.id && ctEqualG2(&k.k, &o.k) }
 
 // Equal reports whether both permits are the same (the point in constant time).
 func (p *TimePermit) Equal(o *TimePermit) bool {
@@ -290,7 +308,7 @@ func withID(typ, id string) string {
 func (m MasterShare) String() string { return "pairing.MasterShare{<redacted>}" }
 func (k CSClientKey) String() string { return withID("CSClientKey", k.id) }
 func (k CSServerSecret) String() string {
-	return "pairing.CSServerSecret{<redacted>}"
+	return "pairing.CSServerSecret{server_id=" + strconv.Quote(k.id) + ", <redacted>}"
 }
 func (p TimePermit) String() string {
 	return "pairing.TimePermit{id=" + strconv.Quote(p.id) + ", day=" +

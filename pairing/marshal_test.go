@@ -79,7 +79,7 @@ func TestSecretsMarshal(t *testing.T) {
 		t.Fatal(ok, err)
 	}
 	// An identity element inside a key file is refused.
-	id := append([]byte{tagCSServerSecret, keyVersion, 0xc0}, make([]byte, 95)...)
+	id := append([]byte{tagCSServerSecret, keyVersion, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0xc0}, make([]byte, 95)...)
 	if err := new(CSServerSecret).UnmarshalBinary(id); !errors.Is(err, ErrIdentity) || !errors.Is(err, ErrKeyEncoding) {
 		t.Errorf("identity server secret: %v", err)
 	}
@@ -95,9 +95,9 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	cs, _ := NewCSClient(f.alice, nil)
 	ps, _ := NewP2PServer(f.nodeA)
 	pc, _ := NewP2PClient(f.nodeB)
-	_, chs, _ := cs.Hello(seeded("h"), f.now)
+	_, chs, _ := cs.Hello(seeded("h"), f.now, "")
 	phs, _ := ps.Start(seeded("p"))
-	h2, _, _ := cs.Hello(seeded("h2"), f.now)
+	h2, _, _ := cs.Hello(seeded("h2"), f.now, "")
 	shs, err := f.server.Accept(seeded("s"), h2)
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,9 @@ func NewP2PServer(key *P2PKey) (*P2PServer, error) {
 	if err := CheckID(key.id); err != nil {
 		return nil, err
 	}
+	if err := checkCombined("P2P key", key.origin); err != nil {
+		return nil, err
+	}
 	if err := checkG1(&key.k1); err != nil {
 		return nil, err
 	}
@@ -141,6 +144,9 @@ func NewP2PClient(key *P2PKey) (*P2PClient, error) {
 		return nil, ErrMismatch
 	}
 	if err := CheckID(key.id); err != nil {
+		return nil, err
+	}
+	if err := checkCombined("P2P key", key.origin); err != nil {
 		return nil, err
 	}
 	if err := checkG2(&key.k2); err != nil {

@@ -1,6 +1,10 @@
 package pairing
 
-import "time"
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
 
 // DefaultSkew is the default allowed difference between client and server
 // clocks (spec §3).
@@ -32,23 +36,76 @@ func CheckTime(now time.Time, t uint64, skew time.Duration) error {
 	return nil
 }
 
+// PermitMode is a server's policy on time permits (spec §3).
+type PermitMode uint8
+
+const (
+	// PermitsOff: clients send no permit (d = 0).
+	PermitsOff PermitMode = iota
+	// PermitsRequired: every client sends a permit for an acceptable day.
+	PermitsRequired
+	// PermitsOptional: either (a migration mode while permits roll out).
+	PermitsOptional
+)
+
+// String returns "off", "required" or "optional".
+func (m PermitMode) String() string {
+	switch m {
+	case PermitsOff:
+		return "off"
+	case PermitsRequired:
+		return "required"
+	case PermitsOptional:
+		return "optional"
+	}
+	return "PermitMode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// ParsePermitMode parses "off", "optional" or "required".
+func ParsePermitMode(s string) (PermitMode, error) {
+	switch s {
+	case "off":
+		return PermitsOff, nil
+	case "optional":
+		return PermitsOptional, nil
+	case "required":
+		return PermitsRequired, nil
+	}
+	return 0, fmt.Errorf("pairing: permit mode %q: want off, optional or required", s)
+}
+
+// PermitDays returns the days a server accepts a permit for at now:
+// {day(now − skew), day(now), day(now + skew)} without repeats (spec §3), so
+// that around midnight both neighbouring days are accepted for skew seconds.
+func PermitDays(now time.Time, skew time.Duration) []uint64 {
+	out := make([]uint64, 0, 3)
+	for _, t := range []time.Time{now.Add(-skew), now, now.Add(skew)} {
+		d := Day(t)
+		if d != 0 && (len(out) == 0 || out[len(out)-1] != d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // CheckPermitDay applies spec §3's permit policy to the day d of a
-// ClientHello: without permits d must be 0; with permits d must be today,
-// or yesterday while now is within skew of the last midnight (UTC).
-// It returns ErrPermitDay otherwise.
-func CheckPermitDay(now time.Time, d uint64, skew time.Duration, permitsRequired bool) error {
-	if !permitsRequired {
-		if d != 0 {
+// ClientHello: permits off — d must be 0; required — d must be in
+// PermitDays(now, skew); optional — either. It returns ErrPermitDay
+// otherwise.
+func CheckPermitDay(now time.Time, d uint64, skew time.Duration, mode PermitMode) error {
+	if d == 0 {
+		if mode == PermitsRequired {
 			return ErrPermitDay
 		}
 		return nil
 	}
-	today := Day(now)
-	if d == today && d != 0 {
-		return nil
+	if mode == PermitsOff {
+		return ErrPermitDay
 	}
-	if d != 0 && d+1 == today && Day(now.Add(-skew)) == d {
-		return nil
+	for _, ok := range PermitDays(now, skew) {
+		if d == ok {
+			return nil
+		}
 	}
 	return ErrPermitDay
 }
@@ -56,12 +113,12 @@ func CheckPermitDay(now time.Time, d uint64, skew time.Duration, permitsRequired
 // CheckHello applies both policy checks of spec §3 step 3 to a ClientHello:
 // CheckTime (ErrClockSkew) and CheckPermitDay (ErrPermitDay). Call it
 // before CSServer.Accept; Accept checks only the cryptography.
-func CheckHello(h *CSHello, now time.Time, skew time.Duration, permitsRequired bool) error {
+func CheckHello(h *CSHello, now time.Time, skew time.Duration, mode PermitMode) error {
 	if h == nil {
 		return ErrMismatch
 	}
 	if err := CheckTime(now, h.Time, skew); err != nil {
 		return err
 	}
-	return CheckPermitDay(now, h.Day, skew, permitsRequired)
+	return CheckPermitDay(now, h.Day, skew, mode)
 }

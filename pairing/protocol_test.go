@@ -95,7 +95,7 @@ func newFixture(t testing.TB, rnd *mrand.ChaCha8) *fixture {
 // pre-master secrets agree.
 func csRun(t testing.TB, c *CSClient, s *CSServer, now uint64, tamper func(h *CSHello, w, r *[]byte)) (bool, error) {
 	t.Helper()
-	hello, chs, err := c.Hello(rand.Reader, now)
+	hello, chs, err := c.Hello(rand.Reader, now, s.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestCSFailures(t *testing.T) {
 	denied("2 of 3 server shares", good, s2)
 	// A key for another identity presented as alice.
 	bob, _ := CombineCSClientKeys(issueAll(t, f, "bob@example.com")...)
-	forged := &CSClientKey{id: "alice@example.com", k: bob.k}
+	forged := &CSClientKey{origin: bob.origin, id: "alice@example.com", k: bob.k}
 	cf, _ := NewCSClient(forged, nil)
 	denied("key of another identity", cf, f.server)
 	// A permit for another day presented for f.day.
@@ -199,7 +199,7 @@ func TestCSFailures(t *testing.T) {
 		other = append(other, p)
 	}
 	op, _ := CombineTimePermits(other...)
-	relabelled := &TimePermit{id: op.id, day: f.day, p: op.p}
+	relabelled := &TimePermit{origin: op.origin, id: op.id, day: f.day, p: op.p}
 	cp, _ := NewCSClient(f.alice, relabelled)
 	denied("permit of another day", cp, f.server)
 	// A genuine permit but the client claims another day.
@@ -386,11 +386,11 @@ func TestP2PRoundTrips(t *testing.T) {
 		t.Error("2 of 3 shares: agreed")
 	}
 	// node-b's key presented as node-a (server and client side).
-	fake := &P2PKey{id: "node-a", k1: f.nodeB.k1, k2: f.nodeB.k2}
+	fake := &P2PKey{origin: f.nodeB.origin, id: "node-a", k1: f.nodeB.k1, k2: f.nodeB.k2}
 	if ok, _ := p2pRun(t, fake, f.nodeB, "node-a", nil); ok {
 		t.Error("server with another identity's key: agreed")
 	}
-	fakeC := &P2PKey{id: "node-c", k1: f.nodeB.k1, k2: f.nodeB.k2}
+	fakeC := &P2PKey{origin: f.nodeB.origin, id: "node-c", k1: f.nodeB.k1, k2: f.nodeB.k2}
 	if ok, _ := p2pRun(t, f.nodeA, fakeC, "node-a", nil); ok {
 		t.Error("client with another identity's key: agreed")
 	}
@@ -457,25 +457,48 @@ func TestPolicy(t *testing.T) {
 	if today != uint64(mid.Unix()/86400) {
 		t.Fatal(today)
 	}
+	// Spec §3: d ∈ {day(now−skew), day(now), day(now+skew)} when required.
+	R, O, Off := PermitsRequired, PermitsOptional, PermitsOff
 	for _, tc := range []struct {
-		now     time.Time
-		d       uint64
-		permits bool
-		ok      bool
+		now  time.Time
+		d    uint64
+		mode PermitMode
+		ok   bool
 	}{
-		{mid.Add(time.Hour), today, true, true},
-		{mid.Add(time.Hour), today - 1, true, false},
-		{mid.Add(10 * time.Second), today - 1, true, true},
-		{mid.Add(40 * time.Second), today - 1, true, false},
-		{mid.Add(time.Hour), today + 1, true, false},
-		{mid.Add(time.Hour), 0, true, false},
-		{mid.Add(time.Hour), 0, false, true},
-		{mid.Add(time.Hour), today, false, false},
+		{mid.Add(time.Hour), today, R, true},
+		{mid.Add(time.Hour), today - 1, R, false},
+		{mid.Add(10 * time.Second), today - 1, R, true},
+		{mid.Add(20 * time.Second), today - 1, R, true},  // 00:00:20 yesterday's
+		{mid.Add(29 * time.Second), today - 1, R, true},  // day(now−skew) still yesterday
+		{mid.Add(30 * time.Second), today - 1, R, false}, // day(now−skew) is today
+		{mid.Add(31 * time.Second), today - 1, R, false}, // 00:00:31 yesterday's refused
+		{mid.Add(-15 * time.Second), today, R, true},     // 23:59:45 tomorrow's
+		{mid.Add(-30 * time.Second), today, R, true},     // the edge
+		{mid.Add(-31 * time.Second), today, R, false},    // 23:59:29 tomorrow's refused
+		{mid.Add(-15 * time.Second), today - 1, R, true}, // 23:59:45 today's
+		{mid.Add(time.Hour), today + 1, R, false},
+		{mid.Add(time.Hour), today - 2, R, false},
+		{mid.Add(time.Hour), 0, R, false},
+		{mid.Add(time.Hour), 0, Off, true},
+		{mid.Add(time.Hour), today, Off, false},
+		{mid.Add(time.Hour), 0, O, true},
+		{mid.Add(time.Hour), today, O, true},
+		{mid.Add(time.Hour), today + 1, O, false},
+		{mid.Add(-15 * time.Second), today, O, true},
 	} {
-		err := CheckPermitDay(tc.now, tc.d, DefaultSkew, tc.permits)
+		err := CheckPermitDay(tc.now, tc.d, DefaultSkew, tc.mode)
 		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrPermitDay)) {
-			t.Errorf("%v d=%d permits=%v: %v", tc.now, tc.d, tc.permits, err)
+			t.Errorf("%v d=%d mode=%v: %v", tc.now, tc.d, tc.mode, err)
 		}
+	}
+	for _, s := range []string{"off", "optional", "required"} {
+		m, err := ParsePermitMode(s)
+		if err != nil || m.String() != s {
+			t.Errorf("%s: %v %v", s, m, err)
+		}
+	}
+	if _, err := ParsePermitMode("yes"); err == nil {
+		t.Error("ParsePermitMode(yes)")
 	}
 	now := time.Unix(1763769600, 0)
 	for _, tc := range []struct {
@@ -498,7 +521,7 @@ func TestRandomFailure(t *testing.T) {
 	}
 	f := newFixture(t, seeded("rand"))
 	c, _ := NewCSClient(f.alice, nil)
-	if _, _, err := c.Hello(failReader{}, f.now); !errors.Is(err, ErrRandom) {
+	if _, _, err := c.Hello(failReader{}, f.now, ""); !errors.Is(err, ErrRandom) {
 		t.Fatal(err)
 	}
 }
