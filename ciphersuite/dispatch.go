@@ -122,6 +122,23 @@ func (c *clientKX) LocalIdentity() string {
 	return c.chosen.LocalIdentity()
 }
 
+// PSKIdentityHint is the server's psk_identity_hint when a PSK suite was
+// chosen (unauthenticated; never a peer identity).
+func (c *clientKX) PSKIdentityHint() string {
+	if h, ok := c.chosen.(interface{ PSKIdentityHint() string }); ok {
+		return h.PSKIdentityHint()
+	}
+	return ""
+}
+
+// PermitDay is the permit day a Milagro CS client sent (0 otherwise).
+func (c *clientKX) PermitDay() uint64 {
+	if d, ok := c.chosen.(interface{ PermitDay() uint64 }); ok {
+		return d.PermitDay()
+	}
+	return 0
+}
+
 // NewServerKX returns the server key exchange for the chosen suite. It may
 // fail with an *AlertError (e.g. a Milagro CS proof that does not verify).
 func NewServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (ServerKX, error) {

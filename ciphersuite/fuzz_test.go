@@ -50,7 +50,7 @@ func fuzzClientSKE(t *testing.T, s *Suite, body []byte) {
 	if len(body) < 2 || len(hint) != int(body[0])<<8|int(body[1]) || !bytes.Equal(hint, body[2:2+len(hint)]) {
 		t.Fatalf("hint %x from body %x", hint, body)
 	}
-	if ck.PeerIdentity() != string(hint) || len(cke) < 2+len(testIdent) || len(pms) < 4+len(testPSK) {
+	if ck.PeerIdentity() != "" || pskHint(ck) != string(hint) || len(cke) < 2+len(testIdent) || len(pms) < 4+len(testPSK) {
 		t.Fatalf("accepted %x: peer %q, cke %x", body, ck.PeerIdentity(), cke)
 	}
 	if s.KX == KXPSK && len(body) != 2+len(hint) {

@@ -91,7 +91,7 @@ type ClientKX interface {
 	// pre-master secret.
 	GenerateClientKeyExchange(s *Suite) (body, preMaster []byte, err error)
 	// PeerIdentity is the server's authenticated identity when the suite
-	// provides one (P2P), else the PSK identity hint, after success.
+	// provides one (P2P id_S, CS id_S), after success; never a PSK hint.
 	PeerIdentity() string
 	// LocalIdentity is the identity this client presented (PSK identity, CS or P2P id).
 	LocalIdentity() string

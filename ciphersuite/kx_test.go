@@ -150,8 +150,8 @@ func TestKXRoundTrip(t *testing.T) {
 				if s.KX == KXPSK && !bytes.Equal(cpms[2:2+otherLen], make([]byte, otherLen)) {
 					t.Errorf("%s: plain PSK other_secret is not zero", name)
 				}
-				if sk.PeerIdentity() != string(testIdent) || ck.LocalIdentity() != string(testIdent) || ck.PeerIdentity() != hint {
-					t.Errorf("%s: identities %q %q %q", name, sk.PeerIdentity(), ck.LocalIdentity(), ck.PeerIdentity())
+				if sk.PeerIdentity() != string(testIdent) || ck.LocalIdentity() != string(testIdent) || ck.PeerIdentity() != "" || pskHint(ck) != hint {
+					t.Errorf("%s: identities %q %q %q (hint %q)", name, sk.PeerIdentity(), ck.LocalIdentity(), ck.PeerIdentity(), pskHint(ck))
 				}
 				if s.KX == KXPSK {
 					break // the curve does not matter
@@ -482,7 +482,7 @@ func TestCompositeClientKX(t *testing.T) {
 			t.Fatalf("%s: %v", s, err)
 		}
 		spms, err := sk.ProcessClientKeyExchange(cke)
-		if err != nil || !equalSecrets(cpms, spms) || ck.LocalIdentity() != string(testIdent) || ck.PeerIdentity() != "srvhint" {
+		if err != nil || !equalSecrets(cpms, spms) || ck.LocalIdentity() != string(testIdent) || ck.PeerIdentity() != "" || pskHint(ck) != "srvhint" {
 			t.Fatalf("%s: composite exchange failed: %v", s, err)
 		}
 	}
@@ -517,4 +517,12 @@ func TestCurvePublicKeyEncoding(t *testing.T) {
 	if _, err := generateKey(P256, &fixedRand{bytes.Repeat([]byte{0xff}, 32)}); err == nil {
 		t.Error("P-256 scalar >= n accepted, then EOF not reported")
 	}
+}
+
+// pskHint is the unauthenticated psk_identity_hint a PSK client saw.
+func pskHint(ck ClientKX) string {
+	if h, ok := ck.(interface{ PSKIdentityHint() string }); ok {
+		return h.PSKIdentityHint()
+	}
+	return "<none>"
 }

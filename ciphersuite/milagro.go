@@ -1,6 +1,7 @@
 package ciphersuite
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -15,13 +16,16 @@ import (
 // values in TLS messages and maps every failure to the alert of spec §6:
 //
 //	bad length, trailing bytes, identity<1..2^10> out of bounds  decode_error
-//	group element invalid (encoding, curve, subgroup, identity)  illegal_parameter
-//	M-Pin check, permit, clock skew, identity denied,
-//	P2P server identity not the expected one                     access_denied
+//	group element invalid (encoding, curve, subgroup, identity),
+//	identity not UTF-8 or with a control character               illegal_parameter
+//	CS server identity this server has no key for                unrecognized_name
+//	M-Pin check, permit, clock skew, identity denied, lockout,
+//	replayed hello, P2P server identity not the expected one     access_denied
+//	pairing work refused for this source (flood)                 handshake_failure
 //
 // Wire formats (milagro_wire.go has the parsers):
 //
-//	CS   ClientHello milagro_cs (0xFF4D)  identity<1..2^10> ‖ uint64 permit_day ‖ uint64 unix_time ‖ U[48] ‖ V[48]
+//	CS   ClientHello milagro_cs (0xFF4D)  identity<1..2^10> ‖ uint64 permit_day ‖ uint64 unix_time ‖ U[48] ‖ V[48] ‖ server_identity<0..2^10>
 //	     ServerKeyExchange                W[48]
 //	     ClientKeyExchange                R[48]
 //	P2P  ServerKeyExchange                identity<1..2^10> ‖ X_S[48]
@@ -29,24 +33,63 @@ import (
 
 // CSClient holds a client's Milagro CS credentials: a prepared
 // pairing.CSClient (key, or PIN token and PIN, and optional time permit).
-// The pairing object is safe for concurrent use and caches e(K, Q), so one
-// CSClient should serve every handshake of a configuration.
+// The pairing object is safe for concurrent use and caches e(K', B_S), so
+// one CSClient should serve every handshake of a configuration.
 type CSClient struct {
 	Client *pairing.CSClient
+	// GetClient, if set, is used instead of Client: it returns the prepared
+	// client for the time of the handshake (a client holding permits for
+	// several days picks the one for its own day).
+	GetClient func(now time.Time) (*pairing.CSClient, error)
+	// ServerID is id_S, the server identity the client expects ("" for the
+	// deployment-wide server key). The server's Finished proves it.
+	ServerID string
 }
 
 // CSServer holds a server's Milagro CS credentials and policy.
 type CSServer struct {
-	// Server is the prepared server secret K_S (safe for concurrent use;
-	// it caches per-identity points, so build it once).
+	// Server is the prepared server key K_S of one server identity (safe
+	// for concurrent use; it caches per-identity points, so build it once).
 	Server *pairing.CSServer
+	// GetServer, if set, is used instead of Server: it returns the prepared
+	// key for the server identity a client asks for, or nil when this
+	// server has none (unrecognized_name).
+	GetServer func(serverID string) *pairing.CSServer
 	// Skew is the accepted difference between the client's time and the
 	// server's; 0 means pairing.DefaultSkew (30 s).
 	Skew time.Duration
-	// RequirePermits makes a time permit for today (or, within Skew of
-	// midnight, yesterday) mandatory; without it a permit is refused
-	// (permit_day must be 0).
-	RequirePermits bool
+	// Permits is the permit policy (spec §3): off, required or optional.
+	Permits pairing.PermitMode
+	// Lockout, if set, refuses identities after repeated failed proofs.
+	Lockout *Lockout
+	// Replay, if set, refuses a valid hello seen before in the skew window.
+	Replay *ReplayCache
+	// Gate, if set, admits the pairing work (with Source naming the client).
+	Gate PairingGate
+	// Source names the client for Gate (its address); per connection.
+	Source string
+	// Context bounds the wait at Gate; nil means context.Background.
+	Context context.Context
+	// OnDenied, if set, is called when a proof fails or a guard refuses a
+	// hello, with the client identity (unauthenticated) and the reason; it
+	// lets the caller count and log at a rate-limited level.
+	OnDenied func(id, reason string)
+}
+
+func (c *CSServer) server(id string) *pairing.CSServer {
+	if c.GetServer != nil {
+		return c.GetServer(id)
+	}
+	if c.Server != nil && c.Server.ID() == id {
+		return c.Server
+	}
+	return nil
+}
+
+func (c *CSServer) denied(id, reason string) {
+	if c.OnDenied != nil {
+		c.OnDenied(id, reason)
+	}
 }
 
 // P2PClient holds a P2P peer's credentials when it is the TLS client.
@@ -74,7 +117,7 @@ func (c *CSServer) skew() time.Duration {
 func milagroClientSupports(cfg *ClientConfig, s *Suite) bool {
 	switch s.KX {
 	case KXMilagroCS:
-		return cfg.CS != nil && cfg.CS.Client != nil
+		return cfg.CS != nil && (cfg.CS.Client != nil || cfg.CS.GetClient != nil)
 	case KXMilagroP2P:
 		return cfg.P2P != nil && cfg.P2P.Client != nil && cfg.P2P.ExpectedServerID != ""
 	}
@@ -92,7 +135,7 @@ func milagroClientSupports(cfg *ClientConfig, s *Suite) bool {
 func milagroServerSupports(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) bool {
 	switch s.KX {
 	case KXMilagroCS:
-		if cfg.CS == nil || cfg.CS.Server == nil {
+		if cfg.CS == nil || (cfg.CS.Server == nil && cfg.CS.GetServer == nil) {
 			return false
 		}
 		_, ok := hello.Extensions[ExtMilagroCS]
@@ -112,7 +155,7 @@ func newMilagroClientKX(cfg *ClientConfig, kind KXKind) (ClientKX, error) {
 	}
 	switch kind {
 	case KXMilagroCS:
-		if cfg.CS == nil || cfg.CS.Client == nil {
+		if cfg.CS == nil || (cfg.CS.Client == nil && cfg.CS.GetClient == nil) {
 			return nil, Errorf(AlertInternalError, "ciphersuite: Milagro CS suites offered without CS credentials")
 		}
 		return &csClientKX{cfg: cfg, cs: cfg.CS}, nil
@@ -164,8 +207,9 @@ func elementError(err error, format string, args ...any) error {
 // ---------------------------------------------------------------- CS client
 
 type csClientKX struct {
-	cfg *ClientConfig
-	cs  *CSClient
+	cfg    *ClientConfig
+	cs     *CSClient
+	client *pairing.CSClient
 
 	hs        *pairing.CSClientHandshake
 	helloSent bool
@@ -183,7 +227,18 @@ func (c *csClientKX) HelloExtensions() ([]Extension, error) {
 	if now < 0 {
 		return nil, Errorf(AlertInternalError, "ciphersuite: Milagro CS: the clock reads before 1970")
 	}
-	hello, hs, err := c.cs.Client.Hello(c.cfg.Rand, uint64(now))
+	client := c.cs.Client
+	if c.cs.GetClient != nil {
+		var err error
+		if client, err = c.cs.GetClient(c.cfg.Time()); err != nil {
+			return nil, &AlertError{Alert: AlertInternalError, Err: fmt.Errorf("ciphersuite: Milagro CS: %w", err)}
+		}
+	}
+	if client == nil {
+		return nil, Errorf(AlertInternalError, "ciphersuite: Milagro CS: no client credentials")
+	}
+	c.client = client
+	hello, hs, err := client.Hello(c.cfg.Rand, uint64(now), c.cs.ServerID)
 	if err != nil {
 		return nil, Errorf(AlertInternalError, "ciphersuite: Milagro CS: preparing the client proof: %v", err)
 	}
@@ -240,61 +295,142 @@ func (c *csClientKX) GenerateClientKeyExchange(s *Suite) (body, preMaster []byte
 	return body, preMaster, nil
 }
 
-// PeerIdentity: CS does not name the server (it proves only that it holds
-// the deployment's server secret).
-func (c *csClientKX) PeerIdentity() string { return "" }
+// PeerIdentity is id_S, the server identity the client asked for: only a
+// holder of the key for id_S derives the same pre-master secret, so the
+// server's Finished proves it (the handshake reports it only after that
+// Finished verified). "" for the deployment-wide key.
+func (c *csClientKX) PeerIdentity() string {
+	if !c.done {
+		return ""
+	}
+	return c.cs.ServerID
+}
 
-func (c *csClientKX) LocalIdentity() string { return c.cs.Client.ID() }
+// LocalIdentity is the client identity.
+func (c *csClientKX) LocalIdentity() string {
+	if c.client != nil {
+		return c.client.ID()
+	}
+	if c.cs.Client != nil {
+		return c.cs.Client.ID()
+	}
+	return ""
+}
+
+// PermitDay is the permit day the client sent (0 without a permit).
+func (c *csClientKX) PermitDay() uint64 {
+	if c.client == nil {
+		return 0
+	}
+	return c.client.Day()
+}
 
 // ---------------------------------------------------------------- CS server
 
 type csServerKX struct {
-	cfg   *ServerConfig
-	suite *Suite
-	hs    *pairing.CSServerHandshake
-	id    string
-	sent  bool
-	done  bool
+	cfg      *ServerConfig
+	suite    *Suite
+	hs       *pairing.CSServerHandshake
+	id       string
+	day      uint64
+	serverID string
+	sent     bool
+	done     bool
 }
+
+// LocalIdentity is the server identity id_S this server proved.
+func (k *csServerKX) LocalIdentity() string { return k.serverID }
+
+// PermitDay is the permit day the client used (0 without a permit).
+func (k *csServerKX) PermitDay() uint64 { return k.day }
 
 func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServerKX, error) {
 	cs := cfg.CS
-	if cs == nil || cs.Server == nil {
-		return nil, Errorf(AlertHandshakeFailure, "ciphersuite: %s chosen but the server has no CS server secret", s)
+	if cs == nil || (cs.Server == nil && cs.GetServer == nil) {
+		return nil, Errorf(AlertHandshakeFailure, "ciphersuite: %s chosen but the server has no CS server key", s)
 	}
 	data, ok := hello.Extensions[ExtMilagroCS]
 	if !ok {
 		return nil, Errorf(AlertHandshakeFailure, "ciphersuite: %s chosen but the client sent no milagro_cs extension", s)
 	}
-	h, err := parseCSHello(data)
+	// Every cheap check comes before any pairing, in the order of spec §6:
+	// decode_error, illegal_parameter, unrecognized_name, access_denied.
+	h, err := parseCSHello(data) // decode_error
 	if err != nil {
 		return nil, err
+	}
+	if err := checkWireID([]byte(h.ID), "milagro_cs extension"); err != nil {
+		return nil, err
+	}
+	if h.ServerID != "" {
+		if err := checkWireID([]byte(h.ServerID), "milagro_cs server_identity"); err != nil {
+			return nil, err
+		}
+	}
+	if err := h.DecodeElements(); err != nil {
+		return nil, elementError(err, "ciphersuite: Milagro CS client %s: milagro_cs extension", printable([]byte(h.ID)))
+	}
+	server := cs.server(h.ServerID)
+	if server == nil {
+		return nil, Errorf(AlertUnrecognizedName, "ciphersuite: Milagro CS: this server holds no key for server identity %s", printable([]byte(h.ServerID)))
 	}
 	who := printable([]byte(h.ID))
 	now := cfg.Time()
 	if err := pairing.CheckTime(now, h.Time, cs.skew()); err != nil {
+		cs.denied(h.ID, "clock_skew")
 		return nil, elementError(err, "ciphersuite: Milagro CS client %s: its time %d is %s ours (%d), more than the %s allowed",
 			who, h.Time, skewString(now, h.Time), now.Unix(), cs.skew())
 	}
-	if err := pairing.CheckPermitDay(now, h.Day, cs.skew(), cs.RequirePermits); err != nil {
-		return nil, elementError(err, "ciphersuite: Milagro CS client %s: %s", who, permitProblem(now, h.Day, cs.RequirePermits))
+	if err := pairing.CheckPermitDay(now, h.Day, cs.skew(), cs.Permits); err != nil {
+		cs.denied(h.ID, "permit")
+		return nil, elementError(err, "ciphersuite: Milagro CS client %s: %s", who, permitProblem(now, h.Day, cs.Permits))
 	}
-	hs, err := cs.Server.Accept(cfg.Rand, h)
+	if locked, until := cs.Lockout.Locked(h.ID, now); locked {
+		cs.denied(h.ID, "locked_out")
+		return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro CS client %s is locked out until %s after repeated failed proofs", who, until.UTC().Format(time.RFC3339))}
+	}
+	if cs.Replay.Seen(data, now) {
+		cs.denied(h.ID, "replay")
+		return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro CS client %s: replayed ClientHello (this exact milagro_cs proof was already used)", who)}
+	}
+	// The identity policy runs before the pairing too: a denied identity
+	// costs no pairing. Both refusals are access_denied.
+	if v := cfg.VerifyPeerIdentity; v != nil {
+		if err := v(h.ID); err != nil {
+			cs.denied(h.ID, "policy")
+			return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro CS client %s denied: %w", who, err)}
+		}
+	}
+	release := func(bool) {}
+	if cs.Gate != nil {
+		ctx := cs.Context
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		r, err := cs.Gate.Acquire(ctx, cs.Source)
+		if err != nil {
+			cs.denied(h.ID, "busy")
+			return nil, &AlertError{Alert: AlertHandshakeFailure, Err: fmt.Errorf("ciphersuite: Milagro CS client %s from %s: %w", who, cs.Source, err)}
+		}
+		release = r
+	}
+	hs, err := server.Accept(cfg.Rand, h)
 	if err != nil {
+		release(false)
 		if errors.Is(err, pairing.ErrRandom) || errors.Is(err, pairing.ErrUnusable) {
 			return nil, Errorf(AlertInternalError, "ciphersuite: %s: %v", s, err)
 		}
 		if errors.Is(err, pairing.ErrAuthFailed) {
-			return nil, elementError(err, "ciphersuite: Milagro CS client %s: the proof does not verify (wrong key or PIN, a key not combined from every D-TA, a wrong permit, or a forgery)", who)
+			cs.denied(h.ID, "bad_proof")
+			cs.Lockout.Failure(h.ID, now)
+			return nil, elementError(err, "ciphersuite: Milagro CS client %s: the proof does not verify (wrong key or PIN, a key not combined from every D-TA, a wrong permit, a key for another server identity, or a forgery)", who)
 		}
 		return nil, elementError(err, "ciphersuite: Milagro CS client %s: milagro_cs extension", who)
 	}
-	if v := cfg.VerifyPeerIdentity; v != nil {
-		if err := v(h.ID); err != nil {
-			return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro CS client %s denied: %w", who, err)}
-		}
-	}
-	return &csServerKX{cfg: cfg, suite: s, hs: hs, id: h.ID}, nil
+	release(true)
+	cs.Lockout.Success(h.ID)
+	cs.Replay.Add(data, now, now.Add(2*cs.skew()+time.Second))
+	return &csServerKX{cfg: cfg, suite: s, hs: hs, id: h.ID, day: h.Day, serverID: h.ServerID}, nil
 }
 
 func skewString(now time.Time, t uint64) string {
@@ -308,14 +444,14 @@ func skewString(now time.Time, t uint64) string {
 	return d.String() + " ahead of"
 }
 
-func permitProblem(now time.Time, d uint64, required bool) string {
+func permitProblem(now time.Time, d uint64, mode pairing.PermitMode) string {
 	switch {
-	case !required && d != 0:
+	case mode == pairing.PermitsOff && d != 0:
 		return fmt.Sprintf("sent a time permit for day %d, but this server does not use permits", d)
-	case required && d == 0:
+	case mode == pairing.PermitsRequired && d == 0:
 		return "sent no time permit, which this server requires"
 	default:
-		return fmt.Sprintf("time permit for day %d is not valid today (day %d)", d, pairing.Day(now))
+		return fmt.Sprintf("time permit for day %d is not valid now (day %d; accepted: %v)", d, pairing.Day(now), pairing.PermitDays(now, pairing.DefaultSkew))
 	}
 }
 
@@ -497,10 +633,14 @@ func (k *p2pServerKX) PeerIdentity() string {
 func (k *p2pServerKX) LocalIdentity() string { return k.cfg.P2P.Server.ID() }
 
 // checkWireID validates an identity read from the wire (its length was
-// already bounded by the parser): UTF-8, as spec §2 requires.
+// already bounded by the parser): UTF-8 without control characters, as
+// spec §2 requires.
 func checkWireID(id []byte, where string) error {
 	if !utf8.Valid(id) {
 		return Errorf(AlertIllegalParameter, "ciphersuite: identity %s in %s is not UTF-8", printable(id), where)
+	}
+	if err := pairing.CheckID(string(id)); err != nil && len(id) > 0 {
+		return Errorf(AlertIllegalParameter, "ciphersuite: identity %s in %s holds a control character", printable(id), where)
 	}
 	return nil
 }

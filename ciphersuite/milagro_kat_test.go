@@ -50,7 +50,6 @@ func TestMilagroSpecVector(t *testing.T) {
 	const id, day, now = "alice@example.com", 20413, 1763769600
 	var keys []*pairing.CSClientKey
 	var permits []*pairing.TimePermit
-	var secrets []*pairing.CSServerSecret
 	var kS, kC []*pairing.P2PKey
 	for _, m := range shares {
 		k, err := m.IssueCSClientKey(id)
@@ -69,7 +68,7 @@ func TestMilagroSpecVector(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		keys, permits, secrets = append(keys, k), append(permits, p), append(secrets, m.IssueCSServerSecret())
+		keys, permits = append(keys, k), append(permits, p)
 		kS, kC = append(kS, a), append(kC, b)
 	}
 	key, err := pairing.CombineCSClientKeys(keys...)
@@ -80,36 +79,57 @@ func TestMilagroSpecVector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := pairing.CombineCSServerSecrets(secrets...)
-	if err != nil {
-		t.Fatal(err)
-	}
 	csClient, err := pairing.NewCSClient(key, permit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csServer, err := pairing.NewCSServer(ks)
 	if err != nil {
 		t.Fatal(err)
 	}
 	clock := func() time.Time { return time.Unix(now, 0) }
 
 	// CS: client draws x then r; the server draws w. t is midnight of day
-	// 20414, so the day-20413 permit is yesterday's within the skew.
-	cc := &ClientConfig{Rand: stream(0x1234567890abcdef, 0x0badc0ffee), Time: clock, CS: &CSClient{Client: csClient}}
-	scfg := &ServerConfig{Rand: stream(0xfedcba0987654321), Time: clock, CS: &CSServer{Server: csServer, RequirePermits: true}}
-	tr := runMilagroKX(t, ByID(0xFF01), cc, scfg)
-	want := append([]byte{0, byte(len(id))}, id...)
-	want = binary.BigEndian.AppendUint64(want, day)
-	want = binary.BigEndian.AppendUint64(want, now)
-	want = append(want, unhex("9968c3dc29acb2ec102faf55736475254e8bc1c76373a5590ba66410aa70e8440ed87d843dffcc1d372a3d3f3a6a6857")...)
-	want = append(want, unhex("91a2672df8a7900fe5c2b60f064aebed4c0f263a045da7ba1a0af29b0c443eed2bae37445535de78f0dd2af195c8bd01")...)
-	if !bytes.Equal(tr.ext, want) {
-		t.Errorf("milagro_cs extension\n got  %x\n want %x", tr.ext, want)
-	}
-	pms := unhex("3d42ca281dc13f5bb481b544b6f32291951a9b0e4084346cea4e971c148fb386")
-	if !bytes.Equal(tr.cpms, pms) || !bytes.Equal(tr.spms, pms) {
-		t.Errorf("CS pre_master_secret\n client %x\n server %x\n want   %x", tr.cpms, tr.spms, pms)
+	// 20414, so the day-20413 permit is yesterday's within the skew. Once
+	// with the deployment-wide key (id_S = ""), once with api.example.com.
+	for _, tc := range []struct{ idS, v, pms string }{
+		{"", "b84b4a3005f6c04398286b8722c4de86c1da50926d002fbb644583c7cd0b96fb3a05ab66532b256e5469c9373cc5500a",
+			"623fdbfe7ad41d27f0385f1d96220aa5f5a1a01611858804f3314601d321fe88"},
+		{"api.example.com", "b7517f8d47851e6a1bc360157e38c0e0f90a2dda8f300b8962e0f21a4ac460d3615dff615299a768321ce5dec6e171a8",
+			"20d227cddbbe51ad7ca4a5405de516005e21882671115a2087ec236c6c259b38"},
+	} {
+		var ss []*pairing.CSServerSecret
+		for _, m := range shares {
+			k, err := m.IssueCSServerKey(tc.idS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ss = append(ss, k)
+		}
+		ks, err := pairing.CombineCSServerSecrets(ss...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		csServer, err := pairing.NewCSServer(ks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc := &ClientConfig{Rand: stream(0x1234567890abcdef, 0x0badc0ffee), Time: clock, CS: &CSClient{Client: csClient, ServerID: tc.idS}}
+		scfg := &ServerConfig{Rand: stream(0xfedcba0987654321), Time: clock, CS: &CSServer{Server: csServer, Permits: pairing.PermitsRequired}}
+		tr := runMilagroKX(t, ByID(0xFF01), cc, scfg)
+		want := append([]byte{0, byte(len(id))}, id...)
+		want = binary.BigEndian.AppendUint64(want, day)
+		want = binary.BigEndian.AppendUint64(want, now)
+		want = append(want, unhex("9968c3dc29acb2ec102faf55736475254e8bc1c76373a5590ba66410aa70e8440ed87d843dffcc1d372a3d3f3a6a6857")...)
+		want = append(want, unhex(tc.v)...)
+		want = append(want, 0, byte(len(tc.idS)))
+		want = append(want, tc.idS...)
+		if !bytes.Equal(tr.ext, want) {
+			t.Errorf("id_S %q: milagro_cs extension\n got  %x\n want %x", tc.idS, tr.ext, want)
+		}
+		pms := unhex(tc.pms)
+		if !bytes.Equal(tr.cpms, pms) || !bytes.Equal(tr.spms, pms) {
+			t.Errorf("id_S %q: CS pre_master_secret\n client %x\n server %x\n want   %x", tc.idS, tr.cpms, tr.spms, pms)
+		}
+		if tr.ck.PeerIdentity() != tc.idS {
+			t.Errorf("id_S %q: client reports %q", tc.idS, tr.ck.PeerIdentity())
+		}
 	}
 
 	// P2P: the server draws x; the client draws y then w.
@@ -129,10 +149,10 @@ func TestMilagroSpecVector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc = &ClientConfig{Rand: stream(0xb2, 0xc3), Time: clock, P2P: &P2PClient{Client: pc, ExpectedServerID: "node-a"}}
-	scfg = &ServerConfig{Rand: stream(0xa1), Time: clock, P2P: &P2PServer{Server: ps}}
-	tr = runMilagroKX(t, ByID(0xFF11), cc, scfg)
-	pms = unhex("a086aedb166bab6bb786bb60d6ffd97c91e064f32e322b144f5b51fe616267a3")
+	cc := &ClientConfig{Rand: stream(0xb2, 0xc3), Time: clock, P2P: &P2PClient{Client: pc, ExpectedServerID: "node-a"}}
+	scfg := &ServerConfig{Rand: stream(0xa1), Time: clock, P2P: &P2PServer{Server: ps}}
+	tr := runMilagroKX(t, ByID(0xFF11), cc, scfg)
+	pms := unhex("1f61779b99ad9ac22d88ad8a5bb8f3d1c03f62ece6108b2f2c2092f2e32148c7")
 	if !bytes.Equal(tr.cpms, pms) || !bytes.Equal(tr.spms, pms) {
 		t.Errorf("P2P pre_master_secret\n client %x\n server %x\n want   %x", tr.cpms, tr.spms, pms)
 	}

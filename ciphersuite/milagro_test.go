@@ -189,9 +189,9 @@ func TestMilagroKXRoundTrip(t *testing.T) {
 				if tr.sk.PeerIdentity() != milAlice || tr.ck.LocalIdentity() != milAlice || tr.ck.PeerIdentity() != "" {
 					t.Fatal("identities")
 				}
-				// Extension layout: identity<2> ‖ day ‖ time ‖ U ‖ V.
+				// Extension layout: identity<2> ‖ day ‖ time ‖ U ‖ V ‖ server_identity<2>.
 				e := tr.ext
-				if len(e) != 2+len(milAlice)+16+96 || string(e[2:2+len(milAlice)]) != milAlice ||
+				if len(e) != 2+len(milAlice)+16+96+2 || e[len(e)-1] != 0 || e[len(e)-2] != 0 || string(e[2:2+len(milAlice)]) != milAlice ||
 					binary.BigEndian.Uint64(e[2+len(milAlice):]) != 0 ||
 					binary.BigEndian.Uint64(e[10+len(milAlice):]) != uint64(milNow.Unix()) {
 					t.Fatalf("extension %x", e)
@@ -287,7 +287,7 @@ func TestMilagroServerPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantAlert(t, "skew 10s", mk(milNow.Add(-11*time.Second), func(c *ServerConfig) { c.CS.Skew = 10 * time.Second }), AlertAccessDenied)
-	wantAlert(t, "permits required", mk(milNow, func(c *ServerConfig) { c.CS.RequirePermits = true }), AlertAccessDenied)
+	wantAlert(t, "permits required", mk(milNow, func(c *ServerConfig) { c.CS.Permits = pairing.PermitsRequired }), AlertAccessDenied)
 	denied := errors.New("denied by policy")
 	err = mk(milNow, func(c *ServerConfig) { c.VerifyPeerIdentity = func(string) error { return denied } })
 	wantAlert(t, "denied", err, AlertAccessDenied)

@@ -50,11 +50,19 @@ func parseCSHello(data []byte) (*pairing.CSHello, error) {
 		!in.ReadBytes(&u, pairing.G1Size) || !in.ReadBytes(&v, pairing.G1Size) {
 		return nil, Errorf(AlertDecodeError, "ciphersuite: truncated %s (%d bytes)", where, len(data))
 	}
+	var sid cryptobyte.String
+	if !in.ReadUint16LengthPrefixed(&sid) {
+		return nil, Errorf(AlertDecodeError, "ciphersuite: truncated server_identity in the %s", where)
+	}
+	if len(sid) > pairing.MaxIDLen {
+		return nil, Errorf(AlertDecodeError, "ciphersuite: server_identity in the %s is %d bytes, at most %d", where, len(sid), pairing.MaxIDLen)
+	}
 	if !in.Empty() {
 		return nil, Errorf(AlertDecodeError, "ciphersuite: %d trailing bytes in the %s", len(in), where)
 	}
 	h.U = append([]byte(nil), u...)
 	h.V = append([]byte(nil), v...)
+	h.ServerID = string(sid)
 	return h, nil
 }
 
@@ -72,6 +80,10 @@ func marshalCSHello(h *pairing.CSHello) ([]byte, error) {
 	b.AddUint64(h.Time)
 	b.AddBytes(h.U)
 	b.AddBytes(h.V)
+	if len(h.ServerID) > pairing.MaxIDLen {
+		return nil, Errorf(AlertInternalError, "ciphersuite: configuration error: server identity is %d bytes, at most %d", len(h.ServerID), pairing.MaxIDLen)
+	}
+	addWireID(&b, h.ServerID)
 	out, err := b.Bytes()
 	if err != nil {
 		return nil, Errorf(AlertInternalError, "ciphersuite: building milagro_cs: %v", err)

@@ -216,9 +216,12 @@ func (c *pskClient) GenerateClientKeyExchange(s *Suite) (body, preMaster []byte,
 	return body, preMaster, nil
 }
 
-// PeerIdentity is the server's psk_identity_hint (PSK does not
-// authenticate a server identity beyond knowledge of the key).
-func (c *pskClient) PeerIdentity() string { return string(c.hint) }
+// PeerIdentity is empty: PSK authenticates no server identity, only
+// knowledge of the key (spec §6a). The hint is PSKIdentityHint.
+func (c *pskClient) PeerIdentity() string { return "" }
+
+// PSKIdentityHint is the server's psk_identity_hint, unauthenticated.
+func (c *pskClient) PSKIdentityHint() string { return string(c.hint) }
 
 func (c *pskClient) LocalIdentity() string { return string(c.identity) }
 

@@ -76,11 +76,17 @@ type State struct {
 	ServerName           string
 	// PeerIdentity is the peer's authenticated identity (server: the
 	// client's PSK / CS / P2P identity; client: the P2P server identity or
-	// the PSK hint). LocalIdentity is the one this side presented.
+	// the CS server identity id_S — never a PSK hint). LocalIdentity is the
+	// one this side presented.
 	PeerIdentity  string
 	LocalIdentity string
-	ClientRandom  [32]byte
-	ServerRandom  [32]byte
+	// PSKIdentityHint is the psk_identity_hint the server sent (client
+	// side, PSK suites): unauthenticated, for choosing a key only.
+	PSKIdentityHint string
+	// PermitDay is the Milagro CS time permit day used (0: none).
+	PermitDay    uint64
+	ClientRandom [32]byte
+	ServerRandom [32]byte
 	// MasterSecret is exposed for tests of forward secrecy and key logging;
 	// callers must not log it.
 	MasterSecret []byte

@@ -123,6 +123,8 @@ func (hs *clientHandshake) run() (*State, error) {
 		ServerName:           hs.hello.serverName,
 		PeerIdentity:         hs.kx.PeerIdentity(),
 		LocalIdentity:        hs.kx.LocalIdentity(),
+		PSKIdentityHint:      kxHint(hs.kx),
+		PermitDay:            kxDay(hs.kx),
 		MasterSecret:         keys.master,
 		ClientFinished:       clientVerify,
 		ServerFinished:       append([]byte(nil), serverVerify...),

@@ -97,8 +97,9 @@ func (k *fakeClientKX) GenerateClientKeyExchange(s *ciphersuite.Suite) ([]byte, 
 	return b.BytesOrPanic(), fakePMS(key), nil
 }
 
-func (k *fakeClientKX) PeerIdentity() string  { return string(k.hint) }
-func (k *fakeClientKX) LocalIdentity() string { return string(k.identity) }
+func (k *fakeClientKX) PeerIdentity() string    { return "" }
+func (k *fakeClientKX) PSKIdentityHint() string { return string(k.hint) }
+func (k *fakeClientKX) LocalIdentity() string   { return string(k.identity) }
 
 type fakeServerKX struct {
 	cfg  *ciphersuite.ServerConfig

@@ -189,8 +189,8 @@ func TestHandshakeAllPSKSuites(t *testing.T) {
 					if r.sst.PeerIdentity != testIdentity || r.cst.LocalIdentity != testIdentity {
 						t.Fatalf("identities: server sees %q, client presented %q", r.sst.PeerIdentity, r.cst.LocalIdentity)
 					}
-					if r.cst.PeerIdentity != hint {
-						t.Fatalf("client sees hint %q, want %q", r.cst.PeerIdentity, hint)
+					if r.cst.PSKIdentityHint != hint || r.cst.PeerIdentity != "" {
+						t.Fatalf("client sees hint %q (peer %q), want %q and no peer identity", r.cst.PSKIdentityHint, r.cst.PeerIdentity, hint)
 					}
 					want := fmt.Sprintf("CLIENT_RANDOM %x %x\n", r.cst.ClientRandom, r.cst.MasterSecret)
 					if clog.String() != want || slog.String() != want {

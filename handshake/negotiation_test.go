@@ -328,8 +328,8 @@ func TestServerNameAndGetConfigForClient(t *testing.T) {
 		if r.sst.ServerName != "backend.example.com" || r.cst.ServerName != "backend.example.com" {
 			t.Fatalf("State.ServerName %q / %q", r.sst.ServerName, r.cst.ServerName)
 		}
-		if r.sst.Suite.ID != 0x00A9 || r.cst.PeerIdentity != "alt-hint" {
-			t.Fatalf("the returned config was not used: %v %q", r.sst.Suite, r.cst.PeerIdentity)
+		if r.sst.Suite.ID != 0x00A9 || r.cst.PSKIdentityHint != "alt-hint" {
+			t.Fatalf("the returned config was not used: %v %q", r.sst.Suite, r.cst.PSKIdentityHint)
 		}
 
 		// An IP address is not sent as server_name.

@@ -104,6 +104,7 @@ func (hs *serverHandshake) run() (*State, error) {
 		ServerName:           hs.hello.serverName,
 		PeerIdentity:         hs.kx.PeerIdentity(),
 		LocalIdentity:        serverLocalIdentity(hs.kx, hs.cfg.KX),
+		PermitDay:            kxDay(hs.kx),
 		MasterSecret:         keys.master,
 		ClientFinished:       append([]byte(nil), clientVerify...),
 		ServerFinished:       serverVerify,
@@ -338,4 +339,20 @@ func serverLocalIdentity(kx ciphersuite.ServerKX, cfg *ciphersuite.ServerConfig)
 		return li.LocalIdentity()
 	}
 	return string(cfg.Hint)
+}
+
+// kxHint is the PSK identity hint a client key exchange saw, if any.
+func kxHint(kx any) string {
+	if h, ok := kx.(interface{ PSKIdentityHint() string }); ok {
+		return h.PSKIdentityHint()
+	}
+	return ""
+}
+
+// kxDay is the Milagro CS permit day a key exchange used, if any.
+func kxDay(kx any) uint64 {
+	if d, ok := kx.(interface{ PermitDay() uint64 }); ok {
+		return d.PermitDay()
+	}
+	return 0
 }

@@ -19,6 +19,23 @@ type Alert = ciphersuite.Alert
 // AlertError is a connection failure that carried a TLS alert, sent or received.
 type AlertError = ciphersuite.AlertError
 
+// Lockout counts failed Milagro CS proofs per client identity (see
+// Config.CSLockout).
+type Lockout = ciphersuite.Lockout
+
+// PairingGate admits the pairing work of Milagro CS hellos (see
+// Config.PairingGate); FairGate is this module's.
+type PairingGate = ciphersuite.PairingGate
+
+// FairGate is a PairingGate with a bound on concurrent pairing work,
+// round-robin service across client addresses and a budget of failed
+// proofs per address.
+type FairGate = ciphersuite.FairGate
+
+// DefaultHandshakeTimeout bounds a handshake when Config.HandshakeTimeout
+// is 0 and the context has no deadline.
+const DefaultHandshakeTimeout = 10 * time.Second
+
 // Config configures a client or server. It must not be modified after it is
 // passed to a function of this package.
 type Config struct {
@@ -50,7 +67,12 @@ type Config struct {
 	VerifyPeerIdentity func(id string) error
 
 	// Milagro CS, client: CSKey, or CSToken with the PIN from GetPIN (the
-	// second factor). CSPermit is the time permit for today, if any.
+	// second factor). Time permits: CSPermit and CSPermits hold permits for
+	// one or more days, and the handshake uses the one for the client's own
+	// day (by Time), or, within pairing.DefaultSkew of midnight, the
+	// neighbouring day's; GetCSPermit, if set, is asked instead for the day
+	// (a nil permit: none). Holding today's and tomorrow's lets a client
+	// switch at midnight by its own clock.
 	// The credentials are prepared once and shared by every handshake: a
 	// CSKey (or any server or P2P key) by every Config holding the same
 	// key object, a CSToken's PIN by this Config and its Clones (made with
@@ -62,18 +84,54 @@ type Config struct {
 	CSKey    *pairing.CSClientKey
 	CSToken  *pairing.PINToken
 	GetPIN   func() (uint32, error)
-	CSPermit *pairing.TimePermit
-	// Milagro CS, server: the server secret s·Q, the accepted clock skew
-	// (0 means pairing.DefaultSkew, 30 s) and whether time permits are required.
-	CSServerSecret *pairing.CSServerSecret
-	ClockSkew      time.Duration
-	RequirePermits bool
-	// Milagro P2P, either side: this peer's keys (its identity is P2PKey.ID()).
-	// A P2P client must name the server identity it expects.
-	P2PKey                 *pairing.P2PKey
+	CSPermit    *pairing.TimePermit
+	CSPermits   []*pairing.TimePermit
+	GetCSPermit func(day uint64) (*pairing.TimePermit, error)
+
+	// ServerIdentity (client) is the server identity this client expects:
+	// for Milagro CS the id_S the server must hold the key for (empty: the
+	// deployment-wide key), for Milagro P2P the id_S it must present. It is
+	// reported as ConnectionState.PeerIdentity only after the server's
+	// Finished verified. With it set, no PSK suite is offered (a PSK
+	// server proves no identity; spec §6a). ExpectedServerIdentity is the
+	// older name of the same setting (set either, or both equal).
+	ServerIdentity         string
 	ExpectedServerIdentity string
 
-	// HandshakeTimeout bounds Handshake when no deadline/context is given; 0 means none.
+	// Milagro CS, server: the server keys, one per server identity the
+	// server answers to (CSServerSecret and CSServerKeys; a key's identity
+	// is its ID(), "" for the deployment-wide key), or GetCSServerKey,
+	// which, like crypto/tls's GetCertificate, returns the key for the
+	// identity a client asks for (nil, nil: none — unrecognized_name).
+	CSServerSecret *pairing.CSServerSecret
+	CSServerKeys   []*pairing.CSServerSecret
+	GetCSServerKey func(serverID string) (*pairing.CSServerSecret, error)
+	// ClockSkew is the accepted clock difference (0: pairing.DefaultSkew,
+	// 30 s). PermitMode is the permit policy (off, optional, required);
+	// RequirePermits is the older switch for PermitsRequired.
+	ClockSkew      time.Duration
+	PermitMode     pairing.PermitMode
+	RequirePermits bool
+	// CSLockout refuses a client identity for a while after repeated
+	// failed proofs (spec §2: 5 failures, then 1 min doubling to 1 h). Nil
+	// means one Lockout with the defaults per Config (shared by its
+	// Clones and the Configs its GetConfigForClient returns); set one to
+	// share it across Configs (the proxy keeps one across reloads).
+	// DisableCSLockout turns it off.
+	CSLockout        *Lockout
+	DisableCSLockout bool
+	// PairingGate admits the pairing work of Milagro CS hellos, keyed by
+	// the client's IP address: nil means one FairGate per Config (GOMAXPROCS
+	// at once, round-robin across addresses, a budget of failed proofs per
+	// address).
+	PairingGate PairingGate
+
+	// Milagro P2P, either side: this peer's keys (its identity is P2PKey.ID()).
+	// A P2P client must name the server identity it expects (ServerIdentity).
+	P2PKey *pairing.P2PKey
+
+	// HandshakeTimeout bounds Handshake when no deadline/context is given;
+	// 0 means DefaultHandshakeTimeout, a negative value means none.
 	HandshakeTimeout time.Duration
 	// KeyLogWriter receives NSS key-log lines for Wireshark. Insecure; debugging only.
 	KeyLogWriter io.Writer
@@ -106,9 +164,15 @@ type ConnectionState struct {
 	ExtendedMasterSecret bool
 	ServerName           string
 	// PeerIdentity is the peer's authenticated identity: on a server the
-	// client's PSK / Milagro identity; on a client the P2P server identity
-	// (or the PSK identity hint, which is not authenticated by itself).
+	// client's PSK / Milagro identity; on a client the Milagro server
+	// identity it asked for and the server proved (P2P id_S, CS id_S; empty
+	// for the deployment-wide CS key and for PSK suites).
 	PeerIdentity string
+	// PSKIdentityHint is the server's psk_identity_hint (client, PSK
+	// suites). It is not authenticated: never treat it as an identity.
+	PSKIdentityHint string
+	// PermitDay is the Milagro CS time permit day used (0: none).
+	PermitDay uint64
 	// LocalIdentity is the identity this side presented.
 	LocalIdentity string
 	// TLSUnique is the tls-unique channel binding (RFC 5929).

@@ -1,6 +1,7 @@
 package mtls
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -83,6 +84,24 @@ func (c *Config) clientHandshakeConfig() (*handshake.ClientConfig, error) {
 	if err != nil {
 		return nil, err
 	}
+	idS, err := c.serverIdentity()
+	if err != nil {
+		return nil, err
+	}
+	if idS != "" {
+		// Spec §6a: a client that expects a server identity offers only
+		// suites that prove it; any PSK holder could pick a PSK suite.
+		kept := suites[:0]
+		for _, s := range suites {
+			if s.KX == ciphersuite.KXMilagroCS || s.KX == ciphersuite.KXMilagroP2P {
+				kept = append(kept, s)
+			}
+		}
+		if len(kept) == 0 {
+			return nil, fmt.Errorf("mtls: Config.ServerIdentity is %q but no Milagro suite is enabled: PSK suites cannot prove a server identity", idS)
+		}
+		suites = kept
+	}
 	kx := &ciphersuite.ClientConfig{
 		Rand:   c.rand(),
 		Time:   c.time(),
@@ -118,11 +137,12 @@ func (c *Config) clientHandshakeConfig() (*handshake.ClientConfig, error) {
 
 // serverHandshakeConfig is the one place that maps a Config to the server
 // handshake's configuration.
-func (c *Config) serverHandshakeConfig() (*handshake.ServerConfig, error) {
+func (c *Config) serverHandshakeConfig(ctx context.Context, source string) (*handshake.ServerConfig, error) {
 	hc, err := c.serverHandshakeConfigNoCallback()
 	if err != nil {
 		return nil, err
 	}
+	c.milagroServerGuards(hc.KX, c, ctx, source)
 	if get := c.GetConfigForClient; get != nil {
 		hc.GetConfigForClient = func(hi *handshake.ClientHelloInfo) (*handshake.ServerConfig, error) {
 			cfg, err := get(&ClientHelloInfo{
@@ -133,7 +153,15 @@ func (c *Config) serverHandshakeConfig() (*handshake.ServerConfig, error) {
 			if err != nil || cfg == nil {
 				return nil, err
 			}
-			return cfg.serverHandshakeConfigNoCallback()
+			shc, err := cfg.serverHandshakeConfigNoCallback()
+			if err != nil {
+				return nil, err
+			}
+			// The guards (lockout, replay cache, pairing gate) are the
+			// parent's unless the returned Config brings its own: a
+			// Config made per hello must not start every count afresh.
+			cfg.milagroServerGuards(shc.KX, c, ctx, source)
+			return shc, nil
 		}
 	}
 	return hc, nil

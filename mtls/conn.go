@@ -329,9 +329,13 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 	if c.handshakeComplete.Load() {
 		return nil
 	}
-	if _, ok := ctx.Deadline(); !ok && c.config != nil && c.config.HandshakeTimeout > 0 {
+	if _, ok := ctx.Deadline(); !ok && c.config != nil && c.config.HandshakeTimeout >= 0 {
+		d := c.config.HandshakeTimeout
+		if d == 0 {
+			d = DefaultHandshakeTimeout
+		}
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.config.HandshakeTimeout)
+		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
 	c.handshakeMutex.Lock()
@@ -405,7 +409,7 @@ func (c *Conn) runHandshake(ctx context.Context) (*handshake.State, error) {
 		}
 		return handshake.Client(ctx, rl, hc)
 	}
-	hc, err := c.config.serverHandshakeConfig()
+	hc, err := c.config.serverHandshakeConfig(ctx, sourceOf(c.conn.RemoteAddr()))
 	if err != nil {
 		return nil, err
 	}
@@ -458,6 +462,8 @@ func (c *Conn) ConnectionState() ConnectionState {
 	cs.ServerName = st.ServerName
 	cs.PeerIdentity = st.PeerIdentity
 	cs.LocalIdentity = st.LocalIdentity
+	cs.PSKIdentityHint = st.PSKIdentityHint
+	cs.PermitDay = st.PermitDay
 	// tls-unique is the first Finished of the (only, full) handshake: the client's.
 	cs.TLSUnique = append([]byte(nil), st.ClientFinished...)
 	return cs

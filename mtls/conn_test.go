@@ -230,8 +230,8 @@ func TestDefaultSuitesAndDialer(t *testing.T) {
 	if !st.HandshakeComplete || st.CipherSuite != 0xCCAC { // forward-secret first
 		t.Fatalf("state %+v", st)
 	}
-	if st.PeerIdentity != "hint" {
-		t.Errorf("client PeerIdentity %q, want the hint", st.PeerIdentity)
+	if st.PeerIdentity != "" || st.PSKIdentityHint != "hint" {
+		t.Errorf("client PeerIdentity %q (must be empty: a hint is no identity), PSKIdentityHint %q, want the hint", st.PeerIdentity, st.PSKIdentityHint)
 	}
 	io.WriteString(c, "ping")
 	buf := make([]byte, 4)

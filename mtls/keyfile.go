@@ -62,20 +62,50 @@ const maxKeyFileSize = 64 << 10
 // KeyInfo is the non-secret description of a key.
 type KeyInfo struct {
 	Kind     string // PEM block type, e.g. KeyTypeCSClientKey
-	Identity string // the key's identity; "" for master shares and server secrets
+	Identity string // the key's identity (a CS server key's server identity; "" for the deployment-wide one and master shares)
 	Day      uint64 // permit day (days since 1970-01-01 UTC); time permits only
+	// Share is true for one D-TA's share (to be combined), false for a
+	// combined key. DTAs are the fingerprints of the D-TAs it was issued
+	// or combined from (a master share: its own).
+	Share bool
+	DTAs  []pairing.Fingerprint
 }
 
-// String describes the key, e.g. `MILAGRO TIME PERMIT identity="alice" day=2026-11-22`.
+// String describes the key, e.g. `MILAGRO TIME PERMIT identity="alice"
+// day=2026-11-22 dtas=4417b80d1617461b,a73c5b10dbb65cf9`.
 func (i KeyInfo) String() string {
 	s := i.Kind
 	if i.Identity != "" {
-		s += " identity=" + strconv.Quote(i.Identity)
+		if i.Kind == KeyTypeCSServerSecret {
+			s += " server_identity=" + strconv.Quote(i.Identity)
+		} else {
+			s += " identity=" + strconv.Quote(i.Identity)
+		}
+	} else if i.Kind == KeyTypeCSServerSecret {
+		s += " server_identity=(deployment-wide)"
 	}
 	if i.Kind == KeyTypeTimePermit {
 		s += " day=" + FormatDay(i.Day)
 	}
+	switch {
+	case i.Kind == KeyTypeMasterShare && len(i.DTAs) == 1:
+		s += " fingerprint=" + i.DTAs[0].String()
+	case i.Share && len(i.DTAs) == 1:
+		s += " share-of-dta=" + i.DTAs[0].String()
+	case len(i.DTAs) > 0:
+		s += " dtas=" + pairing.FormatFingerprints(i.DTAs)
+	}
 	return s
+}
+
+type origin interface {
+	IsShare() bool
+	DTAs() []pairing.Fingerprint
+}
+
+func withOrigin(i KeyInfo, o origin) KeyInfo {
+	i.Share, i.DTAs = o.IsShare(), o.DTAs()
+	return i
 }
 
 // FormatDay formats a permit day as YYYY-MM-DD.
@@ -93,27 +123,27 @@ func DescribeKey(key any) (KeyInfo, error) {
 	switch k := key.(type) {
 	case *pairing.MasterShare:
 		if k != nil {
-			return KeyInfo{Kind: KeyTypeMasterShare}, nil
+			return KeyInfo{Kind: KeyTypeMasterShare, DTAs: []pairing.Fingerprint{k.Fingerprint()}}, nil
 		}
 	case *pairing.CSClientKey:
 		if k != nil {
-			return KeyInfo{Kind: KeyTypeCSClientKey, Identity: k.ID()}, nil
+			return withOrigin(KeyInfo{Kind: KeyTypeCSClientKey, Identity: k.ID()}, k), nil
 		}
 	case *pairing.CSServerSecret:
 		if k != nil {
-			return KeyInfo{Kind: KeyTypeCSServerSecret}, nil
+			return withOrigin(KeyInfo{Kind: KeyTypeCSServerSecret, Identity: k.ID()}, k), nil
 		}
 	case *pairing.P2PKey:
 		if k != nil {
-			return KeyInfo{Kind: KeyTypeP2PKey, Identity: k.ID()}, nil
+			return withOrigin(KeyInfo{Kind: KeyTypeP2PKey, Identity: k.ID()}, k), nil
 		}
 	case *pairing.TimePermit:
 		if k != nil {
-			return KeyInfo{Kind: KeyTypeTimePermit, Identity: k.ID(), Day: k.Day()}, nil
+			return withOrigin(KeyInfo{Kind: KeyTypeTimePermit, Identity: k.ID(), Day: k.Day()}, k), nil
 		}
 	case *pairing.PINToken:
 		if k != nil {
-			return KeyInfo{Kind: KeyTypePINToken, Identity: k.ID()}, nil
+			return withOrigin(KeyInfo{Kind: KeyTypePINToken, Identity: k.ID()}, k), nil
 		}
 	}
 	return KeyInfo{}, fmt.Errorf("mtls: %T is not a Milagro key", key)

@@ -1,6 +1,7 @@
 package mtls
 
 import (
+	"context"
 	"crypto/rand"
 	"runtime"
 	"testing"
@@ -38,7 +39,7 @@ func TestMilagroPreparedCache(t *testing.T) {
 	}
 	before := cacheLen()
 	func() {
-		key, err := share.IssueCSClientKey("cache@example.com")
+		key, err := combinedCS(share.IssueCSClientKey("cache@example.com"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,7 +47,7 @@ func TestMilagroPreparedCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p2p, err := share.IssueP2PKey("cache-node")
+		p2p, err := combinedP2P(share.IssueP2PKey("cache-node"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,7 +64,7 @@ func TestMilagroPreparedCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h1.KX.CS.Client != h2.KX.CS.Client || h1.KX.P2P.Client != h2.KX.P2P.Client || calls != 1 {
+		if csc(t, h1) != csc(t, h2) || h1.KX.P2P.Client != h2.KX.P2P.Client || calls != 1 {
 			t.Fatalf("clone did not share the prepared client (GetPIN calls %d)", calls)
 		}
 		if c2.milagro != c1.milagro {
@@ -75,7 +76,7 @@ func TestMilagroPreparedCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h3.KX.CS.Client == h1.KX.CS.Client || calls3 != 1 || calls != 1 {
+		if csc(t, h3) == csc(t, h1) || calls3 != 1 || calls != 1 {
 			t.Fatalf("another Config with the same token shared the prepared client (GetPIN calls %d, %d)", calls, calls3)
 		}
 		if h1.KX.P2P.Client != mustClient(t, &Config{P2PKey: p2p, ExpectedServerIdentity: "other"}).KX.P2P.Client {
@@ -84,15 +85,15 @@ func TestMilagroPreparedCache(t *testing.T) {
 		c4 := &Config{CSKey: key}
 		h4a, _ := c4.clientHandshakeConfig()
 		h4b, _ := (&Config{CSKey: key}).clientHandshakeConfig()
-		if h4a.KX.CS.Client != h4b.KX.CS.Client {
+		if csc(t, h4a) != csc(t, h4b) {
 			t.Fatal("two Configs with the same key prepared it twice")
 		}
-		s1, _ := (&Config{P2PKey: p2p}).serverHandshakeConfig()
-		s2, _ := (&Config{P2PKey: p2p}).serverHandshakeConfig()
+		s1, _ := (&Config{P2PKey: p2p}).serverHandshakeConfig(context.Background(), "")
+		s2, _ := (&Config{P2PKey: p2p}).serverHandshakeConfig(context.Background(), "")
 		if s1.KX.P2P.Server != s2.KX.P2P.Server {
 			t.Fatal("P2P server prepared twice")
 		}
-		secret := share.IssueCSServerSecret()
+		secret := combinedSecret(share.IssueCSServerSecret())
 		// A server whose GetConfigForClient returns fresh Configs with the
 		// same secret.
 		srv := &Config{GetConfigForClient: func(*ClientHelloInfo) (*Config, error) {
@@ -100,8 +101,8 @@ func TestMilagroPreparedCache(t *testing.T) {
 		}}
 		g1, _ := srv.GetConfigForClient(nil)
 		g2, _ := srv.GetConfigForClient(nil)
-		s3, _ := g1.serverHandshakeConfig()
-		s4, _ := g2.serverHandshakeConfig()
+		s3, _ := g1.serverHandshakeConfig(context.Background(), "")
+		s4, _ := g2.serverHandshakeConfig(context.Background(), "")
 		if s3.KX.CS.Server != s4.KX.CS.Server {
 			t.Fatal("CS server prepared twice")
 		}
@@ -127,7 +128,7 @@ func TestMilagroHolderClone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := share.IssueCSClientKey("holder@example.com")
+	key, err := combinedCS(share.IssueCSClientKey("holder@example.com"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,23 +140,24 @@ func TestMilagroHolderClone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	permit, err := share.IssueTimePermit("holder@example.com", 20000)
+	permit, err := combinedPermit(share.IssueTimePermit("holder@example.com", 20000))
 	if err != nil {
 		t.Fatal(err)
 	}
 	calls := 0
-	c1 := &Config{CSToken: token, GetPIN: func() (uint32, error) { calls++; return 7, nil }}
+	c1 := &Config{CSToken: token, GetPIN: func() (uint32, error) { calls++; return 7, nil },
+		Time: func() time.Time { return time.Unix(20000*86400+43200, 0) }}
 	c2 := c1.Clone() // before first use
 	c3 := c2.Clone()
 	c3.CSPermit = permit
 	h1, h2, h3 := mustClient(t, c1), mustClient(t, c2), mustClient(t, c3)
-	if h1.KX.CS.Client != h2.KX.CS.Client || calls != 1 {
+	if csc(t, h1) != csc(t, h2) || calls != 1 {
 		t.Fatalf("clone made before first use did not share the prepared client (GetPIN calls %d)", calls)
 	}
-	if h3.KX.CS.Client == h1.KX.CS.Client || h3.KX.CS.Client.Day() != 20000 || calls != 1 {
+	if csc(t, h3) == csc(t, h1) || csc(t, h3).Day() != 20000 || calls != 1 {
 		t.Fatalf("clone with a permit: GetPIN calls %d", calls)
 	}
-	if mustClient(t, c3.Clone()).KX.CS.Client != h3.KX.CS.Client {
+	if csc(t, mustClient(t, c3.Clone())) != csc(t, h3) {
 		t.Fatal("clone with the same permit prepared it again")
 	}
 	c4 := c1.Clone()
@@ -163,4 +165,13 @@ func TestMilagroHolderClone(t *testing.T) {
 	if mustClient(t, c4); calls != 2 {
 		t.Fatalf("clone with another token: GetPIN calls %d, want 2", calls)
 	}
+}
+
+// csc is the prepared CS client of a handshake configuration.
+func csc(t *testing.T, h *handshake.ClientConfig) *pairing.CSClient {
+	t.Helper()
+	if h.KX.CS.Client == nil {
+		t.Fatal("no prepared CS client")
+	}
+	return h.KX.CS.Client
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
+	"time"
 	"weak"
 
 	"github.com/milagro-go/milagro/ciphersuite"
@@ -58,6 +60,9 @@ type milagroPrepared struct {
 	mu     sync.Mutex           // held while GetPIN runs: concurrent first handshakes wait for one call
 	token  *pairing.PINToken    // the CSToken pinKey was recovered from
 	pinKey *pairing.CSClientKey // token + PIN; nil until GetPIN succeeds
+
+	guardsOnce   sync.Once
+	serverGuards *serverGuards // lockout, replay cache, pairing gate (milagro_guard.go)
 }
 
 // milagroHolderMu guards Config.milagro in every Config. It is held only to
@@ -100,23 +105,47 @@ func (h *milagroPrepared) keyFor(token *pairing.PINToken, get func() (uint32, er
 	return key, nil
 }
 
+// serverIdentity is the server identity a client expects (ServerIdentity
+// or its older name ExpectedServerIdentity).
+func (c *Config) serverIdentity() (string, error) {
+	a, b := c.ServerIdentity, c.ExpectedServerIdentity
+	if a != "" && b != "" && a != b {
+		return "", fmt.Errorf("mtls: Config.ServerIdentity %q and Config.ExpectedServerIdentity %q differ (they are one setting)", a, b)
+	}
+	if a == "" {
+		a = b
+	}
+	if a != "" {
+		if err := pairing.CheckID(a); err != nil {
+			return "", fmt.Errorf("mtls: Config.ServerIdentity: %w", err)
+		}
+	}
+	return a, nil
+}
+
 // milagroClientKX adds the client's Milagro CS / P2P credentials to kx.
 func (c *Config) milagroClientKX(kx *ciphersuite.ClientConfig) error {
+	idS, err := c.serverIdentity()
+	if err != nil {
+		return err
+	}
 	if c.CSKey != nil || c.CSToken != nil {
-		cs, err := c.preparedCSClient()
+		if err := c.checkCSClientConfig(); err != nil {
+			return err
+		}
+		// The permit for the client's day is picked now, as the handshake
+		// starts, so configuration problems fail before any byte is sent.
+		cs, err := c.csClientFor(kx.Time())
 		if err != nil {
 			return err
 		}
-		kx.CS = &ciphersuite.CSClient{Client: cs}
-	} else if c.CSPermit != nil {
-		return errors.New("mtls: Config.CSPermit is set without CSKey or CSToken")
+		kx.CS = &ciphersuite.CSClient{Client: cs, ServerID: idS}
+	} else if c.CSPermit != nil || len(c.CSPermits) > 0 || c.GetCSPermit != nil {
+		return errors.New("mtls: Config.CSPermit(s) or GetCSPermit is set without CSKey or CSToken")
 	}
 	if c.P2PKey != nil {
-		if c.ExpectedServerIdentity == "" {
-			return errors.New("mtls: a Milagro P2P client needs Config.ExpectedServerIdentity (the server identity it accepts)")
-		}
-		if err := pairing.CheckID(c.ExpectedServerIdentity); err != nil {
-			return fmt.Errorf("mtls: Config.ExpectedServerIdentity: %w", err)
+		if idS == "" {
+			return errors.New("mtls: a Milagro P2P client needs Config.ServerIdentity (or ExpectedServerIdentity): the server identity it accepts")
 		}
 		v, err := preparedFor(prepKey{p2p: weak.Make(c.P2PKey)}, func() (any, error) {
 			return pairing.NewP2PClient(c.P2PKey)
@@ -124,13 +153,72 @@ func (c *Config) milagroClientKX(kx *ciphersuite.ClientConfig) error {
 		if err != nil {
 			return fmt.Errorf("mtls: Config.P2PKey: %w", err)
 		}
-		kx.P2P = &ciphersuite.P2PClient{Client: v.(*pairing.P2PClient), ExpectedServerID: c.ExpectedServerIdentity}
+		kx.P2P = &ciphersuite.P2PClient{Client: v.(*pairing.P2PClient), ExpectedServerID: idS}
 	}
 	return nil
 }
 
-func (c *Config) preparedCSClient() (*pairing.CSClient, error) {
-	permit := c.CSPermit
+// checkCSClientConfig reports configuration mistakes before a handshake.
+func (c *Config) checkCSClientConfig() error {
+	switch {
+	case c.CSKey != nil && c.CSToken != nil:
+		return errors.New("mtls: set Config.CSKey or Config.CSToken (with GetPIN), not both")
+	case c.CSKey == nil && c.GetPIN == nil:
+		return errors.New("mtls: Config.CSToken needs Config.GetPIN to supply the PIN")
+	}
+	return nil
+}
+
+// permitFor picks the permit for the client's day at now (spec §3: the
+// client switches on its own clock): the one for day(now), else one for a
+// neighbouring day the server accepts within the default skew. No permits
+// configured: nil.
+func (c *Config) permitFor(now time.Time) (*pairing.TimePermit, error) {
+	today := pairing.Day(now)
+	if get := c.GetCSPermit; get != nil {
+		p, err := get(today)
+		if err != nil {
+			return nil, fmt.Errorf("GetCSPermit(%d): %w", today, err)
+		}
+		return p, nil // the callback's choice, even another day's
+	}
+	var held []*pairing.TimePermit
+	if c.CSPermit != nil {
+		held = append(held, c.CSPermit)
+	}
+	held = append(held, c.CSPermits...)
+	if len(held) == 0 {
+		return nil, nil
+	}
+	for _, d := range append([]uint64{today}, pairing.PermitDays(now, pairing.DefaultSkew)...) {
+		for _, p := range held {
+			if p != nil && p.Day() == d {
+				return p, nil
+			}
+		}
+	}
+	days := make([]string, 0, len(held))
+	for _, p := range held {
+		if p != nil {
+			days = append(days, fmt.Sprintf("%d (%s)", p.Day(), dayString(p.Day())))
+		}
+	}
+	return nil, fmt.Errorf("no time permit for today, day %d (%s) by this machine's clock; held: %s — renew the permits (mtls keys renew) or check the clock",
+		today, dayString(today), strings.Join(days, ", "))
+}
+
+func dayString(d uint64) string { return time.Unix(int64(d)*86400, 0).UTC().Format("2006-01-02") }
+
+// csClientFor returns the prepared CS client for a handshake at now.
+func (c *Config) csClientFor(now time.Time) (*pairing.CSClient, error) {
+	permit, err := c.permitFor(now)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: Milagro CS client (Config.CSPermit(s)/GetCSPermit): %w", err)
+	}
+	return c.preparedCSClient(permit)
+}
+
+func (c *Config) preparedCSClient(permit *pairing.TimePermit) (*pairing.CSClient, error) {
 	key := c.CSKey
 	switch {
 	case key != nil && c.CSToken != nil:
@@ -153,7 +241,7 @@ func (c *Config) preparedCSClient() (*pairing.CSClient, error) {
 	})
 	if err != nil {
 		if errors.Is(err, pairing.ErrMismatch) && permit != nil {
-			return nil, fmt.Errorf("mtls: Config.CSPermit (for %q) does not belong to the CS key: %w", permit.ID(), err)
+			return nil, fmt.Errorf("mtls: Config.CSPermit(s): the time permit (for %q, day %d) does not belong to the CS key: %w", permit.ID(), permit.Day(), err)
 		}
 		return nil, fmt.Errorf("mtls: Milagro CS client credentials: %w", err)
 	}
@@ -165,17 +253,22 @@ func (c *Config) milagroServerKX(kx *ciphersuite.ServerConfig) error {
 	if c.ClockSkew < 0 {
 		return fmt.Errorf("mtls: Config.ClockSkew is negative (%s)", c.ClockSkew)
 	}
-	if sec := c.CSServerSecret; sec != nil {
-		v, err := preparedFor(prepKey{secret: weak.Make(sec)}, func() (any, error) {
-			return pairing.NewCSServer(sec)
-		})
+	if c.CSServerSecret != nil || len(c.CSServerKeys) > 0 || c.GetCSServerKey != nil {
+		mode := c.PermitMode
+		if c.RequirePermits {
+			if mode != pairing.PermitsOff && mode != pairing.PermitsRequired {
+				return fmt.Errorf("mtls: Config.RequirePermits and Config.PermitMode %s disagree", mode)
+			}
+			mode = pairing.PermitsRequired
+		}
+		get, err := c.csServerLookup()
 		if err != nil {
-			return fmt.Errorf("mtls: Config.CSServerSecret: %w", err)
+			return err
 		}
 		kx.CS = &ciphersuite.CSServer{
-			Server:         v.(*pairing.CSServer),
-			Skew:           c.ClockSkew, // 0: pairing.DefaultSkew
-			RequirePermits: c.RequirePermits,
+			GetServer: get,
+			Skew:      c.ClockSkew, // 0: pairing.DefaultSkew
+			Permits:   mode,
 		}
 	}
 	if key := c.P2PKey; key != nil {

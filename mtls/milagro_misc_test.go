@@ -119,9 +119,11 @@ func TestMilagroWithPSK(t *testing.T) {
 	cs := []uint16{0xFF01, 0xFF03}
 	psk := []uint16{0xD001, 0x00A8}
 	p2p := []uint16{0xFF11}
+	// A client with CS and PSK credentials and no expected server identity
+	// offers both; the server's preference decides.
 	client := func(suites []uint16) *mtls.Config {
 		return &mtls.Config{
-			CSKey: f.alice, P2PKey: f.nodeB, ExpectedServerIdentity: milNodeA,
+			CSKey:       f.alice,
 			PSKIdentity: "psk-client", PSK: testPSK,
 			CipherSuites: suites, Time: milClock(milNow),
 		}
@@ -151,9 +153,8 @@ func TestMilagroWithPSK(t *testing.T) {
 		want           uint16
 		peer           string
 	}{
-		{"server prefers CS", cat(psk, p2p, cs), cat(cs, psk, p2p), true, 0xFF01, milAlice},
-		{"server prefers PSK", cat(cs, p2p, psk), cat(psk, cs, p2p), true, 0xD001, "psk-client"},
-		{"server prefers P2P", cat(cs, psk, p2p), cat(p2p, cs, psk), true, 0xFF11, milNodeB},
+		{"server prefers CS", cat(psk, cs), cat(cs, psk, p2p), true, 0xFF01, milAlice},
+		{"server prefers PSK", cat(cs, psk), cat(psk, cs, p2p), true, 0xD001, "psk-client"},
 		{"server without CS secret", cat(cs, psk), cat(cs, psk), false, 0xD001, "psk-client"},
 	}
 	for _, tc := range cases {
@@ -169,6 +170,19 @@ func TestMilagroWithPSK(t *testing.T) {
 			exchange(t, r.client, r.server, 1000)
 		})
 	}
+	// With an expected server identity (spec §6a) the PSK suites are not
+	// offered: a server that prefers PSK gets P2P, which proves node-a.
+	t.Run("expected server identity", func(t *testing.T) {
+		c := client(cat(psk, cs, p2p))
+		c.P2PKey, c.ServerIdentity = f.nodeB, milNodeA
+		r := milHandshakeTCP(t, c, server(cat(psk, p2p, cs), true), nil, nil)
+		if r.clientErr != nil || r.serverErr != nil {
+			t.Fatalf("client %v, server %v", r.clientErr, r.serverErr)
+		}
+		if st := r.client.ConnectionState(); st.CipherSuite != 0xFF11 || st.PeerIdentity != milNodeA {
+			t.Fatalf("got %s, peer %q", st.CipherSuiteName, st.PeerIdentity)
+		}
+	})
 }
 
 // TestMilagroConnContextHTTP: an http.Server on an mtls listener with
@@ -247,7 +261,7 @@ func TestMilagroConfigErrors(t *testing.T) {
 		{"token without GetPIN", &mtls.Config{CSToken: f.aliceToken}, "GetPIN"},
 		{"GetPIN fails", &mtls.Config{CSToken: f.aliceToken, GetPIN: func() (uint32, error) { return 0, errors.New("user cancelled") }}, "user cancelled"},
 		{"PIN out of range", &mtls.Config{CSToken: f.aliceToken, GetPIN: func() (uint32, error) { return 100_000_000, nil }}, "PIN out of range"},
-		{"permit of another identity", &mtls.Config{CSKey: f.bob, CSPermit: f.permitToday}, "CSPermit"},
+		{"permit of another identity", &mtls.Config{CSKey: f.bob, CSPermit: f.permitToday, Time: milClock(milNow)}, "CSPermit"},
 		{"permit without key", &mtls.Config{CSPermit: f.permitToday, PSKIdentity: "x", PSK: testPSK}, "CSPermit"},
 		{"P2P without expected server", &mtls.Config{P2PKey: f.nodeB}, "ExpectedServerIdentity"},
 	}

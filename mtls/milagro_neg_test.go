@@ -48,7 +48,9 @@ func milForgedKey(t *testing.T, f *milFixture) *pairing.CSClientKey {
 		t.Fatal(err)
 	}
 	point := b[len(b)-pairing.G1Size:]
-	enc := []byte{b[0], b[1], 0, byte(len(milAlice))}
+	origin := b[2 : 4+8*int(b[3])] // flags, count, fingerprints
+	enc := append([]byte{b[0], b[1]}, origin...)
+	enc = append(enc, 0, byte(len(milAlice)))
 	enc = append(enc, milAlice...)
 	enc = append(enc, point...)
 	k := new(pairing.CSClientKey)
@@ -77,7 +79,10 @@ func TestMilagroCSRefusals(t *testing.T) {
 		}, "does not verify"},
 		{"missing permit", func(c, s *mtls.Config) { s.RequirePermits = true }, "no time permit"},
 		{"permit not used by server", func(c, s *mtls.Config) { c.CSPermit = f.permitToday }, "does not use permits"},
-		{"expired permit", func(c, s *mtls.Config) { c.CSPermit = f.permitYday; s.RequirePermits = true }, "not valid today"},
+		{"expired permit", func(c, s *mtls.Config) {
+			c.GetCSPermit = func(uint64) (*pairing.TimePermit, error) { return f.permitYday, nil }
+			s.RequirePermits = true
+		}, "not valid now"},
 		{"permit of another identity", func(c, s *mtls.Config) {
 			c.CSKey, c.CSPermit = f.bob, nil
 			s.RequirePermits = true

@@ -20,6 +20,8 @@ type CSHello struct {
 	U        []byte // 48-byte compressed G1
 	V        []byte // 48-byte compressed G1
 	ServerID string // id_S, the server identity the client expects ("" = deployment-wide key)
+
+	dec *csDecoded // set by DecodeElements
 }
 
 // CSClient is a client prepared from its key (or PIN token and PIN) and
@@ -305,11 +307,7 @@ func (s *CSServer) verify(h *CSHello) (*CSServerHandshake, error) {
 	if h.ServerID != s.id {
 		return nil, ErrMismatch
 	}
-	u, err := DecodeG1(h.U)
-	if err != nil {
-		return nil, err
-	}
-	v, err := DecodeG1(h.V)
+	u, v, err := h.elements()
 	if err != nil {
 		return nil, err
 	}
