@@ -177,7 +177,8 @@ func keys(t *testing.T) func(string) string {
 		"alice.key":    ak,
 		"alice.token":  tok,
 		"alice.permit": must(pairing.CombineTimePermits(permit...)),
-		"alice-1of2":   alice[0],
+		"alice-1of2":   must(pairing.CombineCSClientKeys(alice[0])),
+		"permit-1of2":  must(pairing.CombineTimePermits(permit[0])),
 		"node-a.key":   must(pairing.CombineP2PKeys(nodeA...)),
 		"node-b.key":   must(pairing.CombineP2PKeys(nodeB...)),
 	}
@@ -209,7 +210,7 @@ func TestHTTPServerAndClient(t *testing.T) {
 			"hello node-b (TLS_MILAGRO_P2P_WITH_AES_128_GCM_SHA256)\n", ""},
 		{"wrong PIN", []string{"MTLS_PIN=4712"}, []string{"-key", f("alice.token"), "-permit", f("alice.permit")}, "", "access_denied"},
 		{"no permit", nil, []string{"-key", f("alice.key")}, "", "access_denied"},
-		{"key from 1 of 2 D-TAs", nil, []string{"-key", f("alice-1of2"), "-permit", f("alice.permit")}, "", "access_denied"},
+		{"key from 1 of 2 D-TAs", nil, []string{"-key", f("alice-1of2"), "-permit", f("permit-1of2")}, "", "access_denied"},
 		{"token without PIN", []string{"MTLS_PIN="}, []string{"-key", f("alice.token")}, "", "set MTLS_PIN"},
 	}
 	for _, c := range cases {

@@ -65,10 +65,19 @@ func clientAction(c *cli.Context) error {
 	conn := mtls.Client(raw, cfg)
 	defer conn.Close()
 	if err := conn.HandshakeContext(hctx); err != nil {
-		return cmdError("client", "handshake failed", err)
+		err = cmdError("client", "handshake failed", err)
+		if hint := csDeniedHint(cfg, err); hint != "" {
+			err = &commandError{msg: err.Error() + "\nmtls client: " + hint, err: err}
+		}
+		return err
 	}
 	st := conn.ConnectionState()
-	fmt.Fprintf(c.App.ErrWriter, "suite=%s peer=%s\n", st.CipherSuiteName, st.PeerIdentity)
+	if st.PSKIdentityHint != "" {
+		// The hint is not authenticated: printed apart from peer=.
+		fmt.Fprintf(c.App.ErrWriter, "suite=%s peer=%s psk_hint=%q\n", st.CipherSuiteName, st.PeerIdentity, st.PSKIdentityHint)
+	} else {
+		fmt.Fprintf(c.App.ErrWriter, "suite=%s peer=%s\n", st.CipherSuiteName, st.PeerIdentity)
+	}
 
 	// A signal ends the session: close the connection (close_notify).
 	go func() {

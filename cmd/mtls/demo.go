@@ -235,6 +235,7 @@ func (d *demo) run() error {
 		{"keys", "combine", "--out", "alice.permit", "alice-permit.1", "alice-permit.2", "alice-permit.3"},
 		{"keys", "pin", "--in", "alice.key", "--pin", demoPIN, "--out", "alice.token"},
 		{"keys", "combine", "--out", "alice-2of3.key", "alice.1", "alice.2"},
+		{"keys", "combine", "--out", "alice-2of3.permit", "alice-permit.1", "alice-permit.2"},
 		{"keys", "combine", "--out", "mallory.key", "mallory.1", "mallory.2", "mallory.3"},
 		{"keys", "combine", "--out", "mallory.permit", "mallory-permit.1", "mallory-permit.2", "mallory-permit.3"},
 	} {
@@ -311,7 +312,7 @@ func (d *demo) run() error {
 		"no successful Milagro CS handshake in the proxy's metrics (got "+suite+")")
 
 	d.say("\n8. A client whose key was combined from only two of the three D-TAs is refused:")
-	out, err := d.mtls("", "client", "--connect", serverAddr, "--key", "alice-2of3.key", "--permit", "alice.permit")
+	out, err := d.mtls("", "client", "--connect", serverAddr, "--key", "alice-2of3.key", "--permit", "alice-2of3.permit")
 	d.say("  %s", strings.TrimSpace(lastLine(out)))
 	d.check(err != nil && strings.Contains(out, "access_denied"), "refused with access_denied",
 		"the 2-of-3 key was not refused with access_denied")

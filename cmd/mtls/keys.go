@@ -4,8 +4,10 @@ package main
 // combine them, protect a CS client key with a PIN, and look at a key file.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -25,10 +27,13 @@ func keysCommand() *cli.Command {
 			{
 				Name:      "combine",
 				Usage:     "add the shares every D-TA issued into one key (CS client key, CS server secret, P2P key or time permit)",
-				UsageText: "mtls keys combine --out FILE SHARE...",
+				UsageText: "mtls keys combine --out FILE [--key alice.key] SHARE...",
 				Description: "All shares must be of one kind, for one identity (and one day for permits), and\n" +
-					"come from different D-TAs: give one share from every D-TA.",
-				Flags:  []cli.Flag{outFlag("the combined key"), forceFlag()},
+					"come from different D-TAs: give one share from every D-TA. Each share names its D-TA\n" +
+					"(fingerprint); the combined key lists them. With --key, permit shares must come from\n" +
+					"the same D-TAs as that key.",
+				Flags: []cli.Flag{outFlag("the combined key"), forceFlag(),
+					&cli.StringFlag{Name: "key", Usage: "when combining permit shares: the combined key (or PIN token) `FILE` they are for; refuse a different set of D-TAs"}},
 				Action: keysCombine,
 			},
 			{
@@ -39,14 +44,14 @@ func keysCommand() *cli.Command {
 					"(`mtls client --key alice.token --pin N`). Delete the key file afterwards.",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "in", Required: true, Usage: "the combined CS client key `FILE`"},
-					&cli.StringFlag{Name: "pin", Required: true, EnvVars: []string{"MTLS_PIN"}, Usage: fmt.Sprintf("the `PIN`: an integer 0..%d", pairing.MaxPIN)},
+					&cli.StringFlag{Name: "pin", Required: true, EnvVars: []string{"MTLS_PIN"}, Usage: fmt.Sprintf("the `PIN`: an integer 1..%d", pairing.MaxPIN)},
 					outFlag("the PIN token"), forceFlag(),
 				},
 				Action: keysPIN,
 			},
 			{
 				Name:      "show",
-				Usage:     "print the kind, identity and day of key files (never the secret)",
+				Usage:     "print the kind, identity, day and D-TA set of key files (never the secret)",
 				UsageText: "mtls keys show FILE...",
 				Action:    keysShow,
 			},
@@ -63,8 +68,8 @@ type share struct {
 func keysCombine(c *cli.Context) error {
 	const name = "keys combine"
 	paths := c.Args().Slice()
-	if len(paths) < 2 {
-		return cmdError(name, "", fmt.Errorf("give the shares of every D-TA (at least two files), got %d", len(paths)))
+	if len(paths) < 1 {
+		return cmdError(name, "", errors.New("give the shares of every D-TA, one file each"))
 	}
 	shares := make([]share, 0, len(paths))
 	defer func() {
@@ -83,12 +88,56 @@ func keysCombine(c *cli.Context) error {
 	if err := checkShares(shares); err != nil {
 		return cmdError(name, "", err)
 	}
+	if kp := c.String("key"); kp != "" {
+		if err := checkPermitAgainstKey(shares, kp); err != nil {
+			return cmdError(name, "--key", err)
+		}
+	}
 	combined, err := combine(shares)
 	if err != nil {
 		return cmdError(name, "", err)
 	}
 	defer zeroizeKey(combined)
-	return writeKeyOut(c, name, combined)
+	if err := writeKeyOut(c, name, combined); err != nil {
+		return err
+	}
+	if len(shares) == 1 {
+		fmt.Fprintf(c.App.ErrWriter, "mtls keys combine: note: combined from the share of one D-TA; a deployment with several D-TAs needs one share from each\n")
+	}
+	return nil
+}
+
+// checkPermitAgainstKey refuses permit shares whose D-TAs differ from the
+// key's (spec §2: a permit and its key come from the same D-TA set).
+func checkPermitAgainstKey(shares []share, keyPath string) error {
+	if shares[0].info.Kind != mtls.KeyTypeTimePermit {
+		return fmt.Errorf("--key is for combining time permits; %s is a %s", shares[0].path, shares[0].info.Kind)
+	}
+	k, err := mtls.LoadKey(keyPath)
+	if err != nil {
+		return err
+	}
+	defer zeroizeKey(k)
+	info, _ := mtls.DescribeKey(k)
+	if info.Kind != mtls.KeyTypeCSClientKey && info.Kind != mtls.KeyTypePINToken {
+		return fmt.Errorf("%s is a %s, not a CS client key or PIN token", keyPath, info.Kind)
+	}
+	if info.Share {
+		return fmt.Errorf("%s is a key share; give the combined key", keyPath)
+	}
+	if info.Identity != shares[0].info.Identity {
+		return fmt.Errorf("the permit shares are for %q, the key %s for %q", shares[0].info.Identity, keyPath, info.Identity)
+	}
+	var fps []pairing.Fingerprint
+	for _, s := range shares {
+		fps = append(fps, s.info.DTAs...)
+	}
+	slices.SortFunc(fps, func(a, b pairing.Fingerprint) int { return bytes.Compare(a[:], b[:]) })
+	if !slices.Equal(fps, info.DTAs) {
+		return fmt.Errorf("the permit shares come from D-TAs %s, but the key %s from %s: get a permit share from each of the key's D-TAs",
+			pairing.FormatFingerprints(fps), keyPath, pairing.FormatFingerprints(info.DTAs))
+	}
+	return nil
 }
 
 // checkShares refuses shares that cannot be combined, naming the files.
@@ -99,6 +148,18 @@ func checkShares(shares []share) error {
 		return fmt.Errorf("%s is a %s: master shares are never combined (the master secret must exist nowhere); combine the keys they issue", first.path, first.info.Kind)
 	case mtls.KeyTypePINToken:
 		return fmt.Errorf("%s is a %s: combine the key shares first, then make the token with `mtls keys pin`", first.path, first.info.Kind)
+	}
+	seen := map[pairing.Fingerprint]string{}
+	for _, s := range shares {
+		if !s.info.Share {
+			return fmt.Errorf("%s is already a combined key (of D-TAs %s), not one D-TA's share", s.path, pairing.FormatFingerprints(s.info.DTAs))
+		}
+		for _, fp := range s.info.DTAs {
+			if prev, ok := seen[fp]; ok {
+				return fmt.Errorf("%s and %s are both from D-TA %s: give one share from each D-TA", prev, s.path, fp)
+			}
+			seen[fp] = s.path
+		}
 	}
 	for i, s := range shares[1:] {
 		switch {
@@ -161,13 +222,13 @@ func zeroizeKey(k any) {
 	}
 }
 
-// parsePIN parses a decimal PIN in 0..pairing.MaxPIN. The error never
-// repeats the value.
+// parsePIN parses a decimal PIN in 1..pairing.MaxPIN (0 would make the
+// token the key). The error never repeats the value.
 func parsePIN(flag, s string) (uint32, error) {
 	s = strings.TrimSpace(s)
 	v, err := strconv.ParseUint(s, 10, 32)
-	if err != nil || v > pairing.MaxPIN || s == "" || s[0] == '+' {
-		return 0, fmt.Errorf("invalid %s: want an integer 0..%d", flag, pairing.MaxPIN)
+	if err != nil || v == 0 || v > pairing.MaxPIN || s == "" || s[0] == '+' {
+		return 0, fmt.Errorf("invalid %s: want an integer 1..%d", flag, pairing.MaxPIN)
 	}
 	return uint32(v), nil
 }

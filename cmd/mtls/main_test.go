@@ -159,7 +159,7 @@ func TestServerClientRoundTrip(t *testing.T) {
 			t.Errorf("client %d: %v\n%s", i, err, p.stderr.String())
 			continue
 		}
-		if want := "suite=" + c.wantSuite + " peer=srvhint\n"; p.stderr.String() != want {
+		if want := "suite=" + c.wantSuite + " peer= psk_hint=\"srvhint\"\n"; p.stderr.String() != want {
 			t.Errorf("client %d stderr = %q, want %q", i, p.stderr.String(), want)
 		}
 		if got := p.stdout.String(); got != string(inputs[i]) {

@@ -77,8 +77,8 @@ func makeCLIKeys(t *testing.T) cliKeys {
 		n := string(rune('0' + i))
 		m := k.f("dta" + n + ".share")
 		out := mustRun(t, "ta", "init", "--out", m)
-		if want := "wrote " + m + ": MILAGRO MASTER SHARE\n"; out != want {
-			t.Fatalf("ta init printed %q, want %q", out, want)
+		if want := "wrote " + m + ": MILAGRO MASTER SHARE fingerprint="; !strings.HasPrefix(out, want) || len(out) != len(want)+17 {
+			t.Fatalf("ta init printed %q, want %q + 16 hex digits", out, want)
 		}
 		mustRun(t, "ta", "issue", "--master", m, "--kind", "client", "--id", cliAlice, "--out", k.f("alice."+n))
 		mustRun(t, "ta", "issue", "--master", m, "--kind", "client", "--id", "bob", "--out", k.f("bob."+n))
@@ -97,6 +97,7 @@ func makeCLIKeys(t *testing.T) cliKeys {
 		}
 	}
 	mustRun(t, "keys", "combine", "--out", k.f("alice-2of3.key"), k.f("alice.1"), k.f("alice.2"))
+	mustRun(t, "keys", "combine", "--out", k.f("alice-permit-2of3.key"), k.f("alice-permit.1"), k.f("alice-permit.2"))
 	mustRun(t, "keys", "pin", "--in", k.f("alice.key"), "--pin", cliPIN, "--out", k.f("alice.token"))
 	return k
 }
@@ -112,7 +113,7 @@ func TestMilagroCLIKeyCommands(t *testing.T) {
 		"dta1.share":       "MILAGRO MASTER SHARE",
 		"alice.key":        `MILAGRO CS CLIENT KEY identity="alice@example.com"`,
 		"alice.token":      `MILAGRO PIN TOKEN identity="alice@example.com"`,
-		"server.key":       "MILAGRO CS SERVER SECRET",
+		"server.key":       "MILAGRO CS SERVER SECRET server_identity=(deployment-wide)",
 		"node-a.key":       `MILAGRO P2P KEY identity="node-a"`,
 		"alice-permit.key": `MILAGRO TIME PERMIT identity="alice@example.com" day=` + today,
 	}
@@ -125,8 +126,15 @@ func TestMilagroCLIKeyCommands(t *testing.T) {
 			t.Errorf("%s has mode %04o, want 0600", name, st.Mode().Perm())
 		}
 		out := mustRun(t, "keys", "show", k.f(name))
-		if out != k.f(name)+": "+desc+"\n" {
-			t.Errorf("keys show %s = %q, want %q", name, out, desc)
+		tail := " dtas="
+		if name == "dta1.share" {
+			tail = " fingerprint="
+		}
+		if !strings.HasPrefix(out, k.f(name)+": "+desc+tail) {
+			t.Errorf("keys show %s = %q, want %q and its D-TA set", name, out, desc)
+		}
+		if name != "dta1.share" && strings.Count(out, ",") != 2 {
+			t.Errorf("keys show %s = %q: want the three D-TAs", name, out)
 		}
 		data, _ := os.ReadFile(k.f(name))
 		b, _ := pem.Decode(data)
@@ -151,9 +159,20 @@ func TestMilagroCLIKeyCommands(t *testing.T) {
 	mustRun(t, "ta", "permit", "--master", k.f("dta2.share"), "--id", cliAlice, "--day", "tomorrow", "--out", k.f("tomorrow.2"))
 	mustFail(t, "", []string{"keys", "combine", "--out", k.f("x"), k.f("alice-permit.1"), k.f("tomorrow.2")},
 		"cannot combine permits for different days")
-	mustFail(t, "", []string{"keys", "combine", "--out", k.f("x"), k.f("alice.1"), k.f("alice.1")}, "hold the same share")
+	mustFail(t, "", []string{"keys", "combine", "--out", k.f("x"), k.f("alice.1"), k.f("alice.1")}, "are both from D-TA")
+	// A second share from the same D-TA (issued again) is refused too.
+	mustRun(t, "ta", "issue", "--master", k.f("dta1.share"), "--kind", "client", "--id", cliAlice, "--out", k.f("alice.1b"))
+	mustFail(t, "", []string{"keys", "combine", "--out", k.f("x"), k.f("alice.1"), k.f("alice.1b"), k.f("alice.2")}, "are both from D-TA")
+	mustFail(t, "", []string{"keys", "combine", "--out", k.f("x"), k.f("alice.key"), k.f("alice.3")}, "already a combined key")
 	mustFail(t, "", []string{"keys", "combine", "--out", k.f("x"), k.f("dta1.share"), k.f("dta2.share")}, "master shares are never combined")
-	mustFail(t, "", []string{"keys", "combine", "--out", k.f("x"), k.f("alice.1")}, "at least two files")
+	// Permit shares from other D-TAs than the key's.
+	mustFail(t, "", []string{"keys", "combine", "--out", k.f("x"), "--key", k.f("alice-2of3.key"), k.f("alice-permit.1"), k.f("alice-permit.2"), k.f("alice-permit.3")},
+		"the permit shares come from D-TAs", "get a permit share from each of the key's D-TAs")
+	mustRun(t, "keys", "combine", "--out", k.f("alice-permit-checked.key"), "--key", k.f("alice.token"), k.f("alice-permit.1"), k.f("alice-permit.2"), k.f("alice-permit.3"))
+	// A share used as a key: the error says what to do.
+	mustFail(t, "", []string{"client", "--connect", "127.0.0.1:1", "--key", k.f("alice.1")}, "is one D-TA's share", "mtls keys combine")
+	mustFail(t, "", []string{"server", "--listen", "127.0.0.1:0", "--key", k.f("server.1")}, "is one D-TA's share")
+	mustFail(t, "", []string{"keys", "pin", "--in", k.f("alice.key"), "--pin", "0", "--out", k.f("x")}, "invalid --pin", "1..99999999")
 	if _, err := os.Stat(k.f("x")); err == nil {
 		t.Fatal("a refused combine wrote its --out")
 	}
@@ -187,12 +206,14 @@ func TestMilagroCLIKeyCommands(t *testing.T) {
 	mustFail(t, "", []string{"client", "--connect", addr, "--key", k.f("alice.key"), "--pin", "1"}, "--pin given, but")
 	mustFail(t, "", []string{"client", "--connect", addr, "--key", k.f("alice.key"), "--id", "bob"}, `--id "bob", but --key`)
 	mustFail(t, "", []string{"client", "--connect", addr, "--key", k.f("alice.key"), "--permit", k.f("alice.key")},
-		"holds a MILAGRO CS CLIENT KEY, want a MILAGRO TIME PERMIT")
+		"is not a MILAGRO TIME PERMIT")
 	mustFail(t, "", []string{"client", "--connect", addr, "--p2p-key", k.f("node-b.key")}, "--p2p-key needs --server-id")
 	mustFail(t, "", []string{"server", "--listen", "127.0.0.1:0", "--key", k.f("alice.key")},
 		"mtls server: --key "+k.f("alice.key")+" holds a MILAGRO CS CLIENT KEY; a server needs a MILAGRO CS SERVER SECRET")
 	mustFail(t, "", []string{"server", "--listen", "127.0.0.1:0", "--p2p-key", k.f("node-a.key"), "--id", "node-b"}, `--id "node-b", but --p2p-key`)
-	mustFail(t, "", []string{"server", "--listen", "127.0.0.1:0", "--require-permits"}, "--require-permits needs --key")
+	mustFail(t, "", []string{"server", "--listen", "127.0.0.1:0", "--require-permits"}, "--permits/--require-permits need --key")
+	mustFail(t, "", []string{"server", "--listen", "127.0.0.1:0", "--key", k.f("server.key"), "--permits", "sometimes"}, "invalid --permits")
+	mustFail(t, "", []string{"server", "--listen", "127.0.0.1:0", "--key", k.f("server.key"), "--key", k.f("server.key")}, "a second key for server identity")
 	os.Chmod(k.f("alice.key"), 0o644)
 	mustFail(t, "", []string{"client", "--connect", addr, "--key", k.f("alice.key")}, "mode 0644", "chmod 600 "+k.f("alice.key"))
 }
@@ -273,7 +294,7 @@ func TestMilagroCLIHandshakes(t *testing.T) {
 		{"CS with the full key and permit", []string{"--connect", addr, "--key", k.f("alice.key"), "--permit", k.f("alice-permit.key")}, csLineRE, nil},
 		{"P2P", []string{"--connect", addr, "--p2p-key", k.f("node-b.key"), "--server-id", "node-a"}, p2pLineRE, nil},
 		{"CS without the required permit", []string{"--connect", addr, "--key", k.f("alice.key")}, nil, []string{"mtls client: handshake failed", "access_denied"}},
-		{"CS key from 2 of 3 D-TAs", []string{"--connect", addr, "--key", k.f("alice-2of3.key"), "--permit", k.f("alice-permit.key")}, nil, []string{"mtls client: handshake failed", "access_denied"}},
+		{"CS key from 2 of 3 D-TAs", []string{"--connect", addr, "--key", k.f("alice-2of3.key"), "--permit", k.f("alice-permit-2of3.key")}, nil, []string{"mtls client: handshake failed", "access_denied"}},
 		{"CS wrong PIN", []string{"--connect", addr, "--key", k.f("alice.token"), "--pin", "4712", "--permit", k.f("alice-permit.key")}, nil, []string{"mtls client: handshake failed", "access_denied"}},
 		{"P2P unexpected server", []string{"--connect", addr, "--p2p-key", k.f("node-b.key"), "--server-id", "node-c"}, nil, []string{"mtls client: handshake failed", "access_denied"}},
 		{"--allow bob denies alice", []string{"--connect", bobAddr, "--key", k.f("alice.key")}, nil, []string{"mtls client: handshake failed", "access_denied"}},
@@ -312,8 +333,14 @@ func TestMilagroCLIHandshakes(t *testing.T) {
 				t.Errorf("%s: stderr %q lacks %q", r.name, stderr, w)
 			}
 		}
-		if strings.Count(stderr, "\n") != 1 {
-			t.Errorf("%s: want one line of error, got %q", r.name, stderr)
+		// The error comes first, on one line; a refused CS client then
+		// lists what it can check locally.
+		first, rest, _ := strings.Cut(stderr, "\n")
+		if !strings.Contains(first, "mtls client: handshake failed") {
+			t.Errorf("%s: want the error on the first line, got %q", r.name, stderr)
+		}
+		if rest != "" && !strings.HasPrefix(rest, "mtls client: the server refused the Milagro CS proof; things to check here:\n  - ") {
+			t.Errorf("%s: after the error: %q", r.name, rest)
 		}
 		if p.stdout.String() != "" {
 			t.Errorf("%s: refused client printed %q", r.name, p.stdout.String())

@@ -3,14 +3,15 @@ package main
 // Milagro credential flags of `mtls server`, `mtls client` and `mtls proxy`
 // (through credentialFlags in creds.go):
 //
-//	--key F             client: CS client key or PIN token; server: CS server secret
+//	--key F             client: CS client key or PIN token; server: CS server key (repeatable, one per server identity)
 //	--pin N             client: the PIN for a PIN token (env MTLS_PIN)
-//	--permit F          client: time permit for today
+//	--permit F          client: time permit (repeatable: today's and tomorrow's)
 //	--p2p-key F         either side: P2P key
 //	--id ID             either side: check that the key files are for ID
-//	--server-id ID      client: the P2P server identity expected (required with --p2p-key)
-//	--require-permits   server: CS clients must present today's permit
+//	--server-id ID      client: the server identity expected (CS id_S; P2P id_S, required with --p2p-key)
+//	--permits MODE      server: off, optional or required (--require-permits: required)
 //	--clock-skew D      server: accepted CS client clock difference
+//	--lockout-*         server: lockout after repeated failed CS proofs
 //	--allow ID          server: admit only these peer identities (repeatable)
 //
 // The proxy defines --allow itself (its ACL, with --allow-prefix, …). Its
@@ -27,6 +28,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/milagro-go/milagro/ciphersuite"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
@@ -40,7 +42,7 @@ func setMilagroHooks() bool {
 	milagroFlags = milagroCredentialFlags
 	applyMilagro = applyMilagroFlags
 	hasMilagroCredentials = func(c *cli.Context, server bool) bool {
-		return c.String("key") != "" || c.String("p2p-key") != ""
+		return c.IsSet("key") || c.IsSet("p2p-key")
 	}
 	return true
 }
@@ -49,22 +51,41 @@ func milagroCredentialFlags(server bool) []cli.Flag {
 	const cat = "milagro credentials"
 	if server {
 		return []cli.Flag{
-			&cli.StringFlag{Name: "key", Category: cat, Usage: "Milagro CS server secret `FILE` (from `mtls keys combine`)"},
+			&cli.StringSliceFlag{Name: "key", Category: cat, Usage: "Milagro CS server key `FILE` (from `mtls keys combine`); repeat for several server identities — a client's server_identity picks the key"},
 			&cli.StringFlag{Name: "p2p-key", Category: cat, Usage: "Milagro P2P key `FILE` of this peer"},
 			&cli.StringFlag{Name: "id", Category: cat, Usage: "check that --p2p-key is for `IDENTITY`"},
-			&cli.BoolFlag{Name: "require-permits", Category: cat, Usage: "Milagro CS clients must present a time permit for today"},
+			&cli.StringFlag{Name: "permits", Category: cat, Value: "off", Usage: "Milagro CS time permits: `MODE` off, optional (migration: with or without) or required"},
+			&cli.BoolFlag{Name: "require-permits", Category: cat, Usage: "same as --permits required"},
 			&cli.DurationFlag{Name: "clock-skew", Category: cat, Value: pairing.DefaultSkew, Usage: "accepted difference between a CS client's clock and ours"},
+			&cli.IntFlag{Name: "lockout-threshold", Category: cat, Value: ciphersuite.DefaultLockoutThreshold, Usage: "refuse a CS identity after `N` consecutive failed proofs (wrong PIN or key); 0 disables the lockout"},
+			&cli.DurationFlag{Name: "lockout-backoff", Category: cat, Value: ciphersuite.DefaultLockoutBackoff, Usage: "first lockout; each further one doubles it"},
+			&cli.DurationFlag{Name: "lockout-max", Category: cat, Value: ciphersuite.DefaultLockoutMax, Usage: "longest lockout"},
 			&cli.StringSliceFlag{Name: "allow", Category: "access control", Usage: "admit only the authenticated peer identity `ID` (repeatable; default: every authenticated peer)"},
 		}
 	}
 	return []cli.Flag{
 		&cli.StringFlag{Name: "key", Category: cat, Usage: "Milagro CS client key or PIN token `FILE`"},
 		&cli.StringFlag{Name: "pin", Category: cat, EnvVars: []string{"MTLS_PIN"}, Usage: "the `PIN` for a PIN token given as --key"},
-		&cli.StringFlag{Name: "permit", Category: cat, Usage: "Milagro time permit `FILE` for today (for servers with --require-permits)"},
+		&cli.StringSliceFlag{Name: "permit", Category: cat, Usage: "Milagro time permit `FILE` (repeatable: give today's and tomorrow's, the one for the day by this machine's clock is used)"},
 		&cli.StringFlag{Name: "p2p-key", Category: cat, Usage: "Milagro P2P key `FILE` of this peer"},
 		&cli.StringFlag{Name: "id", Category: cat, Usage: "check that the key files are for `IDENTITY`"},
-		&cli.StringFlag{Name: "server-id", Category: cat, Usage: "the P2P server `IDENTITY` expected (required with --p2p-key)"},
+		&cli.StringFlag{Name: "server-id", Category: cat, Usage: "the server `IDENTITY` expected: the CS server identity (the server must hold its key) and the P2P server identity (required with --p2p-key); with it, no PSK suite is offered"},
 	}
+}
+
+// loadCombined loads a key file that must hold a combined key, with an
+// error that says what to do when it holds one D-TA's share.
+func loadCombined(flag, path string) (any, error) {
+	k, err := mtls.LoadKey(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", flag, trimLibMsg(err))
+	}
+	if info, _ := mtls.DescribeKey(k); info.Share {
+		zeroizeKey(k)
+		return nil, fmt.Errorf("%s %s is one D-TA's share (D-TA %s), not a key: combine the shares of every D-TA first: mtls keys combine --out KEY SHARE-1 SHARE-2 …",
+			flag, path, pairing.FormatFingerprints(info.DTAs))
+	}
+	return k, nil
 }
 
 // inProxy reports whether the command is one of `mtls proxy`'s.
@@ -93,26 +114,39 @@ func checkID(c *cli.Context, flag, path, id string) error {
 }
 
 func applyMilagroServer(c *cli.Context, cfg *mtls.Config) error {
-	if f := c.String("key"); f != "" {
-		k, err := mtls.LoadKey(f)
+	for _, f := range c.StringSlice("key") {
+		k, err := loadCombined("--key", f)
 		if err != nil {
-			return fmt.Errorf("--key: %s", trimLibMsg(err))
+			return err
 		}
 		s, ok := k.(*pairing.CSServerSecret)
 		if !ok {
 			info, _ := mtls.DescribeKey(k)
 			zeroizeKey(k)
-			return fmt.Errorf("--key %s holds a %s; a server needs a %s (mtls ta issue --kind server, then mtls keys combine)",
+			return fmt.Errorf("--key %s holds a %s; a server needs a %s (mtls ta issue --kind server [--id NAME], then mtls keys combine)",
 				f, info.Kind, mtls.KeyTypeCSServerSecret)
 		}
-		cfg.CSServerSecret = s
+		for _, o := range cfg.CSServerKeys {
+			if o.ID() == s.ID() {
+				return fmt.Errorf("--key %s: a second key for server identity %q", f, s.ID())
+			}
+		}
+		cfg.CSServerKeys = append(cfg.CSServerKeys, s)
+	}
+	mode, err := pairing.ParsePermitMode(c.String("permits"))
+	if err != nil {
+		return fmt.Errorf("invalid --permits %q: want off, optional or required", c.String("permits"))
 	}
 	if c.Bool("require-permits") {
-		if cfg.CSServerSecret == nil {
-			return errors.New("--require-permits needs --key (a CS server secret)")
+		if c.IsSet("permits") && mode != pairing.PermitsRequired {
+			return fmt.Errorf("--require-permits and --permits %s disagree", mode)
 		}
-		cfg.RequirePermits = true
+		mode = pairing.PermitsRequired
 	}
+	if mode != pairing.PermitsOff && len(cfg.CSServerKeys) == 0 {
+		return errors.New("--permits/--require-permits need --key (a CS server key)")
+	}
+	cfg.PermitMode = mode
 	skew := c.Duration("clock-skew")
 	if skew <= 0 {
 		return fmt.Errorf("invalid --clock-skew %v: must be positive", skew)
@@ -121,17 +155,37 @@ func applyMilagroServer(c *cli.Context, cfg *mtls.Config) error {
 		return fmt.Errorf("invalid --clock-skew %v: at most 24h", skew)
 	}
 	cfg.ClockSkew = skew
-	if f := c.String("p2p-key"); f != "" {
-		k, err := mtls.LoadP2PKey(f)
-		if err != nil {
-			return fmt.Errorf("--p2p-key: %s", trimLibMsg(err))
+	if n := c.Int("lockout-threshold"); n < 0 {
+		return fmt.Errorf("invalid --lockout-threshold %d", n)
+	} else if n == 0 {
+		cfg.DisableCSLockout = true
+	} else if len(cfg.CSServerKeys) > 0 {
+		b, m := c.Duration("lockout-backoff"), c.Duration("lockout-max")
+		if b <= 0 || m < b {
+			return fmt.Errorf("invalid --lockout-backoff %v / --lockout-max %v: want 0 < backoff ≤ max", b, m)
 		}
-		if err := checkID(c, "--p2p-key", f, k.ID()); err != nil {
+		cfg.CSLockout = &mtls.Lockout{Threshold: n, Backoff: b, MaxBackoff: m,
+			OnLock: func(id string, until time.Time) {
+				logger.Warn("Milagro CS identity locked out after repeated failed proofs", "id", id, "until", until.UTC().Format(time.RFC3339))
+			}}
+	}
+	if f := c.String("p2p-key"); f != "" {
+		k, err := loadCombined("--p2p-key", f)
+		if err != nil {
 			return err
 		}
-		cfg.P2PKey = k
+		p, ok := k.(*pairing.P2PKey)
+		if !ok {
+			info, _ := mtls.DescribeKey(k)
+			zeroizeKey(k)
+			return fmt.Errorf("--p2p-key %s holds a %s, not a %s", f, info.Kind, mtls.KeyTypeP2PKey)
+		}
+		if err := checkID(c, "--p2p-key", f, p.ID()); err != nil {
+			return err
+		}
+		cfg.P2PKey = p
 	} else if c.IsSet("id") {
-		return errors.New("--id checks the identity of --p2p-key; a CS server secret has none")
+		return errors.New("--id checks the identity of --p2p-key; a CS server key has none")
 	}
 	if allow := c.StringSlice("allow"); len(allow) > 0 && !inProxy(c) {
 		for _, id := range allow {
@@ -158,9 +212,9 @@ func applyMilagroServer(c *cli.Context, cfg *mtls.Config) error {
 func applyMilagroClient(c *cli.Context, cfg *mtls.Config) error {
 	var csID string
 	if f := c.String("key"); f != "" {
-		k, err := mtls.LoadKey(f)
+		k, err := loadCombined("--key", f)
 		if err != nil {
-			return fmt.Errorf("--key: %s", trimLibMsg(err))
+			return err
 		}
 		switch k := k.(type) {
 		case *pairing.CSClientKey:
@@ -193,46 +247,124 @@ func applyMilagroClient(c *cli.Context, cfg *mtls.Config) error {
 	} else if c.IsSet("pin") {
 		return errors.New("--pin needs --key (a PIN token)")
 	}
-	if f := c.String("permit"); f != "" {
+	for _, f := range c.StringSlice("permit") {
 		if csID == "" {
 			return errors.New("--permit needs --key (a CS client key or PIN token)")
 		}
-		p, err := mtls.LoadTimePermit(f)
+		k, err := loadCombined("--permit", f)
 		if err != nil {
-			return fmt.Errorf("--permit: %s", trimLibMsg(err))
+			return err
+		}
+		p, ok := k.(*pairing.TimePermit)
+		if !ok {
+			zeroizeKey(k)
+			return fmt.Errorf("--permit %s is not a %s", f, mtls.KeyTypeTimePermit)
 		}
 		if p.ID() != csID {
 			return fmt.Errorf("--permit %s is for %q, but --key %s is for %q", f, p.ID(), c.String("key"), csID)
 		}
-		if today := pairing.Day(time.Now()); p.Day() != today {
-			logger.Warn("the time permit is not for today: servers that require permits will refuse it",
-				"permit", f, "day", mtls.FormatDay(p.Day()), "today", mtls.FormatDay(today))
-		}
-		cfg.CSPermit = p
-	}
-	if f := c.String("p2p-key"); f != "" {
-		k, err := mtls.LoadP2PKey(f)
-		if err != nil {
-			return fmt.Errorf("--p2p-key: %s", trimLibMsg(err))
-		}
-		if err := checkID(c, "--p2p-key", f, k.ID()); err != nil {
+		if err := checkPermitDTAs(cfg, p, f); err != nil {
 			return err
 		}
-		sid := c.String("server-id")
+		cfg.CSPermits = append(cfg.CSPermits, p)
+	}
+	if len(cfg.CSPermits) > 0 {
+		today := pairing.Day(time.Now())
+		if !slices.ContainsFunc(cfg.CSPermits, func(p *pairing.TimePermit) bool { return p.Day() == today }) {
+			logger.Warn("no time permit for today: servers that require permits will refuse this client",
+				"today", mtls.FormatDay(today), "permits", permitDays(cfg.CSPermits))
+		}
+	}
+	sid := c.String("server-id")
+	if c.IsSet("server-id") {
+		if err := pairing.CheckID(sid); err != nil {
+			return fmt.Errorf("invalid --server-id %q: want 1..%d bytes of UTF-8 without control characters", sid, pairing.MaxIDLen)
+		}
+		cfg.ServerIdentity = sid
+	}
+	if f := c.String("p2p-key"); f != "" {
+		k, err := loadCombined("--p2p-key", f)
+		if err != nil {
+			return err
+		}
+		p, ok := k.(*pairing.P2PKey)
+		if !ok {
+			info, _ := mtls.DescribeKey(k)
+			zeroizeKey(k)
+			return fmt.Errorf("--p2p-key %s holds a %s, not a %s", f, info.Kind, mtls.KeyTypeP2PKey)
+		}
+		if err := checkID(c, "--p2p-key", f, p.ID()); err != nil {
+			return err
+		}
 		if sid == "" {
 			return errors.New("--p2p-key needs --server-id: the identity of the P2P server you expect")
 		}
-		if err := pairing.CheckID(sid); err != nil {
-			return fmt.Errorf("invalid --server-id %q: want 1..%d bytes of UTF-8", sid, pairing.MaxIDLen)
-		}
-		cfg.P2PKey, cfg.ExpectedServerIdentity = k, sid
-	} else if c.IsSet("server-id") {
-		return errors.New("--server-id needs --p2p-key")
+		cfg.P2PKey = p
+	} else if c.IsSet("server-id") && csID == "" {
+		return errors.New("--server-id needs --key or --p2p-key (a server identity is proved only by the Milagro suites)")
 	}
 	if c.IsSet("id") && csID == "" && cfg.P2PKey == nil {
 		return errors.New("--id checks the identity of --key or --p2p-key; give one")
 	}
 	return nil
+}
+
+// checkPermitDTAs refuses a permit combined from other D-TAs than the key.
+func checkPermitDTAs(cfg *mtls.Config, p *pairing.TimePermit, path string) error {
+	var kd []pairing.Fingerprint
+	switch {
+	case cfg.CSKey != nil:
+		kd = cfg.CSKey.DTAs()
+	case cfg.CSToken != nil:
+		kd = cfg.CSToken.DTAs()
+	}
+	if !slices.Equal(kd, p.DTAs()) {
+		return fmt.Errorf("--permit %s comes from D-TAs %s, but --key from %s: the permit shares must come from the key's D-TAs",
+			path, pairing.FormatFingerprints(p.DTAs()), pairing.FormatFingerprints(kd))
+	}
+	return nil
+}
+
+func permitDays(ps []*pairing.TimePermit) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, mtls.FormatDay(p.Day()))
+	}
+	return strings.Join(s, ",")
+}
+
+// csDeniedHint lists what a CS client can check locally when a server
+// refused it with access_denied (the server says no more, by design).
+func csDeniedHint(cfg *mtls.Config, err error) string {
+	var ae *mtls.AlertError
+	if !errors.As(err, &ae) || !ae.Remote || ae.Alert != ciphersuite.AlertAccessDenied || (cfg.CSKey == nil && cfg.CSToken == nil) {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("the server refused the Milagro CS proof; things to check here:")
+	now := time.Now()
+	if len(cfg.CSPermits) == 0 {
+		b.WriteString("\n  - no time permit was sent (a server with --permits required refuses that)")
+	} else {
+		fmt.Fprintf(&b, "\n  - permits held for %s; this machine's clock says %s (UTC), day %s", permitDays(cfg.CSPermits), now.UTC().Format(time.DateTime), mtls.FormatDay(pairing.Day(now)))
+	}
+	var dtas []pairing.Fingerprint
+	if cfg.CSKey != nil {
+		dtas = cfg.CSKey.DTAs()
+	} else {
+		dtas = cfg.CSToken.DTAs()
+	}
+	fmt.Fprintf(&b, "\n  - the key is combined from %d D-TA(s): %s — it must hold a share of every D-TA of the deployment", len(dtas), pairing.FormatFingerprints(dtas))
+	if cfg.CSToken != nil {
+		b.WriteString("\n  - a PIN was given for the PIN token: a wrong PIN fails exactly like this (and repeated failures lock the identity out for a while)")
+	} else {
+		b.WriteString("\n  - the key is used without a PIN")
+	}
+	if cfg.ServerIdentity != "" {
+		fmt.Fprintf(&b, "\n  - the server was asked to prove %q", cfg.ServerIdentity)
+	}
+	b.WriteString("\n  - the identity may not be allowed by the server's access control, or be locked out after failed attempts")
+	return b.String()
 }
 
 func trimLibMsg(err error) string { return strings.TrimPrefix(err.Error(), "mtls: ") }

@@ -46,11 +46,11 @@ func taCommand() *cli.Command {
 			},
 			{
 				Name:      "issue",
-				Usage:     "issue this D-TA's share of a CS client key, the CS server secret, or a P2P key",
+				Usage:     "issue this D-TA's share of a CS client key, a CS server key, or a P2P key",
 				UsageText: "mtls ta issue --master dta1.share --kind client|server|p2p [--id ID] --out FILE",
 				Flags: []cli.Flag{master,
-					&cli.StringFlag{Name: "kind", Required: true, Usage: "`KIND` of key: client (CS client key), server (CS server secret) or p2p (P2P key)"},
-					&cli.StringFlag{Name: "id", Usage: "the `IDENTITY` the key is for (client and p2p)"},
+					&cli.StringFlag{Name: "kind", Required: true, Usage: "`KIND` of key: client (CS client key), server (CS server key) or p2p (P2P key)"},
+					&cli.StringFlag{Name: "id", Usage: "the `IDENTITY` the key is for (client and p2p: required; server: the server identity, e.g. api.example.com — without it, the deployment-wide server key)"},
 					outFlag("the key share"), forceFlag()},
 				Action: taIssue,
 			},
@@ -92,11 +92,13 @@ func taIssue(c *cli.Context) error {
 			return cmdError(name, "", fmt.Errorf("--kind %s needs --id: the identity the key is for", kind))
 		}
 		if err := pairing.CheckID(id); err != nil {
-			return cmdError(name, "", fmt.Errorf("invalid --id %q: want 1..%d bytes of UTF-8", id, pairing.MaxIDLen))
+			return cmdError(name, "", fmt.Errorf("invalid --id %q: want 1..%d bytes of UTF-8 without control characters", id, pairing.MaxIDLen))
 		}
 	case "server":
 		if c.IsSet("id") {
-			return cmdError(name, "", errors.New("--kind server takes no --id: one server secret serves every server of the deployment"))
+			if err := pairing.CheckID(id); err != nil {
+				return cmdError(name, "", fmt.Errorf("invalid --id %q: want 1..%d bytes of UTF-8 without control characters", id, pairing.MaxIDLen))
+			}
 		}
 	default:
 		return cmdError(name, "", fmt.Errorf("invalid --kind %q: want client, server or p2p", c.String("kind")))
@@ -113,7 +115,7 @@ func taIssue(c *cli.Context) error {
 	case "p2p":
 		key, err = m.IssueP2PKey(id)
 	default:
-		key = m.IssueCSServerSecret()
+		key, err = m.IssueCSServerKey(id)
 	}
 	if err != nil {
 		return cmdError(name, "", err)
@@ -129,7 +131,7 @@ func taPermit(c *cli.Context) error {
 	}
 	id := c.String("id")
 	if err := pairing.CheckID(id); err != nil {
-		return cmdError(name, "", fmt.Errorf("invalid --id %q: want 1..%d bytes of UTF-8", id, pairing.MaxIDLen))
+		return cmdError(name, "", fmt.Errorf("invalid --id %q: want 1..%d bytes of UTF-8 without control characters", id, pairing.MaxIDLen))
 	}
 	day, err := parseDay(c.String("day"), time.Now())
 	if err != nil {
