@@ -81,9 +81,9 @@ type Config struct {
 	// next handshake calls it again. Another Config with the same CSToken
 	// asks its own GetPIN; to retry a wrong PIN, use a new Config, not a
 	// Clone (milagro_config.go).
-	CSKey    *pairing.CSClientKey
-	CSToken  *pairing.PINToken
-	GetPIN   func() (uint32, error)
+	CSKey       *pairing.CSClientKey
+	CSToken     *pairing.PINToken
+	GetPIN      func() (uint32, error)
 	CSPermit    *pairing.TimePermit
 	CSPermits   []*pairing.TimePermit
 	GetCSPermit func(day uint64) (*pairing.TimePermit, error)
