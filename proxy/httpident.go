@@ -133,6 +133,9 @@ func rewriteHTTP(dst io.Writer, src io.Reader, name, identity string, x *httpExc
 		if req.ProtoMajor != 1 {
 			return fmt.Errorf("bad HTTP request: unsupported protocol %s", req.Proto)
 		}
+		if req.Method == http.MethodConnect && x != nil && x.refuseConnect != nil {
+			return x.refuseConnect()
+		}
 		var kind uint8
 		if req.Method == http.MethodHead {
 			kind |= reqHead

@@ -125,3 +125,61 @@ func TestHTTPIdentityAcceptedUpgradeStillWorks(t *testing.T) {
 		t.Fatal("the target did not switch protocols")
 	}
 }
+
+// Issue 8, finding 1: a net/http back end with a catch-all handler answers
+// CONNECT with an ordinary 200 and a Content-Length, and keeps reading
+// HTTP. With --allow-connect the proxy must not take that for a tunnel: the
+// client's next pipelined request reaches the back end with alice's
+// identity, never the one the client wrote. Without it (the default) the
+// proxy answers 405 and closes; the back end sees nothing.
+func TestHTTPIdentityConnectSmuggling(t *testing.T) {
+	newBackend := func() (*httptest.Server, func() []string) {
+		var mu sync.Mutex
+		var seen []string
+		b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			seen = append(seen, r.Method+" "+r.Header.Get(testHdr))
+			mu.Unlock()
+			io.WriteString(w, "ok") // 200 with Content-Length: 2, whatever the method
+		}))
+		return b, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), seen...) }
+	}
+	attack := "CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n" + "GET /admin HTTP/1.1\r\nHost: a\r\n" + testHdr + ": bob\r\n\r\n"
+
+	t.Run("allow-connect", func(t *testing.T) {
+		backend, seen := newBackend()
+		defer backend.Close()
+		c := identPipeWith(t, backend.Listener.Addr().String(), true)
+		io.WriteString(c, attack)
+		br := bufio.NewReader(c)
+		for i, m := range []string{"CONNECT", "GET"} {
+			if resp := readResponse(t, br, m); resp.StatusCode != 200 {
+				t.Fatalf("response %d: %s", i, resp.Status)
+			}
+		}
+		got := seen()
+		if len(got) != 2 || got[1] != "GET alice@example.com" {
+			t.Fatalf("back end saw %q, want the GET with alice's identity", got)
+		}
+	})
+	t.Run("default refuses CONNECT", func(t *testing.T) {
+		backend, seen := newBackend()
+		defer backend.Close()
+		c := identPipeWith(t, backend.Listener.Addr().String(), false)
+		io.WriteString(c, "GET /first HTTP/1.1\r\nHost: a\r\n\r\n"+attack)
+		br := bufio.NewReader(c)
+		if resp := readResponse(t, br, "GET"); resp.StatusCode != 200 {
+			t.Fatal(resp.Status)
+		}
+		resp := readResponse(t, br, "CONNECT")
+		if resp.StatusCode != http.StatusMethodNotAllowed || !resp.Close {
+			t.Fatalf("CONNECT answered %s (close %v)", resp.Status, resp.Close)
+		}
+		if _, err := br.ReadByte(); err == nil {
+			t.Fatal("the connection stayed open after the refused CONNECT")
+		}
+		if got := seen(); len(got) != 1 || got[0] != "GET alice@example.com" {
+			t.Fatalf("back end saw %q", got)
+		}
+	})
+}

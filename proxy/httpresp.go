@@ -36,6 +36,10 @@ const maxPipelined = 1024
 
 // httpExchange is shared by both directions of one connection.
 type httpExchange struct {
+	// refuseConnect, if set, answers a CONNECT itself instead of
+	// forwarding it (HTTP identity mode without --allow-connect).
+	refuseConnect func() error
+
 	mu      sync.Mutex
 	cond    sync.Cond
 	q       []uint8 // kinds of requests awaiting a final response, oldest first
@@ -78,6 +82,16 @@ func (x *httpExchange) awaitSwitch() bool {
 		x.cond.Wait()
 	}
 	return x.verdict > 0
+}
+
+// waitIdle waits until every request sent has had its final response (or
+// tracking stopped).
+func (x *httpExchange) waitIdle() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for !x.done && x.head != len(x.q) {
+		x.cond.Wait()
+	}
 }
 
 // front returns the kind of the oldest request awaiting a response.
@@ -406,7 +420,12 @@ func (r *respTracker) endHead() {
 		// final one follows.
 		r.state, r.used = rsStatus, 0
 		return
-	case r.kind&reqConnect != 0 && r.status < 300:
+	case r.kind&reqConnect != 0 && r.status < 300 && r.clen < 0 && !r.chunked && !r.untilClose:
+		// A 2xx to CONNECT switches to a tunnel only without
+		// Content-Length and Transfer-Encoding (RFC 9110 §9.3.6): a
+		// target that frames its answer as a message (a catch-all
+		// handler answering 200 with a body) is still speaking HTTP, so
+		// the client's next bytes must go on being parsed and rewritten.
 		r.switchProtocols()
 		return
 	case r.kind&reqHead != 0 || r.status == 204 || r.status == 304:

@@ -17,6 +17,12 @@ import (
 // from a local client connection, which it returns, to target.
 func identPipe(t *testing.T, target string) net.Conn {
 	t.Helper()
+	return identPipeWith(t, target, true)
+}
+
+// identPipeWith is identPipe with --allow-connect on or off.
+func identPipeWith(t *testing.T, target string, allowConnect bool) net.Conn {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +41,7 @@ func identPipe(t *testing.T, target string) net.Conn {
 		t.Fatal(err)
 	}
 	p := &pipe{a: a, b: b}
-	up := httpIdentity(p, testHdr, "alice@example.com")
+	up := httpIdentity(p, testHdr, "alice@example.com", allowConnect)
 	done := make(chan struct{})
 	go func() { defer close(done); p.run(up) }()
 	t.Cleanup(func() {
@@ -361,7 +367,11 @@ func TestRespTracker(t *testing.T) {
 		{"head", []uint8{reqHead, 0}, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nHTTP/1.1 204 No\r\n\r\n", trackerResult{2, 0, false, rsStatus}},
 		{"upgrade ok", []uint8{0, reqUpgrade}, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\n\r\nxx", trackerResult{2, 1, true, rsOpaque}},
 		{"upgrade refused", []uint8{reqUpgrade}, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", trackerResult{1, -1, false, rsStatus}},
-		{"connect ok", []uint8{reqConnect}, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nGET /", trackerResult{1, 1, true, rsOpaque}},
+		{"connect ok", []uint8{reqConnect}, "HTTP/1.1 200 Connection Established\r\n\r\nGET /", trackerResult{1, 1, true, rsOpaque}},
+		// RFC 9110 §9.3.6: a 2xx with Content-Length or Transfer-Encoding
+		// is an ordinary HTTP message, not a tunnel (issue 8, finding 1).
+		{"connect 200 with length", []uint8{reqConnect}, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nGET /", trackerResult{1, -1, false, rsStatus}},
+		{"connect 200 chunked", []uint8{reqConnect}, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", trackerResult{1, -1, false, rsStatus}},
 		{"connect refused", []uint8{reqConnect}, "HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno", trackerResult{1, -1, false, rsStatus}},
 		{"101 unasked", []uint8{0, reqUpgrade}, "HTTP/1.1 101 Switching Protocols\r\n\r\n", trackerResult{0, -1, true, rsOpaque}},
 		{"unsolicited", nil, "HTTP/1.1 408 Request Timeout\r\n\r\n", trackerResult{0, -1, true, rsOpaque}},

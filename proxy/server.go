@@ -36,6 +36,12 @@ type Server struct {
 	// HTTPIdentityHeader, if set, switches to HTTP/1.x mode: the header is
 	// stripped from requests and set to the peer's identity.
 	HTTPIdentityHeader string
+	// AllowConnect forwards CONNECT requests in HTTP identity mode (a
+	// target that answers 2xx without Content-Length/Transfer-Encoding then
+	// becomes an opaque tunnel). Off by default: the proxy answers CONNECT
+	// with 405 and closes, since after a tunnel it can no longer vouch for
+	// the identity of anything sent.
+	AllowConnect bool
 	// Logger gets one line per connection; nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics, if set, records metrics.
@@ -217,7 +223,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	p := &pipe{a: sc, b: up, idle: s.IdleTimeout, onBytes: s.Metrics.bytesFunc()}
 	var upCopy func(dst io.Writer, src io.Reader) error
 	if name := s.HTTPIdentityHeader; name != "" {
-		upCopy = httpIdentity(p, name, id)
+		upCopy = httpIdentity(p, name, id, s.AllowConnect)
 	}
 	err = p.run(upCopy)
 	result = resultOK
@@ -233,12 +239,29 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 // httpIdentity sets p up for HTTP identity mode and returns its a→b copy:
 // requests are rewritten, responses followed (respTracker) so that an
 // Upgrade or CONNECT goes opaque only once the target switched protocols.
-func httpIdentity(p *pipe, name, id string) func(dst io.Writer, src io.Reader) error {
+func httpIdentity(p *pipe, name, id string, allowConnect bool) func(dst io.Writer, src io.Reader) error {
 	x := newHTTPExchange()
+	if !allowConnect {
+		x.refuseConnect = func() error {
+			// Answer after the responses to earlier pipelined requests.
+			x.waitIdle()
+			_, err := io.WriteString(p.a, connectRefused)
+			if err == nil {
+				err = errConnectRefused
+			}
+			return err
+		}
+	}
 	p.downWrap = func(w io.Writer) io.Writer { return newRespTracker(w, x) }
 	p.downDone = x.stop
 	return func(dst io.Writer, src io.Reader) error { return rewriteHTTP(dst, src, name, id, x) }
 }
+
+const connectRefused = "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\n" +
+	"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 51\r\nConnection: close\r\n\r\n" +
+	"CONNECT is not allowed through this identity proxy\n"
+
+var errConnectRefused = errors.New("CONNECT refused in HTTP identity mode (enable with --allow-connect)")
 
 func isTimeoutErr(err error) bool {
 	var ne net.Error

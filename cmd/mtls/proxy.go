@@ -103,6 +103,7 @@ func proxyFlags(server bool) []cli.Flag {
 		add(&cli.BoolFlag{Name: "allow-all", Category: acl, Usage: "admit every authenticated identity (must be explicit)"})
 		add(&cli.BoolFlag{Name: "proxy-protocol", Category: cat, Usage: "send a PROXY protocol v2 header with the identity in TLV 0xE0 (and PP2_TYPE_SSL) to the target"})
 		add(&cli.StringFlag{Name: "http-identity-header", Category: cat, Usage: "HTTP/1.1 mode: strip `NAME` from client requests and set it to the peer identity"})
+		add(&cli.BoolFlag{Name: "allow-connect", Category: cat, Usage: "HTTP identity mode: forward CONNECT requests (default: answer 405); a 2xx answer with Content-Length or Transfer-Encoding is still no tunnel"})
 	}
 	return fs
 }
@@ -181,6 +182,7 @@ func runProxy(c *cli.Context, server bool) error {
 			ConnectTimeout: c.Duration("connect-timeout"), IdleTimeout: c.Duration("idle-timeout"),
 			MaxConns: c.Int("max-conns"), ProxyProtocol: c.Bool("proxy-protocol"),
 			HTTPIdentityHeader: c.String("http-identity-header"),
+			AllowConnect:       c.Bool("allow-connect"),
 			Logger:             log, Metrics: metrics,
 		}
 		if err := s.SetConfig(cfg, acl); err != nil {
