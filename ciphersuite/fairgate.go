@@ -174,24 +174,21 @@ func (g *FairGate) release(source string, verified bool) {
 			}
 		}
 	}
-	for {
-		front := g.ring.Front()
-		if front == nil {
-			g.active--
-			return
-		}
-		s := front.Value.(*gateSource)
-		w := s.waiters.Front()
-		s.waiters.Remove(w)
-		if s.waiters.Len() == 0 {
-			g.ring.Remove(front)
-			s.inRing = nil
-		} else {
-			g.ring.MoveToBack(front)
-		}
-		close(w.Value.(chan struct{}))
-		return // the slot passes to the waiter: active is unchanged
+	front := g.ring.Front()
+	if front == nil {
+		g.active--
+		return
 	}
+	s := front.Value.(*gateSource)
+	w := s.waiters.Front()
+	s.waiters.Remove(w)
+	if s.waiters.Len() == 0 {
+		g.ring.Remove(front)
+		s.inRing = nil
+	} else {
+		g.ring.MoveToBack(front)
+	}
+	close(w.Value.(chan struct{})) // the slot passes to the waiter: active is unchanged
 }
 
 // Stats returns the jobs running and waiting.

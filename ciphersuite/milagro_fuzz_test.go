@@ -65,12 +65,18 @@ func FuzzMilagroCSHello(f *testing.F) {
 	id := append([]byte(nil), tr.ext...)
 	id[1] = 0 // identity length 0x00 → 0
 	f.Add(id)
+	// server_identity: named, with a control character, too long.
+	base := tr.ext[:len(tr.ext)-2]
+	for _, sid := range []string{"api.example.com", "api\x00", string(make([]byte, 1025))} {
+		named := append(append([]byte(nil), base...), byte(len(sid)>>8), byte(len(sid)))
+		f.Add(append(named, sid...))
+	}
 	s := ByID(0xFF01)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sc := milServerConfig(t, 15)
 		sk, err := NewServerKX(sc, s, &ClientHelloInfo{Extensions: map[uint16][]byte{ExtMilagroCS: data}})
 		if err != nil {
-			milAllowed(t, err, AlertDecodeError, AlertIllegalParameter, AlertAccessDenied)
+			milAllowed(t, err, AlertDecodeError, AlertIllegalParameter, AlertUnrecognizedName, AlertAccessDenied)
 			return
 		}
 		h, err := parseCSHello(data)

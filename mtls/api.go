@@ -23,6 +23,10 @@ type AlertError = ciphersuite.AlertError
 // Config.CSLockout).
 type Lockout = ciphersuite.Lockout
 
+// NewLockout returns a Lockout with the spec's defaults (5 failures, then
+// 1 minute doubling up to 1 hour).
+func NewLockout() *Lockout { return ciphersuite.NewLockout() }
+
 // PairingGate admits the pairing work of Milagro CS hellos (see
 // Config.PairingGate); FairGate is this module's.
 type PairingGate = ciphersuite.PairingGate

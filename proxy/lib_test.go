@@ -141,27 +141,35 @@ func TestHandshakeTimeoutAndMaxConns(t *testing.T) {
 		t.Errorf("timeout handshakes = %v, want 1", metricValue(m.handshakes.WithLabelValues("unknown", "timeout")))
 	}
 
-	// MaxConns=1: a second connection waits (not served) until the first ends.
+	// MaxConns=1 counts established connections: a second one completes
+	// its handshake but is not served until the first ends.
 	c1, err := dialMTLS(t, addr, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
-	_, err = (&mtls.Dialer{Config: pskClientConfig("bob")}).DialContext(ctx, "tcp", addr)
-	cancel()
-	if err == nil {
-		t.Fatal("second connection served beyond MaxConns=1")
+	if _, err := c1.Write([]byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	b1 := make([]byte, 3)
+	c1.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.ReadFull(c1, b1); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := dialMTLS(t, addr, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.Write([]byte("two"))
+	c2.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	b2 := make([]byte, 3)
+	if n, err := io.ReadFull(c2, b2); err == nil || !isTimeoutErr(err) {
+		t.Fatalf("second connection served beyond MaxConns=1: %q %v", b2[:n], err)
 	}
 	c1.Close()
-	ok := waitFor(3*time.Second, func() bool {
-		c2, err := dialMTLS(t, addr, "bob")
-		if err == nil {
-			c2.Close()
-		}
-		return err == nil
-	})
-	if !ok {
-		t.Fatal("slot not freed after the first connection closed")
+	c2.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.ReadFull(c2, b2); err != nil || string(b2) != "two" {
+		t.Fatalf("slot not freed after the first connection closed: %q %v", b2, err)
 	}
 	if up.count.Load() == 0 {
 		t.Fatal("no connection reached upstream")

@@ -31,6 +31,7 @@ const (
 	resultDenied  = "denied"
 	resultTimeout = "timeout"
 	resultError   = "error"
+	resultBusy    = "busy"
 )
 
 // NewMetrics creates the metrics on a new registry, which also carries the

@@ -7,11 +7,25 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/milagro-go/milagro/ciphersuite"
 	"github.com/milagro-go/milagro/mtls"
 )
+
+// sourceAddr names a client for per-source limits: its IP address.
+func sourceAddr(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
 
 // Server is the terminating side of the proxy: it accepts mtls connections,
 // admits authenticated peers that pass the ACL and forwards their traffic
@@ -26,10 +40,17 @@ type Server struct {
 	// IdleTimeout closes a connection with no data either way for that
 	// long; 0 means never.
 	IdleTimeout time.Duration
-	// MaxConns caps concurrent connections; 0 means no cap. Excess
-	// connections wait in the listen backlog until a slot frees (as with
-	// ghostunnel's --max-concurrent-conns), they are not refused.
+	// MaxConns caps concurrent established connections; 0 means no cap.
+	// A connection counts once its handshake completed; it then waits for
+	// a slot before the target is dialled. Connections still in their
+	// handshake are bounded by MaxHandshakes instead, so silent clients
+	// cannot take the slots of established ones.
 	MaxConns int
+	// MaxHandshakes bounds the connections in their handshake (0: 1024),
+	// MaxHandshakesPerSource those from one IP address (0: 256; a client sidecar opens its connections from one address); beyond
+	// either, a new connection is closed at once (metric result "busy").
+	MaxHandshakes          int
+	MaxHandshakesPerSource int
 	// ProxyProtocol sends a PROXY protocol v2 header carrying the identity
 	// (see AppendProxyV2) before any client data.
 	ProxyProtocol bool
@@ -53,6 +74,15 @@ type Server struct {
 
 	cur atomic.Pointer[serverState]
 	loop
+
+	hs      hsLimiter
+	connSem chan struct{}
+	// Milagro CS guards kept across SetConfig (reloads): the lockout and
+	// the pairing gate belong to the server, not to one configuration.
+	guardMu   sync.Mutex
+	lockout   *mtls.Lockout
+	gate      *mtls.FairGate
+	deniedLog rateLog
 }
 
 type serverState struct {
@@ -73,6 +103,23 @@ func (s *Server) SetConfig(cfg *mtls.Config, acl *ACL) error {
 		return ErrNoACL
 	}
 	c := cfg.Clone()
+	s.guardMu.Lock()
+	if s.gate == nil {
+		s.gate = &mtls.FairGate{}
+	}
+	if s.lockout == nil && !cfg.DisableCSLockout {
+		s.lockout = cfg.CSLockout
+		if s.lockout == nil {
+			s.lockout = mtls.NewLockout()
+		}
+	}
+	if c.PairingGate == nil {
+		c.PairingGate = s.gate
+	}
+	if !cfg.DisableCSLockout {
+		c.CSLockout = s.lockout // the first one's settings; counts survive reloads
+	}
+	s.guardMu.Unlock()
 	inner := cfg.VerifyPeerIdentity
 	m := s.Metrics
 	c.VerifyPeerIdentity = func(id string) error {
@@ -112,7 +159,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.HTTPIdentityHeader != "" && s.ProxyProtocol {
 		return errors.New("proxy: choose one of PROXY protocol and HTTP identity header")
 	}
-	s.loop.maxConns = s.MaxConns
+	s.hs.max = s.MaxHandshakes
+	if s.hs.max <= 0 {
+		s.hs.max = defaultMaxHandshakes
+	}
+	s.hs.perSource = s.MaxHandshakesPerSource
+	if s.hs.perSource <= 0 {
+		s.hs.perSource = defaultMaxHandshakesPerSource
+	}
+	if s.MaxConns > 0 && s.connSem == nil {
+		s.connSem = make(chan struct{}, s.MaxConns)
+	}
+	s.deniedLog.every = time.Second
 	return s.serve(ctx, ln, s.logger(), s.handle)
 }
 
@@ -137,6 +195,25 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	result := resultError
 	defer func() { s.Metrics.connClose(result) }()
 
+	source := sourceAddr(raw.RemoteAddr())
+	if !s.hs.admit(source) {
+		result = resultBusy
+		s.Metrics.handshake("", resultBusy, 0)
+		if ok, n := s.deniedLog.allow(time.Now()); ok {
+			log.Warn("too many handshakes in progress; connection closed", "pending", s.hs.pending(), "suppressed", n)
+		}
+		raw.Close()
+		return
+	}
+	hsDone := false
+	releaseHS := func() {
+		if !hsDone {
+			hsDone = true
+			s.hs.release(source)
+		}
+	}
+	defer releaseHS()
+
 	st := s.cur.Load()
 	newConn := s.NewConn
 	if newConn == nil {
@@ -150,14 +227,27 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	var err error
 	onShortStack(func() { err = sc.HandshakeContext(hctx) })
 	cancel()
+	releaseHS()
 	hsDur := time.Since(start)
 	if err != nil {
 		var de *DeniedError
+		var ae *mtls.AlertError
 		switch {
 		case errors.As(err, &de):
 			result = resultDenied
 			s.Metrics.handshake("", resultDenied, hsDur)
 			log.Warn("access denied", "identity", de.ID, "reason", de.Reason)
+		case errors.As(err, &ae) && !ae.Remote && ae.Alert == ciphersuite.AlertAccessDenied:
+			// A proof that does not verify, a lockout, a replay, a
+			// permit or clock refusal: denied, and logged at a bounded
+			// rate (a flood of forged hellos must not flood the log).
+			result = resultDenied
+			s.Metrics.handshake("", resultDenied, hsDur)
+			if ok, n := s.deniedLog.allow(time.Now()); ok {
+				log.Warn("handshake denied", "err", err, "similar_suppressed", n)
+			} else {
+				log.Debug("handshake denied", "err", err)
+			}
 		case errors.Is(err, context.DeadlineExceeded) || isTimeoutErr(err):
 			result = resultTimeout
 			s.Metrics.handshake("", resultTimeout, hsDur)
@@ -180,6 +270,16 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 		return
 	}
 	s.Metrics.handshake(cs.CipherSuiteName, resultOK, hsDur)
+	if s.connSem != nil {
+		select {
+		case s.connSem <- struct{}{}:
+			defer func() { <-s.connSem }()
+		case <-ctx.Done():
+			return
+		case <-s.done:
+			return
+		}
+	}
 	if s.HTTPIdentityHeader != "" && !ValidHeaderValue(id) {
 		log.Warn("identity cannot be sent in an HTTP header; closing")
 		return

@@ -91,11 +91,13 @@ func proxyFlags(server bool) []cli.Flag {
 	add(&cli.StringFlag{Name: "status", Category: cat, Usage: "serve /healthz and /metrics (Prometheus) on `ADDR`"})
 	add(&cli.StringFlag{Name: "log-format", Category: cat, Usage: "log format: text or json (overrides the global flag)"})
 	add(&cli.DurationFlag{Name: "shutdown-timeout", Category: cat, Value: 30 * time.Second, Usage: "on SIGTERM/SIGINT, let live connections finish for this long, then close them"})
-	add(&cli.IntFlag{Name: "max-conns", Category: cat, Usage: "maximum concurrent connections; excess ones wait in the listen backlog (0: no limit)"})
+	add(&cli.IntFlag{Name: "max-conns", Category: cat, Usage: "maximum concurrent connections (server: established ones; client: all); excess ones wait (0: no limit)"})
 	add(&cli.DurationFlag{Name: "handshake-timeout", Category: cat, Value: 10 * time.Second, Usage: "bound on each mtls handshake"})
 	add(&cli.DurationFlag{Name: "idle-timeout", Category: cat, Usage: "close a connection idle in both directions for this long (0: never)"})
 	add(&cli.DurationFlag{Name: "connect-timeout", Category: cat, Value: 10 * time.Second, Usage: "bound on connecting to --target"})
 	if server {
+		add(&cli.IntFlag{Name: "max-handshakes", Category: cat, Usage: "connections allowed in their handshake at once, apart from --max-conns (0: 1024); beyond it new connections are closed"})
+		add(&cli.IntFlag{Name: "max-handshakes-per-source", Category: cat, Usage: "connections from one IP address allowed in their handshake at once (0: 256)"})
 		acl := "access control"
 		replace(&cli.StringSliceFlag{Name: "allow", Category: acl, Usage: "admit the peer identity `ID` (repeatable)"})
 		add(&cli.StringSliceFlag{Name: "allow-prefix", Category: acl, Usage: "admit identities starting with `P` (repeatable)"})
@@ -181,6 +183,7 @@ func runProxy(c *cli.Context, server bool) error {
 			Target: target, HandshakeTimeout: hsTimeout,
 			ConnectTimeout: c.Duration("connect-timeout"), IdleTimeout: c.Duration("idle-timeout"),
 			MaxConns: c.Int("max-conns"), ProxyProtocol: c.Bool("proxy-protocol"),
+			MaxHandshakes: c.Int("max-handshakes"), MaxHandshakesPerSource: c.Int("max-handshakes-per-source"),
 			HTTPIdentityHeader: c.String("http-identity-header"),
 			AllowConnect:       c.Bool("allow-connect"),
 			Logger:             log, Metrics: metrics,
