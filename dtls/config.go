@@ -198,3 +198,33 @@ func (c *Config) base() (*piondtls.Config, error) {
 	}
 	return p, nil
 }
+
+// Clone returns a copy of the exported settings of c (not its prepared
+// key state), for a caller that wants to change a field.
+func (c *Config) Clone() *Config {
+	if c == nil {
+		return nil
+	}
+	return &Config{
+		P2PKey: c.P2PKey, ServerIdentity: c.ServerIdentity,
+		PSK: c.PSK, PSKIdentity: c.PSKIdentity, GetPSK: c.GetPSK, PSKIdentityHint: c.PSKIdentityHint,
+		VerifyPeerIdentity: c.VerifyPeerIdentity,
+		CipherSuites:       append([]uint16(nil), c.CipherSuites...),
+		HandshakeTimeout:   c.HandshakeTimeout, FlightInterval: c.FlightInterval, MTU: c.MTU,
+		DisableConnectionID: c.DisableConnectionID, Rand: c.Rand, KeyLogWriter: c.KeyLogWriter,
+	}
+}
+
+// CipherSuiteName returns the IANA name of a suite this package speaks, or
+// its number in hex.
+func CipherSuiteName(id uint16) string {
+	switch id {
+	case TLS_PSK_WITH_AES_128_GCM_SHA256:
+		return "TLS_PSK_WITH_AES_128_GCM_SHA256"
+	case TLS_PSK_WITH_CHACHA20_POLY1305_SHA256:
+		return "TLS_PSK_WITH_CHACHA20_POLY1305_SHA256"
+	case TLS_PSK_WITH_AES_128_CCM_8:
+		return "TLS_PSK_WITH_AES_128_CCM_8"
+	}
+	return fmt.Sprintf("0x%04X", id)
+}

@@ -207,7 +207,7 @@ func Server(conn net.PacketConn, raddr net.Addr, cfg *Config) (*Conn, error) {
 		// authenticated. A refusal sends a fatal alert.
 		p.VerifyConnection = func(*piondtls.State) error {
 			if err := cfg.VerifyPeerIdentity(st.peer()); err != nil {
-				return fmt.Errorf("%w: %q: %v", ErrPeerIdentity, st.peer(), err)
+				return fmt.Errorf("%w: %q: %w", ErrPeerIdentity, st.peer(), err)
 			}
 			return nil
 		}
@@ -273,7 +273,7 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 	err := c.conn.HandshakeContext(ctx)
 	if err == nil && c.isClient && c.cfg.VerifyPeerIdentity != nil {
 		if verr := c.cfg.VerifyPeerIdentity(c.st.peer()); verr != nil {
-			err = fmt.Errorf("%w: %q: %v", ErrPeerIdentity, c.st.peer(), verr)
+			err = fmt.Errorf("%w: %q: %w", ErrPeerIdentity, c.st.peer(), verr)
 		}
 	}
 	if err != nil {

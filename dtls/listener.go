@@ -3,6 +3,7 @@ package dtls
 import (
 	"fmt"
 	"net"
+	"sync/atomic"
 
 	dtlsnet "github.com/pion/dtls/v3/pkg/net"
 
@@ -13,7 +14,7 @@ import (
 // datagrams by address or, once negotiated, by connection ID.
 type Listener struct {
 	parent dtlsnet.PacketListener
-	cfg    *Config
+	cfg    atomic.Pointer[Config]
 }
 
 // Listen listens on the UDP address laddr (network "udp", "udp4" or
@@ -38,7 +39,22 @@ func Listen(network, laddr string, cfg *Config) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Listener{parent: parent, cfg: cfg}, nil
+	l := &Listener{parent: parent}
+	l.cfg.Store(cfg)
+	return l, nil
+}
+
+// SetConfig replaces the Config for connections accepted from now on (for
+// a reload); accepted connections keep theirs.
+func (l *Listener) SetConfig(cfg *Config) error {
+	if _, err := cfg.mode(); err != nil {
+		return err
+	}
+	if _, err := cfg.base(); err != nil {
+		return err
+	}
+	l.cfg.Store(cfg)
+	return nil
 }
 
 // Accept waits for the next peer and returns its connection, not yet
@@ -51,7 +67,7 @@ func (l *Listener) AcceptDTLS() (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := Server(pc, raddr, l.cfg)
+	c, err := Server(pc, raddr, l.cfg.Load())
 	if err != nil {
 		_ = pc.Close()
 		return nil, fmt.Errorf("dtls: accept %v: %w", raddr, err)
