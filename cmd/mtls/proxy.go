@@ -104,6 +104,7 @@ func proxyFlags(server bool) []cli.Flag {
 		add(&cli.BoolFlag{Name: "proxy-protocol", Category: cat, Usage: "send a PROXY protocol v2 header with the identity in TLV 0xE0 (and PP2_TYPE_SSL) to the target"})
 		add(&cli.StringFlag{Name: "http-identity-header", Category: cat, Usage: "HTTP/1.1 mode: strip `NAME` from client requests and set it to the peer identity"})
 	}
+	fs = append(fs, dtlsFlags()...) // --dtls: dtls_proxy.go
 	return fs
 }
 
@@ -130,6 +131,9 @@ func clientListenAddr(addr string) (string, error) {
 }
 
 func runProxy(c *cli.Context, server bool) error {
+	if c.Bool("dtls") {
+		return runDTLSProxy(c, server)
+	}
 	name := "proxy client"
 	if server {
 		name = "proxy server"
