@@ -83,7 +83,9 @@ func benchDatagrams(b *testing.B, p2p bool, suite uint16) {
 }
 
 func BenchmarkDatagramsP2PGCM(b *testing.B) { benchDatagrams(b, true, TLS_PSK_WITH_AES_128_GCM_SHA256) }
-func BenchmarkDatagramsPSKGCM(b *testing.B) { benchDatagrams(b, false, TLS_PSK_WITH_AES_128_GCM_SHA256) }
+func BenchmarkDatagramsPSKGCM(b *testing.B) {
+	benchDatagrams(b, false, TLS_PSK_WITH_AES_128_GCM_SHA256)
+}
 func BenchmarkDatagramsPSKCCM8(b *testing.B) {
 	benchDatagrams(b, false, TLS_PSK_WITH_AES_128_CCM_8)
 }
