@@ -160,17 +160,21 @@ func TestP2PTampered(t *testing.T) {
 		name     string
 		toServer bool
 		off      int
+		clientIs error // the client's error must wrap this, if set
 	}{
-		{"hint-id", false, idOff},
-		{"hint-X", false, idOff + 1 + 20},
-		{"hint-prefix", false, 0},
-		{"identity-id", true, idOff},
-		{"identity-W", true, idOff + 1 + 20},
-		{"identity-Y", true, idOff + 1 + 48 + 40},
+		{"hint-id", false, idOff, pairing.ErrPeerIdentity}, // "node-a" → "node-`"
+		{"hint-X", false, idOff + 1 + 20, nil},
+		{"hint-prefix", false, 0, ErrMalformed},
+		{"identity-id", true, idOff, nil}, // "node-b" → "node-c": another PSK
+		{"identity-W", true, idOff + 1 + 20, nil},
+		{"identity-Y", true, idOff + 1 + 48 + 40, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cerr, serr, _ := failing(t, p2pServerCfg(k.a), p2pClientCfg(k.b, "node-a"), tamper(tc.toServer, tc.off))
 			t.Logf("client: %v; server: %v", cerr, serr)
+			if tc.clientIs != nil && !errors.Is(cerr, tc.clientIs) {
+				t.Fatalf("client error %v, want %v", cerr, tc.clientIs)
+			}
 		})
 	}
 }
