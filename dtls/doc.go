@@ -12,4 +12,13 @@
 // DTLS-PSK (OpenSSL's `-dtls1_2 -psk`). The extended master secret is
 // required, session resumption is off, RFC 9146 connection IDs are on by
 // default and every handshake is bounded by Config.HandshakeTimeout.
+//
+// Delivery is UDP's: datagrams may be lost or reordered, and applications
+// retransmit as they would without DTLS. In particular pion may drop
+// application datagrams (all but one) that reach a server in the instant
+// between sending its last handshake flight and marking the handshake
+// complete, so a client should not count on a burst sent right after
+// Dial. Records that do not decrypt are dropped silently (RFC 6347
+// §4.1.2.7), so a wrong key often shows up as a handshake timeout rather
+// than an alert.
 package dtls

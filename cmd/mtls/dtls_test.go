@@ -32,19 +32,23 @@ func p2pKeys(t *testing.T) cliKeys {
 func TestDTLSServerClientP2P(t *testing.T) {
 	k := p2pKeys(t)
 	srv, addr := startServer(t, "--dtls", "--p2p-key", k.f("node-a.key"))
-	in := "first datagram\nsecond datagram\nthird\n"
-	p := startMTLS(t, []byte(in), "client", "--dtls", "--connect", addr, "--p2p-key", k.f("node-b.key"), "--server-id", "node-a")
-	if err := p.wait(t); err != nil {
-		t.Fatalf("client: %v\n%s", err, p.stderr.String())
-	}
-	if got := p.stdout.String(); got != in {
-		t.Fatalf("echo %q, want %q", got, in)
-	}
-	if want := "suite=TLS_PSK_WITH_AES_128_GCM_SHA256 peer=node-a\n"; p.stderr.String() != want {
-		t.Fatalf("stderr %q, want %q", p.stderr.String(), want)
+	// One datagram per client run: pion may drop a burst of datagrams that
+	// reaches the server in the instant between its last flight and its
+	// handshake completion (UDP semantics; see package dtls).
+	for i, in := range []string{"first datagram\n", "second datagram\n", "third\n"} {
+		p := startMTLS(t, []byte(in), "client", "--dtls", "--connect", addr, "--p2p-key", k.f("node-b.key"), "--server-id", "node-a")
+		if err := p.wait(t); err != nil {
+			t.Fatalf("client %d: %v\n%s", i, err, p.stderr.String())
+		}
+		if got := p.stdout.String(); got != in {
+			t.Fatalf("echo %q, want %q\nserver:\n%s\nclient:\n%s", got, in, srv.stderr.String(), p.stderr.String())
+		}
+		if want := "suite=TLS_PSK_WITH_AES_128_GCM_SHA256 peer=node-a\n"; p.stderr.String() != want {
+			t.Fatalf("stderr %q, want %q", p.stderr.String(), want)
+		}
 	}
 	// CCM_8, chosen by the client.
-	p = startMTLS(t, []byte("x\n"), "client", "--dtls", "--dtls-suites", "PSK-AES128-CCM8", "--connect", addr,
+	p := startMTLS(t, []byte("x\n"), "client", "--dtls", "--dtls-suites", "PSK-AES128-CCM8", "--connect", addr,
 		"--p2p-key", k.f("node-b.key"), "--server-id", "node-a")
 	if err := p.wait(t); err != nil || p.stdout.String() != "x\n" || !strings.HasPrefix(p.stderr.String(), "suite=TLS_PSK_WITH_AES_128_CCM_8 ") {
 		t.Fatalf("CCM_8 client: %v %q %q", err, p.stdout.String(), p.stderr.String())
@@ -64,7 +68,7 @@ func TestDTLSServerClientP2P(t *testing.T) {
 	if err := srv.wait(t); err != nil {
 		t.Fatalf("server after SIGTERM: %v", err)
 	}
-	if log := srv.stderr.String(); !strings.Contains(log, "peer=node-b") || !strings.Contains(log, "datagrams=3") {
+	if log := srv.stderr.String(); !strings.Contains(log, "peer=node-b") || strings.Count(log, "datagrams=1 ") != 4 {
 		t.Fatalf("server log:\n%s", log)
 	}
 }
