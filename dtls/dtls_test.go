@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -370,5 +371,33 @@ func TestLossyReorderingRelay(t *testing.T) {
 	t.Logf("relay: %d datagrams, %d dropped, %d reordered", seen, dropped, reordered)
 	if dropped == 0 || reordered == 0 {
 		t.Fatal("the relay neither dropped nor reordered")
+	}
+}
+
+// TestCloneCopiesEveryField: a field added to Config and forgotten in Clone
+// fails here.
+func TestCloneCopiesEveryField(t *testing.T) {
+	k := testKeys(t)
+	c := &Config{P2PKey: k.a, ServerIdentity: "s", PSK: []byte("k"), PSKIdentity: "i",
+		GetPSK: func(string) ([]byte, error) { return nil, nil }, PSKIdentityHint: []byte("h"),
+		VerifyPeerIdentity: func(string) error { return nil }, CipherSuites: []uint16{1},
+		HandshakeTimeout: 1, FlightInterval: 2, MTU: 3, DisableConnectionID: true,
+		Rand: newDetRand("x"), KeyLogWriter: &bytes.Buffer{}}
+	d := c.Clone()
+	cv, dv := reflect.ValueOf(c).Elem(), reflect.ValueOf(d).Elem()
+	for i := range cv.NumField() {
+		f := cv.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		if cv.Field(i).IsZero() {
+			t.Fatalf("test leaves %s unset", f.Name)
+		}
+		if dv.Field(i).IsZero() {
+			t.Errorf("Clone drops %s", f.Name)
+		}
+	}
+	if &c.CipherSuites[0] == &d.CipherSuites[0] {
+		t.Error("Clone shares CipherSuites")
 	}
 }
