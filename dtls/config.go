@@ -138,6 +138,21 @@ func (c *Config) mode() (Mode, error) {
 	return 0, fmt.Errorf("%w: neither a P2P key nor a PSK", ErrConfig)
 }
 
+// checkServer validates c for the server role.
+func (c *Config) checkServer() (Mode, error) {
+	mode, err := c.mode()
+	if err != nil {
+		return 0, err
+	}
+	if mode == ModePSK && c.GetPSK == nil && c.PSKIdentity == "" {
+		return 0, fmt.Errorf("%w: a static-PSK server needs GetPSK, or PSK with PSKIdentity", ErrConfig)
+	}
+	if _, err := c.base(); err != nil {
+		return 0, err
+	}
+	return mode, nil
+}
+
 func (c *Config) rand() io.Reader {
 	if c.Rand != nil {
 		return c.Rand

@@ -147,7 +147,7 @@ func Client(conn net.PacketConn, raddr net.Addr, cfg *Config) (*Conn, error) {
 // only that peer's datagrams (as a Listener's connections do). Each call
 // draws fresh P2P values.
 func Server(conn net.PacketConn, raddr net.Addr, cfg *Config) (*Conn, error) {
-	mode, err := cfg.mode()
+	mode, err := cfg.checkServer()
 	if err != nil {
 		return nil, err
 	}

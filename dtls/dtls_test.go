@@ -305,8 +305,18 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if _, err := Listen("udp", "127.0.0.1:0", &Config{}); !errors.Is(err, ErrConfig) {
-		t.Errorf("listen: %v", err)
+	for name, cfg := range map[string]*Config{
+		"empty":       {},
+		"no-identity": {PSK: []byte("k")},
+		"suite":       {P2PKey: k.a, CipherSuites: []uint16{0x00A9}},
+	} {
+		if _, err := Listen("udp", "127.0.0.1:0", cfg); !errors.Is(err, ErrConfig) {
+			t.Errorf("listen %s: %v", name, err)
+		}
+	}
+	l := listen(t, p2pServerCfg(k.a))
+	if err := l.SetConfig(&Config{PSK: []byte("k")}); !errors.Is(err, ErrConfig) {
+		t.Errorf("SetConfig: %v", err)
 	}
 }
 

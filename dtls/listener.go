@@ -20,10 +20,7 @@ type Listener struct {
 // Listen listens on the UDP address laddr (network "udp", "udp4" or
 // "udp6"). Accept returns connections whose handshake runs on first use.
 func Listen(network, laddr string, cfg *Config) (*Listener, error) {
-	if _, err := cfg.mode(); err != nil {
-		return nil, err
-	}
-	if _, err := cfg.base(); err != nil {
+	if _, err := cfg.checkServer(); err != nil {
 		return nil, err
 	}
 	ua, err := net.ResolveUDPAddr(network, laddr)
@@ -47,10 +44,7 @@ func Listen(network, laddr string, cfg *Config) (*Listener, error) {
 // SetConfig replaces the Config for connections accepted from now on (for
 // a reload); accepted connections keep theirs.
 func (l *Listener) SetConfig(cfg *Config) error {
-	if _, err := cfg.mode(); err != nil {
-		return err
-	}
-	if _, err := cfg.base(); err != nil {
+	if _, err := cfg.checkServer(); err != nil {
 		return err
 	}
 	l.cfg.Store(cfg)
