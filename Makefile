@@ -33,7 +33,7 @@ demo: build
 # over an in-memory pipe, mtls.Conn throughput next to crypto/tls, full
 # handshakes over loopback with server CPU per handshake.
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./pairing ./ciphersuite ./handshake ./mtls ./bench
+	$(GO) test -run='^$$' -bench=. -benchmem ./pairing ./ciphersuite ./handshake ./mtls ./dtls ./bench
 
 # The proxy pair next to an stunnel4 PSK pair on the same cores.
 bench-proxy: build

@@ -26,7 +26,7 @@ func clientCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "connect", Value: "127.0.0.1:4433", Usage: "server `HOST:PORT`"},
 			&cli.StringFlag{Name: "server-name", Usage: "server_name `NAME` to send (default: the host of --connect unless it is an IP)"},
-		}, credentialFlags(false)...),
+		}, append(credentialFlags(false), dtlsClientFlags()...)...),
 		Action: clientAction,
 	}
 }
@@ -34,6 +34,9 @@ func clientCommand() *cli.Command {
 func clientAction(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return cmdError("client", "", errors.New("unexpected arguments: "+c.Args().First()))
+	}
+	if c.Bool("dtls") {
+		return dtlsClientAction(c)
 	}
 	cfg, err := configFromFlags(c, false)
 	if err != nil {

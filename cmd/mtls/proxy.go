@@ -107,6 +107,7 @@ func proxyFlags(server bool) []cli.Flag {
 		add(&cli.StringFlag{Name: "http-identity-header", Category: cat, Usage: "HTTP/1.1 mode: strip `NAME` from client requests and set it to the peer identity"})
 		add(&cli.BoolFlag{Name: "allow-connect", Category: cat, Usage: "HTTP identity mode: forward CONNECT requests (default: answer 405); a 2xx answer with Content-Length or Transfer-Encoding is still no tunnel"})
 	}
+	fs = append(fs, dtlsFlags()...) // --dtls: dtls_proxy.go
 	return fs
 }
 
@@ -133,6 +134,9 @@ func clientListenAddr(addr string) (string, error) {
 }
 
 func runProxy(c *cli.Context, server bool) error {
+	if c.Bool("dtls") {
+		return runDTLSProxy(c, server)
+	}
 	name := "proxy client"
 	if server {
 		name = "proxy server"

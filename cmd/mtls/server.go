@@ -28,7 +28,7 @@ func serverCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:4433", Usage: "TCP address to listen on"},
 			&cli.BoolFlag{Name: "once", Usage: "serve one connection, then exit (status 1 if it failed)"},
-		}, credentialFlags(true)...),
+		}, append(credentialFlags(true), dtlsFlags()...)...),
 		Action: serverAction,
 	}
 }
@@ -36,6 +36,9 @@ func serverCommand() *cli.Command {
 func serverAction(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return cmdError("server", "", errors.New("unexpected arguments: "+c.Args().First()))
+	}
+	if c.Bool("dtls") {
+		return dtlsServerAction(c)
 	}
 	cfg, err := configFromFlags(c, true)
 	if err != nil {

@@ -6,7 +6,7 @@ package tools
 
 import (
 	_ "github.com/cloudflare/circl/ecc/bls12381"
-	_ "github.com/pion/dtls/v2"
+	_ "github.com/pion/dtls/v3"
 	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/urfave/cli/v2"
 	_ "golang.org/x/crypto/chacha20poly1305"

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/milagro-go/milagro/dtls"
+	"github.com/milagro-go/milagro/proxy"
+)
+
+// `mtls proxy server --dtls --listen ADDR --target UDP-ADDR`: terminate DTLS
+// and forward each peer's datagrams to a plain UDP service;
+// `mtls proxy client --dtls --listen 127.0.0.1:PORT --target DTLS-ADDR`: the
+// other way. Same ACL, status, metrics, reload and shutdown flags as the
+// TCP proxy.
+
+func runDTLSProxy(c *cli.Context, server bool) error {
+	name := "proxy client"
+	if server {
+		name = "proxy server"
+	}
+	log := logger
+	if f := c.String("log-format"); c.IsSet("log-format") {
+		l, err := newLogger(c.App.ErrWriter, c.String("log-level"), f)
+		if err != nil {
+			return cmdError(name, "", err)
+		}
+		log = l
+		logger = l
+		slog.SetDefault(l)
+	}
+	for _, f := range []string{"proxy-protocol", "http-identity-header", "connect-timeout"} {
+		if c.IsSet(f) {
+			return cmdError(name, "", fmt.Errorf("--%s does not apply to --dtls (datagrams to a UDP target)", f))
+		}
+	}
+	if c.Int("max-conns") < 0 {
+		return cmdError(name, "", errors.New("invalid --max-conns: must not be negative"))
+	}
+	target := c.String("target")
+	if _, _, err := net.SplitHostPort(target); err != nil {
+		return cmdError(name, "", fmt.Errorf("invalid --target %q: %w", target, err))
+	}
+	loadCfg := func() (*dtls.Config, error) {
+		cfg, err := dtlsConfigFromFlags(c, server)
+		if err != nil {
+			return nil, err
+		}
+		cfg.HandshakeTimeout = c.Duration("handshake-timeout")
+		return cfg, nil
+	}
+	cfg, err := loadCfg()
+	if err != nil {
+		return cmdError(name, "", err)
+	}
+	metrics := proxy.NewMetrics()
+	var (
+		serve    func(ctx context.Context) error
+		shutdown func(ctx context.Context) error
+		reload   func() error
+		addr     net.Addr
+	)
+	if server {
+		spec := aclSpecFromFlags(c)
+		acl, err := spec.Load()
+		if err != nil {
+			return proxyCmdError(name, err)
+		}
+		s := &proxy.UDPServer{Target: target, IdleTimeout: c.Duration("idle-timeout"),
+			MaxConns: c.Int("max-conns"), Logger: log, Metrics: metrics}
+		if err := s.SetConfig(cfg, acl); err != nil {
+			return proxyCmdError(name, err)
+		}
+		ln, err := dtls.Listen("udp", c.String("listen"), cfg)
+		if err != nil {
+			return cmdError(name, "", err)
+		}
+		addr = ln.Addr()
+		log.Info("access control", "acl", acl.String())
+		serve = func(ctx context.Context) error { return s.Serve(ctx, ln) }
+		shutdown = s.Shutdown
+		reload = func() error {
+			cfg, err := loadCfg()
+			if err != nil {
+				return err
+			}
+			acl, err := spec.Load()
+			if err != nil {
+				return err
+			}
+			if err := s.SetConfig(cfg, acl); err != nil {
+				return err
+			}
+			log.Info("reloaded", "acl", acl.String())
+			return nil
+		}
+	} else {
+		listen, err := clientListenAddr(c.String("listen"))
+		if err != nil {
+			return cmdError(name, "", err)
+		}
+		cl := &proxy.UDPClient{Target: target, IdleTimeout: c.Duration("idle-timeout"),
+			MaxConns: c.Int("max-conns"), Logger: log, Metrics: metrics}
+		if err := cl.SetConfig(cfg); err != nil {
+			return cmdError(name, "", err)
+		}
+		pc, err := net.ListenPacket("udp", listen)
+		if err != nil {
+			return cmdError(name, "", err)
+		}
+		addr = pc.LocalAddr()
+		if u, ok := addr.(*net.UDPAddr); ok && !u.IP.IsLoopback() {
+			log.Warn("client mode forwards plaintext from --listen; it is reachable beyond this host", "listen", addr.String())
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		serve = func(context.Context) error { return cl.Serve(ctx, pc) }
+		shutdown = func(context.Context) error {
+			cancel()
+			return nil
+		}
+		reload = func() error {
+			cfg, err := loadCfg()
+			if err != nil {
+				return err
+			}
+			if err := cl.SetConfig(cfg); err != nil {
+				return err
+			}
+			log.Info("reloaded")
+			return nil
+		}
+	}
+
+	var status *http.Server
+	if a := c.String("status"); a != "" {
+		sl, err := net.Listen("tcp", a)
+		if err != nil {
+			return cmdError(name, "--status", err)
+		}
+		status = &http.Server{Handler: udpStatus{&proxy.StatusHandler{Target: target, Metrics: metrics}},
+			ReadHeaderTimeout: 5 * time.Second}
+		go status.Serve(sl)
+		log.Info("status listening", "addr", sl.Addr().String())
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	errc := make(chan error, 1)
+	go func() { errc <- serve(context.Background()) }()
+	log.Info("proxy listening", "mode", map[bool]string{true: "server", false: "client"}[server],
+		"proto", "dtls", "addr", addr.String(), "target", target)
+	for {
+		select {
+		case err := <-errc:
+			if status != nil {
+				status.Close()
+			}
+			return cmdError(name, "serve", err)
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				if err := reload(); err != nil {
+					log.Error("reload failed; keeping the previous configuration", "err", err)
+				}
+				continue
+			}
+			timeout := c.Duration("shutdown-timeout")
+			log.Info("shutting down", "signal", sig.String(), "drain", timeout)
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			err := shutdown(ctx)
+			cancel()
+			if !server {
+				<-errc
+			}
+			if status != nil {
+				status.Close()
+			}
+			if err != nil {
+				log.Warn("drain timed out; closed the remaining sessions")
+			}
+			log.Info("stopped")
+			return nil
+		}
+	}
+}
+
+// udpStatus answers /healthz without probing the target (a UDP service
+// cannot be probed without speaking its protocol) and serves /metrics.
+type udpStatus struct{ h *proxy.StatusHandler }
+
+func (s udpStatus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/healthz" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+		return
+	}
+	s.h.ServeHTTP(w, r)
+}

@@ -1,0 +1,363 @@
+package dtls
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	piondtls "github.com/pion/dtls/v3"
+	"github.com/pion/dtls/v3/pkg/protocol/handshake"
+)
+
+// Conn is a DTLS connection: a net.Conn whose Read and Write carry whole
+// datagrams once the handshake has completed. It is safe for concurrent use.
+type Conn struct {
+	conn     *piondtls.Conn
+	cfg      *Config
+	mode     Mode
+	isClient bool
+	st       *keyState
+
+	hsMu   sync.Mutex // serializes handshakes
+	mu     sync.Mutex // guards the fields below
+	done   bool
+	hsErr  error
+	peerID string
+}
+
+// keyState is what the PSK callback of one connection learns, guarded
+// because pion calls it on its own goroutine.
+type keyState struct {
+	mu      sync.Mutex
+	in, psk []byte // the hint/identity answered, and the PSK it gave
+	id      string // the peer identity it carried (not yet authenticated)
+}
+
+// answer returns the cached PSK for a repeated input, or computes one.
+func (s *keyState) answer(in []byte, f func() (string, []byte, error)) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.psk != nil {
+		if bytes.Equal(in, s.in) {
+			return s.psk, nil
+		}
+		return nil, fmt.Errorf("%w: the peer changed its PSK values mid-handshake", ErrMalformed)
+	}
+	id, psk, err := f()
+	if err != nil {
+		return nil, err
+	}
+	s.in, s.psk, s.id = bytes.Clone(in), psk, id
+	return psk, nil
+}
+
+func (s *keyState) peer() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.id
+}
+
+// ConnectionState describes a connection.
+type ConnectionState struct {
+	HandshakeComplete bool
+	Mode              Mode
+	// PeerIdentity is the authenticated identity of the peer: a P2P
+	// peer's id, a static-PSK client's PSK identity (on a server) or the
+	// server's hint (on a client). Empty before the handshake completes.
+	PeerIdentity string
+	CipherSuite  uint16
+	// UsesConnectionID reports whether RFC 9146 connection IDs were offered.
+	UsesConnectionID bool
+}
+
+// Client returns a DTLS client on conn talking to raddr (a connected
+// socket may pass its remote address). The handshake runs on the first
+// Read or Write, or on Handshake.
+func Client(conn net.PacketConn, raddr net.Addr, cfg *Config) (*Conn, error) {
+	mode, err := cfg.mode()
+	if err != nil {
+		return nil, err
+	}
+	p, err := cfg.base()
+	if err != nil {
+		return nil, err
+	}
+	st := &keyState{}
+	switch mode {
+	case ModeP2P:
+		if cfg.ServerIdentity == "" {
+			return nil, fmt.Errorf("%w: a P2P client needs ServerIdentity", ErrConfig)
+		}
+		pc, err := cfg.p2pClient()
+		if err != nil {
+			return nil, fmt.Errorf("%w: P2P key: %v", ErrConfig, err)
+		}
+		hs, err := pc.StartDTLS(cfg.rand(), cfg.ServerIdentity)
+		if err != nil {
+			return nil, err
+		}
+		p.PSKIdentityHint = (&p2pIdentity{id: hs.ID(), w: hs.W(), y: hs.Y()}).marshal()
+		p.PSK = func(hint []byte) ([]byte, error) {
+			return st.answer(hint, func() (string, []byte, error) {
+				h, err := parseHint(hint)
+				if err != nil {
+					return "", nil, err
+				}
+				psk, err := hs.FinishDTLS(h.id, h.x)
+				if err != nil {
+					return "", nil, fmt.Errorf("dtls: server %q: %w", h.id, err)
+				}
+				return h.id, psk, nil
+			})
+		}
+	case ModePSK:
+		if cfg.PSK == nil {
+			return nil, fmt.Errorf("%w: a static-PSK client needs PSK", ErrConfig)
+		}
+		p.PSKIdentityHint = []byte(cfg.PSKIdentity)
+		p.PSK = func(hint []byte) ([]byte, error) {
+			return st.answer(hint, func() (string, []byte, error) {
+				return string(hint), bytes.Clone(cfg.PSK), nil
+			})
+		}
+	}
+	r := cfg.rand()
+	p.HelloRandomBytesGenerator = func() (b [handshake.RandomBytesLength]byte) {
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			// pion cannot take an error here; fall back to its own source.
+			var rr handshake.Random
+			_ = rr.Populate()
+			b = rr.RandomBytes
+		}
+		return b
+	}
+	c, err := piondtls.Client(conn, raddr, p)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{conn: c, cfg: cfg, mode: mode, isClient: true, st: st}, nil
+}
+
+// Server returns a DTLS server for the peer raddr on conn, which delivers
+// only that peer's datagrams (as a Listener's connections do). Each call
+// draws fresh P2P values.
+func Server(conn net.PacketConn, raddr net.Addr, cfg *Config) (*Conn, error) {
+	mode, err := cfg.checkServer()
+	if err != nil {
+		return nil, err
+	}
+	p, err := cfg.base()
+	if err != nil {
+		return nil, err
+	}
+	st := &keyState{}
+	switch mode {
+	case ModeP2P:
+		ps, err := cfg.p2pServer()
+		if err != nil {
+			return nil, fmt.Errorf("%w: P2P key: %v", ErrConfig, err)
+		}
+		hs, err := ps.Start(cfg.rand())
+		if err != nil {
+			return nil, err
+		}
+		p.PSKIdentityHint = (&p2pHint{id: hs.ID(), x: hs.X()}).marshal()
+		p.PSK = func(identity []byte) ([]byte, error) {
+			return st.answer(identity, func() (string, []byte, error) {
+				i, err := parseIdentity(identity)
+				if err != nil {
+					return "", nil, err
+				}
+				psk, err := hs.FinishDTLS(i.id, i.w, i.y)
+				if err != nil {
+					return "", nil, fmt.Errorf("dtls: client %q: %w", i.id, err)
+				}
+				return i.id, psk, nil
+			})
+		}
+	case ModePSK:
+		p.PSKIdentityHint = cfg.PSKIdentityHint
+		p.PSK = func(identity []byte) ([]byte, error) {
+			return st.answer(identity, func() (string, []byte, error) {
+				id := string(identity)
+				if cfg.GetPSK != nil {
+					k, err := cfg.GetPSK(id)
+					if err != nil {
+						return "", nil, err
+					}
+					if len(k) == 0 {
+						return "", nil, fmt.Errorf("dtls: no PSK for identity %q", id)
+					}
+					return id, k, nil
+				}
+				if id != cfg.PSKIdentity {
+					return "", nil, fmt.Errorf("dtls: unknown PSK identity %q", id)
+				}
+				return id, bytes.Clone(cfg.PSK), nil
+			})
+		}
+	}
+	if cfg.VerifyPeerIdentity != nil {
+		// Runs after the client's Finished verified: the identity is
+		// authenticated. A refusal sends a fatal alert.
+		p.VerifyConnection = func(*piondtls.State) error {
+			if err := cfg.VerifyPeerIdentity(st.peer()); err != nil {
+				return fmt.Errorf("%w: %q: %w", ErrPeerIdentity, st.peer(), err)
+			}
+			return nil
+		}
+	}
+	c, err := piondtls.Server(conn, raddr, p)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{conn: c, cfg: cfg, mode: mode, st: st}, nil
+}
+
+// Dial connects to the DTLS server at addr ("udp", "udp4", "udp6") and
+// completes the handshake.
+func Dial(network, addr string, cfg *Config) (*Conn, error) {
+	return DialContext(context.Background(), network, addr, cfg)
+}
+
+// DialContext is Dial bounded by ctx (and by the handshake timeout).
+func DialContext(ctx context.Context, network, addr string, cfg *Config) (*Conn, error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Client(&connectedPacketConn{raw}, raw.RemoteAddr(), cfg)
+	if err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+	if err := c.HandshakeContext(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// connectedPacketConn lets a connected UDP socket serve as a PacketConn.
+type connectedPacketConn struct{ net.Conn }
+
+func (c *connectedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, err := c.Read(b)
+	return n, c.RemoteAddr(), err
+}
+
+func (c *connectedPacketConn) WriteTo(b []byte, _ net.Addr) (int, error) { return c.Write(b) }
+
+// Handshake runs the handshake if it has not run yet.
+func (c *Conn) Handshake() error { return c.HandshakeContext(context.Background()) }
+
+// HandshakeContext runs the handshake if it has not run yet, bounded by ctx
+// and the Config's HandshakeTimeout. A failed handshake closes the
+// connection.
+func (c *Conn) HandshakeContext(ctx context.Context) error {
+	c.hsMu.Lock()
+	defer c.hsMu.Unlock()
+	c.mu.Lock()
+	done, hsErr := c.done, c.hsErr
+	c.mu.Unlock()
+	if done {
+		return hsErr
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.handshakeTimeout())
+	defer cancel()
+	err := c.conn.HandshakeContext(ctx)
+	if err == nil && c.isClient && c.cfg.VerifyPeerIdentity != nil {
+		if verr := c.cfg.VerifyPeerIdentity(c.st.peer()); verr != nil {
+			err = fmt.Errorf("%w: %q: %w", ErrPeerIdentity, c.st.peer(), verr)
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("dtls: handshake with %v: %w", c.conn.RemoteAddr(), err)
+		_ = c.conn.Close()
+	}
+	c.mu.Lock()
+	c.done, c.hsErr = true, err
+	if err == nil {
+		c.peerID = c.st.peer()
+	}
+	c.mu.Unlock()
+	return err
+}
+
+// PeerIdentity returns the authenticated peer identity, or "" before the
+// handshake has completed successfully.
+func (c *Conn) PeerIdentity() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peerID
+}
+
+// ConnectionState returns the state of the connection.
+func (c *Conn) ConnectionState() ConnectionState {
+	c.mu.Lock()
+	ok := c.done && c.hsErr == nil
+	cs := ConnectionState{HandshakeComplete: ok, Mode: c.mode, PeerIdentity: c.peerID,
+		UsesConnectionID: !c.cfg.DisableConnectionID}
+	c.mu.Unlock()
+	if ok {
+		if s, have := c.conn.ConnectionState(); have {
+			cs.CipherSuite = uint16(s.CipherSuiteID)
+		}
+	}
+	return cs
+}
+
+// ExportKeyingMaterial returns keying material (RFC 5705) once the
+// handshake has completed.
+func (c *Conn) ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error) {
+	if !c.ConnectionState().HandshakeComplete {
+		return nil, errors.New("dtls: handshake not complete")
+	}
+	s, ok := c.conn.ConnectionState()
+	if !ok {
+		return nil, errors.New("dtls: no connection state")
+	}
+	return s.ExportKeyingMaterial(label, context, length)
+}
+
+// Read reads one datagram's payload, completing the handshake first.
+func (c *Conn) Read(b []byte) (int, error) {
+	if err := c.Handshake(); err != nil {
+		return 0, err
+	}
+	return c.conn.Read(b)
+}
+
+// Write sends b as one datagram, completing the handshake first.
+func (c *Conn) Write(b []byte) (int, error) {
+	if err := c.Handshake(); err != nil {
+		return 0, err
+	}
+	return c.conn.Write(b)
+}
+
+// Close sends close_notify (after a completed handshake) and closes the
+// underlying socket or listener entry.
+func (c *Conn) Close() error { return c.conn.Close() }
+
+// LocalAddr returns the local address.
+func (c *Conn) LocalAddr() net.Addr { return c.conn.LocalAddr() }
+
+// RemoteAddr returns the peer's address (the latest one, with connection IDs).
+func (c *Conn) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
+
+// SetDeadline sets the read and write deadlines.
+func (c *Conn) SetDeadline(t time.Time) error { return c.conn.SetDeadline(t) }
+
+// SetReadDeadline sets the read deadline.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the write deadline.
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
+
+var _ net.Conn = (*Conn)(nil)

@@ -1,0 +1,24 @@
+// Package dtls lets UDP peers (IoT devices, CoAP, telemetry, media) use
+// Milagro P2P keys over DTLS 1.2, and speak plain DTLS-PSK with any other
+// DTLS stack.
+//
+// Listen/Dial and Server/Client return a *Conn, a net.Conn carrying whole
+// datagrams, with the authenticated peer identity in PeerIdentity once the
+// handshake has completed. With Config.P2PKey, the forward-secret
+// Chow–Choo values ride in the PSK identity hint and identity of an
+// unmodified pion/dtls v3 stack and both sides derive the PSK from the
+// pairing (spec dtls-p2p.md); only holders of keys for the two identities
+// finish the handshake. With Config.PSK the same API speaks static
+// DTLS-PSK (OpenSSL's `-dtls1_2 -psk`). The extended master secret is
+// required, session resumption is off, RFC 9146 connection IDs are on by
+// default and every handshake is bounded by Config.HandshakeTimeout.
+//
+// Delivery is UDP's: datagrams may be lost or reordered, and applications
+// retransmit as they would without DTLS. In particular pion may drop
+// application datagrams (all but one) that reach a server in the instant
+// between sending its last handshake flight and marking the handshake
+// complete, so a client should not count on a burst sent right after
+// Dial. Records that do not decrypt are dropped silently (RFC 6347
+// §4.1.2.7), so a wrong key often shows up as a handshake timeout rather
+// than an alert.
+package dtls
