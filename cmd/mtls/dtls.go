@@ -54,11 +54,11 @@ func dtlsConfigFromFlags(c *cli.Context, server bool) (*dtls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.CSKey != nil || m.CSToken != nil || m.CSServerSecret != nil {
+	if m.CSKey != nil || m.CSToken != nil || m.CSServerSecret != nil || len(m.CSServerKeys) > 0 {
 		return nil, errors.New("--dtls speaks Milagro P2P (--p2p-key) and PSK; Milagro CS keys work over TLS only")
 	}
 	d := &dtls.Config{
-		P2PKey: m.P2PKey, ServerIdentity: m.ExpectedServerIdentity,
+		P2PKey: m.P2PKey, ServerIdentity: m.ServerIdentity,
 		VerifyPeerIdentity: m.VerifyPeerIdentity, HandshakeTimeout: m.HandshakeTimeout,
 		KeyLogWriter: m.KeyLogWriter, DisableConnectionID: c.Bool("dtls-no-cid"),
 	}
