@@ -36,11 +36,12 @@ type FairGate struct {
 }
 
 type gateSource struct {
-	key     string
-	tokens  float64
-	last    time.Time
-	waiters list.List // of chan struct{}
-	inRing  *list.Element
+	key      string
+	admitted int // connections admitted by Admit whose handshake has not ended
+	tokens   float64
+	last     time.Time
+	waiters  list.List // of chan struct{}
+	inRing   *list.Element
 }
 
 func (g *FairGate) now() time.Time {
@@ -95,7 +96,7 @@ func (g *FairGate) source(key string, now time.Time) *gateSource {
 	// Forget idle sources (never one with waiters) to stay bounded.
 	for e := g.lru.Back(); e != nil && g.lru.Len() >= max; {
 		prev := e.Prev()
-		if s := e.Value.(*gateSource); s.waiters.Len() == 0 {
+		if s := e.Value.(*gateSource); s.waiters.Len() == 0 && s.admitted == 0 {
 			g.lru.Remove(e)
 			delete(g.sources, s.key)
 		}
@@ -189,6 +190,30 @@ func (g *FairGate) release(source string, verified bool) {
 		g.ring.MoveToBack(front)
 	}
 	close(w.Value.(chan struct{})) // the slot passes to the waiter: active is unchanged
+}
+
+// Admit admits a new connection from source before its handshake. A
+// source with its whole budget of failed proofs left (no recent failure)
+// is always admitted; one whose proofs failed may have no more admitted
+// connections in flight than whole tokens left, so a flooding source is
+// refused at accept, before any parsing. release must be called once when
+// the admitted connection's handshake ends.
+func (g *FairGate) Admit(source string) (release func(), ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.source(source, g.now())
+	if s.tokens < g.burst() && s.tokens-float64(s.admitted) < 1 {
+		return nil, false
+	}
+	s.admitted++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.mu.Lock()
+			s.admitted--
+			g.mu.Unlock()
+		})
+	}, true
 }
 
 // Stats returns the jobs running and waiting.

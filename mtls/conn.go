@@ -31,6 +31,10 @@ type Conn struct {
 	conn     net.Conn
 	isClient bool
 	config   *Config
+	// admitted, if set, is called once when the handshake ends (or the
+	// connection closes first): the listener's admission of its source.
+	admitted     func()
+	admittedOnce sync.Once
 
 	// handshake state, guarded by handshakeMutex
 	handshakeMutex    sync.Mutex
@@ -267,6 +271,7 @@ func (c *Conn) Close() error {
 			break
 		}
 	}
+	c.endAdmission()
 	if x != 0 {
 		// A Write is in flight: Close is being used to break it; do not
 		// wait for it to send close_notify.
@@ -377,6 +382,7 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 	st, err := c.runHandshake(ctx)
 	c.releaseIn()
 	c.in.Unlock()
+	c.endAdmission()
 	c.out.Lock()
 	c.sendBuf, c.hsPending = nil, nil // the flights are flushed
 	c.out.Unlock()
@@ -395,6 +401,13 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 	c.state = st
 	c.handshakeComplete.Store(true)
 	return nil
+}
+
+// endAdmission tells the listener that admitted c that its handshake ended.
+func (c *Conn) endAdmission() {
+	if c.admitted != nil {
+		c.admittedOnce.Do(c.admitted)
+	}
 }
 
 func (c *Conn) runHandshake(ctx context.Context) (*handshake.State, error) {

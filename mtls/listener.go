@@ -12,12 +12,26 @@ type listener struct {
 
 // Accept waits for the next connection and returns it as a server *Conn
 // (as a net.Conn). The handshake runs on first Read/Write or Handshake.
+//
+// With Milagro CS server credentials, a connection from an address whose
+// budget of failed CS proofs is spent (see FairGate) is closed here, before
+// any handshake goroutine or parsing: a flooding address costs an accept
+// and a close, and cannot crowd out other clients' handshakes.
 func (l *listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		release, ok := l.config.admitSource(sourceOf(c.RemoteAddr()))
+		if !ok {
+			c.Close()
+			continue
+		}
+		sc := Server(c, l.config)
+		sc.admitted = release
+		return sc, nil
 	}
-	return Server(c, l.config), nil
 }
 
 // NewListener returns a listener whose Accept wraps inner's connections

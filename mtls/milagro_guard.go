@@ -137,3 +137,28 @@ func sourceOf(a net.Addr) string {
 	}
 	return host
 }
+
+// SourceAdmitter is implemented by a PairingGate that admits connections
+// by source before their handshake (FairGate: a source whose proofs
+// failed may have no more handshakes in progress than its remaining
+// budget). Listeners close a refused connection at once, and call release
+// when an admitted one's handshake ends.
+type SourceAdmitter interface {
+	Admit(source string) (release func(), ok bool)
+}
+
+// admitSource admits a new connection from source (a CS server whose gate
+// admits by source), or refuses it before its handshake.
+func (c *Config) admitSource(source string) (func(), bool) {
+	if c == nil || (c.CSServerSecret == nil && len(c.CSServerKeys) == 0 && c.GetCSServerKey == nil) {
+		return nil, true
+	}
+	g := c.PairingGate
+	if g == nil {
+		g = c.milagroHolder().guards().gate
+	}
+	if a, ok := g.(SourceAdmitter); ok {
+		return a.Admit(source)
+	}
+	return nil, true
+}

@@ -42,7 +42,12 @@ func milFail(t *testing.T, ccfg, scfg *mtls.Config, wc, ws func(net.Conn) net.Co
 }
 
 // milForgedKey is bob's key relabelled as alice's.
-func milForgedKey(t *testing.T, f *milFixture) *pairing.CSClientKey {
+func milForgedKey(t testing.TB, f *milFixture) *pairing.CSClientKey {
+	return milRelabel(t, f, milAlice)
+}
+
+// milRelabel is bob's key relabelled as id's.
+func milRelabel(t testing.TB, f *milFixture, id string) *pairing.CSClientKey {
 	b, err := f.bob.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -50,14 +55,14 @@ func milForgedKey(t *testing.T, f *milFixture) *pairing.CSClientKey {
 	point := b[len(b)-pairing.G1Size:]
 	origin := b[2 : 4+8*int(b[3])] // flags, count, fingerprints
 	enc := append([]byte{b[0], b[1]}, origin...)
-	enc = append(enc, 0, byte(len(milAlice)))
-	enc = append(enc, milAlice...)
+	enc = append(enc, 0, byte(len(id)))
+	enc = append(enc, id...)
 	enc = append(enc, point...)
 	k := new(pairing.CSClientKey)
 	if err := k.UnmarshalBinary(enc); err != nil {
 		t.Fatal(err)
 	}
-	if k.ID() != milAlice {
+	if k.ID() != id {
 		t.Fatal(k.ID())
 	}
 	return k

@@ -196,6 +196,18 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	defer func() { s.Metrics.connClose(result) }()
 
 	source := sourceAddr(raw.RemoteAddr())
+	s.guardMu.Lock()
+	gate := s.gate
+	s.guardMu.Unlock()
+	admitRelease, admitted := gate.Admit(source)
+	if !admitted {
+		// This address's CS proofs kept failing: closed before any work.
+		result = resultBusy
+		s.Metrics.handshake("", resultBusy, 0)
+		raw.Close()
+		return
+	}
+	defer admitRelease()
 	if !s.hs.admit(source) {
 		result = resultBusy
 		s.Metrics.handshake("", resultBusy, 0)
@@ -228,6 +240,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	onShortStack(func() { err = sc.HandshakeContext(hctx) })
 	cancel()
 	releaseHS()
+	admitRelease()
 	hsDur := time.Since(start)
 	if err != nil {
 		var de *DeniedError
