@@ -45,6 +45,10 @@ type ClientConfig struct {
 	InsecureAllowNoEMS bool
 	// KeyLog, if set, receives an NSS key-log line ("CLIENT_RANDOM ...").
 	KeyLog io.Writer
+	// Session, if set, is offered for resumption; RequestTicket asks the
+	// server for a session ticket (resume_client.go).
+	Session       *ClientSession
+	RequestTicket bool
 }
 
 // ServerConfig configures a server handshake.
@@ -58,6 +62,8 @@ type ServerConfig struct {
 	// GetConfigForClient, if set, is called after the ClientHello is parsed
 	// and may return a different configuration for this connection (nil: keep).
 	GetConfigForClient func(*ClientHelloInfo) (*ServerConfig, error)
+	// Tickets, if set, enables session tickets (resume_server.go).
+	Tickets *ServerTickets
 }
 
 // ClientHelloInfo is what the server's callback sees of a ClientHello.
@@ -94,4 +100,9 @@ type State struct {
 	// (kept for RFC 5746 renegotiation_info and tls-unique).
 	ClientFinished []byte
 	ServerFinished []byte
+	// DidResume is set when the handshake resumed a session (abbreviated
+	// handshake; the first Finished was the server's). Session (client) is
+	// a session the server issued a ticket for, to offer next time.
+	DidResume bool
+	Session   *ClientSession
 }

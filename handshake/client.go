@@ -54,6 +54,7 @@ type clientHandshake struct {
 	ems     bool
 	reneg   bool
 	tr      transcript
+	res     *clientResume // session tickets (resume_client.go)
 }
 
 func (hs *clientHandshake) run() (*State, error) {
@@ -63,6 +64,9 @@ func (hs *clientHandshake) run() (*State, error) {
 	sh, err := hs.readServerHello()
 	if err != nil {
 		return nil, err
+	}
+	if hs.res != nil && hs.res.resumed {
+		return hs.runResumed(sh)
 	}
 	if err := hs.processServerFlight(); err != nil {
 		return nil, err
@@ -100,6 +104,9 @@ func (hs *clientHandshake) run() (*State, error) {
 		return nil, err
 	}
 
+	if err := hs.readNewTicket(); err != nil {
+		return nil, err
+	}
 	if err := hs.ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -131,6 +138,7 @@ func (hs *clientHandshake) run() (*State, error) {
 	}
 	copy(st.ClientRandom[:], hs.hello.random)
 	copy(st.ServerRandom[:], sh.random)
+	st.Session = hs.newSession(st)
 	return st, nil
 }
 
@@ -189,6 +197,9 @@ func (hs *clientHandshake) sendHello() error {
 		}
 		seen[e.Type] = true
 		m.extra = append(m.extra, e)
+	}
+	if err := hs.addTicketOffer(m); err != nil {
+		return err
 	}
 	if testHookClientHello != nil {
 		testHookClientHello(m)
@@ -303,6 +314,9 @@ func (hs *clientHandshake) readServerHello() (*serverHelloMsg, error) {
 	}
 	hs.tr.start(hs.suite)
 	hs.tr.write(msg)
+	if err := hs.checkServerHelloTicket(sh); err != nil {
+		return nil, err
+	}
 	return sh, nil
 }
 

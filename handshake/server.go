@@ -31,11 +31,15 @@ type serverHandshake struct {
 	ems   bool
 	reneg bool
 	tr    transcript
+	res   *serverResume // session tickets (resume_server.go)
 }
 
 func (hs *serverHandshake) run() (*State, error) {
 	if err := hs.readClientHello(); err != nil {
 		return nil, err
+	}
+	if hs.resuming() {
+		return hs.runResumed()
 	}
 	sh, err := hs.sendServerFlight()
 	if err != nil {
@@ -84,6 +88,9 @@ func (hs *serverHandshake) run() (*State, error) {
 		return nil, err
 	}
 	hs.tr.write(msg)
+	if err := hs.writeNewTicket(hs.fullSessionState(keys.master)); err != nil {
+		return nil, err
+	}
 
 	if err := hs.rl.WriteChangeCipherSpec(keys.serverCipher); err != nil {
 		return nil, err
@@ -187,6 +194,9 @@ func (hs *serverHandshake) readClientHello() error {
 		return ciphersuite.Errorf(ciphersuite.AlertHandshakeFailure,
 			"client did not offer extended_master_secret (RFC 7627), which this server requires")
 	}
+	if err := hs.checkTicket(); err != nil || hs.resuming() {
+		return err
+	}
 
 	info := &ciphersuite.ClientHelloInfo{
 		Curves:       ch.supportedCurves,
@@ -240,6 +250,7 @@ func (hs *serverHandshake) sendServerFlight() (*serverHelloMsg, error) {
 	if isECDHE(hs.suite) && hs.hello.hasPointFormats {
 		sh.supportedPoints = []uint8{pointUncompressed}
 	}
+	hs.ticketExtension(sh)
 	if testHookServerHello != nil {
 		testHookServerHello(sh)
 	}
