@@ -40,13 +40,13 @@ func (t *ServerTickets) lifetime() time.Duration {
 
 // serverResume is the state of a server handshake that deals in tickets.
 type serverResume struct {
-	keys        []TicketKey
-	sendTicket  bool          // the ServerHello acknowledges session_ticket
-	session     *SessionState // set when the session is being resumed
-	reissue     bool          // resumed under an older key: issue a fresh ticket
-	clientID    []byte        // the client's session_id, echoed on resumption
-	refusedWhy  string // why an offered ticket was not resumed (tests, logs)
-	tickets     *ServerTickets
+	keys       []TicketKey
+	sendTicket bool          // the ServerHello acknowledges session_ticket
+	session    *SessionState // set when the session is being resumed
+	reissue    bool          // resumed under an older key: issue a fresh ticket
+	clientID   []byte        // the client's session_id, echoed on resumption
+	refusedWhy string        // why an offered ticket was not resumed (tests, logs)
+	tickets    *ServerTickets
 }
 
 // checkTicket runs after the ClientHello checks (EMS included) and before

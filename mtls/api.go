@@ -144,6 +144,18 @@ type Config struct {
 	// Logger receives debug logs; nil means none.
 	Logger *slog.Logger
 
+	// Session resumption (RFC 5077 tickets; ticket.go). A server issues
+	// tickets unless SessionTicketsDisabled, under TicketKeys (called per
+	// handshake; newest first), else the keys given to
+	// SetSessionTicketKeys, else automatic keys (a new one each day, each
+	// accepted for 7 days). SessionTicketLifetime bounds how long after its
+	// full handshake a session may be resumed (0: 24 h, the maximum). A
+	// client resumes with a ClientSessionCache (NewLRUClientSessionCache).
+	SessionTicketsDisabled bool
+	SessionTicketLifetime  time.Duration
+	TicketKeys             func() [][32]byte
+	ClientSessionCache     ClientSessionCache
+
 	// milagro holds what this Config and its Clones share of the prepared
 	// Milagro credentials (the PIN); set on first use or by Clone, guarded
 	// by milagroHolderMu (milagro_config.go).
@@ -181,4 +193,7 @@ type ConnectionState struct {
 	LocalIdentity string
 	// TLSUnique is the tls-unique channel binding (RFC 5929).
 	TLSUnique []byte
+	// DidResume reports a resumed session (abbreviated handshake, no key
+	// exchange); the identities and permit day are the full handshake's.
+	DidResume bool
 }

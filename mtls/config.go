@@ -143,6 +143,9 @@ func (c *Config) serverHandshakeConfig(ctx context.Context, source string) (*han
 		return nil, err
 	}
 	c.milagroServerGuards(hc.KX, c, ctx, source)
+	if hc.Tickets, err = c.serverTickets(); err != nil {
+		return nil, err
+	}
 	if get := c.GetConfigForClient; get != nil {
 		hc.GetConfigForClient = func(hi *handshake.ClientHelloInfo) (*handshake.ServerConfig, error) {
 			cfg, err := get(&ClientHelloInfo{
@@ -161,6 +164,11 @@ func (c *Config) serverHandshakeConfig(ctx context.Context, source string) (*han
 			// parent's unless the returned Config brings its own: a
 			// Config made per hello must not start every count afresh.
 			cfg.milagroServerGuards(shc.KX, c, ctx, source)
+			// Ticket keys stay the parent's (as crypto/tls's); the
+			// returned Config may turn tickets off.
+			if !cfg.SessionTicketsDisabled {
+				shc.Tickets = hc.Tickets
+			}
 			return shc, nil
 		}
 	}

@@ -420,7 +420,13 @@ func (c *Conn) runHandshake(ctx context.Context) (*handshake.State, error) {
 		if err != nil {
 			return nil, err
 		}
-		return handshake.Client(ctx, rl, hc)
+		key, err := c.clientSessionBefore(hc)
+		if err != nil {
+			return nil, err
+		}
+		st, err := handshake.Client(ctx, rl, hc)
+		c.clientSessionAfter(key, hc, st, err)
+		return st, err
 	}
 	hc, err := c.config.serverHandshakeConfig(ctx, sourceOf(c.conn.RemoteAddr()))
 	if err != nil {
@@ -477,7 +483,12 @@ func (c *Conn) ConnectionState() ConnectionState {
 	cs.LocalIdentity = st.LocalIdentity
 	cs.PSKIdentityHint = st.PSKIdentityHint
 	cs.PermitDay = st.PermitDay
-	// tls-unique is the first Finished of the (only, full) handshake: the client's.
+	// tls-unique is the first Finished of the handshake: the client's, or
+	// the server's in a resumed one.
 	cs.TLSUnique = append([]byte(nil), st.ClientFinished...)
+	if st.DidResume {
+		cs.TLSUnique = append([]byte(nil), st.ServerFinished...)
+	}
+	cs.DidResume = st.DidResume
 	return cs
 }

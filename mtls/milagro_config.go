@@ -63,6 +63,8 @@ type milagroPrepared struct {
 
 	guardsOnce   sync.Once
 	serverGuards *serverGuards // lockout, replay cache, pairing gate (milagro_guard.go)
+
+	tickets ticketKeyState // session ticket keys (ticket.go)
 }
 
 // milagroHolderMu guards Config.milagro in every Config. It is held only to
