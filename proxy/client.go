@@ -39,10 +39,16 @@ type Client struct {
 }
 
 // SetConfig installs the mtls client configuration for new connections
-// (safe at any time; live connections keep theirs).
+// (safe at any time; live connections keep theirs). Without a
+// ClientSessionCache in cfg, the connections to Target resume sessions
+// through a cache of this Client's, new with each SetConfig.
 func (c *Client) SetConfig(cfg *mtls.Config) error {
 	if cfg == nil {
 		return errors.New("proxy: nil mtls.Config")
+	}
+	if cfg.ClientSessionCache == nil && !cfg.SessionTicketsDisabled {
+		cfg = cfg.Clone()
+		cfg.ClientSessionCache = mtls.NewLRUClientSessionCache(16)
 	}
 	c.cur.Store(cfg)
 	return nil
@@ -121,7 +127,7 @@ func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
 	t.add(func() { sc.Close() })
 	defer sc.Close()
 	cs := sc.ConnectionState()
-	c.Metrics.handshake(cs.CipherSuiteName, resultOK, hsDur)
+	c.Metrics.handshakeOK(cs, hsDur)
 	log = log.With("identity", cs.PeerIdentity, "local_identity", cs.LocalIdentity, "suite", cs.CipherSuiteName)
 	log.Info("connection open", "target", c.Target)
 	p := &pipe{a: local, b: sc, idle: c.IdleTimeout, onBytes: c.Metrics.bytesFunc()}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/milagro-go/milagro/mtls"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -23,6 +24,7 @@ type Metrics struct {
 	connections *prometheus.CounterVec // result
 	bytes       *prometheus.CounterVec // direction
 	aclDenials  prometheus.Counter
+	resumed     *prometheus.CounterVec // suite
 }
 
 // Handshake results (the "result" label of mtls_proxy_handshakes_total).
@@ -66,6 +68,11 @@ func NewMetrics() *Metrics {
 			Help: "Peers refused by the access control list.",
 		}),
 	}
+	m.resumed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mtls_proxy_handshakes_resumed_total",
+		Help: "Successful mtls handshakes that resumed a session (session ticket, no key exchange), by cipher suite; also counted in mtls_proxy_handshakes_total.",
+	}, []string{"suite"})
+	reg.MustRegister(m.resumed)
 	reg.MustRegister(m.handshakes, m.hsDuration, m.active, m.connections, m.bytes, m.aclDenials,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -80,6 +87,14 @@ func (m *Metrics) handshake(suite, result string, d time.Duration) {
 	}
 	m.handshakes.WithLabelValues(suite, result).Inc()
 	m.hsDuration.Observe(d.Seconds())
+}
+
+// handshakeOK records a successful handshake (and whether it resumed).
+func (m *Metrics) handshakeOK(cs mtls.ConnectionState, d time.Duration) {
+	m.handshake(cs.CipherSuiteName, resultOK, d)
+	if m != nil && cs.DidResume {
+		m.resumed.WithLabelValues(cs.CipherSuiteName).Inc()
+	}
 }
 
 func (m *Metrics) connOpen() {

@@ -282,7 +282,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 		log.Warn("access denied after handshake", "reason", err)
 		return
 	}
-	s.Metrics.handshake(cs.CipherSuiteName, resultOK, hsDur)
+	s.Metrics.handshakeOK(cs, hsDur)
 	if s.connSem != nil {
 		select {
 		case s.connSem <- struct{}{}:

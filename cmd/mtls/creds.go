@@ -70,6 +70,7 @@ func credentialFlags(server bool) []cli.Flag {
 			&cli.StringFlag{Name: "psk-file", Category: cat, Usage: "`FILE` of accepted PSKs, one identity:hexkey per line (gnutls psk.txt format; # comments)"},
 			&cli.StringFlag{Name: "psk-hint", Category: cat, Usage: "`HINT` sent to clients as psk_identity_hint"},
 		)
+		fs = append(fs, ticketFlags()...) // tickets.go
 	}
 	fs = append(fs,
 		&cli.StringFlag{Name: "suites", Category: "security", Usage: "comma-separated cipher suite `NAMES` in preference order, IANA (TLS_PSK_WITH_AES_128_GCM_SHA256) or OpenSSL (PSK-AES128-GCM-SHA256) names; default: every suite with credentials"},
@@ -147,6 +148,9 @@ func configFromFlags(c *cli.Context, server bool) (*mtls.Config, error) {
 			}
 		}
 		cfg.PSKIdentityHint = c.String("psk-hint")
+		if err := applyTicketFlags(c, cfg); err != nil {
+			return nil, err
+		}
 	} else if key != nil {
 		cfg.PSKIdentity, cfg.PSK = id, key
 	}
