@@ -62,15 +62,26 @@ func startOurPair(b *testing.B, service string) *pair {
 }
 
 // startOurCSPair is startOurPair with Milagro CS keys instead of a PSK.
+// The client-side proxy resumes its sessions (tickets, on by default).
 func startOurCSPair(b *testing.B, service string) *pair {
+	return startOurCSPairArgs(b, service, "mtls-cs")
+}
+
+// startOurCSPairFull is startOurCSPair with resumption off (--no-tickets on
+// the server side): every connection runs a full CS handshake.
+func startOurCSPairFull(b *testing.B, service string) *pair {
+	return startOurCSPairArgs(b, service, "mtls-cs-full", "--no-tickets")
+}
+
+func startOurCSPairArgs(b *testing.B, service, label string, serverArgs ...string) *pair {
 	server, clients := milagroKeys(b, "alice@example.com")
 	saddr, caddr := freePort(b), freePort(b)
 	const suite = "TLS_MILAGRO_CS_WITH_AES_128_GCM_SHA256"
-	srv := startQuiet(b, saddr, "--log-level", "warn", "proxy", "server", "--listen", saddr, "--target", service,
-		"--key", server, "--suites", suite, "--allow", "alice@example.com")
+	srv := startQuiet(b, saddr, append([]string{"--log-level", "warn", "proxy", "server", "--listen", saddr, "--target", service,
+		"--key", server, "--suites", suite, "--allow", "alice@example.com"}, serverArgs...)...)
 	cli := startQuiet(b, caddr, "--log-level", "warn", "proxy", "client", "--listen", caddr, "--target", saddr,
 		"--key", clients["alice@example.com"], "--suites", suite)
-	return &pair{local: caddr, clientPID: cli.cmd.Process.Pid, serverPID: srv.cmd.Process.Pid, pairLabel: "mtls-cs"}
+	return &pair{local: caddr, clientPID: cli.cmd.Process.Pid, serverPID: srv.cmd.Process.Pid, pairLabel: label}
 }
 
 // startQuiet starts the binary and waits until addr accepts connections.
@@ -150,7 +161,7 @@ func startStunnelPair(b *testing.B, service string) *pair {
 var pairs = []struct {
 	name  string
 	start func(*testing.B, string) *pair
-}{{"mtls", startOurPair}, {"mtls-cs", startOurCSPair}, {"stunnel", startStunnelPair}}
+}{{"mtls", startOurPair}, {"mtls-cs", startOurCSPair}, {"mtls-cs-full", startOurCSPairFull}, {"stunnel", startStunnelPair}}
 
 // sink is a service that reads and discards, then closes.
 func sink(c net.Conn) { io.Copy(io.Discard, c) }

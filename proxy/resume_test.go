@@ -1,10 +1,17 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/milagro-go/milagro/mtls"
 )
 
 // The client-mode proxy caches its session to the target; the second
@@ -57,4 +64,70 @@ func TestProxyResumption(t *testing.T) {
 	if metricValue(sm.resumed) != 2 || up.count.Load() != before {
 		t.Fatal("a dropped identity resumed its session")
 	}
+}
+
+// countLogs counts the log lines with msg so far.
+func (p *proc) countLogs(msg string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, m := range p.logs {
+		if m["msg"] == msg {
+			n++
+		}
+	}
+	return n
+}
+
+// TestE2ETicketKeyFileReload: `mtls proxy server --ticket-key-file` resumes
+// sessions under the file's keys and re-reads it on SIGHUP: after the key
+// changes, an old ticket gets a full handshake; the new ticket resumes.
+func TestE2ETicketKeyFileReload(t *testing.T) {
+	up := startUpstream(t, echo)
+	keys := filepath.Join(t.TempDir(), "tickets.keys")
+	if err := os.WriteFile(keys, []byte(strings.Repeat("11", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, saddr, _ := proxyServer(t, up.addr(), "--allow-all", "--ticket-key-file", keys)
+	cfg := pskClientConfig("alice")
+	cfg.ClientSessionCache = mtls.NewLRUClientSessionCache(4)
+	try := func(want bool) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := (&mtls.Dialer{Config: cfg}).DialContext(ctx, "tcp", saddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if got := c.(*mtls.Conn).ConnectionState().DidResume; got != want {
+			t.Fatalf("resumed %v, want %v", got, want)
+		}
+		if got := roundTrip(t, c, []byte("x")); string(got) != "x" {
+			t.Fatalf("echo %q", got)
+		}
+	}
+	reload := func() {
+		t.Helper()
+		n := srv.countLogs("reloaded")
+		srv.cmd.Process.Signal(syscall.SIGHUP)
+		if !waitFor(10*time.Second, func() bool { return srv.countLogs("reloaded") > n }) {
+			t.Fatalf("no reload:\n%s", srv.output())
+		}
+	}
+	try(false)
+	try(true)
+	reload() // same keys: sessions survive the reload
+	try(true)
+	if err := os.WriteFile(keys, []byte(strings.Repeat("22", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload()
+	try(false)
+	try(true)
+	// A broken key file keeps the previous keys.
+	os.WriteFile(keys, []byte("not a key\n"), 0o600)
+	srv.cmd.Process.Signal(syscall.SIGHUP)
+	srv.waitLog(t, "reload failed; keeping the previous configuration")
+	try(true)
 }
