@@ -2,6 +2,7 @@ package handshake
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"testing"
 	"time"
@@ -80,4 +81,147 @@ func FuzzNewSessionTicket(f *testing.F) {
 			t.Fatalf("accepted NewSessionTicket does not round-trip: %v", err)
 		}
 	})
+}
+
+// detReader is a deterministic randomness source, so that a recorded
+// flight replays against the same client randoms (and so verifies).
+type detReader struct{ n byte }
+
+func (r *detReader) Read(b []byte) (int, error) {
+	for i := range b {
+		r.n++
+		b[i] = r.n
+	}
+	return len(b), nil
+}
+
+// resumeFuzzConfigs are deterministic PSK configurations with tickets, the
+// client offering sess (nil: asking for a ticket).
+func resumeFuzzConfigs(sess *ClientSession) (*ClientConfig, *ServerConfig) {
+	c, s := testConfigs(pskSuites(), "hint")
+	c.Rand, c.KX.Rand = &detReader{}, nil
+	s.Rand, s.KX.Rand = &detReader{n: 100}, nil
+	fixed := time.Unix(1763769600, 0)
+	c.KX.Time, s.KX.Time = func() time.Time { return fixed }, func() time.Time { return fixed }
+	k := testTicketKey(7, fixed)
+	s.Tickets = &ServerTickets{Keys: func() []TicketKey { return []TicketKey{k} }}
+	c.RequestTicket, c.Session = true, sess
+	return c, s
+}
+
+// resumeFlights records a full handshake with a ticket and the resumed one.
+func resumeFlights(tb testing.TB) (full, resumed [2][]memRecord) {
+	run := func(sess *ClientSession) ([2][]memRecord, *State) {
+		c, s := resumeFuzzConfigs(sess)
+		var cw, sw []memRecord
+		r := runPairRL(tb, c, s, func(c, s *memRL) {
+			c.plaintext, s.plaintext = true, true
+			c.tap, s.tap = &cw, &sw
+		})
+		if r.cerr != nil || r.serr != nil {
+			tb.Fatalf("seed handshake: %v %v", r.cerr, r.serr)
+		}
+		return [2][]memRecord{cw, sw}, r.cst
+	}
+	full, st := run(nil)
+	if st.Session == nil {
+		tb.Fatal("no ticket in the seed handshake")
+	}
+	resumed, st2 := run(st.Session)
+	if !st2.DidResume {
+		tb.Fatal("seed handshake did not resume")
+	}
+	return full, resumed
+}
+
+// fuzzSession is the session the client fuzzer offers (from a real ticket).
+func fuzzSession(tb testing.TB) *ClientSession {
+	c, s := resumeFuzzConfigs(nil)
+	r := runPair(tb, c, s)
+	if r.cerr != nil || r.cst.Session == nil {
+		tb.Fatalf("seed: %v", r.cerr)
+	}
+	return r.cst.Session
+}
+
+// FuzzResumeServerHandshake feeds hostile client records to a server with
+// tickets (full handshakes asking for tickets, offered tickets).
+func FuzzResumeServerHandshake(f *testing.F) {
+	requireReal(f)
+	full, resumed := resumeFlights(f)
+	f.Add(encodeRecords(full[0]))
+	f.Add(encodeRecords(resumed[0]))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, scfg := resumeFuzzConfigs(nil)
+		crl, srl := newMemPipe()
+		srl.plaintext = true
+		for _, r := range decodeRecords(data) {
+			crl.rawWrite(r.typ, r.data)
+		}
+		crl.close()
+		go func() {
+			for {
+				if _, err := crl.rawRead(); err != nil {
+					return
+				}
+			}
+		}()
+		_, _ = Server(context.Background(), srl, scfg)
+		srl.close()
+	})
+}
+
+// FuzzResumeClientHandshake feeds hostile server records to a client that
+// offers a session (ServerHello echoing or not, NewSessionTicket, the
+// abbreviated handshake's CCS and Finished).
+func FuzzResumeClientHandshake(f *testing.F) {
+	requireReal(f)
+	full, resumed := resumeFlights(f)
+	f.Add(encodeRecords(full[1]))
+	f.Add(encodeRecords(resumed[1]))
+	sess := fuzzSession(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ccfg, _ := resumeFuzzConfigs(sess)
+		crl, srl := newMemPipe()
+		crl.plaintext = true
+		for _, r := range decodeRecords(data) {
+			srl.rawWrite(r.typ, r.data)
+		}
+		srl.close()
+		go func() {
+			for {
+				if _, err := srl.rawRead(); err != nil {
+					return
+				}
+			}
+		}()
+		_, _ = Client(context.Background(), crl, ccfg)
+		crl.close()
+	})
+}
+
+// TestResumeFuzzSeedsReplay: the client fuzzer's resumed seed replays to a
+// completed resumption, so fuzzing starts from the deep states.
+func TestResumeFuzzSeedsReplay(t *testing.T) {
+	requireReal(t)
+	_, resumed := resumeFlights(t)
+	ccfg, _ := resumeFuzzConfigs(fuzzSession(t))
+	crl, srl := newMemPipe()
+	crl.plaintext = true
+	for _, r := range resumed[1] {
+		srl.rawWrite(r.typ, r.data)
+	}
+	srl.close()
+	go func() {
+		for {
+			if _, err := srl.rawRead(); err != nil {
+				return
+			}
+		}
+	}()
+	st, err := Client(context.Background(), crl, ccfg)
+	crl.close()
+	if err != nil || !st.DidResume {
+		t.Fatalf("replayed resumed flight: %v", err)
+	}
 }
