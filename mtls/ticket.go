@@ -132,23 +132,20 @@ func (c *Config) serverTickets() (*handshake.ServerTickets, error) {
 	if life == 0 {
 		life = handshake.DefaultTicketLifetime
 	}
-	var keyErr error
 	st := &handshake.ServerTickets{Lifetime: life}
+	l := c.Logger
 	st.Keys = func() []handshake.TicketKey {
 		ks, err := c.ticketKeys()
 		if err != nil {
-			keyErr = err
+			if l != nil {
+				l.Warn("mtls: no session ticket keys; this handshake issues and accepts none", "err", err)
+			}
 			return nil // no tickets this time; the handshake goes on
 		}
 		return ks
 	}
-	if l := c.Logger; l != nil {
-		st.OnRefused = func(why string) {
-			l.Debug("mtls: session ticket not resumed", "reason", why)
-			if keyErr != nil {
-				l.Warn("mtls: no session ticket keys", "err", keyErr)
-			}
-		}
+	if l != nil {
+		st.OnRefused = func(why string) { l.Debug("mtls: session ticket not resumed", "reason", why) }
 	}
 	return st, nil
 }

@@ -50,6 +50,9 @@ func dtlsConfigFromFlags(c *cli.Context, server bool) (*dtls.Config, error) {
 	if c.Bool("allow-no-ems") {
 		return nil, errors.New("--allow-no-ems: DTLS here always requires the extended master secret")
 	}
+	if c.IsSet("ticket-key-file") || c.IsSet("no-tickets") {
+		return nil, errors.New("--ticket-key-file and --no-tickets apply to TLS; --dtls issues no session tickets")
+	}
 	m, err := configFromFlags(c, server)
 	if err != nil {
 		return nil, err
