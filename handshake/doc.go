@@ -10,7 +10,15 @@
 //	ClientHello        -->
 //	                   <--  ServerHello, [ServerKeyExchange], ServerHelloDone
 //	ClientKeyExchange, ChangeCipherSpec, Finished  -->
-//	                   <--  ChangeCipherSpec, Finished
+//	                   <--  [NewSessionTicket], ChangeCipherSpec, Finished
+//
+// and, resuming a session with an RFC 5077 session ticket (ticket.go,
+// resume_client.go, resume_server.go; no key exchange at all):
+//
+//	ClientHello (session_ticket, session_id)  -->
+//	                   <--  ServerHello (same session_id), [NewSessionTicket],
+//	                        ChangeCipherSpec, Finished
+//	ChangeCipherSpec, Finished  -->
 //
 // Key exchanges plug in through the ciphersuite package (ClientKX/ServerKX);
 // records are read and written through the small RecordLayer interface, which
