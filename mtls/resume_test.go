@@ -308,3 +308,31 @@ func TestParseTicketKeys(t *testing.T) {
 		}
 	}
 }
+
+// GetConfigForClient: the returned Config's credentials and policy decide
+// (its VerifyPeerIdentity is applied to the resumed session), the ticket
+// keys stay the parent's, and it may turn tickets off.
+func TestResumeGetConfigForClient(t *testing.T) {
+	client, inner := pskConfigs()
+	disabled := false
+	denied := false
+	server := &mtls.Config{GetConfigForClient: func(*mtls.ClientHelloInfo) (*mtls.Config, error) {
+		c := inner.Clone()
+		c.SessionTicketsDisabled = disabled
+		if denied {
+			c.VerifyPeerIdentity = func(string) error { return errors.New("no") }
+		}
+		return c, nil
+	}}
+	client.ClientSessionCache = mtls.NewLRUClientSessionCache(4)
+	mustResume(t, client, server, false)
+	mustResume(t, client, server, true)
+	denied = true
+	if r := milHandshakeTCP(t, client, server, nil, nil); r.serverErr == nil {
+		t.Fatal("the returned Config's policy was not applied to the resumed session")
+	}
+	denied = false
+	mustResume(t, client, server, false)
+	disabled = true
+	mustResume(t, client, server, false)
+}
