@@ -4,8 +4,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"sync"
-	"sync/atomic"
 
 	"github.com/cloudflare/circl/ecc/bls12381"
 	"github.com/cloudflare/circl/ecc/bls12381/ff"
@@ -35,15 +33,6 @@ type CSClient struct {
 	a   bls12381.G1       // A, or A' = A + T_d with a permit
 	k   bls12381.G1       // K, or K' = K + TP_d
 	eKB *cache[*ff.URoot] // e(K', B_S) by id_S
-	tab *csTables         // fixed-base tables of A' and K' (fixedbase.go)
-}
-
-// csTables are a CS client's fixed-base tables of A' and K', built at the
-// second Hello (a client that connects once never pays for them).
-type csTables struct {
-	hellos atomic.Uint32
-	once   sync.Once
-	fa, fk *fixedBase
 }
 
 // csClientServers bounds the cache of e(K', B_S) of one client (a client
@@ -65,7 +54,7 @@ func NewCSClient(key *CSClientKey, permit *TimePermit) (*CSClient, error) {
 	if err := checkG1(&key.k); err != nil {
 		return nil, err
 	}
-	c := &CSClient{id: key.id, k: key.k, eKB: newCache[*ff.URoot](csClientServers), tab: new(csTables)}
+	c := &CSClient{id: key.id, k: key.k, eKB: newCache[*ff.URoot](csClientServers)}
 	c.a = *H1(DomainCS, []byte(key.id))
 	if permit != nil {
 		if permit.id != key.id || permit.day == 0 {
@@ -123,23 +112,8 @@ func (c *CSClient) ID() string { return c.id }
 // Day returns the permit day, or 0 without a permit.
 func (c *CSClient) Day() uint64 { return c.day }
 
-// tables returns the fixed-base tables of A' and K', building them at the
-// second call (nil, nil before).
-func (c *CSClient) tables() (*fixedBase, *fixedBase) {
-	t := c.tab
-	if t == nil || (t.hellos.Load() < 1 && t.hellos.Add(1) < 2) {
-		return nil, nil
-	}
-	t.once.Do(func() { t.fa, t.fk = newFixedBase(&c.a), newFixedBase(&c.k) })
-	return t.fa, t.fk
-}
-
 // Zeroize overwrites the client's secrets.
 func (c *CSClient) Zeroize() {
-	if t := c.tab; t != nil {
-		t.once.Do(func() {}) // none from now on
-		t.fk.zeroize()
-	}
 	c.k.SetIdentity()
 	c.eKB.mu.Lock()
 	for k, v := range c.eKB.m {
@@ -181,22 +155,13 @@ func (c *CSClient) Hello(rand io.Reader, t uint64, idS string) (*CSHello, *CSCli
 // helloWith is Hello with a given x, which it erases.
 func (c *CSClient) helloWith(x *bls12381.Scalar, t uint64, idS string) (*CSHello, *CSClientHandshake) {
 	var u, v bls12381.G1
-	fa, fk := c.tables()
-	if fa != nil {
-		fa.mul(&u, x)
-	} else {
-		u.ScalarMult(x, &c.a)
-	}
+	u.ScalarMult(x, &c.a)
 	uBytes := u.BytesCompressed()
 	y := Hq(DomainCS, transcript(nil).u64(t).id(c.id).u64(c.day).raw(uBytes).id(idS))
 	var e bls12381.Scalar
 	e.Add(x, y)
 	e.Neg()
-	if fk != nil {
-		fk.mul(&v, &e)
-	} else {
-		v.ScalarMult(&e, &c.k)
-	}
+	v.ScalarMult(&e, &c.k)
 	e = bls12381.Scalar{}
 	hs := &CSClientHandshake{c: c, x: *x, y: *y, eKB: c.pairingFor(idS)}
 	*x = bls12381.Scalar{}
