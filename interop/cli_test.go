@@ -44,7 +44,7 @@ func TestCLIWithOpenSSL(t *testing.T) {
 			cli := startPeer(t, nil, mtlsBin, "client", "--connect", "127.0.0.1:"+strconv.Itoa(port),
 				"--psk-identity", identity, "--psk", pskHex, "--suites", s.openssl)
 			go cli.stdin.Write(toServer)
-			want := "suite=" + s.name + " peer=" + hint + "\n"
+			want := "suite=" + s.name + " peer= psk_hint=\"" + hint + "\"\n"
 			if !cli.stdout.waitFor(ioTimeout, func(b []byte) bool { return len(b) >= len(toClient) }) {
 				t.Fatalf("mtls client printed %d of %d bytes", len(cli.stdout.Bytes()), len(toClient))
 			}
