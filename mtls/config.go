@@ -83,6 +83,9 @@ func (c *Config) clientHandshakeConfig() (*handshake.ClientConfig, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := handshake.CheckNextProtos(c.NextProtos); err != nil {
+		return nil, fmt.Errorf("mtls: Config.NextProtos: %w", err)
+	}
 	kx := &ciphersuite.ClientConfig{
 		Rand:   c.rand(),
 		Time:   c.time(),
@@ -113,6 +116,7 @@ func (c *Config) clientHandshakeConfig() (*handshake.ClientConfig, error) {
 		ServerName:         c.ServerName,
 		InsecureAllowNoEMS: c.InsecureAllowNoEMS,
 		KeyLog:             c.keyLog(),
+		NextProtos:         c.NextProtos,
 	}, nil
 }
 
@@ -126,9 +130,10 @@ func (c *Config) serverHandshakeConfig() (*handshake.ServerConfig, error) {
 	if get := c.GetConfigForClient; get != nil {
 		hc.GetConfigForClient = func(hi *handshake.ClientHelloInfo) (*handshake.ServerConfig, error) {
 			cfg, err := get(&ClientHelloInfo{
-				ServerName:   hi.ServerName,
-				CipherSuites: hi.CipherSuites,
-				Curves:       hi.Curves,
+				ServerName:      hi.ServerName,
+				CipherSuites:    hi.CipherSuites,
+				Curves:          hi.Curves,
+				SupportedProtos: hi.SupportedProtos,
 			})
 			if err != nil || cfg == nil {
 				return nil, err
@@ -143,6 +148,9 @@ func (c *Config) serverHandshakeConfigNoCallback() (*handshake.ServerConfig, err
 	suites, err := c.suites()
 	if err != nil {
 		return nil, err
+	}
+	if err := handshake.CheckNextProtos(c.NextProtos); err != nil {
+		return nil, fmt.Errorf("mtls: Config.NextProtos: %w", err)
 	}
 	kx := &ciphersuite.ServerConfig{
 		Rand:               c.rand(),
@@ -166,6 +174,7 @@ func (c *Config) serverHandshakeConfigNoCallback() (*handshake.ServerConfig, err
 		KX:                 kx,
 		InsecureAllowNoEMS: c.InsecureAllowNoEMS,
 		KeyLog:             c.keyLog(),
+		NextProtos:         c.NextProtos,
 	}, nil
 }
 

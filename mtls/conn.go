@@ -456,6 +456,7 @@ func (c *Conn) ConnectionState() ConnectionState {
 	}
 	cs.ExtendedMasterSecret = st.ExtendedMasterSecret
 	cs.ServerName = st.ServerName
+	cs.NegotiatedProtocol = st.NegotiatedProtocol
 	cs.PeerIdentity = st.PeerIdentity
 	cs.LocalIdentity = st.LocalIdentity
 	// tls-unique is the first Finished of the (only, full) handshake: the client's.
