@@ -13,8 +13,8 @@
 //
 // Both sides negotiate "h2" by ALPN (as grpc-go's TLS credentials do) and
 // refuse a peer that does not. To refuse a client before any RPC, set
-// mtls.Config.VerifyPeerIdentity on the server: the handshake fails with
-// access_denied and no handler runs.
+// mtls.Config.VerifyPeerIdentity on the server: the handshake fails (with
+// access_denied; unknown_psk_identity for PSK) and no handler runs.
 package grpccreds
 
 import (

@@ -1,7 +1,3 @@
-// Package mtls is the public API of milagro: certificate-less TLS 1.2 with
-// identity-based (Milagro CS / P2P) and pre-shared-key suites, shaped like
-// crypto/tls. It owns the record layer. It may import handshake,
-// ciphersuite and pairing, never proxy or cmd.
 package mtls
 
 import (
