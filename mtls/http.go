@@ -8,8 +8,10 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
+	"weak"
 
 	"golang.org/x/net/http2"
 )
@@ -59,8 +61,9 @@ func asConn(c net.Conn) *Conn {
 	return nil
 }
 
-// httpServers remembers the servers ServeHTTP has configured (once each).
-var httpServers sync.Map // *http.Server → *httpServerState
+// httpServers remembers the servers ServeHTTP has configured (once each),
+// without keeping them alive: an entry goes when its server is collected.
+var httpServers sync.Map // weak.Pointer[http.Server] → *httpServerState
 
 type httpServerState struct {
 	once sync.Once
@@ -71,7 +74,11 @@ type httpServerState struct {
 // configureHTTPServer adds, once per srv, mtls.ConnContext in front of
 // srv.ConnContext and an HTTP/2 server registered for srv.Shutdown.
 func configureHTTPServer(srv *http.Server) (*http2.Server, error) {
-	v, _ := httpServers.LoadOrStore(srv, &httpServerState{})
+	key := weak.Make(srv)
+	v, loaded := httpServers.LoadOrStore(key, &httpServerState{})
+	if !loaded {
+		runtime.AddCleanup(srv, func(k weak.Pointer[http.Server]) { httpServers.Delete(k) }, key)
+	}
 	st := v.(*httpServerState)
 	st.once.Do(func() {
 		user := srv.ConnContext
