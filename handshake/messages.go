@@ -144,9 +144,10 @@ type clientHelloMsg struct {
 	supportedPoints     []uint8
 	hasPointFormats     bool
 	ems                 bool
-	secureRenegExt      bool     // renegotiation_info extension present
-	secureRenegotiation []byte   // its renegotiated_connection field
-	alpnProtocols       []string // ALPN protocol list (alpn.go)
+	secureRenegExt      bool   // renegotiation_info extension present
+	secureRenegotiation []byte // its renegotiated_connection field
+	// alpnProtocols is the ALPN protocol list (alpn.go).
+	alpnProtocols []string
 	// extra are extensions other than the ones above, in order (marshal
 	// sends them; parse collects unknown ones here).
 	extra []ciphersuite.Extension

@@ -143,11 +143,11 @@ func (hs *serverHandshake) readClientHello() error {
 
 	if hs.cfg.GetConfigForClient != nil {
 		info := &ClientHelloInfo{
-			ServerName:      ch.serverName,
-			CipherSuites:    ch.cipherSuites,
-			Curves:          ch.supportedCurves,
-			SupportedProtos: ch.alpnProtocols,
+			ServerName:   ch.serverName,
+			CipherSuites: ch.cipherSuites,
+			Curves:       ch.supportedCurves,
 		}
+		info.SupportedProtos = ch.alpnProtocols
 		next, err := hs.cfg.GetConfigForClient(info)
 		if err != nil {
 			return asAlert(err, ciphersuite.AlertInternalError, "GetConfigForClient")

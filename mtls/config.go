@@ -129,12 +129,13 @@ func (c *Config) serverHandshakeConfig() (*handshake.ServerConfig, error) {
 	}
 	if get := c.GetConfigForClient; get != nil {
 		hc.GetConfigForClient = func(hi *handshake.ClientHelloInfo) (*handshake.ServerConfig, error) {
-			cfg, err := get(&ClientHelloInfo{
-				ServerName:      hi.ServerName,
-				CipherSuites:    hi.CipherSuites,
-				Curves:          hi.Curves,
-				SupportedProtos: hi.SupportedProtos,
-			})
+			info := &ClientHelloInfo{
+				ServerName:   hi.ServerName,
+				CipherSuites: hi.CipherSuites,
+				Curves:       hi.Curves,
+			}
+			info.SupportedProtos = hi.SupportedProtos
+			cfg, err := get(info)
 			if err != nil || cfg == nil {
 				return nil, err
 			}
