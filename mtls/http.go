@@ -66,16 +66,17 @@ func asConn(c net.Conn) *Conn {
 var httpServers sync.Map // weak.Pointer[http.Server] → *httpServerState
 
 type httpServerState struct {
-	once sync.Once
-	h2   *http2.Server
-	err  error
+	once     sync.Once
+	h2       *http2.Server
+	err      error
+	shutdown chan struct{} // closed when srv.Shutdown runs its hooks
 }
 
 // configureHTTPServer adds, once per srv, mtls.ConnContext in front of
 // srv.ConnContext and an HTTP/2 server registered for srv.Shutdown.
-func configureHTTPServer(srv *http.Server) (*http2.Server, error) {
+func configureHTTPServer(srv *http.Server) (*httpServerState, error) {
 	key := weak.Make(srv)
-	v, loaded := httpServers.LoadOrStore(key, &httpServerState{})
+	v, loaded := httpServers.LoadOrStore(key, &httpServerState{shutdown: make(chan struct{})})
 	if !loaded {
 		runtime.AddCleanup(srv, func(k weak.Pointer[http.Server]) { httpServers.Delete(k) }, key)
 	}
@@ -96,8 +97,10 @@ func configureHTTPServer(srv *http.Server) (*http2.Server, error) {
 		if err := http2.ConfigureServer(srv, st.h2); err != nil {
 			st.err = fmt.Errorf("mtls: configuring HTTP/2: %w", err)
 		}
+		shutdown := st.shutdown
+		srv.RegisterOnShutdown(func() { close(shutdown) })
 	})
-	return st.h2, st.err
+	return st, st.err
 }
 
 // ServeHTTP serves srv on l, a listener of *Conn from Listen or
@@ -110,9 +113,9 @@ func configureHTTPServer(srv *http.Server) (*http2.Server, error) {
 // certificates in it). ServeHTTP chains ConnContext in front of
 // srv.ConnContext on first use (so srv must not be serving yet) and
 // registers the HTTP/2 connections with srv.Shutdown, which ends them
-// gracefully. srv.Close closes the listener and the HTTP/1.1 connections;
-// HTTP/2 connections then end when idle (srv.IdleTimeout) or when the
-// client closes them.
+// gracefully (GOAWAY; unlike HTTP/1.1 connections, Shutdown does not wait
+// for them to finish). srv.Close closes every connection (the HTTP/2 ones
+// within a second).
 //
 // Like srv.Serve, ServeHTTP returns http.ErrServerClosed after Shutdown or
 // Close.
@@ -120,13 +123,13 @@ func ServeHTTP(srv *http.Server, l net.Listener) error {
 	if srv == nil || l == nil {
 		return errors.New("mtls: ServeHTTP needs a server and a listener")
 	}
-	h2, err := configureHTTPServer(srv)
+	st, err := configureHTTPServer(srv)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	hl := &httpListener{Listener: l, srv: srv, h2: h2, ctx: ctx, cancel: cancel,
-		ready: make(chan net.Conn), errc: make(chan error)}
+	hl := &httpListener{Listener: l, srv: srv, h2: st.h2, ctx: ctx, cancel: cancel,
+		ready: make(chan net.Conn), errc: make(chan error), h2conns: map[*Conn]struct{}{}}
 	hl.base = context.Background()
 	if srv.BaseContext != nil {
 		hl.base = srv.BaseContext(hl)
@@ -135,8 +138,40 @@ func ServeHTTP(srv *http.Server, l net.Listener) error {
 		}
 	}
 	go hl.acceptLoop()
-	defer hl.Close()
-	return srv.Serve(hl)
+	err = srv.Serve(hl)
+	hl.Close()
+	if errors.Is(err, http.ErrServerClosed) {
+		go hl.closeH2UnlessShutdown(st.shutdown)
+	}
+	return err
+}
+
+// h2CloseGrace is how long ServeHTTP waits, after srv.Serve returned
+// ErrServerClosed, for srv.Shutdown's hooks before it takes the stop for
+// srv.Close and closes the HTTP/2 connections. (Shutdown starts its hooks
+// before Serve can return, so they normally run at once.)
+const h2CloseGrace = time.Second
+
+// closeH2UnlessShutdown closes the HTTP/2 connections when the server was
+// stopped by Close (Shutdown ends them gracefully with GOAWAY instead).
+func (hl *httpListener) closeH2UnlessShutdown(shutdown <-chan struct{}) {
+	t := time.NewTimer(h2CloseGrace)
+	defer t.Stop()
+	select {
+	case <-shutdown:
+		return
+	case <-t.C:
+	}
+	hl.mu.Lock()
+	hl.closed = true
+	conns := make([]*Conn, 0, len(hl.h2conns))
+	for c := range hl.h2conns {
+		conns = append(conns, c)
+	}
+	hl.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
 }
 
 // httpListener accepts mtls connections, handshakes them concurrently and
@@ -151,6 +186,10 @@ type httpListener struct {
 	ready     chan net.Conn
 	errc      chan error
 	closeOnce sync.Once
+
+	mu      sync.Mutex
+	h2conns map[*Conn]struct{} // being served by h2
+	closed  bool               // srv.Close: no more h2 connections
 }
 
 func (hl *httpListener) Accept() (net.Conn, error) {
@@ -232,7 +271,18 @@ func (hl *httpListener) handshake(raw net.Conn) {
 		ctx := context.WithValue(hl.base, http.ServerContextKey, hl.srv)
 		ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.LocalAddr())
 		ctx = hl.srv.ConnContext(ctx, hc) // includes ConnContext (configureHTTPServer)
+		hl.mu.Lock()
+		if hl.closed || hl.ctx.Err() != nil { // the server stopped meanwhile
+			hl.mu.Unlock()
+			c.Close()
+			return
+		}
+		hl.h2conns[c] = struct{}{}
+		hl.mu.Unlock()
 		hl.h2.ServeConn(hc, &http2.ServeConnOpts{Context: ctx, BaseConfig: hl.srv})
+		hl.mu.Lock()
+		delete(hl.h2conns, c)
+		hl.mu.Unlock()
 		return
 	}
 	select {

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/milagro-go/milagro/ciphersuite"
 	"github.com/milagro-go/milagro/mtls"
+	"golang.org/x/net/http2"
 )
 
 // whoami answers with what the handler sees of the connection.
@@ -152,5 +154,74 @@ func TestServeHTTPDeniedIdentity(t *testing.T) {
 	case <-reached:
 		t.Fatal("a denied client reached the handler")
 	default:
+	}
+}
+
+// rawH2 opens an HTTP/2 connection by hand (preface and SETTINGS sent) and
+// returns a framer reading the server's frames.
+func rawH2(t *testing.T, addr string, ccfg *mtls.Config) *http2.Framer {
+	t.Helper()
+	cfg := ccfg.Clone()
+	cfg.NextProtos = []string{"h2"}
+	c, err := mtls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	return fr
+}
+
+// Shutdown ends HTTP/2 connections with GOAWAY; Close closes them.
+func TestServeHTTPStopEndsH2(t *testing.T) {
+	for _, graceful := range []bool{true, false} {
+		t.Run(fmt.Sprintf("graceful=%v", graceful), func(t *testing.T) {
+			ccfg, scfg := pskConfigs(0xD001)
+			scfg.NextProtos = []string{"h2"}
+			l, err := mtls.Listen("tcp", "127.0.0.1:0", scfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := &http.Server{Handler: whoami}
+			done := make(chan error, 1)
+			go func() { done <- mtls.ServeHTTP(srv, l) }()
+			fr := rawH2(t, l.Addr().String(), ccfg)
+			if f, err := fr.ReadFrame(); err != nil || f.Header().Type != http2.FrameSettings {
+				t.Fatalf("first frame: %v %v", f, err)
+			}
+			if graceful {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				go srv.Shutdown(ctx)
+			} else {
+				srv.Close()
+			}
+			sawGoAway := false
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					if errors.Is(err, os.ErrDeadlineExceeded) {
+						t.Fatal("the server kept the HTTP/2 connection open")
+					}
+					break
+				}
+				if f.Header().Type == http2.FrameGoAway {
+					sawGoAway = true
+				}
+			}
+			if graceful && !sawGoAway {
+				t.Fatal("Shutdown closed the HTTP/2 connection without GOAWAY")
+			}
+			if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+				t.Fatalf("ServeHTTP returned %v", err)
+			}
+		})
 	}
 }
