@@ -31,9 +31,10 @@ demo: build
 
 # Benchmarks: pairing steps and per-handshake totals, AEAD records, handshakes
 # over an in-memory pipe, mtls.Conn throughput next to crypto/tls, full
-# handshakes over loopback with server CPU per handshake.
+# handshakes over loopback with server CPU per handshake, gRPC unary calls over
+# mtls next to grpc-go on crypto/tls.
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./pairing ./ciphersuite ./handshake ./mtls ./dtls ./bench
+	$(GO) test -run='^$$' -bench=. -benchmem ./pairing ./ciphersuite ./handshake ./mtls ./dtls ./grpccreds ./bench
 
 # The proxy pair next to an stunnel4 PSK pair on the same cores.
 bench-proxy: build

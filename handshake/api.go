@@ -45,6 +45,9 @@ type ClientConfig struct {
 	InsecureAllowNoEMS bool
 	// KeyLog, if set, receives an NSS key-log line ("CLIENT_RANDOM ...").
 	KeyLog io.Writer
+	// NextProtos are the ALPN protocols offered, in preference order
+	// (RFC 7301; see alpn.go). Empty: no ALPN extension.
+	NextProtos []string
 }
 
 // ServerConfig configures a server handshake.
@@ -58,6 +61,9 @@ type ServerConfig struct {
 	// GetConfigForClient, if set, is called after the ClientHello is parsed
 	// and may return a different configuration for this connection (nil: keep).
 	GetConfigForClient func(*ClientHelloInfo) (*ServerConfig, error)
+	// NextProtos are the ALPN protocols accepted, in the server's
+	// preference order (alpn.go). Empty: ALPN is ignored.
+	NextProtos []string
 }
 
 // ClientHelloInfo is what the server's callback sees of a ClientHello.
@@ -65,6 +71,8 @@ type ClientHelloInfo struct {
 	ServerName   string
 	CipherSuites []uint16
 	Curves       []ciphersuite.CurveID
+	// SupportedProtos are the client's ALPN protocols (nil if none).
+	SupportedProtos []string
 }
 
 // State is the result of a successful handshake.
@@ -74,6 +82,8 @@ type State struct {
 	ExtendedMasterSecret bool
 	SecureRenegotiation  bool
 	ServerName           string
+	// NegotiatedProtocol is the ALPN protocol agreed on ("" when none).
+	NegotiatedProtocol string
 	// PeerIdentity is the peer's authenticated identity (server: the
 	// client's PSK / CS / P2P identity; client: the P2P server identity or
 	// the CS server identity id_S — never a PSK hint). LocalIdentity is the

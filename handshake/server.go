@@ -31,6 +31,7 @@ type serverHandshake struct {
 	ems   bool
 	reneg bool
 	tr    transcript
+	alpn  string // the negotiated ALPN protocol (alpn.go)
 }
 
 func (hs *serverHandshake) run() (*State, error) {
@@ -102,6 +103,7 @@ func (hs *serverHandshake) run() (*State, error) {
 		ExtendedMasterSecret: hs.ems,
 		SecureRenegotiation:  hs.reneg,
 		ServerName:           hs.hello.serverName,
+		NegotiatedProtocol:   hs.alpn,
 		PeerIdentity:         hs.kx.PeerIdentity(),
 		LocalIdentity:        serverLocalIdentity(hs.kx, hs.cfg.KX),
 		PermitDay:            kxDay(hs.kx),
@@ -146,6 +148,7 @@ func (hs *serverHandshake) readClientHello() error {
 			CipherSuites: ch.cipherSuites,
 			Curves:       ch.supportedCurves,
 		}
+		info.SupportedProtos = ch.alpnProtocols
 		next, err := hs.cfg.GetConfigForClient(info)
 		if err != nil {
 			return asAlert(err, ciphersuite.AlertInternalError, "GetConfigForClient")
@@ -186,6 +189,11 @@ func (hs *serverHandshake) readClientHello() error {
 	if !hs.ems && !hs.cfg.InsecureAllowNoEMS {
 		return ciphersuite.Errorf(ciphersuite.AlertHandshakeFailure,
 			"client did not offer extended_master_secret (RFC 7627), which this server requires")
+	}
+
+	// RFC 7301, before the suite and the key exchange (as crypto/tls).
+	if hs.alpn, err = negotiateALPN(hs.cfg.NextProtos, ch.alpnProtocols); err != nil {
+		return err
 	}
 
 	info := &ciphersuite.ClientHelloInfo{
@@ -236,6 +244,7 @@ func (hs *serverHandshake) sendServerFlight() (*serverHelloMsg, error) {
 		compressionMethod: compressionNone,
 		ems:               hs.ems,
 		secureRenegExt:    hs.reneg,
+		alpnProtocol:      hs.alpn,
 	}
 	if isECDHE(hs.suite) && hs.hello.hasPointFormats {
 		sh.supportedPoints = []uint8{pointUncompressed}
