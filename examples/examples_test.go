@@ -298,7 +298,7 @@ func TestGRPC(t *testing.T) {
 		// node-a is authenticated but not on the -allow list.
 		{"denied by the interceptor", []string{"-p2p-key", f("node-a.key"), "-server-id", "node-a"}, nil, "PermissionDenied"},
 		{"no permit", []string{"-key", f("alice.key")}, nil, "access_denied"},
-		{"key from 1 of 2 D-TAs", []string{"-key", f("alice-1of2"), "-permit", f("alice.permit")}, nil, "access_denied"},
+		{"key from 1 of 2 D-TAs", []string{"-key", f("alice-1of2"), "-permit", f("permit-1of2")}, nil, "access_denied"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -23,12 +23,15 @@ import (
 // authority issues them in memory.)
 func ExampleNew() {
 	ta, _ := pairing.NewMasterShare(rand.Reader)
-	aliceKey, _ := ta.IssueCSClientKey("alice@example.com")
-	malloryKey, _ := ta.IssueCSClientKey("mallory@example.com")
+	serverKey, _ := pairing.CombineCSServerSecrets(ta.IssueCSServerSecret())
+	aliceKeyShare, _ := ta.IssueCSClientKey("alice@example.com")
+	aliceKey, _ := pairing.CombineCSClientKeys(aliceKeyShare) // one share from each D-TA
+	malloryKeyShare, _ := ta.IssueCSClientKey("mallory@example.com")
+	malloryKey, _ := pairing.CombineCSClientKeys(malloryKeyShare) // one share from each D-TA
 
 	allowed := map[string]bool{"alice@example.com": true}
 	srv := grpc.NewServer(
-		grpc.Creds(grpccreds.New(&mtls.Config{CSServerSecret: ta.IssueCSServerSecret()})),
+		grpc.Creds(grpccreds.New(&mtls.Config{CSServerSecret: serverKey})),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			id, _ := grpccreds.PeerIdentity(ctx)
 			if !allowed[id] {

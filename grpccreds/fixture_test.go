@@ -59,17 +59,34 @@ func newKeys() (*keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &keys{secret: ta.IssueCSServerSecret()}
-	if k.alice, err = ta.IssueCSClientKey(alice); err != nil {
+	k := &keys{}
+	if k.secret, err = pairing.CombineCSServerSecrets(ta.IssueCSServerSecret()); err != nil {
 		return nil, err
 	}
-	if k.bob, err = ta.IssueCSClientKey(bob); err != nil {
+	cs := func(id string) (*pairing.CSClientKey, error) {
+		s, err := ta.IssueCSClientKey(id)
+		if err != nil {
+			return nil, err
+		}
+		return pairing.CombineCSClientKeys(s)
+	}
+	p2p := func(id string) (*pairing.P2PKey, error) {
+		s, err := ta.IssueP2PKey(id)
+		if err != nil {
+			return nil, err
+		}
+		return pairing.CombineP2PKeys(s)
+	}
+	if k.alice, err = cs(alice); err != nil {
 		return nil, err
 	}
-	if k.nodeA, err = ta.IssueP2PKey(nodeA); err != nil {
+	if k.bob, err = cs(bob); err != nil {
 		return nil, err
 	}
-	if k.nodeB, err = ta.IssueP2PKey(nodeB); err != nil {
+	if k.nodeA, err = p2p(nodeA); err != nil {
+		return nil, err
+	}
+	if k.nodeB, err = p2p(nodeB); err != nil {
 		return nil, err
 	}
 	return k, nil

@@ -21,10 +21,12 @@ import (
 // issues them in memory.)
 func ExampleListen() {
 	ta, _ := pairing.NewMasterShare(rand.Reader)
-	clientKey, _ := ta.IssueCSClientKey("alice@example.com")
+	serverKey, _ := pairing.CombineCSServerSecrets(ta.IssueCSServerSecret())
+	clientKeyShare, _ := ta.IssueCSClientKey("alice@example.com")
+	clientKey, _ := pairing.CombineCSClientKeys(clientKeyShare) // one share from each D-TA
 
 	ln, err := mtls.Listen("tcp", "127.0.0.1:0", &mtls.Config{
-		CSServerSecret: ta.IssueCSServerSecret(),
+		CSServerSecret: serverKey,
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -58,12 +60,15 @@ func ExampleListen() {
 // revocation: the server sets RequirePermits).
 func ExampleDial() {
 	ta, _ := pairing.NewMasterShare(rand.Reader)
-	key, _ := ta.IssueCSClientKey("alice@example.com")
-	token, _ := key.ExtractPIN(4711) // what is stored on the client
-	permit, _ := ta.IssueTimePermit("alice@example.com", pairing.Day(time.Now()))
+	serverKey, _ := pairing.CombineCSServerSecrets(ta.IssueCSServerSecret())
+	keyShare, _ := ta.IssueCSClientKey("alice@example.com")
+	key, _ := pairing.CombineCSClientKeys(keyShare) // one share from each D-TA
+	token, _ := key.ExtractPIN(4711)                // what is stored on the client
+	permitShare, _ := ta.IssueTimePermit("alice@example.com", pairing.Day(time.Now()))
+	permit, _ := pairing.CombineTimePermits(permitShare)
 
 	ln, err := mtls.Listen("tcp", "127.0.0.1:0", &mtls.Config{
-		CSServerSecret: ta.IssueCSServerSecret(),
+		CSServerSecret: serverKey,
 		RequirePermits: true,
 	})
 	if err != nil {
@@ -95,8 +100,10 @@ func ExampleDial() {
 // listener can restrict who may connect.
 func Example_p2p() {
 	ta, _ := pairing.NewMasterShare(rand.Reader)
-	nodeA, _ := ta.IssueP2PKey("node-a")
-	nodeB, _ := ta.IssueP2PKey("node-b")
+	nodeAShare, _ := ta.IssueP2PKey("node-a")
+	nodeA, _ := pairing.CombineP2PKeys(nodeAShare)
+	nodeBShare, _ := ta.IssueP2PKey("node-b")
+	nodeB, _ := pairing.CombineP2PKeys(nodeBShare)
 
 	ln, err := mtls.Listen("tcp", "127.0.0.1:0", &mtls.Config{
 		P2PKey: nodeA,
@@ -164,10 +171,12 @@ func Example_psk() {
 // authenticated client from the request.
 func ExampleServeHTTP() {
 	ta, _ := pairing.NewMasterShare(rand.Reader)
-	aliceKey, _ := ta.IssueCSClientKey("alice@example.com")
+	serverKey, _ := pairing.CombineCSServerSecrets(ta.IssueCSServerSecret())
+	aliceKeyShare, _ := ta.IssueCSClientKey("alice@example.com")
+	aliceKey, _ := pairing.CombineCSClientKeys(aliceKeyShare) // one share from each D-TA
 
 	ln, err := mtls.Listen("tcp", "127.0.0.1:0", &mtls.Config{
-		CSServerSecret: ta.IssueCSServerSecret(),
+		CSServerSecret: serverKey,
 		NextProtos:     []string{"h2", "http/1.1"},
 	})
 	if err != nil {
