@@ -23,6 +23,7 @@ type Metrics struct {
 	connections *prometheus.CounterVec // result
 	bytes       *prometheus.CounterVec // direction
 	aclDenials  prometheus.Counter
+	lockouts    prometheus.Counter
 }
 
 // Handshake results (the "result" label of mtls_proxy_handshakes_total).
@@ -42,7 +43,7 @@ func NewMetrics() *Metrics {
 		Registry: reg,
 		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mtls_proxy_handshakes_total",
-			Help: "mtls handshakes by cipher suite and result (ok, denied, timeout, error).",
+			Help: "mtls handshakes by cipher suite and result (ok, denied, timeout, error, busy).",
 		}, []string{"suite", "result"}),
 		hsDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mtls_proxy_handshake_duration_seconds",
@@ -65,8 +66,12 @@ func NewMetrics() *Metrics {
 			Name: "mtls_proxy_acl_denials_total",
 			Help: "Peers refused by the access control list.",
 		}),
+		lockouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mtls_proxy_cs_lockouts_total",
+			Help: "Milagro CS identities locked out after repeated failed proofs (wrong PIN or key).",
+		}),
 	}
-	reg.MustRegister(m.handshakes, m.hsDuration, m.active, m.connections, m.bytes, m.aclDenials,
+	reg.MustRegister(m.handshakes, m.hsDuration, m.active, m.connections, m.bytes, m.aclDenials, m.lockouts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -92,6 +97,12 @@ func (m *Metrics) connClose(result string) {
 	if m != nil {
 		m.active.Dec()
 		m.connections.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) lockout() {
+	if m != nil {
+		m.lockouts.Inc()
 	}
 }
 

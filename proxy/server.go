@@ -112,6 +112,13 @@ func (s *Server) SetConfig(cfg *mtls.Config, acl *ACL) error {
 		if s.lockout == nil {
 			s.lockout = mtls.NewLockout()
 		}
+		prev, m := s.lockout.OnLock, s.Metrics
+		s.lockout.OnLock = func(id string, until time.Time) {
+			m.lockout()
+			if prev != nil {
+				prev(id, until)
+			}
+		}
 	}
 	if c.PairingGate == nil {
 		c.PairingGate = s.gate
