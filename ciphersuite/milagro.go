@@ -183,7 +183,7 @@ func (c *csClientKX) HelloExtensions() ([]Extension, error) {
 	if now < 0 {
 		return nil, Errorf(AlertInternalError, "ciphersuite: Milagro CS: the clock reads before 1970")
 	}
-	hello, hs, err := c.cs.Client.Hello(c.cfg.Rand, uint64(now))
+	hello, hs, err := c.cs.Client.Hello(c.cfg.Rand, uint64(now), "") // TEMP (dta branch): rev-2 compile fix, no server identity yet
 	if err != nil {
 		return nil, Errorf(AlertInternalError, "ciphersuite: Milagro CS: preparing the client proof: %v", err)
 	}
@@ -276,7 +276,7 @@ func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServ
 		return nil, elementError(err, "ciphersuite: Milagro CS client %s: its time %d is %s ours (%d), more than the %s allowed",
 			who, h.Time, skewString(now, h.Time), now.Unix(), cs.skew())
 	}
-	if err := pairing.CheckPermitDay(now, h.Day, cs.skew(), cs.RequirePermits); err != nil {
+	if err := pairing.CheckPermitDay(now, h.Day, cs.skew(), permitModeOf(cs.RequirePermits)); err != nil {
 		return nil, elementError(err, "ciphersuite: Milagro CS client %s: %s", who, permitProblem(now, h.Day, cs.RequirePermits))
 	}
 	hs, err := cs.Server.Accept(cfg.Rand, h)
@@ -503,4 +503,13 @@ func checkWireID(id []byte, where string) error {
 		return Errorf(AlertIllegalParameter, "ciphersuite: identity %s in %s is not UTF-8", printable(id), where)
 	}
 	return nil
+}
+
+// permitModeOf is a TEMPORARY rev-2 compile fix on the dta branch (the lead
+// replaces RequirePermits with a PermitMode).
+func permitModeOf(require bool) pairing.PermitMode {
+	if require {
+		return pairing.PermitsRequired
+	}
+	return pairing.PermitsOff
 }
