@@ -1,0 +1,137 @@
+package dta
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/milagro-go/milagro/pairing"
+)
+
+func TestEnrollPermitsAndCSHandshake(t *testing.T) {
+	dtas := []*testDTA{startDTA(t, nil), startDTA(t, nil), startDTA(t, nil)}
+	ctx := context.Background()
+	cl, err := Enroll(ctx, nil, codesFor(t, dtas, KindClient, "alice@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv, err := Enroll(ctx, nil, codesFor(t, dtas, KindServer, "api.example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := cl.Key.(*pairing.CSClientKey)
+	srvKey := sv.Key.(*pairing.CSServerSecret)
+	if key.IsShare() || len(key.DTAs()) != 3 || srvKey.ID() != "api.example.com" {
+		t.Fatalf("combined key: share=%v dtas=%d server id %q", key.IsShare(), len(key.DTAs()), srvKey.ID())
+	}
+	now := time.Now()
+	today := pairing.Day(now)
+	if cl.Permits[today] == nil || cl.Permits[today+1] == nil || len(cl.Permits) != 2 {
+		t.Fatalf("enrollment permits: %v", sortedDays(cl.Permits))
+	}
+	if err := csHandshake(key, cl.Permits[today], srvKey, now, pairing.PermitsRequired); err != nil {
+		t.Fatalf("CS handshake with enrolled keys: %v", err)
+	}
+	// Permits fetched with the renewal credentials work the same.
+	ps, _, err := FetchPermits(ctx, nil, cl.Renewal, []uint64{today})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ps[today].Equal(cl.Permits[today]) {
+		t.Fatal("fetched permit differs from the enrollment's")
+	}
+	// A key from two of three D-TAs fails.
+	partial, err := pairing.CombineCSClientKeys(cl.Shares[0].(*pairing.CSClientKey), cl.Shares[1].(*pairing.CSClientKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := csHandshake(partial, nil, srvKey, now, pairing.PermitsOff); !errors.Is(err, pairing.ErrAuthFailed) {
+		t.Fatalf("partial key: got %v, want ErrAuthFailed", err)
+	}
+}
+
+func TestCodeSingleUseConcurrent(t *testing.T) {
+	d := startDTA(t, nil)
+	codes := codesFor(t, []*testDTA{d}, KindClient, "bob")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, used := 0, 0
+	for range 20 {
+		wg.Go(func() {
+			_, err := Enroll(context.Background(), nil, codes)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case IsCode(err, CodeCodeUsed):
+				used++
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok != 1 || used != 19 {
+		t.Fatalf("20 concurrent uses: %d succeeded, %d code_used; want 1 and 19", ok, used)
+	}
+}
+
+func TestRevokeRotateWrongKind(t *testing.T) {
+	dtas := []*testDTA{startDTA(t, nil), startDTA(t, nil)}
+	ctx := context.Background()
+	e, err := Enroll(ctx, nil, codesFor(t, dtas, KindClient, "carol"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	today := pairing.Day(time.Now())
+	if err := dtas[1].store.Revoke(KindClient, "carol", "lost laptop", "test"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = FetchPermits(ctx, nil, e.Renewal, []uint64{today})
+	var me MultiError
+	if !errors.As(err, &me) || len(me) != 1 || me[0].Fingerprint != dtas[1].srv.Fingerprint().String() || !IsCode(err, CodeRevoked) {
+		t.Fatalf("revoked at D-TA 2: got %v", err)
+	}
+	if err := dtas[1].store.Reinstate(KindClient, "carol", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := FetchPermits(ctx, nil, e.Renewal, []uint64{today}); err != nil {
+		t.Fatalf("reinstated: %v", err)
+	}
+	// Out of range days.
+	if _, _, err := FetchPermits(ctx, nil, e.Renewal, []uint64{today + 2}); !IsCode(err, CodeDayOutOfRange) {
+		t.Fatalf("day+2: got %v", err)
+	}
+	// Rotation: old works until the new one is used once.
+	old := e.Renewal.DTAs[0]
+	if err := Rotate(ctx, nil, e.Renewal); err != nil {
+		t.Fatal(err)
+	}
+	stale := &Renewal{Version: 1, Kind: KindClient, Identity: "carol", DTAs: []RenewalDTA{old}}
+	if _, _, err := FetchPermits(ctx, nil, stale, []uint64{today}); err != nil {
+		t.Fatalf("old secret before the new one is used: %v", err)
+	}
+	_, changed, err := FetchPermits(ctx, nil, e.Renewal, []uint64{today})
+	if err != nil || !changed || e.Renewal.DTAs[0].PendingSecret != "" {
+		t.Fatalf("new secret: err %v changed %v", err, changed)
+	}
+	var he *HandshakeError
+	if _, _, err := FetchPermits(ctx, nil, stale, []uint64{today}); !errors.As(err, &he) {
+		t.Fatalf("old secret after the new one was used: got %v, want a handshake failure", err)
+	}
+	// A P2P credential asking for permits: wrong_kind.
+	p, err := Enroll(ctx, nil, codesFor(t, dtas, KindP2P, "peer1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Renewal.Kind = KindClient // lie locally; the D-TA knows the credential's kind
+	for i := range p.Renewal.DTAs {
+		p.Renewal.DTAs[i].Kind = KindP2P
+	}
+	if _, _, err := FetchPermits(ctx, nil, p.Renewal, []uint64{today}); !IsCode(err, CodeWrongKind) {
+		t.Fatalf("p2p credential asking for permits: got %v", err)
+	}
+}
