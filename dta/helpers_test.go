@@ -24,7 +24,9 @@ type testDTA struct {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func startDTA(t testing.TB, now func() time.Time) *testDTA {
+func startDTA(t testing.TB, now func() time.Time) *testDTA { return startDTAAhead(t, now, 1) }
+
+func startDTAAhead(t testing.TB, now func() time.Time, ahead int) *testDTA {
 	t.Helper()
 	dir := t.TempDir()
 	m, err := pairing.NewMasterShare(rand.Reader)
@@ -35,7 +37,7 @@ func startDTA(t testing.TB, now func() time.Time) *testDTA {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(ServerConfig{Master: m, Store: st, Logger: quietLogger(), Now: now})
+	srv, err := NewServer(ServerConfig{Master: m, Store: st, Logger: quietLogger(), Now: now, PermitAhead: ahead})
 	if err != nil {
 		t.Fatal(err)
 	}
