@@ -27,13 +27,19 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 func startDTA(t testing.TB, now func() time.Time) *testDTA { return startDTAAhead(t, now, 1) }
 
 func startDTAAhead(t testing.TB, now func() time.Time, ahead int) *testDTA {
+	return startDTAOpts(t, now, ahead, "NORMAL")
+}
+
+func startDTASync(t testing.TB, sync string) *testDTA { return startDTAOpts(t, nil, 1, sync) }
+
+func startDTAOpts(t testing.TB, now func() time.Time, ahead int, sync string) *testDTA {
 	t.Helper()
 	dir := t.TempDir()
 	m, err := pairing.NewMasterShare(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := OpenStore(filepath.Join(dir, "dta.db"), &StoreOptions{Now: now, Synchronous: "NORMAL"})
+	st, err := OpenStore(filepath.Join(dir, "dta.db"), &StoreOptions{Now: now, Synchronous: sync})
 	if err != nil {
 		t.Fatal(err)
 	}

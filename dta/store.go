@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // pure-Go SQLite driver "sqlite"
@@ -31,6 +32,9 @@ type Store struct {
 	// Set by Bind or read from meta.
 	fp  pairing.Fingerprint
 	pub *ecdh.PublicKey
+
+	cacheMu sync.Mutex
+	cache   map[[32]byte][]byte // unsealed secrets (store_ops.go)
 }
 
 // StoreOptions tunes OpenStore; the zero value is the production setting.

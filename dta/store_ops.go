@@ -1,7 +1,9 @@
 package dta
 
 import (
+	"bytes"
 	"crypto/ecdh"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -242,7 +244,7 @@ func (s *Store) codePSK(priv *ecdh.PrivateKey, id CodeID) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return unseal(priv, sealed, codeAAD(id))
+	return s.unsealCached(priv, sealed, codeAAD(id))
 }
 
 // renewalPSK returns the renewal secret of (kind, identity): the pending one
@@ -263,8 +265,47 @@ func (s *Store) renewalPSK(priv *ecdh.PrivateKey, kind Kind, identity, keyID str
 	if sealed == nil {
 		return nil, ErrNotFound // revoked before it ever enrolled
 	}
-	return unseal(priv, sealed, renewAAD(kind, identity))
+	return s.unsealCached(priv, sealed, renewAAD(kind, identity))
 }
+
+// unsealCached opens a sealed secret, remembering the result (bounded) so
+// that a client's daily handshakes do not each cost an X25519 operation.
+// The key is the hash of the sealed value and its AAD: a changed row is a
+// new key, so the cache never returns a stale secret.
+func (s *Store) unsealCached(priv *ecdh.PrivateKey, sealed []byte, aad string) ([]byte, error) {
+	h := sha256.New()
+	h.Write(sealed)
+	h.Write([]byte(aad))
+	var k [32]byte
+	h.Sum(k[:0])
+	s.cacheMu.Lock()
+	if v, ok := s.cache[k]; ok {
+		s.cacheMu.Unlock()
+		return bytes.Clone(v), nil
+	}
+	s.cacheMu.Unlock()
+	v, err := unseal(priv, sealed, aad)
+	if err != nil {
+		return nil, err
+	}
+	s.cacheMu.Lock()
+	if s.cache == nil {
+		s.cache = make(map[[32]byte][]byte)
+	}
+	for ck, cv := range s.cache {
+		if len(s.cache) < maxSecretCache {
+			break
+		}
+		clear(cv)
+		delete(s.cache, ck)
+	}
+	s.cache[k] = bytes.Clone(v)
+	s.cacheMu.Unlock()
+	return v, nil
+}
+
+// maxSecretCache bounds the unsealed secrets kept in memory.
+const maxSecretCache = 100_000
 
 type codeRow struct {
 	kind     Kind
