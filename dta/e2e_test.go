@@ -141,6 +141,45 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("PIN token and shares on request", func(t *testing.T) {
+		args := append(enrollArgs("client", "gina", "gina"), "--pin", "1234", "--out-shares", ".", "--out-dir", ".")
+		mustMtls(t, ep, args...)
+		tok := mustLoad(t, mtls.LoadPINToken, filepath.Join(ep, "gina.key"))
+		for _, d := range ds {
+			s := mustLoad(t, mtls.LoadCSClientKey, filepath.Join(ep, "share-"+d.fp+".pem"))
+			if !s.IsShare() || s.DTAs()[0].String() != d.fp {
+				t.Fatalf("share file of D-TA %s: origin %v", d.fp, s.DTAs())
+			}
+		}
+		for pin, want := range map[uint32]bool{1234: true, 1235: false} {
+			k, err := tok.AddPIN(pin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = handshakeOver(t, &mtls.Config{CSServerSecret: deploy}, &mtls.Config{CSKey: k})
+			if (err == nil) != want {
+				t.Fatalf("PIN %d: handshake error %v", pin, err)
+			}
+		}
+	})
+
+	t.Run("permit source from the renewal file", func(t *testing.T) {
+		src, err := OpenPermitSource(context.Background(), filepath.Join(ep, "alice.renewal"), PermitSourceConfig{Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp, err := src.GetCSPermit(today)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if src.Horizon() != 1 || src.Health() != nil {
+			t.Fatalf("horizon %d health %v", src.Horizon(), src.Health())
+		}
+		if err := handshakeOver(t, &mtls.Config{CSServerSecret: deploy, RequirePermits: true}, &mtls.Config{CSKey: alice, CSPermit: tp}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("code used twice", func(t *testing.T) {
 		args := enrollArgs("client", "dave", "dave")
 		mustMtls(t, ep, args...)

@@ -312,3 +312,35 @@ func (p *PermitSource) Run(ctx context.Context) {
 		}
 	}
 }
+
+// OpenPermitSource is what a `--renewal FILE` flag needs: it loads the
+// renewal file (kind client), makes a source that writes rotated secrets
+// back to the file, and fetches today's and tomorrow's permits once. A
+// failed first fetch is returned with the source (which is usable: Run
+// keeps retrying), so the caller decides whether to start without permits.
+// Start Run(ctx) in a goroutine and set mtls.Config.GetCSPermit to
+// src.GetCSPermit.
+func OpenPermitSource(ctx context.Context, path string, cfg PermitSourceConfig) (*PermitSource, error) {
+	r, err := LoadRenewal(path)
+	if err != nil {
+		return nil, err
+	}
+	if r.Kind != KindClient {
+		return nil, fmt.Errorf("dta: renewal file %s is for a %s; time permits are for CS clients", path, r.Kind)
+	}
+	cfg.Renewal = r
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg.OnRenewalChange = func(r *Renewal) {
+		if err := WriteRenewal(path, r, true); err != nil {
+			log.Error("cannot save the rotated renewal secrets", "file", path, "err", err)
+		}
+	}
+	src, err := NewPermitSource(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return src, src.Refresh(ctx)
+}

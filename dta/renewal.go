@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -129,17 +130,12 @@ func LoadRenewal(path string) (*Renewal, error) {
 	if fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("dta: renewal file %s is accessible by group or others (mode %v): chmod 600 it", path, fi.Mode().Perm())
 	}
-	data := make([]byte, maxRenewalSize+1)
-	n, _ := f.Read(data)
-	for n < len(data) {
-		m, err := f.Read(data[n:])
-		n += m
-		if err != nil || m == 0 {
-			break
-		}
-	}
+	data, err := io.ReadAll(io.LimitReader(f, maxRenewalSize+1))
 	defer clear(data)
-	return ParseRenewal(data[:n])
+	if err != nil {
+		return nil, err
+	}
+	return ParseRenewal(data)
 }
 
 // WriteRenewal writes r to path with mode 0600: a new file unless
