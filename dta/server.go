@@ -554,8 +554,25 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.reqInfo(r); !ok {
+	rc, ok := s.reqInfo(r)
+	if !ok {
 		s.writeError(w, r, http.StatusUnauthorized, CodeBadRequest, "no authenticated credential")
+		return
+	}
+	// Only a credential still valid: an unused, unexpired code, or the
+	// renewal credential of an identity not revoked.
+	switch err := s.cfg.Store.credentialValid(rc.id, s.now()); {
+	case errors.Is(err, ErrCodeUsed):
+		s.writeError(w, r, http.StatusForbidden, CodeCodeUsed, "this enrollment code has been used")
+		return
+	case errors.Is(err, ErrCodeExpired):
+		s.writeError(w, r, http.StatusForbidden, CodeCodeExpired, "this enrollment code has expired")
+		return
+	case errors.Is(err, ErrRevoked):
+		s.writeError(w, r, http.StatusForbidden, CodeRevoked, fmt.Sprintf("%s %q is revoked at D-TA %s", rc.id.Kind, rc.id.Identity, s.fp))
+		return
+	case err != nil:
+		s.internal(w, r, "info", err)
 		return
 	}
 	s.m.requests.WithLabelValues("info", "ok").Inc()

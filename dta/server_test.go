@@ -3,6 +3,7 @@ package dta
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -169,4 +170,45 @@ func TestFailuresSlowedDown(t *testing.T) {
 	if d.srv.limiter.delay("127.0.0.1") != 0 {
 		t.Fatal("a successful handshake did not clear the failures")
 	}
+}
+
+func TestInfoNeedsAValidCredential(t *testing.T) {
+	d := startDTA(t, nil)
+	ctx := context.Background()
+	codes := codesFor(t, []*testDTA{d}, KindP2P, "p")
+	c := codes[0].Code
+	codeCred := cred{identity: "enroll:" + c.ID.String(), psk: c.Secret[:]}
+	var info InfoResponse
+	if err := call(ctx, nil, d.addr, codeCred, http.MethodGet, "/v1/info", nil, &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Fingerprint != d.srv.Fingerprint().String() || info.Version != Version || info.PermitAhead != 1 {
+		t.Fatalf("info: %+v", info)
+	}
+	e, err := Enroll(ctx, nil, codes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := call(ctx, nil, d.addr, codeCred, http.MethodGet, "/v1/info", nil, &info); !IsCode(err, CodeCodeUsed) {
+		t.Fatalf("info with a used code: %v", err)
+	}
+	if _, err := Info(ctx, nil, d.addr, &e.Renewal.DTAs[0]); err != nil {
+		t.Fatal(err)
+	}
+	d.store.Revoke(KindP2P, "p", "", "test")
+	if _, err := Info(ctx, nil, d.addr, &e.Renewal.DTAs[0]); !IsCode(err, CodeRevoked) {
+		t.Fatalf("info with a revoked credential: %v", err)
+	}
+	// Unknown endpoint and method: bad_request JSON.
+	if err := call(ctx, nil, d.addr, mustCred(t, &e.Renewal.DTAs[0]), http.MethodDelete, "/v1/permits", nil, &info); !IsCode(err, CodeBadRequest) {
+		t.Fatalf("DELETE /v1/permits: %v", err)
+	}
+}
+
+func mustCred(t *testing.T, d *RenewalDTA) cred {
+	c, err := d.cred(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

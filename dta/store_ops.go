@@ -438,3 +438,31 @@ func (s *Store) setPending(kind Kind, identity string, sealed []byte, kid, remot
 	}
 	return tx.Commit()
 }
+
+// credentialValid reports whether a credential that completed a handshake
+// is still good: ErrCodeUsed or ErrCodeExpired for a code, ErrRevoked for a
+// revoked identity.
+func (s *Store) credentialValid(id PSKIdentity, now time.Time) error {
+	if id.Enroll {
+		var exp int64
+		var used sql.NullInt64
+		if err := s.db.QueryRow(`SELECT expires_at, used_at FROM codes WHERE id=?`, id.Code.String()).Scan(&exp, &used); err != nil {
+			return err
+		}
+		if used.Valid {
+			return ErrCodeUsed
+		}
+		if exp <= now.UnixNano() {
+			return ErrCodeExpired
+		}
+		return nil
+	}
+	var revoked sql.NullInt64
+	if err := s.db.QueryRow(`SELECT revoked_at FROM identities WHERE kind=? AND identity=?`, id.Kind, id.Identity).Scan(&revoked); err != nil {
+		return err
+	}
+	if revoked.Valid {
+		return ErrRevoked
+	}
+	return nil
+}
