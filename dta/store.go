@@ -283,14 +283,19 @@ func (s *Store) Audit(action string, kind Kind, identity, remote, result, detail
 	return tx.Commit()
 }
 
-// IntegrityCheck runs PRAGMA integrity_check.
-func (s *Store) IntegrityCheck() error {
+// IntegrityCheck runs PRAGMA integrity_check (thorough, O(size)).
+func (s *Store) IntegrityCheck() error { return s.check("integrity_check") }
+
+// QuickCheck runs PRAGMA quick_check (what `ta serve` runs at start).
+func (s *Store) QuickCheck() error { return s.check("quick_check") }
+
+func (s *Store) check(pragma string) error {
 	var r string
-	if err := s.db.QueryRow(`PRAGMA integrity_check`).Scan(&r); err != nil {
+	if err := s.db.QueryRow(`PRAGMA ` + pragma).Scan(&r); err != nil {
 		return err
 	}
 	if r != "ok" {
-		return fmt.Errorf("dta: store %s: integrity check: %s", s.path, r)
+		return fmt.Errorf("dta: store %s: %s: %s", s.path, pragma, r)
 	}
 	return nil
 }

@@ -109,7 +109,7 @@ func taServe(c *cli.Context) error {
 		return cmdError(name, "--db", err)
 	}
 	defer st.Close()
-	if err := st.IntegrityCheck(); err != nil {
+	if err := st.QuickCheck(); err != nil {
 		return cmdError(name, "--db", err)
 	}
 	reg := prometheus.NewRegistry()
