@@ -21,4 +21,11 @@
 // from the master share, which never enters the database: a copy of the
 // database alone authenticates no one. Operator commands that create codes
 // need only the sealing public key, kept in the store's meta table.
+//
+// Rotation (POST /v1/renew): the old renewal secret keeps working until the
+// new one has been used once. Both share one PSK identity, so the client
+// names the secret it holds in its TLS server_name, "k<16 hex>.dta.invalid"
+// (the first 8 bytes of SHA-256("MTLS1-DTA-KEYID" ‖ secret)); the D-TA uses
+// the pending secret only when that name matches it, and promotes it on its
+// first successful use.
 package dta

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -211,4 +212,27 @@ func mustCred(t *testing.T, d *RenewalDTA) cred {
 		t.Fatal(err)
 	}
 	return c
+}
+
+func TestLongIdentityAndBadIdentities(t *testing.T) {
+	d := startDTA(t, nil)
+	long := strings.Repeat("é", pairing.MaxIDLen/2) // 1024 bytes of UTF-8
+	e, err := Enroll(context.Background(), nil, codesFor(t, []*testDTA{d}, KindClient, long))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := FetchPermits(context.Background(), nil, e.Renewal, []uint64{pairing.Day(time.Now())}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{long + "x", "", "a\nb", "a\x00", "\xff"} {
+		if _, err := d.store.CreateCode(KindClient, bad, time.Hour, "t"); err == nil {
+			t.Errorf("code created for identity %q", bad)
+		}
+	}
+	if _, err := d.store.CreateCode(KindServer, "", time.Hour, "t"); err != nil {
+		t.Errorf("deployment-wide server identity: %v", err)
+	}
+	if _, err := d.store.CreateCode(KindClient, "a", MaxCodeTTL+time.Second, "t"); err == nil {
+		t.Error("a code beyond the maximum lifetime")
+	}
 }
