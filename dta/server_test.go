@@ -236,3 +236,31 @@ func TestLongIdentityAndBadIdentities(t *testing.T) {
 		t.Error("a code beyond the maximum lifetime")
 	}
 }
+
+// A code issued before its identity was revoked is refused (and not used
+// up); after reinstatement it works.
+func TestCodeOfRevokedIdentity(t *testing.T) {
+	d := startDTA(t, nil)
+	codes := codesFor(t, []*testDTA{d}, KindClient, "zed")
+	if err := d.store.Revoke(KindClient, "zed", "left", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.store.CreateCode(KindClient, "zed", time.Hour, "t"); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("new code for a revoked identity: %v", err)
+	}
+	if _, err := Enroll(context.Background(), nil, codes); !IsCode(err, CodeRevoked) {
+		t.Fatalf("enroll of a revoked identity: %v", err)
+	}
+	if err := d.store.Reinstate(KindClient, "zed", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Enroll(context.Background(), nil, codes); err != nil {
+		t.Fatalf("after reinstatement: %v", err)
+	}
+	if err := d.store.Reinstate(KindClient, "zed", "t"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("reinstating a non-revoked identity: %v", err)
+	}
+	if err := d.store.Revoke(KindClient, "nobody", "", "t"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("revoking an unknown identity: %v", err)
+	}
+}
