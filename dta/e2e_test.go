@@ -261,13 +261,22 @@ func TestEndToEnd(t *testing.T) {
 		if !errors.As(err, &me) || me.Alert != ciphersuite.AlertBadRecordMAC {
 			t.Fatalf("wrong secret: %v", err)
 		}
-		resp, err := http.Get("http://" + ps[2].status + "/metrics")
-		if err != nil {
-			t.Fatal(err)
+		// The client sees the alert just before the D-TA counts it: poll.
+		wants := []string{`mtls_dta_handshake_failures_total{reason="unknown_psk_identity"} 1`, `mtls_dta_handshake_failures_total{reason="bad_record_mac"} 1`}
+		var body []byte
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			resp, err := http.Get("http://" + ps[2].status + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(body), wants[0]) && strings.Contains(string(body), wants[1]) &&
+				strings.Count(ps[2].log.String(), "handshake failed") >= 2 {
+				break
+			}
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		for _, want := range []string{`mtls_dta_handshake_failures_total{reason="unknown_psk_identity"} 1`, `mtls_dta_handshake_failures_total{reason="bad_record_mac"} 1`} {
+		for _, want := range wants {
 			if !strings.Contains(string(body), want) {
 				t.Errorf("metrics lack %s", want)
 			}

@@ -196,6 +196,22 @@ func mustShare(t *testing.T, m *pairing.MasterShare, d uint64) *pairing.TimePerm
 	return s
 }
 
+// metricValueOr is metricValue returning 0 for a metric not (yet) present.
+func metricValueOr(reg *prometheus.Registry, name, label string) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if mf.GetName() == name && (label == "" || (len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() == label)) {
+				if g := m.GetGauge(); g != nil {
+					return g.GetValue()
+				}
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
 // metricValue reads a gauge or counter (with the given label value, if any)
 // from reg.
 func metricValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {

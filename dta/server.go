@@ -202,10 +202,19 @@ type hsListener struct {
 	sem       chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+
+	// pending counts handshakes in progress per address (at most
+	// MaxHandshakes entries), so one address cannot take every slot.
+	pendingMu sync.Mutex
+	pending   map[string]int
 }
 
+// maxHandshakesPerAddr bounds the handshakes in progress from one address.
+const maxHandshakesPerAddr = 16
+
 func newHSListener(inner net.Listener, s *Server) *hsListener {
-	return &hsListener{inner: inner, s: s, out: make(chan net.Conn), sem: make(chan struct{}, s.cfg.MaxHandshakes), done: make(chan struct{})}
+	return &hsListener{inner: inner, s: s, out: make(chan net.Conn), sem: make(chan struct{}, s.cfg.MaxHandshakes),
+		done: make(chan struct{}), pending: make(map[string]int)}
 }
 
 func (l *hsListener) Addr() net.Addr { return l.inner.Addr() }
@@ -244,9 +253,22 @@ func (l *hsListener) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		host := remoteHost(c.RemoteAddr())
+		l.pendingMu.Lock()
+		busy := l.pending[host] >= maxHandshakesPerAddr
+		l.pendingMu.Unlock()
+		if busy {
+			l.s.m.hsFailures.WithLabelValues("too_many_from_address").Inc()
+			l.s.log.Warn("too many handshakes in progress from one address: connection dropped", "remote", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
 		select {
 		case l.sem <- struct{}{}:
-			go l.handshake(c)
+			l.pendingMu.Lock()
+			l.pending[host]++
+			l.pendingMu.Unlock()
+			go l.handshake(c, host)
 		default:
 			l.s.m.hsFailures.WithLabelValues("overloaded").Inc()
 			l.s.log.Warn("too many handshakes in progress: connection dropped", "remote", c.RemoteAddr().String())
@@ -266,10 +288,16 @@ func remoteHost(a net.Addr) string {
 	return h
 }
 
-func (l *hsListener) handshake(c net.Conn) {
-	defer func() { <-l.sem }()
+func (l *hsListener) handshake(c net.Conn, host string) {
+	defer func() {
+		l.pendingMu.Lock()
+		if l.pending[host]--; l.pending[host] <= 0 {
+			delete(l.pending, host)
+		}
+		l.pendingMu.Unlock()
+		<-l.sem
+	}()
 	s := l.s
-	host := remoteHost(c.RemoteAddr())
 	if d := s.limiter.delay(host); d > 0 {
 		s.m.slowed.Inc()
 		t := time.NewTimer(d)

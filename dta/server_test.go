@@ -3,6 +3,7 @@ package dta
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -147,12 +148,18 @@ func TestFailuresSlowedDown(t *testing.T) {
 	d.srv.limiter.mu.Unlock()
 	bogus := &RenewalDTA{Address: d.addr, Kind: KindClient, Identity: "nobody", Secret: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}
 	var durs []time.Duration
-	for range 6 {
+	for i := range 6 {
 		t0 := time.Now()
 		if _, err := Info(context.Background(), nil, d.addr, bogus); err == nil {
 			t.Fatal("an unknown identity was accepted")
 		}
 		durs = append(durs, time.Since(t0))
+		// The client sees the alert before the server records the failure.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if metricValueOr(d.srv.reg, "mtls_dta_handshake_failures_total", "unknown_psk_identity") >= float64(i+1) {
+				break
+			}
+		}
 	}
 	if n := metricValue(t, d.srv.reg, "mtls_dta_slowed_connections_total", ""); n < 2 {
 		t.Fatalf("%v connections slowed after 6 failures (durations %v)", n, durs)
@@ -262,5 +269,30 @@ func TestCodeOfRevokedIdentity(t *testing.T) {
 	}
 	if err := d.store.Revoke(KindClient, "nobody", "", "t"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("revoking an unknown identity: %v", err)
+	}
+}
+
+// One address cannot hold every handshake slot with idle connections.
+func TestIdleConnectionsBoundedPerAddress(t *testing.T) {
+	d := startDTA(t, nil)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range maxHandshakesPerAddr + 4 {
+		c, err := net.Dial("tcp", d.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for metricValueOr(d.srv.reg, "mtls_dta_handshake_failures_total", "too_many_from_address") < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := metricValueOr(d.srv.reg, "mtls_dta_handshake_failures_total", "too_many_from_address"); n != 4 {
+		t.Fatalf("%v connections refused beyond %d per address, want 4", n, maxHandshakesPerAddr)
 	}
 }
