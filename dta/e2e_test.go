@@ -284,7 +284,7 @@ func TestEndToEnd(t *testing.T) {
 		if !strings.Contains(ps[2].log.String(), "handshake failed") || !strings.Contains(ps[2].log.String(), "remote=127.0.0.1:") {
 			t.Errorf("failures not logged with the remote address:\n%s", ps[2].log.String())
 		}
-		resp, err = http.Get("http://" + ps[2].status + "/healthz")
+		resp, err := http.Get("http://" + ps[2].status + "/healthz")
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("healthz: %v %v", err, resp)
 		}
