@@ -34,6 +34,13 @@ func startDTASync(t testing.TB, sync string) *testDTA { return startDTAOpts(t, n
 
 func startDTAOpts(t testing.TB, now func() time.Time, ahead int, sync string) *testDTA {
 	t.Helper()
+	return startDTACfg(t, now, sync, ServerConfig{PermitAhead: ahead})
+}
+
+// startDTACfg starts a D-TA with cfg (Master, Store, Logger and Now are
+// filled in).
+func startDTACfg(t testing.TB, now func() time.Time, sync string, cfg ServerConfig) *testDTA {
+	t.Helper()
 	dir := t.TempDir()
 	m, err := pairing.NewMasterShare(rand.Reader)
 	if err != nil {
@@ -43,7 +50,8 @@ func startDTAOpts(t testing.TB, now func() time.Time, ahead int, sync string) *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(ServerConfig{Master: m, Store: st, Logger: quietLogger(), Now: now, PermitAhead: ahead})
+	cfg.Master, cfg.Store, cfg.Logger, cfg.Now = m, st, quietLogger(), now
+	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,9 +38,12 @@ type ServerConfig struct {
 	Rand        io.Reader             // nil: crypto/rand
 	Registerer  prometheus.Registerer // nil: a private registry (see Server.Gatherer)
 	// HandshakeTimeout bounds each TLS handshake (default 10 s);
-	// MaxHandshakes bounds handshakes in progress (default 256).
-	HandshakeTimeout time.Duration
-	MaxHandshakes    int
+	// MaxHandshakes bounds handshakes in progress (default 256), and
+	// MaxHandshakesPerAddr those from one IP address (default 64: clients
+	// behind one NAT share an address).
+	HandshakeTimeout     time.Duration
+	MaxHandshakes        int
+	MaxHandshakesPerAddr int
 }
 
 // Server is a running D-TA service. Make it with NewServer.
@@ -78,6 +81,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.MaxHandshakes == 0 {
 		cfg.MaxHandshakes = 256
+	}
+	if cfg.MaxHandshakesPerAddr == 0 {
+		cfg.MaxHandshakesPerAddr = 64
 	}
 	priv, err := cfg.Store.Bind(cfg.Master)
 	if err != nil {
@@ -209,9 +215,6 @@ type hsListener struct {
 	pending   map[string]int
 }
 
-// maxHandshakesPerAddr bounds the handshakes in progress from one address.
-const maxHandshakesPerAddr = 16
-
 func newHSListener(inner net.Listener, s *Server) *hsListener {
 	return &hsListener{inner: inner, s: s, out: make(chan net.Conn), sem: make(chan struct{}, s.cfg.MaxHandshakes),
 		done: make(chan struct{}), pending: make(map[string]int)}
@@ -255,7 +258,7 @@ func (l *hsListener) acceptLoop() {
 		backoff = 0
 		host := remoteHost(c.RemoteAddr())
 		l.pendingMu.Lock()
-		busy := l.pending[host] >= maxHandshakesPerAddr
+		busy := l.pending[host] >= l.s.cfg.MaxHandshakesPerAddr
 		l.pendingMu.Unlock()
 		if busy {
 			l.s.m.hsFailures.WithLabelValues("too_many_from_address").Inc()
