@@ -237,10 +237,28 @@ func TestEndToEnd(t *testing.T) {
 		if err == nil || !strings.Contains(errOut, "unknown_psk_identity") || !strings.Contains(errOut, ds[0].fp) {
 			t.Fatalf("code for D-TA 1 at D-TA 2: err %v, stderr %s", err, errOut)
 		}
-		// The right D-TA still accepts it: the failed attempt consumed nothing.
 		c, _ := ParseEnrollCode(code)
 		if _, err := Enroll(context.Background(), nil, []DTACode{{Address: ps[0].addr, Code: c}}); err != nil {
+			t.Fatalf("the right D-TA refused the code after the failed attempt: %v", err)
+		}
+	})
+
+	t.Run("one bad code does not use up the others", func(t *testing.T) {
+		good1, used2, good3 := ds[0].code(t, "client", "hank"), ds[1].code(t, "client", "hank"), ds[2].code(t, "client", "hank")
+		c2, _ := ParseEnrollCode(used2)
+		if _, err := Enroll(context.Background(), nil, []DTACode{{Address: ps[1].addr, Code: c2}}); err != nil {
 			t.Fatal(err)
+		}
+		_, errOut, err := runMtls(t, ep, "keys", "enroll", "--out", "hank.key", "--renewal", "hank.renewal",
+			"--dta", ps[0].addr+"="+good1, "--dta", ps[1].addr+"="+used2, "--dta", ps[2].addr+"="+good3)
+		if err == nil || !strings.Contains(errOut, "code_used") || !strings.Contains(errOut, ds[1].fp) || strings.Contains(errOut, ds[0].fp) {
+			t.Fatalf("a used code among good ones: err %v, stderr %s", err, errOut)
+		}
+		for i, s := range map[int]string{0: good1, 2: good3} {
+			c, _ := ParseEnrollCode(s)
+			if _, err := Enroll(context.Background(), nil, []DTACode{{Address: ps[i].addr, Code: c}}); err != nil {
+				t.Fatalf("D-TA %d's good code after the failed enrollment: %v", i+1, err)
+			}
 		}
 	})
 

@@ -77,8 +77,10 @@ func (m MultiError) Failed() []string {
 
 // Enroll redeems one code at each D-TA, checks that every answer carries
 // the fingerprint its code named (and that no D-TA repeats), and combines
-// the shares. Every D-TA is contacted even if one fails; any failure fails
-// the enrollment (a key from fewer than all D-TAs does not work).
+// the shares. It first checks every code with GET /v1/info, so that no code
+// is used up while another D-TA is down or refuses its code; any failure
+// fails the enrollment (a key from fewer than all D-TAs does not work), and
+// the error names each D-TA that failed.
 func Enroll(ctx context.Context, opt *ClientOptions, codes []DTACode) (*Enrollment, error) {
 	if len(codes) == 0 {
 		return nil, errNoDTAs
@@ -95,6 +97,12 @@ func Enroll(ctx context.Context, opt *ClientOptions, codes []DTACode) (*Enrollme
 			return nil, fmt.Errorf("dta: two codes name D-TA %s: each D-TA must be a different one", c.Code.DTA)
 		}
 		seen[c.Code.DTA] = true
+	}
+	// Pre-flight: every D-TA must be up and accept its code (GET /v1/info
+	// needs an unused, unexpired code) before any code is used up, so one
+	// D-TA down or one wrong code does not waste the others.
+	if err := preflight(ctx, opt, codes); err != nil {
+		return nil, err
 	}
 	resps := make([]*EnrollResponse, len(codes))
 	errs := make([]error, len(codes))
@@ -176,6 +184,35 @@ func Enroll(ctx context.Context, opt *ClientOptions, codes []DTACode) (*Enrollme
 		e.Permits[d] = tp
 	}
 	return e, nil
+}
+
+func preflight(ctx context.Context, opt *ClientOptions, codes []DTACode) error {
+	errs := make([]error, len(codes))
+	var wg sync.WaitGroup
+	for i, c := range codes {
+		wg.Go(func() {
+			var info InfoResponse
+			cr := cred{identity: "enroll:" + c.Code.ID.String(), psk: c.Code.Secret[:]}
+			if err := call(ctx, opt, c.Address, cr, http.MethodGet, "/v1/info", nil, &info); err != nil {
+				errs[i] = err
+				return
+			}
+			if info.Fingerprint != c.Code.DTA.String() {
+				errs[i] = fmt.Errorf("answered as D-TA %q, but the code is for D-TA %s", printableMsg([]byte(info.Fingerprint)), c.Code.DTA)
+			}
+		})
+	}
+	wg.Wait()
+	var me MultiError
+	for i, err := range errs {
+		if err != nil {
+			me = append(me, &DTAError{Address: codes[i].Address, Fingerprint: codes[i].Code.DTA.String(), Err: err})
+		}
+	}
+	if me != nil {
+		return me
+	}
+	return nil
 }
 
 func combine(kind Kind, shares []any) (any, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -584,6 +585,19 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, RenewResponse{RenewalSecret: b64.EncodeToString(secret[:])})
 }
 
+// errorCode maps a store error to the spec's error code.
+func errorCode(err error) string {
+	switch {
+	case errors.Is(err, ErrCodeUsed):
+		return CodeCodeUsed
+	case errors.Is(err, ErrCodeExpired):
+		return CodeCodeExpired
+	case errors.Is(err, ErrRevoked):
+		return CodeRevoked
+	}
+	return CodeInternal
+}
+
 func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 	rc, ok := s.reqInfo(r)
 	if !ok {
@@ -592,7 +606,19 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 	}
 	// Only a credential still valid: an unused, unexpired code, or the
 	// renewal credential of an identity not revoked.
-	switch err := s.cfg.Store.credentialValid(rc.id, s.now()); {
+	err := s.cfg.Store.credentialValid(rc.id, s.now())
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		// A refused credential is audited (a used code tried again).
+		kind, id, detail := rc.id.Kind, rc.id.Identity, ""
+		if rc.id.Enroll {
+			detail = "code " + rc.id.Code.String()
+			s.cfg.Store.db.QueryRow(`SELECT kind, identity FROM codes WHERE id=?`, rc.id.Code.String()).Scan(&kind, &id)
+		}
+		if aerr := s.cfg.Store.Audit("info", kind, id, rc.remote, errorCode(err), detail); aerr != nil {
+			s.log.Error("audit", "err", aerr)
+		}
+	}
+	switch {
 	case errors.Is(err, ErrCodeUsed):
 		s.writeError(w, r, http.StatusForbidden, CodeCodeUsed, "this enrollment code has been used")
 		return
