@@ -18,7 +18,7 @@ import (
 	"github.com/milagro-go/milagro/pairing"
 )
 
-func init() { register(taCommand()) }
+func init() { register(withSubcommands(taCommand(), taServiceCommands()...)) }
 
 func forceFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "force", Usage: "replace --out if it exists"}
