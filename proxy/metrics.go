@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -135,6 +136,13 @@ type StatusHandler struct {
 	Metrics     *Metrics
 	DialTimeout time.Duration
 	CacheFor    time.Duration
+	// Degraded, if set, is asked on every /healthz once the target is
+	// reachable: an error answers 503 with its text (the proxy cannot do
+	// its job, e.g. a client without a time permit for today); a non-empty
+	// warning answers 200 with the warning (still serving, but an operator
+	// must act soon, e.g. tomorrow's permit missing an hour before
+	// midnight) — so a load balancer keeps a proxy that works.
+	Degraded func() (warning string, err error)
 
 	mu      sync.Mutex
 	checked time.Time
@@ -178,6 +186,18 @@ func (h *StatusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_, _ = w.Write([]byte("target unreachable\n"))
 			return
 		}
+		if h.Degraded != nil {
+			warn, err := h.Degraded()
+			if err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte(oneLine(err.Error()) + "\n"))
+				return
+			}
+			if warn != "" {
+				_, _ = w.Write([]byte(oneLine(warn) + "\n"))
+				return
+			}
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	case "/metrics":
 		if h.Metrics == nil {
@@ -189,4 +209,14 @@ func (h *StatusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// oneLine keeps a health message on one line of printable text.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }

@@ -50,6 +50,9 @@ func dtlsConfigFromFlags(c *cli.Context, server bool) (*dtls.Config, error) {
 	if c.Bool("allow-no-ems") {
 		return nil, errors.New("--allow-no-ems: DTLS here always requires the extended master secret")
 	}
+	if c.String("renewal") != "" {
+		return nil, errors.New("--renewal keeps Milagro CS time permits and credentials current; it works over TLS only")
+	}
 	m, err := configFromFlags(c, server)
 	if err != nil {
 		return nil, err

@@ -159,6 +159,13 @@ func runProxy(c *cli.Context, server bool) error {
 		return cmdError(name, "", err)
 	}
 	metrics := proxy.NewMetrics()
+	rctx, rcancel := context.WithCancel(context.Background())
+	defer rcancel()
+	ren, err := startRenewal(rctx, c, cfg, server, metrics.Registry) // --renewal: renewal_flag.go
+	if err != nil {
+		return cmdError(name, "", err)
+	}
+	ren.apply(cfg)
 	target := c.String("target")
 	if _, _, err := net.SplitHostPort(target); err != nil {
 		return cmdError(name, "", fmt.Errorf("invalid --target %q: %w", target, err))
@@ -230,6 +237,7 @@ func runProxy(c *cli.Context, server bool) error {
 			if err != nil {
 				return err
 			}
+			ren.apply(cfg)
 			if err := cl.SetConfig(cfg); err != nil {
 				return err
 			}
@@ -255,7 +263,7 @@ func runProxy(c *cli.Context, server bool) error {
 			return cmdError(name, "--status", err)
 		}
 		status = &http.Server{
-			Handler:           &proxy.StatusHandler{Target: target, Metrics: metrics},
+			Handler:           &proxy.StatusHandler{Target: target, Metrics: metrics, Degraded: ren.statusCheck()},
 			ReadHeaderTimeout: 5 * time.Second,
 		}
 		go status.Serve(sl)
