@@ -346,7 +346,14 @@ func csDeniedHint(cfg *mtls.Config, err error) string {
 	var b strings.Builder
 	b.WriteString("the server refused the Milagro CS proof; things to check here:")
 	now := time.Now()
-	if len(cfg.CSPermits) == 0 {
+	if cfg.GetCSPermit != nil {
+		day := pairing.Day(now)
+		if _, err := cfg.GetCSPermit(day); err != nil {
+			fmt.Fprintf(&b, "\n  - --renewal holds no time permit for today (%s): %v", mtls.FormatDay(day), err)
+		} else {
+			fmt.Fprintf(&b, "\n  - a time permit for today (%s) from --renewal was sent; a revocation at a D-TA does not show here before tomorrow", mtls.FormatDay(day))
+		}
+	} else if len(cfg.CSPermits) == 0 {
 		b.WriteString("\n  - no time permit was sent (a server with --permits required refuses that)")
 	} else {
 		fmt.Fprintf(&b, "\n  - permits held for %s; this machine's clock says %s (UTC), day %s", permitDays(cfg.CSPermits), now.UTC().Format(time.DateTime), mtls.FormatDay(pairing.Day(now)))
