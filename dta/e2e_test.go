@@ -119,11 +119,21 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("keys: server id %q, client D-TAs %d", api.ID(), len(alice.DTAs()))
 	}
 
-	t.Run("CS handshake with a named server key (pairing level)", func(t *testing.T) {
-		// mtls.Config has no CS server identities on this branch yet, so
-		// the named server is tested with the pairing protocol itself.
-		if err := csHandshake(alice, permit, api, time.Now(), pairing.PermitsRequired); err != nil {
+	t.Run("CS handshake over mtls with the named server key api.example.com", func(t *testing.T) {
+		// The server holds its named key and the deployment-wide one; the
+		// client's server_identity picks the named one.
+		srv := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{deploy, api}, PermitMode: pairing.PermitsRequired}
+		if err := handshakeOver(t, srv, &mtls.Config{CSKey: alice, CSPermit: permit, ServerIdentity: "api.example.com"}); err != nil {
 			t.Fatal(err)
+		}
+		// A server without api.example.com's key cannot pass for it.
+		other := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{deploy}, PermitMode: pairing.PermitsRequired}
+		if err := handshakeOver(t, other, &mtls.Config{CSKey: alice, CSPermit: permit, ServerIdentity: "api.example.com"}); err == nil {
+			t.Fatal("a server without the key of api.example.com completed the handshake as api.example.com")
+		}
+		// Without its permit the client is refused (permits required).
+		if err := handshakeOver(t, srv, &mtls.Config{CSKey: alice, ServerIdentity: "api.example.com"}); err == nil {
+			t.Fatal("a client without a time permit was accepted by a server that requires permits")
 		}
 	})
 	t.Run("CS handshake over mtls with the deployment-wide server key and a permit", func(t *testing.T) {
@@ -328,6 +338,10 @@ func TestEndToEnd(t *testing.T) {
 		if errOut, err := renew(); err != nil {
 			t.Fatalf("reinstated: %v %s", err, errOut)
 		}
+	})
+
+	t.Run("a client with a permit source keeps connecting through midnight", func(t *testing.T) {
+		throughMidnight(t, filepath.Join(ep, "alice.renewal"), alice, api)
 	})
 
 	t.Run("one D-TA down: permits kept, the D-TA named", func(t *testing.T) {
