@@ -54,7 +54,7 @@ func clientAction(c *cli.Context) error {
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ren, err := startRenewal(ctx, c, cfg, false, nil)
+	ren, err := startRenewal(ctx, c, cfg, false, false, nil)
 	if err != nil {
 		return cmdError("client", "", err)
 	}

@@ -161,7 +161,7 @@ func runProxy(c *cli.Context, server bool) error {
 	metrics := proxy.NewMetrics()
 	rctx, rcancel := context.WithCancel(context.Background())
 	defer rcancel()
-	ren, err := startRenewal(rctx, c, cfg, server, metrics.Registry) // --renewal: renewal_flag.go
+	ren, err := startRenewal(rctx, c, cfg, server, true, metrics.Registry) // --renewal: renewal_flag.go
 	if err != nil {
 		return cmdError(name, "", err)
 	}

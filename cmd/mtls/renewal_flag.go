@@ -49,9 +49,11 @@ type renewal struct {
 
 // startRenewal starts what --renewal asks for, checked against the keys in
 // cfg (built by configFromFlags), and runs it until ctx ends. It returns
-// nil without --renewal. A first renewal that fails is logged, not fatal:
-// the background loop keeps trying. reg may be nil.
-func startRenewal(ctx context.Context, c *cli.Context, cfg *mtls.Config, server bool, reg prometheus.Registerer) (*renewal, error) {
+// nil without --renewal. With background (servers, proxies) a first
+// renewal that fails is logged, not fatal: the background loop keeps
+// trying; without (one connection) a client without today's permit fails
+// here. reg may be nil.
+func startRenewal(ctx context.Context, c *cli.Context, cfg *mtls.Config, server, background bool, reg prometheus.Registerer) (*renewal, error) {
 	path := c.String("renewal")
 	if path == "" {
 		return nil, nil
@@ -64,6 +66,21 @@ func startRenewal(ctx context.Context, c *cli.Context, cfg *mtls.Config, server 
 		return nil, fmt.Errorf("--renewal %s: %w", path, err)
 	}
 	if r.Kind == dta.KindClient {
+		if !background {
+			// One connection (mtls client): fetch once; without today's
+			// permit there is no point in connecting.
+			src, err := dta.OpenPermitSource(ctx, path, dta.PermitSourceConfig{Logger: logger, Registerer: reg})
+			if src == nil {
+				return nil, fmt.Errorf("--renewal: %w", err)
+			}
+			if src.Horizon() < 0 {
+				return nil, fmt.Errorf("--renewal: no time permit for today: %w", err)
+			}
+			if err != nil {
+				logger.Warn("time permits: today's held, the renewal failed", "err", err)
+			}
+			return &renewal{src: src}, nil
+		}
 		src, err := startPermitSource(ctx, path, reg)
 		if err != nil {
 			return nil, err
@@ -79,7 +96,9 @@ func startRenewal(ctx context.Context, c *cli.Context, cfg *mtls.Config, server 
 	} else {
 		logger.Info("renewal credential accepted by every D-TA", "kind", r.Kind, "identity", r.Identity, "dtas", len(r.DTAs))
 	}
-	go k.Run(ctx)
+	if background {
+		go k.Run(ctx)
+	}
 	return &renewal{keeper: k}, nil
 }
 
@@ -194,7 +213,7 @@ func startPermitSource(ctx context.Context, path string, reg prometheus.Register
 		return nil, fmt.Errorf("--renewal: %w", err)
 	}
 	if err != nil {
-		logger.Warn("time permits: first renewal failed; retrying in the background", "err", err)
+		logger.Warn("time permits: first renewal failed; retrying in the background", "horizon_days", src.Horizon())
 	} else {
 		logger.Info("time permits held", "horizon_days", src.Horizon())
 	}

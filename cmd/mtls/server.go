@@ -53,7 +53,7 @@ func serverAction(c *cli.Context) error {
 	ln := mtls.NewListener(raw, cfg)
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if _, err := startRenewal(ctx, c, cfg, true, nil); err != nil {
+	if _, err := startRenewal(ctx, c, cfg, true, true, nil); err != nil {
 		ln.Close()
 		return cmdError("server", "", err)
 	}
