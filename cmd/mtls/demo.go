@@ -78,9 +78,11 @@ func runDemo(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("demo: cannot find this binary: %w", err)
 	}
-	// Ctrl-C or SIGTERM ends the demo through its context, so that the
-	// deferred clean-up below runs (the default would exit at once).
-	sctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	// A signal (Ctrl-C, SIGTERM, SIGHUP) ends the demo through its context,
+	// like the timeout: the children are stopped and the directory, which
+	// holds master shares and D-TA stores, is removed by the defers before
+	// exiting (the default would exit at once).
+	sctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	dir := c.String("dir")
 	if dir == "" {
@@ -95,10 +97,11 @@ func runDemo(c *cli.Context) error {
 	defer cancel()
 	d := &demo{exe: exe, dir: dir, out: c.App.Writer, ctx: ctx, ready: make(chan demoReady, 8)}
 	defer d.stopAll()
-	if err := d.run(); err != nil {
-		if sctx.Err() != nil {
-			return errors.New("demo interrupted; everything is stopped")
-		}
+	err = d.run()
+	if sctx.Err() != nil {
+		return errors.New("demo: interrupted; stopped everything and removed the temporary files")
+	}
+	if err != nil {
 		return fmt.Errorf("demo failed: %w", err)
 	}
 	if len(d.fails) > 0 {
