@@ -3,12 +3,23 @@ GO      ?= go
 BIN     := bin/mtls
 FUZZTIME ?= 3s
 
-.PHONY: all build test unit lint fuzz demo bench bench-proxy interop clean
+.PHONY: all build test unit lint fuzz demo bench bench-proxy interop peers clean
 
 all: build
 
+# Version and VCS revision for `mtls --version`, for builds where the go
+# command records no VCS information (GOFLAGS=-buildvcs=false, a tarball).
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -X main.version=$(VERSION) -X main.revision=$(REVISION)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/mtls
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/mtls
+
+# Interop peers (openssl, gnutls-bin, stunnel4, a C compiler): installed when
+# root with apt-get, else a failure naming the packages. Never skipped.
+peers:
+	./scripts/install-peers.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -20,10 +31,11 @@ unit:
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
-# The README's test command: lint, all tests (interop included) with -race, every fuzz target briefly.
-test: lint build unit fuzz
+# The README's test command: interop peers, lint, all tests (interop
+# included) with -race, every fuzz target briefly.
+test: peers lint build unit fuzz
 
-interop: build
+interop: peers build
 	$(GO) test -race -count=1 -v ./interop/...
 
 demo: build

@@ -16,7 +16,7 @@ func buildCLI(t *testing.T) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("go tool not in PATH")
+		t.Fatal("go tool not in PATH")
 	}
 	bin := filepath.Join(t.TempDir(), "mtls")
 	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/milagro-go/milagro/cmd/mtls")
