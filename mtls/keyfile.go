@@ -234,7 +234,8 @@ func LoadKey(path string) (any, error) {
 	info, _ := DescribeKey(key)
 	if secretKind(info.Kind) && mode&0o077 != 0 && runtime.GOOS != "windows" {
 		zeroize(key)
-		return nil, fmt.Errorf("%w: %s holds a %s and has mode %04o; make it private: chmod 600 %s",
+		return nil, fmt.Errorf("%w: %s holds a %s and has mode %04o; make it private: chmod 600 %s "+
+			"(for a Kubernetes Secret volume, which mounts files 0644 by default, set defaultMode: 0400 on the volume)",
 			ErrKeyPermissions, path, info.Kind, mode.Perm(), path)
 	}
 	return key, nil

@@ -286,7 +286,7 @@ func TestKeyFilePermissions(t *testing.T) {
 				}
 				continue
 			}
-			if !errors.Is(err, ErrKeyPermissions) || !strings.Contains(err.Error(), "chmod 600 "+path) {
+			if !errors.Is(err, ErrKeyPermissions) || !strings.Contains(err.Error(), "chmod 600 "+path) || !strings.Contains(err.Error(), "defaultMode: 0400") {
 				t.Errorf("%s with mode %04o: %v, want ErrKeyPermissions with a hint", kind, mode, err)
 			}
 		}

@@ -37,6 +37,15 @@ type pipe struct {
 	downWrap func(io.Writer) io.Writer
 	downDone func()
 
+	// lifetime, if set, ends the connection that long after run starts;
+	// closeTimeout, if set, ends it that long after one direction finished
+	// (half-close) if the other has not finished by then.
+	lifetime     time.Duration
+	closeTimeout time.Duration
+	timersMu     sync.Mutex
+	timers       []*time.Timer
+	expired      atomic.Bool
+
 	closeOnce sync.Once
 	idled     atomic.Bool
 	errOnce   sync.Once
@@ -91,6 +100,12 @@ func (p *pipe) run(upCopy func(dst io.Writer, src io.Reader) error) error {
 		timer = time.AfterFunc(p.idle, check)
 		timerMu.Unlock()
 	}
+	if p.lifetime > 0 {
+		p.addTimer(p.lifetime, func() {
+			p.expired.Store(true)
+			p.closeBoth()
+		})
+	}
 	errc := make(chan struct{})
 	go func() {
 		defer close(errc)
@@ -104,14 +119,32 @@ func (p *pipe) run(upCopy func(dst io.Writer, src io.Reader) error) error {
 		timer.Stop()
 	}
 	timerMu.Unlock()
+	p.timersMu.Lock()
+	for _, t := range p.timers {
+		t.Stop()
+	}
+	p.timers = nil
+	p.timersMu.Unlock()
 	if p.idled.Load() {
 		return errIdle
+	}
+	if p.expired.Load() {
+		return errLifetime
 	}
 	p.errOnce.Do(func() {})
 	return p.firstErr
 }
 
-var errIdle = errors.New("idle timeout")
+var (
+	errIdle     = errors.New("idle timeout")
+	errLifetime = errors.New("maximum connection lifetime reached")
+)
+
+func (p *pipe) addTimer(d time.Duration, f func()) {
+	p.timersMu.Lock()
+	p.timers = append(p.timers, time.AfterFunc(d, f))
+	p.timersMu.Unlock()
+}
 
 // direction copies src to dst; on a clean EOF it half-closes dst. On an
 // error it closes both so the other direction ends too.
@@ -132,6 +165,9 @@ func (p *pipe) direction(src, dst net.Conn, up bool, custom func(dst io.Writer, 
 	}
 	if c, ok := dst.(closeWriter); ok {
 		if err := c.CloseWrite(); err == nil {
+			if p.closeTimeout > 0 {
+				p.addTimer(p.closeTimeout, p.closeBoth)
+			}
 			return
 		}
 	}

@@ -36,6 +36,12 @@ type Server struct {
 	// HTTPIdentityHeader, if set, switches to HTTP/1.x mode: the header is
 	// stripped from requests and set to the peer's identity.
 	HTTPIdentityHeader string
+	// MaxConnLifetime closes a connection that long after it was accepted,
+	// however busy; 0 means no limit.
+	MaxConnLifetime time.Duration
+	// CloseTimeout closes a connection that long after one side finished
+	// sending (half-close) if the other has not finished; 0: no limit.
+	CloseTimeout time.Duration
 	// Logger gets one line per connection; nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics, if set, records metrics.
@@ -55,8 +61,10 @@ type serverState struct {
 }
 
 // SetConfig installs the mtls configuration and ACL used for new
-// handshakes; connections already established are not affected. It is
-// safe to call at any time (SIGHUP reload). cfg is not modified: a clone
+// handshakes, and closes the live connections whose identity the new ACL
+// no longer admits (a revocation takes effect at once; they are counted in
+// mtls_proxy_revoked_connections_total). It is safe to call at any time
+// (SIGHUP reload). cfg is not modified: a clone
 // gets a VerifyPeerIdentity that applies acl (then cfg's own, if any), so a
 // denied peer fails inside the handshake and never reaches the target.
 func (s *Server) SetConfig(cfg *mtls.Config, acl *ACL) error {
@@ -80,6 +88,10 @@ func (s *Server) SetConfig(cfg *mtls.Config, acl *ACL) error {
 		return nil
 	}
 	s.cur.Store(&serverState{cfg: c, acl: acl})
+	if n := s.revoke(func(id string) bool { return acl.Check(id) == nil }); n > 0 {
+		s.Metrics.revokedConns(n)
+		s.logger().Warn("closed live connections of identities the ACL no longer admits", "count", n)
+	}
 	return nil
 }
 
@@ -126,7 +138,7 @@ func orDefault(d, def time.Duration) time.Duration {
 
 func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	start := time.Now()
-	log := s.logger().With("mode", "server", "remote", raw.RemoteAddr().String())
+	log := s.logger().With("conn", t.id, "mode", "server", "remote", remoteString(raw))
 	s.Metrics.connOpen()
 	result := resultError
 	defer func() { s.Metrics.connClose(result) }()
@@ -147,26 +159,36 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	hsDur := time.Since(start)
 	if err != nil {
 		var de *DeniedError
+		reason := failureReason(err)
 		switch {
+		case reason == "closed_before_handshake":
+			// A TCP connect and close (a health probe, e.g. a client-mode
+			// proxy's /healthz, or a port scan): no handshake was tried.
+			result = "closed_before_handshake"
+			log.Debug("closed before the handshake")
+			return
 		case errors.As(err, &de):
 			result = resultDenied
 			s.Metrics.handshake("", resultDenied, hsDur)
 			log.Warn("access denied", "identity", de.ID, "reason", de.Reason)
-		case errors.Is(err, context.DeadlineExceeded) || isTimeoutErr(err):
+		case reason == "timeout":
 			result = resultTimeout
 			s.Metrics.handshake("", resultTimeout, hsDur)
 			log.Info("handshake timed out", "after", hsDur.Round(time.Millisecond))
 		default:
 			s.Metrics.handshake("", resultError, hsDur)
-			log.Info("handshake failed", "err", err)
+			log.Info("handshake failed", "err", err, "reason", reason)
 		}
+		s.Metrics.failure(reason)
 		return
 	}
 	cs := sc.ConnectionState()
 	id := cs.PeerIdentity
 	log = log.With("identity", id, "suite", cs.CipherSuiteName)
-	// Defence in depth: the ACL already ran inside the handshake.
-	if err := st.acl.Check(id); err != nil {
+	t.setIdentity(id)
+	// Defence in depth: the ACL already ran inside the handshake. The
+	// current ACL is checked: a reload during the handshake applies.
+	if err := s.cur.Load().acl.Check(id); err != nil {
 		result = resultDenied
 		s.Metrics.denied()
 		s.Metrics.handshake(cs.CipherSuiteName, resultDenied, hsDur)
@@ -198,11 +220,19 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	dctx, cancel := context.WithTimeout(ctx, orDefault(s.ConnectTimeout, 10*time.Second))
 	t.add(cancel)
 	var up net.Conn
-	onShortStack(func() { up, err = dial(dctx, "tcp", s.Target) })
+	network, addr := SplitNetworkAddr(s.Target)
+	onShortStack(func() { up, err = dial(dctx, network, addr) })
 	cancel()
 	if err != nil {
 		result = "target_unreachable"
-		log.Warn("cannot reach target; closing", "target", s.Target, "err", err)
+		log.Warn("cannot reach target; resetting the connection", "target", s.Target, "err", err)
+		// No close_notify: the peer must see a failure, not an empty but
+		// complete stream (a client would exit 0, a client-mode proxy
+		// would count it as ok).
+		if tc, ok := raw.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		raw.Close()
 		return
 	}
 	t.add(func() { up.Close() })
@@ -214,7 +244,8 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 		}
 	}
 	log.Info("connection open", "target", s.Target)
-	p := &pipe{a: sc, b: up, idle: s.IdleTimeout, onBytes: s.Metrics.bytesFunc()}
+	p := &pipe{a: sc, b: up, idle: s.IdleTimeout, onBytes: s.Metrics.bytesFunc(),
+		lifetime: remaining(s.MaxConnLifetime, start), closeTimeout: s.CloseTimeout}
 	var upCopy func(dst io.Writer, src io.Reader) error
 	if name := s.HTTPIdentityHeader; name != "" {
 		upCopy = httpIdentity(p, name, id)
@@ -223,7 +254,11 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	result = resultOK
 	attrs := []any{"bytes_up", p.up.Load(), "bytes_down", p.down.Load(),
 		"duration", time.Since(start).Round(time.Millisecond)}
-	if err != nil {
+	switch {
+	case err == errLifetime:
+		result = "lifetime"
+		attrs = append(attrs, "err", err)
+	case err != nil:
 		result = "closed_with_error"
 		attrs = append(attrs, "err", err)
 	}
@@ -243,4 +278,21 @@ func httpIdentity(p *pipe, name, id string) func(dst io.Writer, src io.Reader) e
 func isTimeoutErr(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// remaining returns what is left of lifetime since start (at least 1 ns);
+// 0 when lifetime is 0 (no limit).
+func remaining(lifetime time.Duration, start time.Time) time.Duration {
+	if lifetime <= 0 {
+		return 0
+	}
+	return max(lifetime-time.Since(start), 1)
+}
+
+// remoteString is the peer address for logs ("@" for an unnamed UNIX peer).
+func remoteString(c net.Conn) string {
+	if a := c.RemoteAddr(); a != nil && a.String() != "" {
+		return a.String()
+	}
+	return "@"
 }

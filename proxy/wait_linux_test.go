@@ -46,3 +46,47 @@ func TestCopyLowMemResetIsNotEOF(t *testing.T) {
 		t.Fatal("a reset did not end the copy")
 	}
 }
+
+// At the peer's clean EOF the waiter itself reports io.EOF, so the copy
+// loop takes no 32 KiB buffer for a read that returns nothing (mass
+// disconnects), for TCP and UNIX stream sockets.
+func TestReadinessWaiterEOF(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		addr := "127.0.0.1:0"
+		if network == "unix" {
+			addr = t.TempDir() + "/s"
+		}
+		ln, err := net.Listen(network, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		acc := make(chan net.Conn, 1)
+		go func() {
+			c, _ := ln.Accept()
+			acc <- c
+		}()
+		peer, err := net.Dial(network, ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := <-acc
+		ln.Close()
+		wait := readinessWaiter(src)
+		if wait == nil {
+			t.Fatalf("%s: no readiness waiter", network)
+		}
+		peer.Write([]byte("x"))
+		if err := wait(); err != nil {
+			t.Fatalf("%s: wait with data: %v", network, err)
+		}
+		var b [1]byte
+		if n, err := src.Read(b[:]); n != 1 || err != nil {
+			t.Fatalf("%s: read: %d %v", network, n, err)
+		}
+		peer.Close()
+		if err := wait(); err != io.EOF {
+			t.Fatalf("%s: wait at EOF: %v, want io.EOF", network, err)
+		}
+		src.Close()
+	}
+}

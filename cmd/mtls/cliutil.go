@@ -132,7 +132,7 @@ func prepareCommand(c *cli.Command, full string) {
 			return &usageError{msg: fmt.Sprintf("%s: missing required %s %s", full, what, strings.Join(missing, ", ")), usage: shortUsage(c, full)}
 		}
 		if ctx.IsSet("log-level") || ctx.IsSet("log-format") {
-			l, err := newLogger(ctx.App.ErrWriter, ctx.String("log-level"), ctx.String("log-format"))
+			l, err := newLogger(ctx.App.ErrWriter, localOrGlobal(ctx, "log-level"), localOrGlobal(ctx, "log-format"))
 			if err != nil {
 				return &usageError{msg: full + ": " + err.Error(), usage: shortUsage(c, full)}
 			}
@@ -141,6 +141,17 @@ func prepareCommand(c *cli.Command, full string) {
 		}
 		return action(ctx)
 	}
+}
+
+// localOrGlobal returns the command's own value of a string flag, else the
+// global one (the app's flag of the same name).
+func localOrGlobal(ctx *cli.Context, name string) string {
+	for _, c := range ctx.Lineage() {
+		if v := c.String(name); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // unrequire clears Required on f and reports whether it was set.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -134,16 +133,7 @@ func runProxy(c *cli.Context, server bool) error {
 	if server {
 		name = "proxy server"
 	}
-	log := logger
-	if f := c.String("log-format"); c.IsSet("log-format") {
-		l, err := newLogger(c.App.ErrWriter, c.String("log-level"), f)
-		if err != nil {
-			return cmdError(name, "", err)
-		}
-		log = l
-		logger = l
-		slog.SetDefault(l)
-	}
+	log := logger // with the command's --log-level and --log-format (cliutil.go)
 	if c.Int("max-conns") < 0 {
 		return cmdError(name, "", errors.New("invalid --max-conns: must not be negative"))
 	}
