@@ -74,7 +74,6 @@ func send(state, status string) error {
 	return err
 }
 
-
 // WatchdogInterval returns the watchdog timeout the service manager set
 // ($WATCHDOG_USEC, for this process if $WATCHDOG_PID is set), or false.
 func WatchdogInterval() (time.Duration, bool, error) {
