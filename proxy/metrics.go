@@ -307,7 +307,7 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 // Handshake failure reasons: the bounded label set of
 // mtls_proxy_handshake_failures_total.
 var failureReasons = []string{
-	"denied", "timeout", "closed_before_handshake", "peer_closed", "reset",
+	"denied", "timeout", "peer_closed", "reset",
 	"unknown_identity", "bad_key", "negotiation", "protocol", "remote_alert", "other",
 }
 
@@ -320,10 +320,7 @@ func failureReason(err error) string {
 		return "denied"
 	case errors.Is(err, context.DeadlineExceeded) || isTimeoutErr(err):
 		return "timeout"
-	case err == io.EOF || errors.Is(err, io.EOF) && !errors.As(err, &ae):
-		// Closed without sending anything: a TCP health probe or port scan.
-		return "closed_before_handshake"
-	case errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return "peer_closed"
 	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
 		return "reset"

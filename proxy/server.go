@@ -153,6 +153,21 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	defer sc.Close()
 
 	hctx, cancel := context.WithTimeout(ctx, orDefault(s.HandshakeTimeout, 10*time.Second))
+	// A peer that closes before sending a byte (a TCP health probe, such
+	// as a client-mode proxy's /healthz, or a port scan) tried no
+	// handshake: tell it apart without a buffer (Linux: a one-byte peek).
+	if wait := readinessWaiter(raw); wait != nil {
+		dl, _ := hctx.Deadline()
+		raw.SetReadDeadline(dl)
+		werr := wait()
+		raw.SetReadDeadline(time.Time{})
+		if werr == io.EOF {
+			cancel()
+			result = "closed_before_handshake"
+			log.Debug("closed before the handshake")
+			return
+		}
+	}
 	var err error
 	onShortStack(func() { err = sc.HandshakeContext(hctx) })
 	cancel()
@@ -161,12 +176,6 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 		var de *DeniedError
 		reason := failureReason(err)
 		switch {
-		case reason == "closed_before_handshake":
-			// A TCP connect and close (a health probe, e.g. a client-mode
-			// proxy's /healthz, or a port scan): no handshake was tried.
-			result = "closed_before_handshake"
-			log.Debug("closed before the handshake")
-			return
 		case errors.As(err, &de):
 			result = resultDenied
 			s.Metrics.handshake("", resultDenied, hsDur)
