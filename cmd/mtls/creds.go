@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/milagro-go/milagro/ciphersuite"
+	"github.com/milagro-go/milagro/internal/pskfile"
 	"github.com/milagro-go/milagro/mtls"
 )
 
@@ -63,7 +64,7 @@ func credentialFlags(server bool) []cli.Flag {
 	fs := []cli.Flag{
 		&cli.StringFlag{Name: "psk-identity", Category: cat, Usage: pskIdentityUsage(server)},
 		&cli.StringFlag{Name: "psk", Category: cat, EnvVars: []string{"MTLS_PSK"}, Usage: "pre-shared key as `HEX` (16..512 bytes); prefer --psk-file or MTLS_PSK (a flag is visible in ps)"},
-		&cli.StringFlag{Name: "psk-file-format", Category: cat, Value: pskFormatAuto, Usage: "`FORMAT` of --psk-file: gnutls (identity:hexkey), stunnel (PSKsecrets: identity:key, the key's ASCII characters, at least 16) or auto (gnutls if every key is hex)"},
+		&cli.StringFlag{Name: "psk-file-format", Category: cat, Value: pskfile.FormatAuto, Usage: "`FORMAT` of --psk-file: gnutls (identity:hexkey), stunnel (PSKsecrets: identity:key, the key's ASCII characters, at least 16) or auto (gnutls if every key is hex)"},
 	}
 	if server {
 		fs = append(fs,
@@ -146,7 +147,7 @@ func configFromFlags(c *cli.Context, server bool) (*mtls.Config, error) {
 				return nil, err
 			}
 			for _, e := range m {
-				keys[e.id] = e.key
+				keys[e.ID] = e.Key
 			}
 			havePSK = havePSK || len(m) > 0
 		}
@@ -170,7 +171,7 @@ func configFromFlags(c *cli.Context, server bool) (*mtls.Config, error) {
 		if c.IsSet("psk-identity") {
 			found := false
 			for _, x := range m {
-				if x.id == id {
+				if x.ID == id {
 					e, found = x, true
 					break
 				}
@@ -179,7 +180,7 @@ func configFromFlags(c *cli.Context, server bool) (*mtls.Config, error) {
 				return nil, fmt.Errorf("--psk-file %s has no key for --psk-identity %q", c.String("psk-file"), id)
 			}
 		}
-		cfg.PSKIdentity, cfg.PSK = e.id, e.key
+		cfg.PSKIdentity, cfg.PSK = e.ID, e.Key
 		havePSK = true
 	}
 	if !server {
