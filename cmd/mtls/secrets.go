@@ -91,9 +91,14 @@ func applyPINFile(c *cli.Context) error {
 
 // hasFlag reports whether the command defines the flag name.
 func hasFlag(c *cli.Context, name string) bool {
-	for _, n := range c.FlagNames() {
-		if n == name {
-			return true
+	if c.Command == nil {
+		return false
+	}
+	for _, f := range c.Command.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
 		}
 	}
 	return false
