@@ -64,7 +64,7 @@ func credentialFlags(server bool) []cli.Flag {
 	fs := []cli.Flag{
 		&cli.StringFlag{Name: "psk-identity", Category: cat, Usage: pskIdentityUsage(server)},
 		&cli.StringFlag{Name: "psk", Category: cat, EnvVars: []string{"MTLS_PSK"}, Usage: "pre-shared key as `HEX` (16..512 bytes); prefer --psk-file or MTLS_PSK (a flag is visible in ps)"},
-		&cli.StringFlag{Name: "psk-file-format", Category: cat, Value: pskfile.FormatAuto, Usage: "`FORMAT` of --psk-file: gnutls (identity:hexkey), stunnel (PSKsecrets: identity:key, the key's ASCII characters, at least 16) or auto (gnutls if every key is hex)"},
+		&cli.StringFlag{Name: "psk-file-format", Category: cat, Value: pskfile.FormatAuto, Usage: "`FORMAT` of --psk-file: gnutls (identity:hexkey), stunnel (PSKsecrets: identity:key, a hex key decoded, any other taken as its ASCII characters, at least 16) or auto (gnutls if every key is hex)"},
 	}
 	if server {
 		fs = append(fs,

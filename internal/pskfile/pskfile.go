@@ -1,7 +1,8 @@
 // Package pskfile parses pre-shared key files as the mtls command reads
 // them (--psk-file): GnuTLS's psk.txt (identity:hexkey lines) and stunnel's
-// PSKsecrets (identity:key lines, the key taken as its ASCII characters, at
-// least 16). Blank lines and lines starting with # are ignored. Input is
+// PSKsecrets (identity:key lines: as stunnel 5 reads them, a key of valid
+// hex of at least 16 bytes is decoded, any other key of at least 16
+// printable ASCII characters is taken as its characters). Blank lines and lines starting with # are ignored. Input is
 // untrusted: every line and length is checked, errors name the line, and
 // nothing of a key is ever put in an error.
 package pskfile
@@ -147,6 +148,12 @@ func parseStunnelPSK(data []byte, name string) ([]Entry, error) {
 			if key[i] < 0x20 || key[i] > 0x7e {
 				return fmt.Errorf("--psk-file %s:%d: key is not printable ASCII", name, n)
 			}
+		}
+		// As stunnel 5 does: a key that is valid hex of at least 16
+		// bytes is decoded, any other is taken as its characters.
+		if k, err := hex.DecodeString(key); err == nil && len(k) >= MinKey {
+			out = append(out, Entry{ID: id, Key: k})
+			return nil
 		}
 		out = append(out, Entry{ID: id, Key: []byte(key)})
 		return nil
