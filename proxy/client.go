@@ -82,7 +82,7 @@ func (c *Client) dial(ctx context.Context, addr string, cfg *mtls.Config) (Secur
 	if c.Dial != nil {
 		return c.Dial(ctx, addr, cfg)
 	}
-	d := mtls.Dialer{NetDialer: &net.Dialer{Timeout: orDefault(c.ConnectTimeout, 10*time.Second)}, Config: cfg}
+	d := mtls.Dialer{NetDialer: &net.Dialer{Timeout: orDefault(c.ConnectTimeout, DefaultConnectTimeout)}, Config: cfg}
 	network, a := SplitNetworkAddr(addr)
 	nc, err := d.DialContext(ctx, network, a)
 	if err != nil {
@@ -99,7 +99,7 @@ func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
 	defer func() { c.Metrics.connClose(result) }()
 
 	cfg := c.cur.Load()
-	hctx, cancel := context.WithTimeout(ctx, orDefault(c.HandshakeTimeout, 10*time.Second)+orDefault(c.ConnectTimeout, 10*time.Second))
+	hctx, cancel := context.WithTimeout(ctx, orDefault(c.HandshakeTimeout, DefaultHandshakeTimeout)+orDefault(c.ConnectTimeout, DefaultConnectTimeout))
 	t.add(cancel)
 	var (
 		sc  SecureConn

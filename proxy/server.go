@@ -129,6 +129,12 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.shutdown(ctx) }
 // ActiveConns returns the number of connections being handled.
 func (s *Server) ActiveConns() int { return s.Active() }
 
+// Defaults of Server and Client (and of the mtls proxy command's flags).
+const (
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultConnectTimeout   = 10 * time.Second
+)
+
 func orDefault(d, def time.Duration) time.Duration {
 	if d <= 0 {
 		return def
@@ -152,7 +158,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	t.add(func() { sc.Close() })
 	defer sc.Close()
 
-	hctx, cancel := context.WithTimeout(ctx, orDefault(s.HandshakeTimeout, 10*time.Second))
+	hctx, cancel := context.WithTimeout(ctx, orDefault(s.HandshakeTimeout, DefaultHandshakeTimeout))
 	// A peer that closes before sending a byte (a TCP health probe, such
 	// as a client-mode proxy's /healthz, or a port scan) tried no
 	// handshake: tell it apart without a buffer (Linux: a one-byte peek).
@@ -226,7 +232,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 		d := &net.Dialer{}
 		dial = d.DialContext
 	}
-	dctx, cancel := context.WithTimeout(ctx, orDefault(s.ConnectTimeout, 10*time.Second))
+	dctx, cancel := context.WithTimeout(ctx, orDefault(s.ConnectTimeout, DefaultConnectTimeout))
 	t.add(cancel)
 	var up net.Conn
 	network, addr := SplitNetworkAddr(s.Target)

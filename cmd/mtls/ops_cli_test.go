@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/proxy"
 )
 
 // runIn runs the app in-process and returns exit code, stdout, stderr.
@@ -483,5 +484,31 @@ func TestProxyUnixSocketsCLI(t *testing.T) {
 	out := waitStderr(t, srv, "connection open")
 	if !regexp.MustCompile(`msg="connection open" conn=\d+ `).MatchString(out) {
 		t.Fatalf("no connection id in the server log:\n%s", out)
+	}
+}
+
+// The proxy's handshake timeout is the one package proxy documents (10 s),
+// not the 30 s of mtls server/client.
+func TestProxyHandshakeTimeoutDefault(t *testing.T) {
+	if proxy.DefaultHandshakeTimeout != 10*time.Second {
+		t.Fatalf("proxy.DefaultHandshakeTimeout = %v, the documented default is 10 s", proxy.DefaultHandshakeTimeout)
+	}
+	for _, server := range []bool{true, false} {
+		found := false
+		for _, f := range proxyFlags(server) {
+			if d, ok := f.(*cli.DurationFlag); ok && d.Name == "handshake-timeout" {
+				found = true
+				if d.Value != proxy.DefaultHandshakeTimeout {
+					t.Errorf("server=%v: --handshake-timeout default %v, want %v", server, d.Value, proxy.DefaultHandshakeTimeout)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("server=%v: no --handshake-timeout", server)
+		}
+	}
+	doc, err := os.ReadFile("../../proxy/server.go")
+	if err != nil || !strings.Contains(string(doc), "HandshakeTimeout bounds the mtls handshake (default 10 s)") {
+		t.Fatalf("package proxy documents another default: %v", err)
 	}
 }

@@ -98,11 +98,11 @@ func proxyFlags(server bool) []cli.Flag {
 	add(&cli.IntFlag{Name: "max-conns", Category: cat, Usage: "maximum concurrent connections; excess ones wait in the listen backlog (0: no limit)"})
 	// The proxy's own default (10 s, as documented in package proxy), not
 	// the 30 s of mtls server/client.
-	replace(&cli.DurationFlag{Name: "handshake-timeout", Category: cat, Value: 10 * time.Second, Usage: "bound on each mtls handshake"})
+	replace(&cli.DurationFlag{Name: "handshake-timeout", Category: cat, Value: proxy.DefaultHandshakeTimeout, Usage: "bound on each mtls handshake"})
 	add(&cli.DurationFlag{Name: "max-conn-lifetime", Category: cat, Usage: "close a connection this long after it was accepted, however busy (0: no limit)"})
 	add(&cli.DurationFlag{Name: "close-timeout", Category: cat, Usage: "once one side finished sending, close the connection if the other has not finished within this long (0: wait)"})
 	add(&cli.DurationFlag{Name: "idle-timeout", Category: cat, Usage: "close a connection idle in both directions for this long (0: never)"})
-	add(&cli.DurationFlag{Name: "connect-timeout", Category: cat, Value: 10 * time.Second, Usage: "bound on connecting to --target"})
+	add(&cli.DurationFlag{Name: "connect-timeout", Category: cat, Value: proxy.DefaultConnectTimeout, Usage: "bound on connecting to --target"})
 	if server {
 		acl := "access control"
 		replace(&cli.StringSliceFlag{Name: "allow", Category: acl, Usage: "admit the peer identity `ID` (repeatable)"})
