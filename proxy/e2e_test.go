@@ -36,8 +36,17 @@ var lastProc *proc
 
 func startProc(t testing.TB, args ...string) *proc {
 	t.Helper()
+	return startProcEnv(t, nil, args...)
+}
+
+// startProcEnv is startProc with extra environment variables.
+func startProcEnv(t testing.TB, env []string, args ...string) *proc {
+	t.Helper()
 	bin := needBinary(t)
 	p := &proc{cmd: exec.Command(bin, args...), cond: make(chan struct{}, 1), done: make(chan struct{})}
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
