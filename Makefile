@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/mtls
 FUZZTIME ?= 3s
 
-.PHONY: all build test unit lint fuzz demo bench bench-proxy interop peers clean
+.PHONY: all build test unit lint fuzz demo bench bench-proxy interop peers deploy-check clean
 
 all: build
 
@@ -50,6 +50,12 @@ bench:
 # The proxy pair next to an stunnel4 PSK pair on the same cores.
 bench-proxy: build
 	$(GO) test -run='^$$' -bench=Proxy -benchmem ./proxy
+
+# Checks the systemd units of deploy/ (with the built binary in place of
+# /usr/local/bin/mtls).
+deploy-check: build
+	@d=$$(mktemp -d); for f in deploy/systemd/*; do sed "s|/usr/local/bin/mtls|$(CURDIR)/$(BIN)|" $$f > $$d/$$(basename $$f); done; \
+	  cd $$d && systemd-analyze verify ./*.socket ./*.service; rc=$$?; rm -rf $$d; exit $$rc
 
 clean:
 	rm -rf bin
