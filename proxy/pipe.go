@@ -20,6 +20,15 @@ const (
 )
 
 var bigBufPool = sync.Pool{New: func() any { b := make([]byte, bigBufSize); return &b }}
+
+// bigBufGets counts big buffers taken (tests check that idle or finished
+// connections take none).
+var bigBufGets atomic.Int64
+
+func getBigBuf() *[]byte {
+	bigBufGets.Add(1)
+	return bigBufPool.Get().(*[]byte)
+}
 var smallBufPool = sync.Pool{New: func() any { b := make([]byte, smallBufSize); return &b }}
 
 // closeWriter is the half-close both *net.TCPConn and *mtls.Conn provide.
@@ -252,7 +261,7 @@ func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
 			if err := wait(); err != nil {
 				return eofNil(err)
 			}
-			bp := bigBufPool.Get().(*[]byte)
+			bp := getBigBuf()
 			n, err := src.Read(*bp)
 			if n > 0 {
 				touch()
@@ -282,7 +291,7 @@ func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
 			touch()
 		}
 		if dl != nil && full && err == nil {
-			bp := bigBufPool.Get().(*[]byte)
+			bp := getBigBuf()
 			copy(*bp, (*sp)[:n])
 			smallBufPool.Put(sp)
 			m, derr := drain(src, dl, (*bp)[n:])
@@ -309,7 +318,7 @@ func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
 		if !full {
 			continue
 		}
-		bp := bigBufPool.Get().(*[]byte)
+		bp := getBigBuf()
 		n, err = src.Read(*bp)
 		if n > 0 {
 			touch()

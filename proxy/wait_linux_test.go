@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -88,5 +89,61 @@ func TestReadinessWaiterEOF(t *testing.T) {
 			t.Fatalf("%s: wait at EOF: %v, want io.EOF", network, err)
 		}
 		src.Close()
+	}
+}
+
+// A mass disconnect: many idle copies whose peers all close at once must
+// not each take a fresh 32 KiB buffer to read nothing (the waiter reports
+// the EOF itself).
+func TestMassDisconnectTakesNoBuffers(t *testing.T) {
+	const n = 200
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var peers, srcs []net.Conn
+	for i := 0; i < n; i++ {
+		p, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		peers, srcs = append(peers, p), append(srcs, s)
+	}
+	done := make(chan error, n)
+	for _, s := range srcs {
+		go func(s net.Conn) { done <- copyLowMem(io.Discard, s, nil) }(s)
+	}
+	time.Sleep(100 * time.Millisecond) // all waiting
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	gets := bigBufGets.Load()
+	for _, p := range peers {
+		p.Close()
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("copy at EOF: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("copies did not end at EOF")
+		}
+	}
+	runtime.ReadMemStats(&after)
+	for _, s := range srcs {
+		s.Close()
+	}
+	if got := bigBufGets.Load() - gets; got != 0 {
+		t.Fatalf("%d connections ending at EOF took %d copy buffers; want none", n, got)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > n*bigBufSize/8 {
+		t.Fatalf("%d connections ending allocated %d bytes (%d per connection); want no copy buffer each", n, grew, grew/n)
 	}
 }
