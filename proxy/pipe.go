@@ -29,6 +29,7 @@ func getBigBuf() *[]byte {
 	bigBufGets.Add(1)
 	return bigBufPool.Get().(*[]byte)
 }
+
 var smallBufPool = sync.Pool{New: func() any { b := make([]byte, smallBufSize); return &b }}
 
 // closeWriter is the half-close both *net.TCPConn and *mtls.Conn provide.
