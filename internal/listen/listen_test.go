@@ -173,3 +173,24 @@ func reserveChild(t *testing.T) {
 	}
 	t.Log("reserve ok")
 }
+
+func FuzzParseActivation(f *testing.F) {
+	f.Add("42", "2", "proxy:status")
+	f.Add("42", "1", "")
+	f.Add("x", "-1", ":::")
+	f.Fuzz(func(t *testing.T, pid, nfds, names string) {
+		env := map[string]string{"LISTEN_PID": pid, "LISTEN_FDS": nfds, "LISTEN_FDNAMES": names}
+		got, err := parseActivation(func(k string) string { return env[k] }, 42)
+		if err != nil {
+			return
+		}
+		if len(got) > 1024 {
+			t.Fatalf("%d descriptors accepted", len(got))
+		}
+		for i, p := range got {
+			if p.fd != fdsStart+i || p.name == "" && names == "" {
+				t.Fatalf("descriptor %d: %+v", i, p)
+			}
+		}
+	})
+}
