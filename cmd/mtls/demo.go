@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -78,11 +79,20 @@ func runDemo(c *cli.Context) error {
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	// A signal (Ctrl-C, SIGTERM, SIGHUP) cancels the demo like the timeout:
+	// the children are stopped and the directory, which holds master
+	// shares, is removed by the defers above and below before exiting.
+	sigCtx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	ctx, cancel := context.WithTimeout(sigCtx, c.Duration("timeout"))
 	defer cancel()
 	d := &demo{exe: exe, dir: dir, out: c.App.Writer, ctx: ctx, ready: make(chan string, 4)}
 	defer d.stopAll()
-	if err := d.run(); err != nil {
+	err = d.run()
+	if sigCtx.Err() != nil {
+		return errors.New("demo: interrupted; stopped everything and removed the temporary files")
+	}
+	if err != nil {
 		return fmt.Errorf("demo failed: %w", err)
 	}
 	if len(d.fails) > 0 {
