@@ -6,6 +6,8 @@ require (
 	github.com/cloudflare/circl v1.6.5
 	github.com/pion/dtls/v2 v2.2.12
 	github.com/prometheus/client_golang v1.25.0
+	github.com/prometheus/client_model v0.6.3
+	github.com/supranational/blst v0.3.17
 	github.com/urfave/cli/v2 v2.27.7
 	golang.org/x/crypto v0.58.0
 )
@@ -17,7 +19,6 @@ require (
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/pion/logging v0.2.2 // indirect
 	github.com/pion/transport/v2 v2.2.4 // indirect
-	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
