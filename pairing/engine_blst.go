@@ -35,6 +35,7 @@ void blst_fp_add(blst_fp *ret, const blst_fp *a, const blst_fp *b);
 void blst_fp_mul(blst_fp *ret, const blst_fp *a, const blst_fp *b);
 void blst_fp_cneg(blst_fp *ret, const blst_fp *a, bool flag);
 void blst_bendian_from_fp(byte ret[48], const blst_fp *a);
+void blst_fp_from_bendian(blst_fp *ret, const byte a[48]);
 void blst_fp12_sqr(blst_fp12 *ret, const blst_fp12 *a);
 void blst_fp12_cyclotomic_sqr(blst_fp12 *ret, const blst_fp12 *a);
 void blst_fp12_mul(blst_fp12 *ret, const blst_fp12 *a, const blst_fp12 *b);
@@ -207,6 +208,12 @@ static void mg_gt_exp(blst_fp12 *ret, const blst_fp12 *x, const byte n[32]) {
 static void mg_gt_bytes(byte out[576], const blst_fp12 *g) {
 	const blst_fp *c = (const blst_fp *)g;
 	for (int k = 0; k < 12; k++) blst_bendian_from_fp(out + 48*k, &c[11-k]);
+}
+
+// mg_gt_from_bytes is the inverse of mg_gt_bytes (tests only; no checks).
+static void mg_gt_from_bytes(blst_fp12 *g, const byte in[576]) {
+	blst_fp *c = (blst_fp *)g;
+	for (int k = 0; k < 12; k++) blst_fp_from_bendian(&c[11-k], in + 48*k);
 }
 */
 import "C"
@@ -413,6 +420,23 @@ func eGTExp(x *eGT, n *bls12381.Scalar) *eGT {
 	out := new(eGT)
 	C.mg_gt_exp(&out.f, &x.f, bptr(nb))
 	return out
+}
+
+// eGTFromBytes and eGTMul let tests check the Fp12 layout against circl
+// on arbitrary field elements.
+func eGTFromBytes(b []byte) *eGT {
+	if len(b) != 576 {
+		panic("pairing: eGTFromBytes needs 576 bytes")
+	}
+	g := new(eGT)
+	C.mg_gt_from_bytes(&g.f, bptr(b))
+	return g
+}
+
+func eGTMul(a, b *eGT) *eGT {
+	g := new(eGT)
+	C.blst_fp12_mul(&g.f, &a.f, &b.f)
+	return g
 }
 
 func eGTIsOne(x *eGT) bool { return bool(C.blst_fp12_is_one(&x.f)) }
