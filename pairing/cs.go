@@ -19,6 +19,8 @@ type CSHello struct {
 	U        []byte // 48-byte compressed G1
 	V        []byte // 48-byte compressed G1
 	ServerID string // id_S, the server identity the client expects ("" = deployment-wide key)
+
+	dec *csDecoded // set by DecodeElements
 }
 
 // CSClient is a client prepared from its key (or PIN token and PIN) and
@@ -322,11 +324,7 @@ func (s *CSServer) verify(h *CSHello) (*CSServerHandshake, error) {
 	if h.ServerID != s.id {
 		return nil, ErrMismatch
 	}
-	u, err := eDecodeG1(h.U)
-	if err != nil {
-		return nil, err
-	}
-	v, err := eDecodeG1(h.V)
+	u, v, err := h.elements()
 	if err != nil {
 		return nil, err
 	}
