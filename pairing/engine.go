@@ -23,6 +23,7 @@ package pairing
 //	eMulPublic                          k·P for public k (y, h, π_S, π_C)
 //	eAdd, eIsIdentity, eBytesG1/G2      group law, identity, compressed encoding
 //	ePrepare, eGenLines, ePair          precomputed lines, ≤ 2-pair product
+//	ePairFresh                          2-pair product, one G2 point used once
 //	eGTExp, eGTIsOne, gtBytes           GT exponentiation (constant time), encoding
 
 // Engine returns the name of the pairing engine this binary was built

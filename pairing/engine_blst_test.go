@@ -141,6 +141,7 @@ func TestBlstPairMatchesCirclAndBinding(t *testing.T) {
 		for name, got := range map[string][]byte{
 			"ePair":         gtBytes(ePair([]*eG1{e1, e2}, []*eLines{l1, l2})),
 			"ePairSeparate": gtBytes(ePairSeparate([]*eG1{e1, e2}, []*eLines{l1, l2})),
+			"ePairFresh":    gtBytes(ePairFresh(e1, l1, e2, eG2From(&q2))),
 			"binding":       bindingPair(t, []*bls12381.G1{&p1, &p2}, []*bls12381.G2{&q1, &q2}),
 			"circl lines":   gtBytes(multiPair([]*bls12381.G1{&p1, &p2}, []*g2Lines{prepareG2(&q1), prepareG2(&q2)})),
 		} {

@@ -49,7 +49,10 @@ func eZeroLines(l *eLines)    { *l = g2Lines{} }
 
 var eGenLines = generatorLines
 
-func ePair(ps []*eG1, ls []*eLines) *eGT     { return multiPair(ps, ls) }
+func ePair(ps []*eG1, ls []*eLines) *eGT { return multiPair(ps, ls) }
+func ePairFresh(p1 *eG1, l1 *eLines, p2 *eG1, q2 *eG2) *eGT {
+	return multiPair([]*eG1{p1, p2}, []*eLines{l1, prepareG2(q2)})
+}
 func eGTExp(x *eGT, n *bls12381.Scalar) *eGT { return gtExp(x, n) }
 func eGTIsOne(x *eGT) bool                   { return x.IsIdentity() == 1 }
 func eGTZero(x *eGT)                         { *x = ff.URoot{} }

@@ -121,7 +121,7 @@ func (hs *P2PServerHandshake) Finish(idC string, wC, yC []byte) ([]byte, error) 
 	eMul(&k, &e, hs.s.k1)
 	e = bls12381.Scalar{}
 	eMulPublic(&kc, piC, &k)
-	g := ePair([]*eG1{&kc, &k}, []*eLines{bC, ePrepare(y)})
+	g := ePairFresh(&kc, bC, &k, y)
 	eMul(&z, &hs.x, w)
 	return premaster(p2pPMSLabel, g, &z), nil
 }
