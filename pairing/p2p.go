@@ -93,6 +93,11 @@ func (hs *P2PServerHandshake) X() []byte { return append([]byte(nil), hs.xB...) 
 // client is authenticated only by the Finished messages that follow.
 // Finish may be called once.
 func (hs *P2PServerHandshake) Finish(idC string, wC, yC []byte) ([]byte, error) {
+	return hs.finish(p2pPMSLabel, idC, wC, yC)
+}
+
+// finish is Finish and FinishDTLS, with the label of the derived secret.
+func (hs *P2PServerHandshake) finish(label, idC string, wC, yC []byte) ([]byte, error) {
 	if hs == nil || hs.s == nil || hs.spent {
 		return nil, ErrUnusable
 	}
@@ -123,7 +128,7 @@ func (hs *P2PServerHandshake) Finish(idC string, wC, yC []byte) ([]byte, error) 
 	eMulPublic(&kc, piC, &k)
 	g := ePairFresh(&kc, bC, &k, y)
 	eMul(&z, &hs.x, w)
-	return premaster(p2pPMSLabel, g, &z), nil
+	return premaster(label, g, &z), nil
 }
 
 // p2pPi returns π_S = Hq_P2P(X_S ‖ Y_C ‖ W_C ‖ id_C) and
@@ -208,12 +213,28 @@ func (c *P2PClient) Respond(rand io.Reader, expectedID, idS string, xS []byte) (
 // respond is Respond with given y and w, which it erases, and decoded X_S.
 func (c *P2PClient) respond(y, w *bls12381.Scalar, idS string, x *eG1, xS []byte) (wC, yC, pms []byte) {
 	defer func() { *y = bls12381.Scalar{}; *w = bls12381.Scalar{} }()
-	aS := c.aSs.get(idS, func() *eG1 { return eHashG1(DomainP2P, []byte(idS)) })
+	aS := c.serverPoint(idS)
+	yC, wC = c.commit(y, w, aS)
+	return wC, yC, c.agree(p2pPMSLabel, y, w, aS, idS, x, xS, yC, wC)
+}
+
+// serverPoint returns A_S = H1_P2P(id_S), cached.
+func (c *P2PClient) serverPoint(idS string) *eG1 {
+	return c.aSs.get(idS, func() *eG1 { return eHashG1(DomainP2P, []byte(idS)) })
+}
+
+// commit returns Y_C = y·B_C and W_C = w·A_S.
+func (c *P2PClient) commit(y, w *bls12381.Scalar, aS *eG1) (yC, wC []byte) {
 	var yp eG2
 	eMulG2(&yp, y, c.b)
 	var wp eG1
 	eMul(&wp, w, aS)
-	yC, wC = eBytesG2(&yp), eBytesG1(&wp)
+	return eBytesG2(&yp), eBytesG1(&wp)
+}
+
+// agree returns SHA-256(label ‖ GT(g) ‖ G1(z)) with
+// g = e(π_S·A_S + X_S, (y + π_C)·K2_C) and z = w·X_S.
+func (c *P2PClient) agree(label string, y, w *bls12381.Scalar, aS *eG1, idS string, x *eG1, xS, yC, wC []byte) []byte {
 	piS, piC := p2pPi(xS, yC, wC, c.id, idS)
 	// e(π_S·A_S + X_S, (y+π_C)·K2_C) = e((y+π_C)·(π_S·A_S + X_S), K2_C):
 	// two G1 multiplications are cheaper than one in G2.
@@ -228,5 +249,5 @@ func (c *P2PClient) respond(y, w *bls12381.Scalar, idS string, x *eG1, xS []byte
 	g := ePair([]*eG1{&q}, []*eLines{c.k2})
 	var z eG1
 	eMul(&z, w, x)
-	return wC, yC, premaster(p2pPMSLabel, g, &z)
+	return premaster(label, g, &z)
 }
