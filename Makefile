@@ -41,7 +41,7 @@ demo: build
 # over an in-memory pipe, mtls.Conn throughput next to crypto/tls, full
 # handshakes over loopback with server CPU per handshake.
 bench:
-	CGO_ENABLED=1 $(GO) test -run='^$$' -bench=. -benchmem ./pairing ./ciphersuite ./handshake ./mtls ./dtls ./bench
+	CGO_ENABLED=1 $(GO) test -run='^$$' -bench=. -benchmem ./pairing ./ciphersuite ./handshake ./mtls ./dtls ./grpccreds ./bench
 	CGO_ENABLED=0 $(GO) test -run='^$$' -bench=. -benchmem ./pairing ./bench
 
 # The proxy pair next to an stunnel4 PSK pair on the same cores.
