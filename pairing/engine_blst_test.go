@@ -214,3 +214,46 @@ func TestBlstGTLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestBlstGTExpDigits checks the Frobenius exponentiation on exponents at
+// the edges of its base-|z| digits (|z|^k, |z|^k ± 1, digits all |z|−1)
+// against circl's Gt.Exp and the plain windowed exponentiation.
+func TestBlstGTExpDigits(t *testing.T) {
+	p := H1(DomainCS, []byte("gtexp"))
+	q := H2(DomainCS, []byte("gtexp"))
+	g := bls12381.Pair(p, q)
+	ge := ePair([]*eG1{eG1From(p)}, []*eLines{ePrepare(eG2From(q))})
+	absz := sc(0xd201000000010000)
+	one := sc(1)
+	var ns []*bls12381.Scalar
+	pow := sc(1)
+	for k := 1; k <= 4; k++ {
+		next := new(bls12381.Scalar)
+		next.Mul(pow, absz)
+		pow = next
+		lo, hi := new(bls12381.Scalar), new(bls12381.Scalar)
+		lo.Sub(pow, one)
+		hi.Add(pow, one)
+		ns = append(ns, pow, lo, hi)
+	}
+	// Digits (|z|−1, |z|−1, |z|−1, 1): 2·|z|³ − 1.
+	z3 := new(bls12381.Scalar)
+	z3.Mul(absz, absz)
+	z3.Mul(z3, absz)
+	m := new(bls12381.Scalar)
+	m.Add(z3, z3)
+	m.Sub(m, one)
+	ns = append(ns, m)
+	ns = append(ns, testScalars(t, "blst-gtexp-digits", 24)...)
+	for _, n := range ns {
+		var w bls12381.Gt
+		w.Exp(g, n)
+		want := EncodeGT(&w)
+		if got := gtBytes(eGTExp(ge, n)); !bytes.Equal(got, want) {
+			t.Fatalf("eGTExp differs for %v", n)
+		}
+		if got := gtBytes(eGTExpWindowed(ge, n)); !bytes.Equal(got, want) {
+			t.Fatalf("eGTExpWindowed differs for %v", n)
+		}
+	}
+}
