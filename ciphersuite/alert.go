@@ -29,6 +29,7 @@ const (
 	AlertUnsupportedExtension  Alert = 110
 	AlertUnrecognizedName      Alert = 112
 	AlertUnknownPSKIdentity    Alert = 115
+	AlertNoApplicationProtocol Alert = 120 // RFC 7301
 )
 
 var alertNames = map[Alert]string{
@@ -51,6 +52,7 @@ var alertNames = map[Alert]string{
 	AlertUnsupportedExtension:  "unsupported_extension",
 	AlertUnrecognizedName:      "unrecognized_name",
 	AlertUnknownPSKIdentity:    "unknown_psk_identity",
+	AlertNoApplicationProtocol: "no_application_protocol",
 }
 
 func (a Alert) String() string {

@@ -67,8 +67,9 @@ type ConnectionState struct {
 	HandshakeComplete bool
 	Mode              Mode
 	// PeerIdentity is the authenticated identity of the peer: a P2P
-	// peer's id, a static-PSK client's PSK identity (on a server) or the
-	// server's hint (on a client). Empty before the handshake completes.
+	// peer's id, or a static-PSK client's PSK identity (on a server); on
+	// a static-PSK client it is empty (a hint authenticates no one).
+	// Empty before the handshake completes.
 	PeerIdentity string
 	CipherSuite  uint16
 	// UsesConnectionID reports whether RFC 9146 connection IDs were offered.
@@ -121,8 +122,10 @@ func Client(conn net.PacketConn, raddr net.Addr, cfg *Config) (*Conn, error) {
 		}
 		p.PSKIdentityHint = []byte(cfg.PSKIdentity)
 		p.PSK = func(hint []byte) ([]byte, error) {
+			// The hint is not an identity: PSK proves no server identity
+			// (spec §6a), so nothing is reported as the peer.
 			return st.answer(hint, func() (string, []byte, error) {
-				return string(hint), bytes.Clone(cfg.PSK), nil
+				return "", bytes.Clone(cfg.PSK), nil
 			})
 		}
 	}

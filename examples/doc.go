@@ -1,4 +1,5 @@
 // Package examples holds the end-to-end test of the runnable example
-// programs in its subdirectories (httpserver, httpclient, p2p), which use
-// only the public API of package mtls (and pairing for keys in the tests).
+// programs in its subdirectories (httpserver, httpclient, p2p, grpc), which use
+// only the public API of packages mtls and grpccreds (and pairing for keys in
+// the tests).
 package examples

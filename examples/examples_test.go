@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	out, err := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./httpserver", "./httpclient", "./p2p").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./httpserver", "./httpclient", "./p2p", "./grpc").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		os.RemoveAll(dir)
@@ -208,6 +208,11 @@ func TestHTTPServerAndClient(t *testing.T) {
 			"hello alice@example.com (TLS_MILAGRO_CS_WITH_AES_128_GCM_SHA256)\n", ""},
 		{"P2P", nil, []string{"-p2p-key", f("node-b.key"), "-server-id", "node-a"},
 			"hello node-b (TLS_MILAGRO_P2P_WITH_AES_128_GCM_SHA256)\n", ""},
+		{"HTTP/2", nil, []string{"-h2", "-key", f("alice.key"), "-permit", f("alice.permit")},
+			"hello alice@example.com (TLS_MILAGRO_CS_WITH_AES_128_GCM_SHA256)\n", ""},
+		{"HTTP/2 P2P", nil, []string{"-h2", "-p2p-key", f("node-b.key"), "-server-id", "node-a"},
+			"hello node-b (TLS_MILAGRO_P2P_WITH_AES_128_GCM_SHA256)\n", ""},
+		{"HTTP/2 no permit", nil, []string{"-h2", "-key", f("alice.key")}, "", "access_denied"},
 		{"wrong PIN", []string{"MTLS_PIN=4712"}, []string{"-key", f("alice.token"), "-permit", f("alice.permit")}, "", "access_denied"},
 		{"no permit", nil, []string{"-key", f("alice.key")}, "", "access_denied"},
 		{"key from 1 of 2 D-TAs", nil, []string{"-key", f("alice-1of2"), "-permit", f("permit-1of2")}, "", "access_denied"},
@@ -273,5 +278,48 @@ func TestP2PPair(t *testing.T) {
 	}
 	if !strings.Contains(a.stdout.String(), "peer node-b connected\n") {
 		t.Fatalf("p2p server output %q lacks the peer", a.stdout)
+	}
+}
+
+func TestGRPC(t *testing.T) {
+	f := keys(t)
+	srv, addr := startServer(t, "grpc", "-listen", "127.0.0.1:0", "-key", f("server.key"), "-require-permits",
+		"-p2p-key", f("node-a.key"), "-allow", "alice@example.com,node-b")
+	cases := []struct {
+		name string
+		args []string
+		want *regexp.Regexp
+		fail string
+	}{
+		{"CS", []string{"-key", f("alice.key"), "-permit", f("alice.permit"), "-msg", "hi"},
+			regexp.MustCompile(`^server says: hello alice@example.com, you said "hi" \(TLS_MILAGRO_CS_WITH_\S+\)\nstream: alice@example.com: one\nstream: alice@example.com: two\n$`), ""},
+		{"P2P", []string{"-p2p-key", f("node-b.key"), "-server-id", "node-a"},
+			regexp.MustCompile(`^server says: hello node-b, you said "hello" \(TLS_MILAGRO_P2P_WITH_\S+\)\nstream: node-b: one\n`), ""},
+		// node-a is authenticated but not on the -allow list.
+		{"denied by the interceptor", []string{"-p2p-key", f("node-a.key"), "-server-id", "node-a"}, nil, "PermissionDenied"},
+		{"no permit", []string{"-key", f("alice.key")}, nil, "access_denied"},
+		{"key from 1 of 2 D-TAs", []string{"-key", f("alice-1of2"), "-permit", f("permit-1of2")}, nil, "access_denied"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := start(t, nil, "grpc", append([]string{"-connect", addr}, c.args...)...)
+			err := p.wait(t)
+			if c.want != nil {
+				if err != nil {
+					t.Fatalf("grpc client: %v\n%s", err, p.stderr)
+				}
+				if got := p.stdout.String(); !c.want.MatchString(got) {
+					t.Fatalf("grpc client printed %q, want %v", got, c.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(p.stderr.String(), c.fail) {
+				t.Fatalf("grpc client: %v, stderr %q; want a failure with %q", err, p.stderr, c.fail)
+			}
+		})
+	}
+	srv.cmd.Process.Signal(os.Interrupt)
+	if err := srv.wait(t); err != nil {
+		t.Fatalf("grpc server after SIGINT: %v\n%s", err, srv.stderr)
 	}
 }

@@ -49,6 +49,9 @@ type ClientConfig struct {
 	// server for a session ticket (resume_client.go).
 	Session       *ClientSession
 	RequestTicket bool
+	// NextProtos are the ALPN protocols offered, in preference order
+	// (RFC 7301; see alpn.go). Empty: no ALPN extension.
+	NextProtos []string
 }
 
 // ServerConfig configures a server handshake.
@@ -64,6 +67,9 @@ type ServerConfig struct {
 	GetConfigForClient func(*ClientHelloInfo) (*ServerConfig, error)
 	// Tickets, if set, enables session tickets (resume_server.go).
 	Tickets *ServerTickets
+	// NextProtos are the ALPN protocols accepted, in the server's
+	// preference order (alpn.go). Empty: ALPN is ignored.
+	NextProtos []string
 }
 
 // ClientHelloInfo is what the server's callback sees of a ClientHello.
@@ -71,6 +77,8 @@ type ClientHelloInfo struct {
 	ServerName   string
 	CipherSuites []uint16
 	Curves       []ciphersuite.CurveID
+	// SupportedProtos are the client's ALPN protocols (nil if none).
+	SupportedProtos []string
 }
 
 // State is the result of a successful handshake.
@@ -80,6 +88,8 @@ type State struct {
 	ExtendedMasterSecret bool
 	SecureRenegotiation  bool
 	ServerName           string
+	// NegotiatedProtocol is the ALPN protocol agreed on ("" when none).
+	NegotiatedProtocol string
 	// PeerIdentity is the peer's authenticated identity (server: the
 	// client's PSK / CS / P2P identity; client: the P2P server identity or
 	// the CS server identity id_S — never a PSK hint). LocalIdentity is the

@@ -128,6 +128,7 @@ func (hs *clientHandshake) run() (*State, error) {
 		ExtendedMasterSecret: hs.ems,
 		SecureRenegotiation:  hs.reneg,
 		ServerName:           hs.hello.serverName,
+		NegotiatedProtocol:   sh.alpnProtocol,
 		PeerIdentity:         hs.kx.PeerIdentity(),
 		LocalIdentity:        hs.kx.LocalIdentity(),
 		PSKIdentityHint:      kxHint(hs.kx),
@@ -162,6 +163,9 @@ func (hs *clientHandshake) sendHello() error {
 	if err != nil {
 		return asAlert(err, ciphersuite.AlertInternalError, "building the key exchange's ClientHello extensions")
 	}
+	if err := CheckNextProtos(cfg.NextProtos); err != nil {
+		return ciphersuite.Errorf(ciphersuite.AlertInternalError, "%v", err)
+	}
 	random, err := randomBytes(cfg.Rand, randomLength)
 	if err != nil {
 		return err
@@ -172,6 +176,7 @@ func (hs *clientHandshake) sendHello() error {
 		compressionMethods: []uint8{compressionNone},
 		ems:                true,
 		secureRenegExt:     true,
+		alpnProtocols:      cfg.NextProtos,
 	}
 	for _, s := range hs.offered {
 		m.cipherSuites = append(m.cipherSuites, s.ID)
@@ -189,7 +194,7 @@ func (hs *clientHandshake) sendHello() error {
 			break
 		}
 	}
-	own := []uint16{extServerName, extSupportedGroups, extECPointFormats, extExtendedMasterSecret, extRenegotiationInfo}
+	own := []uint16{extServerName, extSupportedGroups, extECPointFormats, extExtendedMasterSecret, extRenegotiationInfo, extALPN}
 	seen := map[uint16]bool{}
 	for _, e := range kxExts {
 		if seen[e.Type] || containsUint16(own, e.Type) {
@@ -290,6 +295,9 @@ func (hs *clientHandshake) readServerHello() (*serverHelloMsg, error) {
 				"ServerHello carries extension %d, which the client did not offer", t)
 		}
 	}
+	if err := checkServerALPN(hs.hello.alpnProtocols, sh.alpnProtocol, sh.alpnProtocol != ""); err != nil {
+		return nil, err
+	}
 	if sh.hasPointFormats && !containsUint8(sh.supportedPoints, pointUncompressed) {
 		return nil, ciphersuite.Errorf(ciphersuite.AlertIllegalParameter,
 			"server's ec_point_formats does not include uncompressed points")
@@ -333,6 +341,8 @@ func (hs *clientHandshake) offeredExtension(t uint16) bool {
 		return m.ems
 	case extRenegotiationInfo:
 		return m.secureRenegExt || m.hasSuite(scsvRenegotiation)
+	case extALPN:
+		return len(m.alpnProtocols) > 0
 	}
 	for _, e := range m.extra {
 		if e.Type == t {

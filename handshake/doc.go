@@ -3,7 +3,8 @@
 // golang.org/x/crypto/cryptobyte), the client and server state machines, the
 // transcript hash, the TLS 1.2 PRF, the extended master secret (RFC 7627),
 // secure renegotiation signalling (RFC 5746, renegotiation itself is never
-// done), and the Finished messages.
+// done), application-layer protocol negotiation (ALPN, RFC 7301, alpn.go),
+// and the Finished messages.
 //
 // The flows are certificate-free:
 //

@@ -146,6 +146,8 @@ type clientHelloMsg struct {
 	ems                 bool
 	secureRenegExt      bool   // renegotiation_info extension present
 	secureRenegotiation []byte // its renegotiated_connection field
+	// alpnProtocols is the ALPN protocol list (alpn.go).
+	alpnProtocols []string
 	// extra are extensions other than the ones above, in order (marshal
 	// sends them; parse collects unknown ones here).
 	extra []ciphersuite.Extension
@@ -187,6 +189,7 @@ func (m *clientHelloMsg) marshal() ([]byte, error) {
 			})
 		})
 	}
+	addALPNExtension(&exts, m.alpnProtocols)
 	addCommonExtensions(&exts, m.supportedPoints, m.hasPointFormats, m.ems,
 		m.secureRenegExt, m.secureRenegotiation, m.extra)
 	extBytes, err := exts.Bytes()
@@ -340,6 +343,12 @@ func (m *clientHelloMsg) parseExtension(typ uint16, data cryptobyte.String) erro
 		}
 		m.secureRenegExt = true
 		m.secureRenegotiation = rc
+	case extALPN:
+		protos, err := parseALPNList(data, "ClientHello")
+		if err != nil {
+			return err
+		}
+		m.alpnProtocols = protos
 	default:
 		m.extra = append(m.extra, ciphersuite.Extension{Type: typ, Data: data})
 	}
@@ -373,6 +382,7 @@ type serverHelloMsg struct {
 	supportedPoints     []uint8
 	hasPointFormats     bool
 	serverNameAck       bool
+	alpnProtocol        string // selected ALPN protocol ("" when none; alpn.go)
 	extra               []ciphersuite.Extension
 	// extTypes lists every extension received, in order (parse only).
 	extTypes []uint16
@@ -383,6 +393,9 @@ func (m *serverHelloMsg) marshal() ([]byte, error) {
 	if m.serverNameAck {
 		exts.AddUint16(extServerName)
 		exts.AddUint16(0)
+	}
+	if m.alpnProtocol != "" {
+		addALPNExtension(&exts, []string{m.alpnProtocol})
 	}
 	addCommonExtensions(&exts, m.supportedPoints, m.hasPointFormats, m.ems,
 		m.secureRenegExt, m.secureRenegotiation, m.extra)
@@ -481,6 +494,12 @@ func parseServerHello(body []byte) (*serverHelloMsg, error) {
 			}
 			m.secureRenegExt = true
 			m.secureRenegotiation = rc
+		case extALPN:
+			p, err := parseALPNServer(data)
+			if err != nil {
+				return nil, err
+			}
+			m.alpnProtocol = p
 		default:
 			m.extra = append(m.extra, ciphersuite.Extension{Type: typ, Data: data})
 		}

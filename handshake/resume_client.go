@@ -184,6 +184,7 @@ func (hs *clientHandshake) runResumed(sh *serverHelloMsg) (*State, error) {
 		LocalIdentity:        s.LocalIdentity,
 		PSKIdentityHint:      s.PSKIdentityHint,
 		PermitDay:            s.PermitDay,
+		NegotiatedProtocol:   sh.alpnProtocol,
 		MasterSecret:         keys.master,
 		ClientFinished:       clientVerify,
 		ServerFinished:       append([]byte(nil), serverVerify...),

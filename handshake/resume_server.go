@@ -203,6 +203,7 @@ func (hs *serverHandshake) runResumed() (*State, error) {
 		compressionMethod: compressionNone,
 		ems:               hs.ems,
 		secureRenegExt:    hs.reneg,
+		alpnProtocol:      hs.alpn,
 	}
 	if isECDHE(hs.suite) && hs.hello.hasPointFormats {
 		sh.supportedPoints = []uint8{pointUncompressed}
@@ -266,6 +267,7 @@ func (hs *serverHandshake) runResumed() (*State, error) {
 		PeerIdentity:         sess.PeerIdentity,
 		LocalIdentity:        sess.LocalIdentity,
 		PermitDay:            sess.PermitDay,
+		NegotiatedProtocol:   hs.alpn,
 		MasterSecret:         keys.master,
 		ClientFinished:       append([]byte(nil), clientVerify...),
 		ServerFinished:       serverVerify,

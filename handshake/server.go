@@ -32,6 +32,7 @@ type serverHandshake struct {
 	reneg bool
 	tr    transcript
 	res   *serverResume // session tickets (resume_server.go)
+	alpn  string        // the negotiated ALPN protocol (alpn.go)
 }
 
 func (hs *serverHandshake) run() (*State, error) {
@@ -109,6 +110,7 @@ func (hs *serverHandshake) run() (*State, error) {
 		ExtendedMasterSecret: hs.ems,
 		SecureRenegotiation:  hs.reneg,
 		ServerName:           hs.hello.serverName,
+		NegotiatedProtocol:   hs.alpn,
 		PeerIdentity:         hs.kx.PeerIdentity(),
 		LocalIdentity:        serverLocalIdentity(hs.kx, hs.cfg.KX),
 		PermitDay:            kxDay(hs.kx),
@@ -153,6 +155,7 @@ func (hs *serverHandshake) readClientHello() error {
 			CipherSuites: ch.cipherSuites,
 			Curves:       ch.supportedCurves,
 		}
+		info.SupportedProtos = ch.alpnProtocols
 		next, err := hs.cfg.GetConfigForClient(info)
 		if err != nil {
 			return asAlert(err, ciphersuite.AlertInternalError, "GetConfigForClient")
@@ -193,6 +196,11 @@ func (hs *serverHandshake) readClientHello() error {
 	if !hs.ems && !hs.cfg.InsecureAllowNoEMS {
 		return ciphersuite.Errorf(ciphersuite.AlertHandshakeFailure,
 			"client did not offer extended_master_secret (RFC 7627), which this server requires")
+	}
+	// RFC 7301, before the suite and the key exchange (as crypto/tls), and
+	// before a resumption, whose ServerHello carries it too.
+	if hs.alpn, err = negotiateALPN(hs.cfg.NextProtos, ch.alpnProtocols); err != nil {
+		return err
 	}
 	if err := hs.checkTicket(); err != nil || hs.resuming() {
 		return err
@@ -246,6 +254,7 @@ func (hs *serverHandshake) sendServerFlight() (*serverHelloMsg, error) {
 		compressionMethod: compressionNone,
 		ems:               hs.ems,
 		secureRenegExt:    hs.reneg,
+		alpnProtocol:      hs.alpn,
 	}
 	if isECDHE(hs.suite) && hs.hello.hasPointFormats {
 		sh.supportedPoints = []uint8{pointUncompressed}

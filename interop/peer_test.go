@@ -68,16 +68,14 @@ func (s suiteCase) gnutlsPriority() string {
 	return fmt.Sprintf("NORMAL:-VERS-ALL:+VERS-TLS1.2:-KX-ALL:+%s:-CIPHER-ALL:+%s:-MAC-ALL:+AEAD", s.gnuKX, s.gnuCiph)
 }
 
-// requirePeer returns the path of a peer binary, skipping the test when it
-// is missing (failing it when CI is set).
+// requirePeer returns the path of a peer binary. A missing peer fails the
+// test (never a skip, CI or not): `make test` installs the peers
+// (scripts/install-peers.sh) or names the packages.
 func requirePeer(t *testing.T, name, pkg string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("missing peer %s: install %s", name, pkg)
-		}
-		t.Skipf("missing peer %s (install %s)", name, pkg)
+		t.Fatalf("missing interop peer %s: install %s (make peers)", name, pkg)
 	}
 	return p
 }
@@ -362,8 +360,9 @@ func checkState(t *testing.T, c *mtls.Conn, s suiteCase, wantPeer string) {
 	if !st.ExtendedMasterSecret {
 		t.Errorf("extended master secret not negotiated")
 	}
-	if st.PeerIdentity != wantPeer {
-		t.Errorf("peer identity %q, want %q", st.PeerIdentity, wantPeer)
+	// A client sees the server's PSK hint apart: it authenticates no one.
+	if st.PeerIdentity != wantPeer && !(wantPeer == hint && st.PeerIdentity == "" && st.PSKIdentityHint == hint) {
+		t.Errorf("peer identity %q (hint %q), want %q", st.PeerIdentity, st.PSKIdentityHint, wantPeer)
 	}
 }
 

@@ -1,7 +1,3 @@
-// Package mtls is the public API of milagro: certificate-less TLS 1.2 with
-// identity-based (Milagro CS / P2P) and pre-shared-key suites, shaped like
-// crypto/tls. It owns the record layer. It may import handshake,
-// ciphersuite and pairing, never proxy or cmd.
 package mtls
 
 import (
@@ -64,6 +60,14 @@ type Config struct {
 
 	// ServerName is sent in server_name by the client.
 	ServerName string
+	// NextProtos is the list of supported application protocols for ALPN
+	// (RFC 7301), in preference order (a server's order wins), e.g.
+	// []string{"h2", "http/1.1"}. nil: no ALPN. A server with NextProtos
+	// refuses a client whose ALPN list shares none of them with a fatal
+	// no_application_protocol alert (except an "http/1.1" client of an "h2"
+	// server, which proceeds without ALPN, as in crypto/tls); a client whose
+	// server ignores ALPN proceeds with NegotiatedProtocol "".
+	NextProtos []string
 	// GetConfigForClient (server) may choose a Config per ClientHello.
 	GetConfigForClient func(*ClientHelloInfo) (*Config, error)
 	// VerifyPeerIdentity (server) is called with the client's authenticated
@@ -168,6 +172,8 @@ type ClientHelloInfo struct {
 	CipherSuites []uint16
 	// Curves are the client's supported_groups.
 	Curves []ciphersuite.CurveID
+	// SupportedProtos are the client's ALPN protocols (nil if it sent none).
+	SupportedProtos []string
 }
 
 // ConnectionState describes an established connection.
@@ -179,6 +185,9 @@ type ConnectionState struct {
 	KeyExchange          ciphersuite.KXKind
 	ExtendedMasterSecret bool
 	ServerName           string
+	// NegotiatedProtocol is the application protocol agreed with ALPN
+	// ("" when none was).
+	NegotiatedProtocol string
 	// PeerIdentity is the peer's authenticated identity: on a server the
 	// client's PSK / Milagro identity; on a client the Milagro server
 	// identity it asked for and the server proved (P2P id_S, CS id_S; empty

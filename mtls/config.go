@@ -102,6 +102,9 @@ func (c *Config) clientHandshakeConfig() (*handshake.ClientConfig, error) {
 		}
 		suites = kept
 	}
+	if err := handshake.CheckNextProtos(c.NextProtos); err != nil {
+		return nil, fmt.Errorf("mtls: Config.NextProtos: %w", err)
+	}
 	kx := &ciphersuite.ClientConfig{
 		Rand:   c.rand(),
 		Time:   c.time(),
@@ -132,6 +135,7 @@ func (c *Config) clientHandshakeConfig() (*handshake.ClientConfig, error) {
 		ServerName:         c.ServerName,
 		InsecureAllowNoEMS: c.InsecureAllowNoEMS,
 		KeyLog:             c.keyLog(),
+		NextProtos:         c.NextProtos,
 	}, nil
 }
 
@@ -148,11 +152,13 @@ func (c *Config) serverHandshakeConfig(ctx context.Context, source string) (*han
 	}
 	if get := c.GetConfigForClient; get != nil {
 		hc.GetConfigForClient = func(hi *handshake.ClientHelloInfo) (*handshake.ServerConfig, error) {
-			cfg, err := get(&ClientHelloInfo{
+			info := &ClientHelloInfo{
 				ServerName:   hi.ServerName,
 				CipherSuites: hi.CipherSuites,
 				Curves:       hi.Curves,
-			})
+			}
+			info.SupportedProtos = hi.SupportedProtos
+			cfg, err := get(info)
 			if err != nil || cfg == nil {
 				return nil, err
 			}
@@ -180,6 +186,9 @@ func (c *Config) serverHandshakeConfigNoCallback() (*handshake.ServerConfig, err
 	if err != nil {
 		return nil, err
 	}
+	if err := handshake.CheckNextProtos(c.NextProtos); err != nil {
+		return nil, fmt.Errorf("mtls: Config.NextProtos: %w", err)
+	}
 	kx := &ciphersuite.ServerConfig{
 		Rand:               c.rand(),
 		Time:               c.time(),
@@ -202,6 +211,7 @@ func (c *Config) serverHandshakeConfigNoCallback() (*handshake.ServerConfig, err
 		KX:                 kx,
 		InsecureAllowNoEMS: c.InsecureAllowNoEMS,
 		KeyLog:             c.keyLog(),
+		NextProtos:         c.NextProtos,
 	}, nil
 }
 

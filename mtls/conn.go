@@ -479,6 +479,7 @@ func (c *Conn) ConnectionState() ConnectionState {
 	}
 	cs.ExtendedMasterSecret = st.ExtendedMasterSecret
 	cs.ServerName = st.ServerName
+	cs.NegotiatedProtocol = st.NegotiatedProtocol
 	cs.PeerIdentity = st.PeerIdentity
 	cs.LocalIdentity = st.LocalIdentity
 	cs.PSKIdentityHint = st.PSKIdentityHint

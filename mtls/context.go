@@ -8,9 +8,11 @@ import (
 // connContextKey is the context key under which ConnContext stores the *Conn.
 type connContextKey struct{}
 
-// ConnContext returns ctx carrying c when c is a *Conn (else ctx unchanged).
+// ConnContext returns ctx carrying c when c is a *Conn, or a connection
+// ServeHTTP or the HTTP transports wrap (else ctx unchanged).
 // Its signature is that of http.Server.ConnContext, so an HTTP server on an
-// mtls listener can hand the authenticated peer identity to its handlers:
+// mtls listener can hand the authenticated peer identity to its handlers
+// (ServeHTTP sets it up, for HTTP/1.1 and HTTP/2):
 //
 //	srv := &http.Server{Handler: h, ConnContext: mtls.ConnContext}
 //	srv.Serve(mtlsListener)
@@ -21,8 +23,8 @@ type connContextKey struct{}
 // Accept, and the handshake runs on the first Read), so it only stores the
 // connection; PeerIdentity and ConnFromContext read it later.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
-	mc, ok := c.(*Conn)
-	if !ok {
+	mc := asConn(c)
+	if mc == nil {
 		return ctx
 	}
 	return context.WithValue(ctx, connContextKey{}, mc)

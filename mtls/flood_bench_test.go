@@ -73,7 +73,7 @@ func benchCSFlood(b *testing.B, flood bool) {
 	if flood {
 		// The attacker is another process (this test binary, see TestMain).
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "MTLS_FLOODER_ADDR="+addr, "GOMAXPROCS=1")
+		cmd.Env = append(os.Environ(), "MTLS_FLOODER_ADDR="+addr)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			b.Fatal(err)

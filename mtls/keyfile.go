@@ -250,9 +250,13 @@ func zeroize(key any) {
 
 // LoadKey reads and decodes the key file at path (see ParseKeyPEM). It
 // refuses a file that is not a regular file, and a secret one (any kind but
-// a time permit) that group or others may access (ErrKeyPermissions).
+// a time permit) that group or others may access (ErrKeyPermissions) -
+// except, as PostgreSQL does for its key, a file owned by root that its
+// group may read and others may not (0440, 0640): that is how a Kubernetes
+// Secret volume with defaultMode 0400 and the pod's fsGroup arrives (root
+// owns it, the kubelet adds group read for fsGroup).
 func LoadKey(path string) (any, error) {
-	data, mode, err := readKeyFile(path)
+	data, mode, rootOwned, err := readKeyFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -262,44 +266,47 @@ func LoadKey(path string) (any, error) {
 		return nil, fmt.Errorf("key file %s: %w", path, err)
 	}
 	info, _ := DescribeKey(key)
-	if secretKind(info.Kind) && mode&0o077 != 0 && runtime.GOOS != "windows" {
+	groupReadByRoot := rootOwned && mode&0o037 == 0
+	if secretKind(info.Kind) && mode&0o077 != 0 && !groupReadByRoot && runtime.GOOS != "windows" {
 		zeroize(key)
-		return nil, fmt.Errorf("%w: %s holds a %s and has mode %04o; make it private: chmod 600 %s",
+		return nil, fmt.Errorf("%w: %s holds a %s and has mode %04o; make it private: chmod 600 %s "+
+			"(a root-owned file may be 0640); for a Kubernetes Secret volume, which mounts files 0644 by default, "+
+			"set defaultMode: 0400 on the volume and fsGroup in the pod's securityContext",
 			ErrKeyPermissions, path, info.Kind, mode.Perm(), path)
 	}
 	return key, nil
 }
 
-func readKeyFile(path string) ([]byte, os.FileMode, error) {
+func readKeyFile(path string) ([]byte, os.FileMode, bool, error) {
 	// Refuse a FIFO or device before opening it: opening a FIFO blocks until
 	// a writer appears (at start-up or on a SIGHUP reload). The mode is
 	// checked again on the opened file below.
 	if st, err := os.Stat(path); err != nil {
-		return nil, 0, fmt.Errorf("mtls: key file: %w", err)
+		return nil, 0, false, fmt.Errorf("mtls: key file: %w", err)
 	} else if !st.Mode().IsRegular() {
-		return nil, 0, fmt.Errorf("%w: %s is not a regular file", ErrKeyFile, path)
+		return nil, 0, false, fmt.Errorf("%w: %s is not a regular file", ErrKeyFile, path)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, fmt.Errorf("mtls: key file: %w", err)
+		return nil, 0, false, fmt.Errorf("mtls: key file: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, 0, fmt.Errorf("mtls: key file: %w", err)
+		return nil, 0, false, fmt.Errorf("mtls: key file: %w", err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, 0, fmt.Errorf("%w: %s is not a regular file", ErrKeyFile, path)
+		return nil, 0, false, fmt.Errorf("%w: %s is not a regular file", ErrKeyFile, path)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
 	if err != nil {
-		return nil, 0, fmt.Errorf("mtls: key file %s: %w", path, err)
+		return nil, 0, false, fmt.Errorf("mtls: key file %s: %w", path, err)
 	}
 	if len(data) > maxKeyFileSize {
 		clear(data)
-		return nil, 0, fmt.Errorf("%w: %s is larger than %d bytes", ErrKeyFile, path, maxKeyFileSize)
+		return nil, 0, false, fmt.Errorf("%w: %s is larger than %d bytes", ErrKeyFile, path, maxKeyFileSize)
 	}
-	return data, st.Mode().Perm(), nil
+	return data, st.Mode().Perm(), ownedByRoot(st), nil
 }
 
 // loadKind loads path and checks that it holds a key of kind want.

@@ -3,20 +3,25 @@ package mtls
 import (
 	"errors"
 	"net"
+
+	"github.com/milagro-go/milagro/internal/tarpit"
 )
 
 type listener struct {
 	net.Listener
 	config *Config
+	pit    tarpit.Pit // refused connections wait here before they are closed
 }
 
 // Accept waits for the next connection and returns it as a server *Conn
 // (as a net.Conn). The handshake runs on first Read/Write or Handshake.
 //
 // With Milagro CS server credentials, a connection from an address whose
-// budget of failed CS proofs is spent (see FairGate) is closed here, before
-// any handshake goroutine or parsing: a flooding address costs an accept
-// and a close, and cannot crowd out other clients' handshakes.
+// budget of failed CS proofs is spent (see FairGate) is refused here,
+// before any handshake goroutine or parsing: it is held open for a second
+// (at most 512 at once) and closed, so a flooding address costs an accept
+// and a close, waits instead of reconnecting at once, and cannot crowd out
+// other clients' handshakes.
 func (l *listener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
@@ -25,7 +30,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		}
 		release, ok := l.config.admitSource(sourceOf(c.RemoteAddr()))
 		if !ok {
-			c.Close()
+			l.pit.Add(c) // held open a while: a flooder waits instead of reconnecting
 			continue
 		}
 		sc := Server(c, l.config)

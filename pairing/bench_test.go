@@ -122,10 +122,10 @@ func BenchmarkCS(b *testing.B) {
 		}
 	})
 	b.Run("CS client total", func(b *testing.B) {
-		for b.Loop() {
+		cpuLoop(b, func() {
 			_, hs, _ := c.Hello(rnd, f.now, "")
 			hs.Finish(rnd, w)
-		}
+		})
 	})
 	b.Run("CS server total (new identity: hashes A, T_d)", func(b *testing.B) {
 		for b.Loop() {
@@ -142,7 +142,7 @@ func BenchmarkCS(b *testing.B) {
 		}
 	})
 	b.Run("CS server total", func(b *testing.B) {
-		for b.Loop() {
+		cpuLoop(b, func() {
 			hs, err := f.server.Accept(rnd, hello)
 			if err != nil {
 				b.Fatal(err)
@@ -150,7 +150,7 @@ func BenchmarkCS(b *testing.B) {
 			if _, err := hs.Finish(r); err != nil {
 				b.Fatal(err)
 			}
-		}
+		})
 	})
 }
 
@@ -179,11 +179,11 @@ func BenchmarkP2P(b *testing.B) {
 		}
 	})
 	b.Run("P2P client total", func(b *testing.B) {
-		for b.Loop() {
+		cpuLoop(b, func() {
 			if _, _, _, err := pc.Respond(rnd, "node-a", "node-a", xS); err != nil {
 				b.Fatal(err)
 			}
-		}
+		})
 	})
 	b.Run("P2P server total (new peer: hashes B_C)", func(b *testing.B) {
 		for b.Loop() {
@@ -197,12 +197,12 @@ func BenchmarkP2P(b *testing.B) {
 		}
 	})
 	b.Run("P2P server total", func(b *testing.B) {
-		for b.Loop() {
+		cpuLoop(b, func() {
 			h, _ := ps.Start(rnd)
 			if _, err := h.Finish("node-b", wC, yC); err != nil {
 				b.Fatal(err)
 			}
-		}
+		})
 	})
 }
 

@@ -6,7 +6,6 @@ import (
 	"io"
 
 	"github.com/cloudflare/circl/ecc/bls12381"
-	"github.com/cloudflare/circl/ecc/bls12381/ff"
 )
 
 // Milagro CS (spec §3): M-Pin Full with a forward-secret key agreement.
@@ -30,9 +29,11 @@ type CSHello struct {
 type CSClient struct {
 	id  string
 	day uint64
-	a   bls12381.G1       // A, or A' = A + T_d with a permit
-	k   bls12381.G1       // K, or K' = K + TP_d
-	eKB *cache[*ff.URoot] // e(K', B_S) by id_S
+	a   bls12381.G1  // A, or A' = A + T_d with a permit
+	ae  *eG1         // a in the engine
+	aB  []byte       // a encoded
+	k   *eG1         // K, or K' = K + TP_d
+	eKB *cache[*eGT] // e(K', B_S) by id_S
 }
 
 // csClientServers bounds the cache of e(K', B_S) of one client (a client
@@ -54,7 +55,8 @@ func NewCSClient(key *CSClientKey, permit *TimePermit) (*CSClient, error) {
 	if err := checkG1(&key.k); err != nil {
 		return nil, err
 	}
-	c := &CSClient{id: key.id, k: key.k, eKB: newCache[*ff.URoot](csClientServers)}
+	c := &CSClient{id: key.id, eKB: newCache[*eGT](csClientServers)}
+	k := key.k
 	c.a = *H1(DomainCS, []byte(key.id))
 	if permit != nil {
 		if permit.id != key.id || permit.day == 0 {
@@ -72,22 +74,24 @@ func NewCSClient(key *CSClientKey, permit *TimePermit) (*CSClient, error) {
 		}
 		c.day = permit.day
 		c.a.Add(&c.a, permitPoint(key.id, permit.day))
-		c.k.Add(&c.k, &permit.p)
+		k.Add(&k, &permit.p)
 	}
-	if c.k.IsIdentity() || c.a.IsIdentity() {
+	if k.IsIdentity() || c.a.IsIdentity() {
 		return nil, ErrIdentity
 	}
+	c.k, c.ae, c.aB = eG1From(&k), eG1From(&c.a), c.a.BytesCompressed()
+	k.SetIdentity()
 	c.pairingFor("") // the common case, computed up front
 	return c, nil
 }
 
 // pairingFor returns e(K', B_S) for server identity idS, cached.
-func (c *CSClient) pairingFor(idS string) *ff.URoot {
-	return c.eKB.get(idS, func() *ff.URoot {
+func (c *CSClient) pairingFor(idS string) *eGT {
+	return c.eKB.get(idS, func() *eGT {
 		if idS == "" {
-			return multiPair([]*bls12381.G1{&c.k}, []*g2Lines{generatorLines()})
+			return ePair([]*eG1{c.k}, []*eLines{eGenLines()})
 		}
-		return multiPair([]*bls12381.G1{&c.k}, []*g2Lines{prepareG2(ServerPoint(idS))})
+		return ePair([]*eG1{c.k}, []*eLines{ePrepare(eHashG2(DomainCS, []byte(idS)))})
 	})
 }
 
@@ -114,10 +118,12 @@ func (c *CSClient) Day() uint64 { return c.day }
 
 // Zeroize overwrites the client's secrets.
 func (c *CSClient) Zeroize() {
-	c.k.SetIdentity()
+	if c.k != nil {
+		eZeroG1(c.k)
+	}
 	c.eKB.mu.Lock()
 	for k, v := range c.eKB.m {
-		*v = ff.URoot{}
+		eGTZero(v)
 		delete(c.eKB.m, k)
 	}
 	c.eKB.mu.Unlock()
@@ -129,14 +135,14 @@ type CSClientHandshake struct {
 	x     bls12381.Scalar
 	hello CSHello
 	y     bls12381.Scalar
-	eKB   *ff.URoot // e(K', B_S) for hello.ServerID
+	eKB   *eGT // e(K', B_S) for hello.ServerID
 }
 
 // Hello starts a handshake at client time t (Unix seconds) with the server
 // identity idS ("" for the deployment-wide server key): x ←$ Z_r,
 // U = x·A, y = Hq_CS(t ‖ id ‖ d ‖ U ‖ id_S), V = −(x + y)·K.
 func (c *CSClient) Hello(rand io.Reader, t uint64, idS string) (*CSHello, *CSClientHandshake, error) {
-	if c == nil || c.id == "" || c.eKB == nil {
+	if c == nil || c.id == "" || c.eKB == nil || c.k == nil {
 		return nil, nil, ErrUnusable
 	}
 	if idS != "" {
@@ -154,18 +160,18 @@ func (c *CSClient) Hello(rand io.Reader, t uint64, idS string) (*CSHello, *CSCli
 
 // helloWith is Hello with a given x, which it erases.
 func (c *CSClient) helloWith(x *bls12381.Scalar, t uint64, idS string) (*CSHello, *CSClientHandshake) {
-	var u, v bls12381.G1
-	u.ScalarMult(x, &c.a)
-	uBytes := u.BytesCompressed()
+	var u, v eG1
+	eMul(&u, x, c.ae)
+	uBytes := eBytesG1(&u)
 	y := Hq(DomainCS, transcript(nil).u64(t).id(c.id).u64(c.day).raw(uBytes).id(idS))
 	var e bls12381.Scalar
 	e.Add(x, y)
 	e.Neg()
-	v.ScalarMult(&e, &c.k)
+	eMul(&v, &e, c.k)
 	e = bls12381.Scalar{}
 	hs := &CSClientHandshake{c: c, x: *x, y: *y, eKB: c.pairingFor(idS)}
 	*x = bls12381.Scalar{}
-	hs.hello = CSHello{ID: c.id, Day: c.day, Time: t, U: uBytes, V: v.BytesCompressed(), ServerID: idS}
+	hs.hello = CSHello{ID: c.id, Day: c.day, Time: t, U: uBytes, V: eBytesG1(&v), ServerID: idS}
 	h := hs.hello
 	h.U, h.V = append([]byte(nil), h.U...), append([]byte(nil), h.V...)
 	return &h, hs
@@ -179,7 +185,7 @@ func (hs *CSClientHandshake) Finish(rand io.Reader, wBytes []byte) (rBytes, pms 
 	if hs == nil || hs.c == nil {
 		return nil, nil, ErrUnusable
 	}
-	w, err := DecodeG1(wBytes)
+	w, err := eDecodeG1(wBytes)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -187,22 +193,22 @@ func (hs *CSClientHandshake) Finish(rand io.Reader, wBytes []byte) (rBytes, pms 
 	if err != nil {
 		return nil, nil, err
 	}
-	rBytes, pms = hs.finishWith(r, w, wBytes)
+	rBytes, pms = hs.finish(r, w, wBytes)
 	return rBytes, pms, nil
 }
 
-// finishWith is Finish with a given r, which it erases, and decoded W.
-func (hs *CSClientHandshake) finishWith(r *bls12381.Scalar, w *bls12381.G1, wBytes []byte) (rBytes, pms []byte) {
+// finish is Finish with a given r, which it erases, and decoded W.
+func (hs *CSClientHandshake) finish(r *bls12381.Scalar, w *eG1, wBytes []byte) (rBytes, pms []byte) {
 	defer func() { *r = bls12381.Scalar{}; hs.x = bls12381.Scalar{}; hs.c = nil }()
-	var rp, z bls12381.G1
-	rp.ScalarMult(r, &hs.c.a)
-	rBytes = rp.BytesCompressed()
-	h := csH(&hs.c.a, hs.hello.U, &hs.y, hs.hello.V, rBytes, wBytes)
+	var rp, z eG1
+	eMul(&rp, r, hs.c.ae)
+	rBytes = eBytesG1(&rp)
+	h := csHB(hs.c.aB, hs.hello.U, &hs.y, hs.hello.V, rBytes, wBytes)
 	var e bls12381.Scalar
 	e.Add(r, h)
-	g := gtExp(hs.eKB, &e)
+	g := eGTExp(hs.eKB, &e)
 	e = bls12381.Scalar{}
-	z.ScalarMult(&hs.x, w)
+	eMul(&z, &hs.x, w)
 	return rBytes, premaster(csPMSLabel, g, &z)
 }
 
@@ -217,18 +223,23 @@ func csY(h *CSHello) *bls12381.Scalar {
 }
 
 // csH computes h = Hq_CS(A ‖ U ‖ y ‖ V ‖ R ‖ W).
-func csH(a *bls12381.G1, u []byte, y *bls12381.Scalar, v, r, w []byte) *bls12381.Scalar {
-	return Hq(DomainCS, transcript(nil).g1(a).raw(u).scalar(y).raw(v).raw(r).raw(w))
+func csH(a *csPoint, u []byte, y *bls12381.Scalar, v, r, w []byte) *bls12381.Scalar {
+	return csHB(a.b, u, y, v, r, w)
+}
+
+// csHB is csH with A encoded.
+func csHB(a, u []byte, y *bls12381.Scalar, v, r, w []byte) *bls12381.Scalar {
+	return Hq(DomainCS, transcript(nil).raw(a).raw(u).scalar(y).raw(v).raw(r).raw(w))
 }
 
 // premaster returns SHA-256(label ‖ GT(g) ‖ G1(z)).
-func premaster(label string, g *ff.URoot, z *bls12381.G1) []byte {
+func premaster(label string, g *eGT, z *eG1) []byte {
 	d := sha256.New()
 	d.Write([]byte(label))
 	gb := gtBytes(g)
 	d.Write(gb)
 	clear(gb)
-	d.Write(z.BytesCompressed())
+	d.Write(eBytesG1(z))
 	return d.Sum(nil)
 }
 
@@ -237,9 +248,15 @@ func premaster(label string, g *ff.URoot, z *bls12381.G1) []byte {
 type CSServer struct {
 	id      string
 	ks      bls12381.G2
-	ksLines *g2Lines            // Miller-loop lines of K_S
-	bsLines *g2Lines            // Miller-loop lines of B_S (public)
-	points  *cache[bls12381.G1] // A or A' by (id, d)
+	ksLines *eLines          // Miller-loop lines of K_S
+	bsLines *eLines          // Miller-loop lines of B_S (public)
+	points  *cache[*csPoint] // A or A' by (id, d)
+}
+
+// csPoint is a client's A (or A'), with its encoding.
+type csPoint struct {
+	p eG1
+	b []byte
 }
 
 // NewCSServer prepares a server from a combined server key.
@@ -253,12 +270,12 @@ func NewCSServer(secret *CSServerSecret) (*CSServer, error) {
 	if err := checkG2(&secret.k); err != nil {
 		return nil, err
 	}
-	bs := generatorLines()
+	bs := eGenLines()
 	if secret.id != "" {
-		bs = prepareG2(ServerPoint(secret.id))
+		bs = ePrepare(eHashG2(DomainCS, []byte(secret.id)))
 	}
-	return &CSServer{id: secret.id, ks: secret.k, ksLines: prepareG2(&secret.k), bsLines: bs,
-		points: newCache[bls12381.G1](csCacheSize)}, nil
+	return &CSServer{id: secret.id, ks: secret.k, ksLines: ePrepare(eG2From(&secret.k)), bsLines: bs,
+		points: newCache[*csPoint](csCacheSize)}, nil
 }
 
 // ID returns the server identity id_S this server proves ("" for the
@@ -266,15 +283,15 @@ func NewCSServer(secret *CSServerSecret) (*CSServer, error) {
 func (s *CSServer) ID() string { return s.id }
 
 // Zeroize overwrites the server key.
-func (s *CSServer) Zeroize() { s.ks.SetIdentity(); *s.ksLines = g2Lines{} }
+func (s *CSServer) Zeroize() { s.ks.SetIdentity(); eZeroLines(s.ksLines) }
 
 // CSServerHandshake is the server's state for one handshake, after the
 // client's proof verified.
 type CSServerHandshake struct {
 	s     *CSServer
 	id    string
-	a     bls12381.G1
-	u     bls12381.G1
+	a     csPoint
+	u     *eG1
 	uB    []byte
 	vB    []byte
 	y     bls12381.Scalar
@@ -311,23 +328,27 @@ func (s *CSServer) verify(h *CSHello) (*CSServerHandshake, error) {
 	if err != nil {
 		return nil, err
 	}
-	hs := &CSServerHandshake{s: s, id: h.ID, u: *u}
-	hs.a = s.points.get(string(transcript(nil).u64(h.Day).id(h.ID)), func() bls12381.G1 {
-		a := H1(DomainCS, []byte(h.ID))
+	hs := &CSServerHandshake{s: s, id: h.ID, u: u}
+	hs.a = *s.points.get(string(transcript(nil).u64(h.Day).id(h.ID)), func() *csPoint {
+		a := eHashG1(DomainCS, []byte(h.ID))
 		if h.Day != 0 {
-			a.Add(a, permitPoint(h.ID, h.Day))
+			eAdd(a, a, eHashG1(DomainTP, transcript(nil).u64(h.Day).id(h.ID)))
 		}
-		return *a
+		return &csPoint{p: *a, b: eBytesG1(a)}
 	})
 	hs.y = *csY(h)
-	var uy bls12381.G1
-	mulPublic(&uy, &hs.y, &hs.a)
-	uy.Add(&uy, u)
-	if uy.IsIdentity() {
+	var uy eG1
+	eMulPublic(&uy, &hs.y, &hs.a.p)
+	eAdd(&uy, &uy, u)
+	if eIsIdentity(&uy) {
 		return nil, ErrAuthFailed
 	}
-	e := multiPair([]*bls12381.G1{v, &uy}, []*g2Lines{s.bsLines, s.ksLines})
-	if e.IsIdentity() != 1 {
+	// The M-Pin check stays a check of its own. Folding it into the key
+	// pairing (one product e(V,B_S)·e(U+yA+R+hA, K_S)) would save a final
+	// exponentiation but let anyone holding e(K', B_S), a value clients
+	// cache, agree on a pre-master secret without K' (issue 14).
+	e := ePair([]*eG1{v, &uy}, []*eLines{s.bsLines, s.ksLines})
+	if !eGTIsOne(e) {
 		return nil, ErrAuthFailed
 	}
 	hs.uB = append([]byte(nil), h.U...)
@@ -354,9 +375,9 @@ func (s *CSServer) Accept(rand io.Reader, h *CSHello) (*CSServerHandshake, error
 func (hs *CSServerHandshake) setW(w *bls12381.Scalar) {
 	hs.w = *w
 	*w = bls12381.Scalar{}
-	var wp bls12381.G1
-	wp.ScalarMult(&hs.w, &hs.a)
-	hs.wB = wp.BytesCompressed()
+	var wp eG1
+	eMul(&wp, &hs.w, &hs.a.p)
+	hs.wB = eBytesG1(&wp)
 }
 
 // ID returns the verified client identity.
@@ -372,20 +393,20 @@ func (hs *CSServerHandshake) Finish(rBytes []byte) ([]byte, error) {
 	if hs == nil || hs.s == nil || hs.spent {
 		return nil, ErrUnusable
 	}
-	r, err := DecodeG1(rBytes)
+	r, err := eDecodeG1(rBytes)
 	if err != nil {
 		return nil, err
 	}
 	hs.spent = true
 	defer func() { hs.w = bls12381.Scalar{} }()
 	h := csH(&hs.a, hs.uB, &hs.y, hs.vB, rBytes, hs.wB)
-	var rh, z bls12381.G1
-	mulPublic(&rh, h, &hs.a)
-	rh.Add(&rh, r)
-	if rh.IsIdentity() { // R = −h·A: a forged R; no secret to agree on
+	var rh, z eG1
+	eMulPublic(&rh, h, &hs.a.p)
+	eAdd(&rh, &rh, r)
+	if eIsIdentity(&rh) { // R = −h·A: a forged R; no secret to agree on
 		return nil, ErrAuthFailed
 	}
-	g := multiPair([]*bls12381.G1{&rh}, []*g2Lines{hs.s.ksLines})
-	z.ScalarMult(&hs.w, &hs.u)
+	g := ePair([]*eG1{&rh}, []*eLines{hs.s.ksLines})
+	eMul(&z, &hs.w, hs.u)
 	return premaster(csPMSLabel, g, &z), nil
 }

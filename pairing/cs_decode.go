@@ -1,16 +1,12 @@
 package pairing
 
-import (
-	"bytes"
-
-	"github.com/cloudflare/circl/ecc/bls12381"
-)
+import "bytes"
 
 // csDecoded keeps U and V decoded by DecodeElements, with the bytes they
 // were decoded from.
 type csDecoded struct {
 	uB, vB []byte
-	u, v   bls12381.G1
+	u, v   eG1
 }
 
 // DecodeElements decodes U and V strictly (length, canonical form, curve,
@@ -18,11 +14,11 @@ type csDecoded struct {
 // server can order its checks as spec §6 does (invalid elements before
 // policy) without decoding twice.
 func (h *CSHello) DecodeElements() error {
-	u, err := DecodeG1(h.U)
+	u, err := eDecodeG1(h.U)
 	if err != nil {
 		return decodeErr("U", err)
 	}
-	v, err := DecodeG1(h.V)
+	v, err := eDecodeG1(h.V)
 	if err != nil {
 		return decodeErr("V", err)
 	}
@@ -32,15 +28,15 @@ func (h *CSHello) DecodeElements() error {
 
 // elements returns U and V, decoded now unless DecodeElements already did
 // for the same bytes.
-func (h *CSHello) elements() (u, v *bls12381.G1, err error) {
+func (h *CSHello) elements() (u, v *eG1, err error) {
 	if d := h.dec; d != nil && bytes.Equal(d.uB, h.U) && bytes.Equal(d.vB, h.V) {
 		uc, vc := d.u, d.v
 		return &uc, &vc, nil
 	}
-	if u, err = DecodeG1(h.U); err != nil {
+	if u, err = eDecodeG1(h.U); err != nil {
 		return nil, nil, err
 	}
-	if v, err = DecodeG1(h.V); err != nil {
+	if v, err = eDecodeG1(h.V); err != nil {
 		return nil, nil, err
 	}
 	return u, v, nil

@@ -7,7 +7,8 @@
 // It knows nothing of TLS: it takes and returns the byte strings that the
 // TLS layer carries (identities, days, times, group elements) and produces
 // the 32-byte pre-master secrets. It imports no other package of this module;
-// its only dependency is github.com/cloudflare/circl.
+// its dependencies are github.com/cloudflare/circl (its types are in the API)
+// and, when cgo is on, github.com/supranational/blst (see Engine).
 //
 // Every group element received from a peer is decoded strictly (length,
 // canonical form, on the curve, in the prime-order subgroup, not the
@@ -29,12 +30,15 @@
 //	Milagro P2P: server NewP2PServer → Start → (ID(), X()) → Finish(id_C, W_C, Y_C) → PMS
 //	             client NewP2PClient → Respond(expected id_S, id_S, X_S) → W_C, Y_C, PMS
 //
-// Performance: pairings share one Miller loop and one final exponentiation,
-// the Miller-loop lines of fixed G2 points (Q, K_S, K2_C) are precomputed,
-// the CS client caches e(K, Q) and raises it to r+h with cyclotomic
-// squarings, multiplications by public scalars (y, h, π) use a width-5 NAF,
-// and servers cache the public points they hash from identities. Secret
-// scalars are multiplied only by circl's constant-time fixed-window code.
+// Performance: the per-handshake arithmetic runs on blst (cgo on) or on
+// circl (CGO_ENABLED=0), with identical results (Engine, engine.go).
+// Pairings share one Miller loop and one final exponentiation, the
+// Miller-loop lines of fixed G2 points (B_S, K_S, K2_C, B_C) are
+// precomputed, the CS client caches e(K', B_S) and raises it to r+h with
+// cyclotomic squarings (constant time), and servers cache the public points
+// they hash from identities. Secret scalars are multiplied only by
+// constant-time code (blst's, or circl's fixed windows); circl's engine
+// multiplies by public scalars (y, h, π) with a width-5 NAF.
 package pairing
 
 import (

@@ -190,8 +190,8 @@ func multiPair(ps []*bls12381.G1, qs []*g2Lines) *ff.URoot {
 	return u
 }
 
-// gtBytes is GT(g) of spec §1 (the same bytes as circl's Gt.MarshalBinary).
-func gtBytes(u *ff.URoot) []byte {
+// circlGTBytes is GT(g) of spec §1 (the same bytes as circl's Gt.MarshalBinary).
+func circlGTBytes(u *ff.URoot) []byte {
 	b, _ := u.MarshalBinary()
 	return b
 }

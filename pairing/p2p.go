@@ -13,9 +13,9 @@ import (
 // It is safe for concurrent use.
 type P2PServer struct {
 	id    string
-	k1    bls12381.G1
-	a     bls12381.G1      // A_S = H1_P2P(id_S)
-	peers *cache[*g2Lines] // Miller-loop lines of B_C by id_C
+	k1    *eG1            // K1_S
+	a     *eG1            // A_S = H1_P2P(id_S)
+	peers *cache[*eLines] // Miller-loop lines of B_C by id_C
 }
 
 // NewP2PServer prepares the TLS-server side of a peer from its combined key.
@@ -32,15 +32,19 @@ func NewP2PServer(key *P2PKey) (*P2PServer, error) {
 	if err := checkG1(&key.k1); err != nil {
 		return nil, err
 	}
-	return &P2PServer{id: key.id, k1: key.k1, a: *H1(DomainP2P, []byte(key.id)),
-		peers: newCache[*g2Lines](p2pCacheSize)}, nil
+	return &P2PServer{id: key.id, k1: eG1From(&key.k1), a: eHashG1(DomainP2P, []byte(key.id)),
+		peers: newCache[*eLines](p2pCacheSize)}, nil
 }
 
 // ID returns the server identity id_S.
 func (s *P2PServer) ID() string { return s.id }
 
 // Zeroize overwrites the key.
-func (s *P2PServer) Zeroize() { s.k1.SetIdentity() }
+func (s *P2PServer) Zeroize() {
+	if s.k1 != nil {
+		eZeroG1(s.k1)
+	}
+}
 
 // P2PServerHandshake is the server's state for one handshake.
 type P2PServerHandshake struct {
@@ -66,9 +70,9 @@ func (s *P2PServer) Start(rand io.Reader) (*P2PServerHandshake, error) {
 func (s *P2PServer) startWith(x *bls12381.Scalar) *P2PServerHandshake {
 	hs := &P2PServerHandshake{s: s, x: *x}
 	*x = bls12381.Scalar{}
-	var xp bls12381.G1
-	xp.ScalarMult(&hs.x, &s.a)
-	hs.xB = xp.BytesCompressed()
+	var xp eG1
+	eMul(&xp, &hs.x, s.a)
+	hs.xB = eBytesG1(&xp)
 	return hs
 }
 
@@ -89,37 +93,42 @@ func (hs *P2PServerHandshake) X() []byte { return append([]byte(nil), hs.xB...) 
 // client is authenticated only by the Finished messages that follow.
 // Finish may be called once.
 func (hs *P2PServerHandshake) Finish(idC string, wC, yC []byte) ([]byte, error) {
+	return hs.finish(p2pPMSLabel, idC, wC, yC)
+}
+
+// finish is Finish and FinishDTLS, with the label of the derived secret.
+func (hs *P2PServerHandshake) finish(label, idC string, wC, yC []byte) ([]byte, error) {
 	if hs == nil || hs.s == nil || hs.spent {
 		return nil, ErrUnusable
 	}
 	if err := CheckID(idC); err != nil {
 		return nil, err
 	}
-	w, err := DecodeG1(wC)
+	w, err := eDecodeG1(wC)
 	if err != nil {
 		return nil, err
 	}
-	y, err := DecodeG2(yC)
+	y, err := eDecodeG2(yC)
 	if err != nil {
 		return nil, err
 	}
 	hs.spent = true
 	defer func() { hs.x = bls12381.Scalar{} }()
 	piS, piC := p2pPi(hs.xB, yC, wC, idC, hs.s.id)
-	bC := hs.s.peers.get(idC, func() *g2Lines { return prepareG2(H2(DomainP2P, []byte(idC))) })
+	bC := hs.s.peers.get(idC, func() *eLines { return ePrepare(eHashG2(DomainP2P, []byte(idC))) })
 	// g = e((x+π_S)·K1_S, π_C·B_C + Y_C)
 	//   = e(π_C·k, B_C) · e(k, Y_C) with k = (x+π_S)·K1_S:
 	// one more G1 multiplication instead of one in G2, and one shared
 	// Miller loop and final exponentiation.
 	var e bls12381.Scalar
 	e.Add(&hs.x, piS)
-	var k, kc, z bls12381.G1
-	k.ScalarMult(&e, &hs.s.k1)
+	var k, kc, z eG1
+	eMul(&k, &e, hs.s.k1)
 	e = bls12381.Scalar{}
-	mulPublic(&kc, piC, &k)
-	g := multiPair([]*bls12381.G1{&kc, &k}, []*g2Lines{bC, prepareG2(y)})
-	z.ScalarMult(&hs.x, w)
-	return premaster(p2pPMSLabel, g, &z), nil
+	eMulPublic(&kc, piC, &k)
+	g := ePairFresh(&kc, bC, &k, y)
+	eMul(&z, &hs.x, w)
+	return premaster(label, g, &z), nil
 }
 
 // p2pPi returns π_S = Hq_P2P(X_S ‖ Y_C ‖ W_C ‖ id_C) and
@@ -133,9 +142,10 @@ func p2pPi(xS, yC, wC []byte, idC, idS string) (piS, piC *bls12381.Scalar) {
 // P2PClient is a peer prepared to act as the TLS client, with B_C cached.
 // It is safe for concurrent use.
 type P2PClient struct {
-	id string
-	k2 *g2Lines    // Miller-loop lines of K2_C
-	b  bls12381.G2 // B_C = H2_P2P(id_C)
+	id  string
+	k2  *eLines      // Miller-loop lines of K2_C
+	b   *eG2         // B_C = H2_P2P(id_C)
+	aSs *cache[*eG1] // A_S = H1_P2P(id_S) by id_S
 }
 
 // NewP2PClient prepares the TLS-client side of a peer from its combined key.
@@ -152,14 +162,22 @@ func NewP2PClient(key *P2PKey) (*P2PClient, error) {
 	if err := checkG2(&key.k2); err != nil {
 		return nil, err
 	}
-	return &P2PClient{id: key.id, k2: prepareG2(&key.k2), b: *H2(DomainP2P, []byte(key.id))}, nil
+	return &P2PClient{id: key.id, k2: ePrepare(eG2From(&key.k2)), b: eHashG2(DomainP2P, []byte(key.id)),
+		aSs: newCache[*eG1](p2pClientServers)}, nil
 }
 
 // ID returns the client identity id_C.
 func (c *P2PClient) ID() string { return c.id }
 
 // Zeroize overwrites the key.
-func (c *P2PClient) Zeroize() { *c.k2 = g2Lines{} }
+func (c *P2PClient) Zeroize() {
+	if c.k2 != nil {
+		eZeroLines(c.k2)
+	}
+}
+
+// p2pClientServers bounds the cache of A_S of one client.
+const p2pClientServers = 64
 
 // Respond answers the server's (id_S, X_S) when the client expects the
 // server expectedID (ErrPeerIdentity otherwise): y, w ←$ Z_r, Y_C = y·B_C,
@@ -167,7 +185,7 @@ func (c *P2PClient) Zeroize() { *c.k2 = g2Lines{} }
 // W_C (48 bytes) and Y_C (96 bytes) for the ClientKeyExchange (with ID())
 // and the 32-byte pre-master secret.
 func (c *P2PClient) Respond(rand io.Reader, expectedID, idS string, xS []byte) (wC, yC, pms []byte, err error) {
-	if c == nil || c.k2 == nil {
+	if c == nil || c.k2 == nil || c.aSs == nil {
 		return nil, nil, nil, ErrUnusable
 	}
 	if idS != expectedID {
@@ -176,7 +194,7 @@ func (c *P2PClient) Respond(rand io.Reader, expectedID, idS string, xS []byte) (
 	if err := CheckID(idS); err != nil {
 		return nil, nil, nil, err
 	}
-	x, err := DecodeG1(xS)
+	x, err := eDecodeG1(xS)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -188,31 +206,48 @@ func (c *P2PClient) Respond(rand io.Reader, expectedID, idS string, xS []byte) (
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	wC, yC, pms = c.respondWith(y, w, idS, x, xS)
+	wC, yC, pms = c.respond(y, w, idS, x, xS)
 	return wC, yC, pms, nil
 }
 
-// respondWith is Respond with given y and w, which it erases, and decoded X_S.
-func (c *P2PClient) respondWith(y, w *bls12381.Scalar, idS string, x *bls12381.G1, xS []byte) (wC, yC, pms []byte) {
+// respond is Respond with given y and w, which it erases, and decoded X_S.
+func (c *P2PClient) respond(y, w *bls12381.Scalar, idS string, x *eG1, xS []byte) (wC, yC, pms []byte) {
 	defer func() { *y = bls12381.Scalar{}; *w = bls12381.Scalar{} }()
-	aS := H1(DomainP2P, []byte(idS))
-	var yp bls12381.G2
-	yp.ScalarMult(y, &c.b)
-	var wp bls12381.G1
-	wp.ScalarMult(w, aS)
-	yC, wC = yp.BytesCompressed(), wp.BytesCompressed()
+	aS := c.serverPoint(idS)
+	yC, wC = c.commit(y, w, aS)
+	return wC, yC, c.agree(p2pPMSLabel, y, w, aS, idS, x, xS, yC, wC)
+}
+
+// serverPoint returns A_S = H1_P2P(id_S), cached.
+func (c *P2PClient) serverPoint(idS string) *eG1 {
+	return c.aSs.get(idS, func() *eG1 { return eHashG1(DomainP2P, []byte(idS)) })
+}
+
+// commit returns Y_C = y·B_C and W_C = w·A_S.
+func (c *P2PClient) commit(y, w *bls12381.Scalar, aS *eG1) (yC, wC []byte) {
+	var yp eG2
+	eMulG2(&yp, y, c.b)
+	var wp eG1
+	eMul(&wp, w, aS)
+	return eBytesG2(&yp), eBytesG1(&wp)
+}
+
+// agree returns SHA-256(label ‖ GT(g) ‖ G1(z)) with
+// g = e(π_S·A_S + X_S, (y + π_C)·K2_C) and z = w·X_S.
+func (c *P2PClient) agree(label string, y, w *bls12381.Scalar, aS *eG1, idS string, x *eG1, xS, yC, wC []byte) []byte {
 	piS, piC := p2pPi(xS, yC, wC, c.id, idS)
 	// e(π_S·A_S + X_S, (y+π_C)·K2_C) = e((y+π_C)·(π_S·A_S + X_S), K2_C):
 	// two G1 multiplications are cheaper than one in G2.
-	var p bls12381.G1
-	mulPublic(&p, piS, aS)
-	p.Add(&p, x)
+	var p eG1
+	eMulPublic(&p, piS, aS)
+	eAdd(&p, &p, x)
 	var e bls12381.Scalar
 	e.Add(y, piC)
-	p.ScalarMult(&e, &p)
+	var q eG1
+	eMul(&q, &e, &p)
 	e = bls12381.Scalar{}
-	g := multiPair([]*bls12381.G1{&p}, []*g2Lines{c.k2})
-	var z bls12381.G1
-	z.ScalarMult(w, x)
-	return wC, yC, premaster(p2pPMSLabel, g, &z)
+	g := ePair([]*eG1{&q}, []*eLines{c.k2})
+	var z eG1
+	eMul(&z, w, x)
+	return premaster(label, g, &z)
 }

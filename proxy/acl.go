@@ -159,7 +159,16 @@ type ACLSpec struct {
 	Prefixes []string
 	Files    []string
 	All      bool
+	// AllowEmpty accepts an allow file that lists nobody (it then denies
+	// everyone). Without it an empty file is an error: a file truncated
+	// or half-written during a deploy must fail the reload, not lock
+	// everyone out (--allow-empty).
+	AllowEmpty bool
 }
+
+// ErrEmptyAllowFile is returned by ACLSpec.Load for an allow file with no
+// entry, unless AllowEmpty is set.
+var ErrEmptyAllowFile = errors.New("lists no identity or prefix (it would deny everyone; give --allow-empty if that is meant)")
 
 // ErrNoACL is returned by ACLSpec.Load when no access rule was given.
 var ErrNoACL = errors.New("proxy: no access control configured: give --allow, --allow-prefix or --allow-file, or --allow-all to admit every authenticated identity")
@@ -187,6 +196,9 @@ func (s ACLSpec) Load() (*ACL, error) {
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("proxy: allow file %s: %w", name, err)
+		}
+		if len(i)+len(p) == 0 && !s.AllowEmpty {
+			return nil, fmt.Errorf("proxy: allow file %s %w", name, ErrEmptyAllowFile)
 		}
 		ids = append(ids, i...)
 		prefixes = append(prefixes, p...)

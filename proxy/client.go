@@ -26,6 +26,9 @@ type Client struct {
 	IdleTimeout time.Duration
 	// MaxConns caps concurrent connections (excess ones wait in the backlog).
 	MaxConns int
+	// MaxConnLifetime and CloseTimeout: as for Server.
+	MaxConnLifetime time.Duration
+	CloseTimeout    time.Duration
 	// Logger gets one line per connection; nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics, if set, records metrics.
@@ -85,8 +88,9 @@ func (c *Client) dial(ctx context.Context, addr string, cfg *mtls.Config) (Secur
 	if c.Dial != nil {
 		return c.Dial(ctx, addr, cfg)
 	}
-	d := mtls.Dialer{NetDialer: &net.Dialer{Timeout: orDefault(c.ConnectTimeout, 10*time.Second)}, Config: cfg}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	d := mtls.Dialer{NetDialer: &net.Dialer{Timeout: orDefault(c.ConnectTimeout, DefaultConnectTimeout)}, Config: cfg}
+	network, a := SplitNetworkAddr(addr)
+	nc, err := d.DialContext(ctx, network, a)
 	if err != nil {
 		return nil, err
 	}
@@ -95,13 +99,13 @@ func (c *Client) dial(ctx context.Context, addr string, cfg *mtls.Config) (Secur
 
 func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
 	start := time.Now()
-	log := c.logger().With("mode", "client", "remote", local.RemoteAddr().String())
+	log := c.logger().With("conn", t.id, "mode", "client", "remote", remoteString(local))
 	c.Metrics.connOpen()
 	result := resultError
 	defer func() { c.Metrics.connClose(result) }()
 
 	cfg := c.cur.Load()
-	hctx, cancel := context.WithTimeout(ctx, orDefault(c.HandshakeTimeout, 10*time.Second)+orDefault(c.ConnectTimeout, 10*time.Second))
+	hctx, cancel := context.WithTimeout(ctx, orDefault(c.HandshakeTimeout, DefaultHandshakeTimeout)+orDefault(c.ConnectTimeout, DefaultConnectTimeout))
 	t.add(cancel)
 	var (
 		sc  SecureConn
@@ -121,6 +125,11 @@ func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
 		}
 		result = res
 		c.Metrics.handshake("", res, hsDur)
+		c.Metrics.failure(failureReason(err))
+		// The local client must see a failure, not a clean end of stream.
+		if tc, ok := local.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
 		log.Warn("cannot open mtls connection to target; closing", "target", c.Target, "err", err)
 		return
 	}
@@ -130,12 +139,19 @@ func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
 	c.Metrics.handshakeOK(cs, hsDur)
 	log = log.With("identity", cs.PeerIdentity, "local_identity", cs.LocalIdentity, "suite", cs.CipherSuiteName)
 	log.Info("connection open", "target", c.Target)
-	p := &pipe{a: local, b: sc, idle: c.IdleTimeout, onBytes: c.Metrics.bytesFunc()}
+	p := &pipe{a: local, b: sc, idle: c.IdleTimeout, onBytes: c.Metrics.bytesFunc(),
+		lifetime: remaining(c.MaxConnLifetime, start), closeTimeout: c.CloseTimeout}
 	err = p.run(nil)
 	result = resultOK
 	attrs := []any{"bytes_up", p.up.Load(), "bytes_down", p.down.Load(),
 		"duration", time.Since(start).Round(time.Millisecond)}
-	if err != nil {
+	switch {
+	case err == errLifetime:
+		result = "lifetime"
+		attrs = append(attrs, "err", err)
+	case err != nil:
+		// Includes an upstream that failed (a server-mode proxy that
+		// could not reach its target resets the connection).
 		result = "closed_with_error"
 		attrs = append(attrs, "err", err)
 	}

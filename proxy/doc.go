@@ -18,10 +18,23 @@
 // admitting everyone takes an explicit AllowAll, and an ACLSpec with no rule
 // at all is an error (ErrNoACL).
 //
-// Operations: Prometheus metrics on a private registry (Metrics), /healthz
-// and /metrics (StatusHandler), one slog line per connection, atomic
-// replacement of the mtls Config and ACL for new handshakes (SetConfig, for
-// SIGHUP), graceful shutdown (Shutdown: stop accepting, drain, then close),
+// Addresses: Target is HOST:PORT or unix:/path (SplitNetworkAddr); Serve
+// takes any net.Listener (TCP, UNIX, a socket passed by systemd).
+// CheckLocalAddr tells whether a plaintext side stays on the host, for the
+// command's --unsafe-target/--unsafe-listen safe defaults.
+//
+// Operations: Prometheus metrics on a private registry (Metrics): handshakes
+// by suite and result, failures by a bounded set of reasons, connections by
+// outcome, reloads (Metrics.Reloaded) with their time, revoked connections;
+// /healthz and /metrics (StatusHandler: 503 while draining and "degraded"
+// after a failed reload; at the open-file limit the last answer is kept);
+// slog lines carrying a connection id ("conn"); atomic replacement of the
+// mtls Config and ACL (SetConfig, for SIGHUP), which also closes the live
+// connections of identities the new ACL refuses; MaxConnLifetime and
+// CloseTimeout; a connect-and-close with no byte sent (a health probe) is
+// not counted as a failed handshake; when the target cannot be reached the
+// mtls connection is reset, so the client sees a failure, not an empty
+// stream; graceful shutdown (Shutdown: stop accepting, drain, then close),
 // a concurrency cap whose excess waits in the listen backlog as with
 // ghostunnel's --max-concurrent-conns (MaxConns), handshake, connect and
 // idle timeouts. When a forwarded stream ends in error (for instance an
@@ -29,15 +42,17 @@
 // not closed, so the service never mistakes it for a complete stream.
 //
 // Memory: an idle proxied connection holds no 32 KiB copy buffer. A plain
-// TCP source is waited on with no buffer (Linux: the runtime poller plus a
-// one-byte MSG_PEEK); an mtls source is read into a 1 KiB buffer and what it
+// TCP or UNIX source is waited on with no buffer (Linux: the runtime poller
+// plus a one-byte MSG_PEEK, which also sees the peer's EOF, so a mass
+// disconnect takes no buffers); an mtls source is read into a 1 KiB buffer and what it
 // has already decrypted is then drained, without blocking, into a pooled
 // buffer. The handshake and the target dial run on short-lived goroutines
 // (onShortStack), so the stack they grow (pairing math for Milagro CS) does
 // not stay with the connection. What remains per idle connection is two
 // goroutines with small stacks, the
 // connections themselves (mtls.Conn keeps its record buffers) and about
-// 2 KiB of proxy state; HTTP identity mode adds a 4 KiB read buffer on the
+// 2 KiB of proxy state (BenchmarkProxyIdleMemStats measures the total per
+// connection of each proxy process); HTTP identity mode adds a 4 KiB read buffer on the
 // request side and a few hundred bytes of response-tracking state (the
 // response framing parser holds no buffer between reads).
 //

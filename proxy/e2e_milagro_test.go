@@ -39,6 +39,8 @@ func milagroKeys(t testing.TB, ids ...string) (server string, clients map[string
 		run(append([]string{"keys", "combine", "--out", p(out)}, shares...)...)
 	}
 	combine("server.key", "server", "")
+	combine("api.key", "server", "api.example.com")
+	combine("web.key", "server", "web.example.com")
 	clients = map[string]string{}
 	for _, id := range ids {
 		combine(id+".key", "client", id)
@@ -84,5 +86,50 @@ func TestE2EMilagroCS(t *testing.T) {
 	srv.waitLog(t, "access denied", "identity", "mallory@example.com")
 	if n := up.count.Load(); n != 1 {
 		t.Fatalf("upstream saw %d connections, want 1", n)
+	}
+}
+
+// TestE2EMilagroServerIdentities: one proxy port serves two CS server
+// identities (--key twice); each client names the server it means
+// (--server-id) and the right key answers; an identity the proxy holds no
+// key for is refused (unrecognized_name) and never reaches the target.
+func TestE2EMilagroServerIdentities(t *testing.T) {
+	server, clients := milagroKeys(t, "alice@example.com")
+	dir := filepath.Dir(server)
+	up := startUpstream(t, nil)
+	srv := startProc(t, "--log-format", "json", "proxy", "server", "--listen", "127.0.0.1:0", "--target", up.addr(),
+		"--key", filepath.Join(dir, "api.key"), "--key", filepath.Join(dir, "web.key"), "--allow", "alice@example.com")
+	saddr := srv.waitLog(t, "proxy listening")["addr"].(string)
+	for _, sid := range []string{"api.example.com", "web.example.com"} {
+		p := startProc(t, "--log-format", "json", "proxy", "client", "--listen", "127.0.0.1:0", "--target", saddr,
+			"--key", clients["alice@example.com"], "--server-id", sid)
+		addr := p.waitLog(t, "proxy listening")["addr"].(string)
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := roundTrip(t, c, []byte(sid)); string(got) != sid {
+			t.Fatalf("%s: %q", sid, got)
+		}
+		c.Close()
+	}
+	before := up.count.Load()
+	p := startProc(t, "--log-format", "json", "proxy", "client", "--listen", "127.0.0.1:0", "--target", saddr,
+		"--key", clients["alice@example.com"], "--server-id", "db.example.com")
+	addr := p.waitLog(t, "proxy listening")["addr"].(string)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	b, _ := io.ReadAll(c)
+	c.Close()
+	if len(b) != 0 {
+		t.Fatalf("unknown server identity: read %q", b)
+	}
+	p.waitLog(t, "cannot open mtls connection to target; closing")
+	srv.waitLog(t, "handshake failed")
+	if up.count.Load() != before {
+		t.Fatal("a connection for an unknown server identity reached the target")
 	}
 }

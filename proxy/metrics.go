@@ -2,15 +2,23 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/milagro-go/milagro/mtls"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/milagro-go/milagro/ciphersuite"
+	"github.com/milagro-go/milagro/mtls"
 )
 
 // Metrics are the proxy's Prometheus metrics, on a private registry (never
@@ -25,6 +33,16 @@ type Metrics struct {
 	bytes       *prometheus.CounterVec // direction
 	aclDenials  prometheus.Counter
 	resumed     *prometheus.CounterVec // suite
+	lockouts    prometheus.Counter
+	hsFailures  *prometheus.CounterVec // reason (failureReasons)
+	reloads     *prometheus.CounterVec // result: ok, failed
+	reloadTime  *prometheus.GaugeVec   // result: unix time of the last one
+	reloadOK    prometheus.Gauge       // 1 if the last reload succeeded
+	revoked     prometheus.Counter
+
+	mu        sync.Mutex
+	reloadErr error // the last reload's error, nil after a success
+	reloadAt  time.Time
 }
 
 // Handshake results (the "result" label of mtls_proxy_handshakes_total).
@@ -44,7 +62,7 @@ func NewMetrics() *Metrics {
 		Registry: reg,
 		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mtls_proxy_handshakes_total",
-			Help: "mtls handshakes by cipher suite and result (ok, denied, timeout, error).",
+			Help: "mtls handshakes by cipher suite and result (ok, denied, timeout, error, busy).",
 		}, []string{"suite", "result"}),
 		hsDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mtls_proxy_handshake_duration_seconds",
@@ -67,13 +85,45 @@ func NewMetrics() *Metrics {
 			Name: "mtls_proxy_acl_denials_total",
 			Help: "Peers refused by the access control list.",
 		}),
+		lockouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mtls_proxy_cs_lockouts_total",
+			Help: "Milagro CS identities locked out after repeated failed proofs (wrong PIN or key).",
+		}),
 	}
 	m.resumed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mtls_proxy_handshakes_resumed_total",
 		Help: "Successful mtls handshakes that resumed a session (session ticket, no key exchange), by cipher suite; also counted in mtls_proxy_handshakes_total.",
 	}, []string{"suite"})
 	reg.MustRegister(m.resumed)
-	reg.MustRegister(m.handshakes, m.hsDuration, m.active, m.connections, m.bytes, m.aclDenials,
+	m.hsFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mtls_proxy_handshake_failures_total",
+		Help: "Failed handshakes by reason: " + strings.Join(failureReasons, ", ") + ".",
+	}, []string{"reason"})
+	for _, r := range failureReasons {
+		m.hsFailures.WithLabelValues(r)
+	}
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mtls_proxy_reloads_total",
+		Help: "Configuration reloads (SIGHUP) by result (ok, failed).",
+	}, []string{"result"})
+	m.reloadTime = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "mtls_proxy_last_reload_timestamp_seconds",
+		Help: "Unix time of the last reload by result (ok, failed).",
+	}, []string{"result"})
+	m.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mtls_proxy_last_reload_success",
+		Help: "1 if the last reload succeeded (or none was attempted), 0 if it failed and the previous configuration is in use.",
+	})
+	m.reloadOK.Set(1)
+	for _, r := range []string{"ok", "failed"} {
+		m.reloads.WithLabelValues(r)
+	}
+	m.revoked = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mtls_proxy_revoked_connections_total",
+		Help: "Live connections closed by a reload because the ACL no longer admits their identity.",
+	})
+	reg.MustRegister(m.hsFailures, m.reloads, m.reloadTime, m.reloadOK, m.revoked)
+	reg.MustRegister(m.handshakes, m.hsDuration, m.active, m.connections, m.bytes, m.aclDenials, m.lockouts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -97,6 +147,51 @@ func (m *Metrics) handshakeOK(cs mtls.ConnectionState, d time.Duration) {
 	}
 }
 
+// Reloaded records the outcome of a configuration reload: err nil for a
+// success. After a failure /healthz reports degraded until a reload
+// succeeds.
+func (m *Metrics) Reloaded(err error) {
+	if m == nil {
+		return
+	}
+	now := time.Now()
+	result := "ok"
+	if err != nil {
+		result = "failed"
+		m.reloadOK.Set(0)
+	} else {
+		m.reloadOK.Set(1)
+	}
+	m.reloads.WithLabelValues(result).Inc()
+	m.reloadTime.WithLabelValues(result).Set(float64(now.UnixNano()) / 1e9)
+	m.mu.Lock()
+	m.reloadErr, m.reloadAt = err, now
+	m.mu.Unlock()
+}
+
+// LastReloadError returns the last reload's error (nil after a success or
+// when none was attempted) and its time.
+func (m *Metrics) LastReloadError() (error, time.Time) {
+	if m == nil {
+		return nil, time.Time{}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reloadErr, m.reloadAt
+}
+
+func (m *Metrics) failure(reason string) {
+	if m != nil {
+		m.hsFailures.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) revokedConns(n int) {
+	if m != nil {
+		m.revoked.Add(float64(n))
+	}
+}
+
 func (m *Metrics) connOpen() {
 	if m != nil {
 		m.active.Inc()
@@ -107,6 +202,12 @@ func (m *Metrics) connClose(result string) {
 	if m != nil {
 		m.active.Dec()
 		m.connections.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) lockout() {
+	if m != nil {
+		m.lockouts.Inc()
 	}
 }
 
@@ -130,15 +231,30 @@ func (m *Metrics) bytesFunc() func(up bool, n int) {
 	}
 }
 
-// StatusHandler serves /healthz and /metrics. /healthz answers 200 when a
-// TCP connection to target can be opened within DialTimeout (default 1 s),
-// else 503; the result is cached for CacheFor (default 1 s) so probes cannot
-// turn the proxy into a connection hammer.
+// StatusHandler serves /healthz and /metrics. /healthz answers 200 "ok"
+// when a connection to target can be opened within DialTimeout (default
+// 1 s); the result is cached for CacheFor (default 1 s) so probes cannot
+// turn the proxy into a connection hammer. It answers 503 when the target
+// is unreachable, while draining (after SetDraining: SIGTERM, so a load
+// balancer stops sending), and "degraded" after a failed reload (the
+// previous configuration is still in use) until a reload succeeds. At the
+// open-file limit (EMFILE, ENFILE) the target cannot be checked: the last
+// result is kept rather than reporting a healthy target as unreachable.
 type StatusHandler struct {
+	// Target is the address probed: HOST:PORT, or unix:/path.
 	Target      string
 	Metrics     *Metrics
 	DialTimeout time.Duration
 	CacheFor    time.Duration
+	// Degraded, if set, is asked on every /healthz once the target is
+	// reachable: an error answers 503 with its text (the proxy cannot do
+	// its job, e.g. a client without a time permit for today); a non-empty
+	// warning answers 200 with the warning (still serving, but an operator
+	// must act soon, e.g. tomorrow's permit missing an hour before
+	// midnight) — so a load balancer keeps a proxy that works.
+	Degraded func() (warning string, err error)
+
+	draining atomic.Bool
 
 	mu      sync.Mutex
 	checked time.Time
@@ -165,22 +281,58 @@ func (h *StatusHandler) health(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", h.Target)
+	network, addr := SplitNetworkAddr(h.Target)
+	c, err := d.DialContext(ctx, network, addr)
 	if err == nil {
 		c.Close()
 	}
+	if isFDLimit(err) {
+		// Our own limit, not the target's health: keep the last result.
+		return h.err
+	}
 	h.err, h.checked = err, time.Now()
 	return err
+}
+
+// SetDraining makes /healthz answer 503 "draining" (call it when shutdown
+// starts, so that load balancers stop sending new connections).
+func (h *StatusHandler) SetDraining() { h.draining.Store(true) }
+
+func isFDLimit(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
 func (h *StatusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/healthz":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if h.draining.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("draining\n"))
+			return
+		}
 		if err := h.health(context.Background()); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("target unreachable\n"))
 			return
+		}
+		if err, at := h.Metrics.LastReloadError(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "degraded: the reload at %s failed, the previous configuration is in use: %s\n",
+				at.UTC().Format(time.RFC3339), oneLine(err.Error()))
+			return
+		}
+		if h.Degraded != nil {
+			warn, err := h.Degraded()
+			if err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte(oneLine(err.Error()) + "\n"))
+				return
+			}
+			if warn != "" {
+				_, _ = w.Write([]byte(oneLine(warn) + "\n"))
+				return
+			}
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	case "/metrics":
@@ -193,4 +345,49 @@ func (h *StatusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// Handshake failure reasons: the bounded label set of
+// mtls_proxy_handshake_failures_total.
+var failureReasons = []string{
+	"denied", "timeout", "peer_closed", "reset",
+	"unknown_identity", "unknown_server_identity", "bad_key", "negotiation", "busy", "protocol", "remote_alert", "other",
+}
+
+// failureReason classifies a failed handshake into failureReasons.
+func failureReason(err error) string {
+	var de *DeniedError
+	var ae *mtls.AlertError
+	switch {
+	case errors.As(err, &de):
+		return "denied"
+	case errors.Is(err, context.DeadlineExceeded) || isTimeoutErr(err):
+		return "timeout"
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "peer_closed"
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
+		return "reset"
+	case errors.Is(err, ciphersuite.ErrBusy):
+		return "busy"
+	case errors.As(err, &ae):
+		if ae.Remote {
+			return "remote_alert"
+		}
+		switch ae.Alert {
+		case ciphersuite.AlertUnknownPSKIdentity:
+			return "unknown_identity"
+		case ciphersuite.AlertUnrecognizedName:
+			return "unknown_server_identity"
+		case ciphersuite.AlertAccessDenied:
+			return "denied"
+		case ciphersuite.AlertBadRecordMAC, ciphersuite.AlertDecryptError:
+			return "bad_key"
+		case ciphersuite.AlertHandshakeFailure, ciphersuite.AlertInsufficientSecurity, ciphersuite.AlertProtocolVersion:
+			return "negotiation"
+		}
+		return "protocol"
+	}
+	return "other"
 }

@@ -20,6 +20,16 @@ const (
 )
 
 var bigBufPool = sync.Pool{New: func() any { b := make([]byte, bigBufSize); return &b }}
+
+// bigBufGets counts big buffers taken (tests check that idle or finished
+// connections take none).
+var bigBufGets atomic.Int64
+
+func getBigBuf() *[]byte {
+	bigBufGets.Add(1)
+	return bigBufPool.Get().(*[]byte)
+}
+
 var smallBufPool = sync.Pool{New: func() any { b := make([]byte, smallBufSize); return &b }}
 
 // closeWriter is the half-close both *net.TCPConn and *mtls.Conn provide.
@@ -36,6 +46,15 @@ type pipe struct {
 	// mode: the response tracker); downDone runs when that copy ends.
 	downWrap func(io.Writer) io.Writer
 	downDone func()
+
+	// lifetime, if set, ends the connection that long after run starts;
+	// closeTimeout, if set, ends it that long after one direction finished
+	// (half-close) if the other has not finished by then.
+	lifetime     time.Duration
+	closeTimeout time.Duration
+	timersMu     sync.Mutex
+	timers       []*time.Timer
+	expired      atomic.Bool
 
 	closeOnce sync.Once
 	idled     atomic.Bool
@@ -91,6 +110,12 @@ func (p *pipe) run(upCopy func(dst io.Writer, src io.Reader) error) error {
 		timer = time.AfterFunc(p.idle, check)
 		timerMu.Unlock()
 	}
+	if p.lifetime > 0 {
+		p.addTimer(p.lifetime, func() {
+			p.expired.Store(true)
+			p.closeBoth()
+		})
+	}
 	errc := make(chan struct{})
 	go func() {
 		defer close(errc)
@@ -104,14 +129,32 @@ func (p *pipe) run(upCopy func(dst io.Writer, src io.Reader) error) error {
 		timer.Stop()
 	}
 	timerMu.Unlock()
+	p.timersMu.Lock()
+	for _, t := range p.timers {
+		t.Stop()
+	}
+	p.timers = nil
+	p.timersMu.Unlock()
 	if p.idled.Load() {
 		return errIdle
+	}
+	if p.expired.Load() {
+		return errLifetime
 	}
 	p.errOnce.Do(func() {})
 	return p.firstErr
 }
 
-var errIdle = errors.New("idle timeout")
+var (
+	errIdle     = errors.New("idle timeout")
+	errLifetime = errors.New("maximum connection lifetime reached")
+)
+
+func (p *pipe) addTimer(d time.Duration, f func()) {
+	p.timersMu.Lock()
+	p.timers = append(p.timers, time.AfterFunc(d, f))
+	p.timersMu.Unlock()
+}
 
 // direction copies src to dst; on a clean EOF it half-closes dst. On an
 // error it closes both so the other direction ends too.
@@ -132,6 +175,9 @@ func (p *pipe) direction(src, dst net.Conn, up bool, custom func(dst io.Writer, 
 	}
 	if c, ok := dst.(closeWriter); ok {
 		if err := c.CloseWrite(); err == nil {
+			if p.closeTimeout > 0 {
+				p.addTimer(p.closeTimeout, p.closeBoth)
+			}
 			return
 		}
 	}
@@ -216,7 +262,7 @@ func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
 			if err := wait(); err != nil {
 				return eofNil(err)
 			}
-			bp := bigBufPool.Get().(*[]byte)
+			bp := getBigBuf()
 			n, err := src.Read(*bp)
 			if n > 0 {
 				touch()
@@ -246,7 +292,7 @@ func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
 			touch()
 		}
 		if dl != nil && full && err == nil {
-			bp := bigBufPool.Get().(*[]byte)
+			bp := getBigBuf()
 			copy(*bp, (*sp)[:n])
 			smallBufPool.Put(sp)
 			m, derr := drain(src, dl, (*bp)[n:])
@@ -273,7 +319,7 @@ func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
 		if !full {
 			continue
 		}
-		bp := bigBufPool.Get().(*[]byte)
+		bp := getBigBuf()
 		n, err = src.Read(*bp)
 		if n > 0 {
 			touch()

@@ -38,12 +38,24 @@ type loop struct {
 	sem       chan struct{}
 	initOnce  sync.Once
 	nconns    atomic.Int64
+	nextID    atomic.Uint64
+	inited    atomic.Bool // init ran (revoke must not run it: maxConns is set by Serve)
 }
 
 type tracked struct {
-	mu      sync.Mutex
-	closers []func()
-	dead    bool
+	id       uint64 // connection id, logged as "conn" on every line
+	mu       sync.Mutex
+	closers  []func()
+	dead     bool
+	identity string // the peer identity once authenticated (server mode)
+	authed   bool
+}
+
+// setIdentity records the authenticated peer identity (for revocation).
+func (t *tracked) setIdentity(id string) {
+	t.mu.Lock()
+	t.identity, t.authed = id, true
+	t.mu.Unlock()
 }
 
 // add registers a closer run on forced shutdown; if the connection is
@@ -78,6 +90,7 @@ func (l *loop) init() {
 		if l.maxConns > 0 {
 			l.sem = make(chan struct{}, l.maxConns)
 		}
+		l.inited.Store(true)
 	})
 }
 
@@ -148,7 +161,7 @@ func (l *loop) serve(ctx context.Context, ln net.Listener, log *slog.Logger, han
 			return err
 		}
 		backoff = 0
-		t := &tracked{}
+		t := &tracked{id: l.nextID.Add(1)}
 		t.add(func() { c.Close() })
 		l.mu.Lock()
 		if l.closing {
@@ -243,6 +256,28 @@ func (l *loop) shutdown(ctx context.Context) error {
 		<-idle
 		return ctx.Err()
 	}
+}
+
+// revoke closes every live, authenticated connection whose identity keep
+// rejects, and returns how many it closed.
+func (l *loop) revoke(keep func(identity string) bool) int {
+	if !l.inited.Load() {
+		return 0 // not serving yet: no connection
+	}
+	l.mu.Lock()
+	var ts []*tracked
+	for t := range l.conns {
+		t.mu.Lock()
+		if t.authed && !keep(t.identity) {
+			ts = append(ts, t)
+		}
+		t.mu.Unlock()
+	}
+	l.mu.Unlock()
+	for _, t := range ts {
+		t.kill()
+	}
+	return len(ts)
 }
 
 // Active returns the number of connections being handled.

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/milagro-go/milagro/ciphersuite"
 	"github.com/milagro-go/milagro/mtls"
 )
 
@@ -63,6 +62,12 @@ type Server struct {
 	// with 405 and closes, since after a tunnel it can no longer vouch for
 	// the identity of anything sent.
 	AllowConnect bool
+	// MaxConnLifetime closes a connection that long after it was accepted,
+	// however busy; 0 means no limit.
+	MaxConnLifetime time.Duration
+	// CloseTimeout closes a connection that long after one side finished
+	// sending (half-close) if the other has not finished; 0: no limit.
+	CloseTimeout time.Duration
 	// Logger gets one line per connection; nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics, if set, records metrics.
@@ -91,8 +96,10 @@ type serverState struct {
 }
 
 // SetConfig installs the mtls configuration and ACL used for new
-// handshakes; connections already established are not affected. It is
-// safe to call at any time (SIGHUP reload). cfg is not modified: a clone
+// handshakes, and closes the live connections whose identity the new ACL
+// no longer admits (a revocation takes effect at once; they are counted in
+// mtls_proxy_revoked_connections_total). It is safe to call at any time
+// (SIGHUP reload). cfg is not modified: a clone
 // gets a VerifyPeerIdentity that applies acl (then cfg's own, if any), so a
 // denied peer fails inside the handshake and never reaches the target.
 func (s *Server) SetConfig(cfg *mtls.Config, acl *ACL) error {
@@ -111,6 +118,13 @@ func (s *Server) SetConfig(cfg *mtls.Config, acl *ACL) error {
 		s.lockout = cfg.CSLockout
 		if s.lockout == nil {
 			s.lockout = mtls.NewLockout()
+		}
+		prev, m := s.lockout.OnLock, s.Metrics
+		s.lockout.OnLock = func(id string, until time.Time) {
+			m.lockout()
+			if prev != nil {
+				prev(id, until)
+			}
 		}
 	}
 	if c.PairingGate == nil {
@@ -133,6 +147,10 @@ func (s *Server) SetConfig(cfg *mtls.Config, acl *ACL) error {
 		return nil
 	}
 	s.cur.Store(&serverState{cfg: c, acl: acl})
+	if n := s.revoke(func(id string) bool { return acl.Check(id) == nil }); n > 0 {
+		s.Metrics.revokedConns(n)
+		s.logger().Warn("closed live connections of identities the ACL no longer admits", "count", n)
+	}
 	return nil
 }
 
@@ -181,6 +199,12 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.shutdown(ctx) }
 // ActiveConns returns the number of connections being handled.
 func (s *Server) ActiveConns() int { return s.Active() }
 
+// Defaults of Server and Client (and of the mtls proxy command's flags).
+const (
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultConnectTimeout   = 10 * time.Second
+)
+
 func orDefault(d, def time.Duration) time.Duration {
 	if d <= 0 {
 		return def
@@ -190,7 +214,7 @@ func orDefault(d, def time.Duration) time.Duration {
 
 func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	start := time.Now()
-	log := s.logger().With("mode", "server", "remote", raw.RemoteAddr().String())
+	log := s.logger().With("conn", t.id, "mode", "server", "remote", remoteString(raw))
 	s.Metrics.connOpen()
 	result := resultError
 	defer func() { s.Metrics.connClose(result) }()
@@ -235,7 +259,22 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	t.add(func() { sc.Close() })
 	defer sc.Close()
 
-	hctx, cancel := context.WithTimeout(ctx, orDefault(s.HandshakeTimeout, 10*time.Second))
+	hctx, cancel := context.WithTimeout(ctx, orDefault(s.HandshakeTimeout, DefaultHandshakeTimeout))
+	// A peer that closes before sending a byte (a TCP health probe, such
+	// as a client-mode proxy's /healthz, or a port scan) tried no
+	// handshake: tell it apart without a buffer (Linux: a one-byte peek).
+	if wait := readinessWaiter(raw); wait != nil {
+		dl, _ := hctx.Deadline()
+		raw.SetReadDeadline(dl)
+		werr := wait()
+		raw.SetReadDeadline(time.Time{})
+		if werr == io.EOF {
+			cancel()
+			result = "closed_before_handshake"
+			log.Debug("closed before the handshake")
+			return
+		}
+	}
 	var err error
 	onShortStack(func() { err = sc.HandshakeContext(hctx) })
 	cancel()
@@ -244,13 +283,13 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	hsDur := time.Since(start)
 	if err != nil {
 		var de *DeniedError
-		var ae *mtls.AlertError
+		reason := failureReason(err)
 		switch {
 		case errors.As(err, &de):
 			result = resultDenied
 			s.Metrics.handshake("", resultDenied, hsDur)
 			log.Warn("access denied", "identity", de.ID, "reason", de.Reason)
-		case errors.As(err, &ae) && !ae.Remote && ae.Alert == ciphersuite.AlertAccessDenied:
+		case reason == "denied":
 			// A proof that does not verify, a lockout, a replay, a
 			// permit or clock refusal: denied, and logged at a bounded
 			// rate (a flood of forged hellos must not flood the log).
@@ -261,21 +300,24 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 			} else {
 				log.Debug("handshake denied", "err", err)
 			}
-		case errors.Is(err, context.DeadlineExceeded) || isTimeoutErr(err):
+		case reason == "timeout":
 			result = resultTimeout
 			s.Metrics.handshake("", resultTimeout, hsDur)
 			log.Info("handshake timed out", "after", hsDur.Round(time.Millisecond))
 		default:
 			s.Metrics.handshake("", resultError, hsDur)
-			log.Info("handshake failed", "err", err)
+			log.Info("handshake failed", "err", err, "reason", reason)
 		}
+		s.Metrics.failure(reason)
 		return
 	}
 	cs := sc.ConnectionState()
 	id := cs.PeerIdentity
 	log = log.With("identity", id, "suite", cs.CipherSuiteName)
-	// Defence in depth: the ACL already ran inside the handshake.
-	if err := st.acl.Check(id); err != nil {
+	t.setIdentity(id)
+	// Defence in depth: the ACL already ran inside the handshake. The
+	// current ACL is checked: a reload during the handshake applies.
+	if err := s.cur.Load().acl.Check(id); err != nil {
 		result = resultDenied
 		s.Metrics.denied()
 		s.Metrics.handshake(cs.CipherSuiteName, resultDenied, hsDur)
@@ -314,14 +356,22 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 		d := &net.Dialer{}
 		dial = d.DialContext
 	}
-	dctx, cancel := context.WithTimeout(ctx, orDefault(s.ConnectTimeout, 10*time.Second))
+	dctx, cancel := context.WithTimeout(ctx, orDefault(s.ConnectTimeout, DefaultConnectTimeout))
 	t.add(cancel)
 	var up net.Conn
-	onShortStack(func() { up, err = dial(dctx, "tcp", s.Target) })
+	network, addr := SplitNetworkAddr(s.Target)
+	onShortStack(func() { up, err = dial(dctx, network, addr) })
 	cancel()
 	if err != nil {
 		result = "target_unreachable"
-		log.Warn("cannot reach target; closing", "target", s.Target, "err", err)
+		log.Warn("cannot reach target; resetting the connection", "target", s.Target, "err", err)
+		// No close_notify: the peer must see a failure, not an empty but
+		// complete stream (a client would exit 0, a client-mode proxy
+		// would count it as ok).
+		if tc, ok := raw.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		raw.Close()
 		return
 	}
 	t.add(func() { up.Close() })
@@ -333,7 +383,8 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 		}
 	}
 	log.Info("connection open", "target", s.Target)
-	p := &pipe{a: sc, b: up, idle: s.IdleTimeout, onBytes: s.Metrics.bytesFunc()}
+	p := &pipe{a: sc, b: up, idle: s.IdleTimeout, onBytes: s.Metrics.bytesFunc(),
+		lifetime: remaining(s.MaxConnLifetime, start), closeTimeout: s.CloseTimeout}
 	var upCopy func(dst io.Writer, src io.Reader) error
 	if name := s.HTTPIdentityHeader; name != "" {
 		upCopy = httpIdentity(p, name, id, s.AllowConnect)
@@ -342,7 +393,11 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	result = resultOK
 	attrs := []any{"bytes_up", p.up.Load(), "bytes_down", p.down.Load(),
 		"duration", time.Since(start).Round(time.Millisecond)}
-	if err != nil {
+	switch {
+	case err == errLifetime:
+		result = "lifetime"
+		attrs = append(attrs, "err", err)
+	case err != nil:
 		result = "closed_with_error"
 		attrs = append(attrs, "err", err)
 	}
@@ -379,4 +434,21 @@ var errConnectRefused = errors.New("CONNECT refused in HTTP identity mode (enabl
 func isTimeoutErr(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// remaining returns what is left of lifetime since start (at least 1 ns);
+// 0 when lifetime is 0 (no limit).
+func remaining(lifetime time.Duration, start time.Time) time.Duration {
+	if lifetime <= 0 {
+		return 0
+	}
+	return max(lifetime-time.Since(start), 1)
+}
+
+// remoteString is the peer address for logs ("@" for an unnamed UNIX peer).
+func remoteString(c net.Conn) string {
+	if a := c.RemoteAddr(); a != nil && a.String() != "" {
+		return a.String()
+	}
+	return "@"
 }

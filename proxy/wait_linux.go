@@ -2,20 +2,30 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"syscall"
 )
 
 // readinessWaiter returns a function that blocks until c has data (or EOF,
-// or an error) without holding a read buffer, for plain TCP sources; nil for
+// or an error) without holding a read buffer, for plain TCP and UNIX stream sources; nil for
 // anything else. It peeks one byte with MSG_DONTWAIT inside the runtime
 // poller's wait loop, so deadlines and Close are honoured. An error the peek
 // receives (a reset) is returned as a Read would have returned it: the peek
-// consumed it, and the Read after it would see a clean EOF.
+// consumed it, and the Read after it would see a clean EOF. A clean EOF is
+// returned as io.EOF.
 func readinessWaiter(c net.Conn) func() error {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
+	var tc interface {
+		net.Conn
+		SyscallConn() (syscall.RawConn, error)
+	}
+	switch c := c.(type) {
+	case *net.TCPConn:
+		tc = c
+	case *net.UnixConn: // a stream socket: the proxy dials and listens on "unix" only
+		tc = c
+	default:
 		return nil
 	}
 	rc, err := tc.SyscallConn()
@@ -25,10 +35,11 @@ func readinessWaiter(c net.Conn) func() error {
 	var (
 		one     [1]byte
 		peekErr syscall.Errno
+		atEOF   bool
 	)
 	check := func(fd uintptr) bool {
 		for {
-			_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			n, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 			if errors.Is(err, syscall.EINTR) {
 				continue
 			}
@@ -37,18 +48,27 @@ func readinessWaiter(c net.Conn) func() error {
 			}
 			if errno, ok := err.(syscall.Errno); ok {
 				peekErr = errno
+			} else if n == 0 {
+				atEOF = true
 			}
 			return true
 		}
 	}
 	return func() error {
-		peekErr = 0
+		peekErr, atEOF = 0, false
 		if err := rc.Read(check); err != nil {
 			return err
 		}
 		if peekErr != 0 {
-			return &net.OpError{Op: "read", Net: "tcp", Source: tc.LocalAddr(), Addr: tc.RemoteAddr(),
+			return &net.OpError{Op: "read", Net: tc.LocalAddr().Network(), Source: tc.LocalAddr(), Addr: tc.RemoteAddr(),
 				Err: os.NewSyscallError("read", peekErr)}
+		}
+		if atEOF {
+			// The peer finished: report it here, so that the copy loop
+			// takes no buffer for a read that returns nothing (a mass
+			// disconnect would otherwise make every waking connection
+			// take a fresh 32 KiB buffer at once).
+			return io.EOF
 		}
 		return nil
 	}

@@ -54,6 +54,11 @@ func clientAction(c *cli.Context) error {
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ren, err := startRenewal(ctx, c, cfg, false, false, nil)
+	if err != nil {
+		return cmdError("client", "", err)
+	}
+	ren.apply(cfg)
 	hctx := ctx
 	if cfg.HandshakeTimeout > 0 {
 		var cancel context.CancelFunc

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/milagro-go/milagro/ciphersuite"
+	"github.com/milagro-go/milagro/internal/pskfile"
 	"github.com/milagro-go/milagro/mtls"
 )
 
@@ -63,14 +63,22 @@ func credentialFlags(server bool) []cli.Flag {
 	cat := "credentials"
 	fs := []cli.Flag{
 		&cli.StringFlag{Name: "psk-identity", Category: cat, Usage: pskIdentityUsage(server)},
-		&cli.StringFlag{Name: "psk", Category: cat, Usage: "pre-shared key as `HEX` (16..512 bytes)"},
+		&cli.StringFlag{Name: "psk", Category: cat, EnvVars: []string{"MTLS_PSK"}, Usage: "pre-shared key as `HEX` (16..512 bytes); prefer --psk-file or MTLS_PSK (a flag is visible in ps)"},
+		&cli.StringFlag{Name: "psk-file-format", Category: cat, Value: pskfile.FormatAuto, Usage: "`FORMAT` of --psk-file: gnutls (identity:hexkey), stunnel (PSKsecrets: identity:key, a hex key decoded, any other taken as its ASCII characters, at least 16) or auto (gnutls if every key is hex)"},
 	}
 	if server {
 		fs = append(fs,
-			&cli.StringFlag{Name: "psk-file", Category: cat, Usage: "`FILE` of accepted PSKs, one identity:hexkey per line (gnutls psk.txt format; # comments)"},
+			&cli.StringFlag{Name: "psk-file", Category: cat, Usage: "`FILE` of accepted PSKs, one identity:key per line (gnutls psk.txt or stunnel PSKsecrets format; # comments)"},
 			&cli.StringFlag{Name: "psk-hint", Category: cat, Usage: "`HINT` sent to clients as psk_identity_hint"},
 		)
 		fs = append(fs, ticketFlags()...) // tickets.go
+	} else {
+		fs = append(fs,
+			&cli.StringFlag{Name: "psk-file", Category: cat, Usage: "read the PSK from `FILE` (gnutls psk.txt or stunnel PSKsecrets format): the entry of --psk-identity, else the first"},
+		)
+		if milagroFlags != nil {
+			fs = append(fs, &cli.StringFlag{Name: "pin-file", Category: "Milagro credentials", Usage: "read the PIN for a PIN token from `FILE` (instead of --pin or MTLS_PIN)"})
+		}
 	}
 	fs = append(fs,
 		&cli.StringFlag{Name: "suites", Category: "security", Usage: "comma-separated cipher suite `NAMES` in preference order, IANA (TLS_PSK_WITH_AES_128_GCM_SHA256) or OpenSSL (PSK-AES128-GCM-SHA256) names; default: every suite with credentials"},
@@ -106,7 +114,12 @@ func configFromFlags(c *cli.Context, server bool) (*mtls.Config, error) {
 	}
 
 	id, keyHex := c.String("psk-identity"), c.String("psk")
-	if c.IsSet("psk-identity") != c.IsSet("psk") {
+	warnSecretFlag(c, "psk", "MTLS_PSK", "--psk-file or MTLS_PSK")
+	clientFile := !server && c.String("psk-file") != ""
+	if clientFile && c.IsSet("psk") {
+		return nil, fmt.Errorf("--psk and --psk-file are exclusive")
+	}
+	if c.IsSet("psk-identity") != c.IsSet("psk") && !clientFile {
 		return nil, fmt.Errorf("--psk-identity and --psk must be given together")
 	}
 	var key []byte
@@ -130,12 +143,12 @@ func configFromFlags(c *cli.Context, server bool) (*mtls.Config, error) {
 			keys[id] = key
 		}
 		if f := c.String("psk-file"); f != "" {
-			m, err := readPSKFile(f)
+			m, err := readPSKFile(c, f)
 			if err != nil {
 				return nil, err
 			}
-			for k, v := range m {
-				keys[k] = v
+			for _, e := range m {
+				keys[e.ID] = e.Key
 			}
 			havePSK = havePSK || len(m) > 0
 		}
@@ -153,6 +166,31 @@ func configFromFlags(c *cli.Context, server bool) (*mtls.Config, error) {
 		}
 	} else if key != nil {
 		cfg.PSKIdentity, cfg.PSK = id, key
+	} else if clientFile {
+		m, err := readPSKFile(c, c.String("psk-file"))
+		if err != nil {
+			return nil, err
+		}
+		e := m[0]
+		if c.IsSet("psk-identity") {
+			found := false
+			for _, x := range m {
+				if x.ID == id {
+					e, found = x, true
+					break
+				}
+			}
+			if !found {
+				return nil, fmt.Errorf("--psk-file %s has no key for --psk-identity %q", c.String("psk-file"), id)
+			}
+		}
+		cfg.PSKIdentity, cfg.PSK = e.ID, e.Key
+		havePSK = true
+	}
+	if !server {
+		if err := applyPINFile(c); err != nil {
+			return nil, err
+		}
 	}
 
 	if s := c.String("suites"); s != "" {
@@ -184,7 +222,7 @@ func configFromFlags(c *cli.Context, server bool) (*mtls.Config, error) {
 		if server {
 			return nil, fmt.Errorf("no credentials: give --psk-identity and --psk, or --psk-file")
 		}
-		return nil, fmt.Errorf("no credentials: give --psk-identity and --psk")
+		return nil, fmt.Errorf("no credentials: give --psk-identity and --psk, or --psk-file")
 	}
 	if cfg.CipherSuites != nil && !haveMilagro {
 		for _, sid := range cfg.CipherSuites {
@@ -209,42 +247,6 @@ func parsePSK(s string) ([]byte, error) {
 		return nil, fmt.Errorf("%d bytes, want %d..%d", len(k), minPSKLen, maxPSKLen)
 	}
 	return k, nil
-}
-
-// readPSKFile reads `identity:hexkey` lines; blank lines and lines starting
-// with # are ignored. The key is after the last colon, so identities may
-// contain colons.
-func readPSKFile(name string) (map[string][]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, fmt.Errorf("--psk-file: %w", err)
-	}
-	defer f.Close()
-	m := map[string][]byte{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ':')
-		if i <= 0 {
-			return nil, fmt.Errorf("--psk-file %s:%d: want identity:hexkey", name, n)
-		}
-		k, err := parsePSK(line[i+1:])
-		if err != nil {
-			return nil, fmt.Errorf("--psk-file %s:%d: key: %w", name, n, err)
-		}
-		m[line[:i]] = k
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("--psk-file %s: %w", name, err)
-	}
-	if len(m) == 0 {
-		return nil, fmt.Errorf("--psk-file %s: no keys", name)
-	}
-	return m, nil
 }
 
 // parseSuites parses a comma-separated list of suite names (IANA, with or

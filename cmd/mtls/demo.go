@@ -3,7 +3,9 @@ package main
 // `mtls demo`: the end-to-end story on loopback, with nothing to configure.
 // It runs this very binary's own subcommands as child processes (printing
 // each command line, so the output doubles as a walkthrough) and checks what
-// happens, exiting non-zero if anything is not as it should be.
+// happens, exiting non-zero if anything is not as it should be. Every child
+// process is stopped and the temporary directory removed on any exit,
+// including Ctrl-C.
 
 import (
 	"bufio"
@@ -16,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,14 +31,16 @@ import (
 func init() {
 	register(&cli.Command{
 		Name:  "demo",
-		Usage: "end-to-end run on loopback: three D-TAs, combined keys, a proxy pair in front of an HTTP service",
-		Description: "Creates three trust authorities in a temporary directory, issues and combines\n" +
-			"key shares, starts a plain HTTP service with `mtls proxy server` in front of it and\n" +
-			"`mtls proxy client` for a client, sends a request through, and shows that a key\n" +
-			"from only two D-TAs and a denied identity are both refused. Then stops everything.",
+		Usage: "end-to-end run on loopback: three D-TA services, enrollment, a proxy pair that renews its permits, revocation",
+		Description: "Starts three trust authorities (`mtls ta serve`, each with its own store), enrolls a\n" +
+			"server and clients with one-time codes (`mtls ta enroll`, `mtls keys enroll`), starts a\n" +
+			"plain HTTP service with `mtls proxy server` in front of it and `mtls proxy client\n" +
+			"--renewal` for a client, sends a request through, shows that a key from only two D-TAs\n" +
+			"and a denied identity are refused, then revokes the client at one D-TA and shows its\n" +
+			"renewal refused by that D-TA. Then stops everything.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Usage: "work in `DIR` (kept afterwards) instead of a temporary directory"},
-			&cli.DurationFlag{Name: "timeout", Value: 60 * time.Second, Usage: "give up after this long"},
+			&cli.DurationFlag{Name: "timeout", Value: 120 * time.Second, Usage: "give up after this long"},
 		},
 		Action: runDemo,
 	})
@@ -44,6 +49,7 @@ func init() {
 const (
 	demoAlice   = "alice@example.com"
 	demoMallory = "mallory@example.com"
+	demoServer  = "api.example.com"
 	demoPIN     = "4711"
 	demoHeader  = "X-Milagro-Identity"
 )
@@ -53,6 +59,9 @@ type demoProc struct {
 	done chan struct{}
 }
 
+// demoReady is a background process's log line saying it is ready.
+type demoReady struct{ name, line string }
+
 type demo struct {
 	exe   string
 	dir   string
@@ -61,7 +70,7 @@ type demo struct {
 	mu    sync.Mutex
 	procs []demoProc
 	fails []string
-	ready chan string // a background process's log line saying it listens
+	ready chan demoReady
 }
 
 func runDemo(c *cli.Context) error {
@@ -69,6 +78,12 @@ func runDemo(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("demo: cannot find this binary: %w", err)
 	}
+	// A signal (Ctrl-C, SIGTERM, SIGHUP) ends the demo through its context,
+	// like the timeout: the children are stopped and the directory, which
+	// holds master shares and D-TA stores, is removed by the defers before
+	// exiting (the default would exit at once).
+	sctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
 	dir := c.String("dir")
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "mtls-demo-"); err != nil {
@@ -78,11 +93,15 @@ func runDemo(c *cli.Context) error {
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	ctx, cancel := context.WithTimeout(sctx, c.Duration("timeout"))
 	defer cancel()
-	d := &demo{exe: exe, dir: dir, out: c.App.Writer, ctx: ctx, ready: make(chan string, 4)}
+	d := &demo{exe: exe, dir: dir, out: c.App.Writer, ctx: ctx, ready: make(chan demoReady, 8)}
 	defer d.stopAll()
-	if err := d.run(); err != nil {
+	err = d.run()
+	if sctx.Err() != nil {
+		return errors.New("demo: interrupted; stopped everything and removed the temporary files")
+	}
+	if err != nil {
 		return fmt.Errorf("demo failed: %w", err)
 	}
 	if len(d.fails) > 0 {
@@ -109,32 +128,49 @@ func (d *demo) check(ok bool, good, bad string) {
 
 func (d *demo) path(name string) string { return filepath.Join(d.dir, name) }
 
-// mtls runs one subcommand to completion and returns its combined output.
-func (d *demo) mtls(stdin string, args ...string) (string, error) {
-	d.say("$ mtls %s", strings.Join(args, " "))
+// run1 runs one subcommand to completion; show replaces the printed
+// arguments (to keep secrets out of the walkthrough).
+func (d *demo) run1(show []string, args ...string) (stdout, all string, err error) {
+	if show == nil {
+		show = args
+	}
+	d.say("$ mtls %s", strings.Join(show, " "))
 	cmd := exec.CommandContext(d.ctx, d.exe, args...)
 	cmd.Dir = d.dir
-	cmd.Stdin = strings.NewReader(stdin)
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	err := cmd.Run()
-	return buf.String(), err
+	var o, a bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(&o, &a), &a
+	err = cmd.Run()
+	return o.String(), a.String(), err
 }
 
-// must runs a subcommand that has to succeed.
-func (d *demo) must(args ...string) error {
-	out, err := d.mtls("", args...)
+// mtls runs one subcommand to completion and returns its combined output.
+func (d *demo) mtls(args ...string) (string, error) {
+	_, all, err := d.run1(nil, args...)
+	return all, err
+}
+
+// must runs a subcommand that has to succeed and returns its stdout.
+func (d *demo) must(args ...string) (string, error) {
+	return d.mustShow(nil, args...)
+}
+
+func (d *demo) mustShow(show []string, args ...string) (string, error) {
+	out, all, err := d.run1(show, args...)
 	if err != nil {
-		return fmt.Errorf("mtls %s: %v\n%s", strings.Join(args, " "), err, out)
+		return "", fmt.Errorf("mtls %s: %v\n%s", strings.Join(args, " "), err, all)
 	}
-	return nil
+	return out, nil
 }
 
-// start runs a long-lived subcommand in the background, its log prefixed.
-func (d *demo) start(name string, args ...string) error {
+// start runs a long-lived subcommand in the background, its log prefixed;
+// a log line containing readyMsg is sent to d.ready.
+func (d *demo) start(name, readyMsg string, args ...string) error {
 	d.say("$ mtls %s &", strings.Join(args, " "))
 	cmd := exec.Command(d.exe, args...)
 	cmd.Dir = d.dir
+	// Its own process group: a Ctrl-C reaches the demo, which stops the
+	// children itself, in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
@@ -143,9 +179,9 @@ func (d *demo) start(name string, args ...string) error {
 	go func() {
 		s := bufio.NewScanner(pr)
 		for s.Scan() {
-			if strings.Contains(s.Text(), `msg="proxy listening"`) {
+			if strings.Contains(s.Text(), readyMsg) {
 				select {
-				case d.ready <- name:
+				case d.ready <- demoReady{name, s.Text()}:
 				default:
 				}
 			}
@@ -153,6 +189,7 @@ func (d *demo) start(name string, args ...string) error {
 			fmt.Fprintf(d.out, "    [%s] %s\n", name, s.Text())
 			d.mu.Unlock()
 		}
+		_, _ = io.Copy(io.Discard, pr)
 	}()
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); pw.Close(); close(done) }()
@@ -160,11 +197,12 @@ func (d *demo) start(name string, args ...string) error {
 	return nil
 }
 
+// stopAll stops the background processes, the last started first.
 func (d *demo) stopAll() {
-	for _, p := range d.procs {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	for i := len(d.procs) - 1; i >= 0; i-- {
+		_ = d.procs[i].cmd.Process.Signal(syscall.SIGTERM)
 	}
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(10 * time.Second)
 	for _, p := range d.procs {
 		select {
 		case <-p.done:
@@ -186,62 +224,116 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// waitReady waits until n background processes have logged that they
-// listen (probing their ports instead would show up in their logs as
-// aborted handshakes).
-func (d *demo) waitReady(n int) error {
+// waitReady waits until n background processes have logged that they are
+// ready (probing their ports instead would show up in their logs as
+// aborted handshakes) and returns those lines by process name.
+func (d *demo) waitReady(n int) (map[string]string, error) {
+	got := map[string]string{}
 	for ; n > 0; n-- {
 		select {
-		case <-d.ready:
+		case r := <-d.ready:
+			got[r.name] = r.line
 		case <-d.ctx.Done():
-			return errors.New("the sidecars did not start listening in time")
+			return nil, errors.New("the background processes did not start in time")
 		}
 	}
-	return nil
+	return got, nil
+}
+
+// logField returns the value of key=value in a text log line.
+func logField(line, key string) string {
+	i := strings.Index(line, " "+key+"=")
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(line[i+len(key)+2:])
+	if len(f) == 0 {
+		return ""
+	}
+	return strings.Trim(f[0], `"`)
+}
+
+// dtaInfo is one running D-TA of the demo.
+type dtaInfo struct{ name, db, addr, fp string }
+
+// code asks a D-TA's operator for a one-time enrollment code.
+func (d *demo) code(t dtaInfo, kind, id string) (string, error) {
+	out, err := d.must("ta", "enroll", "--db", t.db, "--kind", kind, "--id", id)
+	if err != nil {
+		return "", err
+	}
+	code := strings.TrimSpace(out)
+	d.say("  %s…  (one-time code, valid 72h; the operator hands it to the endpoint)", code[:min(len(code), 48)])
+	return code, nil
+}
+
+// enroll runs `keys enroll` with one fresh code from every D-TA.
+func (d *demo) enroll(dtas []dtaInfo, kind, id string, extra ...string) error {
+	args := []string{"keys", "enroll"}
+	show := []string{"keys", "enroll"}
+	for _, t := range dtas {
+		c, err := d.code(t, kind, id)
+		if err != nil {
+			return err
+		}
+		args = append(args, "--dta", t.addr+"="+c)
+		show = append(show, "--dta", t.addr+"=CODE-"+t.name)
+	}
+	args, show = append(args, extra...), append(show, extra...)
+	out, err := d.mustShow(show, args...)
+	if err == nil {
+		d.say("  %s", strings.ReplaceAll(strings.TrimSpace(out), "\n", "\n  "))
+	}
+	return err
 }
 
 func (d *demo) run() error {
 	d.say("milagro demo: certificate-less TLS with keys from three independent trust authorities")
 	d.say("working directory: %s\n", d.dir)
 
-	d.say("1. Three D-TAs each create a master share; the master secret exists nowhere.")
+	d.say("1. Three organisations each run a D-TA service with its own master share and store;")
+	d.say("   the master secret exists nowhere.")
+	var dtas []dtaInfo
 	for i := 1; i <= 3; i++ {
-		if err := d.must("ta", "init", "--out", fmt.Sprintf("dta%d.share", i)); err != nil {
+		t := dtaInfo{name: fmt.Sprintf("dta%d", i), db: fmt.Sprintf("dta%d.db", i)}
+		if _, err := d.must("ta", "init", "--out", t.name+".share"); err != nil {
+			return err
+		}
+		if err := d.start(t.name, `msg="D-TA serving"`, "ta", "serve", "--master", t.name+".share", "--db", t.db, "--listen", "127.0.0.1:0"); err != nil {
+			return err
+		}
+		dtas = append(dtas, t)
+	}
+	lines, err := d.waitReady(3)
+	if err != nil {
+		return err
+	}
+	for i := range dtas {
+		l := lines[dtas[i].name]
+		dtas[i].addr, dtas[i].fp = logField(l, "addr"), logField(l, "dta")
+		if dtas[i].addr == "" || dtas[i].fp == "" {
+			return fmt.Errorf("%s: no address or fingerprint in %q", dtas[i].name, l)
+		}
+	}
+
+	d.say("\n2. The server enrolls as %q with a one-time code from each D-TA: the shares are", demoServer)
+	d.say("   checked against the D-TA fingerprints in the codes and added on the server only.")
+	if err := d.enroll(dtas, "server", demoServer, "--out", "api.key", "--renewal", "api.renewal"); err != nil {
+		return err
+	}
+	d.say("\n3. Alice enrolls as a client with a PIN (two factors) and gets today's and tomorrow's")
+	d.say("   time permits; her shares are kept only for step 8. Mallory enrolls too.")
+	for _, dir := range []string{"alice", "mallory", "alice-shares"} {
+		if err := os.Mkdir(d.path(dir), 0o700); err != nil {
 			return err
 		}
 	}
-	today := time.Now().UTC().Format("2006-01-02")
-	d.say("\n2. Each D-TA issues its share of every key: the server secret, alice's and mallory's")
-	d.say("   client keys, and alice's time permit for today (%s).", today)
-	for i := 1; i <= 3; i++ {
-		m := fmt.Sprintf("dta%d.share", i)
-		steps := [][]string{
-			{"ta", "issue", "--master", m, "--kind", "server", "--out", fmt.Sprintf("server.%d", i)},
-			{"ta", "issue", "--master", m, "--kind", "client", "--id", demoAlice, "--out", fmt.Sprintf("alice.%d", i)},
-			{"ta", "issue", "--master", m, "--kind", "client", "--id", demoMallory, "--out", fmt.Sprintf("mallory.%d", i)},
-			{"ta", "permit", "--master", m, "--id", demoAlice, "--day", today, "--out", fmt.Sprintf("alice-permit.%d", i)},
-			{"ta", "permit", "--master", m, "--id", demoMallory, "--day", today, "--out", fmt.Sprintf("mallory-permit.%d", i)},
-		}
-		for _, s := range steps {
-			if err := d.must(s...); err != nil {
-				return err
-			}
-		}
+	if err := d.enroll(dtas, "client", demoAlice, "--out", "alice/alice.token", "--renewal", "alice/alice.renewal",
+		"--pin", demoPIN, "--out-shares", "alice-shares"); err != nil {
+		return err
 	}
-	d.say("\n3. Keys are combined by adding the shares; alice protects hers with a PIN (two factors).")
-	for _, s := range [][]string{
-		{"keys", "combine", "--out", "server.key", "server.1", "server.2", "server.3"},
-		{"keys", "combine", "--out", "alice.key", "alice.1", "alice.2", "alice.3"},
-		{"keys", "combine", "--out", "alice.permit", "alice-permit.1", "alice-permit.2", "alice-permit.3"},
-		{"keys", "pin", "--in", "alice.key", "--pin", demoPIN, "--out", "alice.token"},
-		{"keys", "combine", "--out", "alice-2of3.key", "alice.1", "alice.2"},
-		{"keys", "combine", "--out", "alice-2of3.permit", "alice-permit.1", "alice-permit.2"},
-		{"keys", "combine", "--out", "mallory.key", "mallory.1", "mallory.2", "mallory.3"},
-		{"keys", "combine", "--out", "mallory.permit", "mallory-permit.1", "mallory-permit.2", "mallory-permit.3"},
-	} {
-		if err := d.must(s...); err != nil {
-			return err
-		}
+	if err := d.enroll(dtas, "client", demoMallory, "--out", "mallory/mallory.key", "--renewal", "mallory/mallory.renewal"); err != nil {
+		return err
 	}
 
 	d.say("\n4. A plain HTTP service (it knows nothing of TLS) on loopback.")
@@ -265,31 +357,30 @@ func (d *demo) run() error {
 	defer svc.Close()
 	d.say("   listening on %s", svcLn.Addr())
 
-	serverAddr, err := freeAddr()
-	if err != nil {
-		return err
+	var addrs [4]string
+	for i := range addrs {
+		if addrs[i], err = freeAddr(); err != nil {
+			return err
+		}
 	}
-	statusAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	clientAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	d.say("\n5. The sidecar in front of it: accepts Milagro TLS, requires permits, admits only alice,")
-	d.say("   and tells the service who the client is in the %s header.", demoHeader)
-	if err := d.start("proxy server", "proxy", "server", "--listen", serverAddr, "--target", svcLn.Addr().String(),
-		"--key", "server.key", "--require-permits", "--allow", demoAlice,
+	serverAddr, statusAddr, clientAddr, clientStatus := addrs[0], addrs[1], addrs[2], addrs[3]
+	d.say("\n5. The sidecar in front of it proves %q, requires time permits, admits only alice,", demoServer)
+	d.say("   tells the service who the client is in the %s header, and keeps its renewal", demoHeader)
+	d.say("   credential current (--renewal).")
+	if err := d.start("proxy server", `msg="proxy listening"`, "proxy", "server", "--listen", serverAddr, "--target", svcLn.Addr().String(),
+		"--key", "api.key", "--renewal", "api.renewal", "--require-permits", "--allow", demoAlice,
 		"--http-identity-header", demoHeader, "--status", statusAddr); err != nil {
 		return err
 	}
-	d.say("\n6. A sidecar for the client: plain TCP in, Milagro TLS out, with alice's PIN token, PIN and permit.")
-	if err := d.start("proxy client", "proxy", "client", "--listen", clientAddr, "--target", serverAddr,
-		"--key", "alice.token", "--pin", demoPIN, "--permit", "alice.permit"); err != nil {
+	d.say("\n6. A sidecar for alice: plain TCP in, Milagro TLS out to %q, with her PIN token;", demoServer)
+	d.say("   --renewal keeps today's and tomorrow's permits in memory and fetches the next day's")
+	d.say("   from every D-TA before it is needed, switching at midnight by its own clock.")
+	if err := d.start("proxy client", `msg="proxy listening"`, "proxy", "client", "--listen", clientAddr, "--target", serverAddr,
+		"--key", "alice/alice.token", "--pin", demoPIN, "--renewal", "alice/alice.renewal", "--server-id", demoServer,
+		"--status", clientStatus); err != nil {
 		return err
 	}
-	if err := d.waitReady(2); err != nil {
+	if _, err := d.waitReady(2); err != nil {
 		return err
 	}
 
@@ -306,20 +397,44 @@ func (d *demo) run() error {
 	seenMu.Unlock()
 	d.check(sawAlice, "the service saw the authenticated identity "+demoAlice,
 		fmt.Sprintf("the service saw identities %q, want [%s]", seen, demoAlice))
-
 	suite := d.suiteFromMetrics("http://" + statusAddr + "/metrics")
 	d.check(strings.HasPrefix(suite, "TLS_MILAGRO_CS_"), "suite: "+suite+" (forward secret: a fresh key for every session)",
 		"no successful Milagro CS handshake in the proxy's metrics (got "+suite+")")
+	d.say("$ curl http://%s/healthz; curl http://%s/metrics | grep mtls_permit_horizon_days", clientStatus, clientStatus)
+	health, herr := d.get("http://" + clientStatus + "/healthz")
+	horizon := d.metric("http://"+clientStatus+"/metrics", "mtls_permit_horizon_days")
+	d.check(herr == nil && strings.TrimSpace(health) == "ok" && horizon == "1",
+		"client sidecar healthy, permits held for today and tomorrow (mtls_permit_horizon_days 1)",
+		fmt.Sprintf("client sidecar /healthz %q (%v), mtls_permit_horizon_days %q; want ok and 1", health, herr, horizon))
 
-	d.say("\n8. A client whose key was combined from only two of the three D-TAs is refused:")
-	out, err := d.mtls("", "client", "--connect", serverAddr, "--key", "alice-2of3.key", "--permit", "alice-2of3.permit")
-	d.say("  %s", strings.TrimSpace(lastLine(out)))
+	d.say("\n8. A key combined from only two of the three D-TAs (two organisations colluding, with")
+	d.say("   a permit from the same two) is refused:")
+	var shares2, permits2 []string
+	for _, t := range dtas[:2] {
+		shares2 = append(shares2, filepath.Join("alice-shares", "share-"+t.fp+".pem"))
+		p := "alice-2of3-permit." + t.name
+		if _, err := d.must("ta", "permit", "--master", t.name+".share", "--id", demoAlice, "--day", time.Now().UTC().Format("2006-01-02"), "--out", p); err != nil {
+			return err
+		}
+		permits2 = append(permits2, p)
+	}
+	for _, s := range [][]string{
+		append([]string{"keys", "combine", "--out", "alice-2of3.key"}, shares2...),
+		append([]string{"keys", "combine", "--out", "alice-2of3.permit"}, permits2...),
+	} {
+		if _, err := d.must(s...); err != nil {
+			return err
+		}
+	}
+	out, err := d.mtls("client", "--connect", serverAddr, "--key", "alice-2of3.key", "--permit", "alice-2of3.permit", "--server-id", demoServer)
+	d.say("  %s", strings.TrimSpace(firstLineWith(out, "access_denied")))
 	d.check(err != nil && strings.Contains(out, "access_denied"), "refused with access_denied",
 		"the 2-of-3 key was not refused with access_denied")
 
-	d.say("\n9. Mallory has a complete, valid key, but the proxy's ACL does not admit her:")
-	out, err = d.mtls("", "client", "--connect", serverAddr, "--key", "mallory.key", "--permit", "mallory.permit")
-	d.say("  %s", strings.TrimSpace(lastLine(out)))
+	d.say("\n9. Mallory has a complete, valid key and current permits (--renewal), but the proxy's")
+	d.say("   ACL does not admit her:")
+	out, err = d.mtls("client", "--connect", serverAddr, "--key", "mallory/mallory.key", "--renewal", "mallory/mallory.renewal", "--server-id", demoServer)
+	d.say("  %s", strings.TrimSpace(firstLineWith(out, "access_denied")))
 	d.check(err != nil && strings.Contains(out, "access_denied"), "refused with access_denied",
 		"mallory was not refused with access_denied")
 	seenMu.Lock()
@@ -328,9 +443,49 @@ func (d *demo) run() error {
 	d.check(n == 1, "neither refused client ever reached the service",
 		fmt.Sprintf("the service saw %d requests, want 1", n))
 
-	d.say("\n10. Stopping the sidecars.")
+	d.say("\n10. Alice's laptop is lost: the operator of %s revokes her there. Her renewal is", dtas[1].name)
+	d.say("    refused by that D-TA, and no permit is ever combined from fewer than all D-TAs.")
+	if _, err := d.must("ta", "revoke", "--db", dtas[1].db, "--kind", "client", "--id", demoAlice, "--reason", "laptop lost"); err != nil {
+		return err
+	}
+	out, err = d.mtls("keys", "renew", "--renewal", "alice/alice.renewal", "--out-dir", "alice")
+	d.say("  %s", strings.TrimSpace(firstLineWith(out, "revoked")))
+	d.check(err != nil && strings.Contains(out, "revoked") && strings.Contains(out, dtas[1].fp),
+		"renewal refused: revoked at D-TA "+dtas[1].fp+" ("+dtas[1].name+")",
+		"alice's renewal after the revocation was not refused naming D-TA "+dtas[1].fp+": "+lastLine(out))
+	audit, _ := d.must("ta", "audit", "--db", dtas[1].db, "--since", "1h")
+	d.check(strings.Contains(audit, "laptop lost") && strings.Contains(audit, "revoked"),
+		"the revocation and the refused renewal are in "+dtas[1].name+"'s audit log",
+		dtas[1].name+"'s audit log lacks the revocation or the refusal")
+	d.say("    (Today's permit, already held, works until midnight; tomorrow alice is refused.)")
+
+	d.say("\n11. Stopping the sidecars and the D-TAs.")
 	d.stopAll()
 	return nil
+}
+
+// firstLineWith returns the first line of s containing sub, else its last line.
+func firstLineWith(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return lastLine(s)
+}
+
+// metric returns the value of an unlabelled metric at a /metrics URL.
+func (d *demo) metric(url, name string) string {
+	body, err := d.get(url)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+			return f[1]
+		}
+	}
+	return ""
 }
 
 func (d *demo) get(url string) (string, error) {

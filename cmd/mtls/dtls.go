@@ -53,6 +53,9 @@ func dtlsConfigFromFlags(c *cli.Context, server bool) (*dtls.Config, error) {
 	if c.IsSet("ticket-key-file") || c.IsSet("no-tickets") {
 		return nil, errors.New("--ticket-key-file and --no-tickets apply to TLS; --dtls issues no session tickets")
 	}
+	if c.String("renewal") != "" {
+		return nil, errors.New("--renewal keeps Milagro CS time permits and credentials current; it works over TLS only")
+	}
 	m, err := configFromFlags(c, server)
 	if err != nil {
 		return nil, err

@@ -17,7 +17,7 @@ import (
 	"github.com/milagro-go/milagro/pairing"
 )
 
-func init() { register(keysCommand()) }
+func init() { register(withSubcommands(keysCommand(), keysEnrollCommands()...)) }
 
 func keysCommand() *cli.Command {
 	return &cli.Command{

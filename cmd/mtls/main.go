@@ -35,10 +35,14 @@ var logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level:
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	cmds := append([]*cli.Command(nil), commands...)
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
+	prepareCommands(cmds)
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version and VCS revision"}
+	cli.VersionPrinter = func(c *cli.Context) { fmt.Fprintln(c.App.Writer, c.App.Version) }
 	return &cli.App{
 		Name:                 "mtls",
 		Usage:                "certificate-less TLS 1.2: identity-based (Milagro) and PSK suites",
-		HideVersion:          true,
+		Version:              versionString(),
+		OnUsageError:         appUsageError,
 		EnableBashCompletion: true,
 		Reader:               stdin,
 		Writer:               stdout,
@@ -68,7 +72,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("invalid --log-level %q: want debug, info, warn or error", level)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: durationsAsText}
 	switch strings.ToLower(format) {
 	case "text", "":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
@@ -76,6 +80,15 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("invalid --log-format %q: want text or json", format)
+}
+
+// durationsAsText logs durations as "1.5s", not as nanoseconds (what the
+// JSON handler would print).
+func durationsAsText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // cmdError prefixes err with "mtls <command>: " unless it already carries a
@@ -106,6 +119,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var ce *commandError
 	var ec cli.ExitCoder
 	switch {
+	case printUsageError(stderr, err):
+		return exitUsage
 	case errors.As(err, &ce):
 		fmt.Fprintln(stderr, oneLine(ce.Error()))
 	case errors.As(err, &ec):

@@ -57,7 +57,19 @@ func (l *lockedBuf) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
+// String returns what was written, without the warnings about secrets
+// given as flags (which the tests do on purpose); raw keeps them.
 func (l *lockedBuf) String() string {
+	var out []string
+	for _, line := range strings.SplitAfter(l.raw(), "\n") {
+		if !strings.Contains(line, secretFlagWarning) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "")
+}
+
+func (l *lockedBuf) raw() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()

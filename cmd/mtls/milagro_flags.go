@@ -13,6 +13,7 @@ package main
 //	--clock-skew D      server: accepted CS client clock difference
 //	--lockout-*         server: lockout after repeated failed CS proofs
 //	--allow ID          server: admit only these peer identities (repeatable)
+//	--renewal F         either side: stay current with the D-TAs (renewal_flag.go)
 //
 // The proxy defines --allow itself (its ACL, with --allow-prefix, …). Its
 // flag builder keeps the first definition of a name, so ours is used there,
@@ -61,6 +62,7 @@ func milagroCredentialFlags(server bool) []cli.Flag {
 			&cli.DurationFlag{Name: "lockout-backoff", Category: cat, Value: ciphersuite.DefaultLockoutBackoff, Usage: "first lockout; each further one doubles it"},
 			&cli.DurationFlag{Name: "lockout-max", Category: cat, Value: ciphersuite.DefaultLockoutMax, Usage: "longest lockout"},
 			&cli.StringSliceFlag{Name: "allow", Category: "access control", Usage: "admit only the authenticated peer identity `ID` (repeatable; default: every authenticated peer)"},
+			renewalFlag(),
 		}
 	}
 	return []cli.Flag{
@@ -70,6 +72,7 @@ func milagroCredentialFlags(server bool) []cli.Flag {
 		&cli.StringFlag{Name: "p2p-key", Category: cat, Usage: "Milagro P2P key `FILE` of this peer"},
 		&cli.StringFlag{Name: "id", Category: cat, Usage: "check that the key files are for `IDENTITY`"},
 		&cli.StringFlag{Name: "server-id", Category: cat, Usage: "the server `IDENTITY` expected: the CS server identity (the server must hold its key) and the P2P server identity (required with --p2p-key); with it, no PSK suite is offered"},
+		renewalFlag(),
 	}
 }
 
@@ -343,7 +346,14 @@ func csDeniedHint(cfg *mtls.Config, err error) string {
 	var b strings.Builder
 	b.WriteString("the server refused the Milagro CS proof; things to check here:")
 	now := time.Now()
-	if len(cfg.CSPermits) == 0 {
+	if cfg.GetCSPermit != nil {
+		day := pairing.Day(now)
+		if _, err := cfg.GetCSPermit(day); err != nil {
+			fmt.Fprintf(&b, "\n  - --renewal holds no time permit for today (%s): %v", mtls.FormatDay(day), err)
+		} else {
+			fmt.Fprintf(&b, "\n  - a time permit for today (%s) from --renewal was sent; a revocation at a D-TA does not show here before tomorrow", mtls.FormatDay(day))
+		}
+	} else if len(cfg.CSPermits) == 0 {
 		b.WriteString("\n  - no time permit was sent (a server with --permits required refuses that)")
 	} else {
 		fmt.Fprintf(&b, "\n  - permits held for %s; this machine's clock says %s (UTC), day %s", permitDays(cfg.CSPermits), now.UTC().Format(time.DateTime), mtls.FormatDay(pairing.Day(now)))

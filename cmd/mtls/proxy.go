@@ -15,6 +15,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/milagro-go/milagro/internal/listen"
+	"github.com/milagro-go/milagro/internal/sdnotify"
 	"github.com/milagro-go/milagro/proxy"
 )
 
@@ -82,19 +84,25 @@ func proxyFlags(server bool) []cli.Flag {
 		fs = append(fs, f)
 	}
 	cat := "proxy"
-	listenUsage := "accept mtls on `ADDR` (HOST:PORT)"
+	listenUsage := "accept mtls on `ADDR`: HOST:PORT, unix:/path or systemd:NAME (socket activation)"
+	targetUsage := "forward to `ADDR`: HOST:PORT or unix:/path; plaintext, so it must be a loopback address or a UNIX socket unless --unsafe-target"
 	if !server {
-		listenUsage = "accept plain TCP on `ADDR`; a bare :PORT binds 127.0.0.1"
+		listenUsage = "accept plain TCP on `ADDR`: HOST:PORT (a bare :PORT binds 127.0.0.1), unix:/path or systemd:NAME; plaintext, so it must be loopback or UNIX unless --unsafe-listen"
+		targetUsage = "the mtls server `ADDR`: HOST:PORT or unix:/path"
 	}
 	add(&cli.StringFlag{Name: "listen", Category: cat, Required: true, Usage: listenUsage})
-	add(&cli.StringFlag{Name: "target", Category: cat, Required: true, Usage: "forward to `HOST:PORT`"})
-	add(&cli.StringFlag{Name: "status", Category: cat, Usage: "serve /healthz and /metrics (Prometheus) on `ADDR`"})
+	add(&cli.StringFlag{Name: "target", Category: cat, Required: true, Usage: targetUsage})
+	add(&cli.StringFlag{Name: "status", Category: cat, Usage: "serve /healthz and /metrics (Prometheus) on `ADDR` (HOST:PORT, unix:/path or systemd:NAME)"})
 	add(&cli.StringFlag{Name: "log-format", Category: cat, Usage: "log format: text or json (overrides the global flag)"})
 	add(&cli.DurationFlag{Name: "shutdown-timeout", Category: cat, Value: 30 * time.Second, Usage: "on SIGTERM/SIGINT, let live connections finish for this long, then close them"})
 	add(&cli.IntFlag{Name: "max-conns", Category: cat, Usage: "maximum concurrent connections (server: established ones; client: all); excess ones wait (0: no limit)"})
-	add(&cli.DurationFlag{Name: "handshake-timeout", Category: cat, Value: 10 * time.Second, Usage: "bound on each mtls handshake"})
+	// The proxy's own default (10 s, as documented in package proxy), not
+	// the 30 s of mtls server/client.
+	replace(&cli.DurationFlag{Name: "handshake-timeout", Category: cat, Value: proxy.DefaultHandshakeTimeout, Usage: "bound on each mtls handshake"})
+	add(&cli.DurationFlag{Name: "max-conn-lifetime", Category: cat, Usage: "close a connection this long after it was accepted, however busy (0: no limit)"})
+	add(&cli.DurationFlag{Name: "close-timeout", Category: cat, Usage: "once one side finished sending, close the connection if the other has not finished within this long (0: wait)"})
 	add(&cli.DurationFlag{Name: "idle-timeout", Category: cat, Usage: "close a connection idle in both directions for this long (0: never)"})
-	add(&cli.DurationFlag{Name: "connect-timeout", Category: cat, Value: 10 * time.Second, Usage: "bound on connecting to --target"})
+	add(&cli.DurationFlag{Name: "connect-timeout", Category: cat, Value: proxy.DefaultConnectTimeout, Usage: "bound on connecting to --target"})
 	if server {
 		add(&cli.IntFlag{Name: "max-handshakes", Category: cat, Usage: "connections allowed in their handshake at once, apart from --max-conns (0: 1024); beyond it new connections are closed"})
 		add(&cli.IntFlag{Name: "max-handshakes-per-source", Category: cat, Usage: "connections from one IP address allowed in their handshake at once (0: 256)"})
@@ -103,9 +111,13 @@ func proxyFlags(server bool) []cli.Flag {
 		add(&cli.StringSliceFlag{Name: "allow-prefix", Category: acl, Usage: "admit identities starting with `P` (repeatable)"})
 		add(&cli.StringSliceFlag{Name: "allow-file", Category: acl, Usage: "admit the identities in `FILE`: one per line, 'prefix:P' lines, # comments; re-read on SIGHUP"})
 		add(&cli.BoolFlag{Name: "allow-all", Category: acl, Usage: "admit every authenticated identity (must be explicit)"})
+		add(&cli.BoolFlag{Name: "allow-empty", Category: acl, Usage: "accept an --allow-file that lists nobody (denying everyone); without it an empty file fails start-up and the reload"})
+		add(&cli.BoolFlag{Name: "unsafe-target", Category: cat, Usage: "allow a --target that is not a loopback address or UNIX socket (the traffic to it is plaintext)"})
 		add(&cli.BoolFlag{Name: "proxy-protocol", Category: cat, Usage: "send a PROXY protocol v2 header with the identity in TLV 0xE0 (and PP2_TYPE_SSL) to the target"})
 		add(&cli.StringFlag{Name: "http-identity-header", Category: cat, Usage: "HTTP/1.1 mode: strip `NAME` from client requests and set it to the peer identity"})
 		add(&cli.BoolFlag{Name: "allow-connect", Category: cat, Usage: "HTTP identity mode: forward CONNECT requests (default: answer 405); a 2xx answer with Content-Length or Transfer-Encoding is still no tunnel"})
+	} else {
+		add(&cli.BoolFlag{Name: "unsafe-listen", Category: cat, Usage: "allow a --listen that is not a loopback address or UNIX socket (anyone who reaches it speaks with our identity)"})
 	}
 	fs = append(fs, dtlsFlags()...) // --dtls: dtls_proxy.go
 	return fs
@@ -117,12 +129,18 @@ func aclSpecFromFlags(c *cli.Context) proxy.ACLSpec {
 		Prefixes: c.StringSlice("allow-prefix"),
 		Files:    c.StringSlice("allow-file"),
 		All:      c.Bool("allow-all"),
+
+		AllowEmpty: c.Bool("allow-empty"),
 	}
 }
 
 // clientListenAddr binds a bare :PORT to loopback: client mode forwards
 // plaintext and must not be reachable from the network by accident.
+// unix: and systemd: addresses are returned as they are.
 func clientListenAddr(addr string) (string, error) {
+	if strings.HasPrefix(addr, "unix:") || strings.HasPrefix(addr, "systemd:") {
+		return addr, nil
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", fmt.Errorf("invalid --listen %q: %w", addr, err)
@@ -141,16 +159,7 @@ func runProxy(c *cli.Context, server bool) error {
 	if server {
 		name = "proxy server"
 	}
-	log := logger
-	if f := c.String("log-format"); c.IsSet("log-format") {
-		l, err := newLogger(c.App.ErrWriter, c.String("log-level"), f)
-		if err != nil {
-			return cmdError(name, "", err)
-		}
-		log = l
-		logger = l
-		slog.SetDefault(l)
-	}
+	log := logger // with the command's --log-level and --log-format (cliutil.go)
 	if c.Int("max-conns") < 0 {
 		return cmdError(name, "", errors.New("invalid --max-conns: must not be negative"))
 	}
@@ -159,9 +168,25 @@ func runProxy(c *cli.Context, server bool) error {
 		return cmdError(name, "", err)
 	}
 	metrics := proxy.NewMetrics()
+	rctx, rcancel := context.WithCancel(context.Background())
+	defer rcancel()
+	ren, err := startRenewal(rctx, c, cfg, server, true, metrics.Registry) // --renewal: renewal_flag.go
+	if err != nil {
+		return cmdError(name, "", err)
+	}
+	ren.apply(cfg)
 	target := c.String("target")
-	if _, _, err := net.SplitHostPort(target); err != nil {
+	if network, a := proxy.SplitNetworkAddr(target); network == "unix" {
+		if a == "" {
+			return cmdError(name, "", fmt.Errorf("invalid --target %q: empty UNIX socket path", target))
+		}
+	} else if _, _, err := net.SplitHostPort(target); err != nil {
 		return cmdError(name, "", fmt.Errorf("invalid --target %q: %w", target, err))
+	}
+	if server && !c.Bool("unsafe-target") {
+		if err := proxy.CheckLocalAddr(target); err != nil {
+			return cmdError(name, "", fmt.Errorf("refusing --target %s: the proxy forwards plaintext to it, so it must be a loopback address or unix:/path (give --unsafe-target to allow it)", err))
+		}
 	}
 	hsTimeout := c.Duration("handshake-timeout")
 
@@ -169,7 +194,7 @@ func runProxy(c *cli.Context, server bool) error {
 		serve    func(context.Context, net.Listener) error
 		shutdown func(context.Context) error
 		reload   func() error
-		listen   = c.String("listen")
+		listen_  = c.String("listen")
 	)
 	if server {
 		if h := c.String("http-identity-header"); h != "" && !proxy.ValidHeaderName(h) {
@@ -188,6 +213,7 @@ func runProxy(c *cli.Context, server bool) error {
 			ConnectTimeout: c.Duration("connect-timeout"), IdleTimeout: c.Duration("idle-timeout"),
 			MaxConns: c.Int("max-conns"), ProxyProtocol: c.Bool("proxy-protocol"),
 			MaxHandshakes: c.Int("max-handshakes"), MaxHandshakesPerSource: c.Int("max-handshakes-per-source"),
+			MaxConnLifetime: c.Duration("max-conn-lifetime"), CloseTimeout: c.Duration("close-timeout"),
 			HTTPIdentityHeader: c.String("http-identity-header"),
 			AllowConnect:       c.Bool("allow-connect"),
 			Logger:             log, Metrics: metrics,
@@ -213,13 +239,14 @@ func runProxy(c *cli.Context, server bool) error {
 			return nil
 		}
 	} else {
-		if listen, err = clientListenAddr(listen); err != nil {
+		if listen_, err = clientListenAddr(listen_); err != nil {
 			return cmdError(name, "", err)
 		}
 		cl := &proxy.Client{
 			Target: target, HandshakeTimeout: hsTimeout,
 			ConnectTimeout: c.Duration("connect-timeout"), IdleTimeout: c.Duration("idle-timeout"),
 			MaxConns: c.Int("max-conns"), Logger: log, Metrics: metrics,
+			MaxConnLifetime: c.Duration("max-conn-lifetime"), CloseTimeout: c.Duration("close-timeout"),
 		}
 		if err := cl.SetConfig(cfg); err != nil {
 			return cmdError(name, "", err)
@@ -230,6 +257,7 @@ func runProxy(c *cli.Context, server bool) error {
 			if err != nil {
 				return err
 			}
+			ren.apply(cfg)
 			if err := cl.SetConfig(cfg); err != nil {
 				return err
 			}
@@ -238,24 +266,37 @@ func runProxy(c *cli.Context, server bool) error {
 		}
 	}
 
-	ln, err := net.Listen("tcp", listen)
+	ln, err := listen.Listen(listen_)
 	if err != nil {
 		return cmdError(name, "", err)
 	}
 	if !server {
+		// Checked on the listener, so that a systemd-passed socket is too.
 		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
-			log.Warn("client mode forwards plaintext from --listen; it is reachable beyond this host", "listen", ln.Addr().String())
+			if !c.Bool("unsafe-listen") {
+				ln.Close()
+				return cmdError(name, "", fmt.Errorf("refusing --listen %s: client mode accepts plaintext and connects with this proxy's identity, so it must listen on a loopback address or unix:/path (give --unsafe-listen to allow it)", ln.Addr()))
+			}
+			log.Warn("--unsafe-listen: client mode forwards plaintext from --listen; it is reachable beyond this host", "listen", ln.Addr().String())
 		}
 	}
-	var status *http.Server
+	var (
+		status  *http.Server
+		health  *proxy.StatusHandler
+		drainFn = func() {}
+	)
 	if addr := c.String("status"); addr != "" {
-		sl, err := net.Listen("tcp", addr)
+		sl, err := listen.Listen(addr)
 		if err != nil {
 			ln.Close()
 			return cmdError(name, "--status", err)
 		}
+		// A spare descriptor keeps /healthz reachable at the open-file limit.
+		sl = listen.Reserve(sl)
+		health = &proxy.StatusHandler{Target: target, Metrics: metrics, Degraded: ren.statusCheck()}
+		drainFn = health.SetDraining
 		status = &http.Server{
-			Handler:           &proxy.StatusHandler{Target: target, Metrics: metrics},
+			Handler:           health,
 			ReadHeaderTimeout: 5 * time.Second,
 		}
 		go status.Serve(sl)
@@ -269,6 +310,10 @@ func runProxy(c *cli.Context, server bool) error {
 	go func() { errc <- serve(context.Background(), ln) }()
 	log.Info("proxy listening", "mode", map[bool]string{true: "server", false: "client"}[server],
 		"addr", ln.Addr().String(), "target", target)
+	notify(log, sdnotify.Ready(name+" on "+ln.Addr().String()))
+	wdCtx, wdStop := context.WithCancel(context.Background())
+	defer wdStop()
+	go func() { notify(log, sdnotify.Watchdog(wdCtx, nil)) }()
 
 	for {
 		select {
@@ -279,13 +324,21 @@ func runProxy(c *cli.Context, server bool) error {
 			return cmdError(name, "serve", err)
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				if err := reload(); err != nil {
+				notify(log, sdnotify.Reloading())
+				err := reload()
+				metrics.Reloaded(err)
+				if err != nil {
 					log.Error("reload failed; keeping the previous configuration", "err", err)
+					notify(log, sdnotify.Ready("reload failed; previous configuration in use: "+oneLine(err.Error())))
+				} else {
+					notify(log, sdnotify.Ready(name+" on "+ln.Addr().String()))
 				}
 				continue
 			}
 			timeout := c.Duration("shutdown-timeout")
 			log.Info("shutting down", "signal", sig.String(), "drain", timeout)
+			drainFn() // /healthz: 503 draining, so load balancers stop sending
+			notify(log, sdnotify.Stopping("draining"))
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			err := shutdown(ctx)
 			cancel()
@@ -298,6 +351,13 @@ func runProxy(c *cli.Context, server bool) error {
 			log.Info("stopped")
 			return nil
 		}
+	}
+}
+
+// notify logs a failure to reach the service manager (never fatal).
+func notify(log *slog.Logger, err error) {
+	if err != nil {
+		log.Warn("sd_notify failed", "err", err)
 	}
 }
 

@@ -53,6 +53,10 @@ func serverAction(c *cli.Context) error {
 	ln := mtls.NewListener(raw, cfg)
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if _, err := startRenewal(ctx, c, cfg, true, true, nil); err != nil {
+		ln.Close()
+		return cmdError("server", "", err)
+	}
 	s := &echoServer{cfg: cfg, conns: map[*mtls.Conn]struct{}{}}
 	logger.Info("listening", "addr", ln.Addr().String())
 	err = s.serve(ctx, ln, c.Bool("once"))

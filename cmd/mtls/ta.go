@@ -18,14 +18,14 @@ import (
 	"github.com/milagro-go/milagro/pairing"
 )
 
-func init() { register(taCommand()) }
+func init() { register(withSubcommands(taCommand(), taServiceCommands()...)) }
 
 func forceFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "force", Usage: "replace --out if it exists"}
 }
 
 func outFlag(what string) cli.Flag {
-	return &cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "write " + what + " to `FILE` (mode 0600)"}
+	return &cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "write " + what + " to `FILE` (mode 0600); - writes a time permit, which is not secret, to stdout"}
 }
 
 func taCommand() *cli.Command {
@@ -173,6 +173,9 @@ func parseDay(s string, now time.Time) (uint64, error) {
 // prints one line saying what was written.
 func writeKeyOut(c *cli.Context, name string, key any) error {
 	out := c.String("out")
+	if out == "-" {
+		return writeKeyStdout(c, name, key)
+	}
 	write := mtls.WriteKey
 	if c.Bool("force") {
 		write = mtls.OverwriteKey
@@ -188,5 +191,27 @@ func writeKeyOut(c *cli.Context, name string, key any) error {
 		return cmdError(name, "", err)
 	}
 	fmt.Fprintf(c.App.Writer, "wrote %s: %s\n", out, info)
+	return nil
+}
+
+// writeKeyStdout writes a non-secret key (a time permit or permit share) as
+// PEM to stdout; a secret one is refused (it would end up in a terminal, a
+// pipe or a log).
+func writeKeyStdout(c *cli.Context, name string, key any) error {
+	info, err := mtls.DescribeKey(key)
+	if err != nil {
+		return cmdError(name, "", err)
+	}
+	if info.Kind != mtls.KeyTypeTimePermit {
+		return cmdError(name, "", fmt.Errorf("--out -: refusing to write a %s (a secret) to stdout; give a file name", info.Kind))
+	}
+	pem, err := mtls.MarshalKeyPEM(key)
+	if err != nil {
+		return cmdError(name, "", err)
+	}
+	if _, err := c.App.Writer.Write(pem); err != nil {
+		return cmdError(name, "", err)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "wrote %s to stdout\n", info)
 	return nil
 }

@@ -1,6 +1,7 @@
 // Command httpclient fetches a URL over mtls: a standard net/http client
 // whose Transport dials with mtls.Dialer, authenticating with a Milagro CS
 // key (or PIN token and PIN, with an optional time permit) or a P2P key.
+// With -h2 it speaks HTTP/2 (mtls.NewHTTP2Transport, "h2" by ALPN).
 //
 //	MTLS_PIN=4711 go run ./examples/httpclient -key alice.token -permit alice.permit https://127.0.0.1:8443/
 //	go run ./examples/httpclient -p2p-key node-b.key -server-id node-a https://127.0.0.1:8443/
@@ -35,6 +36,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	permitFile := fs.String("permit", "", "time permit file for today (optional)")
 	p2pFile := fs.String("p2p-key", "", "Milagro P2P key file (instead of -key)")
 	serverID := fs.String("server-id", "", "the P2P server identity expected (with -p2p-key)")
+	h2 := fs.Bool("h2", false, "speak HTTP/2 (the server must choose h2 by ALPN)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,13 +49,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	dialer := &mtls.Dialer{Config: cfg, NetDialer: &net.Dialer{Timeout: 10 * time.Second}}
-	client := &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			// https:// URLs are dialled here: TCP plus the mtls handshake.
-			DialTLSContext: dialer.DialContext,
-		},
+	var rt http.RoundTripper = &http.Transport{
+		// https:// URLs are dialled here: TCP plus the mtls handshake.
+		DialTLSContext: dialer.DialContext,
 	}
+	if *h2 {
+		rt = mtls.NewHTTP2Transport(cfg)
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: rt}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fs.Arg(0), nil)
 	if err != nil {
 		return err
@@ -63,6 +66,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer resp.Body.Close()
+	if *h2 && resp.ProtoMajor != 2 {
+		return fmt.Errorf("got %s, not HTTP/2", resp.Proto)
+	}
 	if _, err := io.Copy(stdout, io.LimitReader(resp.Body, 1<<20)); err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
 // Command httpserver is an HTTP server on an mtls listener: no certificates,
 // the clients authenticate with Milagro CS keys (or P2P keys), and each
-// handler learns the authenticated identity from the request context.
+// handler learns the authenticated identity from the request context. It
+// speaks HTTP/2 to clients that choose "h2" by ALPN and HTTP/1.1 to the
+// others (mtls.ServeHTTP).
 //
 //	go run ./examples/httpserver -listen 127.0.0.1:8443 -key server.key -require-permits
 //
@@ -48,7 +50,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if *keyFile == "" && *p2pFile == "" {
 		return errors.New("give -key (a CS server secret) and/or -p2p-key")
 	}
-	cfg := &mtls.Config{RequirePermits: *permits, HandshakeTimeout: 10 * time.Second}
+	cfg := &mtls.Config{
+		RequirePermits:   *permits,
+		HandshakeTimeout: 10 * time.Second,
+		NextProtos:       []string{"h2", "http/1.1"}, // ALPN: HTTP/2 preferred
+	}
 	if *keyFile != "" {
 		k, err := mtls.LoadCSServerSecret(*keyFile)
 		if err != nil {
@@ -79,22 +85,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			http.Error(w, "no authenticated identity", http.StatusForbidden)
 			return
 		}
-		suite := ""
-		if c, ok := mtls.ConnFromContext(r.Context()); ok {
-			suite = c.ConnectionState().CipherSuiteName
-		}
-		fmt.Fprintf(w, "hello %s (%s)\n", id, suite)
+		cs, _ := mtls.RequestConnectionState(r)
+		fmt.Fprintf(w, "hello %s (%s)\n", id, cs.CipherSuiteName)
 	})
+	// mtls.ServeHTTP hands the *mtls.Conn to handlers (mtls.ConnContext)
+	// over HTTP/1.1 and HTTP/2 alike.
 	srv := &http.Server{
 		Handler:           mux,
-		ConnContext:       mtls.ConnContext, // hands the *mtls.Conn to handlers
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.New(os.Stderr, "httpserver: ", 0), // failed handshakes
 	}
 	fmt.Fprintf(stdout, "listening on %s\n", inner.Addr())
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- mtls.ServeHTTP(srv, ln) }()
 	select {
 	case err := <-errc:
 		return err

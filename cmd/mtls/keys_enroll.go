@@ -1,0 +1,242 @@
+package main
+
+// `mtls keys enroll` and `mtls keys renew`: an endpoint enrolls with every
+// D-TA over the network and keeps its permits current (package dta).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/milagro-go/milagro/dta"
+	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/pairing"
+)
+
+func keysEnrollCommands() []*cli.Command {
+	return []*cli.Command{
+		{
+			Name:  "enroll",
+			Usage: "enroll with every D-TA using one-time codes: fetch the shares, check them, combine them locally",
+			UsageText: "mtls keys enroll --dta ADDR=CODE --dta ADDR=CODE … --out alice.key --renewal alice.renewal [--pin PIN]\n" +
+				"   [--out-dir DIR] [--out-shares DIR]",
+			Description: "Each --dta names a D-TA's address and the code its operator gave (mtls1-enroll:…). The\n" +
+				"shares are checked against the D-TA fingerprints in the codes and added here; only the\n" +
+				"combined key is written (the shares too with --out-shares). A client also gets its time\n" +
+				"permits for today and tomorrow (in --out-dir, default the directory of --out); with --pin\n" +
+				"its key is written as a PIN token. The renewal file (0600) lets `keys renew` and\n" +
+				"--renewal fetch later permits.",
+			Flags: []cli.Flag{
+				&cli.StringSliceFlag{Name: "dta", Required: true, Usage: "`ADDR=CODE`: a D-TA's host:port and its enrollment code (once per D-TA)"},
+				&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "write the combined key to `FILE` (mode 0600)"},
+				&cli.StringFlag{Name: "renewal", Required: true, Usage: "write the renewal credentials to `FILE` (mode 0600)"},
+				&cli.StringFlag{Name: "pin", EnvVars: []string{"MTLS_PIN"}, Usage: fmt.Sprintf("client only: write a PIN token for `PIN` (1..%d) instead of the key", pairing.MaxPIN)},
+				&cli.StringFlag{Name: "out-dir", Usage: "client only: write the time permits into `DIR` (default: the directory of --out)"},
+				&cli.StringFlag{Name: "out-shares", Usage: "also write each D-TA's share into `DIR` (normally not needed)"},
+				&cli.BoolFlag{Name: "force", Usage: "replace existing files"},
+				&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "per D-TA `DURATION`"},
+			},
+			Action: keysEnroll,
+		},
+		{
+			Name:      "renew",
+			Usage:     "fetch the combined time permits for today and tomorrow from every D-TA",
+			UsageText: "mtls keys renew --renewal alice.renewal --out-dir DIR",
+			Description: "A permit is combined only from the shares of all D-TAs; if one D-TA fails, the permits\n" +
+				"already in DIR are kept and the command fails naming that D-TA.",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "renewal", Required: true, Usage: "the renewal `FILE` from `keys enroll`"},
+				&cli.StringFlag{Name: "out-dir", Required: true, Usage: "write the permits into `DIR`"},
+				&cli.BoolFlag{Name: "rotate", Usage: "also rotate the renewal secrets (the file is updated)"},
+				&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "per D-TA `DURATION`"},
+			},
+			Action: keysRenew,
+		},
+	}
+}
+
+// PermitFileName is the file name `keys enroll` and `keys renew` give the
+// permit for day d.
+func permitFileName(d uint64) string { return "permit-" + mtls.FormatDay(d) + ".pem" }
+
+func parseDTAFlags(vals []string) ([]dta.DTACode, error) {
+	var out []dta.DTACode
+	for _, v := range vals {
+		addr, code, ok := strings.Cut(v, "=")
+		if !ok || addr == "" {
+			return nil, fmt.Errorf("--dta %q: want ADDR=CODE", strings.SplitN(v, "=", 2)[0]+"=…")
+		}
+		c, err := dta.ParseEnrollCode(strings.TrimSpace(code))
+		if err != nil {
+			return nil, fmt.Errorf("--dta %s: %w", addr, err)
+		}
+		out = append(out, dta.DTACode{Address: addr, Code: c})
+	}
+	return out, nil
+}
+
+func writeKeyFile(path string, key any, force bool) error {
+	if force {
+		return mtls.OverwriteKey(path, key)
+	}
+	return mtls.WriteKey(path, key)
+}
+
+func keysEnroll(c *cli.Context) error {
+	const name = "keys enroll"
+	if err := noArgs(c, name); err != nil {
+		return err
+	}
+	codes, err := parseDTAFlags(c.StringSlice("dta"))
+	if err != nil {
+		return cmdError(name, "", err)
+	}
+	var pin uint32
+	if c.IsSet("pin") {
+		v, err := strconv.ParseUint(strings.TrimSpace(c.String("pin")), 10, 32)
+		if err != nil || v < 1 || v > pairing.MaxPIN {
+			return cmdError(name, "", fmt.Errorf("invalid --pin: want an integer 1..%d", pairing.MaxPIN))
+		}
+		pin = uint32(v)
+	}
+	force := c.Bool("force")
+	for _, f := range []string{c.String("out"), c.String("renewal")} {
+		if _, err := os.Stat(f); err == nil && !force {
+			return cmdError(name, "", fmt.Errorf("%s exists (use --force to replace it)", f))
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
+	e, err := dta.Enroll(ctx, &dta.ClientOptions{Timeout: c.Duration("timeout")}, codes)
+	if err != nil {
+		return cmdError(name, "", err)
+	}
+	defer zeroizeAll(e)
+	if pin != 0 && e.Kind != dta.KindClient {
+		return cmdError(name, "", fmt.Errorf("--pin is for CS client keys; this enrollment is a %s key", e.Kind))
+	}
+	if dir := c.String("out-shares"); dir != "" {
+		for i, s := range e.Shares {
+			p := filepath.Join(dir, fmt.Sprintf("share-%s.pem", e.Renewal.DTAs[i].Fingerprint))
+			if err := writeKeyFile(p, s, force); err != nil {
+				return cmdError(name, "--out-shares", err)
+			}
+		}
+	}
+	key := e.Key
+	if pin != 0 {
+		tok, err := e.Key.(*pairing.CSClientKey).ExtractPIN(pin)
+		if err != nil {
+			return cmdError(name, "", err)
+		}
+		defer tok.Zeroize()
+		key = tok
+	}
+	if err := writeKeyFile(c.String("out"), key, force); err != nil {
+		return cmdError(name, "--out", err)
+	}
+	if err := dta.WriteRenewal(c.String("renewal"), e.Renewal, force); err != nil {
+		return cmdError(name, "--renewal", err)
+	}
+	info, _ := mtls.DescribeKey(key)
+	fmt.Fprintf(c.App.Writer, "enrolled %s %q with %d D-TAs (%s): %s written to %s\n", e.Kind, e.Identity, len(codes),
+		dtaList(e.Renewal), info.Kind, c.String("out"))
+	if e.Kind == dta.KindClient {
+		dir := c.String("out-dir")
+		if dir == "" {
+			dir = filepath.Dir(c.String("out"))
+		}
+		if err := writePermits(c, dir, e.Permits); err != nil {
+			return cmdError(name, "--out-dir", err)
+		}
+	}
+	return nil
+}
+
+func dtaList(r *dta.Renewal) string {
+	s := make([]string, len(r.DTAs))
+	for i, d := range r.DTAs {
+		s[i] = d.Fingerprint
+	}
+	return strings.Join(s, ",")
+}
+
+func zeroizeAll(e *dta.Enrollment) {
+	for _, s := range e.Shares {
+		if z, ok := s.(interface{ Zeroize() }); ok {
+			z.Zeroize()
+		}
+	}
+	if z, ok := e.Key.(interface{ Zeroize() }); ok {
+		z.Zeroize()
+	}
+}
+
+func writePermits(c *cli.Context, dir string, permits map[uint64]*pairing.TimePermit) error {
+	days := make([]uint64, 0, len(permits))
+	for d := range permits {
+		days = append(days, d)
+	}
+	slices.Sort(days)
+	for _, d := range days {
+		tp := permits[d]
+		p := filepath.Join(dir, permitFileName(d))
+		if err := mtls.OverwriteKey(p, tp); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "time permit for %s written to %s\n", mtls.FormatDay(d), p)
+	}
+	return nil
+}
+
+func keysRenew(c *cli.Context) error {
+	const name = "keys renew"
+	if err := noArgs(c, name); err != nil {
+		return err
+	}
+	path := c.String("renewal")
+	r, err := dta.LoadRenewal(path)
+	if err != nil {
+		return cmdError(name, "--renewal", err)
+	}
+	if fi, err := os.Stat(c.String("out-dir")); err != nil || !fi.IsDir() {
+		return cmdError(name, "--out-dir", fmt.Errorf("%s is not a directory", c.String("out-dir")))
+	}
+	opt := &dta.ClientOptions{Timeout: c.Duration("timeout")}
+	today := pairing.Day(time.Now())
+	permits, changed, err := dta.FetchPermits(c.Context, opt, r, []uint64{today, today + 1})
+	if changed {
+		if werr := dta.WriteRenewal(path, r, true); werr != nil {
+			return cmdError(name, "--renewal", werr)
+		}
+	}
+	if err != nil {
+		var me dta.MultiError
+		if errors.As(err, &me) {
+			return cmdError(name, "", fmt.Errorf("kept the permits in %s; no new permit without every D-TA; failed: %w", c.String("out-dir"), err))
+		}
+		return cmdError(name, "", err)
+	}
+	if err := writePermits(c, c.String("out-dir"), permits); err != nil {
+		return cmdError(name, "--out-dir", err)
+	}
+	if c.Bool("rotate") {
+		rerr := dta.Rotate(c.Context, opt, r)
+		if werr := dta.WriteRenewal(path, r, true); werr != nil {
+			return cmdError(name, "--renewal", werr)
+		}
+		if rerr != nil {
+			return cmdError(name, "rotate", rerr)
+		}
+		fmt.Fprintln(c.App.Writer, "renewal secrets rotated")
+	}
+	return nil
+}

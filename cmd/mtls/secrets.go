@@ -1,0 +1,105 @@
+package main
+
+// Secrets from files: PSK files in GnuTLS psk.txt (identity:hexkey) and
+// stunnel PSKsecrets (identity:ascii-key) format, and the PIN file.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/milagro-go/milagro/internal/pskfile"
+)
+
+// maxSecretFileSize bounds what is read of a PSK or PIN file.
+const maxSecretFileSize = 1 << 20
+
+// readSecretFile reads a small secret file, warning when group or others
+// may read it.
+func readSecretFile(flag, name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("--%s: %w", flag, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("--%s: %w", flag, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("--%s: %s is not a regular file", flag, name)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		logger.Warn("secret file is readable by group or others; make it private (chmod 600, or defaultMode: 0400 for a Kubernetes Secret volume)",
+			"flag", flag, "file", name, "mode", fmt.Sprintf("%04o", st.Mode().Perm()))
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("--%s %s: %w", flag, name, err)
+	}
+	if len(data) > maxSecretFileSize {
+		clear(data)
+		return nil, fmt.Errorf("--%s %s: larger than %d bytes", flag, name, maxSecretFileSize)
+	}
+	return data, nil
+}
+
+// readPSKFile reads --psk-file in the format of --psk-file-format.
+func readPSKFile(c *cli.Context, name string) ([]pskfile.Entry, error) {
+	data, err := readSecretFile("psk-file", name)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(data)
+	entries, format, err := pskfile.Parse(data, name, c.String("psk-file-format"))
+	if err != nil {
+		return nil, err
+	}
+	logger.Debug("read PSK file", "file", name, "format", format, "keys", len(entries))
+	return entries, nil
+}
+
+// applyPINFile reads --pin-file into --pin (which the Milagro credential
+// flags read), and warns about a PIN given on the command line.
+func applyPINFile(c *cli.Context) error {
+	if !hasFlag(c, "pin") {
+		return nil
+	}
+	f := c.String("pin-file")
+	if f == "" {
+		warnSecretFlag(c, "pin", "MTLS_PIN", "--pin-file or MTLS_PIN")
+		return nil
+	}
+	if c.IsSet("pin") {
+		return errors.New("--pin and --pin-file are exclusive")
+	}
+	data, err := readSecretFile("pin-file", f)
+	if err != nil {
+		return err
+	}
+	pin := strings.TrimSpace(string(data))
+	clear(data)
+	if pin == "" || len(pin) > 32 {
+		return fmt.Errorf("--pin-file %s: want the PIN on one line", f)
+	}
+	return c.Set("pin", pin)
+}
+
+// hasFlag reports whether the command defines the flag name.
+func hasFlag(c *cli.Context, name string) bool {
+	if c.Command == nil {
+		return false
+	}
+	for _, f := range c.Command.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
+}

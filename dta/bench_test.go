@@ -1,0 +1,140 @@
+package dta
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/milagro-go/milagro/pairing"
+)
+
+// BenchmarkPermitIssuance measures one D-TA answering POST /v1/permits for
+// one day per request, the whole path: a new ECDHE_PSK handshake per
+// request (the PSK unsealed from the store), HTTP, the revocation check and
+// the audit entry committed in SQLite, and the permit share. Reported as
+// permits/s across parallel clients.
+func BenchmarkPermitIssuance(b *testing.B) {
+	for _, sync := range []string{"NORMAL", "FULL"} {
+		b.Run("synchronous="+sync, func(b *testing.B) {
+			d := startDTASync(b, sync)
+			e, err := Enroll(context.Background(), nil, codesFor(b, []*testDTA{d}, KindClient, "bench"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			today := pairing.Day(time.Now())
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			start := time.Now()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				r := *e.Renewal
+				r.DTAs = append([]RenewalDTA(nil), e.Renewal.DTAs...)
+				for pb.Next() {
+					if _, _, err := FetchPermits(context.Background(), nil, &r, []uint64{today}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "permits/s")
+		})
+	}
+}
+
+// BenchmarkPermitShare is the permit share alone (hash to G1, one scalar
+// multiplication, encoding): the ceiling of BenchmarkPermitIssuance.
+func BenchmarkPermitShare(b *testing.B) {
+	m, err := pairing.NewMasterShare(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := issuePermit(m, "alice@example.com", 20000+uint64(i%2)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEnroll measures one enrollment at one D-TA: the operator creates
+// a code (sealed, audited), the endpoint redeems it over TLS (share,
+// permits for today and tomorrow, renewal secret, audit, all committed).
+func BenchmarkEnroll(b *testing.B) {
+	d := startDTASync(b, "FULL")
+	b.ReportAllocs()
+	for b.Loop() {
+		codes := codesFor(b, []*testDTA{d}, KindClient, "bench-enroll")
+		if _, err := Enroll(context.Background(), nil, codes); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// procCPU returns the user+system CPU time a process has used so far.
+func procCPU(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+// BenchmarkPermitIssuanceProcess runs the D-TA as a real `mtls ta serve`
+// process and measures the CPU time it spends per permit (handshake, HTTP,
+// store, share), so that its capacity on 2 cores can be read off even on a
+// shared, loaded machine: permits/s-2cores = 2 s / (CPU time per permit).
+// days=1 is one permit per request (the worst case), days=2 is the
+// client's usual today-and-tomorrow request.
+func BenchmarkPermitIssuanceProcess(b *testing.B) {
+	root := b.TempDir()
+	d := newDTADir(b, root, 1)
+	p := d.serve(b) // synchronous=NORMAL (see serve): the process-crash guarantee
+	st, err := OpenStore(d.db, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := st.CreateCode(KindClient, "bench", time.Hour, "bench")
+	st.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := Enroll(context.Background(), nil, []DTACode{{Address: p.addr, Code: c}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	today := pairing.Day(time.Now())
+	for _, days := range [][]uint64{{today}, {today, today + 1}} {
+		b.Run(fmt.Sprintf("days=%d", len(days)), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			cpu0, t0 := procCPU(b, p.cmd.Process.Pid), time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				r := *e.Renewal
+				r.DTAs = append([]RenewalDTA(nil), e.Renewal.DTAs...)
+				for pb.Next() {
+					if _, _, err := FetchPermits(context.Background(), nil, &r, days); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			cpu := procCPU(b, p.cmd.Process.Pid) - cpu0
+			permits := float64(b.N * len(days))
+			b.ReportMetric(permits/time.Since(t0).Seconds(), "permits/s-wall")
+			if cpu > 0 {
+				b.ReportMetric(float64(cpu.Microseconds())/permits, "server-cpu-µs/permit")
+				b.ReportMetric(2*permits/cpu.Seconds(), "permits/s-2cores")
+			}
+		})
+	}
+}

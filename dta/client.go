@@ -1,0 +1,161 @@
+package dta
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/milagro-go/milagro/mtls"
+)
+
+// ClientOptions tunes the calls an endpoint makes to D-TAs; the zero value
+// is fine.
+type ClientOptions struct {
+	Now     func() time.Time // TLS clock; nil: time.Now
+	Rand    io.Reader        // nil: crypto/rand
+	Timeout time.Duration    // per D-TA call; default 30 s
+}
+
+func (o *ClientOptions) timeout() time.Duration {
+	if o == nil || o.Timeout == 0 {
+		return 30 * time.Second
+	}
+	return o.Timeout
+}
+
+// APIError is an error answer of a D-TA ({"error","message"}).
+type APIError struct {
+	Status  int
+	Code    string // the spec's error code: revoked, code_used, …
+	Message string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s (%d): %s", e.Code, e.Status, e.Message)
+}
+
+// IsCode reports whether err is an APIError with the given code.
+func IsCode(err error, code string) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Code == code
+}
+
+// HandshakeError is a TLS handshake with a D-TA that failed: a wrong or
+// unknown credential, or something that is not a D-TA.
+type HandshakeError struct{ Err error }
+
+func (e *HandshakeError) Error() string { return "TLS handshake failed: " + e.Err.Error() }
+func (e *HandshakeError) Unwrap() error { return e.Err }
+
+// cred is the PSK a call authenticates with.
+type cred struct {
+	identity string
+	psk      []byte
+	sni      string
+}
+
+// call makes one request to the D-TA at addr over ECDHE_PSK TLS and decodes
+// the JSON answer into out.
+func call(ctx context.Context, opt *ClientOptions, addr string, c cred, method, path string, body, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, opt.timeout())
+	defer cancel()
+	cfg := &mtls.Config{CipherSuites: Suites, PSKIdentity: c.identity, PSK: c.psk, ServerName: c.sni}
+	if opt != nil {
+		cfg.Time, cfg.Rand = opt.Now, opt.Rand
+	}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			raw, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			tc := mtls.Client(raw, cfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				raw.Close()
+				return nil, &HandshakeError{Err: err}
+			}
+			return tc, nil
+		},
+		DisableKeepAlives:      true,
+		MaxResponseHeaderBytes: 16 << 10,
+		Proxy:                  nil,
+	}
+	defer tr.CloseIdleConnections()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://dta"+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		var he *HandshakeError
+		if errors.As(err, &he) {
+			return he
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseSize+1))
+	if err != nil {
+		return err
+	}
+	if len(data) > maxResponseSize {
+		return fmt.Errorf("answer longer than %d bytes", maxResponseSize)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e ErrorResponse
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			return &APIError{Status: resp.StatusCode, Code: CodeInternal, Message: "unparseable error answer: " + printableMsg(data)}
+		}
+		return &APIError{Status: resp.StatusCode, Code: e.Error, Message: printableMsg([]byte(e.Message))}
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("malformed answer: %w", err)
+	}
+	return nil
+}
+
+// printableMsg keeps a peer's message to one short printable line.
+func printableMsg(b []byte) string {
+	if len(b) > 512 {
+		b = b[:512]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return ' '
+		}
+		return r
+	}, string(b))
+}
+
+// Info asks a D-TA for its fingerprint, version, time and policy, with an
+// enrollment code's or renewal credential's PSK.
+func Info(ctx context.Context, opt *ClientOptions, addr string, d *RenewalDTA) (*InfoResponse, error) {
+	var out InfoResponse
+	c, err := d.cred(false)
+	if err != nil {
+		return nil, err
+	}
+	if err := call(ctx, opt, addr, c, http.MethodGet, "/v1/info", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

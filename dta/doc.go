@@ -1,0 +1,31 @@
+// Package dta runs a distributed trust authority (D-TA) as a network service
+// and is the client that talks to one (spec/dta-service.md).
+//
+// For an operator: Open a Store (SQLite, one file per D-TA), create
+// enrollment codes with Store.CreateCode, and serve shares and daily time
+// permits with NewServer(...).Serve over this project's own TLS (ECDHE_PSK
+// only: an enrollment code or a renewal credential is the pre-shared key).
+// Revoke, reinstate, list and audit work on the same store while it runs.
+//
+// For an endpoint: Enroll contacts every D-TA with its one-time code,
+// checks each share's D-TA fingerprint and combines the shares locally (the
+// whole key exists only on the endpoint); it returns the key and a Renewal
+// (per D-TA: address, fingerprint, renewal secret) to keep in a 0600 file.
+// FetchPermits gets the combined permits for given days from every D-TA,
+// and PermitSource keeps today's and tomorrow's permits in memory, fetching
+// the next day's in the background, for Config.GetCSPermit.
+//
+// Secrets at rest: enrollment codes and renewal secrets are PSKs, which the
+// D-TA must be able to recompute, so a plain hash cannot stand in for them.
+// The store keeps them sealed (X25519 + ChaCha20-Poly1305) to a key derived
+// from the master share, which never enters the database: a copy of the
+// database alone authenticates no one. Operator commands that create codes
+// need only the sealing public key, kept in the store's meta table.
+//
+// Rotation (POST /v1/renew): the old renewal secret keeps working until the
+// new one has been used once. Both share one PSK identity, so the client
+// names the secret it holds in its TLS server_name, "k<16 hex>.dta.invalid"
+// (the first 8 bytes of SHA-256("MTLS1-DTA-KEYID" ‖ secret)); the D-TA uses
+// the pending secret only when that name matches it, and promotes it on its
+// first successful use.
+package dta

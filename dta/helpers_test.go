@@ -1,0 +1,121 @@
+package dta
+
+import (
+	"context"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/milagro-go/milagro/pairing"
+)
+
+// testDTA is an in-process D-TA on a loopback port.
+type testDTA struct {
+	srv    *Server
+	store  *Store
+	master *pairing.MasterShare
+	addr   string
+	dir    string
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func startDTA(t testing.TB, now func() time.Time) *testDTA { return startDTAAhead(t, now, 1) }
+
+func startDTAAhead(t testing.TB, now func() time.Time, ahead int) *testDTA {
+	return startDTAOpts(t, now, ahead, "NORMAL")
+}
+
+func startDTASync(t testing.TB, sync string) *testDTA { return startDTAOpts(t, nil, 1, sync) }
+
+func startDTAOpts(t testing.TB, now func() time.Time, ahead int, sync string) *testDTA {
+	t.Helper()
+	return startDTACfg(t, now, sync, ServerConfig{PermitAhead: ahead})
+}
+
+// startDTACfg starts a D-TA with cfg (Master, Store, Logger and Now are
+// filled in).
+func startDTACfg(t testing.TB, now func() time.Time, sync string, cfg ServerConfig) *testDTA {
+	t.Helper()
+	dir := t.TempDir()
+	m, err := pairing.NewMasterShare(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenStore(filepath.Join(dir, "dta.db"), &StoreOptions{Now: now, Synchronous: sync})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Master, cfg.Store, cfg.Logger, cfg.Now = m, st, quietLogger(), now
+	srv, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		st.Close()
+	})
+	return &testDTA{srv: srv, store: st, master: m, addr: ln.Addr().String(), dir: dir}
+}
+
+func codesFor(t testing.TB, dtas []*testDTA, kind Kind, id string) []DTACode {
+	t.Helper()
+	var out []DTACode
+	for _, d := range dtas {
+		c, err := d.store.CreateCode(kind, id, time.Hour, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, DTACode{Address: d.addr, Code: c})
+	}
+	return out
+}
+
+// csHandshake runs Milagro CS at the pairing level (spec §3) with the
+// server checking the hello against now and the permit policy.
+func csHandshake(key *pairing.CSClientKey, permit *pairing.TimePermit, server *pairing.CSServerSecret, now time.Time, mode pairing.PermitMode) error {
+	cl, err := pairing.NewCSClient(key, permit)
+	if err != nil {
+		return err
+	}
+	sv, err := pairing.NewCSServer(server)
+	if err != nil {
+		return err
+	}
+	hello, chs, err := cl.Hello(rand.Reader, uint64(now.Unix()), server.ID())
+	if err != nil {
+		return err
+	}
+	if err := pairing.CheckHello(hello, now, pairing.DefaultSkew, mode); err != nil {
+		return err
+	}
+	shs, err := sv.Accept(rand.Reader, hello)
+	if err != nil {
+		return err
+	}
+	r, pmsC, err := chs.Finish(rand.Reader, shs.W())
+	if err != nil {
+		return err
+	}
+	pmsS, err := shs.Finish(r)
+	if err != nil {
+		return err
+	}
+	if string(pmsC) != string(pmsS) {
+		return errMismatchPMS
+	}
+	return nil
+}
+
+var errMismatchPMS = &APIError{Code: "pms", Message: "pre-master secrets differ"}

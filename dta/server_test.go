@@ -1,0 +1,300 @@
+package dta
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/milagro-go/milagro/pairing"
+)
+
+func TestEnrollPermitsAndCSHandshake(t *testing.T) {
+	dtas := []*testDTA{startDTA(t, nil), startDTA(t, nil), startDTA(t, nil)}
+	ctx := context.Background()
+	cl, err := Enroll(ctx, nil, codesFor(t, dtas, KindClient, "alice@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv, err := Enroll(ctx, nil, codesFor(t, dtas, KindServer, "api.example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := cl.Key.(*pairing.CSClientKey)
+	srvKey := sv.Key.(*pairing.CSServerSecret)
+	if key.IsShare() || len(key.DTAs()) != 3 || srvKey.ID() != "api.example.com" {
+		t.Fatalf("combined key: share=%v dtas=%d server id %q", key.IsShare(), len(key.DTAs()), srvKey.ID())
+	}
+	now := time.Now()
+	today := pairing.Day(now)
+	if cl.Permits[today] == nil || cl.Permits[today+1] == nil || len(cl.Permits) != 2 {
+		t.Fatalf("enrollment permits: %v", sortedDays(cl.Permits))
+	}
+	if err := csHandshake(key, cl.Permits[today], srvKey, now, pairing.PermitsRequired); err != nil {
+		t.Fatalf("CS handshake with enrolled keys: %v", err)
+	}
+	// Permits fetched with the renewal credentials work the same.
+	ps, _, err := FetchPermits(ctx, nil, cl.Renewal, []uint64{today})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ps[today].Equal(cl.Permits[today]) {
+		t.Fatal("fetched permit differs from the enrollment's")
+	}
+	// A key from two of three D-TAs fails.
+	partial, err := pairing.CombineCSClientKeys(cl.Shares[0].(*pairing.CSClientKey), cl.Shares[1].(*pairing.CSClientKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := csHandshake(partial, nil, srvKey, now, pairing.PermitsOff); !errors.Is(err, pairing.ErrAuthFailed) {
+		t.Fatalf("partial key: got %v, want ErrAuthFailed", err)
+	}
+}
+
+func TestCodeSingleUseConcurrent(t *testing.T) {
+	d := startDTA(t, nil)
+	codes := codesFor(t, []*testDTA{d}, KindClient, "bob")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, used := 0, 0
+	for range 20 {
+		wg.Go(func() {
+			_, err := Enroll(context.Background(), nil, codes)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case IsCode(err, CodeCodeUsed):
+				used++
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok != 1 || used != 19 {
+		t.Fatalf("20 concurrent uses: %d succeeded, %d code_used; want 1 and 19", ok, used)
+	}
+}
+
+func TestRevokeRotateWrongKind(t *testing.T) {
+	dtas := []*testDTA{startDTA(t, nil), startDTA(t, nil)}
+	ctx := context.Background()
+	e, err := Enroll(ctx, nil, codesFor(t, dtas, KindClient, "carol"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	today := pairing.Day(time.Now())
+	if err := dtas[1].store.Revoke(KindClient, "carol", "lost laptop", "test"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = FetchPermits(ctx, nil, e.Renewal, []uint64{today})
+	var me MultiError
+	if !errors.As(err, &me) || len(me) != 1 || me[0].Fingerprint != dtas[1].srv.Fingerprint().String() || !IsCode(err, CodeRevoked) {
+		t.Fatalf("revoked at D-TA 2: got %v", err)
+	}
+	if err := dtas[1].store.Reinstate(KindClient, "carol", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := FetchPermits(ctx, nil, e.Renewal, []uint64{today}); err != nil {
+		t.Fatalf("reinstated: %v", err)
+	}
+	// Out of range days.
+	if _, _, err := FetchPermits(ctx, nil, e.Renewal, []uint64{today + 2}); !IsCode(err, CodeDayOutOfRange) {
+		t.Fatalf("day+2: got %v", err)
+	}
+	// Rotation: old works until the new one is used once.
+	old := e.Renewal.DTAs[0]
+	if err := Rotate(ctx, nil, e.Renewal); err != nil {
+		t.Fatal(err)
+	}
+	stale := &Renewal{Version: 1, Kind: KindClient, Identity: "carol", DTAs: []RenewalDTA{old}}
+	if _, _, err := FetchPermits(ctx, nil, stale, []uint64{today}); err != nil {
+		t.Fatalf("old secret before the new one is used: %v", err)
+	}
+	_, changed, err := FetchPermits(ctx, nil, e.Renewal, []uint64{today})
+	if err != nil || !changed || e.Renewal.DTAs[0].PendingSecret != "" {
+		t.Fatalf("new secret: err %v changed %v", err, changed)
+	}
+	var he *HandshakeError
+	if _, _, err := FetchPermits(ctx, nil, stale, []uint64{today}); !errors.As(err, &he) {
+		t.Fatalf("old secret after the new one was used: got %v, want a handshake failure", err)
+	}
+	// A P2P credential asking for permits: wrong_kind.
+	p, err := Enroll(ctx, nil, codesFor(t, dtas, KindP2P, "peer1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Renewal.Kind = KindClient // lie locally; the D-TA knows the credential's kind
+	for i := range p.Renewal.DTAs {
+		p.Renewal.DTAs[i].Kind = KindP2P
+	}
+	if _, _, err := FetchPermits(ctx, nil, p.Renewal, []uint64{today}); !IsCode(err, CodeWrongKind) {
+		t.Fatalf("p2p credential asking for permits: got %v", err)
+	}
+}
+
+// TestFailuresSlowedDown: after repeated failed handshakes from one
+// address, its next connections wait before their handshake (counted).
+func TestFailuresSlowedDown(t *testing.T) {
+	d := startDTA(t, nil)
+	d.srv.limiter.mu.Lock()
+	d.srv.limiter.base = 50 * time.Millisecond
+	d.srv.limiter.mu.Unlock()
+	bogus := &RenewalDTA{Address: d.addr, Kind: KindClient, Identity: "nobody", Secret: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}
+	var durs []time.Duration
+	for i := range 6 {
+		t0 := time.Now()
+		if _, err := Info(context.Background(), nil, d.addr, bogus); err == nil {
+			t.Fatal("an unknown identity was accepted")
+		}
+		durs = append(durs, time.Since(t0))
+		// The client sees the alert before the server records the failure.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if metricValueOr(d.srv.reg, "mtls_dta_handshake_failures_total", "unknown_psk_identity") >= float64(i+1) {
+				break
+			}
+		}
+	}
+	if n := metricValue(t, d.srv.reg, "mtls_dta_slowed_connections_total", ""); n < 2 {
+		t.Fatalf("%v connections slowed after 6 failures (durations %v)", n, durs)
+	}
+	if durs[5] < 100*time.Millisecond {
+		t.Fatalf("the 6th attempt took %v, want ≥ 100ms", durs[5])
+	}
+	// A valid credential from the same address clears the record.
+	e, err := Enroll(context.Background(), nil, codesFor(t, []*testDTA{d}, KindClient, "ok"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Info(context.Background(), nil, d.addr, &e.Renewal.DTAs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if d.srv.limiter.delay("127.0.0.1") != 0 {
+		t.Fatal("a successful handshake did not clear the failures")
+	}
+}
+
+func TestInfoNeedsAValidCredential(t *testing.T) {
+	d := startDTA(t, nil)
+	ctx := context.Background()
+	codes := codesFor(t, []*testDTA{d}, KindP2P, "p")
+	c := codes[0].Code
+	codeCred := cred{identity: "enroll:" + c.ID.String(), psk: c.Secret[:]}
+	var info InfoResponse
+	if err := call(ctx, nil, d.addr, codeCred, http.MethodGet, "/v1/info", nil, &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Fingerprint != d.srv.Fingerprint().String() || info.Version != Version || info.PermitAhead != 1 {
+		t.Fatalf("info: %+v", info)
+	}
+	e, err := Enroll(ctx, nil, codes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := call(ctx, nil, d.addr, codeCred, http.MethodGet, "/v1/info", nil, &info); !IsCode(err, CodeCodeUsed) {
+		t.Fatalf("info with a used code: %v", err)
+	}
+	if _, err := Info(ctx, nil, d.addr, &e.Renewal.DTAs[0]); err != nil {
+		t.Fatal(err)
+	}
+	d.store.Revoke(KindP2P, "p", "", "test")
+	if _, err := Info(ctx, nil, d.addr, &e.Renewal.DTAs[0]); !IsCode(err, CodeRevoked) {
+		t.Fatalf("info with a revoked credential: %v", err)
+	}
+	// Unknown endpoint and method: bad_request JSON.
+	if err := call(ctx, nil, d.addr, mustCred(t, &e.Renewal.DTAs[0]), http.MethodDelete, "/v1/permits", nil, &info); !IsCode(err, CodeBadRequest) {
+		t.Fatalf("DELETE /v1/permits: %v", err)
+	}
+}
+
+func mustCred(t *testing.T, d *RenewalDTA) cred {
+	c, err := d.cred(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestLongIdentityAndBadIdentities(t *testing.T) {
+	d := startDTA(t, nil)
+	long := strings.Repeat("é", pairing.MaxIDLen/2) // 1024 bytes of UTF-8
+	e, err := Enroll(context.Background(), nil, codesFor(t, []*testDTA{d}, KindClient, long))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := FetchPermits(context.Background(), nil, e.Renewal, []uint64{pairing.Day(time.Now())}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{long + "x", "", "a\nb", "a\x00", "\xff"} {
+		if _, err := d.store.CreateCode(KindClient, bad, time.Hour, "t"); err == nil {
+			t.Errorf("code created for identity %q", bad)
+		}
+	}
+	if _, err := d.store.CreateCode(KindServer, "", time.Hour, "t"); err != nil {
+		t.Errorf("deployment-wide server identity: %v", err)
+	}
+	if _, err := d.store.CreateCode(KindClient, "a", MaxCodeTTL+time.Second, "t"); err == nil {
+		t.Error("a code beyond the maximum lifetime")
+	}
+}
+
+// A code issued before its identity was revoked is refused (and not used
+// up); after reinstatement it works.
+func TestCodeOfRevokedIdentity(t *testing.T) {
+	d := startDTA(t, nil)
+	codes := codesFor(t, []*testDTA{d}, KindClient, "zed")
+	if err := d.store.Revoke(KindClient, "zed", "left", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.store.CreateCode(KindClient, "zed", time.Hour, "t"); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("new code for a revoked identity: %v", err)
+	}
+	if _, err := Enroll(context.Background(), nil, codes); !IsCode(err, CodeRevoked) {
+		t.Fatalf("enroll of a revoked identity: %v", err)
+	}
+	if err := d.store.Reinstate(KindClient, "zed", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Enroll(context.Background(), nil, codes); err != nil {
+		t.Fatalf("after reinstatement: %v", err)
+	}
+	if err := d.store.Reinstate(KindClient, "zed", "t"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("reinstating a non-revoked identity: %v", err)
+	}
+	if err := d.store.Revoke(KindClient, "nobody", "", "t"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("revoking an unknown identity: %v", err)
+	}
+}
+
+// One address cannot hold every handshake slot with idle connections.
+// (The default, 64, is for clients behind one NAT.)
+func TestIdleConnectionsBoundedPerAddress(t *testing.T) {
+	const maxHandshakesPerAddr = 8
+	d := startDTACfg(t, nil, "NORMAL", ServerConfig{MaxHandshakesPerAddr: maxHandshakesPerAddr})
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range maxHandshakesPerAddr + 4 {
+		c, err := net.Dial("tcp", d.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for metricValueOr(d.srv.reg, "mtls_dta_handshake_failures_total", "too_many_from_address") < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := metricValueOr(d.srv.reg, "mtls_dta_handshake_failures_total", "too_many_from_address"); n != 4 {
+		t.Fatalf("%v connections refused beyond %d per address, want 4", n, maxHandshakesPerAddr)
+	}
+}

@@ -1,0 +1,132 @@
+package dta
+
+import (
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/milagro-go/milagro/pairing"
+)
+
+func TestStoreAppendOnlyModeMigrationsBinding(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	st, err := OpenStore(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateCode(KindClient, "a", time.Hour, "t"); !errors.Is(err, ErrNotBound) {
+		t.Fatalf("code before binding: %v", err)
+	}
+	m, _ := pairing.NewMasterShare(rand.Reader)
+	if _, err := st.Bind(m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateCode(KindClient, "a", time.Hour, "t"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`UPDATE audit SET result='forged'`, `DELETE FROM audit`} {
+		if _, err := st.db.Exec(q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	st.Close()
+	for _, f := range []string{path, path + "-wal"} {
+		if fi, err := os.Stat(f); err == nil && fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: mode %v", f, fi.Mode().Perm())
+		}
+	}
+	// Reopening applies no migration twice and keeps the binding.
+	st, err = OpenStore(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var n int
+	st.db.QueryRow(`SELECT COUNT(*) FROM migrations`).Scan(&n)
+	if n != len(migrations) {
+		t.Fatalf("%d migrations recorded, want %d", n, len(migrations))
+	}
+	if fp, err := st.Fingerprint(); err != nil || fp != m.Fingerprint() {
+		t.Fatalf("fingerprint after reopen: %v %v", fp, err)
+	}
+	other, _ := pairing.NewMasterShare(rand.Reader)
+	if _, err := st.Bind(other); !errors.Is(err, ErrWrongMaster) {
+		t.Fatalf("another master share: %v", err)
+	}
+	// No secret is stored in the clear.
+	var sealed []byte
+	st.db.QueryRow(`SELECT sealed FROM codes`).Scan(&sealed)
+	if len(sealed) != 32+SecretSize+16 {
+		t.Fatalf("sealed code secret has %d bytes", len(sealed))
+	}
+	// A group-readable store is refused.
+	os.Chmod(path, 0o640)
+	if _, err := OpenStore(path, nil); err == nil {
+		t.Fatal("a group-readable store was opened")
+	}
+	os.Chmod(path, 0o600)
+}
+
+func TestSealBindsRow(t *testing.T) {
+	m, _ := pairing.NewMasterShare(rand.Reader)
+	k, err := sealKey(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := make([]byte, SecretSize)
+	rand.Read(secret)
+	s, err := seal(rand.Reader, k.PublicKey(), secret, "code:a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := unseal(k, s, "code:a"); err != nil || string(got) != string(secret) {
+		t.Fatalf("unseal: %v", err)
+	}
+	if _, err := unseal(k, s, "code:b"); err == nil {
+		t.Fatal("a sealed secret opened for another row")
+	}
+	other, _ := pairing.NewMasterShare(rand.Reader)
+	k2, _ := sealKey(other)
+	if _, err := unseal(k2, s, "code:a"); err == nil {
+		t.Fatal("a sealed secret opened with another master share")
+	}
+}
+
+func TestFailLimiter(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	l := newFailLimiter(clock.Now)
+	for range 3 {
+		l.fail("1.2.3.4")
+	}
+	if d := l.delay("1.2.3.4"); d != 0 {
+		t.Fatalf("after 3 failures: %v", d)
+	}
+	l.fail("1.2.3.4")
+	d1 := l.delay("1.2.3.4")
+	for range 20 {
+		l.fail("1.2.3.4")
+	}
+	d2 := l.delay("1.2.3.4")
+	if d1 != 100*time.Millisecond || d2 != l.maxDelay {
+		t.Fatalf("delays %v, %v", d1, d2)
+	}
+	if l.delay("5.6.7.8") != 0 {
+		t.Fatal("another address is slowed")
+	}
+	clock.Add(11 * time.Minute)
+	if l.delay("1.2.3.4") != 0 {
+		t.Fatal("failures do not expire")
+	}
+	// Bounded memory.
+	l.maxEntries = 100
+	for i := range 1000 {
+		l.fail(string(rune('a'+i%26)) + strings.Repeat("x", i))
+	}
+	if n := l.size(); n > 100 {
+		t.Fatalf("%d entries, bound 100", n)
+	}
+}
