@@ -336,3 +336,23 @@ func TestResumeGetConfigForClient(t *testing.T) {
 	disabled = true
 	mustResume(t, client, server, false)
 }
+
+// ALPN is negotiated on a resumption too, and carried by its ServerHello.
+func TestResumeALPN(t *testing.T) {
+	client, server := pskConfigs()
+	client.ClientSessionCache = mtls.NewLRUClientSessionCache(4)
+	client.NextProtos = []string{"h2", "http/1.1"}
+	server.NextProtos = []string{"h2"}
+	for i, want := range []bool{false, true} {
+		r := mustResume(t, client, server, want)
+		if c, s := r.client.ConnectionState().NegotiatedProtocol, r.server.ConnectionState().NegotiatedProtocol; c != "h2" || s != "h2" {
+			t.Fatalf("handshake %d: client %q, server %q, want h2", i, c, s)
+		}
+	}
+	// No overlap on the resumption: the server refuses, as on a full one.
+	client.NextProtos = []string{"spdy/3"}
+	r, _ := resumeRun(t, client, server)
+	if r.serverErr == nil {
+		t.Fatal("ALPN mismatch accepted on a resumption")
+	}
+}

@@ -240,10 +240,9 @@ func dtlsClientAction(c *cli.Context) error {
 			}
 			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 				close(sentAll)
-				if errors.Is(err, io.EOF) {
-					err = nil
+				if !errors.Is(err, io.EOF) {
+					werr <- err // only failures: the select below treats any value as one
 				}
-				werr <- err
 				return
 			}
 		}
