@@ -303,8 +303,10 @@ func dtlsClientAction(c *cli.Context) error {
 		}
 		break
 	}
-	if err := <-werr; err != nil {
+	select {
+	case err := <-werr: // a failure reading stdin, if any (EOF sends nothing)
 		return cmdError("client", "read stdin", err)
+	default:
 	}
 	if err := conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		logger.Debug("close", "error", err)
