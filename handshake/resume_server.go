@@ -192,34 +192,8 @@ func (hs *serverHandshake) fullSessionState(master []byte) *SessionState {
 func (hs *serverHandshake) runResumed() (*State, error) {
 	sess := hs.res.session
 	defer zeroize(sess.MasterSecret)
-	random, err := randomBytes(hs.cfg.Rand, randomLength)
+	sh, err := hs.writeServerHello()
 	if err != nil {
-		return nil, err
-	}
-	sh := &serverHelloMsg{
-		vers:              versionTLS12,
-		random:            random,
-		cipherSuite:       hs.suite.ID,
-		compressionMethod: compressionNone,
-		ems:               hs.ems,
-		secureRenegExt:    hs.reneg,
-		alpnProtocol:      hs.alpn,
-	}
-	if isECDHE(hs.suite) && hs.hello.hasPointFormats {
-		sh.supportedPoints = []uint8{pointUncompressed}
-	}
-	hs.ticketExtension(sh)
-	if testHookServerHello != nil {
-		testHookServerHello(sh)
-	}
-	msg, err := sh.marshal()
-	if err != nil {
-		return nil, ciphersuite.Errorf(ciphersuite.AlertInternalError, "marshalling ServerHello: %v", err)
-	}
-	hs.tr.start(hs.suite)
-	hs.tr.write(msg)
-	hs.rl.SetVersion(versionTLS12)
-	if err := hs.rl.WriteHandshake(msg); err != nil {
 		return nil, err
 	}
 	if hs.res.reissue {

@@ -242,7 +242,10 @@ func (hs *serverHandshake) readClientHello() error {
 	return nil
 }
 
-func (hs *serverHandshake) sendServerFlight() (*serverHelloMsg, error) {
+// writeServerHello sends the ServerHello of a full or an abbreviated
+// handshake (the session_ticket extension and the echoed session_id of a
+// resumption come from ticketExtension) and starts the transcript.
+func (hs *serverHandshake) writeServerHello() (*serverHelloMsg, error) {
 	random, err := randomBytes(hs.cfg.Rand, randomLength)
 	if err != nil {
 		return nil, err
@@ -271,6 +274,14 @@ func (hs *serverHandshake) sendServerFlight() (*serverHelloMsg, error) {
 	hs.tr.write(msg)
 	hs.rl.SetVersion(versionTLS12)
 	if err := hs.rl.WriteHandshake(msg); err != nil {
+		return nil, err
+	}
+	return sh, nil
+}
+
+func (hs *serverHandshake) sendServerFlight() (*serverHelloMsg, error) {
+	sh, err := hs.writeServerHello()
+	if err != nil {
 		return nil, err
 	}
 
