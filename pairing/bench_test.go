@@ -244,3 +244,34 @@ func BenchmarkMulPublic(b *testing.B) {
 		mulPublic(&r, s, p)
 	}
 }
+
+// BenchmarkEngineMul compares the engine's multiplications by a 255-bit
+// scalar: constant-time (secret scalars), public (variable base) and the
+// comb of a prepared point (A′ of a proven CS identity).
+func BenchmarkEngineMul(b *testing.B) {
+	p := eG1From(H1(DomainCS, []byte("x")))
+	s := sc(0)
+	s.Random(seeded("bench"))
+	var r eG1
+	b.Run("constant-time", func(b *testing.B) {
+		for b.Loop() {
+			eMul(&r, s, p)
+		}
+	})
+	b.Run("public", func(b *testing.B) {
+		for b.Loop() {
+			eMulPublic(&r, s, p)
+		}
+	})
+	b.Run("public, prepared", func(b *testing.B) {
+		t := eTableOf(p)
+		for b.Loop() {
+			eMulTable(&r, s, t)
+		}
+	})
+	b.Run("prepare", func(b *testing.B) {
+		for b.Loop() {
+			eTableOf(p)
+		}
+	})
+}

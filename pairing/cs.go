@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/cloudflare/circl/ecc/bls12381"
 )
@@ -253,10 +254,23 @@ type CSServer struct {
 	points  *cache[*csPoint] // A or A' by (id, d)
 }
 
-// csPoint is a client's A (or A'), with its encoding.
+// csPoint is a client's A (or A'), with its encoding and, once a client
+// has proved that identity, a table for the public multiplications y·A′
+// and h·A′. The table is built only after a verified hello, so a flood of
+// bogus identities cannot make the server build and keep tables.
 type csPoint struct {
-	p eG1
-	b []byte
+	p   eG1
+	b   []byte
+	tab atomic.Pointer[eTable]
+}
+
+// mulPublic sets out = k·A′ for a public scalar k.
+func (a *csPoint) mulPublic(out *eG1, k *bls12381.Scalar) {
+	if t := a.tab.Load(); t != nil {
+		eMulTable(out, k, t)
+		return
+	}
+	eMulPublic(out, k, &a.p)
 }
 
 // NewCSServer prepares a server from a combined server key.
@@ -290,7 +304,7 @@ func (s *CSServer) Zeroize() { s.ks.SetIdentity(); eZeroLines(s.ksLines) }
 type CSServerHandshake struct {
 	s     *CSServer
 	id    string
-	a     csPoint
+	a     *csPoint
 	u     *eG1
 	uB    []byte
 	vB    []byte
@@ -329,7 +343,7 @@ func (s *CSServer) verify(h *CSHello) (*CSServerHandshake, error) {
 		return nil, err
 	}
 	hs := &CSServerHandshake{s: s, id: h.ID, u: u}
-	hs.a = *s.points.get(string(transcript(nil).u64(h.Day).id(h.ID)), func() *csPoint {
+	hs.a = s.points.get(string(transcript(nil).u64(h.Day).id(h.ID)), func() *csPoint {
 		a := eHashG1(DomainCS, []byte(h.ID))
 		if h.Day != 0 {
 			eAdd(a, a, eHashG1(DomainTP, transcript(nil).u64(h.Day).id(h.ID)))
@@ -338,7 +352,7 @@ func (s *CSServer) verify(h *CSHello) (*CSServerHandshake, error) {
 	})
 	hs.y = *csY(h)
 	var uy eG1
-	eMulPublic(&uy, &hs.y, &hs.a.p)
+	hs.a.mulPublic(&uy, &hs.y)
 	eAdd(&uy, &uy, u)
 	if eIsIdentity(&uy) {
 		return nil, ErrAuthFailed
@@ -350,6 +364,9 @@ func (s *CSServer) verify(h *CSHello) (*CSServerHandshake, error) {
 	e := ePair([]*eG1{v, &uy}, []*eLines{s.bsLines, s.ksLines})
 	if !eGTIsOne(e) {
 		return nil, ErrAuthFailed
+	}
+	if hs.a.tab.Load() == nil {
+		hs.a.tab.CompareAndSwap(nil, eTableOf(&hs.a.p))
 	}
 	hs.uB = append([]byte(nil), h.U...)
 	hs.vB = append([]byte(nil), h.V...)
@@ -399,9 +416,9 @@ func (hs *CSServerHandshake) Finish(rBytes []byte) ([]byte, error) {
 	}
 	hs.spent = true
 	defer func() { hs.w = bls12381.Scalar{} }()
-	h := csH(&hs.a, hs.uB, &hs.y, hs.vB, rBytes, hs.wB)
+	h := csH(hs.a, hs.uB, &hs.y, hs.vB, rBytes, hs.wB)
 	var rh, z eG1
-	eMulPublic(&rh, h, &hs.a.p)
+	hs.a.mulPublic(&rh, h)
 	eAdd(&rh, &rh, r)
 	if eIsIdentity(&rh) { // R = −h·A: a forged R; no secret to agree on
 		return nil, ErrAuthFailed

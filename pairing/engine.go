@@ -21,6 +21,8 @@ package pairing
 //	eHashG1, eHashG2                    H1, H2 (RFC 9380)
 //	eMul, eMulG2                        k·P for secret k, constant time
 //	eMulPublic                          k·P for public k (y, h, π_S, π_C)
+//	eTable, eTableOf, eMulTable         k·P for public k and a prepared P (a
+//	                                    comb on blst: A′ of proven CS clients)
 //	eAdd, eIsIdentity, eBytesG1/G2      group law, identity, compressed encoding
 //	ePrepare, eGenLines, ePair          precomputed lines, ≤ 2-pair product
 //	ePairFresh                          2-pair product, one G2 point used once

@@ -44,6 +44,18 @@ func eBytesG1(p *eG1) []byte                          { return p.BytesCompressed
 func eBytesG2(q *eG2) []byte                          { return q.BytesCompressed() }
 func eZeroG1(p *eG1)                                  { p.SetIdentity() }
 
+// eTable is a point prepared for eMulTable; circl's wNAF needs no
+// lasting table.
+type eTable struct{ p eG1 }
+
+func eTableOf(p *eG1) *eTable {
+	if p.IsIdentity() {
+		return nil
+	}
+	return &eTable{p: *p}
+}
+func eMulTable(out *eG1, k *bls12381.Scalar, t *eTable) { mulPublic(out, k, &t.p) }
+
 func ePrepare(q *eG2) *eLines { return prepareG2(q) }
 func eZeroLines(l *eLines)    { *l = g2Lines{} }
 

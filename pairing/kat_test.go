@@ -130,7 +130,7 @@ func genKAT(t testing.TB) *katFile {
 		r, cpms, err := chs.Finish(rnd, shs.W())
 		must(err)
 		step("CS "+mode+": client R, pre-master secret", "R", hx(r), "h",
-			hx(EncodeScalar(csH(&shs.a, shs.uB, &shs.y, shs.vB, r, shs.wB))), "pre_master_secret", hx(cpms))
+			hx(EncodeScalar(csH(shs.a, shs.uB, &shs.y, shs.vB, r, shs.wB))), "pre_master_secret", hx(cpms))
 		spms, err := shs.Finish(r)
 		must(err)
 		step("CS "+mode+": server pre-master secret", "pre_master_secret", hx(spms))

@@ -129,7 +129,7 @@ func TestSpecVector(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		check("h/"+idS, hx(EncodeScalar(csH(&shs.a, shs.uB, &shs.y, shs.vB, rBytes, shs.wB))))
+		check("h/"+idS, hx(EncodeScalar(csH(shs.a, shs.uB, &shs.y, shs.vB, rBytes, shs.wB))))
 		check("pms/"+idS, hx(cpms))
 		check("pms/"+idS, hx(spms))
 	}
