@@ -141,19 +141,7 @@ func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
 	log.Info("connection open", "target", c.Target)
 	p := &pipe{a: local, b: sc, idle: c.IdleTimeout, onBytes: c.Metrics.bytesFunc(),
 		lifetime: remaining(c.MaxConnLifetime, start), closeTimeout: c.CloseTimeout}
-	err = p.run(nil)
-	result = resultOK
-	attrs := []any{"bytes_up", p.up.Load(), "bytes_down", p.down.Load(),
-		"duration", time.Since(start).Round(time.Millisecond)}
-	switch {
-	case err == errLifetime:
-		result = "lifetime"
-		attrs = append(attrs, "err", err)
-	case err != nil:
-		// Includes an upstream that failed (a server-mode proxy that
-		// could not reach its target resets the connection).
-		result = "closed_with_error"
-		attrs = append(attrs, "err", err)
-	}
-	log.Info("connection closed", attrs...)
+	// An upstream that failed (a server-mode proxy that could not reach
+	// its target resets the connection) counts as closed_with_error.
+	result = logClosed(log, p, p.run(nil), start)
 }

@@ -46,15 +46,16 @@
 // plus a one-byte MSG_PEEK, which also sees the peer's EOF, so a mass
 // disconnect takes no buffers); an mtls source is read into a 1 KiB buffer and what it
 // has already decrypted is then drained, without blocking, into a pooled
-// buffer. The handshake and the target dial run on short-lived goroutines
-// (onShortStack), so the stack they grow (pairing math for Milagro CS) does
-// not stay with the connection. What remains per idle connection is two
-// goroutines with small stacks, the
-// connections themselves (mtls.Conn keeps its record buffers) and about
-// 2 KiB of proxy state (BenchmarkProxyIdleMemStats measures the total per
-// connection of each proxy process); HTTP identity mode adds a 4 KiB read buffer on the
-// request side and a few hundred bytes of response-tracking state (the
-// response framing parser holds no buffer between reads).
+// buffer. Everything before the forwarding (admission, handshake, ACL,
+// target dial) runs on a short-lived goroutine (onShortStack), so neither
+// the stack it grows (pairing math for Milagro CS) nor its frames stay
+// with the connection. What remains per idle connection is two goroutines
+// with 4 KiB stacks, the connections themselves (mtls.Conn keeps its
+// cipher state) and about 2 KiB of proxy state: about 13 KB in all on
+// either side (BenchmarkProxyIdleMemStats measures the Go memory per
+// connection of each proxy process). HTTP identity mode adds a 4 KiB read
+// buffer on the request side and a few hundred bytes of response-tracking
+// state (the response framing parser holds no buffer between reads).
 //
 // HTTP identity mode parses the requests and also follows the responses
 // (forwarded untouched, byte for byte): after an Upgrade or a CONNECT the

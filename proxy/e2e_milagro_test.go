@@ -73,13 +73,7 @@ func TestE2EMilagroCS(t *testing.T) {
 	c.Close()
 	srv.waitLog(t, "connection closed", "identity", "alice@example.com")
 
-	c, err = net.Dial("tcp", mallory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	b, _ := io.ReadAll(c)
-	c.Close()
+	b, _ := dialRefused(t, mallory, nil)
 	if len(b) != 0 {
 		t.Fatalf("mallory read %q", b)
 	}

@@ -2,9 +2,7 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -81,17 +79,7 @@ func TestClientCountsUpstreamFailure(t *testing.T) {
 	saddr := startServer(t, &Server{Target: dead, ConnectTimeout: time.Second, Metrics: sm}, AllowAll())
 	cm := NewMetrics()
 	caddr := startClient(t, &Client{Target: saddr, Metrics: cm}, "alice")
-	// The client proxy may reset the connection before connect(2) has
-	// returned here (it dials upstream as soon as it accepts): a reset on
-	// dial is the same outcome as a reset on read.
-	if c, err := net.Dial("tcp", caddr); err == nil {
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		c.Write([]byte("hello"))
-		io.ReadAll(c)
-		c.Close()
-	} else if !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatal(err)
-	}
+	dialRefused(t, caddr, []byte("hello"))
 	if !waitFor(5*time.Second, func() bool { return metricValue(cm.connections.WithLabelValues("closed_with_error")) == 1 }) {
 		t.Fatalf("client proxy: closed_with_error = %v, ok = %v; want the upstream failure counted as an error",
 			metricValue(cm.connections.WithLabelValues("closed_with_error")), metricValue(cm.connections.WithLabelValues(resultOK)))

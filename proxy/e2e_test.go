@@ -205,14 +205,7 @@ func TestE2EAllowDeny(t *testing.T) {
 	c.Close()
 	srv.waitLog(t, "connection closed", "identity", "alice", "bytes_up", "13", "bytes_down", "13")
 
-	c, err = net.Dial("tcp", mallory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	c.Write([]byte("let me in"))
-	b, err := io.ReadAll(c)
-	c.Close()
+	b, err := dialRefused(t, mallory, []byte("let me in"))
 	if len(b) != 0 || (err != nil && !isConnReset(err)) {
 		t.Fatalf("mallory read %q, %v", b, err)
 	}
@@ -314,15 +307,7 @@ func TestE2ETargetDownAndStatus(t *testing.T) {
 	ln.Close()
 	srv, saddr, status := proxyServer(t, dead, "--allow-all", "--status", "127.0.0.1:0", "--connect-timeout", "1s")
 	_, caddr := proxyClient(t, saddr, "alice")
-	var b []byte
-	c, err := net.Dial("tcp", caddr)
-	// A reset can already reach connect(2): the client proxy dials
-	// upstream as soon as it accepts.
-	if err == nil {
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		b, err = io.ReadAll(c)
-		c.Close()
-	}
+	b, err := dialRefused(t, caddr, nil)
 	// The failure reaches the local client as a reset, not a clean close
 	// (which it would take for an empty but complete answer).
 	if !errors.Is(err, syscall.ECONNRESET) || len(b) != 0 {

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -277,4 +278,27 @@ func metricValue(c prometheus.Collector) float64 {
 		}
 	}
 	return v
+}
+
+// dialRefused connects to a client proxy expected to refuse the
+// connection (its upstream handshake or target fails), writes msg and
+// reads to the end. The client proxy resets the local connection as soon
+// as its upstream fails, which can already reach connect(2): a reset on
+// dial is the same refusal as one on read, and is returned as the read
+// error with nothing read.
+func dialRefused(t *testing.T, addr string, msg []byte) ([]byte, error) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNRESET) {
+			return nil, err
+		}
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if msg != nil {
+		c.Write(msg)
+	}
+	return io.ReadAll(c)
 }

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -48,16 +47,9 @@ func TestProxyResumption(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := up.count.Load()
-	c, err := net.Dial("tcp", caddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	c.Write([]byte("after the reload"))
-	if b, _ := io.ReadAll(c); len(b) != 0 {
+	if b, _ := dialRefused(t, caddr, []byte("after the reload")); len(b) != 0 {
 		t.Fatalf("denied client read %q", b)
 	}
-	c.Close()
 	if !waitFor(5*time.Second, func() bool { return metricValue(sm.aclDenials) == 1 }) {
 		t.Fatalf("ACL denials %v, want 1", metricValue(sm.aclDenials))
 	}

@@ -199,9 +199,11 @@ func (l *loop) serve(ctx context.Context, ln net.Listener, log *slog.Logger, han
 // onShortStack runs f on a short-lived goroutine and waits for it. The mtls
 // handshake (Milagro CS: deep pairing math) grows the stack of the goroutine
 // that runs it to 8 KiB or more, and a goroutine keeps its stack until the GC
-// happens to shrink it; run on the connection's goroutine, which then blocks
-// in the copy loop for the connection's whole life, that stack would stay
-// with every idle connection. Here it goes away with the helper goroutine.
+// happens to shrink it (only below a quarter in use); run on the
+// connection's goroutine, which then blocks in the copy loop for the
+// connection's whole life, that stack - and the setup's large frame, which
+// alone kept the server's at 8 KiB - would stay with every idle
+// connection. Here they go away with the helper goroutine.
 func onShortStack(f func()) {
 	done := make(chan struct{})
 	go func() {
