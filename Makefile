@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/mtls
 FUZZTIME ?= 3s
 
-.PHONY: all build test unit lint fuzz demo bench bench-proxy interop peers deploy-check clean
+.PHONY: all build test unit lint fuzz demo bench bench-proxy interop peers deploy-check image image-check clean
 
 all: build
 
@@ -67,6 +67,16 @@ bench-proxy: build
 deploy-check: build
 	@d=$$(mktemp -d); for f in deploy/systemd/*; do sed "s|/usr/local/bin/mtls|$(CURDIR)/$(BIN)|" $$f > $$d/$$(basename $$f); done; \
 	  cd $$d && systemd-analyze verify ./*.socket ./*.service; rc=$$?; rm -rf $$d; exit $$rc
+
+# The container image (docker or podman): deploy/Dockerfile with registry
+# access, else deploy/Dockerfile.local around a static binary built here
+# (IMAGE_OFFLINE=1 forces it). image-check runs it: --version, user 65532,
+# no shell, and the whole demo inside the container.
+image:
+	./scripts/image.sh
+
+image-check:
+	./scripts/image-check.sh
 
 clean:
 	rm -rf bin
