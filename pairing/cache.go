@@ -44,7 +44,7 @@ func (c *cache[V]) reset() {
 }
 
 // Cache sizes: a G1 point is 144 bytes (a CS entry with its comb table,
-// built for proven identities only, about 3.2 KB: 13 MB at most), the
+// built for identities proven twice a day, about 3.2 KB: 13 MB at most), the
 // lines of a G2 point 19.6 KB.
 const (
 	csCacheSize  = 4096
