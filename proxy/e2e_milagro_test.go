@@ -1,12 +1,10 @@
 package proxy
 
 import (
-	"io"
 	"net"
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 )
 
 // milagroKeys runs the binary's trust-authority commands (two D-TAs) and
@@ -111,14 +109,7 @@ func TestE2EMilagroServerIdentities(t *testing.T) {
 	p := startProc(t, "--log-format", "json", "proxy", "client", "--listen", "127.0.0.1:0", "--target", saddr,
 		"--key", clients["alice@example.com"], "--server-id", "db.example.com")
 	addr := p.waitLog(t, "proxy listening")["addr"].(string)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	b, _ := io.ReadAll(c)
-	c.Close()
-	if len(b) != 0 {
+	if b, _ := dialRefused(t, addr, nil); len(b) != 0 {
 		t.Fatalf("unknown server identity: read %q", b)
 	}
 	p.waitLog(t, "cannot open mtls connection to target; closing")
