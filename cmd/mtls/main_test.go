@@ -216,15 +216,19 @@ func TestServerShutdownClosesConnections(t *testing.T) {
 	stdinR, stdinW, _ := os.Pipe() // stays open: the client idles
 	defer stdinW.Close()
 	cmd.Stdin = stdinR
-	var cerr lockedBuf
-	cmd.Stderr = &cerr
+	var cerr, cout lockedBuf
+	cmd.Stderr, cmd.Stdout = &cerr, &cout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	stdinR.Close()
-	for end := time.Now().Add(10 * time.Second); !strings.Contains(cerr.String(), "suite="); time.Sleep(10 * time.Millisecond) {
+	// The echo proves the server's side of the handshake complete too (the
+	// client's "suite=" comes after the server's Finished, possibly before
+	// the server is done): a shutdown then must send close_notify.
+	stdinW.Write([]byte("ping\n"))
+	for end := time.Now().Add(10 * time.Second); cout.String() != "ping\n"; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(end) {
-			t.Fatalf("client did not connect: %s", cerr.String())
+			t.Fatalf("client did not connect and echo: %q %s", cout.String(), cerr.String())
 		}
 	}
 	srv.cmd.Process.Signal(syscall.SIGINT)
