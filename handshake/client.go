@@ -91,16 +91,8 @@ func (hs *clientHandshake) run() (*State, error) {
 	if err := hs.rl.WriteHandshake(cke); err != nil {
 		return nil, err
 	}
-	if err := hs.rl.WriteChangeCipherSpec(keys.clientCipher); err != nil {
-		return nil, err
-	}
-	clientVerify := finishedVerifyData(hs.suite, keys.master, labelClientFinished, hs.tr.sum())
-	fin := marshalMessage(typeFinished, clientVerify)
-	hs.tr.write(fin)
-	if err := hs.rl.WriteHandshake(fin); err != nil {
-		return nil, err
-	}
-	if err := hs.rl.Flush(); err != nil {
+	clientVerify, err := sendFinished(hs.rl, hs.suite, keys.master, &hs.tr, keys.clientCipher, labelClientFinished, true)
+	if err != nil {
 		return nil, err
 	}
 

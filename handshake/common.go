@@ -147,7 +147,6 @@ func writeKeyLog(w io.Writer, clientRandom, master []byte) {
 	zeroize(line)
 }
 
-// verifyFinished compares the peer's verify_data in constant time.
 // checkFinished checks the peer's message read where its Finished is due:
 // the type, the body, and its verify_data against the transcript so far
 // (label is the peer's: "client finished" or "server finished"). It
@@ -166,6 +165,30 @@ func checkFinished(s *ciphersuite.Suite, master []byte, tr *transcript, typ uint
 	return got, nil
 }
 
+// sendFinished is checkFinished's other half: it queues ChangeCipherSpec
+// (the write side switches to next) and this side's Finished over the
+// transcript so far (label is ours), adds that Finished to the transcript
+// when the peer's Finished is still to come (more), and flushes the
+// flight. It returns the verify_data sent.
+func sendFinished(rl RecordLayer, s *ciphersuite.Suite, master []byte, tr *transcript, next ciphersuite.RecordCipher, label string, more bool) ([]byte, error) {
+	if err := rl.WriteChangeCipherSpec(next); err != nil {
+		return nil, err
+	}
+	verify := finishedVerifyData(s, master, label, tr.sum())
+	fin := marshalMessage(typeFinished, verify)
+	if more {
+		tr.write(fin)
+	}
+	if err := rl.WriteHandshake(fin); err != nil {
+		return nil, err
+	}
+	if err := rl.Flush(); err != nil {
+		return nil, err
+	}
+	return verify, nil
+}
+
+// verifyFinished compares the peer's verify_data in constant time.
 func verifyFinished(got, want []byte, peer string) error {
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return ciphersuite.Errorf(ciphersuite.AlertDecryptError,

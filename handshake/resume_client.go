@@ -164,14 +164,8 @@ func (hs *clientHandshake) runResumed(sh *serverHelloMsg) (*State, error) {
 		return nil, err
 	}
 	hs.tr.write(msg)
-	if err := hs.rl.WriteChangeCipherSpec(keys.clientCipher); err != nil {
-		return nil, err
-	}
-	clientVerify := finishedVerifyData(hs.suite, keys.master, labelClientFinished, hs.tr.sum())
-	if err := hs.rl.WriteHandshake(marshalMessage(typeFinished, clientVerify)); err != nil {
-		return nil, err
-	}
-	if err := hs.rl.Flush(); err != nil {
+	clientVerify, err := sendFinished(hs.rl, hs.suite, keys.master, &hs.tr, keys.clientCipher, labelClientFinished, false)
+	if err != nil {
 		return nil, err
 	}
 	st := &State{

@@ -206,16 +206,8 @@ func (hs *serverHandshake) runResumed() (*State, error) {
 		return nil, err
 	}
 	writeKeyLog(hs.cfg.KeyLog, hs.hello.random, keys.master)
-	if err := hs.rl.WriteChangeCipherSpec(keys.serverCipher); err != nil {
-		return nil, err
-	}
-	serverVerify := finishedVerifyData(hs.suite, keys.master, labelServerFinished, hs.tr.sum())
-	fin := marshalMessage(typeFinished, serverVerify)
-	hs.tr.write(fin)
-	if err := hs.rl.WriteHandshake(fin); err != nil {
-		return nil, err
-	}
-	if err := hs.rl.Flush(); err != nil {
+	serverVerify, err := sendFinished(hs.rl, hs.suite, keys.master, &hs.tr, keys.serverCipher, labelServerFinished, true)
+	if err != nil {
 		return nil, err
 	}
 	if err := hs.ctx.Err(); err != nil {

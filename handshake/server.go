@@ -93,14 +93,8 @@ func (hs *serverHandshake) run() (*State, error) {
 		return nil, err
 	}
 
-	if err := hs.rl.WriteChangeCipherSpec(keys.serverCipher); err != nil {
-		return nil, err
-	}
-	serverVerify := finishedVerifyData(hs.suite, keys.master, labelServerFinished, hs.tr.sum())
-	if err := hs.rl.WriteHandshake(marshalMessage(typeFinished, serverVerify)); err != nil {
-		return nil, err
-	}
-	if err := hs.rl.Flush(); err != nil {
+	serverVerify, err := sendFinished(hs.rl, hs.suite, keys.master, &hs.tr, keys.serverCipher, labelServerFinished, false)
+	if err != nil {
 		return nil, err
 	}
 
