@@ -89,21 +89,7 @@ func runDTLSProxy(c *cli.Context, server bool) error {
 		log.Info("access control", "acl", acl.String())
 		serve = func(ctx context.Context) error { return s.Serve(ctx, ln) }
 		shutdown = s.Shutdown
-		reload = func() error {
-			cfg, err := loadCfg()
-			if err != nil {
-				return err
-			}
-			acl, err := spec.Load()
-			if err != nil {
-				return err
-			}
-			if err := s.SetConfig(cfg, acl); err != nil {
-				return err
-			}
-			log.Info("reloaded", "acl", acl.String())
-			return nil
-		}
+		reload = serverReload(log, spec, loadCfg, s.SetConfig)
 	} else {
 		listen, err := clientListenAddr(c.String("listen"))
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/milagro-go/milagro/internal/listen"
 	"github.com/milagro-go/milagro/internal/sdnotify"
+	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/proxy"
 )
 
@@ -123,6 +124,27 @@ func proxyFlags(server bool) []cli.Flag {
 	return fs
 }
 
+// serverReload is the SIGHUP reload of a server-mode proxy (TCP or DTLS):
+// the configuration from the flags and files again and the ACL from its
+// spec, applied together or not at all.
+func serverReload[C any](log *slog.Logger, spec proxy.ACLSpec, load func() (C, error), set func(C, *proxy.ACL) error) func() error {
+	return func() error {
+		cfg, err := load()
+		if err != nil {
+			return err
+		}
+		acl, err := spec.Load()
+		if err != nil {
+			return err
+		}
+		if err := set(cfg, acl); err != nil {
+			return err
+		}
+		log.Info("reloaded", "acl", acl.String())
+		return nil
+	}
+}
+
 func aclSpecFromFlags(c *cli.Context) proxy.ACLSpec {
 	return proxy.ACLSpec{
 		IDs:      c.StringSlice("allow"),
@@ -223,21 +245,7 @@ func runProxy(c *cli.Context, server bool) error {
 		}
 		log.Info("access control", "acl", acl.String())
 		serve, shutdown = s.Serve, s.Shutdown
-		reload = func() error {
-			cfg, err := configFromFlags(c, true)
-			if err != nil {
-				return err
-			}
-			acl, err := spec.Load()
-			if err != nil {
-				return err
-			}
-			if err := s.SetConfig(cfg, acl); err != nil {
-				return err
-			}
-			log.Info("reloaded", "acl", acl.String())
-			return nil
-		}
+		reload = serverReload(log, spec, func() (*mtls.Config, error) { return configFromFlags(c, true) }, s.SetConfig)
 	} else {
 		if listen_, err = clientListenAddr(listen_); err != nil {
 			return cmdError(name, "", err)
