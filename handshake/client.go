@@ -99,17 +99,7 @@ func (hs *clientHandshake) run() (*State, error) {
 	if err := hs.readNewTicket(); err != nil {
 		return nil, err
 	}
-	if err := hs.ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := hs.rl.ReadChangeCipherSpec(keys.serverCipher); err != nil {
-		return nil, err
-	}
-	_, typ, body, err := hs.readSkippingHelloRequest()
-	if err != nil {
-		return nil, err
-	}
-	serverVerify, err := checkFinished(hs.suite, keys.master, &hs.tr, typ, body, labelServerFinished, "server")
+	serverVerify, _, err := hs.readServerFinished(keys)
 	if err != nil {
 		return nil, err
 	}
@@ -231,6 +221,28 @@ func containsUint16(list []uint16, v uint16) bool {
 
 // readSkippingHelloRequest reads the next message, dropping (unhashed)
 // HelloRequests: the handshake is already in progress (RFC 5246 §7.4.1.1).
+// readServerFinished reads the server's ChangeCipherSpec (the read side
+// switches to the server's cipher) and its Finished, checked against the
+// transcript so far. It returns the verified verify_data and the whole
+// message (for the transcript, when the client's Finished follows).
+func (hs *clientHandshake) readServerFinished(keys *sessionKeys) (verify, msg []byte, err error) {
+	if err := hs.ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	if err := hs.rl.ReadChangeCipherSpec(keys.serverCipher); err != nil {
+		return nil, nil, err
+	}
+	msg, typ, body, err := hs.readSkippingHelloRequest()
+	if err != nil {
+		return nil, nil, err
+	}
+	verify, err = checkFinished(hs.suite, keys.master, &hs.tr, typ, body, labelServerFinished, "server")
+	if err != nil {
+		return nil, nil, err
+	}
+	return verify, msg, nil
+}
+
 func (hs *clientHandshake) readSkippingHelloRequest() ([]byte, uint8, []byte, error) {
 	for i := 0; ; i++ {
 		msg, typ, body, err := readMessage(hs.ctx, hs.rl)

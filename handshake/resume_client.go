@@ -149,17 +149,7 @@ func (hs *clientHandshake) runResumed(sh *serverHelloMsg) (*State, error) {
 		return nil, err
 	}
 	writeKeyLog(hs.cfg.KeyLog, hs.hello.random, keys.master)
-	if err := hs.ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := hs.rl.ReadChangeCipherSpec(keys.serverCipher); err != nil {
-		return nil, err
-	}
-	msg, typ, body, err := hs.readSkippingHelloRequest()
-	if err != nil {
-		return nil, err
-	}
-	serverVerify, err := checkFinished(hs.suite, keys.master, &hs.tr, typ, body, labelServerFinished, "server")
+	serverVerify, msg, err := hs.readServerFinished(keys)
 	if err != nil {
 		return nil, err
 	}
