@@ -212,21 +212,27 @@ func (k *CredentialKeeper) next(failed bool) time.Duration {
 // keeper that saves changed secrets back to it, and checks the credential
 // with every D-TA once. A failed check is returned with the keeper (which
 // is usable); start Run(ctx) in a goroutine.
+// saveRenewal returns the OnRenewalChange of a renewal file at path: the
+// rotated secrets are written back (an error is logged; the rotation
+// itself has happened at the D-TAs and stays in memory).
+func saveRenewal(path string, log *slog.Logger) func(*Renewal) {
+	if log == nil {
+		log = slog.Default()
+	}
+	return func(r *Renewal) {
+		if err := WriteRenewal(path, r, true); err != nil {
+			log.Error("cannot save the rotated renewal secrets", "file", path, "err", err)
+		}
+	}
+}
+
 func OpenCredentialKeeper(ctx context.Context, path string, cfg KeeperConfig) (*CredentialKeeper, error) {
 	r, err := LoadRenewal(path)
 	if err != nil {
 		return nil, err
 	}
 	cfg.Renewal = r
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	cfg.OnRenewalChange = func(r *Renewal) {
-		if err := WriteRenewal(path, r, true); err != nil {
-			log.Error("cannot save the rotated renewal secrets", "file", path, "err", err)
-		}
-	}
+	cfg.OnRenewalChange = saveRenewal(path, cfg.Logger)
 	k, err := NewCredentialKeeper(cfg)
 	if err != nil {
 		return nil, err

@@ -329,15 +329,7 @@ func OpenPermitSource(ctx context.Context, path string, cfg PermitSourceConfig) 
 		return nil, fmt.Errorf("dta: renewal file %s is for a %s; time permits are for CS clients", path, r.Kind)
 	}
 	cfg.Renewal = r
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	cfg.OnRenewalChange = func(r *Renewal) {
-		if err := WriteRenewal(path, r, true); err != nil {
-			log.Error("cannot save the rotated renewal secrets", "file", path, "err", err)
-		}
-	}
+	cfg.OnRenewalChange = saveRenewal(path, cfg.Logger)
 	src, err := NewPermitSource(cfg)
 	if err != nil {
 		return nil, err
