@@ -36,6 +36,7 @@ type keyState struct {
 	mu      sync.Mutex
 	in, psk []byte // the hint/identity answered, and the PSK it gave
 	id      string // the peer identity it carried (not yet authenticated)
+	refused error  // the first refusal of the peer's values by this side
 }
 
 // answer returns the cached PSK for a repeated input, or computes one.
@@ -46,14 +47,33 @@ func (s *keyState) answer(in []byte, f func() (string, []byte, error)) ([]byte, 
 		if bytes.Equal(in, s.in) {
 			return s.psk, nil
 		}
-		return nil, fmt.Errorf("%w: the peer changed its PSK values mid-handshake", ErrMalformed)
+		return nil, s.refuse(fmt.Errorf("%w: the peer changed its PSK values mid-handshake", ErrMalformed))
 	}
 	id, psk, err := f()
 	if err != nil {
-		return nil, err
+		return nil, s.refuse(err)
 	}
 	s.in, s.psk, s.id = bytes.Clone(in), psk, id
 	return psk, nil
+}
+
+// refuse records err as this side's reason to abort (the first one wins)
+// and returns it. Called with s.mu held.
+func (s *keyState) refuse(err error) error {
+	if s.refused == nil {
+		s.refused = err
+	}
+	return err
+}
+
+// refusal is the reason this side aborted the handshake, if it did.
+// pion reports whichever error reaches it first: the peer's answering
+// alert can beat the refusal that caused it, so a failed handshake
+// reports this instead when there is one.
+func (s *keyState) refusal() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused
 }
 
 func (s *keyState) peer() string {
@@ -139,7 +159,7 @@ func Client(conn net.PacketConn, raddr net.Addr, cfg *Config) (*Conn, error) {
 		}
 		return b
 	}
-	c, err := piondtls.Client(conn, raddr, p)
+	c, err := piondtls.Client(plainAlerts{conn}, raddr, p)
 	if err != nil {
 		return nil, err
 	}
@@ -210,12 +230,15 @@ func Server(conn net.PacketConn, raddr net.Addr, cfg *Config) (*Conn, error) {
 		// authenticated. A refusal sends a fatal alert.
 		p.VerifyConnection = func(*piondtls.State) error {
 			if err := cfg.VerifyPeerIdentity(st.peer()); err != nil {
-				return fmt.Errorf("%w: %q: %w", ErrPeerIdentity, st.peer(), err)
+				err = fmt.Errorf("%w: %q: %w", ErrPeerIdentity, st.peer(), err)
+				st.mu.Lock()
+				defer st.mu.Unlock()
+				return st.refuse(err)
 			}
 			return nil
 		}
 	}
-	c, err := piondtls.Server(conn, raddr, p)
+	c, err := piondtls.Server(plainAlerts{conn}, raddr, p)
 	if err != nil {
 		return nil, err
 	}
@@ -280,6 +303,9 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 		}
 	}
 	if err != nil {
+		if refused := c.st.refusal(); refused != nil && !errors.Is(err, refused) {
+			err = refused
+		}
 		err = fmt.Errorf("dtls: handshake with %v: %w", c.conn.RemoteAddr(), err)
 		_ = c.conn.Close()
 	}
