@@ -162,19 +162,32 @@ func TestP2PTampered(t *testing.T) {
 		toServer bool
 		off      int
 		clientIs error // the client's error must wrap this, if set
+		refuser  string
 	}{
-		{"hint-id", false, idOff, pairing.ErrPeerIdentity}, // "node-a" → "node-`"
-		{"hint-X", false, idOff + 1 + 20, nil},
-		{"hint-prefix", false, 0, ErrMalformed},
-		{"identity-id", true, idOff, nil}, // "node-b" → "node-c": another PSK
-		{"identity-W", true, idOff + 1 + 20, nil},
-		{"identity-Y", true, idOff + 1 + 48 + 40, nil},
+		{"hint-id", false, idOff, pairing.ErrPeerIdentity, "client"}, // "node-a" → "node-`"
+		{"hint-X", false, idOff + 1 + 20, nil, "client"},
+		{"hint-prefix", false, 0, ErrMalformed, "client"},
+		{"identity-id", true, idOff, nil, ""}, // "node-b" → "node-c": another PSK, Finished fails unread
+		{"identity-W", true, idOff + 1 + 20, nil, "server"},
+		{"identity-Y", true, idOff + 1 + 48 + 40, nil, "server"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cerr, serr, _ := failing(t, p2pServerCfg(k.a), p2pClientCfg(k.b, "node-a"), tamper(tc.toServer, tc.off))
 			t.Logf("client: %v; server: %v", cerr, serr)
 			if tc.clientIs != nil && !errors.Is(cerr, tc.clientIs) {
 				t.Fatalf("client error %v, want %v", cerr, tc.clientIs)
+			}
+			// The side that refused sends a fatal alert its peer can read
+			// (a plaintext record, not one in the connection-ID format).
+			var peerErr error
+			switch tc.refuser {
+			case "client":
+				peerErr = serr
+			case "server":
+				peerErr = cerr
+			}
+			if peerErr != nil && !strings.Contains(peerErr.Error(), "alert: Alert Fatal") {
+				t.Fatalf("the peer of the %s that refused reports %v, want its alert", tc.refuser, peerErr)
 			}
 		})
 	}
