@@ -21,4 +21,13 @@
 // Dial. Records that do not decrypt are dropped silently (RFC 6347
 // §4.1.2.7), so a wrong key often shows up as a handshake timeout rather
 // than an alert.
+//
+// A handshake this side refuses (a malformed or tampered hint or
+// identity, a peer without a key for its claimed identity, a
+// VerifyPeerIdentity refusal) fails with that reason, wrapped by the
+// error Handshake returns, even when the peer's answering alert arrives
+// first; the peer sees a fatal internal_error alert (the only one pion
+// sends for a refusal). Handshake alerts are sent as plaintext records:
+// pion writes them in the connection-ID format, which RFC 9146 §3
+// forbids, and this package rewrites them.
 package dtls
