@@ -159,7 +159,9 @@ const (
 const maxChunkLine = 4 << 10
 
 // respTracker follows the response stream. It implements io.Writer: every
-// chunk is parsed, then written unchanged to w. It holds no buffer between
+// chunk is written unchanged to w, then parsed, so that a request counts as
+// answered (waitIdle) only once its whole response has reached the client
+// and a 405 written then cannot overtake it. It holds no buffer between
 // writes except the part of a line split across them (bounded).
 type respTracker struct {
 	w io.Writer
@@ -186,8 +188,9 @@ func newRespTracker(w io.Writer, x *httpExchange) *respTracker {
 }
 
 func (r *respTracker) Write(b []byte) (int, error) {
-	r.parse(b)
-	return r.w.Write(b)
+	n, err := r.w.Write(b)
+	r.parse(b[:n])
+	return n, err
 }
 
 // lose gives up following the stream.

@@ -440,3 +440,48 @@ func FuzzRespTracker(f *testing.F) {
 		}
 	})
 }
+
+// idleProbe is a client-side writer that notes, at each write, whether the
+// exchange already counts every request as answered.
+type idleProbe struct {
+	x        *httpExchange
+	buf      bytes.Buffer
+	idleSeen []bool
+}
+
+func (p *idleProbe) Write(b []byte) (int, error) {
+	p.x.mu.Lock()
+	p.idleSeen = append(p.idleSeen, p.x.head == len(p.x.q))
+	p.x.mu.Unlock()
+	return p.buf.Write(b)
+}
+
+// TestRespTrackerAnswersAfterWriting: a request counts as answered only
+// once its response has reached the client. Otherwise the 405 for a
+// pipelined CONNECT (written when the exchange goes idle) could overtake
+// the response to the request before it, and the client would take the
+// 405 for that request's answer (found under load by
+// TestHTTPIdentityConnectSmuggling).
+func TestRespTrackerAnswersAfterWriting(t *testing.T) {
+	x := newHTTPExchange()
+	p := &idleProbe{x: x}
+	tr := newRespTracker(p, x)
+	x.push(0)
+	resp := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	for _, chunk := range []string{resp[:10], resp[10 : len(resp)-1], resp[len(resp)-1:]} {
+		if _, err := tr.Write([]byte(chunk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, idle := range p.idleSeen {
+		if idle {
+			t.Fatalf("write %d of the response: the request already counted as answered", i)
+		}
+	}
+	x.mu.Lock()
+	idle := x.head == len(x.q)
+	x.mu.Unlock()
+	if !idle || p.buf.String() != resp {
+		t.Fatalf("after the response: idle %v, client got %q", idle, p.buf.String())
+	}
+}
