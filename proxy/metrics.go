@@ -253,6 +253,10 @@ type StatusHandler struct {
 	// must act soon, e.g. tomorrow's permit missing an hour before
 	// midnight) — so a load balancer keeps a proxy that works.
 	Degraded func() (warning string, err error)
+	// NoProbe skips the connection to Target: for a UDP service, which
+	// cannot be probed without speaking its protocol. /healthz then
+	// answers from the proxy's own state (draining, degraded, Degraded).
+	NoProbe bool
 
 	draining atomic.Bool
 
@@ -311,10 +315,12 @@ func (h *StatusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_, _ = w.Write([]byte("draining\n"))
 			return
 		}
-		if err := h.health(context.Background()); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("target unreachable\n"))
-			return
+		if !h.NoProbe {
+			if err := h.health(context.Background()); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte("target unreachable\n"))
+				return
+			}
 		}
 		if err, at := h.Metrics.LastReloadError(); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
