@@ -7,9 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -127,67 +124,30 @@ func runDTLSProxy(c *cli.Context, server bool) error {
 		}
 	}
 
-	var status *http.Server
+	var (
+		status *http.Server
+		health *proxy.StatusHandler
+	)
 	if a := c.String("status"); a != "" {
 		sl, err := net.Listen("tcp", a)
 		if err != nil {
 			return cmdError(name, "--status", err)
 		}
-		status = &http.Server{Handler: udpStatus{&proxy.StatusHandler{Target: target, Metrics: metrics}},
-			ReadHeaderTimeout: 5 * time.Second}
+		// A UDP service cannot be probed without speaking its protocol:
+		// /healthz reports the proxy's own state.
+		health = &proxy.StatusHandler{Target: target, Metrics: metrics, NoProbe: true}
+		status = &http.Server{Handler: health, ReadHeaderTimeout: 5 * time.Second}
 		go status.Serve(sl)
 		log.Info("status listening", "addr", sl.Addr().String())
 	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
-	errc := make(chan error, 1)
-	go func() { errc <- serve(context.Background()) }()
-	log.Info("proxy listening", "mode", map[bool]string{true: "server", false: "client"}[server],
-		"proto", "dtls", "addr", addr.String(), "target", target)
-	for {
-		select {
-		case err := <-errc:
-			if status != nil {
-				status.Close()
-			}
-			return cmdError(name, "serve", err)
-		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
-				if err := reload(); err != nil {
-					log.Error("reload failed; keeping the previous configuration", "err", err)
-				}
-				continue
-			}
-			timeout := c.Duration("shutdown-timeout")
-			log.Info("shutting down", "signal", sig.String(), "drain", timeout)
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			err := shutdown(ctx)
-			cancel()
-			if !server {
-				<-errc
-			}
-			if status != nil {
-				status.Close()
-			}
-			if err != nil {
-				log.Warn("drain timed out; closed the remaining sessions")
-			}
-			log.Info("stopped")
-			return nil
-		}
+	loop := &proxyLoop{
+		name: name, addr: addr.String(), log: log, metrics: metrics,
+		listening: []any{"mode", map[bool]string{true: "server", false: "client"}[server],
+			"proto", "dtls", "addr", addr.String(), "target", target},
+		health: health, status: status,
+		serve:    func() error { return serve(context.Background()) },
+		shutdown: shutdown, waitServe: !server, reload: reload,
+		drain: c.Duration("shutdown-timeout"), what: "sessions",
 	}
-}
-
-// udpStatus answers /healthz without probing the target (a UDP service
-// cannot be probed without speaking its protocol) and serves /metrics.
-type udpStatus struct{ h *proxy.StatusHandler }
-
-func (s udpStatus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/healthz" {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-		return
-	}
-	s.h.ServeHTTP(w, r)
+	return loop.run()
 }

@@ -92,13 +92,14 @@ func startProxy(t *testing.T, args ...string) (*proc, string) {
 	return nil, ""
 }
 
-func TestDTLSProxyToUDPService(t *testing.T) {
-	// A plain UDP echo service.
+// startUDPEcho runs a plain UDP echo service on loopback until the test ends.
+func startUDPEcho(t *testing.T) net.PacketConn {
+	t.Helper()
 	svc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer svc.Close()
+	t.Cleanup(func() { svc.Close() })
 	go func() {
 		buf := make([]byte, 65536)
 		for {
@@ -109,6 +110,11 @@ func TestDTLSProxyToUDPService(t *testing.T) {
 			_, _ = svc.WriteTo(buf[:n], from)
 		}
 	}()
+	return svc
+}
+
+func TestDTLSProxyToUDPService(t *testing.T) {
+	svc := startUDPEcho(t)
 	pskFile := filepath.Join(t.TempDir(), "psk.txt")
 	bobKey := strings.Repeat("5a", 32)
 	if err := os.WriteFile(pskFile, []byte("alice:"+testPSK+"\nbob:"+bobKey+"\n"), 0o600); err != nil {

@@ -7,16 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/milagro-go/milagro/internal/listen"
-	"github.com/milagro-go/milagro/internal/sdnotify"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/proxy"
 )
@@ -289,9 +285,8 @@ func runProxy(c *cli.Context, server bool) error {
 		}
 	}
 	var (
-		status  *http.Server
-		health  *proxy.StatusHandler
-		drainFn = func() {}
+		status *http.Server
+		health *proxy.StatusHandler
 	)
 	if addr := c.String("status"); addr != "" {
 		sl, err := listen.Listen(addr)
@@ -302,7 +297,6 @@ func runProxy(c *cli.Context, server bool) error {
 		// A spare descriptor keeps /healthz reachable at the open-file limit.
 		sl = listen.Reserve(sl)
 		health = &proxy.StatusHandler{Target: target, Metrics: metrics, Degraded: ren.statusCheck()}
-		drainFn = health.SetDraining
 		status = &http.Server{
 			Handler:           health,
 			ReadHeaderTimeout: 5 * time.Second,
@@ -311,62 +305,16 @@ func runProxy(c *cli.Context, server bool) error {
 		log.Info("status listening", "addr", sl.Addr().String())
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
-	errc := make(chan error, 1)
-	go func() { errc <- serve(context.Background(), ln) }()
-	log.Info("proxy listening", "mode", map[bool]string{true: "server", false: "client"}[server],
-		"addr", ln.Addr().String(), "target", target)
-	notify(log, sdnotify.Ready(name+" on "+ln.Addr().String()))
-	wdCtx, wdStop := context.WithCancel(context.Background())
-	defer wdStop()
-	go func() { notify(log, sdnotify.Watchdog(wdCtx, nil)) }()
-
-	for {
-		select {
-		case err := <-errc:
-			if status != nil {
-				status.Close()
-			}
-			return cmdError(name, "serve", err)
-		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
-				notify(log, sdnotify.Reloading())
-				err := reload()
-				metrics.Reloaded(err)
-				if err != nil {
-					log.Error("reload failed; keeping the previous configuration", "err", err)
-					notify(log, sdnotify.Ready("reload failed; previous configuration in use: "+oneLine(err.Error())))
-				} else {
-					notify(log, sdnotify.Ready(name+" on "+ln.Addr().String()))
-				}
-				continue
-			}
-			timeout := c.Duration("shutdown-timeout")
-			log.Info("shutting down", "signal", sig.String(), "drain", timeout)
-			drainFn() // /healthz: 503 draining, so load balancers stop sending
-			notify(log, sdnotify.Stopping("draining"))
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			err := shutdown(ctx)
-			cancel()
-			if status != nil {
-				status.Close()
-			}
-			if err != nil {
-				log.Warn("drain timed out; closed the remaining connections")
-			}
-			log.Info("stopped")
-			return nil
-		}
+	loop := &proxyLoop{
+		name: name, addr: ln.Addr().String(), log: log, metrics: metrics,
+		listening: []any{"mode", map[bool]string{true: "server", false: "client"}[server],
+			"addr", ln.Addr().String(), "target", target},
+		health: health, status: status,
+		serve:    func() error { return serve(context.Background(), ln) },
+		shutdown: shutdown, reload: reload,
+		drain: c.Duration("shutdown-timeout"), what: "connections",
 	}
-}
-
-// notify logs a failure to reach the service manager (never fatal).
-func notify(log *slog.Logger, err error) {
-	if err != nil {
-		log.Warn("sd_notify failed", "err", err)
-	}
+	return loop.run()
 }
 
 // proxyCmdError is cmdError for errors of package proxy (without its prefix).
