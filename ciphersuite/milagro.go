@@ -633,14 +633,14 @@ func (k *p2pServerKX) PeerIdentity() string {
 func (k *p2pServerKX) LocalIdentity() string { return k.cfg.P2P.Server.ID() }
 
 // checkWireID validates an identity read from the wire (its length was
-// already bounded by the parser): UTF-8 without control characters, as
-// spec §2 requires.
+// already bounded by the parser) with pairing.CheckID: UTF-8 without control
+// or format characters, in NFC, no white space at either end.
 func checkWireID(id []byte, where string) error {
 	if !utf8.Valid(id) {
 		return Errorf(AlertIllegalParameter, "ciphersuite: identity %s in %s is not UTF-8", printable(id), where)
 	}
 	if err := pairing.CheckID(string(id)); err != nil && len(id) > 0 {
-		return Errorf(AlertIllegalParameter, "ciphersuite: identity %s in %s holds a control character", printable(id), where)
+		return Errorf(AlertIllegalParameter, "ciphersuite: identity %s in %s: %v", printable(id), where, err)
 	}
 	return nil
 }

@@ -3,7 +3,10 @@ package pairing
 import (
 	"bytes"
 	"fmt"
+	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/cloudflare/circl/ecc/bls12381"
 	"github.com/cloudflare/circl/ecc/bls12381/ff"
@@ -156,15 +159,40 @@ func EncodeScalar(s *bls12381.Scalar) []byte {
 // CheckID reports whether id is a valid identity (spec §2): 1..MaxIDLen
 // bytes of UTF-8 with no control character (Unicode Cc: U+0000–U+001F,
 // U+007F–U+009F), so that no identity can smuggle a NUL, CR or LF into a
-// log line, an HTTP header or a PROXY protocol TLV.
+// log line, an HTTP header or a PROXY protocol TLV; and, against look-alike
+// identities, in Unicode Normalization Form C, with no format character
+// (Unicode Cf: zero-width spaces and joiners, bidirectional controls, U+FEFF,
+// the soft hyphen) and no white space at either end. A look-alike built
+// from other scripts' letters (a Cyrillic "а") passes: it is visible, and
+// the D-TA's listings print non-ASCII code points.
 func CheckID(id string) error {
-	if len(id) == 0 || len(id) > MaxIDLen || !utf8.ValidString(id) {
-		return ErrInvalidID
+	if len(id) == 0 {
+		return fmt.Errorf("%w: empty", ErrInvalidID)
+	}
+	if len(id) > MaxIDLen {
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidID, len(id), MaxIDLen)
+	}
+	if !utf8.ValidString(id) {
+		return fmt.Errorf("%w: not UTF-8", ErrInvalidID)
 	}
 	for _, r := range id {
 		if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
 			return fmt.Errorf("%w: control character %U", ErrInvalidID, r)
 		}
+		if unicode.Is(unicode.Cf, r) {
+			return fmt.Errorf("%w: invisible format character %U", ErrInvalidID, r)
+		}
+	}
+	first, _ := utf8.DecodeRuneInString(id)
+	last, _ := utf8.DecodeLastRuneInString(id)
+	if unicode.Is(unicode.White_Space, first) {
+		return fmt.Errorf("%w: starts with white space %U", ErrInvalidID, first)
+	}
+	if unicode.Is(unicode.White_Space, last) {
+		return fmt.Errorf("%w: ends with white space %U", ErrInvalidID, last)
+	}
+	if !norm.NFC.IsNormalString(id) {
+		return fmt.Errorf("%w: not in Unicode Normalization Form C (normalise it: %q)", ErrInvalidID, norm.NFC.String(id))
 	}
 	return nil
 }
