@@ -109,6 +109,7 @@ func (c *Config) clientHandshakeConfig() (*handshake.ClientConfig, error) {
 		Rand:   c.rand(),
 		Time:   c.time(),
 		Curves: c.curves(),
+		PQ:     c.PostQuantum,
 	}
 	switch {
 	case c.GetClientPSK != nil:
@@ -194,6 +195,7 @@ func (c *Config) serverHandshakeConfigNoCallback() (*handshake.ServerConfig, err
 		Time:               c.time(),
 		Curves:             c.curves(),
 		VerifyPeerIdentity: c.VerifyPeerIdentity,
+		PQ:                 c.PostQuantum,
 	}
 	if c.PSKIdentityHint != "" {
 		kx.Hint = []byte(c.PSKIdentityHint)
