@@ -298,6 +298,20 @@ func TestLookAlikeIdentitiesOnTheWire(t *testing.T) {
 		})
 		r := milHandshakeTCP(t, c, s, rewrite, nil)
 		milExpectAlert(t, "server "+bad, r.serverErr, ciphersuite.AlertIllegalParameter, false)
+
+		// The same identity as id_C in a P2P ClientKeyExchange.
+		c, s = milP2PConfigs(t, 0xFF11)
+		rewrite = milTamper(func(typ uint8, body []byte) []byte {
+			if typ != 16 {
+				return body
+			}
+			n := int(binary.BigEndian.Uint16(body))
+			out := binary.BigEndian.AppendUint16(nil, uint16(len(bad)))
+			out = append(out, bad...)
+			return append(out, body[2+n:]...)
+		})
+		r = milHandshakeTCP(t, c, s, rewrite, nil)
+		milExpectAlert(t, "P2P server "+bad, r.serverErr, ciphersuite.AlertIllegalParameter, false)
 	}
 
 	f := milFixtureFor(t)
