@@ -30,8 +30,8 @@ const ExtMilagroPQ uint16 = 0xFF4E
 
 // Sizes of the ML-KEM-768 values milagro_pq carries.
 const (
-	PQEncapsulationKeySize = mlkem.EncapsulationKeySize768 // 1184
-	PQCiphertextSize       = mlkem.CiphertextSize768       // 1088
+	pqEncapsulationKeySize = mlkem.EncapsulationKeySize768 // 1184
+	pqCiphertextSize       = mlkem.CiphertextSize768       // 1088
 )
 
 // PQPolicy says whether an endpoint uses the post-quantum hybrid. The zero
@@ -114,16 +114,16 @@ func parsePQVector(data []byte, want int, where, what string) ([]byte, error) {
 	return v, nil
 }
 
-// ParsePQClientHello parses the ClientHello milagro_pq body and returns
+// parsePQClientHello parses the ClientHello milagro_pq body and returns
 // the 1184-byte encapsulation key (not yet checked: see checkPQKey).
-func ParsePQClientHello(data []byte) ([]byte, error) {
-	return parsePQVector(data, PQEncapsulationKeySize, "ClientHello milagro_pq extension", "encapsulation key")
+func parsePQClientHello(data []byte) ([]byte, error) {
+	return parsePQVector(data, pqEncapsulationKeySize, "ClientHello milagro_pq extension", "encapsulation key")
 }
 
-// ParsePQServerHello parses the ServerHello milagro_pq body and returns the
+// parsePQServerHello parses the ServerHello milagro_pq body and returns the
 // 1088-byte ciphertext.
-func ParsePQServerHello(data []byte) ([]byte, error) {
-	return parsePQVector(data, PQCiphertextSize, "ServerHello milagro_pq extension", "ciphertext")
+func parsePQServerHello(data []byte) ([]byte, error) {
+	return parsePQVector(data, pqCiphertextSize, "ServerHello milagro_pq extension", "ciphertext")
 }
 
 func marshalPQVector(v []byte) []byte {
@@ -160,7 +160,7 @@ func newPQClient(rand io.Reader) (*pqClient, Extension, error) {
 // of the right length never fails: a garbled one yields a different
 // secret (implicit rejection), caught by Finished.
 func (p *pqClient) decapsulate(data []byte) ([]byte, error) {
-	ct, err := ParsePQServerHello(data)
+	ct, err := parsePQServerHello(data)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +192,7 @@ func pqDecode(cfg *ServerConfig, hello *ClientHelloInfo) (*pqServerOffer, error)
 	if !ok {
 		return nil, nil
 	}
-	raw, err := ParsePQClientHello(data)
+	raw, err := parsePQClientHello(data)
 	if err != nil {
 		return nil, err
 	}

@@ -77,7 +77,7 @@ func TestMilagroSpecVectorPQ(t *testing.T) {
 	)
 	checkPQ := func(name string, tr *milTranscript) {
 		t.Helper()
-		ek, err := ParsePQClientHello(tr.pqEK)
+		ek, err := parsePQClientHello(tr.pqEK)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -87,7 +87,7 @@ func TestMilagroSpecVectorPQ(t *testing.T) {
 		if len(tr.shExts) != 1 || tr.shExts[0].Type != ExtMilagroPQ {
 			t.Fatalf("%s: ServerHello extensions %v", name, tr.shExts)
 		}
-		ct, err := ParsePQServerHello(tr.shExts[0].Data)
+		ct, err := parsePQServerHello(tr.shExts[0].Data)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -241,7 +241,7 @@ func TestPQServerChecks(t *testing.T) {
 	// An encapsulation key whose first coefficient is q = 3329: fails the
 	// FIPS 203 modulus check.
 	badEK := func(h *ClientHelloInfo) {
-		ek, _ := ParsePQClientHello(h.Extensions[ExtMilagroPQ])
+		ek, _ := parsePQClientHello(h.Extensions[ExtMilagroPQ])
 		ek = bytes.Clone(ek)
 		ek[0], ek[1] = 0x01, ek[1]&0xf0|0x0d // 12-bit little-endian 0xd01 = 3329
 		h.Extensions[ExtMilagroPQ] = marshalPQVector(ek)
@@ -323,7 +323,7 @@ func TestPQServerChecks(t *testing.T) {
 // TestPQClientChecks: what the client accepts in the ServerHello.
 func TestPQClientChecks(t *testing.T) {
 	cs, psk := ByID(0xFF01), ByKX(KXPSK)[0]
-	ct := make([]byte, PQCiphertextSize)
+	ct := make([]byte, pqCiphertextSize)
 	pqExt := []Extension{{Type: ExtMilagroPQ, Data: marshalPQVector(ct)}}
 	withPSK := func(cc *ClientConfig) *ClientConfig {
 		cc.PSK = func([]byte) ([]byte, []byte, error) { return []byte("id"), make([]byte, 32), nil }
@@ -440,7 +440,7 @@ func FuzzPQClientHello(f *testing.F) {
 	addVariants(f, ext.Data)
 	f.Add([]byte{0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ek, err := ParsePQClientHello(data)
+		ek, err := parsePQClientHello(data)
 		if err != nil {
 			if a, _ := AlertOf(err); a != AlertDecodeError {
 				t.Fatalf("alert %v", err)
@@ -457,7 +457,7 @@ func FuzzPQClientHello(f *testing.F) {
 			}
 			return
 		}
-		if p := o.encapsulate(); p == nil || len(p.ct) != PQCiphertextSize || len(p.ss) != mlkem.SharedKeySize {
+		if p := o.encapsulate(); p == nil || len(p.ct) != pqCiphertextSize || len(p.ss) != mlkem.SharedKeySize {
 			t.Fatal("encapsulation")
 		}
 	})
@@ -472,7 +472,7 @@ func FuzzPQServerHello(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	ek, _ := ParsePQClientHello(ext.Data)
+	ek, _ := parsePQClientHello(ext.Data)
 	k, _ := mlkem.NewEncapsulationKey768(ek)
 	_, ct := k.Encapsulate()
 	addVariants(f, marshalPQVector(ct))
@@ -487,7 +487,7 @@ func FuzzPQServerHello(f *testing.F) {
 			}
 			return
 		}
-		if len(ss) != mlkem.SharedKeySize || len(data) != 2+PQCiphertextSize {
+		if len(ss) != mlkem.SharedKeySize || len(data) != 2+pqCiphertextSize {
 			t.Fatal("accepted a ciphertext of the wrong size")
 		}
 	})

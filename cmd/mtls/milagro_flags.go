@@ -115,6 +115,11 @@ func applyMilagroFlags(c *cli.Context, cfg *mtls.Config, server bool) error {
 	if err != nil {
 		return fmt.Errorf("invalid --pq %q: want off, prefer or require", c.String("pq"))
 	}
+	if pq == mtls.PostQuantumRequire && c.Bool("dtls") {
+		// Refused rather than ignored: an operator who requires the
+		// hybrid must not get classic DTLS sessions unawares.
+		return errors.New("--pq require: DTLS sessions are not post-quantum hybrid (only TLS with Milagro suites is); use --pq prefer or off with --dtls")
+	}
 	cfg.PostQuantum = pq
 	if server {
 		return applyMilagroServer(c, cfg)

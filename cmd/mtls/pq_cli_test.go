@@ -57,4 +57,5 @@ func TestPQCLI(t *testing.T) {
 	}
 
 	mustFail(t, "", []string{"client", "--connect", reqAddr, "--key", k.f("alice.key"), "--pq", "on"}, "invalid --pq", "off, prefer or require")
+	mustFail(t, "", []string{"server", "--listen", "127.0.0.1:0", "--dtls", "--p2p-key", k.f("node-a.key"), "--pq", "require"}, "--pq require", "DTLS")
 }
