@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,13 +100,21 @@ func TestPQNeverWithPSK(t *testing.T) {
 	if sawPQ {
 		t.Fatal("a PSK-only ClientHello carried milagro_pq")
 	}
+	// A requiring server (with Milagro credentials too) refuses a client
+	// that offers only PSK suites.
 	s.PostQuantum = mtls.PostQuantumRequire
+	s.CSServerSecret, s.CipherSuites = milFixtureFor(t).secret, []uint16{0x00A8, 0xFF01}
 	r := milHandshakeTCP(t, c, s, nil, nil)
 	milExpectAlert(t, "server", r.serverErr, ciphersuite.AlertInsufficientSecurity, false)
 	c.PostQuantum, s.PostQuantum = mtls.PostQuantumRequire, mtls.PostQuantumPrefer
-	if err := mtls.Client(nopConn{}, c).Handshake(); err == nil {
-		t.Fatal("a requiring client with only PSK suites started a handshake")
+	if err := mtls.Client(nopConn{}, c).Handshake(); err == nil || !strings.Contains(err.Error(), "no Milagro credentials") {
+		t.Fatalf("a requiring client with only PSK credentials: %v", err)
 	}
+	c.PostQuantum = 7
+	if err := mtls.Client(nopConn{}, c).Handshake(); err == nil || !strings.Contains(err.Error(), "unknown Config.PostQuantum") {
+		t.Fatalf("PostQuantum 7: %v", err)
+	}
+	c.PostQuantum = mtls.PostQuantumPrefer
 	// A client offering CS and PSK to a PSK-only server: milagro_pq goes in
 	// the ClientHello, the server picks PSK and does not echo it.
 	f := milFixtureFor(t)
