@@ -22,6 +22,8 @@ import (
 //	M-Pin check, permit, clock skew, identity denied, lockout,
 //	replayed hello, P2P server identity not the expected one     access_denied
 //	pairing work refused for this source (flood)                 handshake_failure
+//	milagro_pq: see pq.go (decode_error, illegal_parameter,
+//	insufficient_security, unsupported_extension)
 //
 // Wire formats (milagro_wire.go has the parsers):
 //
@@ -182,7 +184,7 @@ func newMilagroServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (Se
 			return nil, Errorf(AlertHandshakeFailure, "ciphersuite: %s chosen but the server has no P2P key", s)
 		}
 		// The hybrid's checks come before any pairing (Start, in
-		// GenerateServerKeyExchange), in the order of spec §6.
+		// GenerateServerKeyExchange), in the order of docs/protocol.md §5.1.
 		offer, err := pqDecode(cfg, hello)
 		if err != nil {
 			return nil, err
@@ -383,8 +385,10 @@ func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServ
 	if !ok {
 		return nil, Errorf(AlertHandshakeFailure, "ciphersuite: %s chosen but the client sent no milagro_cs extension", s)
 	}
-	// Every cheap check comes before any pairing, in the order of spec §6:
-	// decode_error, illegal_parameter, unrecognized_name, access_denied.
+	// Every cheap check comes before any pairing, in the order of
+	// docs/protocol.md §5.1: decode_error, illegal_parameter,
+	// insufficient_security (milagro_pq, pq.go), unrecognized_name,
+	// access_denied.
 	offer, err := pqDecode(cfg, hello) // decode_error
 	if err != nil {
 		return nil, err
