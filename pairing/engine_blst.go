@@ -185,9 +185,9 @@ var enginePortable = C.mg_portable() == 1
 // eG1 and eG2 are projective points, eGT an element of GT, all in blst's
 // representation (eLines: engine_blst_miller.go).
 type (
-	eG1    struct{ p C.blst_p1 }
-	eG2    struct{ p C.blst_p2 }
-	eGT    struct{ f C.blst_fp12 }
+	eG1 struct{ p C.blst_p1 }
+	eG2 struct{ p C.blst_p2 }
+	eGT struct{ f C.blst_fp12 }
 )
 
 // gtAny admits both engines' GT elements to gtBytes (circl's code is
