@@ -78,21 +78,21 @@ type halfConn struct {
 	seq     uint64
 }
 
-// permanentError makes a net.Error permanent (crypto/tls does the same for
-// write errors: a record may have been cut in half).
-type permanentError struct{ err net.Error }
+// writeFailure is what every Write returns once a write to the underlying
+// connection failed: a record may have gone out in part, so nothing more
+// can follow it on this connection. It reads as its cause (errors.Is and
+// errors.As reach the cause) and is a net.Error: a timeout if the cause
+// was one, never temporary, since retrying cannot succeed.
+type writeFailure struct{ cause error }
 
-func (e *permanentError) Error() string   { return e.err.Error() }
-func (e *permanentError) Unwrap() error   { return e.err }
-func (e *permanentError) Timeout() bool   { return e.err.Timeout() }
-func (e *permanentError) Temporary() bool { return false }
+func (f writeFailure) Error() string   { return f.cause.Error() }
+func (f writeFailure) Unwrap() error   { return f.cause }
+func (f writeFailure) Timeout() bool   { return isTimeout(f.cause) }
+func (f writeFailure) Temporary() bool { return false }
 
-func permanent(err error) error {
-	if ne, ok := err.(net.Error); ok {
-		return &permanentError{ne}
-	}
-	return err
-}
+// permanent marks err, a failed write to the underlying connection, as
+// ending the write side (see writeFailure).
+func permanent(err error) error { return writeFailure{cause: err} }
 
 func isTimeout(err error) bool {
 	var ne net.Error
