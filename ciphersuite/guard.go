@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Guards of the Milagro CS server (spec §2, §3; issue 8): what a server
+// Guards of the Milagro CS server (docs/protocol.md §2, §3.4): what a server
 // checks before it spends a pairing on a ClientHello. A CS hello costs the
 // server about two pairings; these keep a stranger from turning that into a
 // denial of service or an online PIN search:

@@ -10,7 +10,7 @@ import (
 	"github.com/milagro-go/milagro/pairing"
 )
 
-// The Milagro key exchanges (spec/milagro-suites.md §3–6): Milagro CS
+// The Milagro key exchanges (docs/protocol.md §3–5): Milagro CS
 // (M-Pin Full with a forward-secret key agreement) and Milagro P2P
 // (Chow–Choo). The cryptography is package pairing's; this file carries its
 // values in TLS messages and maps every failure to the alert of spec §6:

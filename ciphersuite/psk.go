@@ -24,7 +24,7 @@ import (
 // pre_master_secret = uint16(len(other)) ‖ other ‖ uint16(len(psk)) ‖ psk,
 // other = len(psk) zero bytes (plain PSK) or the ECDH shared secret.
 
-// PSK and identity limits (spec/psk-suites.md).
+// PSK and identity limits (docs/protocol.md §6).
 const (
 	MinPSKLen         = 16
 	MaxPSKLen         = 512

@@ -99,7 +99,7 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// fatal returns the connection's fatal alert error, if one was sent or received.
+// fatalErr returns the connection's fatal alert error, if one was sent or received.
 func (c *Conn) fatalErr() error {
 	if e := c.fatal.Load(); e != nil {
 		return e
@@ -576,14 +576,14 @@ func (c *Conn) readChangeCipherSpec(next ciphersuite.RecordCipher) error {
 	return nil
 }
 
+// maxRenegRequests bounds the renegotiation requests answered with a
+// warning in a row (without application data in between); past it the
+// peer is refused fatally (docs/protocol.md §6 allows either).
+const maxRenegRequests = 8
+
 // handlePostHandshake processes handshake messages received after the
 // handshake: a renegotiation request gets a no_renegotiation warning,
 // anything else is fatal. c.in must be held.
-// maxRenegRequests bounds the renegotiation requests answered with a
-// warning in a row (without application data in between); past it the
-// peer is refused fatally (spec/psk-suites.md allows either).
-const maxRenegRequests = 8
-
 func (c *Conn) handlePostHandshake() error {
 	for {
 		msg, err := c.nextHandshakeMsg()

@@ -14,7 +14,8 @@ import (
 	"github.com/milagro-go/milagro/pairing"
 )
 
-// Spec revision 2 and the fixes of issue 8, end to end through mtls.
+// The rules of docs/protocol.md §2–3 (CS lockout, permits, server
+// identity), end to end through mtls.
 
 // milServerKey combines the fixture's three shares of the CS server key
 // for server identity id.
@@ -104,7 +105,7 @@ func readFull(c net.Conn, b []byte) (int, error) {
 	return n, nil
 }
 
-// Issue 8, finding 2: a client holding CS, PSK and P2P credentials and
+// A client holding CS, PSK and P2P credentials and
 // expecting a server identity offers no PSK suite, names the server in its
 // CS proof, and refuses a server that cannot prove the identity — even a
 // PSK server whose hint is the expected name.
