@@ -9,7 +9,7 @@ import (
 	"github.com/cloudflare/circl/ecc/bls12381"
 )
 
-// Milagro CS (spec §3): M-Pin Full with a forward-secret key agreement.
+// Milagro CS (docs/protocol.md §3): M-Pin Full with a forward-secret key agreement.
 
 // CSHello is what the client sends in the milagro_cs ClientHello extension:
 // (id, d, t, U, V, id_S).

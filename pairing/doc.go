@@ -47,7 +47,7 @@ import (
 	"github.com/cloudflare/circl/ecc/bls12381"
 )
 
-// Sizes of the encodings (spec §1).
+// Sizes of the encodings (docs/protocol.md §1).
 const (
 	G1Size     = bls12381.G1SizeCompressed // 48: compressed G1 element
 	G2Size     = bls12381.G2SizeCompressed // 96: compressed G2 element

@@ -152,7 +152,7 @@ static void mg_gt_exp_frob(blst_fp12 *ret, const blst_fp12 *x, const byte nbe[32
 	for (size_t w = 0; w < sizeof(g)/sizeof(limb_t); w++) vt[w] = 0;
 }
 
-// mg_gt_bytes writes GT(g) of spec §1: circl's Fp12 encoding, which lists
+// mg_gt_bytes writes GT(g) of docs/protocol.md §1: circl's Fp12 encoding, which lists
 // the twelve Fp coefficients in the reverse of blst's memory order, each
 // big-endian.
 static void mg_gt_bytes(byte out[576], const blst_fp12 *g) {
@@ -366,7 +366,7 @@ func eGTIsOne(x *eGT) bool { return bool(C.blst_fp12_is_one(&x.f)) }
 
 func eGTZero(x *eGT) { *x = eGT{} }
 
-// gtBytes is GT(g) of spec §1 (circl's Gt.MarshalBinary).
+// gtBytes is GT(g) of docs/protocol.md §1 (circl's Gt.MarshalBinary).
 func gtBytes[T gtAny](x T) []byte {
 	switch g := any(x).(type) {
 	case *eGT:

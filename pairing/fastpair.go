@@ -43,7 +43,7 @@ func multiPair(ps []*bls12381.G1, qs []*g2Lines) *ff.URoot {
 	return u
 }
 
-// circlGTBytes is GT(g) of spec §1 (the same bytes as circl's Gt.MarshalBinary).
+// circlGTBytes is GT(g) of docs/protocol.md §1 (the same bytes as circl's Gt.MarshalBinary).
 func circlGTBytes(u *ff.URoot) []byte {
 	b, _ := u.MarshalBinary()
 	return b
