@@ -21,7 +21,7 @@ import (
 //   - PairingGate: bounds concurrent pairing work, with per-source rates
 //     and fair queueing so one flooding source cannot starve the others.
 
-// Lockout defaults (spec §2).
+// Lockout defaults (docs/protocol.md §3.4).
 const (
 	DefaultLockoutThreshold = 5
 	DefaultLockoutBackoff   = time.Minute

@@ -13,7 +13,7 @@ import (
 // The Milagro key exchanges (docs/protocol.md §3–5): Milagro CS
 // (M-Pin Full with a forward-secret key agreement) and Milagro P2P
 // (Chow–Choo). The cryptography is package pairing's; this file carries its
-// values in TLS messages and maps every failure to the alert of spec §6:
+// values in TLS messages and maps every failure to the alert of docs/protocol.md §5.1:
 //
 //	bad length, trailing bytes, identity<1..2^10> out of bounds  decode_error
 //	group element invalid (encoding, curve, subgroup, identity),
@@ -58,7 +58,7 @@ type CSServer struct {
 	// Skew is the accepted difference between the client's time and the
 	// server's; 0 means pairing.DefaultSkew (30 s).
 	Skew time.Duration
-	// Permits is the permit policy (spec §3): off, required or optional.
+	// Permits is the permit policy (docs/protocol.md §3.2): off, required or optional.
 	Permits pairing.PermitMode
 	// Lockout, if set, refuses identities after repeated failed proofs.
 	Lockout *Lockout
@@ -187,7 +187,7 @@ func newMilagroServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (Se
 }
 
 // elementError maps an error of package pairing about a peer's value to its
-// alert (spec §6).
+// alert (docs/protocol.md §5.1).
 func elementError(err error, format string, args ...any) error {
 	a := AlertInternalError
 	switch {
@@ -353,7 +353,7 @@ func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServ
 	if !ok {
 		return nil, Errorf(AlertHandshakeFailure, "ciphersuite: %s chosen but the client sent no milagro_cs extension", s)
 	}
-	// Every cheap check comes before any pairing, in the order of spec §6:
+	// Every cheap check comes before any pairing, in the order of docs/protocol.md §3.4:
 	// decode_error, illegal_parameter, unrecognized_name, access_denied.
 	h, err := parseCSHello(data) // decode_error
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/milagro-go/milagro/pairing"
 )
 
-// TestMilagroSpecVector runs the key exchanges of spec §7 through this
+// TestMilagroSpecVector runs the key exchanges of docs/protocol.md §5.2 through this
 // package's wire layer: with the vector's scalars fed in as the Rand
 // streams, the milagro_cs extension carries the vector's (id, d, t, U, V)
 // and both sides derive the vector's pre-master secrets.

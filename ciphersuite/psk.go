@@ -217,7 +217,7 @@ func (c *pskClient) GenerateClientKeyExchange(s *Suite) (body, preMaster []byte,
 }
 
 // PeerIdentity is empty: PSK authenticates no server identity, only
-// knowledge of the key (spec §6a). The hint is PSKIdentityHint.
+// knowledge of the key (docs/protocol.md §5). The hint is PSKIdentityHint.
 func (c *pskClient) PeerIdentity() string { return "" }
 
 // PSKIdentityHint is the server's psk_identity_hint, unauthenticated.

@@ -220,7 +220,7 @@ func TestCSServerIdentities(t *testing.T) {
 	}
 }
 
-// Permits with injected clocks (spec §3): the window around midnight is
+// Permits with injected clocks (docs/protocol.md §3.2): the window around midnight is
 // symmetric, and a client holding today's and tomorrow's permits switches
 // on its own clock.
 func TestPermitWindow(t *testing.T) {
@@ -308,7 +308,7 @@ func (g *countingGate) Acquire(context.Context, string) (func(bool), error) {
 	return func(bool) {}, nil
 }
 
-// Lockout (spec §2): 5 wrong PINs, then the right one is refused until the
+// Lockout (docs/protocol.md §3.4): 5 wrong PINs, then the right one is refused until the
 // backoff has passed; a success resets the count.
 func TestPINLockout(t *testing.T) {
 	f := milFixtureFor(t)
