@@ -24,8 +24,10 @@ package pairing
 //     exponentiation maps those factors to 1. So lines are kept with
 //     denominators cleared, in homogeneous coordinates T = (X : Y : Z).
 //   - Tangent at T, scaled by 2YZ·Z: 2YZ·y − 3X²·x + (Y² − 3b'Z²).
-//     Doubling, with W = 3X², S = YZ, B = XYS, H = W² − 8B:
-//     2T = (2HS : W(4B − H) − 8Y²S² : 8S³).
+//     Doubling, with B = Y², E = 3b'Z², F = 3E (the shape of CLN's
+//     homogeneous doubling, scaled by 4 so that no halving is needed):
+//     2T = (2XY(B − F) : (B + F)² − 12E² : 8Y³Z). It follows from
+//     x(2T) = λ² − 2x, λ = 3x²/(2y), with X³ = Y²Z − b'Z³ from the curve.
 //   - Chord through T and the affine Q = (xQ, yQ), with θ = Y − yQ·Z and
 //     μ = X − xQ·Z: μ·y − θ·x + (θ·xQ − μ·yQ). Addition, with
 //     D = θ²Z − μ²(X + xQ·Z): T + Q = (μD : θ(μ²xQ·Z − D) − yQ·μ³Z : μ³Z).
@@ -46,38 +48,37 @@ static const uint64_t mg_abs_z = 0xd201000000010000ULL;
 
 // mg_tangent replaces t by 2t and writes the tangent line at t.
 static void mg_tangent(blst_p2 *t, mg_line *l) {
-	blst_fp2 w, s, b, h, yy, ss, k;
-	blst_fp2_sqr(&w, &t->x);
-	blst_fp2_mul_by_3(&w, &w);               // W = 3X²
-	blst_fp2_mul(&s, &t->y, &t->z);          // S = YZ
-	blst_fp2_sqr(&yy, &t->y);                // Y²
+	blst_fp2 b, c, e, f, h, k;
+	blst_fp2_sqr(&b, &t->y);                 // B = Y²
+	blst_fp2_sqr(&c, &t->z);                 // C = Z²
+	blst_fp2_add(&h, &t->y, &t->z);
+	blst_fp2_sqr(&h, &h);
+	blst_fp2_sub(&h, &h, &b);
+	blst_fp2_sub(&h, &h, &c);                // H = (Y + Z)² − B − C = 2YZ
+	blst_fp_sub(&e.fp[0], &c.fp[0], &c.fp[1]); // ξC (ξ = 1 + u, u² = −1)
+	blst_fp_add(&e.fp[1], &c.fp[0], &c.fp[1]);
+	blst_fp2_mul_by_3(&e, &e);
+	blst_fp2_lshift(&e, &e, 2);              // E = 12ξC = 3b'Z²
+	blst_fp2_mul_by_3(&f, &e);               // F = 3E
 
-	blst_fp2_sqr(&k, &t->z);                 // Z²
-	blst_fp_sub(&l->c[0].fp[0], &k.fp[0], &k.fp[1]); // ξZ² (ξ = 1 + u, u² = −1)
-	blst_fp_add(&l->c[0].fp[1], &k.fp[0], &k.fp[1]);
-	blst_fp2_mul_by_3(&k, &l->c[0]);
-	blst_fp2_lshift(&k, &k, 2);              // 12ξZ² = 3b'Z²
-	blst_fp2_sub(&l->c[0], &yy, &k);         // c0 = Y² − 3b'Z²
-	blst_fp2_cneg(&l->c[1], &w, true);       // c1 = −3X²
-	blst_fp2_add(&l->c[2], &s, &s);          // c2 = 2YZ
+	blst_fp2_sub(&l->c[0], &b, &e);          // c0 = Y² − 3b'Z²
+	blst_fp2_sqr(&k, &t->x);
+	blst_fp2_mul_by_3(&k, &k);
+	blst_fp2_cneg(&l->c[1], &k, true);       // c1 = −3X²
+	l->c[2] = h;                             // c2 = 2YZ
 
-	blst_fp2_mul(&b, &t->x, &t->y);
-	blst_fp2_mul(&b, &b, &s);                // B = XYS
-	blst_fp2_sqr(&h, &w);
-	blst_fp2_mul_by_8(&k, &b);
-	blst_fp2_sub(&h, &h, &k);                // H = W² − 8B
-	blst_fp2_sqr(&ss, &s);                   // S²
-
-	blst_fp2_mul(&t->x, &h, &s);
-	blst_fp2_add(&t->x, &t->x, &t->x);       // X' = 2HS
-	blst_fp2_lshift(&k, &b, 2);
-	blst_fp2_sub(&k, &k, &h);
-	blst_fp2_mul(&k, &k, &w);                // W(4B − H)
-	blst_fp2_mul(&yy, &yy, &ss);
-	blst_fp2_mul_by_8(&yy, &yy);             // 8Y²S²
-	blst_fp2_sub(&t->y, &k, &yy);            // Y' = W(4B − H) − 8Y²S²
-	blst_fp2_mul(&t->z, &ss, &s);
-	blst_fp2_mul_by_8(&t->z, &t->z);         // Z' = 8S³
+	blst_fp2_mul(&k, &t->x, &t->y);
+	blst_fp2_sub(&c, &b, &f);
+	blst_fp2_mul(&k, &k, &c);
+	blst_fp2_add(&t->x, &k, &k);             // X' = 2XY(B − F)
+	blst_fp2_add(&c, &b, &f);
+	blst_fp2_sqr(&c, &c);
+	blst_fp2_sqr(&e, &e);
+	blst_fp2_mul_by_3(&e, &e);
+	blst_fp2_lshift(&e, &e, 2);
+	blst_fp2_sub(&t->y, &c, &e);             // Y' = (B + F)² − 12E²
+	blst_fp2_mul(&t->z, &b, &h);
+	blst_fp2_lshift(&t->z, &t->z, 2);        // Z' = 4BH = 8Y³Z
 }
 
 // mg_chord replaces t by t + q (t ≠ ±q) and writes the line through them.
