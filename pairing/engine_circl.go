@@ -3,8 +3,8 @@
 package pairing
 
 // The circl engine: pure Go (github.com/cloudflare/circl), used when cgo is
-// off (CGO_ENABLED=0). Its building blocks are fastpair.go (products of
-// pairings through circl's ProdPairFrac, GT exponentiation) and wnaf.go.
+// off (CGO_ENABLED=0). Its building blocks are fastpair.go (precomputed
+// Miller lines, multi-pairing, GT exponentiation) and wnaf.go.
 
 import (
 	"github.com/cloudflare/circl/ecc/bls12381"
