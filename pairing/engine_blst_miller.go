@@ -23,7 +23,7 @@ package pairing
 //   - Any line may be scaled by an element of Fp2 (or Fp6): the final
 //     exponentiation maps those factors to 1. So lines are kept with
 //     denominators cleared, in homogeneous coordinates T = (X : Y : Z).
-//   - Tangent at T, scaled by 2YZ·Z: 2YZ·y − 3X²·x + (Y² − 3b'Z²).
+//   - Tangent at T (the affine one times 2y_T·Z²): 2YZ·y − 3X²·x + (Y² − 3b'Z²).
 //     Doubling, with B = Y², E = 3b'Z², F = 3E (the shape of CLN's
 //     homogeneous doubling, scaled by 4 so that no halving is needed):
 //     2T = (2XY(B − F) : (B + F)² − 12E² : 8Y³Z). It follows from
