@@ -4,8 +4,9 @@
 // (NewRecordCipher: AES-GCM per RFC 5288 and ChaCha20-Poly1305 per RFC 7905),
 // and the key exchanges behind the ClientKX/ServerKX seam of kx.go — plain
 // PSK (RFC 4279), ECDHE_PSK (RFC 5489, X25519 and P-256) and the Milagro CS
-// and P2P exchanges (docs/protocol.md), with their post-quantum hybrid
-// (pq.go: ML-KEM-768 from crypto/mlkem, the milagro_pq extension).
+// and P2P exchanges (docs/protocol.md §3–5), with their post-quantum hybrid
+// (pq.go, docs/protocol.md §5b: ML-KEM-768 from crypto/mlkem, the milagro_pq
+// extension).
 //
 // The package sees message bodies only: the handshake package frames them,
 // drives the state machines and derives keys; the record layer (package
