@@ -113,10 +113,10 @@ func cases(tb testing.TB) []benchCase {
 	p2p := []uint16{0xFF11}
 	out := []benchCase{
 		{"MilagroCS", &mtls.Config{CipherSuites: cs, CSKey: k.csKey, ServerName: "bench"},
-			&mtls.Config{CipherSuites: cs, CSServerSecret: k.secret}},
-		{"MilagroCSPermit", &mtls.Config{CipherSuites: cs, CSKey: k.csKey, CSPermit: k.permit, ServerName: "bench"},
-			&mtls.Config{CipherSuites: cs, CSServerSecret: k.secret, RequirePermits: true}},
-		{"MilagroP2P", &mtls.Config{CipherSuites: p2p, P2PKey: k.nodeB, ExpectedServerIdentity: "node-a", ServerName: "bench"},
+			&mtls.Config{CipherSuites: cs, CSServerKeys: []*pairing.CSServerSecret{k.secret}, PermitMode: pairing.PermitsOptional}},
+		{"MilagroCSPermit", &mtls.Config{CipherSuites: cs, CSKey: k.csKey, CSPermits: []*pairing.TimePermit{k.permit}, ServerName: "bench"},
+			&mtls.Config{CipherSuites: cs, CSServerKeys: []*pairing.CSServerSecret{k.secret}, PermitMode: pairing.PermitsRequired}},
+		{"MilagroP2P", &mtls.Config{CipherSuites: p2p, P2PKey: k.nodeB, ServerIdentity: "node-a", ServerName: "bench"},
 			&mtls.Config{CipherSuites: p2p, P2PKey: k.nodeA}},
 	}
 	p := psk(0x00A8)

@@ -58,7 +58,8 @@ type CSServer struct {
 	// Skew is the accepted difference between the client's time and the
 	// server's; 0 means pairing.DefaultSkew (30 s).
 	Skew time.Duration
-	// Permits is the permit policy (spec §3): off, required or optional.
+	// Permits is the permit policy (spec §3): required (the zero value) or
+	// optional.
 	Permits pairing.PermitMode
 	// Lockout, if set, refuses identities after repeated failed proofs.
 	Lockout *Lockout
@@ -446,9 +447,7 @@ func skewString(now time.Time, t uint64) string {
 
 func permitProblem(now time.Time, d uint64, mode pairing.PermitMode) string {
 	switch {
-	case mode == pairing.PermitsOff && d != 0:
-		return fmt.Sprintf("sent a time permit for day %d, but this server does not use permits", d)
-	case mode == pairing.PermitsRequired && d == 0:
+	case mode != pairing.PermitsOptional && d == 0:
 		return "sent no time permit, which this server requires"
 	default:
 		return fmt.Sprintf("time permit for day %d is not valid now (day %d; accepted: %v)", d, pairing.Day(now), pairing.PermitDays(now, pairing.DefaultSkew))

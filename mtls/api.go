@@ -74,52 +74,55 @@ type Config struct {
 	// identity; an error denies it with access_denied.
 	VerifyPeerIdentity func(id string) error
 
-	// Milagro CS, client: CSKey, or CSToken with the PIN from GetPIN (the
-	// second factor). Time permits: CSPermit and CSPermits hold permits for
-	// one or more days, and the handshake uses the one for the client's own
-	// day (by Time), or, within pairing.DefaultSkew of midnight, the
-	// neighbouring day's; GetCSPermit, if set, is asked instead for the day
-	// (a nil permit: none). Holding today's and tomorrow's lets a client
-	// switch at midnight by its own clock.
-	// The credentials are prepared once and shared by every handshake: a
-	// CSKey (or any server or P2P key) by every Config holding the same
-	// key object, a CSToken's PIN by this Config and its Clones (made with
-	// Clone, before or after first use; not by copying the struct). GetPIN
-	// is called once, when the first handshake needs it; if it fails, the
-	// next handshake calls it again. Another Config with the same CSToken
-	// asks its own GetPIN; to retry a wrong PIN, use a new Config, not a
-	// Clone (milagro_config.go).
+	// Milagro CS, client: CSKey (the client key from the D-TAs), or
+	// CSToken (a PIN-protected key) with GetPIN, which supplies the PIN,
+	// the second factor. GetPIN is called once, when the first handshake
+	// needs it, and again only after it failed; a Config and its Clones
+	// share the PIN (to retry a wrong PIN, make a new Config).
+	//
+	// Time permits prove the D-TAs did not revoke this client today. A
+	// server that requires them (the default) refuses a client without
+	// one. CSPermits holds permits for one or more days; each handshake
+	// uses the one for the client's own day (by Time), or, within 30 s of
+	// midnight, the neighbouring day's, so holding today's and tomorrow's
+	// lets a client switch at midnight. GetCSPermit, if set, is asked
+	// instead, for the day (a nil permit: send none), like crypto/tls's
+	// GetClientCertificate; use it when permits are renewed while the
+	// Config is in use.
 	CSKey       *pairing.CSClientKey
 	CSToken     *pairing.PINToken
 	GetPIN      func() (uint32, error)
-	CSPermit    *pairing.TimePermit
 	CSPermits   []*pairing.TimePermit
 	GetCSPermit func(day uint64) (*pairing.TimePermit, error)
 
 	// ServerIdentity (client) is the server identity this client expects:
-	// for Milagro CS the id_S the server must hold the key for (empty: the
-	// deployment-wide key), for Milagro P2P the id_S it must present. It is
-	// reported as ConnectionState.PeerIdentity only after the server's
-	// Finished verified. With it set, no PSK suite is offered (a PSK
-	// server proves no identity; spec §6a). ExpectedServerIdentity is the
-	// older name of the same setting (set either, or both equal).
-	ServerIdentity         string
-	ExpectedServerIdentity string
+	// for Milagro CS the identity whose server key the server must hold
+	// (empty: the deployment-wide key, which any server of the deployment
+	// holds), for Milagro P2P the identity the server must present
+	// (required). It is reported as ConnectionState.PeerIdentity only once
+	// the server proved it. With it set, no PSK suite is offered: a PSK
+	// server proves no identity.
+	ServerIdentity string
 
 	// Milagro CS, server: the server keys, one per server identity the
-	// server answers to (CSServerSecret and CSServerKeys; a key's identity
-	// is its ID(), "" for the deployment-wide key), or GetCSServerKey,
-	// which, like crypto/tls's GetCertificate, returns the key for the
-	// identity a client asks for (nil, nil: none — unrecognized_name).
-	CSServerSecret *pairing.CSServerSecret
+	// server answers to (a key's identity is its ID(), "" for the
+	// deployment-wide key). CSServerKeys holds them; GetCSServerKey, if
+	// set, is asked instead, like crypto/tls's GetCertificate, for the
+	// identity a client asks for (nil, nil: none, and the client is
+	// refused with unrecognized_name). A client that asks for no identity
+	// is answered only with the deployment-wide key.
 	CSServerKeys   []*pairing.CSServerSecret
 	GetCSServerKey func(serverID string) (*pairing.CSServerSecret, error)
-	// ClockSkew is the accepted clock difference (0: pairing.DefaultSkew,
-	// 30 s). PermitMode is the permit policy (off, optional, required);
-	// RequirePermits is the older switch for PermitsRequired.
-	ClockSkew      time.Duration
-	PermitMode     pairing.PermitMode
-	RequirePermits bool
+	// ClockSkew is the clock difference accepted between client and
+	// server (0: 30 s).
+	ClockSkew time.Duration
+	// PermitMode is the server's time permit policy. The zero value,
+	// pairing.PermitsRequired, refuses a client without a valid permit for
+	// today: only then does revoking a client (the D-TAs stop issuing its
+	// permits) lock it out. pairing.PermitsOptional also accepts clients
+	// without a permit (while permits roll out); a valid permit is
+	// accepted in either mode.
+	PermitMode pairing.PermitMode
 	// CSLockout refuses a client identity for a while after repeated
 	// failed proofs (spec §2: 5 failures, then 1 min doubling to 1 h). Nil
 	// means one Lockout with the defaults per Config (shared by its

@@ -281,7 +281,7 @@ var (
 func TestMilagroCLIHandshakes(t *testing.T) {
 	k := makeCLIKeys(t)
 	srv, addr := startServer(t, "--key", k.f("server.key"), "--require-permits", "--p2p-key", k.f("node-a.key"), "--id", "node-a")
-	onlyBob, bobAddr := startServer(t, "--key", k.f("server.key"), "--p2p-key", k.f("node-a.key"), "--allow", "bob")
+	onlyBob, bobAddr := startServer(t, "--key", k.f("server.key"), "--p2p-key", k.f("node-a.key"), "--allow", "bob", "--permits", "optional")
 
 	type run struct {
 		name  string

@@ -9,7 +9,7 @@ package main
 //	--p2p-key F         either side: P2P key
 //	--id ID             either side: check that the key files are for ID
 //	--server-id ID      client: the server identity expected (CS id_S; P2P id_S, required with --p2p-key)
-//	--permits MODE      server: off, optional or required (--require-permits: required)
+//	--permits MODE      server: required (the default) or optional (--require-permits: required)
 //	--clock-skew D      server: accepted CS client clock difference
 //	--lockout-*         server: lockout after repeated failed CS proofs
 //	--allow ID          server: admit only these peer identities (repeatable)
@@ -55,8 +55,8 @@ func milagroCredentialFlags(server bool) []cli.Flag {
 			&cli.StringSliceFlag{Name: "key", Category: cat, Usage: "Milagro CS server key `FILE` (from `mtls keys combine`); repeat for several server identities — a client's server_identity picks the key"},
 			&cli.StringFlag{Name: "p2p-key", Category: cat, Usage: "Milagro P2P key `FILE` of this peer"},
 			&cli.StringFlag{Name: "id", Category: cat, Usage: "check that --p2p-key is for `IDENTITY`"},
-			&cli.StringFlag{Name: "permits", Category: cat, Value: "off", Usage: "Milagro CS time permits: `MODE` off, optional (migration: with or without) or required"},
-			&cli.BoolFlag{Name: "require-permits", Category: cat, Usage: "same as --permits required"},
+			&cli.StringFlag{Name: "permits", Category: cat, Value: "required", Usage: "Milagro CS time permits: `MODE` required (revocation works only then) or optional (migration: clients with or without a permit; \"off\" is the same)"},
+			&cli.BoolFlag{Name: "require-permits", Category: cat, Usage: "same as --permits required (the default)"},
 			&cli.DurationFlag{Name: "clock-skew", Category: cat, Value: pairing.DefaultSkew, Usage: "accepted difference between a CS client's clock and ours"},
 			&cli.IntFlag{Name: "lockout-threshold", Category: cat, Value: ciphersuite.DefaultLockoutThreshold, Usage: "refuse a CS identity after `N` consecutive failed proofs (wrong PIN or key); 0 disables the lockout"},
 			&cli.DurationFlag{Name: "lockout-backoff", Category: cat, Value: ciphersuite.DefaultLockoutBackoff, Usage: "first lockout; each further one doubles it"},
@@ -138,7 +138,7 @@ func applyMilagroServer(c *cli.Context, cfg *mtls.Config) error {
 	}
 	mode, err := pairing.ParsePermitMode(c.String("permits"))
 	if err != nil {
-		return fmt.Errorf("invalid --permits %q: want off, optional or required", c.String("permits"))
+		return fmt.Errorf("invalid --permits %q: want required or optional", c.String("permits"))
 	}
 	if c.Bool("require-permits") {
 		if c.IsSet("permits") && mode != pairing.PermitsRequired {
@@ -146,7 +146,7 @@ func applyMilagroServer(c *cli.Context, cfg *mtls.Config) error {
 		}
 		mode = pairing.PermitsRequired
 	}
-	if mode != pairing.PermitsOff && len(cfg.CSServerKeys) == 0 {
+	if (c.IsSet("permits") || c.IsSet("require-permits")) && len(cfg.CSServerKeys) == 0 {
 		return errors.New("--permits/--require-permits need --key (a CS server key)")
 	}
 	cfg.PermitMode = mode

@@ -150,9 +150,6 @@ func checkRenewalKeys(c *cli.Context, cfg *mtls.Config, r *dta.Renewal, server b
 				return sameDTAs("--key", k.DTAs())
 			}
 		}
-		if cfg.CSServerSecret != nil && cfg.CSServerSecret.ID() == r.Identity {
-			return sameDTAs("--key", cfg.CSServerSecret.DTAs())
-		}
 		if !server {
 			return errors.New("it is a server's; a client needs its own (kind client or p2p)")
 		}
