@@ -448,7 +448,7 @@ func skewString(now time.Time, t uint64) string {
 func permitProblem(now time.Time, d uint64, mode pairing.PermitMode) string {
 	switch {
 	case mode != pairing.PermitsOptional && d == 0:
-		return "sent no time permit, which this server requires"
+		return "sent no time permit, which this server requires: the client must send today's (mtls: --permit FILE or --renewal FILE)"
 	default:
 		return fmt.Sprintf("time permit for day %d is not valid now (day %d; accepted: %v)", d, pairing.Day(now), pairing.PermitDays(now, pairing.DefaultSkew))
 	}

@@ -73,11 +73,7 @@ func clientAction(c *cli.Context) error {
 	conn := mtls.Client(raw, cfg)
 	defer conn.Close()
 	if err := conn.HandshakeContext(hctx); err != nil {
-		err = cmdError("client", "handshake failed", err)
-		if hint := csDeniedHint(cfg, err); hint != "" {
-			err = &commandError{msg: err.Error() + "\nmtls client: " + hint, err: err}
-		}
-		return err
+		return withHint(cfg, cmdError("client", "handshake failed", err))
 	}
 	st := conn.ConnectionState()
 	if st.PSKIdentityHint != "" {

@@ -103,8 +103,9 @@ func cmdError(cmd, what string, err error) error {
 }
 
 type commandError struct {
-	msg string
-	err error
+	msg    string
+	detail string // printed as is on the lines after msg (what to check)
+	err    error
 }
 
 func (e *commandError) Error() string { return e.msg }
@@ -123,6 +124,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	case errors.As(err, &ce):
 		fmt.Fprintln(stderr, oneLine(ce.Error()))
+		if ce.detail != "" {
+			fmt.Fprintln(stderr, ce.detail)
+		}
 	case errors.As(err, &ec):
 		if s := ec.Error(); s != "" {
 			fmt.Fprintln(stderr, oneLine(s))
