@@ -36,7 +36,7 @@ func TestDemo(t *testing.T) {
 		"✔ client sidecar healthy, permits held for today and tomorrow",
 		"remote error: access_denied",
 		"\n  The server refused the Milagro CS proof. Things to check here:\n    - time permit: ", // readable, on lines of their own
-		"--reason 'laptop lost'", // pastes into a shell as it is shown
+		"--reason 'laptop lost'",                                                                  // pastes into a shell as it is shown
 		"✔ neither refused client ever reached the service",
 		"✔ renewal refused: revoked at D-TA ",
 		"✔ the revocation and the refused renewal are in dta2's audit log",
