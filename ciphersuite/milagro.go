@@ -388,11 +388,11 @@ func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServ
 	}
 	if locked, until := cs.Lockout.Locked(h.ID, now); locked {
 		cs.denied(h.ID, "locked_out")
-		return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro CS client %s is locked out until %s after repeated failed proofs", who, until.UTC().Format(time.RFC3339))}
+		return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro CS client %s is %w until %s", who, ErrLockedOut, until.UTC().Format(time.RFC3339))}
 	}
 	if cs.Replay.Seen(data, now) {
 		cs.denied(h.ID, "replay")
-		return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro CS client %s: replayed ClientHello (this exact milagro_cs proof was already used)", who)}
+		return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro CS client %s: %w (this exact milagro_cs proof was already used)", who, ErrReplayed)}
 	}
 	// The identity policy runs before the pairing too: a denied identity
 	// costs no pairing. Both refusals are access_denied.
@@ -433,6 +433,13 @@ func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServ
 	cs.Replay.Add(data, now, now.Add(2*cs.skew()+time.Second))
 	return &csServerKX{cfg: cfg, suite: s, hs: hs, id: h.ID, day: h.Day, serverID: h.ServerID}, nil
 }
+
+// ErrLockedOut and ErrReplayed mark the refusal of a Milagro CS client by
+// the lockout (repeated failed proofs) and by the replay cache (errors.Is).
+var (
+	ErrLockedOut = errors.New("locked out after repeated failed proofs")
+	ErrReplayed  = errors.New("replayed ClientHello")
+)
 
 func skewString(now time.Time, t uint64) string {
 	if t > uint64(1)<<40 {

@@ -1,11 +1,13 @@
 package mtls
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"time"
 
 	"github.com/milagro-go/milagro/ciphersuite"
+	"github.com/milagro-go/milagro/handshake"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -14,6 +16,17 @@ type Alert = ciphersuite.Alert
 
 // AlertError is a connection failure that carried a TLS alert, sent or received.
 type AlertError = ciphersuite.AlertError
+
+// FailedSuite returns the name of the cipher suite a server had chosen
+// when its handshake failed with err ("" if it failed before choosing one,
+// or err is not a handshake failure), for logs and metrics.
+func FailedSuite(err error) string {
+	var se *handshake.SuiteError
+	if errors.As(err, &se) && se.Suite != nil {
+		return se.Suite.Name
+	}
+	return ""
+}
 
 // Lockout counts failed Milagro CS proofs per client identity (see
 // Config.CSLockout).

@@ -19,6 +19,7 @@ import (
 
 	"github.com/milagro-go/milagro/ciphersuite"
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/pairing"
 )
 
 // Metrics are the proxy's Prometheus metrics, on a private registry (never
@@ -356,10 +357,27 @@ func (h *StatusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // Handshake failure reasons: the bounded label set of
-// mtls_proxy_handshake_failures_total.
+// mtls_proxy_handshake_failures_total (docs/operators-guide.md lists them):
+//
+//	denied                   refused by the ACL or identity policy
+//	bad_key                  a proof or key that does not verify: wrong key or
+//	                         PIN, a key not from every D-TA, a forgery
+//	permit                   no valid time permit for today (revoked clients)
+//	clock_skew               the client's clock is too far off
+//	locked_out               an identity locked out after failed proofs
+//	replay                   a replayed Milagro CS hello
+//	unknown_identity         an unknown PSK identity
+//	unknown_server_identity  no server key for the server identity asked for
+//	timeout, peer_closed, reset, busy, negotiation, protocol, remote_alert, other
 var failureReasons = []string{
-	"denied", "timeout", "peer_closed", "reset",
-	"unknown_identity", "unknown_server_identity", "bad_key", "negotiation", "busy", "protocol", "remote_alert", "other",
+	"denied", "bad_key", "permit", "clock_skew", "locked_out", "replay", "timeout", "peer_closed", "reset",
+	"unknown_identity", "unknown_server_identity", "negotiation", "busy", "protocol", "remote_alert", "other",
+}
+
+// deniedReasons are the failure reasons of a peer refused on purpose
+// (result "denied"), as opposed to a broken or abandoned handshake.
+var deniedReasons = map[string]bool{
+	"denied": true, "bad_key": true, "permit": true, "clock_skew": true, "locked_out": true, "replay": true,
 }
 
 // failureReason classifies a failed handshake into failureReasons.
@@ -387,6 +405,18 @@ func failureReason(err error) string {
 		case ciphersuite.AlertUnrecognizedName:
 			return "unknown_server_identity"
 		case ciphersuite.AlertAccessDenied:
+			switch {
+			case errors.Is(err, pairing.ErrAuthFailed):
+				return "bad_key"
+			case errors.Is(err, pairing.ErrPermitDay):
+				return "permit"
+			case errors.Is(err, pairing.ErrClockSkew):
+				return "clock_skew"
+			case errors.Is(err, ciphersuite.ErrLockedOut):
+				return "locked_out"
+			case errors.Is(err, ciphersuite.ErrReplayed):
+				return "replay"
+			}
 			return "denied"
 		case ciphersuite.AlertBadRecordMAC, ciphersuite.AlertDecryptError:
 			return "bad_key"
