@@ -59,7 +59,7 @@ var opensslSuiteNames = map[string]uint16{
 // credentialFlags returns the credential and security flags shared by the
 // server, client and proxy commands (server: the accepting side).
 func credentialFlags(server bool) []cli.Flag {
-	cat := "credentials"
+	cat := "PSK credentials"
 	fs := []cli.Flag{
 		&cli.StringFlag{Name: "psk-identity", Category: cat, Usage: pskIdentityUsage(server)},
 		&cli.StringFlag{Name: "psk", Category: cat, EnvVars: []string{"MTLS_PSK"}, Usage: "pre-shared key as `HEX` (16..512 bytes); prefer --psk-file or MTLS_PSK (a flag is visible in ps)"},

@@ -49,7 +49,7 @@ func setMilagroHooks() bool {
 }
 
 func milagroCredentialFlags(server bool) []cli.Flag {
-	const cat = "milagro credentials"
+	const cat = "Milagro credentials"
 	if server {
 		return []cli.Flag{
 			&cli.StringSliceFlag{Name: "key", Category: cat, Usage: "Milagro CS server key `FILE` (from `mtls keys combine`); repeat for several server identities — a client's server_identity picks the key"},

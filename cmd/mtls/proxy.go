@@ -90,7 +90,7 @@ func proxyFlags(server bool) []cli.Flag {
 	add(&cli.StringFlag{Name: "listen", Category: cat, Required: true, Usage: listenUsage})
 	add(&cli.StringFlag{Name: "target", Category: cat, Required: true, Usage: targetUsage})
 	add(&cli.StringFlag{Name: "status", Category: cat, Usage: "serve /healthz and /metrics (Prometheus) on `ADDR` (HOST:PORT, unix:/path or systemd:NAME)"})
-	add(&cli.StringFlag{Name: "log-format", Category: cat, Usage: "log format: text or json (overrides the global flag)"})
+	add(&cli.StringFlag{Name: "log-format", Category: "logging", Usage: "log `FORMAT`: text or json (overrides the global flag)"})
 	add(&cli.DurationFlag{Name: "shutdown-timeout", Category: cat, Value: 30 * time.Second, Usage: "on SIGTERM/SIGINT, let live connections finish for this long, then close them"})
 	add(&cli.IntFlag{Name: "max-conns", Category: cat, Usage: "maximum concurrent connections (server: established ones; client: all); excess ones wait (0: no limit)"})
 	add(&cli.DurationFlag{Name: "max-conn-lifetime", Category: cat, Usage: "close a connection this long after it was accepted, however busy (0: no limit)"})

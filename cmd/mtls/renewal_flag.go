@@ -36,7 +36,7 @@ import (
 )
 
 func renewalFlag() cli.Flag {
-	return &cli.StringFlag{Name: "renewal", Category: "milagro credentials",
+	return &cli.StringFlag{Name: "renewal", Category: "Milagro credentials",
 		Usage: "the renewal `FILE` of `mtls keys enroll`: a CS client keeps today's and tomorrow's time permits current from every D-TA (instead of --permit); a server or P2P peer keeps its renewal credential rotated"}
 }
 

@@ -80,7 +80,7 @@ func pinValue(c *cli.Context) (pin, from string, given bool, err error) {
 		return c.String("pin"), "--pin", true, nil
 	}
 	if c.IsSet("pin") {
-		return "", "", false, errors.New("--pin (or MTLS_PIN) and --pin-file are exclusive")
+		return "", "", false, errors.New("--pin and --pin-file are exclusive (MTLS_PIN counts as --pin)")
 	}
 	data, err := readSecretFile("pin-file", f)
 	if err != nil {
