@@ -156,7 +156,13 @@ func TestEndToEnd(t *testing.T) {
 		mustMtls(t, ep, args...)
 		tok := mustLoad(t, mtls.LoadPINToken, filepath.Join(ep, "gina.key"))
 		for _, d := range ds {
-			s := mustLoad(t, mtls.LoadCSClientKey, filepath.Join(ep, "share-"+d.fp+".pem"))
+			s := mustLoad(t, func(p string) (*pairing.CSClientKey, error) {
+				k, err := mtls.LoadKey(p) // a share: LoadCSClientKey wants a combined key
+				if err != nil {
+					return nil, err
+				}
+				return k.(*pairing.CSClientKey), nil
+			}, filepath.Join(ep, "share-"+d.fp+".pem"))
 			if !s.IsShare() || s.DTAs()[0].String() != d.fp {
 				t.Fatalf("share file of D-TA %s: origin %v", d.fp, s.DTAs())
 			}

@@ -32,7 +32,7 @@ func FailedSuite(err error) string {
 // Config.CSLockout).
 type Lockout = ciphersuite.Lockout
 
-// NewLockout returns a Lockout with the spec's defaults (5 failures, then
+// NewLockout returns a Lockout with the defaults (5 failures, then
 // 1 minute doubling up to 1 hour).
 func NewLockout() *Lockout { return ciphersuite.NewLockout() }
 
@@ -63,15 +63,20 @@ type Config struct {
 	// CurvePreferences for ECDHE_PSK; nil means X25519, P-256.
 	CurvePreferences []ciphersuite.CurveID
 
-	// Client PSK: PSKIdentity and PSK, or GetClientPSK (which wins).
+	// Client PSK (the standard PSK suites, which OpenSSL, GnuTLS and
+	// stunnel speak): PSKIdentity and PSK, or GetClientPSK (which wins).
 	PSKIdentity  string
 	PSK          []byte
 	GetClientPSK func(hint []byte) (identity string, psk []byte, err error)
-	// Server PSK: the key for a client identity; an unknown identity returns an error.
+	// Server PSK: GetServerPSK returns the key for a client identity (an
+	// error refuses the client with unknown_psk_identity); PSKIdentityHint,
+	// if set, is sent to clients (it authenticates nothing).
 	GetServerPSK    func(identity string) ([]byte, error)
 	PSKIdentityHint string
 
-	// ServerName is sent in server_name by the client.
+	// ServerName (client) is sent as server_name (SNI); Dial sets it from
+	// the address's host when empty. It is not authenticated: use
+	// ServerIdentity to make the server prove who it is.
 	ServerName string
 	// NextProtos is the list of supported application protocols for ALPN
 	// (RFC 7301), in preference order (a server's order wins), e.g.
@@ -137,7 +142,8 @@ type Config struct {
 	// accepted in either mode.
 	PermitMode pairing.PermitMode
 	// CSLockout refuses a client identity for a while after repeated
-	// failed proofs (spec §2: 5 failures, then 1 min doubling to 1 h). Nil
+	// failed proofs (5 failures, then 1 min doubling to 1 h), so that a
+	// stolen PIN token cannot be tried against the server at speed. Nil
 	// means one Lockout with the defaults per Config (shared by its
 	// Clones and the Configs its GetConfigForClient returns); set one to
 	// share it across Configs (the proxy keeps one across reloads).
@@ -159,12 +165,14 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// KeyLogWriter receives NSS key-log lines for Wireshark. Insecure; debugging only.
 	KeyLogWriter io.Writer
-	// InsecureAllowNoEMS allows PSK suites without the extended master secret.
+	// InsecureAllowNoEMS allows PSK suites without the extended master
+	// secret (RFC 7627), for old peers; it weakens channel bindings.
 	InsecureAllowNoEMS bool
 	// Logger receives debug logs; nil means none.
 	Logger *slog.Logger
 
-	// Session resumption (RFC 5077 tickets; ticket.go). A server issues
+	// Session resumption (RFC 5077 tickets: a returning client skips the
+	// key exchange, and the server re-checks its identity). A server issues
 	// tickets unless SessionTicketsDisabled, under TicketKeys (called per
 	// handshake; newest first), else the keys given to
 	// SetSessionTicketKeys, else automatic keys (a new one each day, each
@@ -178,7 +186,7 @@ type Config struct {
 
 	// milagro holds what this Config and its Clones share of the prepared
 	// Milagro credentials (the PIN); set on first use or by Clone, guarded
-	// by milagroHolderMu (milagro_config.go).
+	// by milagroHolderMu.
 	milagro *milagroPrepared
 }
 

@@ -36,6 +36,14 @@
 // ...) and read with LoadCSClientKey, LoadCSServerSecret, LoadP2PKey,
 // LoadTimePermit and LoadPINToken.
 //
+// Runnable examples (go doc -http shows them with their output;
+// go test -run Example ./mtls runs them): ExampleListen (a Milagro CS
+// server and client), ExampleDial (a PIN-protected key and today's time
+// permit), Example_p2p, Example_psk, ExampleServeHTTP (HTTP/2 and HTTP/1.1
+// on one listener), ExampleConnContext (a plain net/http server),
+// ExampleResponseConnectionState and ExampleConnectionStateOf (which
+// server answered an HTTP client); gRPC in package grpccreds.
+//
 // Errors caused by the peer or the credentials are *AlertError values
 // carrying the TLS alert that was sent or received, with a message meant
 // for a person (for example "access_denied: Milagro P2P client
