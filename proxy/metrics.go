@@ -232,7 +232,10 @@ func (m *Metrics) bytesFunc() func(up bool, n int) {
 	}
 }
 
-// StatusHandler serves /healthz and /metrics. /healthz answers 200 "ok"
+// StatusHandler serves /livez, /healthz and /metrics. /livez answers 200
+// "ok" whenever the process serves its status endpoint, whatever the state
+// of the target: use it for a liveness probe (restarting the proxy does not
+// bring a target back). /healthz, for readiness, answers 200 "ok"
 // when a connection to target can be opened within DialTimeout (default
 // 1 s); the result is cached for CacheFor (default 1 s) so probes cannot
 // turn the proxy into a connection hammer. It answers 503 when the target
@@ -309,6 +312,9 @@ func isFDLimit(err error) bool {
 
 func (h *StatusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
+	case "/livez":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
 	case "/healthz":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if h.draining.Load() {
