@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"net"
 	"os"
 	"regexp"
 	"strings"
@@ -75,6 +77,19 @@ func TestRefusalHintsGolden(t *testing.T) {
 	if code != 0 || !strings.Contains(errOut, "peer=api.example.com") {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
+
+	// A proxy client without a permit logs the same things to check.
+	pc := startMTLS(t, nil, "proxy", "client", "--listen", "127.0.0.1:0", "--target", defAddr, "--key", k.f("alice.key"))
+	m := addrRE.FindStringSubmatch(waitStderr(t, pc, "proxy listening"))
+	if m == nil {
+		t.Fatalf("no address in:\n%s", pc.stderr.String())
+	}
+	if c, err := net.Dial("tcp", m[1]); err == nil {
+		c.Write([]byte("x"))
+		io.Copy(io.Discard, c)
+		c.Close()
+	}
+	waitStderr(t, pc, `check="The server refused the Milagro CS proof. time permit: none was sent, and servers require one by default: pass --permit FILE (from mtls keys renew) or --renewal FILE; key: combined from 3 D-TA(s)`)
 
 	// The server that requires permits says the same in its log.
 	for _, s := range []*proc{def, named} {
