@@ -3,7 +3,7 @@
 // interceptor admits only the identities given with -allow before any
 // handler runs.
 //
-//	go run ./examples/grpc -listen 127.0.0.1:9443 -key server.key -require-permits -p2p-key node-a.key -allow alice@example.com,node-b &
+//	go run ./examples/grpc -listen 127.0.0.1:9443 -key server.key -p2p-key node-a.key -allow alice@example.com,node-b &
 //	go run ./examples/grpc -connect 127.0.0.1:9443 -key alice.key -permit alice.permit -msg hi
 //	# server says: hello alice@example.com, you said "hi" (TLS_MILAGRO_CS_WITH_AES_128_GCM_SHA256)
 //	# stream: alice@example.com: one

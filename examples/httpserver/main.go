@@ -4,7 +4,7 @@
 // speaks HTTP/2 to clients that choose "h2" by ALPN and HTTP/1.1 to the
 // others (mtls.ServeHTTP).
 //
-//	go run ./examples/httpserver -listen 127.0.0.1:8443 -key server.key -require-permits
+//	go run ./examples/httpserver -listen 127.0.0.1:8443 -key server.key
 //
 // curl cannot talk to it (it speaks X.509 TLS): use ./examples/httpclient.
 //
