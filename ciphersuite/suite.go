@@ -16,6 +16,10 @@ const (
 	KXMilagroP2P                   // spec/milagro-suites.md §4
 )
 
+// IsMilagro reports whether k is a Milagro key exchange (CS or P2P), the
+// kinds that can carry the post-quantum hybrid.
+func (k KXKind) IsMilagro() bool { return isMilagroKind(k) }
+
 func (k KXKind) String() string {
 	switch k {
 	case KXPSK:

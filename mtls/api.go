@@ -160,6 +160,16 @@ type Config struct {
 	// A P2P client must name the server identity it expects (ServerIdentity).
 	P2PKey *pairing.P2PKey
 
+	// PostQuantum is the post-quantum hybrid policy of the Milagro suites
+	// (docs/protocol.md §5b), on either side. PostQuantumPrefer (the zero
+	// value) adds a fresh ML-KEM-768 key exchange to every Milagro
+	// handshake whose peer takes part, and falls back to the classic one
+	// with a peer that does not. PostQuantumRequire refuses any session
+	// that is not hybrid: a Milagro peer without it gets
+	// insufficient_security, PSK suites are neither offered nor accepted,
+	// and a classic session is never resumed. PostQuantumOff never uses it.
+	PostQuantum PostQuantumPolicy
+
 	// HandshakeTimeout bounds Handshake when no deadline/context is given;
 	// 0 means DefaultHandshakeTimeout, a negative value means none.
 	HandshakeTimeout time.Duration
@@ -229,4 +239,24 @@ type ConnectionState struct {
 	// DidResume reports a resumed session (abbreviated handshake, no key
 	// exchange); the identities and permit day are the full handshake's.
 	DidResume bool
+	// PostQuantum reports that the session keys include an ML-KEM-768
+	// secret (Config.PostQuantum): a recording of this session stays
+	// confidential even if pairings later fall to a quantum computer. A
+	// resumed session reports its full handshake's.
+	PostQuantum bool
 }
+
+// PostQuantumPolicy is Config.PostQuantum: off, prefer (the default) or
+// require.
+type PostQuantumPolicy = ciphersuite.PQPolicy
+
+// The values of Config.PostQuantum.
+const (
+	PostQuantumPrefer  = ciphersuite.PQPrefer
+	PostQuantumOff     = ciphersuite.PQOff
+	PostQuantumRequire = ciphersuite.PQRequire
+)
+
+// ParsePostQuantumPolicy parses "off", "prefer" or "require" (as the
+// --pq flag of the mtls command takes them).
+func ParsePostQuantumPolicy(s string) (PostQuantumPolicy, error) { return ciphersuite.ParsePQPolicy(s) }

@@ -400,6 +400,10 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 	st.MasterSecret = nil
 	c.state = st
 	c.handshakeComplete.Store(true)
+	if l := c.logger(); l != nil {
+		l.Debug("mtls: handshake complete", "client", c.isClient, "suite", st.Suite.Name,
+			"resumed", st.DidResume, "pq", st.PostQuantum)
+	}
 	return nil
 }
 
@@ -491,5 +495,6 @@ func (c *Conn) ConnectionState() ConnectionState {
 		cs.TLSUnique = append([]byte(nil), st.ServerFinished...)
 	}
 	cs.DidResume = st.DidResume
+	cs.PostQuantum = st.PostQuantum
 	return cs
 }

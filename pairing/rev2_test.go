@@ -219,12 +219,12 @@ func TestCSServerIdentities(t *testing.T) {
 }
 
 func TestIdentityAndPINRules(t *testing.T) {
-	for _, id := range []string{"a\x00b", "a\rb", "a\nb", "\x7f", "a\u0085b", "\u009f", "tab\there"} {
+	for _, id := range []string{"a\x00b", "a\rb", "a\nb", "\x7f", "a\u0085b", "\u009f", "tab\there", "\u00a0", " a", "a "} {
 		if err := CheckID(id); !errors.Is(err, ErrInvalidID) {
 			t.Errorf("%q: %v", id, err)
 		}
 	}
-	for _, id := range []string{"alice@example.com", "spiffe://example.org/ns/default", "ünïcödé", "a b", "\u00a0"} {
+	for _, id := range []string{"alice@example.com", "spiffe://example.org/ns/default", "ünïcödé", "a b", "a\u00a0b"} {
 		if err := CheckID(id); err != nil {
 			t.Errorf("%q: %v", id, err)
 		}

@@ -328,7 +328,7 @@ func TestE2ETargetDownAndStatus(t *testing.T) {
 	}
 	m, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(m), `mtls_proxy_handshakes_total{result="ok",suite="TLS_PSK_WITH_AES_128_GCM_SHA256"} 1`) {
+	if !strings.Contains(string(m), `mtls_proxy_handshakes_total{pq="false",result="ok",suite="TLS_PSK_WITH_AES_128_GCM_SHA256"} 1`) {
 		t.Fatalf("/metrics lacks the handshake count:\n%.2000s", m)
 	}
 }

@@ -45,7 +45,7 @@ func TestServerAllowDeny(t *testing.T) {
 	if !waitFor(2*time.Second, func() bool { return metricValue(m.aclDenials) == 1 }) {
 		t.Errorf("acl denials = %v, want 1", metricValue(m.aclDenials))
 	}
-	if v := metricValue(m.handshakes.WithLabelValues("TLS_PSK_WITH_AES_128_GCM_SHA256", "ok")); v != 2 {
+	if v := metricValue(m.handshakes.WithLabelValues("TLS_PSK_WITH_AES_128_GCM_SHA256", "ok", "false")); v != 2 {
 		t.Errorf("ok handshakes = %v, want 2", v)
 	}
 	if !waitFor(2*time.Second, func() bool {
@@ -137,8 +137,8 @@ func TestHandshakeTimeoutAndMaxConns(t *testing.T) {
 	if d := time.Since(start); err != nil || d < 250*time.Millisecond || d > 5*time.Second {
 		t.Fatalf("slow handshake: err %v after %v, want a close after ~300ms", err, d)
 	}
-	if !waitFor(2*time.Second, func() bool { return metricValue(m.handshakes.WithLabelValues("unknown", "timeout")) == 1 }) {
-		t.Errorf("timeout handshakes = %v, want 1", metricValue(m.handshakes.WithLabelValues("unknown", "timeout")))
+	if !waitFor(2*time.Second, func() bool { return metricValue(m.handshakes.WithLabelValues("unknown", "timeout", "false")) == 1 }) {
+		t.Errorf("timeout handshakes = %v, want 1", metricValue(m.handshakes.WithLabelValues("unknown", "timeout", "false")))
 	}
 
 	// MaxConns=1 counts established connections: a second one completes

@@ -144,7 +144,7 @@ func TestProbeIsNotAFailedHandshake(t *testing.T) {
 	}) {
 		t.Fatal("the probe was not counted as closed_before_handshake")
 	}
-	if v := metricValue(m.handshakes.WithLabelValues("unknown", resultError)); v != 0 {
+	if v := metricValue(m.handshakes.WithLabelValues("unknown", resultError, "false")); v != 0 {
 		t.Fatalf("probe counted as %v failed handshakes", v)
 	}
 	cfg := pskClientConfig("alice")

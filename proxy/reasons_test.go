@@ -72,7 +72,7 @@ func TestMilagroFailureReasons(t *testing.T) {
 	if !waitFor(5*time.Second, func() bool { return metricValue(m.hsFailures.WithLabelValues("bad_key")) == 1 }) {
 		t.Errorf("a wrong key is not counted as bad_key")
 	}
-	if v := metricValue(m.handshakes.WithLabelValues(suite, resultDenied)); v != 3 {
+	if v := metricValue(m.handshakes.WithLabelValues(suite, resultDenied, "false")); v != 3 {
 		t.Errorf("mtls_proxy_handshakes_total{suite=%q,result=denied} = %v, want 3 (the suite the hello chose)", suite, v)
 	}
 }
