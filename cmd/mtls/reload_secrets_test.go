@@ -80,6 +80,7 @@ func TestProxyReloadEverySecretSource(t *testing.T) {
 	}
 	pskFile := write("psk.txt", "client1:"+testPSK+"\n")
 	pinFile := write("pin", cliPIN+"\n")
+	ticketFile := write("tickets", strings.Repeat("ab", 32)+"\n")
 
 	// The mtls server the client-mode proxies connect to: PSK and CS.
 	_, srvAddr := startServer(t, "--psk-identity", "client1", "--psk", testPSK, "--key", k.f("server.key"))
@@ -123,6 +124,7 @@ func TestProxyReloadEverySecretSource(t *testing.T) {
 		{"psk flag", nil, []string{"--psk-identity", "client1", "--psk", testPSK}},
 		{"psk env", map[string]string{"MTLS_PSK": testPSK}, []string{"--psk-identity", "client1"}},
 		{"psk file", nil, []string{"--psk-file", pskFile}},
+		{"ticket key file", nil, []string{"--psk-file", pskFile, "--ticket-key-file", ticketFile}},
 	}
 	key, _ := parsePSK(testPSK)
 	for _, s := range serverSources {
