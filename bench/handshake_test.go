@@ -113,17 +113,17 @@ func cases(tb testing.TB) []benchCase {
 	p2p := []uint16{0xFF11}
 	out := []benchCase{
 		{"MilagroCS", &mtls.Config{CipherSuites: cs, CSKey: k.csKey, ServerName: "bench"},
-			&mtls.Config{CipherSuites: cs, CSServerSecret: k.secret}},
-		{"MilagroCSPermit", &mtls.Config{CipherSuites: cs, CSKey: k.csKey, CSPermit: k.permit, ServerName: "bench"},
-			&mtls.Config{CipherSuites: cs, CSServerSecret: k.secret, RequirePermits: true}},
-		{"MilagroP2P", &mtls.Config{CipherSuites: p2p, P2PKey: k.nodeB, ExpectedServerIdentity: "node-a", ServerName: "bench"},
+			&mtls.Config{CipherSuites: cs, CSServerKeys: []*pairing.CSServerSecret{k.secret}, PermitMode: pairing.PermitsOptional}},
+		{"MilagroCSPermit", &mtls.Config{CipherSuites: cs, CSKey: k.csKey, CSPermits: []*pairing.TimePermit{k.permit}, ServerName: "bench"},
+			&mtls.Config{CipherSuites: cs, CSServerKeys: []*pairing.CSServerSecret{k.secret}, PermitMode: pairing.PermitsRequired}},
+		{"MilagroP2P", &mtls.Config{CipherSuites: p2p, P2PKey: k.nodeB, ServerIdentity: "node-a", ServerName: "bench"},
 			&mtls.Config{CipherSuites: p2p, P2PKey: k.nodeA}},
 		// The Milagro cases above use the default post-quantum policy
 		// (prefer: hybrid between two of our endpoints); these are the
 		// classic handshakes, for the cost of the hybrid.
 		{"MilagroCSClassic", &mtls.Config{CipherSuites: cs, CSKey: k.csKey, ServerName: "bench", PostQuantum: mtls.PostQuantumOff},
-			&mtls.Config{CipherSuites: cs, CSServerSecret: k.secret, PostQuantum: mtls.PostQuantumOff}},
-		{"MilagroP2PClassic", &mtls.Config{CipherSuites: p2p, P2PKey: k.nodeB, ExpectedServerIdentity: "node-a", ServerName: "bench", PostQuantum: mtls.PostQuantumOff},
+			&mtls.Config{CipherSuites: cs, CSServerKeys: []*pairing.CSServerSecret{k.secret}, PermitMode: pairing.PermitsOptional, PostQuantum: mtls.PostQuantumOff}},
+		{"MilagroP2PClassic", &mtls.Config{CipherSuites: p2p, P2PKey: k.nodeB, ServerIdentity: "node-a", ServerName: "bench", PostQuantum: mtls.PostQuantumOff},
 			&mtls.Config{CipherSuites: p2p, P2PKey: k.nodeA, PostQuantum: mtls.PostQuantumOff}},
 	}
 	p := psk(0x00A8)

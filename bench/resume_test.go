@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/pairing"
 )
 
 // Session resumption: server CPU per resumed Milagro CS handshake next to
@@ -19,12 +20,12 @@ func resumeCases(tb testing.TB) (full, resumed benchCase) {
 	k := benchKeys(tb)
 	cs := []uint16{0xFF01}
 	full = benchCase{"full",
-		&mtls.Config{CipherSuites: cs, CSKey: k.csKey, CSPermit: k.permit, ServerName: "bench"},
-		&mtls.Config{CipherSuites: cs, CSServerSecret: k.secret, RequirePermits: true, SessionTicketsDisabled: true}}
+		&mtls.Config{CipherSuites: cs, CSKey: k.csKey, CSPermits: []*pairing.TimePermit{k.permit}, ServerName: "bench"},
+		&mtls.Config{CipherSuites: cs, CSServerKeys: []*pairing.CSServerSecret{k.secret}, PermitMode: pairing.PermitsRequired, SessionTicketsDisabled: true}}
 	resumed = benchCase{"resumed",
-		&mtls.Config{CipherSuites: cs, CSKey: k.csKey, CSPermit: k.permit, ServerName: "bench",
+		&mtls.Config{CipherSuites: cs, CSKey: k.csKey, CSPermits: []*pairing.TimePermit{k.permit}, ServerName: "bench",
 			ClientSessionCache: mtls.NewLRUClientSessionCache(1)},
-		&mtls.Config{CipherSuites: cs, CSServerSecret: k.secret, RequirePermits: true}}
+		&mtls.Config{CipherSuites: cs, CSServerKeys: []*pairing.CSServerSecret{k.secret}, PermitMode: pairing.PermitsRequired}}
 	return full, resumed
 }
 

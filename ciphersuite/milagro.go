@@ -60,7 +60,8 @@ type CSServer struct {
 	// Skew is the accepted difference between the client's time and the
 	// server's; 0 means pairing.DefaultSkew (30 s).
 	Skew time.Duration
-	// Permits is the permit policy (docs/protocol.md §3.2): off, required or optional.
+	// Permits is the permit policy (docs/protocol.md §3.2): required (the zero value) or
+	// optional.
 	Permits pairing.PermitMode
 	// Lockout, if set, refuses identities after repeated failed proofs.
 	Lockout *Lockout
@@ -428,11 +429,11 @@ func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServ
 	}
 	if locked, until := cs.Lockout.Locked(h.ID, now); locked {
 		cs.denied(h.ID, "locked_out")
-		return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro CS client %s is locked out until %s after repeated failed proofs", who, until.UTC().Format(time.RFC3339))}
+		return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro CS client %s is %w until %s", who, ErrLockedOut, until.UTC().Format(time.RFC3339))}
 	}
 	if cs.Replay.Seen(data, now) {
 		cs.denied(h.ID, "replay")
-		return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro CS client %s: replayed ClientHello (this exact milagro_cs proof was already used)", who)}
+		return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro CS client %s: %w (this exact milagro_cs proof was already used)", who, ErrReplayed)}
 	}
 	// The identity policy runs before the pairing too: a denied identity
 	// costs no pairing. Both refusals are access_denied.
@@ -475,6 +476,13 @@ func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServ
 	return &csServerKX{cfg: cfg, suite: s, hs: hs, id: h.ID, day: h.Day, serverID: h.ServerID, pq: offer.encapsulate()}, nil
 }
 
+// ErrLockedOut and ErrReplayed mark the refusal of a Milagro CS client by
+// the lockout (repeated failed proofs) and by the replay cache (errors.Is).
+var (
+	ErrLockedOut = errors.New("locked out after repeated failed proofs")
+	ErrReplayed  = errors.New("replayed ClientHello")
+)
+
 func skewString(now time.Time, t uint64) string {
 	if t > uint64(1)<<40 {
 		return "very far from"
@@ -488,10 +496,8 @@ func skewString(now time.Time, t uint64) string {
 
 func permitProblem(now time.Time, d uint64, mode pairing.PermitMode) string {
 	switch {
-	case mode == pairing.PermitsOff && d != 0:
-		return fmt.Sprintf("sent a time permit for day %d, but this server does not use permits", d)
-	case mode == pairing.PermitsRequired && d == 0:
-		return "sent no time permit, which this server requires"
+	case mode != pairing.PermitsOptional && d == 0:
+		return "sent no time permit, which this server requires: the client must send today's (mtls: --permit FILE or --renewal FILE)"
 	default:
 		return fmt.Sprintf("time permit for day %d is not valid now (day %d; accepted: %v)", d, pairing.Day(now), pairing.PermitDays(now, pairing.DefaultSkew))
 	}

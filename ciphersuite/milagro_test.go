@@ -120,7 +120,7 @@ func milServerConfig(t testing.TB, seed byte) *ServerConfig {
 	return &ServerConfig{
 		Rand: newDetRand(seed),
 		Time: func() time.Time { return milNow },
-		CS:   &CSServer{Server: k.csServer},
+		CS:   &CSServer{Server: k.csServer, Permits: pairing.PermitsOptional},
 		P2P:  &P2PServer{Server: k.p2pServer},
 	}
 }

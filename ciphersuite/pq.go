@@ -175,7 +175,7 @@ func (p *pqClient) decapsulate(data []byte) ([]byte, error) {
 // ---------------------------------------------------------------- server
 
 // pqServerOffer is what the server read of a ClientHello's milagro_pq:
-// the raw key after the framing check (decode_error first, spec §6), then
+// the raw key after the framing check (decode_error first, docs/protocol.md §5.1), then
 // the parsed key after the modulus check (illegal_parameter).
 type pqServerOffer struct {
 	raw []byte

@@ -16,7 +16,7 @@ import (
 	"github.com/milagro-go/milagro/pairing"
 )
 
-// vectorPQSeed and vectorPQM are the ML-KEM-768 inputs of spec §7
+// vectorPQSeed and vectorPQM are the ML-KEM-768 inputs of docs/protocol.md §5b
 // revision 3: the key-pair seed d ‖ z = 00 … 3f and the encapsulation
 // randomness m = 40 … 5f.
 func vectorPQSeed() []byte {
@@ -49,7 +49,7 @@ func withVectorEncapsulation(t *testing.T) {
 	t.Cleanup(func() { pqEncapsulate = old })
 }
 
-// TestMilagroSpecVectorPQ runs spec §7 revision 3 through this package's
+// TestMilagroSpecVectorPQ runs the revision-3 vector (docs/protocol.md §5b) through this package's
 // wire layer: with the vector's scalars and ML-KEM seed fed in as the Rand
 // streams, milagro_pq carries the vector's ek and ct (by their SHA-256) and
 // both sides derive the vector's three hybrid pre-master secrets, for every
@@ -235,7 +235,7 @@ func (g *countingGate) Acquire(context.Context, string) (func(bool), error) {
 }
 
 // TestPQServerChecks: the server's milagro_pq checks and their alerts, all
-// before any pairing, in the order of spec §6.
+// before any pairing, in the order of docs/protocol.md §5.1.
 func TestPQServerChecks(t *testing.T) {
 	cs, p2p := ByID(0xFF03), ByID(0xFF13)
 	// An encapsulation key whose first coefficient is q = 3329: fails the
@@ -428,7 +428,7 @@ func TestPQPolicyParse(t *testing.T) {
 }
 
 // FuzzPQClientHello drives the ClientHello milagro_pq parser and the
-// server's checks: no panic, only the alerts of spec §5b/§6, and whatever
+// server's checks: no panic, only the alerts of docs/protocol.md §5b and §5.1, and whatever
 // is accepted re-encodes to the input.
 //
 //	go test -run='^$' -fuzz='^FuzzPQClientHello$' -fuzztime=5s ./ciphersuite

@@ -123,12 +123,12 @@ func TestEndToEnd(t *testing.T) {
 		// The server holds its named key and the deployment-wide one; the
 		// client's server_identity picks the named one.
 		srv := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{deploy, api}, PermitMode: pairing.PermitsRequired}
-		if err := handshakeOver(t, srv, &mtls.Config{CSKey: alice, CSPermit: permit, ServerIdentity: "api.example.com"}); err != nil {
+		if err := handshakeOver(t, srv, &mtls.Config{CSKey: alice, CSPermits: []*pairing.TimePermit{permit}, ServerIdentity: "api.example.com"}); err != nil {
 			t.Fatal(err)
 		}
 		// A server without api.example.com's key cannot pass for it.
 		other := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{deploy}, PermitMode: pairing.PermitsRequired}
-		if err := handshakeOver(t, other, &mtls.Config{CSKey: alice, CSPermit: permit, ServerIdentity: "api.example.com"}); err == nil {
+		if err := handshakeOver(t, other, &mtls.Config{CSKey: alice, CSPermits: []*pairing.TimePermit{permit}, ServerIdentity: "api.example.com"}); err == nil {
 			t.Fatal("a server without the key of api.example.com completed the handshake as api.example.com")
 		}
 		// Without its permit the client is refused (permits required).
@@ -138,14 +138,14 @@ func TestEndToEnd(t *testing.T) {
 	})
 	t.Run("CS handshake over mtls with the deployment-wide server key and a permit", func(t *testing.T) {
 		err := handshakeOver(t,
-			&mtls.Config{CSServerSecret: deploy, RequirePermits: true},
-			&mtls.Config{CSKey: alice, CSPermit: permit})
+			&mtls.Config{CSServerKeys: []*pairing.CSServerSecret{deploy}, PermitMode: pairing.PermitsRequired},
+			&mtls.Config{CSKey: alice, CSPermits: []*pairing.TimePermit{permit}})
 		if err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("P2P handshake over mtls", func(t *testing.T) {
-		err := handshakeOver(t, &mtls.Config{P2PKey: peer1}, &mtls.Config{P2PKey: peer2, ExpectedServerIdentity: "peer1"})
+		err := handshakeOver(t, &mtls.Config{P2PKey: peer1}, &mtls.Config{P2PKey: peer2, ServerIdentity: "peer1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +156,13 @@ func TestEndToEnd(t *testing.T) {
 		mustMtls(t, ep, args...)
 		tok := mustLoad(t, mtls.LoadPINToken, filepath.Join(ep, "gina.key"))
 		for _, d := range ds {
-			s := mustLoad(t, mtls.LoadCSClientKey, filepath.Join(ep, "share-"+d.fp+".pem"))
+			s := mustLoad(t, func(p string) (*pairing.CSClientKey, error) {
+				k, err := mtls.LoadKey(p) // a share: LoadCSClientKey wants a combined key
+				if err != nil {
+					return nil, err
+				}
+				return k.(*pairing.CSClientKey), nil
+			}, filepath.Join(ep, "share-"+d.fp+".pem"))
 			if !s.IsShare() || s.DTAs()[0].String() != d.fp {
 				t.Fatalf("share file of D-TA %s: origin %v", d.fp, s.DTAs())
 			}
@@ -166,7 +172,7 @@ func TestEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = handshakeOver(t, &mtls.Config{CSServerSecret: deploy}, &mtls.Config{CSKey: k})
+			err = handshakeOver(t, &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{deploy}, PermitMode: pairing.PermitsOptional}, &mtls.Config{CSKey: k})
 			if (err == nil) != want {
 				t.Fatalf("PIN %d: handshake error %v", pin, err)
 			}
@@ -185,7 +191,7 @@ func TestEndToEnd(t *testing.T) {
 		if src.Horizon() != 1 || src.Health() != nil {
 			t.Fatalf("horizon %d health %v", src.Horizon(), src.Health())
 		}
-		if err := handshakeOver(t, &mtls.Config{CSServerSecret: deploy, RequirePermits: true}, &mtls.Config{CSKey: alice, CSPermit: tp}); err != nil {
+		if err := handshakeOver(t, &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{deploy}, PermitMode: pairing.PermitsRequired}, &mtls.Config{CSKey: alice, CSPermits: []*pairing.TimePermit{tp}}); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -72,7 +72,7 @@ func throughMidnight(t *testing.T, renewalPath string, key *pairing.CSClientKey,
 	}
 	// The control: a client that kept only yesterday's permit is refused
 	// once the neighbour-day skew is over.
-	stale := &mtls.Config{CSKey: key, CSPermit: before, ServerIdentity: server.ID(), Time: now}
+	stale := &mtls.Config{CSKey: key, CSPermits: []*pairing.TimePermit{before}, ServerIdentity: server.ID(), Time: now}
 	if err := handshakeOver(t, srvCfg, stale); err == nil {
 		t.Fatal("a client with only yesterday's permit was accepted an hour after midnight")
 	}

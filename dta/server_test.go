@@ -50,7 +50,7 @@ func TestEnrollPermitsAndCSHandshake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := csHandshake(partial, nil, srvKey, now, pairing.PermitsOff); !errors.Is(err, pairing.ErrAuthFailed) {
+	if err := csHandshake(partial, nil, srvKey, now, pairing.PermitsOptional); !errors.Is(err, pairing.ErrAuthFailed) {
 		t.Fatalf("partial key: got %v, want ErrAuthFailed", err)
 	}
 }

@@ -31,7 +31,7 @@ func ExampleNew() {
 
 	allowed := map[string]bool{"alice@example.com": true}
 	srv := grpc.NewServer(
-		grpc.Creds(grpccreds.New(&mtls.Config{CSServerSecret: serverKey})),
+		grpc.Creds(grpccreds.New(&mtls.Config{CSServerKeys: []*pairing.CSServerSecret{serverKey}, PermitMode: pairing.PermitsOptional})),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			id, _ := grpccreds.PeerIdentity(ctx)
 			if !allowed[id] {

@@ -98,9 +98,9 @@ func suiteConfigs(t testing.TB, kind string) (client, server *mtls.Config, id st
 	k := testKeys(t)
 	switch kind {
 	case "CS":
-		return &mtls.Config{CSKey: k.alice}, &mtls.Config{CSServerSecret: k.secret}, alice
+		return &mtls.Config{CSKey: k.alice}, &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{k.secret}, PermitMode: pairing.PermitsOptional}, alice
 	case "P2P":
-		return &mtls.Config{P2PKey: k.nodeB, ExpectedServerIdentity: nodeA}, &mtls.Config{P2PKey: k.nodeA}, nodeB
+		return &mtls.Config{P2PKey: k.nodeB, ServerIdentity: nodeA}, &mtls.Config{P2PKey: k.nodeA}, nodeB
 	case "PSK":
 		return &mtls.Config{PSKIdentity: pskID, PSK: testPSK},
 			&mtls.Config{GetServerPSK: func(id string) ([]byte, error) {

@@ -87,7 +87,7 @@ func TestResumeMilagroNoPairing(t *testing.T) {
 		skx := &ciphersuite.ServerConfig{Rand: rand.Reader, Time: time.Now}
 		if tc.kind == ciphersuite.KXMilagroCS {
 			ckx.CS = &ciphersuite.CSClient{Client: csClient, ServerID: "srv"}
-			skx.CS = &ciphersuite.CSServer{Server: csServer}
+			skx.CS = &ciphersuite.CSServer{Server: csServer, Permits: pairing.PermitsOptional}
 		} else {
 			ckx.P2P = &ciphersuite.P2PClient{Client: p2pClient, ExpectedServerID: "node-a"}
 			skx.P2P = &ciphersuite.P2PServer{Server: p2pServer}

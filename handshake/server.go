@@ -2,6 +2,7 @@ package handshake
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -18,8 +19,24 @@ func Server(ctx context.Context, rl RecordLayer, cfg *ServerConfig) (*State, err
 		return nil, err
 	}
 	hs := &serverHandshake{ctx: ctx, rl: rl, cfg: cfg}
-	return hs.run()
+	st, err := hs.run()
+	var ae *ciphersuite.AlertError
+	if err != nil && hs.suite != nil && errors.As(err, &ae) {
+		err = &SuiteError{Suite: hs.suite, Err: err}
+	}
+	return st, err
 }
+
+// SuiteError is a server handshake that failed after the cipher suite was
+// chosen with a TLS alert (for example a Milagro CS proof that does not
+// verify): it names the suite, for logs and metrics. Its message is Err's.
+type SuiteError struct {
+	Suite *ciphersuite.Suite
+	Err   error
+}
+
+func (e *SuiteError) Error() string { return e.Err.Error() }
+func (e *SuiteError) Unwrap() error { return e.Err }
 
 type serverHandshake struct {
 	ctx   context.Context

@@ -1,11 +1,13 @@
 package mtls
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"time"
 
 	"github.com/milagro-go/milagro/ciphersuite"
+	"github.com/milagro-go/milagro/handshake"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -15,11 +17,22 @@ type Alert = ciphersuite.Alert
 // AlertError is a connection failure that carried a TLS alert, sent or received.
 type AlertError = ciphersuite.AlertError
 
+// FailedSuite returns the name of the cipher suite a server had chosen
+// when its handshake failed with err ("" if it failed before choosing one,
+// or err is not a handshake failure), for logs and metrics.
+func FailedSuite(err error) string {
+	var se *handshake.SuiteError
+	if errors.As(err, &se) && se.Suite != nil {
+		return se.Suite.Name
+	}
+	return ""
+}
+
 // Lockout counts failed Milagro CS proofs per client identity (see
 // Config.CSLockout).
 type Lockout = ciphersuite.Lockout
 
-// NewLockout returns a Lockout with the spec's defaults (5 failures, then
+// NewLockout returns a Lockout with the defaults (5 failures, then
 // 1 minute doubling up to 1 hour).
 func NewLockout() *Lockout { return ciphersuite.NewLockout() }
 
@@ -50,15 +63,20 @@ type Config struct {
 	// CurvePreferences for ECDHE_PSK; nil means X25519, P-256.
 	CurvePreferences []ciphersuite.CurveID
 
-	// Client PSK: PSKIdentity and PSK, or GetClientPSK (which wins).
+	// Client PSK (the standard PSK suites, which OpenSSL, GnuTLS and
+	// stunnel speak): PSKIdentity and PSK, or GetClientPSK (which wins).
 	PSKIdentity  string
 	PSK          []byte
 	GetClientPSK func(hint []byte) (identity string, psk []byte, err error)
-	// Server PSK: the key for a client identity; an unknown identity returns an error.
+	// Server PSK: GetServerPSK returns the key for a client identity (an
+	// error refuses the client with unknown_psk_identity); PSKIdentityHint,
+	// if set, is sent to clients (it authenticates nothing).
 	GetServerPSK    func(identity string) ([]byte, error)
 	PSKIdentityHint string
 
-	// ServerName is sent in server_name by the client.
+	// ServerName (client) is sent as server_name (SNI); Dial sets it from
+	// the address's host when empty. It is not authenticated: use
+	// ServerIdentity to make the server prove who it is.
 	ServerName string
 	// NextProtos is the list of supported application protocols for ALPN
 	// (RFC 7301), in preference order (a server's order wins), e.g.
@@ -74,54 +92,58 @@ type Config struct {
 	// identity; an error denies it with access_denied.
 	VerifyPeerIdentity func(id string) error
 
-	// Milagro CS, client: CSKey, or CSToken with the PIN from GetPIN (the
-	// second factor). Time permits: CSPermit and CSPermits hold permits for
-	// one or more days, and the handshake uses the one for the client's own
-	// day (by Time), or, within pairing.DefaultSkew of midnight, the
-	// neighbouring day's; GetCSPermit, if set, is asked instead for the day
-	// (a nil permit: none). Holding today's and tomorrow's lets a client
-	// switch at midnight by its own clock.
-	// The credentials are prepared once and shared by every handshake: a
-	// CSKey (or any server or P2P key) by every Config holding the same
-	// key object, a CSToken's PIN by this Config and its Clones (made with
-	// Clone, before or after first use; not by copying the struct). GetPIN
-	// is called once, when the first handshake needs it; if it fails, the
-	// next handshake calls it again. Another Config with the same CSToken
-	// asks its own GetPIN; to retry a wrong PIN, use a new Config, not a
-	// Clone (milagro_config.go).
+	// Milagro CS, client: CSKey (the client key from the D-TAs), or
+	// CSToken (a PIN-protected key) with GetPIN, which supplies the PIN,
+	// the second factor. GetPIN is called once, when the first handshake
+	// needs it, and again only after it failed; a Config and its Clones
+	// share the PIN (to retry a wrong PIN, make a new Config).
+	//
+	// Time permits prove the D-TAs did not revoke this client today. A
+	// server that requires them (the default) refuses a client without
+	// one. CSPermits holds permits for one or more days; each handshake
+	// uses the one for the client's own day (by Time), or, within 30 s of
+	// midnight, the neighbouring day's, so holding today's and tomorrow's
+	// lets a client switch at midnight. GetCSPermit, if set, is asked
+	// instead, for the day (a nil permit: send none), like crypto/tls's
+	// GetClientCertificate; use it when permits are renewed while the
+	// Config is in use.
 	CSKey       *pairing.CSClientKey
 	CSToken     *pairing.PINToken
 	GetPIN      func() (uint32, error)
-	CSPermit    *pairing.TimePermit
 	CSPermits   []*pairing.TimePermit
 	GetCSPermit func(day uint64) (*pairing.TimePermit, error)
 
 	// ServerIdentity (client) is the server identity this client expects:
-	// for Milagro CS the id_S the server must hold the key for (empty: the
-	// deployment-wide key), for Milagro P2P the id_S it must present. It is
-	// reported as ConnectionState.PeerIdentity only after the server's
-	// Finished verified. With it set, no PSK suite is offered (a PSK
-	// server proves no identity; docs/protocol.md §5). ExpectedServerIdentity is the
-	// older name of the same setting (set either, or both equal).
-	ServerIdentity         string
-	ExpectedServerIdentity string
+	// for Milagro CS the identity whose server key the server must hold
+	// (empty: the deployment-wide key, which any server of the deployment
+	// holds), for Milagro P2P the identity the server must present
+	// (required). It is reported as ConnectionState.PeerIdentity only once
+	// the server proved it. With it set, no PSK suite is offered: a PSK
+	// server proves no identity.
+	ServerIdentity string
 
 	// Milagro CS, server: the server keys, one per server identity the
-	// server answers to (CSServerSecret and CSServerKeys; a key's identity
-	// is its ID(), "" for the deployment-wide key), or GetCSServerKey,
-	// which, like crypto/tls's GetCertificate, returns the key for the
-	// identity a client asks for (nil, nil: none — unrecognized_name).
-	CSServerSecret *pairing.CSServerSecret
+	// server answers to (a key's identity is its ID(), "" for the
+	// deployment-wide key). CSServerKeys holds them; GetCSServerKey, if
+	// set, is asked instead, like crypto/tls's GetCertificate, for the
+	// identity a client asks for (nil, nil: none, and the client is
+	// refused with unrecognized_name). A client that asks for no identity
+	// is answered only with the deployment-wide key.
 	CSServerKeys   []*pairing.CSServerSecret
 	GetCSServerKey func(serverID string) (*pairing.CSServerSecret, error)
-	// ClockSkew is the accepted clock difference (0: pairing.DefaultSkew,
-	// 30 s). PermitMode is the permit policy (off, optional, required);
-	// RequirePermits is the older switch for PermitsRequired.
-	ClockSkew      time.Duration
-	PermitMode     pairing.PermitMode
-	RequirePermits bool
+	// ClockSkew is the clock difference accepted between client and
+	// server (0: 30 s).
+	ClockSkew time.Duration
+	// PermitMode is the server's time permit policy. The zero value,
+	// pairing.PermitsRequired, refuses a client without a valid permit for
+	// today: only then does revoking a client (the D-TAs stop issuing its
+	// permits) lock it out. pairing.PermitsOptional also accepts clients
+	// without a permit (while permits roll out); a valid permit is
+	// accepted in either mode.
+	PermitMode pairing.PermitMode
 	// CSLockout refuses a client identity for a while after repeated
-	// failed proofs (docs/protocol.md §3.4: 5 failures, then 1 min doubling to 1 h). Nil
+	// failed proofs (5 failures, then 1 min doubling to 1 h), so that a
+	// stolen PIN token cannot be tried against the server at speed. Nil
 	// means one Lockout with the defaults per Config (shared by its
 	// Clones and the Configs its GetConfigForClient returns); set one to
 	// share it across Configs (the proxy keeps one across reloads).
@@ -153,12 +175,14 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// KeyLogWriter receives NSS key-log lines for Wireshark. Insecure; debugging only.
 	KeyLogWriter io.Writer
-	// InsecureAllowNoEMS allows PSK suites without the extended master secret.
+	// InsecureAllowNoEMS allows PSK suites without the extended master
+	// secret (RFC 7627), for old peers; it weakens channel bindings.
 	InsecureAllowNoEMS bool
 	// Logger receives debug logs; nil means none.
 	Logger *slog.Logger
 
-	// Session resumption (RFC 5077 tickets; ticket.go). A server issues
+	// Session resumption (RFC 5077 tickets: a returning client skips the
+	// key exchange, and the server re-checks its identity). A server issues
 	// tickets unless SessionTicketsDisabled, under TicketKeys (called per
 	// handshake; newest first), else the keys given to
 	// SetSessionTicketKeys, else automatic keys (a new one each day, each
@@ -172,7 +196,7 @@ type Config struct {
 
 	// milagro holds what this Config and its Clones share of the prepared
 	// Milagro credentials (the PIN); set on first use or by Clone, guarded
-	// by milagroHolderMu (milagro_config.go).
+	// by milagroHolderMu.
 	milagro *milagroPrepared
 }
 

@@ -29,6 +29,12 @@ func (c *Config) Clone() *Config {
 	return &cp
 }
 
+// hasServerCredential reports whether c can answer any client as a server.
+func (c *Config) hasServerCredential() bool {
+	return len(c.CSServerKeys) > 0 || c.GetCSServerKey != nil || c.P2PKey != nil ||
+		c.GetServerPSK != nil || c.GetConfigForClient != nil
+}
+
 func (c *Config) rand() io.Reader {
 	if c.Rand != nil {
 		return c.Rand

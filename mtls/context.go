@@ -43,8 +43,11 @@ func ConnFromContext(ctx context.Context) (*Conn, bool) {
 // it has. ok is false when ctx carries no *Conn, the handshake failed, or
 // the connection has no peer identity.
 //
-// On a client the identity is the P2P server's identity (authenticated) or
-// a PSK server's identity hint, which is NOT authenticated by itself.
+// On a client the identity is the server identity the server proved: the
+// one Config.ServerIdentity asked for (Milagro CS or P2P); it is empty for
+// the deployment-wide CS key and for PSK suites (a PSK server proves no
+// identity; its unauthenticated hint is ConnectionState().PSKIdentityHint,
+// never the peer identity).
 func PeerIdentity(ctx context.Context) (string, bool) {
 	c, ok := ConnFromContext(ctx)
 	if !ok {

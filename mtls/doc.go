@@ -11,10 +11,12 @@
 // by what the Config holds:
 //
 //   - Milagro CS (client to server): the client holds CSKey (or a
-//     PIN-protected CSToken and GetPIN, two factors, and optionally today's
-//     CSPermit for daily revocation); the server holds CSServerSecret.
+//     PIN-protected CSToken and GetPIN, two factors) and today's time
+//     permit in CSPermits (daily revocation; servers require one unless
+//     PermitMode is pairing.PermitsOptional); the server holds its key in
+//     CSServerKeys.
 //   - Milagro P2P (peer to peer): each side holds P2PKey; either can
-//     listen, and the dialler names the ExpectedServerIdentity.
+//     listen, and the dialler names the ServerIdentity.
 //   - Pre-shared keys (PSK and ECDHE_PSK, RFC 4279 / 5489 with AES-GCM and
 //     ChaCha20-Poly1305): PSKIdentity and PSK on the client, GetServerPSK on
 //     the server; these interoperate with OpenSSL, GnuTLS and stunnel.
@@ -38,6 +40,14 @@
 // Keys are PEM files written by the mtls command (mtls ta ..., mtls keys
 // ...) and read with LoadCSClientKey, LoadCSServerSecret, LoadP2PKey,
 // LoadTimePermit and LoadPINToken.
+//
+// Runnable examples (go doc -http shows them with their output;
+// go test -run Example ./mtls runs them): ExampleListen (a Milagro CS
+// server and client), ExampleDial (a PIN-protected key and today's time
+// permit), Example_p2p, Example_psk, ExampleServeHTTP (HTTP/2 and HTTP/1.1
+// on one listener), ExampleConnContext (a plain net/http server),
+// ExampleResponseConnectionState and ExampleConnectionStateOf (which
+// server answered an HTTP client); gRPC in package grpccreds.
 //
 // Errors caused by the peer or the credentials are *AlertError values
 // carrying the TLS alert that was sent or received, with a message meant

@@ -24,9 +24,12 @@ func ExampleListen() {
 	serverKey, _ := pairing.CombineCSServerSecrets(ta.IssueCSServerSecret())
 	clientKeyShare, _ := ta.IssueCSClientKey("alice@example.com")
 	clientKey, _ := pairing.CombineCSClientKeys(clientKeyShare) // one share from each D-TA
+	// Today's time permit: servers require one unless PermitMode says otherwise.
+	permitShare, _ := ta.IssueTimePermit("alice@example.com", pairing.Day(time.Now()))
+	permit, _ := pairing.CombineTimePermits(permitShare)
 
 	ln, err := mtls.Listen("tcp", "127.0.0.1:0", &mtls.Config{
-		CSServerSecret: serverKey,
+		CSServerKeys: []*pairing.CSServerSecret{serverKey},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -45,7 +48,10 @@ func ExampleListen() {
 		fmt.Fprintf(conn, "hello %s\n", conn.ConnectionState().PeerIdentity)
 	}()
 
-	conn, err := mtls.Dial("tcp", ln.Addr().String(), &mtls.Config{CSKey: clientKey})
+	conn, err := mtls.Dial("tcp", ln.Addr().String(), &mtls.Config{
+		CSKey:     clientKey,
+		CSPermits: []*pairing.TimePermit{permit},
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -57,7 +63,7 @@ func ExampleListen() {
 
 // A Milagro CS client with a PIN-protected key (two factors: the stored
 // token alone cannot authenticate) and today's time permit (daily
-// revocation: the server sets RequirePermits).
+// revocation: servers require a permit by default).
 func ExampleDial() {
 	ta, _ := pairing.NewMasterShare(rand.Reader)
 	serverKey, _ := pairing.CombineCSServerSecrets(ta.IssueCSServerSecret())
@@ -68,8 +74,8 @@ func ExampleDial() {
 	permit, _ := pairing.CombineTimePermits(permitShare)
 
 	ln, err := mtls.Listen("tcp", "127.0.0.1:0", &mtls.Config{
-		CSServerSecret: serverKey,
-		RequirePermits: true,
+		CSServerKeys: []*pairing.CSServerSecret{serverKey},
+		PermitMode:   pairing.PermitsRequired,
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -78,9 +84,9 @@ func ExampleDial() {
 	go echoIdentity(ln)
 
 	conn, err := mtls.Dial("tcp", ln.Addr().String(), &mtls.Config{
-		CSToken:  token,
-		GetPIN:   func() (uint32, error) { return 4711, nil }, // ask the user
-		CSPermit: permit,
+		CSToken:   token,
+		GetPIN:    func() (uint32, error) { return 4711, nil }, // ask the user
+		CSPermits: []*pairing.TimePermit{permit},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -121,8 +127,8 @@ func Example_p2p() {
 	go echoIdentity(ln)
 
 	conn, err := mtls.Dial("tcp", ln.Addr().String(), &mtls.Config{
-		P2PKey:                 nodeB,
-		ExpectedServerIdentity: "node-a",
+		P2PKey:         nodeB,
+		ServerIdentity: "node-a",
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -175,9 +181,12 @@ func ExampleServeHTTP() {
 	aliceKeyShare, _ := ta.IssueCSClientKey("alice@example.com")
 	aliceKey, _ := pairing.CombineCSClientKeys(aliceKeyShare) // one share from each D-TA
 
+	// A server that does not ask for time permits (they are required by
+	// default; see ExampleDial for a client with one).
 	ln, err := mtls.Listen("tcp", "127.0.0.1:0", &mtls.Config{
-		CSServerSecret: serverKey,
-		NextProtos:     []string{"h2", "http/1.1"},
+		CSServerKeys: []*pairing.CSServerSecret{serverKey},
+		PermitMode:   pairing.PermitsOptional,
+		NextProtos:   []string{"h2", "http/1.1"},
 	})
 	if err != nil {
 		log.Fatal(err)

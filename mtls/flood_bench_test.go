@@ -41,7 +41,7 @@ func BenchmarkCSFlood(b *testing.B) {
 func benchCSFlood(b *testing.B, flood bool) {
 	f := milFixtureFor(b)
 	now := func() time.Time { return milNow }
-	server := &mtls.Config{CSServerSecret: f.secret, Time: now}
+	server := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{f.secret}, PermitMode: pairing.PermitsOptional, Time: now}
 	ln, err := mtls.Listen("tcp", "127.0.0.1:0", server)
 	if err != nil {
 		b.Fatal(err)

@@ -306,6 +306,7 @@ func NewHTTPTransport(config *Config) *http.Transport {
 			if err != nil {
 				return nil, err
 			}
+			rememberTransportConn(c)
 			return httpConn{c}, nil
 		},
 		MaxIdleConns:          100,
@@ -333,6 +334,7 @@ func NewHTTP2Transport(config *Config) *http2.Transport {
 				c.Close()
 				return nil, fmt.Errorf("mtls: server %s did not choose h2 by ALPN (negotiated %q)", addr, p)
 			}
+			rememberTransportConn(c)
 			return httpConn{c}, nil
 		},
 	}

@@ -53,6 +53,9 @@ var (
 	ErrKeyKind = errors.New("mtls: wrong kind of key file")
 	// ErrKeyPermissions: a secret key file that group or others may access.
 	ErrKeyPermissions = errors.New("mtls: key file accessible by group or others")
+	// ErrKeyShare: one D-TA's share where a key combined from every D-TA's
+	// share is needed (a share alone never authenticates).
+	ErrKeyShare = errors.New("mtls: one D-TA's share, not a combined key")
 )
 
 // maxKeyFileSize bounds what a loader reads: the largest key file (a P2P
@@ -325,6 +328,24 @@ func loadKind[T any](path, want string) (T, error) {
 	return k, nil
 }
 
+// loadCombined is loadKind for a key that must be combined from every
+// D-TA's share: a single D-TA's share is refused (ErrKeyShare) with what to
+// do instead.
+func loadCombined[T any](path, want string) (T, error) {
+	k, err := loadKind[T](path, want)
+	if err != nil {
+		return k, err
+	}
+	if info, _ := DescribeKey(k); info.Share {
+		zeroize(k)
+		var zero T
+		return zero, fmt.Errorf("%w: %s holds the %s share of D-TA %s alone: combine the shares of every D-TA first "+
+			"(mtls keys combine --out KEY SHARE-1 SHARE-2 ..., or pairing.Combine...), then load the combined key",
+			ErrKeyShare, path, want, pairing.FormatFingerprints(info.DTAs))
+	}
+	return k, nil
+}
+
 // keyKindError is ErrKeyKind with the file and both kinds.
 type keyKindError struct{ path, got, want string }
 
@@ -339,24 +360,28 @@ func LoadMasterShare(path string) (*pairing.MasterShare, error) {
 	return loadKind[*pairing.MasterShare](path, KeyTypeMasterShare)
 }
 
-// LoadCSClientKey loads a CS client key (or key share).
+// LoadCSClientKey loads a CS client key combined from every D-TA's share
+// (a single share is refused: ErrKeyShare; LoadKey reads shares).
 func LoadCSClientKey(path string) (*pairing.CSClientKey, error) {
-	return loadKind[*pairing.CSClientKey](path, KeyTypeCSClientKey)
+	return loadCombined[*pairing.CSClientKey](path, KeyTypeCSClientKey)
 }
 
-// LoadCSServerSecret loads a CS server secret (or secret share).
+// LoadCSServerSecret loads a CS server key combined from every D-TA's
+// share (a single share is refused: ErrKeyShare; LoadKey reads shares).
 func LoadCSServerSecret(path string) (*pairing.CSServerSecret, error) {
-	return loadKind[*pairing.CSServerSecret](path, KeyTypeCSServerSecret)
+	return loadCombined[*pairing.CSServerSecret](path, KeyTypeCSServerSecret)
 }
 
-// LoadP2PKey loads a P2P key (or key share).
+// LoadP2PKey loads a P2P key combined from every D-TA's share (a single
+// share is refused: ErrKeyShare; LoadKey reads shares).
 func LoadP2PKey(path string) (*pairing.P2PKey, error) {
-	return loadKind[*pairing.P2PKey](path, KeyTypeP2PKey)
+	return loadCombined[*pairing.P2PKey](path, KeyTypeP2PKey)
 }
 
-// LoadTimePermit loads a time permit (or permit share).
+// LoadTimePermit loads a time permit combined from every D-TA's share (a
+// single share is refused: ErrKeyShare; LoadKey reads shares).
 func LoadTimePermit(path string) (*pairing.TimePermit, error) {
-	return loadKind[*pairing.TimePermit](path, KeyTypeTimePermit)
+	return loadCombined[*pairing.TimePermit](path, KeyTypeTimePermit)
 }
 
 // LoadPINToken loads a PIN token.

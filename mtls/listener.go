@@ -45,10 +45,15 @@ func NewListener(inner net.Listener, config *Config) net.Listener {
 	return &listener{Listener: inner, config: config}
 }
 
-// Listen listens on addr and returns a listener of server *Conns.
+// Listen listens on addr and returns a listener of server *Conns. Like
+// crypto/tls.Listen, it refuses a Config that holds no server credential
+// (every handshake would fail).
 func Listen(network, addr string, config *Config) (net.Listener, error) {
 	if config == nil {
 		return nil, errors.New("mtls: Listen needs a non-nil Config")
+	}
+	if !config.hasServerCredential() {
+		return nil, errors.New("mtls: Listen: the Config holds no server credential: set CSServerKeys or GetCSServerKey (Milagro CS), P2PKey (Milagro P2P), GetServerPSK (PSK) or GetConfigForClient")
 	}
 	l, err := net.Listen(network, addr)
 	if err != nil {

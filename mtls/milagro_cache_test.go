@@ -53,7 +53,7 @@ func TestMilagroPreparedCache(t *testing.T) {
 		}
 		calls := 0
 		get := func() (uint32, error) { calls++; return 42, nil }
-		c1 := &Config{CSToken: token, GetPIN: get, P2PKey: p2p, ExpectedServerIdentity: "server"}
+		c1 := &Config{CSToken: token, GetPIN: get, P2PKey: p2p, ServerIdentity: "server"}
 		h1, err := c1.clientHandshakeConfig()
 		if err != nil {
 			t.Fatal(err)
@@ -79,7 +79,7 @@ func TestMilagroPreparedCache(t *testing.T) {
 		if csc(t, h3) == csc(t, h1) || calls3 != 1 || calls != 1 {
 			t.Fatalf("another Config with the same token shared the prepared client (GetPIN calls %d, %d)", calls, calls3)
 		}
-		if h1.KX.P2P.Client != mustClient(t, &Config{P2PKey: p2p, ExpectedServerIdentity: "other"}).KX.P2P.Client {
+		if h1.KX.P2P.Client != mustClient(t, &Config{P2PKey: p2p, ServerIdentity: "other"}).KX.P2P.Client {
 			t.Fatal("two Configs with the same P2P key prepared it twice")
 		}
 		c4 := &Config{CSKey: key}
@@ -97,7 +97,7 @@ func TestMilagroPreparedCache(t *testing.T) {
 		// A server whose GetConfigForClient returns fresh Configs with the
 		// same secret.
 		srv := &Config{GetConfigForClient: func(*ClientHelloInfo) (*Config, error) {
-			return &Config{CSServerSecret: secret}, nil
+			return &Config{CSServerKeys: []*pairing.CSServerSecret{secret}, PermitMode: pairing.PermitsOptional}, nil
 		}}
 		g1, _ := srv.GetConfigForClient(nil)
 		g2, _ := srv.GetConfigForClient(nil)
@@ -149,7 +149,7 @@ func TestMilagroHolderClone(t *testing.T) {
 		Time: func() time.Time { return time.Unix(20000*86400+43200, 0) }}
 	c2 := c1.Clone() // before first use
 	c3 := c2.Clone()
-	c3.CSPermit = permit
+	c3.CSPermits = []*pairing.TimePermit{permit}
 	h1, h2, h3 := mustClient(t, c1), mustClient(t, c2), mustClient(t, c3)
 	if csc(t, h1) != csc(t, h2) || calls != 1 {
 		t.Fatalf("clone made before first use did not share the prepared client (GetPIN calls %d)", calls)

@@ -22,8 +22,8 @@ import (
 // pairing objects are built once and shared by every handshake that uses
 // them, in two places:
 //
-//   - Credentials that are complete by themselves (CSKey with CSPermit,
-//     CSServerSecret, P2PKey) are prepared once per set of credential
+//   - Credentials that are complete by themselves (CSKey with a permit,
+//     a CS server key, P2PKey) are prepared once per set of credential
 //     objects, in a package-wide cache keyed by their pointers (prepCache).
 //     Any Config holding the same objects shares them: a Clone, the Clone
 //     that Dial makes of a Config without ServerName, and the fresh Configs
@@ -39,13 +39,13 @@ import (
 //     keys: Config.milagro, created on first use or by the first Clone
 //     (milagroHolder), and shared by every Clone made afterwards, so a
 //     Clone made before the first handshake shares it too. The client
-//     prepared from the recovered key (and CSPermit) is then cached like a
+//     prepared from the recovered key (and permit) is then cached like a
 //     CSKey's, under that holder-owned key object; it lives as long as the
 //     holder.
 //
 // GetPIN is therefore called once per holder (once per Config and its
 // Clones, for as long as CSToken stays the same) the first time a handshake
-// needs the CS credentials; a Clone with another CSPermit reuses the PIN.
+// needs the CS credentials; a Clone with other CSPermits reuses the PIN.
 // An error from GetPIN is not cached: the next handshake asks again. A wrong
 // PIN is not detectable here (that is the point of the token): it is kept
 // like a right one and the server refuses every handshake with
@@ -107,16 +107,10 @@ func (h *milagroPrepared) keyFor(token *pairing.PINToken, get func() (uint32, er
 	return key, nil
 }
 
-// serverIdentity is the server identity a client expects (ServerIdentity
-// or its older name ExpectedServerIdentity).
+// serverIdentity is the server identity a client expects (ServerIdentity),
+// checked.
 func (c *Config) serverIdentity() (string, error) {
-	a, b := c.ServerIdentity, c.ExpectedServerIdentity
-	if a != "" && b != "" && a != b {
-		return "", fmt.Errorf("mtls: Config.ServerIdentity %q and Config.ExpectedServerIdentity %q differ (they are one setting)", a, b)
-	}
-	if a == "" {
-		a = b
-	}
+	a := c.ServerIdentity
 	if a != "" {
 		if err := pairing.CheckID(a); err != nil {
 			return "", fmt.Errorf("mtls: Config.ServerIdentity: %w", err)
@@ -142,12 +136,12 @@ func (c *Config) milagroClientKX(kx *ciphersuite.ClientConfig) error {
 			return err
 		}
 		kx.CS = &ciphersuite.CSClient{Client: cs, ServerID: idS}
-	} else if c.CSPermit != nil || len(c.CSPermits) > 0 || c.GetCSPermit != nil {
-		return errors.New("mtls: Config.CSPermit(s) or GetCSPermit is set without CSKey or CSToken")
+	} else if len(c.CSPermits) > 0 || c.GetCSPermit != nil {
+		return errors.New("mtls: Config.CSPermits or GetCSPermit is set without CSKey or CSToken")
 	}
 	if c.P2PKey != nil {
 		if idS == "" {
-			return errors.New("mtls: a Milagro P2P client needs Config.ServerIdentity (or ExpectedServerIdentity): the server identity it accepts")
+			return errors.New("mtls: a Milagro P2P client needs Config.ServerIdentity: the server identity it accepts")
 		}
 		v, err := preparedFor(prepKey{p2p: weak.Make(c.P2PKey)}, func() (any, error) {
 			return pairing.NewP2PClient(c.P2PKey)
@@ -184,11 +178,7 @@ func (c *Config) permitFor(now time.Time) (*pairing.TimePermit, error) {
 		}
 		return p, nil // the callback's choice, even another day's
 	}
-	var held []*pairing.TimePermit
-	if c.CSPermit != nil {
-		held = append(held, c.CSPermit)
-	}
-	held = append(held, c.CSPermits...)
+	held := c.CSPermits
 	if len(held) == 0 {
 		return nil, nil
 	}
@@ -215,7 +205,7 @@ func dayString(d uint64) string { return time.Unix(int64(d)*86400, 0).UTC().Form
 func (c *Config) csClientFor(now time.Time) (*pairing.CSClient, error) {
 	permit, err := c.permitFor(now)
 	if err != nil {
-		return nil, fmt.Errorf("mtls: Milagro CS client (Config.CSPermit(s)/GetCSPermit): %w", err)
+		return nil, fmt.Errorf("mtls: Milagro CS client (Config.CSPermits/GetCSPermit): %w", err)
 	}
 	return c.preparedCSClient(permit)
 }
@@ -243,7 +233,7 @@ func (c *Config) preparedCSClient(permit *pairing.TimePermit) (*pairing.CSClient
 	})
 	if err != nil {
 		if errors.Is(err, pairing.ErrMismatch) && permit != nil {
-			return nil, fmt.Errorf("mtls: Config.CSPermit(s): the time permit (for %q, day %d) does not belong to the CS key: %w", permit.ID(), permit.Day(), err)
+			return nil, fmt.Errorf("mtls: Config.CSPermits: the time permit (for %q, day %d) does not belong to the CS key: %w", permit.ID(), permit.Day(), err)
 		}
 		return nil, fmt.Errorf("mtls: Milagro CS client credentials: %w", err)
 	}
@@ -255,14 +245,8 @@ func (c *Config) milagroServerKX(kx *ciphersuite.ServerConfig) error {
 	if c.ClockSkew < 0 {
 		return fmt.Errorf("mtls: Config.ClockSkew is negative (%s)", c.ClockSkew)
 	}
-	if c.CSServerSecret != nil || len(c.CSServerKeys) > 0 || c.GetCSServerKey != nil {
+	if len(c.CSServerKeys) > 0 || c.GetCSServerKey != nil {
 		mode := c.PermitMode
-		if c.RequirePermits {
-			if mode != pairing.PermitsOff && mode != pairing.PermitsRequired {
-				return fmt.Errorf("mtls: Config.RequirePermits and Config.PermitMode %s disagree", mode)
-			}
-			mode = pairing.PermitsRequired
-		}
 		get, err := c.csServerLookup()
 		if err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/milagro-go/milagro/ciphersuite"
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/pairing"
 )
 
 var (
@@ -38,15 +39,15 @@ func TestMilagroCSAllSuites(t *testing.T) {
 			ccfg := &mtls.Config{
 				CSToken:      f.aliceToken,
 				GetPIN:       func() (uint32, error) { pinCalls.Add(1); return milPIN, nil },
-				CSPermit:     f.permitToday,
+				CSPermits:    []*pairing.TimePermit{f.permitToday},
 				CipherSuites: []uint16{id},
 				Time:         milClock(milNow),
 			}
 			scfg := &mtls.Config{
-				CSServerSecret: f.secret,
-				RequirePermits: true,
-				CipherSuites:   []uint16{id},
-				Time:           milClock(milNow),
+				CSServerKeys: []*pairing.CSServerSecret{f.secret},
+				PermitMode:   pairing.PermitsRequired,
+				CipherSuites: []uint16{id},
+				Time:         milClock(milNow),
 			}
 			var secrets []string
 			for range 2 {

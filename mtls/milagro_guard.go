@@ -15,7 +15,7 @@ import (
 // gate; see ciphersuite/guard.go).
 
 // csServerLookup returns the function that finds the prepared server key
-// for a server identity: GetCSServerKey if set, else CSServerSecret and
+// for a server identity: GetCSServerKey if set, else
 // CSServerKeys by their identities (two keys for one identity is an error).
 func (c *Config) csServerLookup() (func(string) *pairing.CSServer, error) {
 	prep := func(sec *pairing.CSServerSecret) (*pairing.CSServer, error) {
@@ -47,11 +47,7 @@ func (c *Config) csServerLookup() (func(string) *pairing.CSServer, error) {
 		}, nil
 	}
 	keys := make(map[string]*pairing.CSServer)
-	all := c.CSServerKeys
-	if c.CSServerSecret != nil {
-		all = append([]*pairing.CSServerSecret{c.CSServerSecret}, all...)
-	}
-	for _, sec := range all {
+	for _, sec := range c.CSServerKeys {
 		if sec == nil {
 			continue
 		}
@@ -150,7 +146,7 @@ type SourceAdmitter interface {
 // admitSource admits a new connection from source (a CS server whose gate
 // admits by source), or refuses it before its handshake.
 func (c *Config) admitSource(source string) (func(), bool) {
-	if c == nil || (c.CSServerSecret == nil && len(c.CSServerKeys) == 0 && c.GetCSServerKey == nil) {
+	if c == nil || (len(c.CSServerKeys) == 0 && c.GetCSServerKey == nil) {
 		return nil, true
 	}
 	g := c.PairingGate

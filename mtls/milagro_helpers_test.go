@@ -157,14 +157,14 @@ func newMilFixture() (*milFixture, error) {
 func milCSConfigs(t testing.TB, suite uint16) (client, server *mtls.Config) {
 	f := milFixtureFor(t)
 	client = &mtls.Config{CSKey: f.alice, CipherSuites: []uint16{suite}, Time: milClock(milNow)}
-	server = &mtls.Config{CSServerSecret: f.secret, CipherSuites: []uint16{suite}, Time: milClock(milNow)}
+	server = &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{f.secret}, PermitMode: pairing.PermitsOptional, CipherSuites: []uint16{suite}, Time: milClock(milNow)}
 	return client, server
 }
 
 // milP2PConfigs returns a P2P client (node B) and server (node A).
 func milP2PConfigs(t testing.TB, suite uint16) (client, server *mtls.Config) {
 	f := milFixtureFor(t)
-	client = &mtls.Config{P2PKey: f.nodeB, ExpectedServerIdentity: milNodeA, CipherSuites: []uint16{suite}}
+	client = &mtls.Config{P2PKey: f.nodeB, ServerIdentity: milNodeA, CipherSuites: []uint16{suite}}
 	server = &mtls.Config{P2PKey: f.nodeA, CipherSuites: []uint16{suite}}
 	return client, server
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/pairing"
 )
 
 // TestMilagroConcurrentCS: 200 concurrent CS handshakes (with permits)
@@ -24,12 +25,12 @@ func TestMilagroConcurrentCS(t *testing.T) {
 	const n = 200
 	var pinCalls atomic.Int32
 	ccfg := &mtls.Config{
-		CSToken:  f.aliceToken,
-		GetPIN:   func() (uint32, error) { pinCalls.Add(1); return milPIN, nil },
-		CSPermit: f.permitToday,
-		Time:     milClock(milNow),
+		CSToken:   f.aliceToken,
+		GetPIN:    func() (uint32, error) { pinCalls.Add(1); return milPIN, nil },
+		CSPermits: []*pairing.TimePermit{f.permitToday},
+		Time:      milClock(milNow),
 	}
-	scfg := &mtls.Config{CSServerSecret: f.secret, RequirePermits: true, Time: milClock(milNow)}
+	scfg := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{f.secret}, PermitMode: pairing.PermitsRequired, Time: milClock(milNow)}
 	l, err := mtls.Listen("tcp", "127.0.0.1:0", scfg)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +136,8 @@ func TestMilagroWithPSK(t *testing.T) {
 			CipherSuites: suites, Time: milClock(milNow),
 		}
 		if withCS {
-			s.CSServerSecret = f.secret
+			s.CSServerKeys = []*pairing.CSServerSecret{f.secret}
+			s.PermitMode = pairing.PermitsOptional
 		}
 		return s
 	}
@@ -261,9 +263,9 @@ func TestMilagroConfigErrors(t *testing.T) {
 		{"token without GetPIN", &mtls.Config{CSToken: f.aliceToken}, "GetPIN"},
 		{"GetPIN fails", &mtls.Config{CSToken: f.aliceToken, GetPIN: func() (uint32, error) { return 0, errors.New("user cancelled") }}, "user cancelled"},
 		{"PIN out of range", &mtls.Config{CSToken: f.aliceToken, GetPIN: func() (uint32, error) { return 100_000_000, nil }}, "PIN out of range"},
-		{"permit of another identity", &mtls.Config{CSKey: f.bob, CSPermit: f.permitToday, Time: milClock(milNow)}, "CSPermit"},
-		{"permit without key", &mtls.Config{CSPermit: f.permitToday, PSKIdentity: "x", PSK: testPSK}, "CSPermit"},
-		{"P2P without expected server", &mtls.Config{P2PKey: f.nodeB}, "ExpectedServerIdentity"},
+		{"permit of another identity", &mtls.Config{CSKey: f.bob, CSPermits: []*pairing.TimePermit{f.permitToday}, Time: milClock(milNow)}, "CSPermit"},
+		{"permit without key", &mtls.Config{CSPermits: []*pairing.TimePermit{f.permitToday}, PSKIdentity: "x", PSK: testPSK}, "CSPermit"},
+		{"P2P without expected server", &mtls.Config{P2PKey: f.nodeB}, "ServerIdentity"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -279,7 +281,7 @@ func TestMilagroConfigErrors(t *testing.T) {
 	c1, c2 := net.Pipe()
 	defer c1.Close()
 	defer c2.Close()
-	err := mtls.Server(c2, &mtls.Config{CSServerSecret: f.secret, ClockSkew: -time.Second}).Handshake()
+	err := mtls.Server(c2, &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{f.secret}, PermitMode: pairing.PermitsOptional, ClockSkew: -time.Second}).Handshake()
 	if err == nil || !strings.Contains(err.Error(), "ClockSkew") {
 		t.Fatalf("negative skew: %v", err)
 	}

@@ -82,15 +82,14 @@ func TestMilagroCSRefusals(t *testing.T) {
 			c.CSKey, c.CSToken = nil, f.aliceToken
 			c.GetPIN = func() (uint32, error) { return milBadPIN, nil }
 		}, "does not verify"},
-		{"missing permit", func(c, s *mtls.Config) { s.RequirePermits = true }, "no time permit"},
-		{"permit not used by server", func(c, s *mtls.Config) { c.CSPermit = f.permitToday }, "does not use permits"},
+		{"missing permit", func(c, s *mtls.Config) { s.PermitMode = pairing.PermitsRequired }, "no time permit"},
 		{"expired permit", func(c, s *mtls.Config) {
 			c.GetCSPermit = func(uint64) (*pairing.TimePermit, error) { return f.permitYday, nil }
-			s.RequirePermits = true
+			s.PermitMode = pairing.PermitsRequired
 		}, "not valid now"},
 		{"permit of another identity", func(c, s *mtls.Config) {
-			c.CSKey, c.CSPermit = f.bob, nil
-			s.RequirePermits = true
+			c.CSKey, c.CSPermits = f.bob, nil
+			s.PermitMode = pairing.PermitsRequired
 		}, "no time permit"},
 		{"client clock 31s ahead", func(c, s *mtls.Config) { c.Time = milClock(milNow.Add(31 * time.Second)) }, "ahead"},
 		{"client clock 31s behind", func(c, s *mtls.Config) { c.Time = milClock(milNow.Add(-31 * time.Second)) }, "behind"},
@@ -126,7 +125,7 @@ func TestMilagroCSAccepted(t *testing.T) {
 		{"client clock 29s ahead", func(c, s *mtls.Config) { c.Time = milClock(milNow.Add(29 * time.Second)) }},
 		{"client clock 30s behind", func(c, s *mtls.Config) { c.Time = milClock(milNow.Add(-30 * time.Second)) }},
 		{"yesterday's permit within skew of midnight", func(c, s *mtls.Config) {
-			c.CSPermit, s.RequirePermits = f.permitYday, true
+			c.CSPermits, s.PermitMode = []*pairing.TimePermit{f.permitYday}, pairing.PermitsRequired
 			c.Time = milClock(midnight.Add(-5 * time.Second))
 			s.Time = milClock(midnight.Add(10 * time.Second))
 		}},
@@ -320,11 +319,11 @@ func TestMilagroP2PRefusals(t *testing.T) {
 			t.Fatalf("server sees %q", id)
 		}
 	})
-	t.Run("client without ExpectedServerIdentity", func(t *testing.T) {
+	t.Run("client without ServerIdentity", func(t *testing.T) {
 		c, s := milP2PConfigs(t, 0xFF11)
-		c.ExpectedServerIdentity = ""
+		c.ServerIdentity = ""
 		r := milHandshakeTCP(t, c, s, nil, nil)
-		if r.clientErr == nil || !strings.Contains(r.clientErr.Error(), "ExpectedServerIdentity") {
+		if r.clientErr == nil || !strings.Contains(r.clientErr.Error(), "ServerIdentity") {
 			t.Fatalf("client error %v", r.clientErr)
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/pairing"
 )
 
 // GetPIN over real connections: a PIN belongs to a Config and its Clones
@@ -19,15 +20,15 @@ func milPINConfigs(t *testing.T, get func() (uint32, error)) (client, server *mt
 	client = &mtls.Config{
 		CSToken:      f.aliceToken,
 		GetPIN:       get,
-		CSPermit:     f.permitToday,
+		CSPermits:    []*pairing.TimePermit{f.permitToday},
 		CipherSuites: []uint16{0xFF01},
 		Time:         milClock(milNow),
 	}
 	server = &mtls.Config{
-		CSServerSecret: f.secret,
-		RequirePermits: true,
-		CipherSuites:   []uint16{0xFF01},
-		Time:           milClock(milNow),
+		CSServerKeys: []*pairing.CSServerSecret{f.secret},
+		PermitMode:   pairing.PermitsRequired,
+		CipherSuites: []uint16{0xFF01},
+		Time:         milClock(milNow),
 	}
 	return client, server
 }

@@ -103,7 +103,7 @@ func TestPQNeverWithPSK(t *testing.T) {
 	// A requiring server (with Milagro credentials too) refuses a client
 	// that offers only PSK suites.
 	s.PostQuantum = mtls.PostQuantumRequire
-	s.CSServerSecret, s.CipherSuites = milFixtureFor(t).secret, []uint16{0x00A8, 0xFF01}
+	s.CSServerKeys, s.CipherSuites = []*pairing.CSServerSecret{milFixtureFor(t).secret}, []uint16{0x00A8, 0xFF01}
 	r := milHandshakeTCP(t, c, s, nil, nil)
 	milExpectAlert(t, "server", r.serverErr, ciphersuite.AlertInsufficientSecurity, false)
 	c.PostQuantum, s.PostQuantum = mtls.PostQuantumRequire, mtls.PostQuantumPrefer
@@ -250,7 +250,7 @@ func TestPQTampering(t *testing.T) {
 func TestPQResumption(t *testing.T) {
 	f := milFixtureFor(t)
 	keys := [][32]byte{{1, 2, 3}}
-	server := &mtls.Config{CSServerSecret: f.secret, Time: milClock(milNow), TicketKeys: func() [][32]byte { return keys }}
+	server := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{f.secret}, PermitMode: pairing.PermitsOptional, Time: milClock(milNow), TicketKeys: func() [][32]byte { return keys }}
 	client := &mtls.Config{CSKey: f.alice, Time: milClock(milNow), ClientSessionCache: mtls.NewLRUClientSessionCache(4)}
 
 	// Hybrid, then resumed: still hybrid.
@@ -288,7 +288,7 @@ func TestPQResumption(t *testing.T) {
 
 // TestLookAlikeIdentitiesOnTheWire: identities that are not NFC, hold a
 // format character or start or end with white space are illegal_parameter
-// in a milagro_cs hello (spec §2, revision 3); a Cyrillic look-alike that
+// in a milagro_cs hello (docs/protocol.md §2.2); a Cyrillic look-alike that
 // breaks none of these rules is a different, valid identity.
 func TestLookAlikeIdentitiesOnTheWire(t *testing.T) {
 	for _, bad := range []string{"alic" + "e\u0301" + "@example.com", "ali\u200bce@example.com", "alice\u202e@example.com",

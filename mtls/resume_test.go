@@ -59,7 +59,7 @@ func TestResumeCS(t *testing.T) {
 	gate := &countingGate{}
 	lock := &mtls.Lockout{}
 	var deny sync.Map
-	server := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{milServerKey(t, f, "srv.example")},
+	server := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{milServerKey(t, f, "srv.example")}, PermitMode: pairing.PermitsOptional,
 		Time: milClock(milNow), PairingGate: gate, CSLockout: lock,
 		VerifyPeerIdentity: func(id string) error {
 			if _, ok := deny.Load(id); ok {
@@ -136,7 +136,7 @@ func TestResumePermitDay(t *testing.T) {
 	set := func(t time.Time) { mu.Lock(); now = t; mu.Unlock() }
 	today := pairing.Day(milNow)
 	pTomorrow := milPermit(t, f, milAlice, today+1)
-	server := &mtls.Config{CSServerSecret: f.secret, PermitMode: pairing.PermitsRequired, Time: clock, PairingGate: gate}
+	server := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{f.secret}, PermitMode: pairing.PermitsRequired, Time: clock, PairingGate: gate}
 	client := &mtls.Config{CSKey: f.alice, CSPermits: []*pairing.TimePermit{f.permitToday, pTomorrow}, Time: clock,
 		ClientSessionCache: mtls.NewLRUClientSessionCache(4)}
 	mustResume(t, client, server, false)

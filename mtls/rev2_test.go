@@ -109,7 +109,7 @@ func readFull(c net.Conn, b []byte) (int, error) {
 // expecting a server identity offers no PSK suite, names the server in its
 // CS proof, and refuses a server that cannot prove the identity — even a
 // PSK server whose hint is the expected name.
-func TestExpectedServerIdentityOffersNoPSK(t *testing.T) {
+func TestServerIdentityOffersNoPSK(t *testing.T) {
 	f := milFixtureFor(t)
 	client := &mtls.Config{
 		CSKey: f.alice, P2PKey: f.nodeB, PSKIdentity: "psk-client", PSK: testPSK,
@@ -152,7 +152,7 @@ func TestExpectedServerIdentityOffersNoPSK(t *testing.T) {
 		t.Fatalf("handshake with a PSK server succeeded; peer %q", r.client.ConnectionState().PeerIdentity)
 	}
 	// A CS server holding only the deployment-wide key cannot prove node-a.
-	csOnly := &mtls.Config{CSServerSecret: f.secret, Time: milClock(milNow)}
+	csOnly := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{f.secret}, PermitMode: pairing.PermitsOptional, Time: milClock(milNow)}
 	r = milHandshakeTCP(t, client.Clone(), csOnly, nil, nil)
 	if r.clientErr == nil {
 		t.Fatal("a server without node-a's key was accepted")
@@ -172,7 +172,7 @@ func containsSuite(l []uint16, s uint16) bool {
 func TestCSServerIdentities(t *testing.T) {
 	f := milFixtureFor(t)
 	api, web := milServerKey(t, f, "api.example.com"), milServerKey(t, f, "web.example.com")
-	server := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{api, web, f.secret}, Time: milClock(milNow)}
+	server := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{api, web, f.secret}, PermitMode: pairing.PermitsOptional, Time: milClock(milNow)}
 	for _, id := range []string{"api.example.com", "web.example.com", ""} {
 		c := &mtls.Config{CSKey: f.alice, ServerIdentity: id, Time: milClock(milNow)}
 		r := milHandshakeTCP(t, c, server, nil, nil)
@@ -186,7 +186,7 @@ func TestCSServerIdentities(t *testing.T) {
 		exchange(t, r.client, r.server, 100)
 	}
 	// GetCSServerKey, in the style of GetCertificate.
-	byCallback := &mtls.Config{Time: milClock(milNow), GetCSServerKey: func(id string) (*pairing.CSServerSecret, error) {
+	byCallback := &mtls.Config{Time: milClock(milNow), PermitMode: pairing.PermitsOptional, GetCSServerKey: func(id string) (*pairing.CSServerSecret, error) {
 		if id == "api.example.com" {
 			return api, nil
 		}
@@ -212,9 +212,9 @@ func TestCSServerIdentities(t *testing.T) {
 		t.Fatal(err)
 	}
 	c = &mtls.Config{CSKey: f.alice, ServerIdentity: "api.example.com", Time: milClock(milNow)}
-	milFail(t, c, &mtls.Config{CSServerSecret: forged, Time: milClock(milNow)}, nil, nil, "server", ciphersuite.AlertAccessDenied, "does not verify")
+	milFail(t, c, &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{forged}, PermitMode: pairing.PermitsOptional, Time: milClock(milNow)}, nil, nil, "server", ciphersuite.AlertAccessDenied, "does not verify")
 	// Two keys for one identity is a configuration error.
-	dup := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{api, api}, Time: milClock(milNow)}
+	dup := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{api, api}, PermitMode: pairing.PermitsOptional, Time: milClock(milNow)}
 	if r := milHandshakeTCP(t, c, dup, nil, nil); r.serverErr == nil || !strings.Contains(r.serverErr.Error(), "two CS server keys") {
 		t.Fatal(r.serverErr)
 	}
@@ -228,6 +228,7 @@ func TestPermitWindow(t *testing.T) {
 	midnight := time.Unix(int64(pairing.Day(milNow)+1)*86400, 0) // the next midnight
 	today, tomorrow := pairing.Day(milNow), pairing.Day(milNow)+1
 	pToday, pTomorrow := milPermit(t, f, milAlice, today), milPermit(t, f, milAlice, tomorrow)
+	pYday := milPermit(t, f, milAlice, today-1)
 	cases := []struct {
 		name   string
 		at     time.Duration // server (and client) clock relative to midnight
@@ -241,7 +242,7 @@ func TestPermitWindow(t *testing.T) {
 		{"00:00:31 yesterday's", 31 * time.Second, pToday, pairing.PermitsRequired, false},
 		{"optional, with a permit", -time.Hour, pToday, pairing.PermitsOptional, true},
 		{"optional, without", -time.Hour, nil, pairing.PermitsOptional, true},
-		{"off, with a permit", -time.Hour, pToday, pairing.PermitsOff, false},
+		{"optional, with an old permit", -time.Hour, pYday, pairing.PermitsOptional, false},
 		{"required, without", -time.Hour, nil, pairing.PermitsRequired, false},
 	}
 	for _, tc := range cases {
@@ -250,7 +251,7 @@ func TestPermitWindow(t *testing.T) {
 			p := tc.permit
 			c := &mtls.Config{CSKey: f.alice, Time: clock,
 				GetCSPermit: func(uint64) (*pairing.TimePermit, error) { return p, nil }}
-			s := &mtls.Config{CSServerSecret: f.secret, PermitMode: tc.mode, Time: clock}
+			s := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{f.secret}, PermitMode: tc.mode, Time: clock}
 			r := milHandshakeTCP(t, c, s, nil, nil)
 			if tc.ok != (r.clientErr == nil && r.serverErr == nil) {
 				t.Fatalf("client %v, server %v", r.clientErr, r.serverErr)
@@ -265,7 +266,7 @@ func TestPermitWindow(t *testing.T) {
 	held := []*pairing.TimePermit{pToday, pTomorrow}
 	for _, at := range []time.Duration{-25 * time.Second, -5 * time.Second, -time.Second, 0, time.Second, 5 * time.Second, 25 * time.Second} {
 		for _, off := range []time.Duration{-20 * time.Second, 0, 20 * time.Second} {
-			s := &mtls.Config{CSServerSecret: f.secret, RequirePermits: true, Time: milClock(midnight.Add(at))}
+			s := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{f.secret}, PermitMode: pairing.PermitsRequired, Time: milClock(midnight.Add(at))}
 			c := &mtls.Config{CSKey: f.alice, CSPermits: held, Time: milClock(midnight.Add(at + off))}
 			r := milHandshakeTCP(t, c, s, nil, nil)
 			if r.clientErr != nil || r.serverErr != nil {
@@ -317,7 +318,7 @@ func TestPINLockout(t *testing.T) {
 	gate := &countingGate{}
 	var locked []string
 	lock := &mtls.Lockout{OnLock: func(id string, _ time.Time) { locked = append(locked, id) }}
-	server := &mtls.Config{CSServerSecret: f.secret, Time: clock, CSLockout: lock, PairingGate: gate}
+	server := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{f.secret}, PermitMode: pairing.PermitsOptional, Time: clock, CSLockout: lock, PairingGate: gate}
 	try := func(pin uint32) milResult {
 		c := &mtls.Config{CSToken: f.aliceToken, GetPIN: func() (uint32, error) { return pin, nil }, Time: clock}
 		return milHandshakeTCP(t, c, server, nil, nil)
@@ -359,7 +360,7 @@ func TestPINLockout(t *testing.T) {
 func TestReplayedHelloRefused(t *testing.T) {
 	f := milFixtureFor(t)
 	gate := &countingGate{}
-	server := &mtls.Config{CSServerSecret: f.secret, Time: milClock(milNow), PairingGate: gate}
+	server := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{f.secret}, PermitMode: pairing.PermitsOptional, Time: milClock(milNow), PairingGate: gate}
 	l, err := mtls.Listen("tcp", "127.0.0.1:0", server)
 	if err != nil {
 		t.Fatal(err)
@@ -429,7 +430,7 @@ func (r *recordingConn) Write(b []byte) (int, error) {
 func TestDeniedIdentityCostsNoPairing(t *testing.T) {
 	f := milFixtureFor(t)
 	gate := &countingGate{}
-	server := &mtls.Config{CSServerSecret: f.secret, Time: milClock(milNow), PairingGate: gate,
+	server := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{f.secret}, PermitMode: pairing.PermitsOptional, Time: milClock(milNow), PairingGate: gate,
 		VerifyPeerIdentity: func(id string) error { return errors.New("nobody") }}
 	c := &mtls.Config{CSKey: f.alice, Time: milClock(milNow)}
 	milFail(t, c, server, nil, nil, "server", ciphersuite.AlertAccessDenied, "nobody")

@@ -48,9 +48,14 @@ func TestCheckHello(t *testing.T) {
 	if err := CheckHello(h, now, DefaultSkew, PermitsRequired); err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckHello(h, now, DefaultSkew, PermitsOff); err != ErrPermitDay {
+	if err := CheckHello(h, now, DefaultSkew, PermitsOptional); err != nil {
+		t.Fatal(err) // a valid permit is accepted in every mode
+	}
+	h.Day = Day(now) - 2
+	if err := CheckHello(h, now, DefaultSkew, PermitsOptional); err != ErrPermitDay {
 		t.Fatal(err)
 	}
+	h.Day = Day(now)
 	h.Time -= 31
 	if err := CheckHello(h, now, DefaultSkew, PermitsRequired); err != ErrClockSkew {
 		t.Fatal(err)

@@ -36,23 +36,24 @@ func CheckTime(now time.Time, t uint64, skew time.Duration) error {
 	return nil
 }
 
-// PermitMode is a server's policy on time permits (docs/protocol.md §3.2).
+// PermitMode is a server's policy on time permits (docs/protocol.md §3.2). Its zero
+// value is PermitsRequired. No mode refuses a valid permit: a permit proves
+// more, never less.
 type PermitMode uint8
 
 const (
-	// PermitsOff: clients send no permit (d = 0).
-	PermitsOff PermitMode = iota
 	// PermitsRequired: every client sends a permit for an acceptable day.
-	PermitsRequired
-	// PermitsOptional: either (a migration mode while permits roll out).
+	// Only this mode makes revocation by permits work.
+	PermitsRequired PermitMode = iota
+	// PermitsOptional: a client may send no permit (d = 0); one it sends
+	// must be for an acceptable day. A migration mode while permits roll
+	// out.
 	PermitsOptional
 )
 
-// String returns "off", "required" or "optional".
+// String returns "required" or "optional".
 func (m PermitMode) String() string {
 	switch m {
-	case PermitsOff:
-		return "off"
 	case PermitsRequired:
 		return "required"
 	case PermitsOptional:
@@ -61,17 +62,17 @@ func (m PermitMode) String() string {
 	return "PermitMode(" + strconv.Itoa(int(m)) + ")"
 }
 
-// ParsePermitMode parses "off", "optional" or "required".
+// ParsePermitMode parses "required" or "optional". "off" is accepted as
+// "optional": a server whose permits are off accepts a client's valid
+// permit (spec revision 3).
 func ParsePermitMode(s string) (PermitMode, error) {
 	switch s {
-	case "off":
-		return PermitsOff, nil
-	case "optional":
+	case "optional", "off":
 		return PermitsOptional, nil
 	case "required":
 		return PermitsRequired, nil
 	}
-	return 0, fmt.Errorf("pairing: permit mode %q: want off, optional or required", s)
+	return 0, fmt.Errorf("pairing: permit mode %q: want required or optional", s)
 }
 
 // PermitDays returns the days a server accepts a permit for at now:
@@ -89,17 +90,13 @@ func PermitDays(now time.Time, skew time.Duration) []uint64 {
 }
 
 // CheckPermitDay applies the permit policy of docs/protocol.md §3.2 to the day d of a
-// ClientHello: permits off — d must be 0; required — d must be in
-// PermitDays(now, skew); optional — either. It returns ErrPermitDay
-// otherwise.
+// ClientHello: required — d must be in PermitDays(now, skew); optional —
+// d may also be 0. It returns ErrPermitDay otherwise.
 func CheckPermitDay(now time.Time, d uint64, skew time.Duration, mode PermitMode) error {
 	if d == 0 {
-		if mode == PermitsRequired {
-			return ErrPermitDay
+		if mode == PermitsOptional {
+			return nil
 		}
-		return nil
-	}
-	if mode == PermitsOff {
 		return ErrPermitDay
 	}
 	for _, ok := range PermitDays(now, skew) {

@@ -458,7 +458,7 @@ func TestPolicy(t *testing.T) {
 		t.Fatal(today)
 	}
 	// Spec §3: d ∈ {day(now−skew), day(now), day(now+skew)} when required.
-	R, O, Off := PermitsRequired, PermitsOptional, PermitsOff
+	R, O := PermitsRequired, PermitsOptional
 	for _, tc := range []struct {
 		now  time.Time
 		d    uint64
@@ -479,8 +479,7 @@ func TestPolicy(t *testing.T) {
 		{mid.Add(time.Hour), today + 1, R, false},
 		{mid.Add(time.Hour), today - 2, R, false},
 		{mid.Add(time.Hour), 0, R, false},
-		{mid.Add(time.Hour), 0, Off, true},
-		{mid.Add(time.Hour), today, Off, false},
+		{mid.Add(time.Hour), today - 1, O, false},
 		{mid.Add(time.Hour), 0, O, true},
 		{mid.Add(time.Hour), today, O, true},
 		{mid.Add(time.Hour), today + 1, O, false},
@@ -491,11 +490,19 @@ func TestPolicy(t *testing.T) {
 			t.Errorf("%v d=%d mode=%v: %v", tc.now, tc.d, tc.mode, err)
 		}
 	}
-	for _, s := range []string{"off", "optional", "required"} {
+	for _, s := range []string{"optional", "required"} {
 		m, err := ParsePermitMode(s)
 		if err != nil || m.String() != s {
 			t.Errorf("%s: %v %v", s, m, err)
 		}
+	}
+	// Revision 3: "off" means optional, and the zero value is required.
+	if m, err := ParsePermitMode("off"); err != nil || m != PermitsOptional {
+		t.Errorf("off: %v %v", m, err)
+	}
+	var zero PermitMode
+	if zero != PermitsRequired {
+		t.Error("zero PermitMode is not PermitsRequired")
 	}
 	if _, err := ParsePermitMode("yes"); err == nil {
 		t.Error("ParsePermitMode(yes)")

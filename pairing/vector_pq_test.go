@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// specVectorPQ is spec §7 revision 3 (the post-quantum hybrid of
+// specVectorPQ is the revision-3 vector of docs/protocol.md §5b (the post-quantum hybrid of
 // docs/protocol.md §5b), agreed by two independent implementations.
 var specVectorPQ = map[string]string{
 	"ek":                     "0b7934c83125c788995e2ba6bd761e33046b3e40571be53e023309a29f398cc9",
@@ -45,7 +45,7 @@ func specPQSecret(t *testing.T) (ek, ct, ss []byte) {
 	return dk.EncapsulationKey().Bytes(), ct, ss
 }
 
-// TestSpecVectorPQ reproduces the revision-3 lines of spec §7 byte for
+// TestSpecVectorPQ reproduces the revision-3 vector lines (docs/protocol.md §5b) byte for
 // byte: the ML-KEM values and the three hybrid pre-master secrets, on the
 // pairing engine this build uses.
 func TestSpecVectorPQ(t *testing.T) {

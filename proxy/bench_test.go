@@ -88,7 +88,7 @@ func startOurCSPairArgs(b *testing.B, service, label string, serverArgs ...strin
 	saddr, caddr := freePort(b), freePort(b)
 	const suite = "TLS_MILAGRO_CS_WITH_AES_128_GCM_SHA256"
 	srv := startQuiet(b, saddr, append([]string{"--log-level", "warn", "proxy", "server", "--listen", saddr, "--target", service,
-		"--key", server, "--suites", suite, "--allow", "alice@example.com"}, serverArgs...)...)
+		"--key", server, "--suites", suite, "--allow", "alice@example.com", "--permits", "optional"}, serverArgs...)...)
 	cli := startQuiet(b, caddr, "--log-level", "warn", "proxy", "client", "--listen", caddr, "--target", saddr,
 		"--key", clients["alice@example.com"], "--suites", suite)
 	return &pair{local: caddr, clientPID: cli.cmd.Process.Pid, serverPID: srv.cmd.Process.Pid, pairLabel: label}

@@ -36,6 +36,10 @@ type Client struct {
 	// Dial opens the mtls connection and completes the handshake; nil means
 	// an mtls.Dialer.
 	Dial func(ctx context.Context, addr string, cfg *mtls.Config) (SecureConn, error)
+	// Hint, if set, explains a failed handshake to the operator: what to
+	// check on this side (the server's alert says little, by design). A
+	// non-empty answer is logged with the failure as "check".
+	Hint func(cfg *mtls.Config, err error) string
 
 	cur atomic.Pointer[mtls.Config]
 	loop
@@ -130,7 +134,13 @@ func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
 		if tc, ok := local.(*net.TCPConn); ok {
 			tc.SetLinger(0)
 		}
-		log.Warn("cannot open mtls connection to target; closing", "target", c.Target, "err", err)
+		args := []any{"target", c.Target, "err", err}
+		if c.Hint != nil {
+			if h := c.Hint(cfg, err); h != "" {
+				args = append(args, "check", h)
+			}
+		}
+		log.Warn("cannot open mtls connection to target; closing", args...)
 		return
 	}
 	t.add(func() { sc.Close() })

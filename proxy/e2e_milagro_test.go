@@ -53,7 +53,7 @@ func TestE2EMilagroCS(t *testing.T) {
 	server, clients := milagroKeys(t, "alice@example.com", "mallory@example.com")
 	up := startUpstream(t, nil)
 	srv := startProc(t, "--log-format", "json", "proxy", "server", "--listen", "127.0.0.1:0", "--target", up.addr(),
-		"--key", server, "--allow", "alice@example.com")
+		"--key", server, "--allow", "alice@example.com", "--permits", "optional")
 	saddr := srv.waitLog(t, "proxy listening")["addr"].(string)
 	start := func(id string) string {
 		p := startProc(t, "--log-format", "json", "proxy", "client", "--listen", "127.0.0.1:0", "--target", saddr, "--key", clients[id])
@@ -90,7 +90,7 @@ func TestE2EMilagroServerIdentities(t *testing.T) {
 	dir := filepath.Dir(server)
 	up := startUpstream(t, nil)
 	srv := startProc(t, "--log-format", "json", "proxy", "server", "--listen", "127.0.0.1:0", "--target", up.addr(),
-		"--key", filepath.Join(dir, "api.key"), "--key", filepath.Join(dir, "web.key"), "--allow", "alice@example.com")
+		"--key", filepath.Join(dir, "api.key"), "--key", filepath.Join(dir, "web.key"), "--allow", "alice@example.com", "--permits", "optional")
 	saddr := srv.waitLog(t, "proxy listening")["addr"].(string)
 	for _, sid := range []string{"api.example.com", "web.example.com"} {
 		p := startProc(t, "--log-format", "json", "proxy", "client", "--listen", "127.0.0.1:0", "--target", saddr,

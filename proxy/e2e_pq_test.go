@@ -17,7 +17,7 @@ func TestE2EMilagroPQ(t *testing.T) {
 	server, clients := milagroKeys(t, "alice@example.com")
 	up := startUpstream(t, nil)
 	srv := startProc(t, "--log-format", "json", "proxy", "server", "--listen", "127.0.0.1:0", "--target", up.addr(),
-		"--key", server, "--allow", "alice@example.com", "--pq", "require", "--status", "127.0.0.1:0")
+		"--key", server, "--allow", "alice@example.com", "--pq", "require", "--status", "127.0.0.1:0", "--permits", "optional")
 	status := fmt.Sprint(srv.waitLog(t, "status listening")["addr"])
 	saddr := fmt.Sprint(srv.waitLog(t, "proxy listening")["addr"])
 	start := func(pq string) (*proc, string) {

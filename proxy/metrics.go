@@ -20,6 +20,7 @@ import (
 
 	"github.com/milagro-go/milagro/ciphersuite"
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/pairing"
 )
 
 // Metrics are the proxy's Prometheus metrics, on a private registry (never
@@ -236,7 +237,10 @@ func (m *Metrics) bytesFunc() func(up bool, n int) {
 	}
 }
 
-// StatusHandler serves /healthz and /metrics. /healthz answers 200 "ok"
+// StatusHandler serves /livez, /healthz and /metrics. /livez answers 200
+// "ok" whenever the process serves its status endpoint, whatever the state
+// of the target: use it for a liveness probe (restarting the proxy does not
+// bring a target back). /healthz, for readiness, answers 200 "ok"
 // when a connection to target can be opened within DialTimeout (default
 // 1 s); the result is cached for CacheFor (default 1 s) so probes cannot
 // turn the proxy into a connection hammer. It answers 503 when the target
@@ -319,6 +323,9 @@ func isFDLimit(err error) bool {
 
 func (h *StatusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
+	case "/livez":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
 	case "/healthz":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if h.draining.Load() {
@@ -367,10 +374,27 @@ func (h *StatusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // Handshake failure reasons: the bounded label set of
-// mtls_proxy_handshake_failures_total.
+// mtls_proxy_handshake_failures_total (docs/operators-guide.md lists them):
+//
+//	denied                   refused by the ACL or identity policy
+//	bad_key                  a proof or key that does not verify: wrong key or
+//	                         PIN, a key not from every D-TA, a forgery
+//	permit                   no valid time permit for today (revoked clients)
+//	clock_skew               the client's clock is too far off
+//	locked_out               an identity locked out after failed proofs
+//	replay                   a replayed Milagro CS hello
+//	unknown_identity         an unknown PSK identity
+//	unknown_server_identity  no server key for the server identity asked for
+//	timeout, peer_closed, reset, busy, negotiation, protocol, remote_alert, other
 var failureReasons = []string{
-	"denied", "timeout", "peer_closed", "reset",
-	"unknown_identity", "unknown_server_identity", "bad_key", "negotiation", "busy", "protocol", "remote_alert", "other",
+	"denied", "bad_key", "permit", "clock_skew", "locked_out", "replay", "timeout", "peer_closed", "reset",
+	"unknown_identity", "unknown_server_identity", "negotiation", "busy", "protocol", "remote_alert", "other",
+}
+
+// deniedReasons are the failure reasons of a peer refused on purpose
+// (result "denied"), as opposed to a broken or abandoned handshake.
+var deniedReasons = map[string]bool{
+	"denied": true, "bad_key": true, "permit": true, "clock_skew": true, "locked_out": true, "replay": true,
 }
 
 // failureReason classifies a failed handshake into failureReasons.
@@ -398,6 +422,18 @@ func failureReason(err error) string {
 		case ciphersuite.AlertUnrecognizedName:
 			return "unknown_server_identity"
 		case ciphersuite.AlertAccessDenied:
+			switch {
+			case errors.Is(err, pairing.ErrAuthFailed):
+				return "bad_key"
+			case errors.Is(err, pairing.ErrPermitDay):
+				return "permit"
+			case errors.Is(err, pairing.ErrClockSkew):
+				return "clock_skew"
+			case errors.Is(err, ciphersuite.ErrLockedOut):
+				return "locked_out"
+			case errors.Is(err, ciphersuite.ErrReplayed):
+				return "replay"
+			}
 			return "denied"
 		case ciphersuite.AlertBadRecordMAC, ciphersuite.AlertDecryptError:
 			return "bad_key"

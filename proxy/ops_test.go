@@ -21,6 +21,7 @@ import (
 
 	"github.com/milagro-go/milagro/ciphersuite"
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/pairing"
 )
 
 // lockedWriter collects log output from several goroutines.
@@ -101,6 +102,12 @@ func TestFailureReason(t *testing.T) {
 		{&net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, "reset"},
 		{&mtls.AlertError{Alert: ciphersuite.AlertUnknownPSKIdentity}, "unknown_identity"},
 		{&mtls.AlertError{Alert: ciphersuite.AlertBadRecordMAC}, "bad_key"},
+		{&mtls.AlertError{Alert: ciphersuite.AlertAccessDenied, Err: fmt.Errorf("proof: %w", pairing.ErrAuthFailed)}, "bad_key"},
+		{&mtls.AlertError{Alert: ciphersuite.AlertAccessDenied, Err: fmt.Errorf("permit: %w", pairing.ErrPermitDay)}, "permit"},
+		{&mtls.AlertError{Alert: ciphersuite.AlertAccessDenied, Err: fmt.Errorf("time: %w", pairing.ErrClockSkew)}, "clock_skew"},
+		{&mtls.AlertError{Alert: ciphersuite.AlertAccessDenied, Err: fmt.Errorf("x: %w", ciphersuite.ErrLockedOut)}, "locked_out"},
+		{&mtls.AlertError{Alert: ciphersuite.AlertAccessDenied, Err: fmt.Errorf("x: %w", ciphersuite.ErrReplayed)}, "replay"},
+		{&mtls.AlertError{Alert: ciphersuite.AlertAccessDenied, Err: errors.New("identity policy")}, "denied"},
 		{&mtls.AlertError{Alert: ciphersuite.AlertHandshakeFailure}, "negotiation"},
 		{&mtls.AlertError{Alert: ciphersuite.AlertDecodeError}, "protocol"},
 		{&mtls.AlertError{Alert: ciphersuite.AlertDecodeError, Remote: true}, "remote_alert"},

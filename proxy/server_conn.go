@@ -152,17 +152,18 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 	if err != nil {
 		var de *DeniedError
 		reason := failureReason(err)
+		suite := mtls.FailedSuite(err) // "" (unknown) if the hello named none we share
 		switch {
 		case errors.As(err, &de):
 			result = resultDenied
-			s.Metrics.handshake("", resultDenied, hsDur)
+			s.Metrics.handshake(suite, resultDenied, hsDur)
 			log.Warn("access denied", "identity", de.ID, "reason", de.Reason)
-		case reason == "denied":
+		case deniedReasons[reason]:
 			// A proof that does not verify, a lockout, a replay, a
 			// permit or clock refusal: denied, and logged at a bounded
 			// rate (a flood of forged hellos must not flood the log).
 			result = resultDenied
-			s.Metrics.handshake("", resultDenied, hsDur)
+			s.Metrics.handshake(suite, resultDenied, hsDur)
 			if ok, n := s.deniedLog.allow(time.Now()); ok {
 				log.Warn("handshake denied", "err", err, "similar_suppressed", n)
 			} else {
@@ -170,10 +171,10 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 			}
 		case reason == "timeout":
 			result = resultTimeout
-			s.Metrics.handshake("", resultTimeout, hsDur)
+			s.Metrics.handshake(suite, resultTimeout, hsDur)
 			log.Info("handshake timed out", "after", hsDur.Round(time.Millisecond))
 		default:
-			s.Metrics.handshake("", resultError, hsDur)
+			s.Metrics.handshake(suite, resultError, hsDur)
 			log.Info("handshake failed", "err", err, "reason", reason)
 		}
 		s.Metrics.failure(reason)

@@ -8,10 +8,12 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/milagro-go/milagro/handshake"
 	"github.com/milagro-go/milagro/mtls"
 )
 
@@ -19,13 +21,15 @@ func init() { register(clientCommand()) }
 
 func clientCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "client",
-		Usage: "TLS client (like openssl s_client): stdin to the connection, the connection to stdout",
+		Name:      "client",
+		Usage:     "TLS client (like openssl s_client): stdin to the connection, the connection to stdout",
+		UsageText: "mtls client --connect HOST:PORT (--psk-identity ID --psk HEX | --psk-file FILE | --key FILE (--permit FILE | --renewal FILE) [--server-id ID] | --p2p-key FILE --server-id ID) [options]",
 		Description: "After the handshake prints one line `suite=<name> peer=<identity>` on stderr. On stdin EOF\n" +
 			"sends close_notify and keeps reading until the server closes. Exit status 1 on any failure.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "connect", Value: "127.0.0.1:4433", Usage: "server `HOST:PORT`"},
 			&cli.StringFlag{Name: "server-name", Usage: "server_name `NAME` to send (default: the host of --connect unless it is an IP)"},
+			&cli.StringFlag{Name: "alpn", Usage: "comma-separated application `PROTOCOLS` to offer (ALPN), as openssl s_client -alpn; the one agreed is printed as alpn="},
 		}, append(credentialFlags(false), dtlsClientFlags()...)...),
 		Action: clientAction,
 	}
@@ -46,6 +50,9 @@ func clientAction(c *cli.Context) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return cmdError("client", "", fmt.Errorf("invalid --connect %q: %w", addr, err))
+	}
+	if cfg.NextProtos, err = parseALPN(c.String("alpn")); err != nil {
+		return cmdError("client", "", err)
 	}
 	cfg.ServerName = c.String("server-name")
 	if cfg.ServerName == "" && net.ParseIP(host) == nil {
@@ -73,19 +80,18 @@ func clientAction(c *cli.Context) error {
 	conn := mtls.Client(raw, cfg)
 	defer conn.Close()
 	if err := conn.HandshakeContext(hctx); err != nil {
-		err = cmdError("client", "handshake failed", err)
-		if hint := csDeniedHint(cfg, err); hint != "" {
-			err = &commandError{msg: err.Error() + "\nmtls client: " + hint, err: err}
-		}
-		return err
+		return withHint(cfg, cmdError("client", "handshake failed", err))
 	}
 	st := conn.ConnectionState()
+	line := fmt.Sprintf("suite=%s peer=%s", st.CipherSuiteName, st.PeerIdentity)
+	if st.NegotiatedProtocol != "" {
+		line += " alpn=" + st.NegotiatedProtocol
+	}
 	if st.PSKIdentityHint != "" {
 		// The hint is not authenticated: printed apart from peer=.
-		fmt.Fprintf(c.App.ErrWriter, "suite=%s peer=%s psk_hint=%q\n", st.CipherSuiteName, st.PeerIdentity, st.PSKIdentityHint)
-	} else {
-		fmt.Fprintf(c.App.ErrWriter, "suite=%s peer=%s\n", st.CipherSuiteName, st.PeerIdentity)
+		line += fmt.Sprintf(" psk_hint=%q", st.PSKIdentityHint)
 	}
+	fmt.Fprintln(c.App.ErrWriter, line)
 
 	// A signal ends the session: close the connection (close_notify).
 	go func() {
@@ -120,4 +126,16 @@ func clientAction(c *cli.Context) error {
 		logger.Debug("close", "error", err)
 	}
 	return nil
+}
+
+// parseALPN parses --alpn: comma-separated protocol names ("" : none).
+func parseALPN(s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	protos := strings.Split(s, ",")
+	if err := handshake.CheckNextProtos(protos); err != nil {
+		return nil, fmt.Errorf("invalid --alpn %q: %w", s, err)
+	}
+	return protos, nil
 }

@@ -71,6 +71,29 @@ const exitUsage = 2
 
 var prepareOnce sync.Once
 
+// The help shows a flag's value as the first `WORD` of its usage, or
+// "value" when there is none: durations and counts say what they take.
+var defaultFlagStringer = cli.FlagStringer
+
+func init() {
+	cli.FlagStringer = func(f cli.Flag) string {
+		s := defaultFlagStringer(f)
+		name := ""
+		switch f.(type) {
+		case *cli.DurationFlag:
+			name = "DURATION"
+		case *cli.IntFlag, *cli.UintFlag, *cli.Int64Flag:
+			name = "N"
+		case *cli.StringFlag:
+			name = "VALUE"
+		}
+		if name != "" {
+			s = strings.Replace(s, " value\t", " "+name+"\t", 1)
+		}
+		return s
+	}
+}
+
 // requiredFlags maps each command to the names of its required flags. The
 // check is done here rather than by urfave/cli, which prints the whole help
 // text before the error.
@@ -111,10 +134,10 @@ func prepareCommand(c *cli.Command, full string) {
 		}
 	}
 	if !have["log-level"] {
-		c.Flags = append(c.Flags, &cli.StringFlag{Name: "log-level", Category: "logging", Usage: "log level: debug, info, warn, error (overrides the global flag)"})
+		c.Flags = append(c.Flags, &cli.StringFlag{Name: "log-level", Category: "logging", Usage: "log `LEVEL`: debug, info, warn, error (overrides the global flag)"})
 	}
 	if !have["log-format"] {
-		c.Flags = append(c.Flags, &cli.StringFlag{Name: "log-format", Category: "logging", Usage: "log format: text or json (overrides the global flag)"})
+		c.Flags = append(c.Flags, &cli.StringFlag{Name: "log-format", Category: "logging", Usage: "log `FORMAT`: text or json (overrides the global flag)"})
 	}
 	action := c.Action
 	c.Action = func(ctx *cli.Context) error {
@@ -189,8 +212,11 @@ func shortUsage(c *cli.Command, full string) string {
 	u := c.UsageText
 	if u == "" {
 		u = full + " [options]"
-		if len(c.Subcommands) > 0 {
-			u = full + " COMMAND [options]"
+		for _, s := range c.Subcommands {
+			if s.Name != "help" { // urfave/cli adds help to every command
+				u = full + " COMMAND [options]"
+				break
+			}
 		}
 	}
 	if i := strings.IndexByte(u, '\n'); i >= 0 {

@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -60,7 +59,7 @@ var opensslSuiteNames = map[string]uint16{
 // credentialFlags returns the credential and security flags shared by the
 // server, client and proxy commands (server: the accepting side).
 func credentialFlags(server bool) []cli.Flag {
-	cat := "credentials"
+	cat := "PSK credentials"
 	fs := []cli.Flag{
 		&cli.StringFlag{Name: "psk-identity", Category: cat, Usage: pskIdentityUsage(server)},
 		&cli.StringFlag{Name: "psk", Category: cat, EnvVars: []string{"MTLS_PSK"}, Usage: "pre-shared key as `HEX` (16..512 bytes); prefer --psk-file or MTLS_PSK (a flag is visible in ps)"},
@@ -83,7 +82,7 @@ func credentialFlags(server bool) []cli.Flag {
 	fs = append(fs,
 		&cli.StringFlag{Name: "suites", Category: "security", Usage: "comma-separated cipher suite `NAMES` in preference order, IANA (TLS_PSK_WITH_AES_128_GCM_SHA256) or OpenSSL (PSK-AES128-GCM-SHA256) names; default: every suite with credentials"},
 		&cli.StringFlag{Name: "keylog", Category: "security", Usage: "append NSS key-log lines to `FILE` for Wireshark (INSECURE: exposes session keys)"},
-		&cli.DurationFlag{Name: "handshake-timeout", Category: "security", Value: 30 * time.Second, Usage: "bound on each handshake (0: none)"},
+		&cli.DurationFlag{Name: "handshake-timeout", Category: "security", Value: mtls.DefaultHandshakeTimeout, Usage: "bound on each handshake, connecting included (0: the default)"},
 		&cli.BoolFlag{Name: "allow-no-ems", Category: "security", Usage: "INSECURE: allow PSK suites without the extended master secret (RFC 7627)"},
 	)
 	if milagroFlags != nil {
@@ -186,11 +185,6 @@ func configFromFlags(c *cli.Context, server bool) (*mtls.Config, error) {
 		}
 		cfg.PSKIdentity, cfg.PSK = e.ID, e.Key
 		havePSK = true
-	}
-	if !server {
-		if err := applyPINFile(c); err != nil {
-			return nil, err
-		}
 	}
 
 	if s := c.String("suites"); s != "" {

@@ -134,7 +134,7 @@ func (d *demo) run1(show []string, args ...string) (stdout, all string, err erro
 	if show == nil {
 		show = args
 	}
-	d.say("$ mtls %s", strings.Join(show, " "))
+	d.say("$ mtls %s", shellJoin(show))
 	cmd := exec.CommandContext(d.ctx, d.exe, args...)
 	cmd.Dir = d.dir
 	var o, a bytes.Buffer
@@ -165,7 +165,7 @@ func (d *demo) mustShow(show []string, args ...string) (string, error) {
 // start runs a long-lived subcommand in the background, its log prefixed;
 // a log line containing readyMsg is sent to d.ready.
 func (d *demo) start(name, readyMsg string, args ...string) error {
-	d.say("$ mtls %s &", strings.Join(args, " "))
+	d.say("$ mtls %s &", shellJoin(args))
 	cmd := exec.Command(d.exe, args...)
 	cmd.Dir = d.dir
 	// Its own process group: a Ctrl-C reaches the demo, which stops the
@@ -427,14 +427,14 @@ func (d *demo) run() error {
 		}
 	}
 	out, err := d.mtls("client", "--connect", serverAddr, "--key", "alice-2of3.key", "--permit", "alice-2of3.permit", "--server-id", demoServer)
-	d.say("  %s", strings.TrimSpace(firstLineWith(out, "access_denied")))
+	d.say("%s", indentLines(out, "  "))
 	d.check(err != nil && strings.Contains(out, "access_denied"), "refused with access_denied",
 		"the 2-of-3 key was not refused with access_denied")
 
 	d.say("\n9. Mallory has a complete, valid key and current permits (--renewal), but the proxy's")
 	d.say("   ACL does not admit her:")
 	out, err = d.mtls("client", "--connect", serverAddr, "--key", "mallory/mallory.key", "--renewal", "mallory/mallory.renewal", "--server-id", demoServer)
-	d.say("  %s", strings.TrimSpace(firstLineWith(out, "access_denied")))
+	d.say("%s", indentLines(out, "  "))
 	d.check(err != nil && strings.Contains(out, "access_denied"), "refused with access_denied",
 		"mallory was not refused with access_denied")
 	seenMu.Lock()
@@ -538,4 +538,38 @@ func lastLine(s string) string {
 		return s[i+1:]
 	}
 	return s
+}
+
+// shellJoin joins args for display as a command line that works when
+// pasted into a POSIX shell: arguments with spaces or shell characters are
+// single-quoted.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = shellQuote(a)
+	}
+	return strings.Join(out, " ")
+}
+
+func shellQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./_-", r)) {
+			return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+		}
+	}
+	return s
+}
+
+// indentLines indents every non-empty line of s.
+func indentLines(s, indent string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = indent + l
+		}
+	}
+	return strings.Join(lines, "\n")
 }

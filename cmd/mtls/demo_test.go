@@ -35,6 +35,8 @@ func TestDemo(t *testing.T) {
 		"✔ suite: TLS_MILAGRO_CS_",
 		"✔ client sidecar healthy, permits held for today and tomorrow",
 		"remote error: access_denied",
+		"\n  The server refused the Milagro CS proof. Things to check here:\n    - time permit: ", // readable, on lines of their own
+		"--reason 'laptop lost'",                                                                  // pastes into a shell as it is shown
 		"✔ neither refused client ever reached the service",
 		"✔ renewal refused: revoked at D-TA ",
 		"✔ the revocation and the refused renewal are in dta2's audit log",
@@ -100,6 +102,17 @@ func TestDemoInterrupted(t *testing.T) {
 		if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
 			c.Close()
 			t.Errorf("%s still accepts connections after the interrupted demo", a)
+		}
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"laptop lost": "'laptop lost'", "alice@example.com": "alice@example.com", "": "''",
+		"it's": `'it'\''s'`, "a;b": "'a;b'", "--out-dir": "--out-dir", "$HOME": "'$HOME'",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
 		}
 	}
 }

@@ -60,7 +60,7 @@ func dtlsConfigFromFlags(c *cli.Context, server bool) (*dtls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.CSKey != nil || m.CSToken != nil || m.CSServerSecret != nil || len(m.CSServerKeys) > 0 {
+	if m.CSKey != nil || m.CSToken != nil || len(m.CSServerKeys) > 0 {
 		return nil, errors.New("--dtls speaks Milagro P2P (--p2p-key) and PSK; Milagro CS keys work over TLS only")
 	}
 	d := &dtls.Config{

@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/milagro-go/milagro/dta"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
@@ -267,6 +268,16 @@ func keysShow(c *cli.Context) error {
 	for _, p := range c.Args().Slice() {
 		k, err := mtls.LoadKey(p)
 		if err != nil {
+			if r, rerr := dta.LoadRenewal(p); rerr == nil {
+				// Not a key: say what the file is and what it is for.
+				fps := make([]string, len(r.DTAs))
+				for i, d := range r.DTAs {
+					fps[i] = d.Fingerprint + "@" + d.Address
+				}
+				fmt.Fprintf(c.App.Writer, "%s: renewal file (not a key) of %s %q for %d D-TAs: %s; use it with --renewal %s, or fetch permits with mtls keys renew --renewal %s --out-dir DIR\n",
+					p, r.Kind, r.Identity, len(r.DTAs), strings.Join(fps, ","), p, p)
+				continue
+			}
 			fmt.Fprintf(c.App.ErrWriter, "mtls keys show: %s\n", strings.TrimPrefix(err.Error(), "mtls: "))
 			failed = true
 			continue

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -180,7 +181,25 @@ func zeroizeAll(e *dta.Enrollment) {
 	}
 }
 
+// makeOutDir makes sure dir is a directory, creating it (and its parents)
+// private to the user (0700) if it does not exist: it will hold permits.
+func makeOutDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return os.MkdirAll(dir, 0o700)
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%s exists and is not a directory", dir)
+	}
+	return nil
+}
+
 func writePermits(c *cli.Context, dir string, permits map[uint64]*pairing.TimePermit) error {
+	if err := makeOutDir(dir); err != nil {
+		return err
+	}
 	days := make([]uint64, 0, len(permits))
 	for d := range permits {
 		days = append(days, d)
@@ -207,8 +226,8 @@ func keysRenew(c *cli.Context) error {
 	if err != nil {
 		return cmdError(name, "--renewal", err)
 	}
-	if fi, err := os.Stat(c.String("out-dir")); err != nil || !fi.IsDir() {
-		return cmdError(name, "--out-dir", fmt.Errorf("%s is not a directory", c.String("out-dir")))
+	if err := makeOutDir(c.String("out-dir")); err != nil {
+		return cmdError(name, "--out-dir", err)
 	}
 	opt := &dta.ClientOptions{Timeout: c.Duration("timeout")}
 	today := pairing.Day(time.Now())

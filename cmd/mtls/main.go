@@ -49,8 +49,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		ErrWriter:            stderr,
 		Commands:             cmds,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn, error", EnvVars: []string{"MTLS_LOG_LEVEL"}},
-			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json", EnvVars: []string{"MTLS_LOG_FORMAT"}},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn, error", EnvVars: []string{"MTLS_LOG_LEVEL"}},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log `FORMAT`: text or json", EnvVars: []string{"MTLS_LOG_FORMAT"}},
 		},
 		Before: func(c *cli.Context) error {
 			l, err := newLogger(stderr, c.String("log-level"), c.String("log-format"))
@@ -103,8 +103,9 @@ func cmdError(cmd, what string, err error) error {
 }
 
 type commandError struct {
-	msg string
-	err error
+	msg    string
+	detail string // printed as is on the lines after msg (what to check)
+	err    error
 }
 
 func (e *commandError) Error() string { return e.msg }
@@ -123,6 +124,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	case errors.As(err, &ce):
 		fmt.Fprintln(stderr, oneLine(ce.Error()))
+		if ce.detail != "" {
+			fmt.Fprintln(stderr, ce.detail)
+		}
 	case errors.As(err, &ec):
 		if s := ec.Error(); s != "" {
 			fmt.Fprintln(stderr, oneLine(s))

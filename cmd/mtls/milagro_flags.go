@@ -9,7 +9,7 @@ package main
 //	--p2p-key F         either side: P2P key
 //	--id ID             either side: check that the key files are for ID
 //	--server-id ID      client: the server identity expected (CS id_S; P2P id_S, required with --p2p-key)
-//	--permits MODE      server: off, optional or required (--require-permits: required)
+//	--permits MODE      server: required (the default) or optional (--require-permits: required)
 //	--clock-skew D      server: accepted CS client clock difference
 //	--lockout-*         server: lockout after repeated failed CS proofs
 //	--allow ID          server: admit only these peer identities (repeatable)
@@ -50,19 +50,20 @@ func setMilagroHooks() bool {
 }
 
 func milagroCredentialFlags(server bool) []cli.Flag {
-	const cat = "milagro credentials"
+	const cat = "Milagro credentials"
 	if server {
 		return []cli.Flag{
 			&cli.StringSliceFlag{Name: "key", Category: cat, Usage: "Milagro CS server key `FILE` (from `mtls keys combine`); repeat for several server identities — a client's server_identity picks the key"},
 			&cli.StringFlag{Name: "p2p-key", Category: cat, Usage: "Milagro P2P key `FILE` of this peer"},
 			&cli.StringFlag{Name: "id", Category: cat, Usage: "check that --p2p-key is for `IDENTITY`"},
-			&cli.StringFlag{Name: "permits", Category: cat, Value: "off", Usage: "Milagro CS time permits: `MODE` off, optional (migration: with or without) or required"},
-			&cli.BoolFlag{Name: "require-permits", Category: cat, Usage: "same as --permits required"},
+			&cli.StringFlag{Name: "permits", Category: cat, Value: "required", Usage: "Milagro CS time permits: `MODE` required (revocation works only then) or optional (migration: clients with or without a permit; \"off\" is the same)"},
+			&cli.BoolFlag{Name: "require-permits", Category: cat, Usage: "same as --permits required (the default)"},
 			&cli.DurationFlag{Name: "clock-skew", Category: cat, Value: pairing.DefaultSkew, Usage: "accepted difference between a CS client's clock and ours"},
 			&cli.IntFlag{Name: "lockout-threshold", Category: cat, Value: ciphersuite.DefaultLockoutThreshold, Usage: "refuse a CS identity after `N` consecutive failed proofs (wrong PIN or key); 0 disables the lockout"},
 			&cli.DurationFlag{Name: "lockout-backoff", Category: cat, Value: ciphersuite.DefaultLockoutBackoff, Usage: "first lockout; each further one doubles it"},
 			&cli.DurationFlag{Name: "lockout-max", Category: cat, Value: ciphersuite.DefaultLockoutMax, Usage: "longest lockout"},
 			&cli.StringSliceFlag{Name: "allow", Category: "access control", Usage: "admit only the authenticated peer identity `ID` (repeatable; default: every authenticated peer)"},
+			&cli.BoolFlag{Name: "allow-all", Category: "access control", Usage: "admit every authenticated identity (exclusive with --allow)"},
 			renewalFlag(),
 			pqFlag(),
 		}
@@ -157,7 +158,7 @@ func applyMilagroServer(c *cli.Context, cfg *mtls.Config) error {
 	}
 	mode, err := pairing.ParsePermitMode(c.String("permits"))
 	if err != nil {
-		return fmt.Errorf("invalid --permits %q: want off, optional or required", c.String("permits"))
+		return fmt.Errorf("invalid --permits %q: want required or optional", c.String("permits"))
 	}
 	if c.Bool("require-permits") {
 		if c.IsSet("permits") && mode != pairing.PermitsRequired {
@@ -165,7 +166,7 @@ func applyMilagroServer(c *cli.Context, cfg *mtls.Config) error {
 		}
 		mode = pairing.PermitsRequired
 	}
-	if mode != pairing.PermitsOff && len(cfg.CSServerKeys) == 0 {
+	if (c.IsSet("permits") || c.IsSet("require-permits")) && len(cfg.CSServerKeys) == 0 {
 		return errors.New("--permits/--require-permits need --key (a CS server key)")
 	}
 	cfg.PermitMode = mode
@@ -209,7 +210,16 @@ func applyMilagroServer(c *cli.Context, cfg *mtls.Config) error {
 	} else if c.IsSet("id") {
 		return errors.New("--id checks the identity of --p2p-key; a CS server key has none")
 	}
-	if allow := c.StringSlice("allow"); len(allow) > 0 && !inProxy(c) {
+	if inProxy(c) {
+		return nil // the proxy's ACL (--allow, --allow-prefix, --allow-file, --allow-all)
+	}
+	if c.Bool("allow-all") && len(c.StringSlice("allow")) > 0 {
+		return errors.New("--allow-all cannot be combined with --allow")
+	}
+	if !c.IsSet("allow") {
+		logger.Info("access control", "acl", "every authenticated identity")
+	}
+	if allow := c.StringSlice("allow"); len(allow) > 0 {
 		for _, id := range allow {
 			if id == "" {
 				return errors.New("invalid --allow: empty identity")
@@ -238,19 +248,24 @@ func applyMilagroClient(c *cli.Context, cfg *mtls.Config) error {
 		if err != nil {
 			return err
 		}
+		pinStr, pinFrom, havePIN, err := pinValue(c)
+		if err != nil {
+			zeroizeKey(k)
+			return err
+		}
 		switch k := k.(type) {
 		case *pairing.CSClientKey:
-			if c.IsSet("pin") {
+			if havePIN {
 				k.Zeroize()
 				return fmt.Errorf("--pin given, but --key %s is a %s, not a %s", f, mtls.KeyTypeCSClientKey, mtls.KeyTypePINToken)
 			}
 			cfg.CSKey, csID = k, k.ID()
 		case *pairing.PINToken:
-			if !c.IsSet("pin") {
+			if !havePIN {
 				k.Zeroize()
-				return fmt.Errorf("--key %s is a PIN token: give its PIN with --pin (or MTLS_PIN)", f)
+				return fmt.Errorf("--key %s is a PIN token: give its PIN with --pin-file FILE, MTLS_PIN or --pin", f)
 			}
-			pin, err := parsePIN("--pin", c.String("pin"))
+			pin, err := parsePIN(pinFrom, pinStr)
 			if err != nil {
 				k.Zeroize()
 				return err
@@ -266,7 +281,10 @@ func applyMilagroClient(c *cli.Context, cfg *mtls.Config) error {
 		if err := checkID(c, "--key", f, csID); err != nil {
 			return err
 		}
-	} else if c.IsSet("pin") {
+	} else if _, _, havePIN, err := pinValue(c); err != nil || havePIN {
+		if err != nil {
+			return err
+		}
 		return errors.New("--pin needs --key (a PIN token)")
 	}
 	for _, f := range c.StringSlice("permit") {
@@ -353,47 +371,6 @@ func permitDays(ps []*pairing.TimePermit) string {
 		s = append(s, mtls.FormatDay(p.Day()))
 	}
 	return strings.Join(s, ",")
-}
-
-// csDeniedHint lists what a CS client can check locally when a server
-// refused it with access_denied (the server says no more, by design).
-func csDeniedHint(cfg *mtls.Config, err error) string {
-	var ae *mtls.AlertError
-	if !errors.As(err, &ae) || !ae.Remote || ae.Alert != ciphersuite.AlertAccessDenied || (cfg.CSKey == nil && cfg.CSToken == nil) {
-		return ""
-	}
-	var b strings.Builder
-	b.WriteString("the server refused the Milagro CS proof; things to check here:")
-	now := time.Now()
-	if cfg.GetCSPermit != nil {
-		day := pairing.Day(now)
-		if _, err := cfg.GetCSPermit(day); err != nil {
-			fmt.Fprintf(&b, "\n  - --renewal holds no time permit for today (%s): %v", mtls.FormatDay(day), err)
-		} else {
-			fmt.Fprintf(&b, "\n  - a time permit for today (%s) from --renewal was sent; a revocation at a D-TA does not show here before tomorrow", mtls.FormatDay(day))
-		}
-	} else if len(cfg.CSPermits) == 0 {
-		b.WriteString("\n  - no time permit was sent (a server with --permits required refuses that)")
-	} else {
-		fmt.Fprintf(&b, "\n  - permits held for %s; this machine's clock says %s (UTC), day %s", permitDays(cfg.CSPermits), now.UTC().Format(time.DateTime), mtls.FormatDay(pairing.Day(now)))
-	}
-	var dtas []pairing.Fingerprint
-	if cfg.CSKey != nil {
-		dtas = cfg.CSKey.DTAs()
-	} else {
-		dtas = cfg.CSToken.DTAs()
-	}
-	fmt.Fprintf(&b, "\n  - the key is combined from %d D-TA(s): %s — it must hold a share of every D-TA of the deployment", len(dtas), pairing.FormatFingerprints(dtas))
-	if cfg.CSToken != nil {
-		b.WriteString("\n  - a PIN was given for the PIN token: a wrong PIN fails exactly like this (and repeated failures lock the identity out for a while)")
-	} else {
-		b.WriteString("\n  - the key is used without a PIN")
-	}
-	if cfg.ServerIdentity != "" {
-		fmt.Fprintf(&b, "\n  - the server was asked to prove %q", cfg.ServerIdentity)
-	}
-	b.WriteString("\n  - the identity may not be allowed by the server's access control, or be locked out after failed attempts")
-	return b.String()
 }
 
 func trimLibMsg(err error) string { return strings.TrimPrefix(err.Error(), "mtls: ") }

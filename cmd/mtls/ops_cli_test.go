@@ -487,24 +487,28 @@ func TestProxyUnixSocketsCLI(t *testing.T) {
 	}
 }
 
-// The proxy's handshake timeout is the one package proxy documents (10 s),
-// not the 30 s of mtls server/client.
+// One handshake timeout default everywhere: mtls server/client, the proxy
+// and the library (10 s, as package proxy and mtls document).
 func TestProxyHandshakeTimeoutDefault(t *testing.T) {
-	if proxy.DefaultHandshakeTimeout != 10*time.Second {
-		t.Fatalf("proxy.DefaultHandshakeTimeout = %v, the documented default is 10 s", proxy.DefaultHandshakeTimeout)
+	if proxy.DefaultHandshakeTimeout != 10*time.Second || mtls.DefaultHandshakeTimeout != proxy.DefaultHandshakeTimeout {
+		t.Fatalf("proxy.DefaultHandshakeTimeout = %v, mtls.DefaultHandshakeTimeout = %v, the documented default is 10 s", proxy.DefaultHandshakeTimeout, mtls.DefaultHandshakeTimeout)
 	}
-	for _, server := range []bool{true, false} {
+	flagSets := map[string][]cli.Flag{
+		"proxy server": proxyFlags(true), "proxy client": proxyFlags(false),
+		"server": credentialFlags(true), "client": credentialFlags(false),
+	}
+	for server, flags := range flagSets {
 		found := false
-		for _, f := range proxyFlags(server) {
+		for _, f := range flags {
 			if d, ok := f.(*cli.DurationFlag); ok && d.Name == "handshake-timeout" {
 				found = true
 				if d.Value != proxy.DefaultHandshakeTimeout {
-					t.Errorf("server=%v: --handshake-timeout default %v, want %v", server, d.Value, proxy.DefaultHandshakeTimeout)
+					t.Errorf("%s: --handshake-timeout default %v, want %v", server, d.Value, proxy.DefaultHandshakeTimeout)
 				}
 			}
 		}
 		if !found {
-			t.Errorf("server=%v: no --handshake-timeout", server)
+			t.Errorf("%s: no --handshake-timeout", server)
 		}
 	}
 	doc, err := os.ReadFile("../../proxy/server.go")

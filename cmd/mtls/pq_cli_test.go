@@ -14,8 +14,8 @@ import (
 // bad mode is a usage error.
 func TestPQCLI(t *testing.T) {
 	k := makeCLIKeys(t)
-	req, reqAddr := startServer(t, "--key", k.f("server.key"), "--p2p-key", k.f("node-a.key"), "--pq", "require")
-	off, offAddr := startServer(t, "--key", k.f("server.key"), "--pq", "off")
+	req, reqAddr := startServer(t, "--key", k.f("server.key"), "--p2p-key", k.f("node-a.key"), "--pq", "require", "--permits", "optional")
+	off, offAddr := startServer(t, "--key", k.f("server.key"), "--pq", "off", "--permits", "optional")
 
 	type run struct {
 		name string

@@ -90,12 +90,9 @@ func proxyFlags(server bool) []cli.Flag {
 	add(&cli.StringFlag{Name: "listen", Category: cat, Required: true, Usage: listenUsage})
 	add(&cli.StringFlag{Name: "target", Category: cat, Required: true, Usage: targetUsage})
 	add(&cli.StringFlag{Name: "status", Category: cat, Usage: "serve /healthz and /metrics (Prometheus) on `ADDR` (HOST:PORT, unix:/path or systemd:NAME)"})
-	add(&cli.StringFlag{Name: "log-format", Category: cat, Usage: "log format: text or json (overrides the global flag)"})
+	add(&cli.StringFlag{Name: "log-format", Category: "logging", Usage: "log `FORMAT`: text or json (overrides the global flag)"})
 	add(&cli.DurationFlag{Name: "shutdown-timeout", Category: cat, Value: 30 * time.Second, Usage: "on SIGTERM/SIGINT, let live connections finish for this long, then close them"})
 	add(&cli.IntFlag{Name: "max-conns", Category: cat, Usage: "maximum concurrent connections (server: established ones; client: all); excess ones wait (0: no limit)"})
-	// The proxy's own default (10 s, as documented in package proxy), not
-	// the 30 s of mtls server/client.
-	replace(&cli.DurationFlag{Name: "handshake-timeout", Category: cat, Value: proxy.DefaultHandshakeTimeout, Usage: "bound on each mtls handshake"})
 	add(&cli.DurationFlag{Name: "max-conn-lifetime", Category: cat, Usage: "close a connection this long after it was accepted, however busy (0: no limit)"})
 	add(&cli.DurationFlag{Name: "close-timeout", Category: cat, Usage: "once one side finished sending, close the connection if the other has not finished within this long (0: wait)"})
 	add(&cli.DurationFlag{Name: "idle-timeout", Category: cat, Usage: "close a connection idle in both directions for this long (0: never)"})
@@ -249,7 +246,7 @@ func runProxy(c *cli.Context, server bool) error {
 		cl := &proxy.Client{
 			Target: target, HandshakeTimeout: hsTimeout,
 			ConnectTimeout: c.Duration("connect-timeout"), IdleTimeout: c.Duration("idle-timeout"),
-			MaxConns: c.Int("max-conns"), Logger: log, Metrics: metrics,
+			MaxConns: c.Int("max-conns"), Logger: log, Metrics: metrics, Hint: hintForLog,
 			MaxConnLifetime: c.Duration("max-conn-lifetime"), CloseTimeout: c.Duration("close-timeout"),
 		}
 		if err := cl.SetConfig(cfg); err != nil {

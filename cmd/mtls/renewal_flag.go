@@ -36,7 +36,7 @@ import (
 )
 
 func renewalFlag() cli.Flag {
-	return &cli.StringFlag{Name: "renewal", Category: "milagro credentials",
+	return &cli.StringFlag{Name: "renewal", Category: "Milagro credentials",
 		Usage: "the renewal `FILE` of `mtls keys enroll`: a CS client keeps today's and tomorrow's time permits current from every D-TA (instead of --permit); a server or P2P peer keeps its renewal credential rotated"}
 }
 
@@ -149,9 +149,6 @@ func checkRenewalKeys(c *cli.Context, cfg *mtls.Config, r *dta.Renewal, server b
 			if k.ID() == r.Identity {
 				return sameDTAs("--key", k.DTAs())
 			}
-		}
-		if cfg.CSServerSecret != nil && cfg.CSServerSecret.ID() == r.Identity {
-			return sameDTAs("--key", cfg.CSServerSecret.DTAs())
 		}
 		if !server {
 			return errors.New("it is a server's; a client needs its own (kind client or p2p)")

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -104,4 +105,30 @@ func TestRenewalFlag(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// keys renew --out-dir creates a missing folder, private to the user, and
+// refuses a file in its place.
+func TestKeysRenewOutDirCreated(t *testing.T) {
+	dir := t.TempDir()
+	dead, err := freeAddr() // no D-TA listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	ren := filepath.Join(dir, "alice.renewal")
+	writeTestRenewal(t, ren, dta.KindClient, cliAlice, dead, []string{"0123456789abcdef"})
+	out := filepath.Join(dir, "permits", "alice")
+	errOut := mustFail(t, "", []string{"keys", "renew", "--renewal", ren, "--out-dir", out + "/"}, "connection refused")
+	if strings.Contains(errOut, "not a directory") {
+		t.Fatalf("--out-dir refused: %s", errOut)
+	}
+	fi, err := os.Stat(out)
+	if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("--out-dir %s: %v %v, want a directory with mode 0700", out, fi, err)
+	}
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustFail(t, "", []string{"keys", "renew", "--renewal", ren, "--out-dir", file}, "exists and is not a directory")
 }

@@ -63,30 +63,35 @@ func readPSKFile(c *cli.Context, name string) ([]pskfile.Entry, error) {
 	return entries, nil
 }
 
-// applyPINFile reads --pin-file into --pin (which the Milagro credential
-// flags read), and warns about a PIN given on the command line.
-func applyPINFile(c *cli.Context) error {
+// pinValue returns the PIN for a PIN token and where it came from: the
+// file of --pin-file (read again on every call, so a reload sees a new one),
+// else --pin or MTLS_PIN. given is false when there is none. It never sets
+// a flag: a reload must see the flags as they were given.
+func pinValue(c *cli.Context) (pin, from string, given bool, err error) {
 	if !hasFlag(c, "pin") {
-		return nil
+		return "", "", false, nil
 	}
 	f := c.String("pin-file")
 	if f == "" {
+		if !c.IsSet("pin") {
+			return "", "", false, nil
+		}
 		warnSecretFlag(c, "pin", "MTLS_PIN", "--pin-file or MTLS_PIN")
-		return nil
+		return c.String("pin"), "--pin", true, nil
 	}
 	if c.IsSet("pin") {
-		return errors.New("--pin and --pin-file are exclusive")
+		return "", "", false, errors.New("--pin and --pin-file are exclusive (MTLS_PIN counts as --pin)")
 	}
 	data, err := readSecretFile("pin-file", f)
 	if err != nil {
-		return err
+		return "", "", false, err
 	}
-	pin := strings.TrimSpace(string(data))
+	pin = strings.TrimSpace(string(data))
 	clear(data)
 	if pin == "" || len(pin) > 32 {
-		return fmt.Errorf("--pin-file %s: want the PIN on one line", f)
+		return "", "", false, fmt.Errorf("--pin-file %s: want the PIN on one line", f)
 	}
-	return c.Set("pin", pin)
+	return pin, "--pin-file " + f, true, nil
 }
 
 // hasFlag reports whether the command defines the flag name.

@@ -21,12 +21,14 @@ func init() { register(serverCommand()) }
 
 func serverCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "server",
-		Usage: "TLS echo server (like openssl s_server): echoes everything each client sends",
+		Name:      "server",
+		Usage:     "TLS echo server (like openssl s_server): echoes everything each client sends",
+		UsageText: "mtls server [--listen ADDR] (--psk-identity ID --psk HEX | --psk-file FILE | --key server.key ... | --p2p-key FILE) [--allow ID ... | --allow-all] [options]",
 		Description: "Accepts connections concurrently, echoes each one's data back, and closes it after the\n" +
 			"client's close_notify (half-close aware). Logs one line per connection. Stops on SIGINT/SIGTERM.",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:4433", Usage: "TCP address to listen on"},
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:4433", Usage: "TCP `ADDR` to listen on"},
+			&cli.StringFlag{Name: "alpn", Usage: "comma-separated application `PROTOCOLS` (ALPN) in preference order, as openssl s_server -alpn; a client offering none of them is refused"},
 			&cli.BoolFlag{Name: "once", Usage: "serve one connection, then exit (status 1 if it failed)"},
 		}, append(credentialFlags(true), dtlsFlags()...)...),
 		Action: serverAction,
@@ -42,6 +44,9 @@ func serverAction(c *cli.Context) error {
 	}
 	cfg, err := configFromFlags(c, true)
 	if err != nil {
+		return cmdError("server", "", err)
+	}
+	if cfg.NextProtos, err = parseALPN(c.String("alpn")); err != nil {
 		return cmdError("server", "", err)
 	}
 	raw, err := net.Listen("tcp", c.String("listen"))

@@ -3,7 +3,7 @@
 // interceptor admits only the identities given with -allow before any
 // handler runs.
 //
-//	go run ./examples/grpc -listen 127.0.0.1:9443 -key server.key -require-permits -p2p-key node-a.key -allow alice@example.com,node-b &
+//	go run ./examples/grpc -listen 127.0.0.1:9443 -key server.key -p2p-key node-a.key -allow alice@example.com,node-b &
 //	go run ./examples/grpc -connect 127.0.0.1:9443 -key alice.key -permit alice.permit -msg hi
 //	# server says: hello alice@example.com, you said "hi" (TLS_MILAGRO_CS_WITH_AES_128_GCM_SHA256)
 //	# stream: alice@example.com: one
@@ -29,6 +29,7 @@ import (
 
 	"github.com/milagro-go/milagro/grpccreds"
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/pairing"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -52,20 +53,25 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	permitFile := fs.String("permit", "", "client: today's time permit (optional)")
 	p2pFile := fs.String("p2p-key", "", "Milagro P2P key file")
 	serverID := fs.String("server-id", "", "client with -p2p-key: the server's P2P identity")
-	permits := fs.Bool("require-permits", false, "server: CS clients must present today's time permit")
+	permits := fs.String("permits", "required", "server: time permit policy, required or optional (clients without a permit)")
+	fs.Bool("require-permits", true, "server: CS clients must present today's time permit (the default)")
 	allow := fs.String("allow", "", "server: comma-separated identities admitted by the interceptor")
 	msg := fs.String("msg", "hello", "client: the message to send")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := &mtls.Config{HandshakeTimeout: 10 * time.Second, RequirePermits: *permits}
+	mode, err := pairing.ParsePermitMode(*permits)
+	if err != nil {
+		return err
+	}
+	cfg := &mtls.Config{HandshakeTimeout: 10 * time.Second, PermitMode: mode}
 	switch {
 	case *listen != "" && *keyFile != "":
 		k, err := mtls.LoadCSServerSecret(*keyFile)
 		if err != nil {
 			return err
 		}
-		cfg.CSServerSecret = k
+		cfg.CSServerKeys = []*pairing.CSServerSecret{k}
 	case *keyFile != "":
 		k, err := mtls.LoadCSClientKey(*keyFile)
 		if err != nil {
@@ -78,7 +84,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		cfg.CSPermit = p
+		cfg.CSPermits = []*pairing.TimePermit{p}
 	}
 	if *p2pFile != "" {
 		k, err := mtls.LoadP2PKey(*p2pFile)
@@ -86,7 +92,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		cfg.P2PKey = k
-		cfg.ExpectedServerIdentity = *serverID
+		cfg.ServerIdentity = *serverID
 	}
 	switch {
 	case *listen != "":

@@ -106,7 +106,7 @@ func config(keyFile, permitFile, p2pFile, serverID string) (*mtls.Config, error)
 			if err != nil {
 				return nil, err
 			}
-			cfg.CSPermit = p
+			cfg.CSPermits = []*pairing.TimePermit{p}
 		}
 	case p2pFile != "":
 		k, err := mtls.LoadP2PKey(p2pFile)
@@ -116,7 +116,7 @@ func config(keyFile, permitFile, p2pFile, serverID string) (*mtls.Config, error)
 		if serverID == "" {
 			return nil, errors.New("-p2p-key needs -server-id")
 		}
-		cfg.P2PKey, cfg.ExpectedServerIdentity = k, serverID
+		cfg.P2PKey, cfg.ServerIdentity = k, serverID
 	default:
 		return nil, errors.New("give -key (CS) or -p2p-key and -server-id (P2P)")
 	}

@@ -4,7 +4,7 @@
 // speaks HTTP/2 to clients that choose "h2" by ALPN and HTTP/1.1 to the
 // others (mtls.ServeHTTP).
 //
-//	go run ./examples/httpserver -listen 127.0.0.1:8443 -key server.key -require-permits
+//	go run ./examples/httpserver -listen 127.0.0.1:8443 -key server.key
 //
 // curl cannot talk to it (it speaks X.509 TLS): use ./examples/httpclient.
 //
@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/pairing"
 )
 
 func main() {
@@ -43,15 +44,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:8443", "address to listen on")
 	keyFile := fs.String("key", "", "Milagro CS server secret file")
 	p2pFile := fs.String("p2p-key", "", "Milagro P2P key file (optional: also accept P2P clients)")
-	permits := fs.Bool("require-permits", false, "CS clients must present today's time permit")
+	permits := fs.String("permits", "required", "time permit policy, required or optional (clients without a permit)")
+	fs.Bool("require-permits", true, "CS clients must present today's time permit (the default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *keyFile == "" && *p2pFile == "" {
 		return errors.New("give -key (a CS server secret) and/or -p2p-key")
 	}
+	mode, err := pairing.ParsePermitMode(*permits)
+	if err != nil {
+		return err
+	}
 	cfg := &mtls.Config{
-		RequirePermits:   *permits,
+		PermitMode:       mode,
 		HandshakeTimeout: 10 * time.Second,
 		NextProtos:       []string{"h2", "http/1.1"}, // ALPN: HTTP/2 preferred
 	}
@@ -60,7 +66,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		cfg.CSServerSecret = k
+		cfg.CSServerKeys = []*pairing.CSServerSecret{k}
 	}
 	if *p2pFile != "" {
 		k, err := mtls.LoadP2PKey(*p2pFile)

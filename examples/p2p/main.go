@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if *peer == "" {
 		return errors.New("-connect needs -peer: the identity you expect to reach")
 	}
-	cfg.ExpectedServerIdentity = *peer
+	cfg.ServerIdentity = *peer
 	return dial(ctx, cfg, *connect, *msg, stdout)
 }
 

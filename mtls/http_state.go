@@ -1,0 +1,72 @@
+package mtls
+
+import (
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+)
+
+// The state of the connections the HTTP transports made, for
+// ResponseConnectionState. net/http fills resp.TLS only for HTTP/2 here (it
+// does so over HTTP/1.1 for crypto/tls connections only); the transports
+// remember each connection's state under its tls-unique value, which
+// resp.TLS carries, until the connection is garbage collected.
+var transportStates struct {
+	sync.Mutex
+	m map[string]ConnectionState
+}
+
+// rememberTransportConn records c's state for ResponseConnectionState.
+func rememberTransportConn(c *Conn) {
+	st := c.ConnectionState()
+	if len(st.TLSUnique) == 0 {
+		return
+	}
+	key := string(st.TLSUnique)
+	transportStates.Lock()
+	if transportStates.m == nil {
+		transportStates.m = make(map[string]ConnectionState)
+	}
+	transportStates.m[key] = st
+	transportStates.Unlock()
+	runtime.AddCleanup(c, func(key string) {
+		transportStates.Lock()
+		delete(transportStates.m, key)
+		transportStates.Unlock()
+	}, key)
+}
+
+// ResponseConnectionState is the mtls analogue of resp.TLS on a client: the
+// state of the connection that carried resp, with the server identity the
+// server proved (PeerIdentity) and the suite. It answers for responses
+// over HTTP/2 from a transport made by NewHTTP2Transport. Over HTTP/1.1
+// (NewHTTPTransport) net/http does not say which connection carried a
+// response; use ConnectionStateOf in an httptrace.ClientTrace's GotConn
+// there. ok is false when resp did not come over an mtls connection.
+func ResponseConnectionState(resp *http.Response) (ConnectionState, bool) {
+	if resp == nil || resp.TLS == nil || len(resp.TLS.TLSUnique) == 0 {
+		return ConnectionState{}, false
+	}
+	transportStates.Lock()
+	st, ok := transportStates.m[string(resp.TLS.TLSUnique)]
+	transportStates.Unlock()
+	if !ok {
+		return ConnectionState{}, false
+	}
+	st.TLSUnique = append([]byte(nil), st.TLSUnique...)
+	return st, true
+}
+
+// ConnectionStateOf returns the state of an mtls connection given as a
+// net.Conn: a *Conn, or a connection the HTTP transports or ServeHTTP hand
+// to net/http (for example httptrace.GotConnInfo.Conn). ok is false for
+// any other connection, or before the handshake completed.
+func ConnectionStateOf(c net.Conn) (ConnectionState, bool) {
+	conn := asConn(c)
+	if conn == nil {
+		return ConnectionState{}, false
+	}
+	st := conn.ConnectionState()
+	return st, st.HandshakeComplete
+}
