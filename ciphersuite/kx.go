@@ -65,6 +65,10 @@ type ServerConfig struct {
 
 	CS  *CSServer
 	P2P *P2PServer
+
+	// TicketScope, if set, names the configuration that issues sessions;
+	// it is bound into every session ticket (see SessionBinding).
+	TicketScope []byte
 }
 
 // ClientHelloInfo is what the server's key exchange sees of the ClientHello.

@@ -82,6 +82,11 @@ func (hs *serverHandshake) run() (*State, error) {
 		return nil, err
 	}
 	clientVerify, err := checkFinished(hs.suite, keys.master, &hs.tr, typ, body, labelClientFinished, "client")
+	if obs, ok := hs.kx.(ciphersuite.FinishedObserver); ok {
+		// Only a verified Finished completes an authentication (the
+		// guards reset a lockout on it, and count a wrong one).
+		obs.PeerFinished(err == nil)
+	}
 	if err != nil {
 		return nil, err
 	}

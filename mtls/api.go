@@ -1,11 +1,13 @@
 package mtls
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"time"
 
 	"github.com/milagro-go/milagro/ciphersuite"
+	"github.com/milagro-go/milagro/internal/admission"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -15,22 +17,41 @@ type Alert = ciphersuite.Alert
 // AlertError is a connection failure that carried a TLS alert, sent or received.
 type AlertError = ciphersuite.AlertError
 
-// Lockout counts failed Milagro CS proofs per client identity (see
-// Config.CSLockout).
-type Lockout = ciphersuite.Lockout
+// Lockout counts failed Milagro CS proofs per client identity and source
+// (see Config.CSLockout and docs/protocol.md, "Lockout").
+type Lockout = admission.Lockout
 
-// NewLockout returns a Lockout with the spec's defaults (5 failures, then
-// 1 minute doubling up to 1 hour).
-func NewLockout() *Lockout { return ciphersuite.NewLockout() }
+// NewLockout returns a Lockout with the spec's defaults (5 failures of an
+// identity from one source lock that source out for it, 100 from all
+// sources lock everyone out; 1 minute doubling up to 1 hour).
+func NewLockout() *Lockout { return &admission.Lockout{} }
 
-// PairingGate admits the pairing work of Milagro CS hellos (see
-// Config.PairingGate); FairGate is this module's.
-type PairingGate = ciphersuite.PairingGate
+// LockEvent describes a new lockout (Lockout.OnLock).
+type LockEvent = admission.LockEvent
+
+// Source names a client for the guards: an IPv4 address or an IPv6 /64
+// (the prefix length is Guards.Keyer.IPv6Prefix).
+type Source = admission.Source
+
+// PairingGate admits the pairing work of Milagro hellos (see
+// Config.PairingGate); FairGate is this module's. release must be called
+// once, saying whether the client's proof verified.
+type PairingGate interface {
+	Acquire(ctx context.Context, source Source) (release func(verified bool), err error)
+}
 
 // FairGate is a PairingGate with a bound on concurrent pairing work,
-// round-robin service across client addresses and a budget of failed
-// proofs per address.
-type FairGate = ciphersuite.FairGate
+// round-robin service across sources (sources without recent failures
+// first) and a budget of failed proofs per source.
+type FairGate = admission.Gate
+
+// Guards is a server's admission and abuse control: source keys, failure
+// budgets, pairing gate, lockout, replay cache and tarpit, reading one
+// clock (see Config.Guards).
+type Guards = admission.Guards
+
+// NewGuards returns Guards with the defaults reading clock (nil: time.Now).
+func NewGuards(clock func() time.Time) *Guards { return admission.New(clock) }
 
 // DefaultHandshakeTimeout bounds a handshake when Config.HandshakeTimeout
 // is 0 and the context has no deadline.
@@ -128,11 +149,16 @@ type Config struct {
 	// DisableCSLockout turns it off.
 	CSLockout        *Lockout
 	DisableCSLockout bool
-	// PairingGate admits the pairing work of Milagro CS hellos, keyed by
-	// the client's IP address: nil means one FairGate per Config (GOMAXPROCS
-	// at once, round-robin across addresses, a budget of failed proofs per
-	// address).
+	// PairingGate admits the pairing work of Milagro hellos (CS and P2P),
+	// keyed by source: nil means Guards.Gate (GOMAXPROCS at once,
+	// round-robin across sources, a budget of failed proofs per source).
 	PairingGate PairingGate
+	// Guards is the server's admission and abuse control (failure budgets
+	// per source, pairing gate, lockout, replay cache, tarpit of refused
+	// connections). Nil means one set per Config, shared by its Clones and
+	// by the Configs its GetConfigForClient returns; set one to share it
+	// across Configs (the proxy keeps one across reloads).
+	Guards *Guards
 
 	// Milagro P2P, either side: this peer's keys (its identity is P2PKey.ID()).
 	// A P2P client must name the server identity it expects (ServerIdentity).

@@ -3,6 +3,7 @@ package mtls
 import (
 	"bytes"
 	"container/list"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -105,6 +106,19 @@ func (c *Config) ticketKeys() ([]handshake.TicketKey, error) {
 	}
 	t.auto = keys
 	return keys, nil
+}
+
+// ticketScope names the configuration that issues a session, for the
+// session's binding (ciphersuite.ServerConfig.SessionBinding): its PSK
+// identity hint (the permit policy is re-checked on its own). The credentials themselves (the
+// PSK, the CS server key and its D-TA set, the P2P key) are bound
+// separately, so a Config for another tenant, or a reloaded one with a
+// rotated key, does not resume sessions of the first.
+func (c *Config) ticketScope() []byte {
+	h := sha256.New()
+	h.Write([]byte("MTLS1-ticket-scope\x00"))
+	h.Write([]byte(c.PSKIdentityHint))
+	return h.Sum(nil)
 }
 
 func sameKeys(a, b [][32]byte) bool {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/milagro-go/milagro/ciphersuite"
+	"github.com/milagro-go/milagro/internal/admission"
 	"github.com/milagro-go/milagro/mtls"
 )
 
@@ -375,7 +376,7 @@ func failureReason(err error) string {
 		return "peer_closed"
 	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
 		return "reset"
-	case errors.Is(err, ciphersuite.ErrBusy):
+	case errors.Is(err, admission.ErrBusy):
 		return "busy"
 	case errors.As(err, &ae):
 		if ae.Remote {
