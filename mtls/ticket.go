@@ -9,7 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -360,12 +360,22 @@ func ParseTicketKeys(data []byte) ([][32]byte, error) {
 	return out, nil
 }
 
-// LoadTicketKeys reads a ticket key file (see ParseTicketKeys).
+// LoadTicketKeys reads a ticket key file (see ParseTicketKeys). Like a
+// secret key file (LoadKey), it must be a regular file that group and
+// others cannot read (ErrKeyPermissions), except a root-owned 0440/0640.
 func LoadTicketKeys(path string) ([][32]byte, error) {
-	data, err := os.ReadFile(path)
+	data, mode, rootOwned, err := readKeyFile(path)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(data)
+	// A ticket key is a secret like a key file (see LoadKey): its holder
+	// can mint sessions for any identity the policy admits and decrypt
+	// recorded sessions while the key lives.
+	groupReadByRoot := rootOwned && mode&0o037 == 0
+	if mode&0o077 != 0 && !groupReadByRoot && runtime.GOOS != "windows" {
+		return nil, fmt.Errorf("%w: session ticket key file %s has mode %04o; make it private: chmod 600 %s "+
+			"(a root-owned file may be 0640)", ErrKeyPermissions, path, mode.Perm(), path)
+	}
 	return ParseTicketKeys(data)
 }
