@@ -77,7 +77,7 @@ type Server struct {
 	cur atomic.Pointer[serverState]
 	loop
 
-	slots   *admission.Slots
+	slots   admission.Slots // handshake slots (Max and PerSource set by Serve)
 	connSem chan struct{}
 	// Guards kept across SetConfig (reloads): failure budgets, lockout,
 	// replay cache, pairing gate and tarpit belong to the server, not to
@@ -178,14 +178,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.HTTPIdentityHeader != "" && s.ProxyProtocol {
 		return errors.New("proxy: choose one of PROXY protocol and HTTP identity header")
 	}
-	if s.slots == nil {
-		s.slots = &admission.Slots{Max: s.MaxHandshakes, PerSource: s.MaxHandshakesPerSource}
-		if s.slots.Max <= 0 {
-			s.slots.Max = defaultMaxHandshakes
-		}
-		if s.slots.PerSource <= 0 {
-			s.slots.PerSource = defaultMaxHandshakesPerSource
-		}
+	s.slots.Max, s.slots.PerSource = s.MaxHandshakes, s.MaxHandshakesPerSource
+	if s.slots.Max <= 0 {
+		s.slots.Max = defaultMaxHandshakes
+	}
+	if s.slots.PerSource <= 0 {
+		s.slots.PerSource = defaultMaxHandshakesPerSource
 	}
 	if s.MaxConns > 0 && s.connSem == nil {
 		s.connSem = make(chan struct{}, s.MaxConns)

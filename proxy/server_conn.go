@@ -86,6 +86,7 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 		// hellos refused by a lockout): held in the tarpit before any
 		// work, so it loses its concurrency instead of reconnecting.
 		s.Metrics.handshake("", resultBusy, 0)
+		t.handedOff.Store(true)
 		guards.Pit.Add(source, raw)
 		return nil, resultBusy
 	}
@@ -95,9 +96,13 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 	if !ok {
 		s.Metrics.handshake("", resultBusy, 0)
 		if ok, n := s.deniedLog.allow(time.Now()); ok {
-			log.Warn("too many handshakes in progress; connection closed", "pending", s.slots.Len(), "source", source.String(), "suppressed", n)
+			log.Warn("too many handshakes in progress; connection held, then closed", "pending", s.slots.Len(), "source", source.String(), "suppressed", n)
 		}
-		raw.Close()
+		// Held in the tarpit rather than closed: a source that keeps more
+		// than its share of slots loses its concurrency instead of
+		// reconnecting at once.
+		t.handedOff.Store(true)
+		guards.Pit.Add(source, raw)
 		return nil, resultBusy
 	}
 	releaseHS := slot.Release
