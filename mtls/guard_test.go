@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -216,5 +218,89 @@ func TestLockoutResetOnlyAfterFinished(t *testing.T) {
 	milExpectAlert(t, "server", r.serverErr, ciphersuite.AlertAccessDenied, false)
 	if !strings.Contains(r.serverErr.Error(), "locked out") {
 		t.Fatalf("the fifth failure did not lock: %v", r.serverErr)
+	}
+}
+
+// Milagro P2P has the same pairing gate and failure budget as CS: each
+// ClientKeyExchange's pairing goes through the gate, and a client whose
+// Finished does not verify (a wrong key) is charged to its source until
+// the listener refuses the source at accept.
+func TestP2PGateAndBudget(t *testing.T) {
+	f := milFixtureFor(t)
+	gate := &countingGate{}
+	guards := mtls.NewGuards(milClock(milNow))
+	guards.Budget.Burst = 3
+	server := &mtls.Config{P2PKey: f.nodeA, Time: milClock(milNow), PairingGate: gate, Guards: guards}
+	good := &mtls.Config{P2PKey: f.nodeB, ServerIdentity: milNodeA, Time: milClock(milNow)}
+	if r := milHandshakeTCP(t, good, server, nil, nil); r.serverErr != nil || r.clientErr != nil {
+		t.Fatalf("%v / %v", r.clientErr, r.serverErr)
+	}
+	if gate.n.Load() != 1 {
+		t.Fatalf("a P2P handshake made %d pairings through the gate, want 1", gate.n.Load())
+	}
+	src := guards.Keyer.IP(netip.MustParseAddr("127.0.0.1"))
+	wrong := &mtls.Config{P2PKey: f.nodeB2of3, ServerIdentity: milNodeA, Time: milClock(milNow)}
+	for i := 0; i < 3; i++ {
+		if r := milHandshakeTCP(t, wrong, server, nil, nil); r.serverErr == nil {
+			t.Fatal("a wrong P2P key was accepted")
+		}
+	}
+	if !guards.Budget.Spent(src) {
+		t.Fatalf("three wrong P2P keys left the source %.1f tokens", guards.Budget.Left(src))
+	}
+	addr, _ := guardServer(t, server)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for guards.Pit.Held(src) == 0 {
+		time.Sleep(time.Millisecond) // waiting for the listener's accept, no timing assertion
+	}
+}
+
+// Hellos refused by a lockout spend the source's failure budget: a source
+// flooding a locked identity ends refused at accept, held in the tarpit.
+func TestLockoutRefusalsSpendBudget(t *testing.T) {
+	f := milFixtureFor(t)
+	guards := mtls.NewGuards(milClock(milNow))
+	server := &mtls.Config{CSServerSecret: f.secret, Time: milClock(milNow), Guards: guards}
+	src := guards.Keyer.IP(netip.MustParseAddr("127.0.0.1"))
+	for i := 0; i < 5; i++ {
+		guards.Lockout.Failure(milAlice, src, guards.Lockout.Begin())
+	}
+	addr, results := guardServer(t, server)
+	refused := 0
+	for !guards.Budget.Spent(src) {
+		if refused > 25 {
+			t.Fatalf("%d hellos refused by the lockout did not spend the source's budget (%.1f left)", refused, guards.Budget.Left(src))
+		}
+		sendRaw(addr, captureHello(t, &mtls.Config{CSKey: f.alice, Time: milClock(milNow)}))
+		if err := <-results; err == nil || !strings.Contains(err.Error(), "locked out") {
+			t.Fatalf("hello of a locked identity: %v", err)
+		}
+		refused++
+	}
+	// Another source is not affected.
+	other := guards.Keyer.IP(netip.MustParseAddr("127.0.0.2"))
+	if locked, _ := guards.Lockout.Locked(milAlice, other); locked || guards.Budget.Spent(other) {
+		t.Fatal("one source's failures reached another")
+	}
+}
+
+// Fifty addresses of one IPv6 /64 are one source for the guards.
+func TestGuardsKeyIPv6BySlashSixtyFour(t *testing.T) {
+	g := mtls.NewGuards(nil)
+	a := g.Keyer.Addr(&net.TCPAddr{IP: net.ParseIP("2001:db8:5:6::1"), Port: 1})
+	for i := 2; i < 52; i++ {
+		if b := g.Keyer.Addr(&net.TCPAddr{IP: net.ParseIP("2001:db8:5:6::" + strconv.Itoa(i)), Port: i}); b != a {
+			t.Fatalf("%v and %v are two sources", a, b)
+		}
+	}
+	for i := 0; i < 25; i++ {
+		g.Budget.Charge(a)
+	}
+	if _, ok := g.Budget.Admit(g.Keyer.Addr(&net.TCPAddr{IP: net.ParseIP("2001:db8:5:6::ffff")})); ok {
+		t.Fatal("another address of a /64 that spent its budget was admitted")
 	}
 }
