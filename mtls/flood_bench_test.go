@@ -25,11 +25,17 @@ import (
 // with 256 in flight, from another process, while a legitimate client on
 // 127.0.0.1 keeps connecting. Reported per sub-benchmark: the legitimate
 // client's handshakes/s and its p50/p99 latency; "flooded" also reports
-// the hellos the server refused per second. Compare flooded with unflooded in one run:
+// the hellos the server refused per second. Other floods: "locked", bogus
+// hellos of the legitimate client's own identity (the lockout refuses the
+// flooding source for it, and charges the refusals to the source's
+// budget); "locked-lockout-off", the same against a server without a
+// lockout; "replay", one hello sent again and again. Each measures the
+// steady flood, after the first burst every source may spend. Compare
+// them with unflooded in one run:
 //
 //	go test -run='^$' -bench=CSFlood -benchtime=3s ./mtls
 func BenchmarkCSFlood(b *testing.B) {
-	for _, mode := range []string{"unflooded", "flooded", "locked", "replay"} {
+	for _, mode := range []string{"unflooded", "flooded", "locked", "locked-lockout-off", "replay"} {
 		b.Run(mode, func(b *testing.B) { benchFlood(b, false, mode) })
 	}
 }
@@ -53,6 +59,9 @@ func benchFlood(b *testing.B, p2p bool, mode string) {
 	now := func() time.Time { return milNow }
 	server := &mtls.Config{CSServerSecret: f.secret, Time: now}
 	client := &mtls.Config{CSKey: f.alice, Time: now}
+	if mode == "locked-lockout-off" {
+		server.DisableCSLockout = true
+	}
 	if p2p {
 		server = &mtls.Config{P2PKey: f.nodeA, Time: now}
 		client = &mtls.Config{P2PKey: f.nodeB, ServerIdentity: milNodeA, Time: now}
@@ -89,8 +98,11 @@ func benchFlood(b *testing.B, p2p bool, mode string) {
 		// The attacker is another process (this test binary, see TestMain).
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		fm := mode
-		if fm == "flooded" {
+		switch fm {
+		case "flooded":
 			fm = ""
+		case "locked-lockout-off":
+			fm = "locked"
 		}
 		cmd.Env = append(os.Environ(), "MTLS_FLOODER_ADDR="+addr, "MTLS_FLOODER_MODE="+fm)
 		out, err := cmd.StdoutPipe()
