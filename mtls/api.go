@@ -142,11 +142,12 @@ type Config struct {
 	PermitMode     pairing.PermitMode
 	RequirePermits bool
 	// CSLockout refuses a client identity for a while after repeated
-	// failed proofs (spec §2: 5 failures, then 1 min doubling to 1 h). Nil
-	// means one Lockout with the defaults per Config (shared by its
-	// Clones and the Configs its GetConfigForClient returns); set one to
-	// share it across Configs (the proxy keeps one across reloads).
-	// DisableCSLockout turns it off.
+	// failed proofs: 5 from one source (an IPv4 address or IPv6 /64) lock
+	// that source out for it, 100 from all sources lock everyone out; 1
+	// min doubling to 1 h; only a completed handshake resets it (see
+	// docs/protocol.md §3.5). Nil means Guards.Lockout; set one to share
+	// it across Configs. Its Clock, if nil, is time.Now: give it this
+	// Config's Time when you set that. DisableCSLockout turns it off.
 	CSLockout        *Lockout
 	DisableCSLockout bool
 	// PairingGate admits the pairing work of Milagro hellos (CS and P2P),

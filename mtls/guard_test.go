@@ -2,6 +2,7 @@ package mtls_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -89,8 +90,11 @@ func guardServer(t *testing.T, cfg *mtls.Config) (addr string, results <-chan er
 // sendRaw writes a captured hello, waits for the server's first answer
 // (an alert or its ServerHello) and closes: the sender holds no key to go
 // on with.
-func sendRaw(addr string, hello []byte) error {
-	c, err := net.Dial("tcp", addr)
+func sendRaw(addr string, hello []byte) error { return sendRawFrom(nil, addr, hello) }
+
+// sendRawFrom is sendRaw from a local address (nil: any).
+func sendRawFrom(local net.Addr, addr string, hello []byte) error {
+	c, err := (&net.Dialer{LocalAddr: local}).Dial("tcp", addr)
 	if err != nil {
 		return err
 	}
@@ -302,5 +306,81 @@ func TestGuardsKeyIPv6BySlashSixtyFour(t *testing.T) {
 	}
 	if _, ok := g.Budget.Admit(g.Keyer.Addr(&net.TCPAddr{IP: net.ParseIP("2001:db8:5:6::ffff")})); ok {
 		t.Fatal("another address of a /64 that spent its budget was admitted")
+	}
+}
+
+// barrierGate lets pairings through only once n are waiting: a burst of
+// proofs all in flight together.
+type barrierGate struct {
+	n, want atomic.Int64
+	all     chan struct{}
+	once    sync.Once
+}
+
+func (g *barrierGate) Acquire(ctx context.Context, _ mtls.Source) (func(bool), error) {
+	if g.n.Add(1) == g.want.Load() {
+		g.once.Do(func() { close(g.all) })
+	}
+	select {
+	case <-g.all:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return func(bool) {}, nil
+}
+
+// One burst of failed proofs, all in flight together, escalates the
+// backoff at most once: 20 wrong PINs lock alice for one backoff, not 1 →
+// 2 → 4 → 8 minutes.
+func TestLockoutBurstEscalatesOnce(t *testing.T) {
+	f := milFixtureFor(t)
+	const burst = 20
+	gate := &barrierGate{all: make(chan struct{})}
+	gate.want.Store(burst)
+	lock := &mtls.Lockout{Clock: milClock(milNow)}
+	server := &mtls.Config{CSServerSecret: f.secret, Time: milClock(milNow), PairingGate: gate, CSLockout: lock}
+	addr, results := guardServer(t, server)
+	var hellos [][]byte
+	for i := 0; i < burst; i++ {
+		hellos = append(hellos, captureHello(t, &mtls.Config{CSToken: f.aliceToken,
+			GetPIN: func() (uint32, error) { return milBadPIN, nil }, Time: milClock(milNow)}))
+	}
+	for _, h := range hellos {
+		go sendRaw(addr, h)
+	}
+	for i := 0; i < burst; i++ {
+		if err := <-results; err == nil || !strings.Contains(err.Error(), "does not verify") {
+			t.Fatalf("proof %d: %v", i, err)
+		}
+	}
+	src := mtls.NewGuards(nil).Keyer.IP(netip.MustParseAddr("127.0.0.1"))
+	locked, until := lock.Locked(milAlice, src)
+	if !locked || !until.Equal(milNow.Add(time.Minute)) {
+		t.Fatalf("one burst of %d failures: locked %v until %v, want one backoff (%v)", burst, locked, until, milNow.Add(time.Minute))
+	}
+}
+
+// A source cannot lock a victim out: ten wrong PINs for alice from
+// 127.0.0.2 lock 127.0.0.2 out for her, not alice on 127.0.0.1.
+func TestLockoutOneSourceCannotLockVictim(t *testing.T) {
+	f := milFixtureFor(t)
+	lock := &mtls.Lockout{Clock: milClock(milNow)}
+	server := &mtls.Config{CSServerSecret: f.secret, Time: milClock(milNow), CSLockout: lock}
+	addr, results := guardServer(t, server)
+	attacker := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}
+	for i := 0; i < 10; i++ {
+		h := captureHello(t, &mtls.Config{CSToken: f.aliceToken, GetPIN: func() (uint32, error) { return milBadPIN, nil }, Time: milClock(milNow)})
+		if err := sendRawFrom(attacker, addr, h); err != nil && !errors.Is(err, io.EOF) {
+			t.Logf("attacker connection: %v", err)
+		}
+		<-results
+	}
+	g := mtls.NewGuards(nil)
+	if locked, _ := lock.Locked(milAlice, g.Keyer.IP(netip.MustParseAddr("127.0.0.2"))); !locked {
+		t.Fatal("the attacking source is not locked out for alice")
+	}
+	good := &mtls.Config{CSKey: f.alice, Time: milClock(milNow)}
+	if r := milHandshakeTCP(t, good, server, nil, nil); r.serverErr != nil || r.clientErr != nil {
+		t.Fatalf("one source locked alice out everywhere: %v / %v", r.clientErr, r.serverErr)
 	}
 }

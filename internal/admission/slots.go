@@ -18,7 +18,9 @@ const DefaultSlots = 1024
 type Slots struct {
 	Max       int // 0 means DefaultSlots
 	PerSource int // 0 means no bound but Max
-	Clock     Clock
+	// Clock is the set's clock; Slots itself orders by arrival and reads
+	// no time.
+	Clock Clock
 
 	mu    sync.Mutex
 	total int
