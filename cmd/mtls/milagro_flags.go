@@ -171,7 +171,10 @@ func applyMilagroServer(c *cli.Context, cfg *mtls.Config) error {
 		}
 		all := c.Int("lockout-identity-threshold")
 		if all < n {
-			return fmt.Errorf("invalid --lockout-identity-threshold %d: at least --lockout-threshold (%d)", all, n)
+			if c.IsSet("lockout-identity-threshold") {
+				return fmt.Errorf("invalid --lockout-identity-threshold %d: at least --lockout-threshold (%d)", all, n)
+			}
+			all = n // a raised per-source threshold raises the identity-wide one
 		}
 		cfg.CSLockout = &mtls.Lockout{SourceThreshold: n, IdentityThreshold: all, Backoff: b, MaxBackoff: m,
 			OnLock: func(ev mtls.LockEvent) {
