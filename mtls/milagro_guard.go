@@ -205,7 +205,7 @@ func (a *guardAttempt) Proved(verified bool) {
 			a.cg.g.Budget.Charge(a.cg.src)
 		}
 		if a.kind == ciphersuite.KXMilagroCS && !a.cg.lockout.Failure(a.id, a.cg.src, a.started) && a.cg.logger != nil {
-			a.cg.logger.Warn("mtls: lockout table full of locked identities; a failed proof was not counted",
+			a.cg.logger.Debug("mtls: lockout table full of locked identities; a failed proof was not counted (Lockout.Dropped counts them)",
 				"id", a.id, "source", a.cg.src.String())
 		}
 	})
