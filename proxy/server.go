@@ -131,6 +131,7 @@ func (s *Server) SetConfig(cfg *mtls.Config, acl *ACL) error {
 	if c.Guards == nil {
 		c.Guards = s.guards
 	}
+	s.Metrics.watchGuards(s.guards, &s.slots, s.lockout)
 	if !cfg.DisableCSLockout {
 		c.CSLockout = s.lockout // the first one's settings; counts survive reloads
 	}
