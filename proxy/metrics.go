@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/milagro-go/milagro/ciphersuite"
+	"github.com/milagro-go/milagro/internal/admission"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
@@ -45,6 +46,33 @@ type Metrics struct {
 	mu        sync.Mutex
 	reloadErr error // the last reload's error, nil after a success
 	reloadAt  time.Time
+
+	guardsOnce sync.Once // watchGuards registers its metrics once
+}
+
+// watchGuards exports the state of a server's admission guards: handshakes
+// holding a slot, connections held in the tarpit, and failed proofs the
+// full lockout table could not record.
+func (m *Metrics) watchGuards(g *mtls.Guards, slots *admission.Slots, lockout *mtls.Lockout) {
+	if m == nil || g == nil {
+		return
+	}
+	m.guardsOnce.Do(func() {
+		m.Registry.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "mtls_proxy_handshake_slots_in_use",
+				Help: "Connections in their handshake, each holding one of --max-handshakes slots (shared fairly between sources).",
+			}, func() float64 { return float64(slots.Len()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "mtls_proxy_tarpit_connections",
+				Help: "Refused connections held open before they are closed (sources over their failure budget or their share of handshake slots).",
+			}, func() float64 { return float64(g.Pit.Len()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "mtls_proxy_cs_lockout_unrecorded_failures_total",
+				Help: "Failed Milagro CS proofs the lockout could not record because its table was full of locked identities.",
+			}, func() float64 { return float64(lockout.Dropped()) }),
+		)
+	})
 }
 
 // Handshake results (the "result" label of mtls_proxy_handshakes_total).
@@ -410,7 +438,7 @@ func failureReason(err error) string {
 		return "peer_closed"
 	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
 		return "reset"
-	case errors.Is(err, ciphersuite.ErrBusy):
+	case errors.Is(err, admission.ErrBusy):
 		return "busy"
 	case errors.As(err, &ae):
 		if ae.Remote {

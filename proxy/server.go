@@ -11,20 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/milagro-go/milagro/internal/admission"
 	"github.com/milagro-go/milagro/mtls"
 )
-
-// sourceAddr names a client for per-source limits: its IP address.
-func sourceAddr(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return host
-}
 
 // Server is the terminating side of the proxy: it accepts mtls connections,
 // admits authenticated peers that pass the ACL and forwards their traffic
@@ -46,10 +35,18 @@ type Server struct {
 	// cannot take the slots of established ones.
 	MaxConns int
 	// MaxHandshakes bounds the connections in their handshake (0: 1024),
-	// MaxHandshakesPerSource those from one IP address (0: 256; a client sidecar opens its connections from one address); beyond
-	// either, a new connection is closed at once (metric result "busy").
+	// MaxHandshakesPerSource those from one source, an IPv4 address or an
+	// IPv6 /64 (0: 256; a client sidecar opens its connections from one
+	// address). When all are taken, a new source takes a slot from the
+	// source holding the most (its oldest handshake is closed); beyond
+	// that, a new connection is closed at once (metric result "busy").
 	MaxHandshakes          int
 	MaxHandshakesPerSource int
+	// HelloTimeout bounds the handshake of a connection admitted while
+	// more than three quarters of the handshake slots are taken (0:
+	// DefaultHelloTimeout), so slow or silent connections give their
+	// slots back quickly when they are scarce.
+	HelloTimeout time.Duration
 	// ProxyProtocol sends a PROXY protocol v2 header carrying the identity
 	// (see AppendProxyV2) before any client data.
 	ProxyProtocol bool
@@ -80,13 +77,14 @@ type Server struct {
 	cur atomic.Pointer[serverState]
 	loop
 
-	hs      hsLimiter
+	slots   admission.Slots // handshake slots (Max and PerSource set by Serve)
 	connSem chan struct{}
-	// Milagro CS guards kept across SetConfig (reloads): the lockout and
-	// the pairing gate belong to the server, not to one configuration.
+	// Guards kept across SetConfig (reloads): failure budgets, lockout,
+	// replay cache, pairing gate and tarpit belong to the server, not to
+	// one configuration.
 	guardMu   sync.Mutex
 	lockout   *mtls.Lockout
-	gate      *mtls.FairGate
+	guards    *mtls.Guards
 	deniedLog rateLog
 }
 
@@ -111,25 +109,29 @@ func (s *Server) SetConfig(cfg *mtls.Config, acl *ACL) error {
 	}
 	c := cfg.Clone()
 	s.guardMu.Lock()
-	if s.gate == nil {
-		s.gate = &mtls.FairGate{}
+	if s.guards == nil {
+		s.guards = cfg.Guards
+		if s.guards == nil {
+			s.guards = mtls.NewGuards(cfg.Time)
+		}
 	}
 	if s.lockout == nil && !cfg.DisableCSLockout {
 		s.lockout = cfg.CSLockout
 		if s.lockout == nil {
-			s.lockout = mtls.NewLockout()
+			s.lockout = s.guards.Lockout
 		}
 		prev, m := s.lockout.OnLock, s.Metrics
-		s.lockout.OnLock = func(id string, until time.Time) {
+		s.lockout.OnLock = func(ev mtls.LockEvent) {
 			m.lockout()
 			if prev != nil {
-				prev(id, until)
+				prev(ev)
 			}
 		}
 	}
-	if c.PairingGate == nil {
-		c.PairingGate = s.gate
+	if c.Guards == nil {
+		c.Guards = s.guards
 	}
+	s.Metrics.watchGuards(s.guards, &s.slots, s.lockout)
 	if !cfg.DisableCSLockout {
 		c.CSLockout = s.lockout // the first one's settings; counts survive reloads
 	}
@@ -177,13 +179,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.HTTPIdentityHeader != "" && s.ProxyProtocol {
 		return errors.New("proxy: choose one of PROXY protocol and HTTP identity header")
 	}
-	s.hs.max = s.MaxHandshakes
-	if s.hs.max <= 0 {
-		s.hs.max = defaultMaxHandshakes
+	s.slots.Max, s.slots.PerSource = s.MaxHandshakes, s.MaxHandshakesPerSource
+	if s.slots.Max <= 0 {
+		s.slots.Max = defaultMaxHandshakes
 	}
-	s.hs.perSource = s.MaxHandshakesPerSource
-	if s.hs.perSource <= 0 {
-		s.hs.perSource = defaultMaxHandshakesPerSource
+	if s.slots.PerSource <= 0 {
+		s.slots.PerSource = defaultMaxHandshakesPerSource
 	}
 	if s.MaxConns > 0 && s.connSem == nil {
 		s.connSem = make(chan struct{}, s.MaxConns)

@@ -76,33 +76,36 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 	log := s.logger().With("conn", t.id, "mode", "server", "remote", remoteString(raw))
 	result = resultError
 
-	source := sourceAddr(raw.RemoteAddr())
 	s.guardMu.Lock()
-	gate := s.gate
+	guards := s.guards
 	s.guardMu.Unlock()
-	admitRelease, admitted := gate.Admit(source)
+	source := guards.Keyer.Addr(raw.RemoteAddr())
+	admitRelease, admitted := guards.Budget.Admit(source)
 	if !admitted {
-		// This address's CS proofs kept failing: closed before any work.
+		// This source spent its failure budget (failed proofs, replays,
+		// hellos refused by a lockout): held in the tarpit before any
+		// work, so it loses its concurrency instead of reconnecting.
 		s.Metrics.handshake("", resultBusy, 0)
-		raw.Close()
+		t.handedOff.Store(true)
+		guards.Pit.Add(source, raw)
 		return nil, resultBusy
 	}
 	defer admitRelease()
-	if !s.hs.admit(source) {
+	scarce := s.slots.Scarce()
+	slot, ok := s.slots.Acquire(source, func() { raw.Close() })
+	if !ok {
 		s.Metrics.handshake("", resultBusy, 0)
 		if ok, n := s.deniedLog.allow(time.Now()); ok {
-			log.Warn("too many handshakes in progress; connection closed", "pending", s.hs.pending(), "suppressed", n)
+			log.Warn("too many handshakes in progress; connection held, then closed", "pending", s.slots.Len(), "source", source.String(), "suppressed", n)
 		}
-		raw.Close()
+		// Held in the tarpit rather than closed: a source that keeps more
+		// than its share of slots loses its concurrency instead of
+		// reconnecting at once.
+		t.handedOff.Store(true)
+		guards.Pit.Add(source, raw)
 		return nil, resultBusy
 	}
-	hsDone := false
-	releaseHS := func() {
-		if !hsDone {
-			hsDone = true
-			s.hs.release(source)
-		}
-	}
+	releaseHS := slot.Release
 	defer releaseHS()
 
 	st := s.cur.Load()
@@ -129,7 +132,11 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 		}
 	}()
 
-	hctx, cancel := context.WithTimeout(ctx, orDefault(s.HandshakeTimeout, DefaultHandshakeTimeout))
+	hsTimeout := orDefault(s.HandshakeTimeout, DefaultHandshakeTimeout)
+	if hello := orDefault(s.HelloTimeout, DefaultHelloTimeout); scarce && hello < hsTimeout {
+		hsTimeout = hello // slots are scarce: a slow handshake gives its slot back soon
+	}
+	hctx, cancel := context.WithTimeout(ctx, hsTimeout)
 	// A peer that closes before sending a byte (a TCP health probe, such
 	// as a client-mode proxy's /healthz, or a port scan) tried no
 	// handshake: tell it apart without a buffer (Linux: a one-byte peek).
