@@ -172,9 +172,9 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 			result = resultDenied
 			s.Metrics.handshake(suite, resultDenied, hsDur)
 			if ok, n := s.deniedLog.allow(time.Now()); ok {
-				log.Warn("handshake denied", "err", err, "similar_suppressed", n)
+				log.Warn("handshake denied", "reason", reason, "err", err, "similar_suppressed", n)
 			} else {
-				log.Debug("handshake denied", "err", err)
+				log.Debug("handshake denied", "reason", reason, "err", err)
 			}
 		case reason == "timeout":
 			result = resultTimeout
