@@ -77,8 +77,14 @@ func (rc *recorder) seen() []seenReq {
 // identity header, alice's, and no identity trailer.
 func onlyAlice(t *testing.T, reqs []seenReq) {
 	t.Helper()
+	onlyID(t, reqs, testID)
+}
+
+// onlyID is onlyAlice for identity id.
+func onlyID(t *testing.T, reqs []seenReq, id string) {
+	t.Helper()
 	for i, r := range reqs {
-		if len(r.ids) != 1 || r.ids[0] != testID || len(r.trailerIDs) != 0 {
+		if len(r.ids) != 1 || r.ids[0] != id || len(r.trailerIDs) != 0 {
 			t.Errorf("request %d (%s %s): identity headers %q, trailers %q", i, r.method, r.path, r.ids, r.trailerIDs)
 		}
 	}

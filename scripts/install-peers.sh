@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure every interop peer the tests start is installed: openssl,
-# gnutls-bin (gnutls-serv, gnutls-cli), stunnel4, and a C compiler (the
-# gnutls-cli 3.7.9 ECDHE-PSK work-around is an LD_PRELOAD shim).
+# gnutls-bin (gnutls-serv, gnutls-cli), stunnel4, curl (HTTP identity mode:
+# HTTP/1.1, h2c upgrade offers, HTTP/2 prior knowledge), and a C compiler
+# (the gnutls-cli 3.7.9 ECDHE-PSK work-around is an LD_PRELOAD shim).
 #
 # As root with apt-get, missing packages are installed (apt-get update runs
 # once, first). Otherwise a missing peer is an error that names the packages
@@ -11,6 +12,7 @@ need=""
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v gnutls-serv >/dev/null 2>&1 && command -v gnutls-cli >/dev/null 2>&1 || need="$need gnutls-bin"
 command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || need="$need stunnel4"
+command -v curl >/dev/null 2>&1 || need="$need curl"
 command -v cc >/dev/null 2>&1 || need="$need gcc"
 if [ -z "$need" ]; then
   exit 0
