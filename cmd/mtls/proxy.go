@@ -230,7 +230,11 @@ func runProxy(c *cli.Context, server bool) error {
 		}
 		upgrades := []string{}
 		for _, u := range c.StringSlice("http-allow-upgrade") {
-			if u != "none" {
+			switch {
+			case u == "none":
+			case !proxy.ValidHeaderName(u) || strings.EqualFold(u, "h2c"):
+				return cmdError(name, "", fmt.Errorf("invalid --http-allow-upgrade %q: a protocol token other than h2c (the proxy does not read HTTP/2 after an upgrade)", u))
+			default:
 				upgrades = append(upgrades, u)
 			}
 		}
