@@ -29,7 +29,7 @@ import (
 
 // h2cBackend serves rec over HTTP/1.1 and HTTP/2 cleartext (prior knowledge
 // and Upgrade: h2c), as golang.org/x/net/http2/h2c does.
-func h2cBackend(t *testing.T, rec http.Handler) string {
+func h2cBackend(t testing.TB, rec http.Handler) string {
 	t.Helper()
 	ln := listenLocal(t)
 	hs := &http.Server{Handler: h2c.NewHandler(rec, &http2.Server{})}

@@ -182,11 +182,13 @@ func newHTTPFront(s *Server) (*httpFront, error) {
 	}
 	errLog := slog.NewLogLogger(f.log.Handler(), slog.LevelDebug)
 	f.rp = &httputil.ReverseProxy{
-		Rewrite:       f.rewrite,
-		Transport:     transport,
-		FlushInterval: -1, // streamed at once: gRPC streams, server-sent events
-		ErrorLog:      errLog,
-		ErrorHandler:  f.proxyError,
+		Rewrite:   f.rewrite,
+		Transport: transport,
+		// FlushInterval 0: a response of unknown length (gRPC, HTTP/2
+		// without content-length, server-sent events) is flushed after
+		// every write; one with a Content-Length when it is complete.
+		ErrorLog:     errLog,
+		ErrorHandler: f.proxyError,
 	}
 	f.h2 = &http2.Server{IdleTimeout: s.IdleTimeout, PermitProhibitedCipherSuites: true}
 	f.h1 = &http.Server{
