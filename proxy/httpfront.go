@@ -235,7 +235,12 @@ func (f *httpFront) serveConn(ctx context.Context, c net.Conn, id, alpn string) 
 	}
 	fc := &frontConn{Conn: c, id: id, done: make(chan struct{})}
 	ln := &oneConnListener{c: fc, closed: make(chan struct{})}
-	go f.h1.Serve(ln)
+	go func() {
+		f.h1.Serve(ln)
+		if ln.untaken() {
+			fc.Close() // h1 was shut down before it took the connection
+		}
+	}()
 	select {
 	case <-fc.done:
 	case <-ctx.Done():
@@ -279,6 +284,13 @@ func (l *oneConnListener) Accept() (net.Conn, error) {
 	}
 	<-l.closed
 	return nil, net.ErrClosed
+}
+
+// untaken reports whether Accept never handed out the connection.
+func (l *oneConnListener) untaken() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.c != nil
 }
 
 func (l *oneConnListener) Close() error {
