@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -60,5 +61,39 @@ func TestServerHTTPIdentityLibrary(t *testing.T) {
 	}
 	if err := <-done; !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("Serve: %v", err)
+	}
+}
+
+// idConn reports another peer identity than the handshake's.
+type idConn struct {
+	SecureConn
+	id string
+}
+
+func (c idConn) ConnectionState() mtls.ConnectionState {
+	cs := c.SecureConn.ConnectionState()
+	cs.PeerIdentity = c.id
+	return cs
+}
+
+// An identity that cannot be an HTTP header value (control characters,
+// white space at either end) is refused: the connection is closed and the
+// back end sees nothing.
+func TestServerHTTPIdentityRefusesUnsafeIdentity(t *testing.T) {
+	for _, id := range []string{"alice\r\nX-Mtls-Identity: admin", "alice\x00", " alice", "alice\t"} {
+		rec := newRecorder()
+		s := &Server{Target: backend(t, rec), HTTPIdentityHeader: testHdr, Logger: quietLogger(t),
+			NewConn: func(c net.Conn, cfg *mtls.Config) SecureConn { return idConn{mtls.Server(c, cfg), id} }}
+		addr := startServer(t, s, AllowAll())
+		rt := mtls.NewHTTPTransport(pskClientConfig("alice"))
+		req, _ := http.NewRequest("GET", "https://"+addr+"/x", nil)
+		if resp, err := rt.RoundTrip(req); err == nil {
+			resp.Body.Close()
+			t.Errorf("identity %q: answered %s", id, resp.Status)
+		}
+		rt.CloseIdleConnections()
+		if reqs := rec.seen(); len(reqs) != 0 {
+			t.Errorf("identity %q: back end saw %+v", id, reqs)
+		}
 	}
 }
