@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/milagro-go/milagro/grpccreds"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
 	"google.golang.org/grpc"
@@ -181,9 +182,11 @@ func (ii *identityInterceptors) seen() []string {
 	return append([]string(nil), ii.calls...)
 }
 
-// A grpc-go server behind the proxy pair receives the authenticated
-// identity as metadata on every call, unary and streaming; the metadata a
-// grpc-go client sets under that name never arrives.
+// A grpc-go server behind the proxy server (--target-protocol h2c)
+// receives the authenticated identity as metadata on every call, unary and
+// streaming, from a gRPC client behind the client-mode proxy (--alpn h2)
+// and from one speaking mtls itself (grpccreds); the metadata a grpc-go
+// client sets under that name never arrives.
 func TestE2EHTTPIdentityGRPC(t *testing.T) {
 	ii := &identityInterceptors{}
 	gs := grpc.NewServer(
@@ -196,15 +199,32 @@ func TestE2EHTTPIdentityGRPC(t *testing.T) {
 			return h(srv, ss)
 		}))
 	hs := health.NewServer()
-	hs.SetServingStatus("svc", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)
 	ln := listenLocal(t)
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)
 
-	_, saddr, _ := proxyServer(t, ln.Addr().String(), "--allow", "alice", "--http-identity-header", testHdr, "--target-protocol", "h2c")
+	_, saddr, _ := proxyServer(t, ln.Addr().String(), "--allow", "alice", "--allow", "bob", "--http-identity-header", testHdr, "--target-protocol", "h2c")
 	_, caddr := proxyClient(t, saddr, "alice", "--alpn", "h2")
-	cc, err := grpc.NewClient("passthrough:///"+caddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// alice's plaintext gRPC client behind the client-mode proxy; bob's
+	// gRPC client speaks mtls itself (grpccreds offers h2 by ALPN).
+	grpcCalls(t, hs, "passthrough:///"+caddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	grpcCalls(t, hs, "passthrough:///"+saddr, grpc.WithTransportCredentials(grpccreds.New(pskClientConfig("bob"))))
+	var want []string
+	for _, id := range []string{"alice", "bob"} {
+		want = append(want, "/grpc.health.v1.Health/Check="+id, "/grpc.health.v1.Health/Check="+id, "/grpc.health.v1.Health/Watch="+id)
+	}
+	if got := ii.seen(); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("gRPC server saw %q, want %q", got, want)
+	}
+}
+
+// grpcCalls makes two unary calls and one streaming call (two messages)
+// to target, each with a spoofed identity in its metadata.
+func grpcCalls(t *testing.T, hs *health.Server, target string, opts ...grpc.DialOption) {
+	t.Helper()
+	hs.SetServingStatus("svc", healthpb.HealthCheckResponse_SERVING)
+	cc, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,11 +249,6 @@ func TestE2EHTTPIdentityGRPC(t *testing.T) {
 	hs.SetServingStatus("svc", healthpb.HealthCheckResponse_NOT_SERVING)
 	if resp, err := stream.Recv(); err != nil || resp.Status != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("streaming call, second message: %v, %v", resp, err)
-	}
-	cancel()
-	want := []string{"/grpc.health.v1.Health/Check=alice", "/grpc.health.v1.Health/Check=alice", "/grpc.health.v1.Health/Watch=alice"}
-	if got := ii.seen(); strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Fatalf("gRPC server saw %q, want %q", got, want)
 	}
 }
 
