@@ -331,6 +331,12 @@ func (f *httpFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "CONNECT is not allowed through this identity proxy", http.StatusMethodNotAllowed)
 		return
 	}
+	if r.Method == http.MethodConnect {
+		// A CONNECT has no content (RFC 9110 §9.3.6): nothing the client
+		// sends after it (an HTTP/2 stream's data) goes to the target,
+		// which might take it for a tunnel.
+		r.Body, r.ContentLength = http.NoBody, 0
+	}
 	if r.ProtoMajor == 1 {
 		f.filterUpgrade(r.Header)
 	}

@@ -341,6 +341,60 @@ func TestHTTPIdentityAllowConnect(t *testing.T) {
 	onlyAlice(t, reqs)
 }
 
+// With AllowConnect, an HTTP/2 CONNECT reaches the target as a request
+// without content: the stream's data never does.
+func TestHTTPIdentityAllowConnectHTTP2(t *testing.T) {
+	rec := newRecorder()
+	c, _ := testFront(t, backend(t, rec), frontOpts{allowConnect: true, alpn: "h2"})
+	cc, err := (&http2.Transport{}).NewClientConn(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("CONNECT", "http://svc:443", pr)
+	req.Header.Set(testHdr, "admin")
+	go func() {
+		io.WriteString(pw, "GET /admin HTTP/1.1\r\nHost: a\r\n"+testHdr+": admin\r\n\r\n")
+		pw.Close()
+	}()
+	resp, err := cc.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	reqs := rec.seen()
+	if len(reqs) != 1 || reqs[0].method != "CONNECT" || reqs[0].body != "" {
+		t.Fatalf("back end saw %+v", reqs)
+	}
+	onlyAlice(t, reqs)
+}
+
+// Expect: 100-continue: the client's body follows the interim response;
+// the identity is alice's throughout.
+func TestHTTPIdentity100Continue(t *testing.T) {
+	rec := newRecorder()
+	c, _ := testFront(t, backend(t, rec), frontOpts{})
+	io.WriteString(c, "POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n"+testHdr+": admin\r\n\r\n")
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("interim response %q, %v", line, err)
+	}
+	if _, err := br.ReadString('\n'); err != nil { // the empty line
+		t.Fatal(err)
+	}
+	io.WriteString(c, "hello")
+	if resp := readResponse(t, br, "POST"); resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	reqs := rec.seen()
+	if len(reqs) != 1 || reqs[0].body != "hello" {
+		t.Fatalf("back end saw %+v", reqs)
+	}
+	onlyAlice(t, reqs)
+}
+
 // An HTTP/2 connection (ALPN h2) is served as HTTP/2; the identity is
 // rewritten on every stream, to an HTTP/1.1 and to an h2c back end.
 func TestHTTPIdentityHTTP2(t *testing.T) {
