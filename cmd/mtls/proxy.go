@@ -224,6 +224,13 @@ func runProxy(c *cli.Context, server bool) error {
 		if c.String("http-identity-header") != "" && c.Bool("proxy-protocol") {
 			return cmdError(name, "", errors.New("--proxy-protocol and --http-identity-header are exclusive"))
 		}
+		if c.String("http-identity-header") == "" {
+			for _, f := range []string{"target-protocol", "http-allow-upgrade", "allow-connect"} {
+				if c.IsSet(f) {
+					return cmdError(name, "", fmt.Errorf("--%s applies to HTTP identity mode: give --http-identity-header too", f))
+				}
+			}
+		}
 		tp := c.String("target-protocol")
 		if tp != proxy.TargetHTTP1 && tp != proxy.TargetH2C {
 			return cmdError(name, "", fmt.Errorf("invalid --target-protocol %q: want http1 or h2c", tp))

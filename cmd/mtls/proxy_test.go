@@ -67,6 +67,8 @@ func TestProxyArgErrors(t *testing.T) {
 			"invalid --http-identity-header"},
 		{[]string{"mtls", "proxy", "server", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--psk-identity", "a", "--psk", testPSK, "--allow-all", "--http-identity-header", "X-Id", "--target-protocol", "h3"},
 			"invalid --target-protocol"},
+		{[]string{"mtls", "proxy", "server", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--psk-identity", "a", "--psk", testPSK, "--allow-all", "--target-protocol", "h2c"},
+			"--target-protocol applies to HTTP identity mode"},
 		{[]string{"mtls", "proxy", "server", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--psk-identity", "a", "--psk", testPSK, "--allow-all", "--http-identity-header", "X-Id", "--http-allow-upgrade", "h2c"},
 			"invalid --http-allow-upgrade"},
 		{[]string{"mtls", "proxy", "client", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--psk-identity", "a", "--psk", testPSK, "--alpn", ""},
