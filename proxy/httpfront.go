@@ -189,6 +189,7 @@ func newHTTPFront(s *Server) (*httpFront, error) {
 		// every write; one with a Content-Length when it is complete.
 		ErrorLog:     errLog,
 		ErrorHandler: f.proxyError,
+		BufferPool:   rpBuffers{},
 	}
 	f.h2 = &http2.Server{IdleTimeout: s.IdleTimeout, PermitProhibitedCipherSuites: true}
 	f.h1 = &http.Server{
@@ -217,6 +218,15 @@ func newHTTPFront(s *Server) (*httpFront, error) {
 	f.h1.Protocols.SetHTTP1(true)
 	return f, nil
 }
+
+// rpBuffers lends ReverseProxy its 32 KiB copy buffers (without a pool it
+// allocates one per response).
+type rpBuffers struct{}
+
+var rpBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (rpBuffers) Get() []byte  { return *rpBufferPool.Get().(*[]byte) }
+func (rpBuffers) Put(b []byte) { rpBufferPool.Put(&b) }
 
 // shutdown ends idle HTTP/1.1 connections, lets the others finish their
 // request, and sends GOAWAY on the HTTP/2 ones.
