@@ -559,3 +559,60 @@ func FuzzHTTPIdentity(f *testing.F) {
 		}
 	})
 }
+
+// A target that answers 101 to a request that asked for no upgrade does not
+// switch the connection: the client gets 502, and its next request is
+// parsed and carries alice's identity.
+func TestHTTPIdentityUnaskedSwitchRefused(t *testing.T) {
+	ln := listenLocal(t)
+	var mu sync.Mutex
+	var seen []string
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(20 * time.Second))
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					mu.Lock()
+					seen = append(seen, req.URL.Path+"="+strings.Join(identityValues(req.Header), ","))
+					mu.Unlock()
+					if req.URL.Path == "/a" {
+						io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n")
+						continue // keeps reading: a switched proxy would now send raw bytes
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	c, _ := testFront(t, ln.Addr().String(), frontOpts{})
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+	br := bufio.NewReader(c)
+	if resp := readResponse(t, br, "GET"); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("unasked 101 answered %s", resp.Status)
+	}
+	io.WriteString(c, "GET /admin HTTP/1.1\r\nHost: a\r\n"+testHdr+": admin\r\n\r\n")
+	if resp := readResponse(t, br, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("next request answered %s", resp.Status)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(seen, " ") != "/a="+testID+" /admin="+testID {
+		t.Fatalf("back end saw %q", seen)
+	}
+}
