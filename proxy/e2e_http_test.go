@@ -85,7 +85,7 @@ func refusedMetric(t *testing.T, status, reason string) int {
 func TestE2EHTTPIdentityCurlH2C(t *testing.T) {
 	rec := newRecorder()
 	back := h2cBackend(t, rec)
-	_, saddr, status := proxyServer(t, back, "--allow", "alice", "--http-identity-header", testHdr, "--status", "127.0.0.1:0")
+	srv, saddr, status := proxyServer(t, back, "--allow", "alice", "--http-identity-header", testHdr, "--status", "127.0.0.1:0")
 	_, h1 := proxyClient(t, saddr, "alice")
 	_, h2 := proxyClient(t, saddr, "alice", "--alpn", "h2")
 
@@ -126,6 +126,7 @@ func TestE2EHTTPIdentityCurlH2C(t *testing.T) {
 	if n := refusedMetric(t, status, refusedH2Preface); n != 1 {
 		t.Errorf("HTTP/2 prefaces refused: %d, want 1", n)
 	}
+	srv.waitLog(t, "HTTP request refused or its protocol switch removed", "reason", refusedH2Preface, "identity", "alice")
 	reqs = rec.seen()
 	if len(reqs) != 4 || reqs[2].path != "/c" || reqs[3].path != "/d" {
 		t.Fatalf("back end saw %+v", reqs)

@@ -94,8 +94,11 @@ func normHeaderName(s string) string {
 }
 
 // identityKey is the context key of the authenticated peer identity of the
-// connection a request arrived on.
-type identityKey struct{}
+// connection a request arrived on; logKey that of the connection's logger.
+type (
+	identityKey struct{}
+	logKey      struct{}
+)
 
 // httpFront is HTTP identity mode of one Server.
 type httpFront struct {
@@ -199,6 +202,7 @@ func newHTTPFront(s *Server) (*httpFront, error) {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if fc, ok := c.(*frontConn); ok {
 				ctx = context.WithValue(ctx, identityKey{}, fc.id)
+				ctx = context.WithValue(ctx, logKey{}, fc.log)
 			}
 			return ctx
 		},
@@ -236,14 +240,19 @@ func (f *httpFront) shutdown(ctx context.Context) {
 }
 
 // serveConn serves c, authenticated as id, until it closes: HTTP/2 if its
-// ALPN protocol is "h2", HTTP/1.1 otherwise.
-func (f *httpFront) serveConn(ctx context.Context, c net.Conn, id, alpn string) {
+// ALPN protocol is "h2", HTTP/1.1 otherwise. log (nil: the Server's) gets
+// the connection's refusals.
+func (f *httpFront) serveConn(ctx context.Context, c net.Conn, id, alpn string, log *slog.Logger) {
+	if log == nil {
+		log = f.log
+	}
 	if alpn == "h2" {
 		ctx = context.WithValue(ctx, identityKey{}, id)
+		ctx = context.WithValue(ctx, logKey{}, log)
 		f.h2.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: f.h1, Handler: f})
 		return
 	}
-	fc := &frontConn{Conn: c, id: id, done: make(chan struct{})}
+	fc := &frontConn{Conn: c, id: id, log: log, done: make(chan struct{})}
 	ln := &oneConnListener{c: fc, closed: make(chan struct{})}
 	go func() {
 		f.h1.Serve(ln)
@@ -265,6 +274,7 @@ func (f *httpFront) serveConn(ctx context.Context, c net.Conn, id, alpn string) 
 type frontConn struct {
 	net.Conn
 	id   string
+	log  *slog.Logger
 	once sync.Once
 	done chan struct{}
 }
@@ -327,13 +337,13 @@ func (f *httpFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 2 && r.Method == "PRI" && r.TLS == nil && r.RequestURI == "*" {
 		// net/http hands the HTTP/2 preface to the handler of an
 		// HTTP/1.1 connection; http2 never does.
-		f.metrics.httpRefused(refusedH2Preface)
+		f.refused(r, refusedH2Preface, slog.LevelInfo)
 		w.Header().Set("Connection", "close")
 		http.Error(w, "HTTP/2 through this proxy needs ALPN h2 (mtls proxy client --alpn h2)", http.StatusBadRequest)
 		return
 	}
 	if r.Method == http.MethodConnect && !f.allowConnect {
-		f.metrics.httpRefused(refusedConnect)
+		f.refused(r, refusedConnect, slog.LevelInfo)
 		w.Header().Set("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH")
 		if r.ProtoMajor == 1 {
 			w.Header().Set("Connection", "close")
@@ -348,18 +358,33 @@ func (f *httpFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body, r.ContentLength = http.NoBody, 0
 	}
 	if r.ProtoMajor == 1 {
-		f.filterUpgrade(r.Header)
+		offer := r.Header.Get("Upgrade")
+		if reason := f.filterUpgrade(r.Header); reason != "" {
+			f.refused(r, reason, slog.LevelDebug, "upgrade", offer)
+		}
 	}
 	f.rp.ServeHTTP(w, r)
 }
 
+// refused counts and logs a refusal.
+func (f *httpFront) refused(r *http.Request, reason string, level slog.Level, attrs ...any) {
+	f.metrics.httpRefused(reason)
+	log, _ := r.Context().Value(logKey{}).(*slog.Logger)
+	if log == nil {
+		log = f.log
+	}
+	log.Log(r.Context(), level, "HTTP request refused or its protocol switch removed",
+		append([]any{"reason", reason, "method", r.Method, "proto", r.Proto}, attrs...)...)
+}
+
 // filterUpgrade removes an Upgrade offer unless it names exactly one
-// protocol of the allow list (with "Connection: upgrade"), and counts it.
-func (f *httpFront) filterUpgrade(h http.Header) {
+// protocol of the allow list (with "Connection: upgrade"); it returns the
+// reason of a removal ("" if none).
+func (f *httpFront) filterUpgrade(h http.Header) (reason string) {
 	ups := h.Values("Upgrade")
 	connUp := httpguts.HeaderValuesContainsToken(h["Connection"], "upgrade")
 	if len(ups) == 0 && !connUp && len(h.Values("Http2-Settings")) == 0 {
-		return
+		return ""
 	}
 	var protos []string
 	for _, v := range ups {
@@ -370,16 +395,15 @@ func (f *httpFront) filterUpgrade(h http.Header) {
 		}
 	}
 	if connUp && len(protos) == 1 && f.upgrades[strings.ToLower(protoName(protos[0]))] && len(h.Values("Http2-Settings")) == 0 {
-		return
+		return ""
 	}
-	reason := refusedUpgrade
+	if len(protos) > 0 || connUp {
+		reason = refusedUpgrade
+	}
 	for _, p := range protos {
 		if strings.EqualFold(protoName(p), "h2c") {
 			reason = refusedH2CUpgrade
 		}
-	}
-	if len(protos) > 0 || connUp {
-		f.metrics.httpRefused(reason)
 	}
 	h.Del("Upgrade")
 	h.Del("Http2-Settings")
@@ -396,6 +420,7 @@ func (f *httpFront) filterUpgrade(h http.Header) {
 	if len(keep) > 0 {
 		h.Set("Connection", strings.Join(keep, ", "))
 	}
+	return reason
 }
 
 // protoName is the name of an Upgrade protocol token (without "/version").

@@ -122,7 +122,7 @@ func testFront(t *testing.T, target string, o frontOpts) (net.Conn, *Metrics) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); f.serveConn(ctx, sc, testID, o.alpn) }()
+	go func() { defer close(done); f.serveConn(ctx, sc, testID, o.alpn, nil) }()
 	t.Cleanup(func() {
 		c.Close()
 		cancel()
@@ -551,7 +551,7 @@ func FuzzHTTPIdentity(f *testing.F) {
 		ft.bad = nil
 		ft.mu.Unlock()
 		c := &memConn{r: bytes.NewReader(in), closed: make(chan struct{})}
-		front.serveConn(context.Background(), c, testID, "http/1.1")
+		front.serveConn(context.Background(), c, testID, "http/1.1", nil)
 		ft.mu.Lock()
 		defer ft.mu.Unlock()
 		if len(ft.bad) > 0 {

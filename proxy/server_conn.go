@@ -286,7 +286,7 @@ func (c *serverConn) serveHTTP() string {
 		})
 		defer t.Stop()
 	}
-	c.front.serveConn(c.ctx, cc, c.id, c.alpn)
+	c.front.serveConn(c.ctx, cc, c.id, c.alpn, c.log)
 	c.sc.Close()
 	if c.release != nil {
 		c.release()
