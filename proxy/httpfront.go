@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -361,9 +362,43 @@ func (f *httpFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		offer := r.Header.Get("Upgrade")
 		if reason := f.filterUpgrade(r.Header); reason != "" {
 			f.refused(r, reason, slog.LevelDebug, "upgrade", offer)
+		} else if offer != "" {
+			w = upgradeWriter{w}
 		}
 	}
 	f.rp.ServeHTTP(w, r)
+}
+
+// upgradeWriter passes, after a protocol switch, the bytes the client sent
+// behind its Upgrade request before the 101 (already read into net/http's
+// buffer) on to the target: ReverseProxy copies from the hijacked
+// connection only.
+type upgradeWriter struct{ http.ResponseWriter }
+
+func (u upgradeWriter) Unwrap() http.ResponseWriter { return u.ResponseWriter }
+
+func (u upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(u.ResponseWriter).Hijack()
+	if err != nil || brw.Reader.Buffered() == 0 {
+		return c, brw, err
+	}
+	return &bufferedConn{Conn: c, r: brw.Reader}, brw, nil
+}
+
+// bufferedConn reads what r holds, then from the connection.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) {
+	if b.r != nil {
+		if n := b.r.Buffered(); n > 0 {
+			return b.r.Read(p[:min(len(p), n)])
+		}
+		b.r = nil
+	}
+	return b.Conn.Read(p)
 }
 
 // refused counts and logs a refusal.
