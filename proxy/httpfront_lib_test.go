@@ -97,3 +97,42 @@ func TestServerHTTPIdentityRefusesUnsafeIdentity(t *testing.T) {
 		}
 	}
 }
+
+// A reload whose ACL no longer admits an identity closes its live HTTP/2
+// connection: it cannot carry one more request.
+func TestServerHTTPIdentityRevocation(t *testing.T) {
+	rec := newRecorder()
+	s := &Server{Target: backend(t, rec), HTTPIdentityHeader: testHdr, Logger: quietLogger(t), Metrics: NewMetrics()}
+	addr := startServer(t, s, AllowAll())
+	h2 := mtls.NewHTTP2Transport(pskClientConfig("alice"))
+	defer h2.CloseIdleConnections()
+	get := func() error {
+		req, _ := http.NewRequest("GET", "https://"+addr+"/x", nil)
+		resp, err := h2.RoundTrip(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return nil
+	}
+	if err := get(); err != nil {
+		t.Fatal(err)
+	}
+	acl, err := NewACL([]string{"bob"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetConfig(pskServerConfig(), acl); err != nil {
+		t.Fatal(err)
+	}
+	if n := metricValue(s.Metrics.revoked); n != 1 {
+		t.Fatalf("%v connections revoked, want 1", n)
+	}
+	if err := get(); err == nil {
+		t.Fatal("a revoked identity's request was served")
+	}
+	if reqs := rec.seen(); len(reqs) != 1 {
+		t.Fatalf("back end saw %+v", reqs)
+	}
+}
