@@ -735,3 +735,30 @@ func TestHTTPIdentityResponseUntilClose(t *testing.T) {
 		t.Fatalf("%s with %d bytes", resp.Status, len(b))
 	}
 }
+
+// A UNIX socket target works in HTTP identity mode; the client's Host is
+// kept.
+func TestHTTPIdentityUnixTarget(t *testing.T) {
+	path := t.TempDir() + "/svc.sock"
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := make(chan string, 1)
+	rec := newRecorder()
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hosts <- r.Host
+		rec.ServeHTTP(w, r)
+	})}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	c, _ := testFront(t, "unix:"+path, frontOpts{})
+	io.WriteString(c, "GET /u HTTP/1.1\r\nHost: svc.example\r\n"+testHdr+": admin\r\n\r\n")
+	if resp := readResponse(t, bufio.NewReader(c), "GET"); resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	if h := <-hosts; h != "svc.example" {
+		t.Errorf("Host %q reached the back end", h)
+	}
+	onlyAlice(t, rec.seen())
+}
