@@ -42,6 +42,7 @@ type Metrics struct {
 	reloadTime  *prometheus.GaugeVec   // result: unix time of the last one
 	reloadOK    prometheus.Gauge       // 1 if the last reload succeeded
 	revoked     prometheus.Counter
+	httpRef     *prometheus.CounterVec // reason (httpRefusedReasons)
 
 	mu        sync.Mutex
 	reloadErr error // the last reload's error, nil after a success
@@ -152,6 +153,14 @@ func NewMetrics() *Metrics {
 		Name: "mtls_proxy_revoked_connections_total",
 		Help: "Live connections closed by a reload because the ACL no longer admits their identity.",
 	})
+	m.httpRef = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mtls_proxy_http_refused_total",
+		Help: "HTTP identity mode: requests whose protocol switch was refused, by reason: h2c_upgrade and upgrade (the offer was removed and the request served over HTTP/1.1), h2_preface (HTTP/2 preface without ALPN h2: 400), connect (CONNECT: 405).",
+	}, []string{"reason"})
+	for _, r := range httpRefusedReasons {
+		m.httpRef.WithLabelValues(r)
+	}
+	reg.MustRegister(m.httpRef)
 	reg.MustRegister(m.hsFailures, m.reloads, m.reloadTime, m.reloadOK, m.revoked)
 	reg.MustRegister(m.handshakes, m.hsDuration, m.active, m.connections, m.bytes, m.aclDenials, m.lockouts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -236,6 +245,12 @@ func (m *Metrics) connClose(result string) {
 	if m != nil {
 		m.active.Dec()
 		m.connections.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) httpRefused(reason string) {
+	if m != nil {
+		m.httpRef.WithLabelValues(reason).Inc()
 	}
 }
 
