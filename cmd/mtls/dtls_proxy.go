@@ -48,6 +48,14 @@ func runDTLSProxy(c *cli.Context, server bool) error {
 	if _, _, err := net.SplitHostPort(target); err != nil {
 		return cmdError(name, "", fmt.Errorf("invalid --target %q: %w", target, err))
 	}
+	// The same rule as the TCP proxy: the server forwards plaintext
+	// datagrams to --target, so it must be on this host unless the
+	// operator says otherwise.
+	if server && !c.Bool("unsafe-target") {
+		if err := proxy.CheckLocalAddr(target); err != nil {
+			return cmdError(name, "", fmt.Errorf("refusing --target %s: the proxy forwards plaintext datagrams to it, so it must be a loopback address (give --unsafe-target to allow it)", err))
+		}
+	}
 	loadCfg := func() (*dtls.Config, error) {
 		cfg, err := dtlsConfigFromFlags(c, server)
 		if err != nil {
@@ -102,8 +110,15 @@ func runDTLSProxy(c *cli.Context, server bool) error {
 			return cmdError(name, "", err)
 		}
 		addr = pc.LocalAddr()
+		// Checked on the bound socket, as the TCP proxy does: anyone who
+		// reaches a non-loopback --listen sends datagrams that leave with
+		// this proxy's identity.
 		if u, ok := addr.(*net.UDPAddr); ok && !u.IP.IsLoopback() {
-			log.Warn("client mode forwards plaintext from --listen; it is reachable beyond this host", "listen", addr.String())
+			if !c.Bool("unsafe-listen") {
+				_ = pc.Close()
+				return cmdError(name, "", fmt.Errorf("refusing --listen %s: client mode accepts plaintext datagrams and sends them with this proxy's identity, so it must listen on a loopback address (give --unsafe-listen to allow it)", addr))
+			}
+			log.Warn("--unsafe-listen: client mode forwards plaintext from --listen; it is reachable beyond this host", "listen", addr.String())
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		serve = func(context.Context) error { return cl.Serve(ctx, pc) }
