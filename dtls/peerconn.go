@@ -1,0 +1,148 @@
+package dtls
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+)
+
+// datagram is one datagram routed to a peer, with the address it came from
+// (which changes when a peer using connection IDs moves).
+type datagram struct {
+	b    []byte
+	from netip.AddrPort
+}
+
+// peerQueue is how many datagrams may wait for a peer's reader; beyond it
+// the listener drops them, as a full socket buffer would.
+const peerQueue = 64
+
+// peerConn is the net.PacketConn a server connection runs over: it reads
+// the datagrams the listener routes to one peer and writes through the
+// listener's socket.
+type peerConn struct {
+	l   *Listener
+	in  chan datagram
+	src netip.Prefix // the admission key of the first address
+
+	closeOnce sync.Once
+	closed    chan struct{}
+
+	mu      sync.Mutex
+	addr    netip.AddrPort // where writes go: the peer's latest address
+	cids    [][]byte       // connection IDs registered for this peer
+	rdl     deadline
+	slot    bool // holds a handshake slot
+	cookie  bool // returned a cookie (proved its address)
+	cookieT *time.Timer
+	hsT     *time.Timer
+	conn    *Conn
+}
+
+// deadline is a resettable read deadline: expired is closed once it passes.
+type deadline struct {
+	t       *time.Timer
+	expired chan struct{}
+}
+
+func (d *deadline) set(t time.Time) {
+	switch {
+	case d.expired == nil:
+		d.expired = make(chan struct{})
+	case d.t != nil && !d.t.Stop():
+		d.expired = make(chan struct{}) // the old timer fired: its channel is closed
+	case d.t == nil && isClosed(d.expired):
+		d.expired = make(chan struct{}) // a past deadline closed it
+	}
+	d.t = nil
+	if t.IsZero() {
+		return
+	}
+	ch := d.expired
+	if dur := time.Until(t); dur <= 0 {
+		close(ch)
+	} else {
+		d.t = time.AfterFunc(dur, func() { close(ch) })
+	}
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *peerConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	p.mu.Lock()
+	if p.rdl.expired == nil {
+		p.rdl.expired = make(chan struct{})
+	}
+	expired := p.rdl.expired
+	p.mu.Unlock()
+	select {
+	case d := <-p.in:
+		n := copy(b, d.b)
+		return n, net.UDPAddrFromAddrPort(d.from), nil
+	case <-p.closed:
+		return 0, nil, net.ErrClosed
+	case <-expired:
+		return 0, nil, os.ErrDeadlineExceeded
+	}
+}
+
+func (p *peerConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	select {
+	case <-p.closed:
+		return 0, net.ErrClosed
+	default:
+	}
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, &net.OpError{Op: "write", Net: "udp", Addr: addr, Err: net.InvalidAddrError("not a UDP address")}
+	}
+	to := ua.AddrPort()
+	p.mu.Lock()
+	moved := to != p.addr
+	p.mu.Unlock()
+	if moved {
+		// The DTLS connection writes to a new address only after a record
+		// carrying our connection ID from there authenticated (RFC 9146
+		// §6): follow it.
+		p.l.move(p, to)
+	}
+	n, err := p.l.pc.WriteToUDPAddrPort(b, to)
+	if err == nil {
+		p.l.bytesOut.Add(uint64(n))
+	}
+	return n, err
+}
+
+func (p *peerConn) Close() error {
+	p.closeOnce.Do(func() {
+		close(p.closed)
+		p.l.remove(p)
+	})
+	return nil
+}
+
+func (p *peerConn) LocalAddr() net.Addr { return p.l.pc.LocalAddr() }
+
+func (p *peerConn) SetDeadline(t time.Time) error { return p.SetReadDeadline(t) }
+
+func (p *peerConn) SetReadDeadline(t time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rdl.set(t)
+	return nil
+}
+
+// SetWriteDeadline is accepted and ignored: writes go straight to the
+// listener's socket and do not block on this peer.
+func (p *peerConn) SetWriteDeadline(time.Time) error { return nil }
+
+var _ net.PacketConn = (*peerConn)(nil)
