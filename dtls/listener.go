@@ -217,19 +217,14 @@ func (p *peerConn) deliver(b []byte, from netip.AddrPort) {
 	proved := false
 	p.mu.Lock()
 	if !p.cookie && b[0] == contentHandshake {
-		if h, err := parseClientHello(b); err == nil {
-			if len(h.cookie) > 0 {
-				// The peer echoed the HelloVerifyRequest cookie, so it
-				// receives at this address; the DTLS server checks the
-				// cookie itself and aborts on a wrong one.
-				p.cookie, proved = true, true
-				p.cookieT.Stop()
-			} else {
-				// A repeated first ClientHello: the peer has not had
-				// the HelloVerifyRequest yet and retransmits on its
-				// backoff, so the wait for its cookie restarts.
-				p.cookieT.Reset(p.l.opt.CookieTimeout)
-			}
+		if h, err := parseClientHello(b); err == nil && len(h.cookie) > 0 {
+			// The peer echoed the HelloVerifyRequest cookie, so it
+			// receives at this address; the DTLS server checks the
+			// cookie itself and aborts on a wrong one. (Repeated
+			// cookie-less hellos do not extend the wait: a peer whose
+			// state expired starts afresh with its next one.)
+			p.cookie, proved = true, true
+			p.cookieT.Stop()
 		}
 	}
 	p.mu.Unlock()

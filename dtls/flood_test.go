@@ -1,0 +1,211 @@
+package dtls
+
+import (
+	"crypto/rand"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// waitFor polls cond (the listener's gauges move on its own goroutines)
+// until it holds, failing after a generous bound.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(30 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// isHelloVerifyRequest reports a plaintext HelloVerifyRequest record.
+func isHelloVerifyRequest(b []byte) bool {
+	return len(b) > 13 && b[0] == contentHandshake && b[3] == 0 && b[4] == 0 && b[13] == 3
+}
+
+// The attack of an unauthenticated flood: 10,000 cookie-less ClientHellos
+// from 1,000 source ports of one address. The listener holds at most the
+// per-source handshake limit at any time, hands none of them to Accept,
+// drops each when its cookie does not come back, sends exactly one
+// HelloVerifyRequest per state it held (none retransmitted) and sends
+// fewer bytes than it received. A real peer connects afterwards.
+func TestCookielessFloodHoldsBoundedState(t *testing.T) {
+	k := testKeys(t)
+	const perSource = 8
+	l, err := ListenWithOptions("udp", "127.0.0.1:0", p2pServerCfg(k.a), ListenOptions{
+		MaxHandshakesPerSource: perSource, CookieTimeout: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var accepted atomic.Int64
+	acceptedCh := make(chan *Conn, 1)
+	go func() {
+		for {
+			c, err := l.AcceptDTLS()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			acceptedCh <- c
+		}
+	}()
+
+	const ports, perPort = 1000, 10
+	socks := make([]net.PacketConn, ports)
+	for i := range socks {
+		s, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		socks[i] = s
+	}
+	// Count what comes back, per socket.
+	var hvrs, other atomic.Int64
+	var readers sync.WaitGroup
+	for _, s := range socks {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			buf := make([]byte, 2048)
+			for {
+				n, _, err := s.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				if isHelloVerifyRequest(buf[:n]) {
+					hvrs.Add(1)
+				} else {
+					other.Add(1)
+				}
+			}
+		}()
+	}
+	random := make([]byte, 32)
+	helloLen := uint64(len(testHello(0, nil, random)))
+	maxPeers, sent := 0, uint64(0)
+	for round := range perPort {
+		for i, s := range socks {
+			_, _ = rand.Read(random)
+			if _, err := s.WriteTo(testHello(0, nil, random), l.Addr()); err != nil {
+				t.Fatal(err)
+			}
+			sent++
+			if i%50 == 49 {
+				// Paced so that the kernel's socket buffer drops none:
+				// every hello reaches the listener.
+				waitFor(t, "the listener to read the batch", func() bool { return l.Stats().BytesIn == sent*helloLen })
+				if p := l.Stats().Peers; p > maxPeers {
+					maxPeers = p
+				}
+			}
+		}
+		t.Logf("round %d: %+v", round, l.Stats())
+	}
+	waitFor(t, "every flood state to expire", func() bool {
+		s := l.Stats()
+		return s.Peers == 0 && s.Handshaking == 0
+	})
+	st := l.Stats()
+	waitFor(t, "one HelloVerifyRequest per state", func() bool { return hvrs.Load() >= int64(st.Created) })
+	for _, s := range socks {
+		_ = s.SetReadDeadline(time.Now().Add(300 * time.Millisecond)) // longer than a retransmission would take
+	}
+	readers.Wait()
+	t.Logf("flood: %+v; max peers %d; HelloVerifyRequests %d, other %d", st, maxPeers, hvrs.Load(), other.Load())
+	if st.BytesIn != ports*perPort*helloLen {
+		t.Errorf("the listener read %d bytes of %d", st.BytesIn, ports*perPort*helloLen)
+	}
+	if maxPeers > perSource || st.Created > ports*perPort {
+		t.Errorf("held %d peers at once (limit %d), created %d", maxPeers, perSource, st.Created)
+	}
+	if st.CookieExpired != st.Created || st.Refused == 0 {
+		t.Errorf("expired %d of %d created, refused %d", st.CookieExpired, st.Created, st.Refused)
+	}
+	if hvrs.Load() != int64(st.Created) || other.Load() != 0 {
+		t.Errorf("%d HelloVerifyRequests and %d other datagrams for %d states", hvrs.Load(), other.Load(), st.Created)
+	}
+	if st.BytesOut > st.BytesIn {
+		t.Errorf("amplification: %d bytes out for %d in", st.BytesOut, st.BytesIn)
+	}
+	if n := accepted.Load(); n != 0 {
+		t.Fatalf("Accept returned %d unauthenticated peers", n)
+	}
+
+	// The listener still serves a real peer.
+	done := make(chan error, 1)
+	go func() {
+		c := <-acceptedCh
+		done <- c.Handshake()
+	}()
+	c, err := dial(t, l.Addr().String(), p2pClientCfg(k.b, "node-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A ClientHello carrying a cookie from an address the listener holds no
+// state for creates none, whatever the cookie: forged, issued to another
+// address, or issued to a state that has since expired.
+func TestCookieWithoutStateIsDropped(t *testing.T) {
+	k := testKeys(t)
+	l, err := ListenWithOptions("udp", "127.0.0.1:0", p2pServerCfg(k.a), ListenOptions{CookieTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	sock := func() net.PacketConn {
+		s, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	random := make([]byte, 32)
+	_, _ = rand.Read(random)
+	a, b, c := sock(), sock(), sock()
+
+	// Forged.
+	if _, err := c.WriteTo(testHello(1, []byte("forged-cookie-0123456"), random), l.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the forged cookie counted", func() bool { return l.Stats().Malformed == 1 })
+
+	// Issued to a, replayed from b.
+	if _, err := a.WriteTo(testHello(0, nil, random), l.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	_ = a.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, _, err := a.ReadFrom(buf)
+	if err != nil || !isHelloVerifyRequest(buf[:n]) {
+		t.Fatalf("no HelloVerifyRequest: %v", err)
+	}
+	cookie := buf[28:n] // record header 13, handshake header 12, version 2, length 1
+	if len(cookie) != int(buf[27]) || len(cookie) == 0 {
+		t.Fatalf("HelloVerifyRequest %x", buf[:n])
+	}
+	if _, err := b.WriteTo(testHello(1, cookie, random), l.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the other address's cookie counted", func() bool { return l.Stats().Malformed == 2 })
+
+	// Returned by a after its state expired.
+	waitFor(t, "a's state to expire", func() bool { return l.Stats().Peers == 0 })
+	if _, err := a.WriteTo(testHello(1, cookie, random), l.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the expired cookie counted", func() bool { return l.Stats().Malformed == 3 })
+	if st := l.Stats(); st.Created != 1 || st.Peers != 0 || st.CookieExpired != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
