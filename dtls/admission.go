@@ -1,43 +1,51 @@
 package dtls
 
 import (
+	"context"
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/milagro-go/milagro/internal/admission"
 )
 
 // ListenOptions bounds what a Listener holds for peers that have not yet
-// authenticated. The zero value takes the defaults below.
+// authenticated, and what it spends on them. The zero value takes the
+// defaults below.
 type ListenOptions struct {
 	// MaxHandshakes bounds the peers in their handshake at once, counted
-	// from their first ClientHello (0: 1024). A ClientHello beyond it is
-	// dropped without creating anything.
+	// from their first ClientHello (0: 1024). When all are taken, a new
+	// source takes one from the source holding the most; otherwise the
+	// ClientHello is dropped without creating anything.
 	MaxHandshakes int
 	// MaxHandshakesPerSource bounds them per source: one IPv4 address or
 	// one IPv6 /64 (0: 16).
 	MaxHandshakesPerSource int
 	// CookieTimeout is how long a new peer has to return the server's
 	// HelloVerifyRequest cookie before its state is dropped (0: 3s). A
-	// peer that answers from its real address does so within one round
+	// peer that receives at its source address answers within one round
 	// trip; a spoofed source never does.
 	CookieTimeout time.Duration
-	// FailedProofs is how many handshakes from one source may fail after
-	// the server derived a key (a wrong P2P key, an unknown PSK
-	// identity, a tampered Finished) within FailureWindow before new
-	// handshakes from that source are dropped until the window ends
-	// (0: 16; negative: no budget).
-	FailedProofs int
-	// FailureWindow is the period of the failed-proof budget (0: 1 min).
-	FailureWindow time.Duration
+	// FailureRate and FailureBurst size each source's budget of failed
+	// proofs (handshakes that failed after the server derived a key: a
+	// wrong P2P key, an unknown PSK identity, altered values): a source
+	// that spent it is refused at its first ClientHello, and its
+	// pairings wait behind those of sources with a whole budget (0: 5
+	// per second, 20).
+	FailureRate  float64
+	FailureBurst int
+	// PairingWorkers bounds the Milagro P2P pairings computed at once
+	// (0: GOMAXPROCS).
+	PairingWorkers int
 	// Backlog bounds the connections waiting for Accept (0: 128).
 	Backlog int
-	// Now is the clock of the failed-proof budget (time.Now when nil).
+	// Now is the clock of the failure budgets (time.Now when nil).
 	Now func() time.Time
 }
 
 func (o ListenOptions) withDefaults() ListenOptions {
 	if o.MaxHandshakes <= 0 {
-		o.MaxHandshakes = 1024
+		o.MaxHandshakes = admission.DefaultSlots
 	}
 	if o.MaxHandshakesPerSource <= 0 {
 		o.MaxHandshakesPerSource = 16
@@ -45,134 +53,75 @@ func (o ListenOptions) withDefaults() ListenOptions {
 	if o.CookieTimeout <= 0 {
 		o.CookieTimeout = 3 * time.Second
 	}
-	if o.FailedProofs == 0 {
-		o.FailedProofs = 16
-	}
-	if o.FailureWindow <= 0 {
-		o.FailureWindow = time.Minute
-	}
 	if o.Backlog <= 0 {
 		o.Backlog = 128
-	}
-	if o.Now == nil {
-		o.Now = time.Now
 	}
 	return o
 }
 
-// sourceKey is the unit a source is limited by: an IPv4 address, or the
-// /64 an IPv6 address belongs to (one host usually holds a whole /64).
-func sourceKey(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
-	if a.Is4() {
-		return netip.PrefixFrom(a, 32)
+// guards are a Listener's admission controls, from internal/admission:
+// handshake slots shared fairly between sources, a failed-proof budget
+// per source, and the pairing gate.
+type guards struct {
+	keyer  admission.Keyer
+	slots  *admission.Slots
+	budget *admission.Budget
+	gate   *admission.Gate
+}
+
+func newGuards(o ListenOptions) *guards {
+	clock := admission.Clock(o.Now)
+	b := &admission.Budget{Rate: o.FailureRate, Burst: o.FailureBurst, Clock: clock}
+	return &guards{
+		slots:  &admission.Slots{Max: o.MaxHandshakes, PerSource: o.MaxHandshakesPerSource, Clock: clock},
+		budget: b,
+		gate:   &admission.Gate{Workers: o.PairingWorkers, Budget: b},
 	}
-	p, _ := a.Prefix(64)
-	return p
 }
 
-// admitter is the listener's admission policy: handshake slots in total
-// and per source, and a per-source budget of failed proofs. It holds state
-// only for sources with a handshake in progress or recent failures, and
-// both are bounded.
-type admitter struct {
-	opt ListenOptions
-
-	mu       sync.Mutex
-	total    int
-	perSrc   map[netip.Prefix]int
-	failures map[netip.Prefix]*budget
+// admission is what one peer holds until its handshake ends.
+type peerAdmission struct {
+	src      admission.Source
+	once     sync.Once
+	slot     *admission.Slot
+	inFlight func() // the budget's count of this source's handshakes
 }
 
-type budget struct {
-	start time.Time
-	n     int
+// admit takes a handshake slot for a first ClientHello from a; evict is
+// called if a busier source's handshake must give its slot up later.
+func (g *guards) admit(a netip.Addr, evict func()) (*peerAdmission, bool) {
+	src := g.keyer.IP(a)
+	inFlight, ok := g.budget.Admit(src)
+	if !ok {
+		return nil, false
+	}
+	slot, ok := g.slots.Acquire(src, evict)
+	if !ok {
+		inFlight()
+		return nil, false
+	}
+	return &peerAdmission{src: src, slot: slot, inFlight: inFlight}, true
 }
 
-// maxBudgets bounds the failure records kept; beyond it the oldest is
-// forgotten (an attacker spreading failures over many sources gains
-// nothing the per-source handshake limit does not already bound).
-const maxBudgets = 4096
-
-func newAdmitter(opt ListenOptions) *admitter {
-	return &admitter{opt: opt, perSrc: make(map[netip.Prefix]int), failures: make(map[netip.Prefix]*budget)}
-}
-
-// refusal reasons, for the listener's counters.
-const (
-	admitOK = iota
-	admitFull
-	admitSourceFull
-	admitBudget
-)
-
-// admit takes a handshake slot for src, or says why not.
-func (a *admitter) admit(src netip.Prefix) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if b := a.failures[src]; b != nil && a.opt.FailedProofs > 0 {
-		if a.opt.Now().Sub(b.start) >= a.opt.FailureWindow {
-			delete(a.failures, src)
-		} else if b.n >= a.opt.FailedProofs {
-			return admitBudget
+// end returns the peer's slot once its handshake ended; a failed proof
+// is charged to its source.
+func (g *guards) end(pa *peerAdmission, failedProof bool) {
+	pa.once.Do(func() {
+		pa.slot.Release()
+		pa.inFlight()
+		if failedProof {
+			g.budget.Charge(pa.src)
 		}
-	}
-	if a.total >= a.opt.MaxHandshakes {
-		return admitFull
-	}
-	if a.perSrc[src] >= a.opt.MaxHandshakesPerSource {
-		return admitSourceFull
-	}
-	a.total++
-	a.perSrc[src]++
-	return admitOK
+	})
 }
 
-// release returns a slot taken by admit; failedProof counts a handshake
-// that failed after the server derived a key against src's budget.
-func (a *admitter) release(src netip.Prefix, failedProof bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.total--
-	if a.perSrc[src]--; a.perSrc[src] <= 0 {
-		delete(a.perSrc, src)
+// pairing waits for the pairing gate's turn for the peer's source.
+func (g *guards) pairing(ctx context.Context, pa *peerAdmission) (func(), error) {
+	release, err := g.gate.Acquire(ctx, pa.src)
+	if err != nil {
+		return nil, err
 	}
-	if !failedProof || a.opt.FailedProofs < 0 {
-		return
-	}
-	now := a.opt.Now()
-	b := a.failures[src]
-	if b == nil || now.Sub(b.start) >= a.opt.FailureWindow {
-		if b == nil && len(a.failures) >= maxBudgets {
-			a.forgetOldest(now)
-		}
-		b = &budget{start: now}
-		a.failures[src] = b
-	}
-	b.n++
-}
-
-// forgetOldest drops expired budgets, or the oldest one if none expired.
-func (a *admitter) forgetOldest(now time.Time) {
-	var oldest netip.Prefix
-	var at time.Time
-	for k, b := range a.failures {
-		if now.Sub(b.start) >= a.opt.FailureWindow {
-			delete(a.failures, k)
-			continue
-		}
-		if at.IsZero() || b.start.Before(at) {
-			oldest, at = k, b.start
-		}
-	}
-	if len(a.failures) >= maxBudgets {
-		delete(a.failures, oldest)
-	}
-}
-
-// inProgress reports the handshake slots taken.
-func (a *admitter) inProgress() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.total
+	// The outcome of the proof is known only when the handshake ends,
+	// where end charges a failure; the gate's turn ends with the pairing.
+	return func() { release(true) }, nil
 }

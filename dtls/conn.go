@@ -212,6 +212,9 @@ type serverHooks struct {
 	// done is told once when the handshake ends, and whether it failed
 	// after the PSK callback ran (a failed proof).
 	done func(failedProof bool)
+	// pairing waits for the turn to compute a Milagro P2P pairing and
+	// returns the function ending it.
+	pairing func(context.Context) (func(), error)
 }
 
 func newServer(conn net.PacketConn, raddr net.Addr, cfg *Config, hooks serverHooks) (*Conn, error) {
@@ -240,6 +243,15 @@ func newServer(conn net.PacketConn, raddr net.Addr, cfg *Config, hooks serverHoo
 				i, err := parseIdentity(identity)
 				if err != nil {
 					return "", nil, err
+				}
+				if hooks.pairing != nil {
+					ctx, cancel := context.WithTimeout(context.Background(), cfg.handshakeTimeout())
+					done, err := hooks.pairing(ctx)
+					cancel()
+					if err != nil {
+						return "", nil, fmt.Errorf("dtls: client %q: pairing refused: %w", i.id, err)
+					}
+					defer done()
 				}
 				psk, err := hs.FinishDTLS(i.id, i.w, i.y)
 				if err != nil {

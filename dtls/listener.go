@@ -1,6 +1,7 @@
 package dtls
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -28,7 +29,7 @@ type Listener struct {
 	pc  *net.UDPConn
 	cfg atomic.Pointer[Config]
 	opt ListenOptions
-	adm *admitter
+	g   *guards
 
 	mu      sync.Mutex
 	byAddr  map[netip.AddrPort]*peerConn
@@ -42,8 +43,8 @@ type Listener struct {
 	readDone  chan struct{}
 	readErr   error
 
-	bytesIn, bytesOut                             atomic.Uint64
-	created, malformed, refused, expired, dropped atomic.Uint64
+	bytesIn, bytesOut                                      atomic.Uint64
+	created, malformed, refused, expired, evicted, dropped atomic.Uint64
 }
 
 // ListenerStats are a Listener's counters. Peers and Handshaking are
@@ -61,6 +62,9 @@ type ListenerStats struct {
 	Refused uint64
 	// CookieExpired counts peers dropped for not returning the cookie.
 	CookieExpired uint64
+	// Evicted counts handshakes closed to give their slot to a new
+	// source when all were taken.
+	Evicted uint64
 	// Dropped counts datagrams dropped because a peer's queue was full.
 	Dropped           uint64
 	BytesIn, BytesOut uint64
@@ -88,7 +92,7 @@ func ListenWithOptions(network, laddr string, cfg *Config, opt ListenOptions) (*
 	}
 	opt = opt.withDefaults()
 	l := &Listener{
-		pc: pc, opt: opt, adm: newAdmitter(opt),
+		pc: pc, opt: opt, g: newGuards(opt),
 		byAddr: make(map[netip.AddrPort]*peerConn), byCID: make(map[string]*peerConn),
 		peers:  make(map[*peerConn]struct{}),
 		accept: make(chan *Conn, opt.Backlog), done: make(chan struct{}), readDone: make(chan struct{}),
@@ -159,9 +163,9 @@ func (l *Listener) Stats() ListenerStats {
 	peers := len(l.peers)
 	l.mu.Unlock()
 	return ListenerStats{
-		Peers: peers, Handshaking: l.adm.inProgress(),
+		Peers: peers, Handshaking: l.g.slots.Len(),
 		Created: l.created.Load(), Malformed: l.malformed.Load(), Refused: l.refused.Load(),
-		CookieExpired: l.expired.Load(), Dropped: l.dropped.Load(),
+		CookieExpired: l.expired.Load(), Evicted: l.evicted.Load(), Dropped: l.dropped.Load(),
 		BytesIn: l.bytesIn.Load(), BytesOut: l.bytesOut.Load(),
 	}
 }
@@ -246,20 +250,31 @@ func (l *Listener) newPeer(b []byte, from netip.AddrPort) {
 		l.malformed.Add(1)
 		return
 	}
-	src := sourceKey(from.Addr())
-	if l.adm.admit(src) != admitOK {
+	p := &peerConn{l: l, in: make(chan datagram, peerQueue), closed: make(chan struct{}), addr: from}
+	pa, ok := l.g.admit(from.Addr(), func() {
+		// A new source took this handshake's slot (all were taken and
+		// this source held the most).
+		l.evicted.Add(1)
+		p.mu.Lock()
+		c := p.conn
+		p.mu.Unlock()
+		if c != nil {
+			go c.Close()
+		}
+	})
+	if !ok {
 		l.refused.Add(1)
 		return
 	}
-	p := &peerConn{l: l, in: make(chan datagram, peerQueue), src: src, closed: make(chan struct{}),
-		addr: from, slot: true}
+	p.pa = pa
 	cfg := l.cfg.Load()
 	c, err := newServer(plainAlerts{p}, net.UDPAddrFromAddrPort(from), cfg, serverHooks{
-		cid:  func(cid []byte) bool { return l.registerCID(p, cid) },
-		done: func(failedProof bool) { l.releaseSlot(p, failedProof) },
+		cid:     func(cid []byte) bool { return l.registerCID(p, cid) },
+		done:    func(failedProof bool) { l.releaseSlot(p, failedProof) },
+		pairing: func(ctx context.Context) (func(), error) { return l.g.pairing(ctx, pa) },
 	})
 	if err != nil {
-		l.adm.release(src, false)
+		l.g.end(pa, false)
 		l.refused.Add(1)
 		return
 	}
@@ -278,7 +293,7 @@ func (l *Listener) newPeer(b []byte, from netip.AddrPort) {
 	// slot back after the handshake timeout.
 	p.hsT = time.AfterFunc(cfg.handshakeTimeout(), func() {
 		p.mu.Lock()
-		stuck := p.slot
+		stuck := !p.ended
 		p.mu.Unlock()
 		if stuck {
 			_ = c.Close()
@@ -335,12 +350,9 @@ func (l *Listener) registerCID(p *peerConn, cid []byte) bool {
 // releaseSlot gives p's handshake slot back once its handshake ended.
 func (l *Listener) releaseSlot(p *peerConn, failedProof bool) {
 	p.mu.Lock()
-	held := p.slot
-	p.slot = false
+	p.ended = true
 	p.mu.Unlock()
-	if held {
-		l.adm.release(p.src, failedProof)
-	}
+	l.g.end(p.pa, failedProof)
 }
 
 // move makes to p's address (the peer moved, RFC 9146).

@@ -23,9 +23,9 @@ const peerQueue = 64
 // the datagrams the listener routes to one peer and writes through the
 // listener's socket.
 type peerConn struct {
-	l   *Listener
-	in  chan datagram
-	src netip.Prefix // the admission key of the first address
+	l  *Listener
+	in chan datagram
+	pa *peerAdmission
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -34,7 +34,7 @@ type peerConn struct {
 	addr    netip.AddrPort // where writes go: the peer's latest address
 	cids    [][]byte       // connection IDs registered for this peer
 	rdl     deadline
-	slot    bool // holds a handshake slot
+	ended   bool // the handshake ended: its slot is returned
 	cookie  bool // returned a cookie (proved its address)
 	cookieT *time.Timer
 	hsT     *time.Timer
