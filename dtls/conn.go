@@ -379,7 +379,6 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 			err = fmt.Errorf("%w: %w", ErrKeyConfirmation, err)
 		}
 		err = fmt.Errorf("dtls: handshake with %v: %w", c.conn.RemoteAddr(), err)
-		_ = c.conn.Close()
 	}
 	c.mu.Lock()
 	c.done, c.hsErr = true, err
@@ -388,7 +387,10 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	if c.onDone != nil {
-		c.onDone(err != nil && c.st.derived())
+		c.onDone(err != nil && c.st.derived()) // before Close, which ends the listener's entry
+	}
+	if err != nil {
+		_ = c.conn.Close()
 	}
 	return err
 }

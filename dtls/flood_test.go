@@ -1,8 +1,11 @@
 package dtls
 
 import (
+	"context"
 	"crypto/rand"
+	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -207,5 +210,75 @@ func TestCookieWithoutStateIsDropped(t *testing.T) {
 	waitFor(t, "the expired cookie counted", func() bool { return l.Stats().Malformed == 3 })
 	if st := l.Stats(); st.Created != 1 || st.Peers != 0 || st.CookieExpired != 1 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// clientFrom dials the listener from a given local address.
+func clientFrom(t testing.TB, local string, raddr net.Addr, cfg *Config) (*Conn, error) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Client(pc, raddr, cfg)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.HandshakeContext(ctx); err != nil {
+		pc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// A source whose handshakes fail after the server derived a key (here:
+// P2P clients with node-b's key from other D-TAs) spends its failure
+// budget and is then refused at its first ClientHello, before any
+// pairing, while another source is served.
+func TestFailedProofBudget(t *testing.T) {
+	k := testKeys(t)
+	scfg := p2pServerCfg(k.a)
+	scfg.HandshakeTimeout, scfg.FlightInterval = 2*time.Second, 100*time.Millisecond
+	now := time.Unix(1_700_000_000, 0) // the budget does not refill: the clock stands still
+	l, err := ListenWithOptions("udp", "127.0.0.1:0", scfg, ListenOptions{
+		FailureBurst: 2, FailureRate: 0.001, Now: func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	served := serveEcho(l, 3)
+	bad := p2pClientCfg(k.rogueB, "node-a")
+	bad.HandshakeTimeout, bad.FlightInterval = 2*time.Second, 100*time.Millisecond
+	for i := range 2 {
+		if _, err := clientFrom(t, "127.0.0.2:0", l.Addr(), bad); !errors.Is(err, ErrKeyConfirmation) {
+			t.Fatalf("bad client %d: %v", i, err)
+		}
+		if s := waitServed(t, served); !errors.Is(s.err, ErrKeyConfirmation) {
+			t.Fatalf("server %d: %v", i, s.err)
+		}
+	}
+	before := l.Stats()
+	if left := l.g.budget.Left(l.g.keyer.IP(netip.MustParseAddr("127.0.0.2"))); left >= 1 {
+		t.Fatalf("two failed proofs left %v of a budget of 2", left)
+	}
+	if _, err := clientFrom(t, "127.0.0.2:0", l.Addr(), bad); err == nil {
+		t.Fatal("a source past its budget connected")
+	}
+	st := l.Stats()
+	if st.Created != before.Created || st.Refused <= before.Refused {
+		t.Fatalf("past its budget the source still created state: before %+v, after %+v", before, st)
+	}
+	// Another source is served.
+	c, err := clientFrom(t, "127.0.0.1:0", l.Addr(), p2pClientCfg(k.b, "node-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if s := waitServed(t, served); s.err != nil || s.id != "node-b" {
+		t.Fatalf("good source: %+v", s)
 	}
 }

@@ -289,16 +289,6 @@ func (l *Listener) newPeer(b []byte, from netip.AddrPort) {
 			_ = c.Close()
 		}
 	})
-	// A handshake the application never runs, or that stalls, gives its
-	// slot back after the handshake timeout.
-	p.hsT = time.AfterFunc(cfg.handshakeTimeout(), func() {
-		p.mu.Lock()
-		stuck := !p.ended
-		p.mu.Unlock()
-		if stuck {
-			_ = c.Close()
-		}
-	})
 	p.mu.Unlock()
 	l.mu.Lock()
 	l.byAddr[from] = p
@@ -349,9 +339,6 @@ func (l *Listener) registerCID(p *peerConn, cid []byte) bool {
 
 // releaseSlot gives p's handshake slot back once its handshake ended.
 func (l *Listener) releaseSlot(p *peerConn, failedProof bool) {
-	p.mu.Lock()
-	p.ended = true
-	p.mu.Unlock()
 	l.g.end(p.pa, failedProof)
 }
 
@@ -372,14 +359,12 @@ func (l *Listener) move(p *peerConn, to netip.AddrPort) {
 }
 
 // remove forgets a closed peer; the last one closes a closing listener's socket.
+// Its handshake slot is returned by the end of the handshake the
+// listener started (which a close ends too).
 func (l *Listener) remove(p *peerConn) {
-	l.releaseSlot(p, false)
 	p.mu.Lock()
 	if p.cookieT != nil {
 		p.cookieT.Stop()
-	}
-	if p.hsT != nil {
-		p.hsT.Stop()
 	}
 	addr, cids := p.addr, p.cids
 	p.mu.Unlock()

@@ -34,10 +34,8 @@ type peerConn struct {
 	addr    netip.AddrPort // where writes go: the peer's latest address
 	cids    [][]byte       // connection IDs registered for this peer
 	rdl     deadline
-	ended   bool // the handshake ended: its slot is returned
 	cookie  bool // returned a cookie (proved its address)
 	cookieT *time.Timer
-	hsT     *time.Timer
 	conn    *Conn
 }
 
