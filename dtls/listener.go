@@ -16,15 +16,18 @@ import (
 // server connection with fresh P2P values.
 //
 // Before a peer has proved it receives at its source address, it costs
-// the listener one bounded handshake slot and nothing else: only a
-// well-formed first ClientHello from an unknown address creates state,
-// within ListenOptions.MaxHandshakes in total and
-// MaxHandshakesPerSource per source (an IPv4 address or an IPv6 /64);
-// the state is dropped unless the peer returns the HelloVerifyRequest
-// cookie within CookieTimeout; and a source whose handshakes keep failing
-// after the server derived a key (wrong P2P keys, unknown PSK identities)
-// is refused for the rest of FailureWindow once it used its FailedProofs.
-// Anything else from an unknown address is dropped and counted.
+// the listener one bounded handshake slot: only a well-formed first
+// ClientHello from an unknown address creates state, within
+// ListenOptions.MaxHandshakes in total and MaxHandshakesPerSource per
+// source (an IPv4 address or an IPv6 /64); the state is dropped unless
+// the peer returns the HelloVerifyRequest cookie within CookieTimeout,
+// and Accept never sees such a peer. A source whose handshakes fail
+// after the server derived a key (wrong P2P keys, unknown PSK
+// identities) spends its failure budget and is then dropped at its first
+// ClientHello, and the P2P pairings of sources that have not failed go
+// first. Anything else from an unknown address is dropped and counted.
+// The listener runs each handshake itself; Accept returns connections
+// whose handshake is under way or done.
 type Listener struct {
 	pc  *net.UDPConn
 	cfg atomic.Pointer[Config]

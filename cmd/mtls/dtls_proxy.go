@@ -86,7 +86,16 @@ func runDTLSProxy(c *cli.Context, server bool) error {
 		if err := s.SetConfig(cfg, acl); err != nil {
 			return proxyCmdError(name, err)
 		}
-		ln, err := dtls.Listen("udp", c.String("listen"), cfg)
+		for _, f := range []string{"max-handshakes", "max-handshakes-per-source"} {
+			if c.Int(f) < 0 {
+				return cmdError(name, "", fmt.Errorf("invalid --%s: must not be negative", f))
+			}
+		}
+		// A peer holds a handshake slot from its first ClientHello; one
+		// that does not return the cookie from its address loses it.
+		ln, err := dtls.ListenWithOptions("udp", c.String("listen"), cfg, dtls.ListenOptions{
+			MaxHandshakes: c.Int("max-handshakes"), MaxHandshakesPerSource: c.Int("max-handshakes-per-source"),
+		})
 		if err != nil {
 			return cmdError(name, "", err)
 		}
