@@ -74,8 +74,7 @@ type ListenerStats struct {
 }
 
 // Listen listens on the UDP address laddr (network "udp", "udp4" or
-// "udp6") with the default ListenOptions. Accept returns connections
-// whose handshake runs on first use.
+// "udp6") with the default ListenOptions.
 func Listen(network, laddr string, cfg *Config) (*Listener, error) {
 	return ListenWithOptions(network, laddr, cfg, ListenOptions{})
 }
@@ -115,8 +114,9 @@ func (l *Listener) SetConfig(cfg *Config) error {
 	return nil
 }
 
-// Accept waits for the next peer and returns its connection, not yet
-// handshaken (call Handshake, or Read/Write, on it).
+// Accept waits for the next peer that returned its cookie and returns its
+// connection, whose handshake the listener runs: Handshake (or the first
+// Read or Write) waits for its outcome.
 func (l *Listener) Accept() (net.Conn, error) { return l.AcceptDTLS() }
 
 // AcceptDTLS is Accept returning the concrete type.
