@@ -239,7 +239,7 @@ func (p *peerConn) deliver(b []byte, from netip.AddrPort) {
 		p.l.enqueue(p.conn)
 	}
 	select {
-	case p.in <- datagram{b: append([]byte(nil), b...), from: from}:
+	case p.in <- datagram{b: getBuf(b), from: from}:
 	default:
 		p.l.dropped.Add(1)
 	}
@@ -298,7 +298,7 @@ func (l *Listener) newPeer(b []byte, from netip.AddrPort) {
 	l.peers[p] = struct{}{}
 	l.mu.Unlock()
 	l.created.Add(1)
-	p.in <- datagram{b: append([]byte(nil), b...), from: from}
+	p.in <- datagram{b: getBuf(b), from: from}
 	// The handshake starts now, whether or not the application has
 	// called Accept: the peer must get its HelloVerifyRequest, and Accept
 	// returns it only once it returned the cookie.

@@ -11,8 +11,38 @@ import (
 // datagram is one datagram routed to a peer, with the address it came from
 // (which changes when a peer using connection IDs moves).
 type datagram struct {
-	b    []byte
+	b    *[]byte // from bufPool
 	from netip.AddrPort
+}
+
+// bufPool recycles the copies of datagrams waiting for a peer's reader.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+func getBuf(b []byte) *[]byte {
+	p := bufPool.Get().(*[]byte)
+	*p = append((*p)[:0], b...)
+	return p
+}
+
+func putBuf(p *[]byte) {
+	if cap(*p) <= maxPooled {
+		bufPool.Put(p)
+	}
+}
+
+// maxPooled keeps an occasional huge datagram's buffer out of the pool.
+const maxPooled = 16 << 10
+
+// udpAddr returns from as a *net.UDPAddr, the same one while the peer's
+// address stays the same (the DTLS connection compares it to notice a
+// move).
+func (p *peerConn) udpAddr(from netip.AddrPort) net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lastUA == nil || from != p.lastFrom {
+		p.lastFrom, p.lastUA = from, net.UDPAddrFromAddrPort(from)
+	}
+	return p.lastUA
 }
 
 // peerQueue is how many datagrams may wait for a peer's reader; beyond it
@@ -30,13 +60,15 @@ type peerConn struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 
-	mu      sync.Mutex
-	addr    netip.AddrPort // where writes go: the peer's latest address
-	cids    [][]byte       // connection IDs registered for this peer
-	rdl     deadline
-	cookie  bool // returned a cookie (proved its address)
-	cookieT *time.Timer
-	conn    *Conn
+	mu       sync.Mutex
+	addr     netip.AddrPort // where writes go: the peer's latest address
+	cids     [][]byte       // connection IDs registered for this peer
+	rdl      deadline
+	cookie   bool // returned a cookie (proved its address)
+	cookieT  *time.Timer
+	lastFrom netip.AddrPort
+	lastUA   *net.UDPAddr
+	conn     *Conn
 }
 
 // deadline is a resettable read deadline: expired is closed once it passes.
@@ -84,8 +116,9 @@ func (p *peerConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	p.mu.Unlock()
 	select {
 	case d := <-p.in:
-		n := copy(b, d.b)
-		return n, net.UDPAddrFromAddrPort(d.from), nil
+		n := copy(b, *d.b)
+		putBuf(d.b)
+		return n, p.udpAddr(d.from), nil
 	case <-p.closed:
 		return 0, nil, net.ErrClosed
 	case <-expired:
