@@ -149,7 +149,7 @@ func TestCookielessFloodHoldsBoundedState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Close()
+	defer c.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -201,6 +201,13 @@ func TestCookieWithoutStateIsDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the other address's cookie counted", func() bool { return l.Stats().Malformed == 2 })
+
+	// A datagram longer than the DTLS stack reads is not queued for a's
+	// state.
+	if _, err := a.WriteTo(make([]byte, maxPeerDatagram+1), l.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the oversized datagram dropped", func() bool { return l.Stats().Dropped == 1 })
 
 	// Returned by a after its state expired.
 	waitFor(t, "a's state to expire", func() bool { return l.Stats().Peers == 0 })

@@ -238,9 +238,20 @@ func (p *peerConn) deliver(b []byte, from netip.AddrPort) {
 	if proved {
 		p.l.enqueue(p.conn)
 	}
+	// What waits for a peer's reader is bounded in bytes as well as in
+	// datagrams, and a datagram longer than the DTLS stack reads is not
+	// kept at all.
+	if len(b) > maxPeerDatagram || p.queued.Add(int64(len(b))) > maxPeerQueued {
+		if len(b) <= maxPeerDatagram {
+			p.queued.Add(-int64(len(b)))
+		}
+		p.l.dropped.Add(1)
+		return
+	}
 	select {
 	case p.in <- datagram{b: getBuf(b), from: from}:
 	default:
+		p.queued.Add(-int64(len(b)))
 		p.l.dropped.Add(1)
 	}
 }
@@ -249,7 +260,7 @@ func (p *peerConn) deliver(b []byte, from netip.AddrPort) {
 // unknown address, within the admission limits.
 func (l *Listener) newPeer(b []byte, from netip.AddrPort) {
 	h, err := parseClientHello(b)
-	if err != nil || h.messageSeq != 0 || len(h.cookie) != 0 {
+	if err != nil || h.messageSeq != 0 || len(h.cookie) != 0 || len(b) > maxPeerDatagram {
 		l.malformed.Add(1)
 		return
 	}
@@ -298,6 +309,7 @@ func (l *Listener) newPeer(b []byte, from netip.AddrPort) {
 	l.peers[p] = struct{}{}
 	l.mu.Unlock()
 	l.created.Add(1)
+	p.queued.Add(int64(len(b)))
 	p.in <- datagram{b: getBuf(b), from: from}
 	// The handshake starts now, whether or not the application has
 	// called Accept: the peer must get its HelloVerifyRequest, and Accept
@@ -356,7 +368,7 @@ func (l *Listener) move(p *peerConn, to netip.AddrPort) {
 	if l.byAddr[from] == p {
 		delete(l.byAddr, from)
 	}
-	if _, gone := l.peers[p]; gone {
+	if _, alive := l.peers[p]; alive {
 		l.byAddr[to] = p
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,9 +46,14 @@ func (p *peerConn) udpAddr(from netip.AddrPort) net.Addr {
 	return p.lastUA
 }
 
-// peerQueue is how many datagrams may wait for a peer's reader; beyond it
-// the listener drops them, as a full socket buffer would.
-const peerQueue = 64
+// What may wait for one peer's reader; beyond it the listener drops
+// datagrams, as a full socket buffer would. maxPeerDatagram is the most
+// pion v3 reads of one datagram.
+const (
+	peerQueue       = 64
+	maxPeerQueued   = 64 << 10
+	maxPeerDatagram = 8192
+)
 
 // peerConn is the net.PacketConn a server connection runs over: it reads
 // the datagrams the listener routes to one peer and writes through the
@@ -56,6 +62,8 @@ type peerConn struct {
 	l  *Listener
 	in chan datagram
 	pa *peerAdmission
+
+	queued atomic.Int64 // bytes waiting in in
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -116,6 +124,7 @@ func (p *peerConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	p.mu.Unlock()
 	select {
 	case d := <-p.in:
+		p.queued.Add(-int64(len(*d.b)))
 		n := copy(b, *d.b)
 		putBuf(d.b)
 		return n, p.udpAddr(d.from), nil
