@@ -289,3 +289,45 @@ func TestFailedProofBudget(t *testing.T) {
 		t.Fatalf("good source: %+v", s)
 	}
 }
+
+// When every handshake slot is taken by one source, a new source takes
+// one of its slots (the oldest of the source holding the most) instead of
+// being shut out.
+func TestFullSlotsMakeRoomForNewSource(t *testing.T) {
+	k := testKeys(t)
+	l, err := ListenWithOptions("udp", "127.0.0.1:0", p2pServerCfg(k.a), ListenOptions{
+		MaxHandshakes: 4, MaxHandshakesPerSource: 16, CookieTimeout: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	random := make([]byte, 32)
+	for range 6 {
+		s, err := net.ListenPacket("udp", "127.0.0.2:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		_, _ = rand.Read(random)
+		if _, err := s.WriteTo(testHello(0, nil, random), l.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the flood to take every slot", func() bool {
+		st := l.Stats()
+		return st.Handshaking == 4 && st.Refused == 2
+	})
+	served := serveEcho(l, 1)
+	c, err := clientFrom(t, "127.0.0.1:0", l.Addr(), p2pClientCfg(k.b, "node-a"))
+	if err != nil {
+		t.Fatalf("new source shut out: %v (%+v)", err, l.Stats())
+	}
+	defer c.Close()
+	if s := waitServed(t, served); s.err != nil || s.id != "node-b" {
+		t.Fatalf("server: %+v", s)
+	}
+	if st := l.Stats(); st.Evicted != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
