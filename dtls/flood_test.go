@@ -209,6 +209,38 @@ func TestCookieWithoutStateIsDropped(t *testing.T) {
 	}
 	waitFor(t, "the oversized datagram dropped", func() bool { return l.Stats().Dropped == 1 })
 
+	// A wrong cookie from the right address proves nothing: the peer is
+	// not offered to Accept, and the DTLS server ends it.
+	d, err := ListenWithOptions("udp", "127.0.0.1:0", p2pServerCfg(k.a), ListenOptions{CookieTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	accepted := make(chan *Conn, 1)
+	go func() {
+		if c, err := d.AcceptDTLS(); err == nil {
+			accepted <- c
+		}
+	}()
+	if _, err := c.WriteTo(testHello(0, nil, random), d.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, _, err := c.ReadFrom(buf); err != nil || !isHelloVerifyRequest(buf[:n]) {
+		t.Fatalf("no HelloVerifyRequest: %v", err)
+	}
+	wrong := testHello(1, []byte("not-the-cookie-sent-"), random)
+	wrong[10] = 1 // the next record sequence number (the first one would be a replay)
+	if _, err := c.WriteTo(wrong, d.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the DTLS server to end the peer", func() bool { return d.Stats().Peers == 0 })
+	select {
+	case <-accepted:
+		t.Fatal("a wrong cookie reached Accept")
+	default:
+	}
+
 	// Returned by a after its state expired.
 	waitFor(t, "a's state to expire", func() bool { return l.Stats().Peers == 0 })
 	if _, err := a.WriteTo(testHello(1, cookie, random), l.Addr()); err != nil {

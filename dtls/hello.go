@@ -9,11 +9,12 @@ import (
 // DTLS record and handshake constants the listener needs to recognise a
 // first ClientHello (RFC 6347 §4.1, §4.2.2; RFC 5246 §7.4.1.2).
 const (
-	contentHandshake     = 22
-	handshakeClientHello = 1
-	dtlsVersion10        = 0xfeff
-	dtlsVersion12        = 0xfefd
-	maxHelloLen          = 1 << 14 // one record's worth; a ClientHello is far smaller
+	contentHandshake            = 22
+	handshakeClientHello        = 1
+	handshakeHelloVerifyRequest = 3
+	dtlsVersion10               = 0xfeff
+	dtlsVersion12               = 0xfefd
+	maxHelloLen                 = 1 << 14 // one record's worth; a ClientHello is far smaller
 )
 
 var errNotHello = errors.New("dtls: not an initial DTLS ClientHello")
@@ -81,4 +82,29 @@ func parseClientHello(b []byte) (*clientHello, error) {
 	}
 	hello.cookie = cookie
 	return &hello, nil
+}
+
+// parseHelloVerifyRequest returns the cookie of a datagram whose first
+// record is a plaintext HelloVerifyRequest (as the DTLS server writes it:
+// one record, unfragmented).
+func parseHelloVerifyRequest(b []byte) ([]byte, bool) {
+	s := cryptobyte.String(b)
+	var (
+		ctype, mtype           uint8
+		recVersion, epoch, seq uint16
+		recSeq                 []byte
+		rec, cookie            cryptobyte.String
+		mlen, foff, flen       uint32
+		version                uint16
+	)
+	if !s.ReadUint8(&ctype) || ctype != contentHandshake ||
+		!s.ReadUint16(&recVersion) || !s.ReadUint16(&epoch) || epoch != 0 ||
+		!s.ReadBytes(&recSeq, 6) || !s.ReadUint16LengthPrefixed(&rec) ||
+		!rec.ReadUint8(&mtype) || mtype != handshakeHelloVerifyRequest ||
+		!rec.ReadUint24(&mlen) || !rec.ReadUint16(&seq) ||
+		!rec.ReadUint24(&foff) || foff != 0 || !rec.ReadUint24(&flen) || flen != mlen ||
+		!rec.ReadUint16(&version) || !rec.ReadUint8LengthPrefixed(&cookie) || len(cookie) == 0 {
+		return nil, false
+	}
+	return cookie, true
 }

@@ -92,3 +92,14 @@ func FuzzParseClientHello(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseHelloVerifyRequest(f *testing.F) {
+	f.Add(helloVerifyRequest([]byte("0123456789abcdefghij")))
+	f.Add(helloVerifyRequest(nil))
+	f.Add([]byte{22, 0xfe, 0xfd})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if cookie, ok := parseHelloVerifyRequest(b); ok && (len(cookie) == 0 || !bytes.Contains(b, cookie)) {
+			t.Fatalf("cookie %x", cookie)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package dtls
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"net"
 	"net/netip"
@@ -224,12 +225,13 @@ func (p *peerConn) deliver(b []byte, from netip.AddrPort) {
 	proved := false
 	p.mu.Lock()
 	if !p.cookie && b[0] == contentHandshake {
-		if h, err := parseClientHello(b); err == nil && len(h.cookie) > 0 {
-			// The peer echoed the HelloVerifyRequest cookie, so it
-			// receives at this address; the DTLS server checks the
-			// cookie itself and aborts on a wrong one. (Repeated
-			// cookie-less hellos do not extend the wait: a peer whose
-			// state expired starts afresh with its next one.)
+		if h, err := parseClientHello(b); err == nil && len(h.cookie) > 0 && p.issued != nil &&
+			subtle.ConstantTimeCompare(h.cookie, p.issued) == 1 {
+			// The peer echoed the cookie sent to this address, so it
+			// receives there. (A wrong cookie proves nothing: the DTLS
+			// server aborts on it. Repeated cookie-less hellos do not
+			// extend the wait: a peer whose state expired starts afresh
+			// with its next one.)
 			p.cookie, proved = true, true
 			p.cookieT.Stop()
 		}

@@ -1,6 +1,7 @@
 package dtls
 
 import (
+	"bytes"
 	"net"
 	"net/netip"
 	"os"
@@ -72,7 +73,8 @@ type peerConn struct {
 	addr     netip.AddrPort // where writes go: the peer's latest address
 	cids     [][]byte       // connection IDs registered for this peer
 	rdl      deadline
-	cookie   bool // returned a cookie (proved its address)
+	cookie   bool   // returned the cookie (proved its address)
+	issued   []byte // the cookie the DTLS server sent
 	cookieT  *time.Timer
 	lastFrom netip.AddrPort
 	lastUA   *net.UDPAddr
@@ -148,6 +150,11 @@ func (p *peerConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	to := ua.AddrPort()
 	p.mu.Lock()
 	moved := to != p.addr
+	if p.issued == nil && !p.cookie {
+		if cookie, ok := parseHelloVerifyRequest(b); ok {
+			p.issued = bytes.Clone(cookie) // what the peer must echo to prove its address
+		}
+	}
 	p.mu.Unlock()
 	if moved {
 		// The DTLS connection writes to a new address only after a record
