@@ -79,7 +79,7 @@ func newGuards(o ListenOptions) *guards {
 	}
 }
 
-// admission is what one peer holds until its handshake ends.
+// peerAdmission is what one peer holds until its handshake ends.
 type peerAdmission struct {
 	src      admission.Source
 	once     sync.Once

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -161,14 +160,9 @@ func benchHandshakeFlood(b *testing.B, flood bool) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		t0 := time.Now()
-		s0 := l.Stats()
 		c, err := dial(b, l.Addr().String(), cli)
 		if err != nil {
 			b.Fatal(err)
-		}
-		if os.Getenv("DTLS_BENCH_DEBUG") != "" {
-			b.Logf("%v %+v -> %+v", time.Since(t0), s0, l.Stats())
 		}
 		_ = c.Close()
 	}
