@@ -118,6 +118,13 @@ func cases(tb testing.TB) []benchCase {
 			&mtls.Config{CipherSuites: cs, CSServerSecret: k.secret, RequirePermits: true}},
 		{"MilagroP2P", &mtls.Config{CipherSuites: p2p, P2PKey: k.nodeB, ExpectedServerIdentity: "node-a", ServerName: "bench"},
 			&mtls.Config{CipherSuites: p2p, P2PKey: k.nodeA}},
+		// The Milagro cases above use the default post-quantum policy
+		// (prefer: hybrid between two of our endpoints); these are the
+		// classic handshakes, for the cost of the hybrid.
+		{"MilagroCSClassic", &mtls.Config{CipherSuites: cs, CSKey: k.csKey, ServerName: "bench", PostQuantum: mtls.PostQuantumOff},
+			&mtls.Config{CipherSuites: cs, CSServerSecret: k.secret, PostQuantum: mtls.PostQuantumOff}},
+		{"MilagroP2PClassic", &mtls.Config{CipherSuites: p2p, P2PKey: k.nodeB, ExpectedServerIdentity: "node-a", ServerName: "bench", PostQuantum: mtls.PostQuantumOff},
+			&mtls.Config{CipherSuites: p2p, P2PKey: k.nodeA, PostQuantum: mtls.PostQuantumOff}},
 	}
 	p := psk(0x00A8)
 	p.name = "PSK"
@@ -213,15 +220,39 @@ func dialOnce(addr string, cfg *mtls.Config) (time.Duration, bool, error) {
 	if err != nil {
 		return 0, false, err
 	}
-	c := mtls.Client(raw, cfg)
+	cc := &countingConn{Conn: raw}
+	c := mtls.Client(cc, cfg)
 	t0, ok0 := threadCPU()
 	err = c.Handshake()
 	t1, ok1 := threadCPU()
+	wireBytes.Add(cc.n.Load())
 	c.Close()
 	if err != nil {
 		return 0, false, err
 	}
 	return t1 - t0, ok0 && ok1, nil
+}
+
+// wireBytes adds up the bytes of the handshakes dialOnce ran (both
+// directions, TCP payload: records with their headers).
+var wireBytes atomic.Int64
+
+// countingConn counts the bytes read and written through it.
+type countingConn struct {
+	net.Conn
+	n atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 func report(b *testing.B, s *server, clientCPU time.Duration, clientOK bool, elapsed time.Duration) {
@@ -250,6 +281,7 @@ func benchSequential(b *testing.B, ccfg, scfg *mtls.Config) {
 	s.n.Store(0)
 	var clientCPU time.Duration
 	clientOK := true
+	wireBytes.Store(0)
 	p0, pok := processCPU()
 	b.ResetTimer()
 	start := time.Now()
@@ -267,6 +299,7 @@ func benchSequential(b *testing.B, ccfg, scfg *mtls.Config) {
 	if p1, ok := processCPU(); ok && pok {
 		b.ReportMetric(float64(p1-p0)/float64(b.N)/1e6, "process-ms/op")
 	}
+	b.ReportMetric(float64(wireBytes.Load())/float64(b.N), "wire-bytes/op")
 	report(b, s, clientCPU, clientOK, elapsed)
 }
 

@@ -19,7 +19,7 @@ func NewClientKX(cfg *ClientConfig, offered []*Suite) (ClientKX, error) {
 	if len(offered) == 0 {
 		return nil, Errorf(AlertInternalError, "ciphersuite: NewClientKX: no suites offered")
 	}
-	c := &clientKX{}
+	c := &clientKX{cfg: cfg}
 	for _, s := range offered {
 		if s == nil {
 			return nil, Errorf(AlertInternalError, "ciphersuite: NewClientKX: nil suite")
@@ -51,9 +51,12 @@ func NewClientKX(cfg *ClientConfig, offered []*Suite) (ClientKX, error) {
 
 // clientKX is the composite client key exchange.
 type clientKX struct {
+	cfg    *ClientConfig
 	parts  [KXMilagroP2P + 1]ClientKX // indexed by KXKind
 	kinds  []KXKind                   // in order of first offer
 	chosen ClientKX
+	pq     *pqClient // the hybrid's key pair, when milagro_pq was offered
+	pqSeen bool      // ProcessServerHello ran
 }
 
 func (c *clientKX) part(k KXKind) ClientKX {
@@ -89,13 +92,86 @@ func (c *clientKX) HelloExtensions() ([]Extension, error) {
 		}
 		exts = append(exts, e...)
 	}
+	// milagro_pq goes beside Milagro suites only, after their own
+	// extensions (so the Rand stream is: the Milagro draws, then the
+	// ML-KEM seed).
+	if c.cfg.PQ != PQOff && c.offersMilagro() {
+		pq, e, err := newPQClient(c.cfg.Rand)
+		if err != nil {
+			return nil, err
+		}
+		c.pq = pq
+		exts = append(exts, e)
+	}
 	return exts, nil
+}
+
+func (c *clientKX) offersMilagro() bool {
+	for _, k := range c.kinds {
+		if isMilagroKind(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// ProcessServerHello reads the server's milagro_pq (docs/protocol.md §5b)
+// for the chosen suite s and hands the ML-KEM secret to the Milagro part.
+func (c *clientKX) ProcessServerHello(s *Suite, exts []Extension) error {
+	p, err := c.choose(s)
+	if err != nil {
+		return err
+	}
+	if c.pqSeen {
+		return Errorf(AlertInternalError, "ciphersuite: ServerHello processed twice")
+	}
+	c.pqSeen = true
+	var data []byte
+	found := false
+	for _, e := range exts {
+		if e.Type == ExtMilagroPQ {
+			data, found = e.Data, true
+		}
+	}
+	pq := c.pq
+	c.pq = nil // one use: the decapsulation key goes away with it
+	switch {
+	case found && pq == nil:
+		return Errorf(AlertUnsupportedExtension, "ciphersuite: the ServerHello carries milagro_pq, which the client did not send")
+	case found && !isMilagroKind(s.KX):
+		return Errorf(AlertUnsupportedExtension, "ciphersuite: the ServerHello carries milagro_pq beside %s, which cannot be hybrid", s)
+	case !found && c.cfg.PQ == PQRequire:
+		return Errorf(AlertInsufficientSecurity, "ciphersuite: %s: the server did not answer the post-quantum hybrid (milagro_pq), which this client requires", s)
+	case !found:
+		return nil
+	}
+	ss, err := pq.decapsulate(data)
+	if err != nil {
+		return err
+	}
+	h, ok := p.(interface{ setPQSecret([]byte) })
+	if !ok {
+		clear(ss)
+		return Errorf(AlertInternalError, "ciphersuite: %s cannot take the hybrid secret", s)
+	}
+	h.setPQSecret(ss)
+	return nil
+}
+
+// PostQuantum reports whether the chosen key exchange mixed the ML-KEM
+// secret into the pre-master secret.
+func (c *clientKX) PostQuantum() bool {
+	h, ok := c.chosen.(PostQuantum)
+	return ok && h.PostQuantum()
 }
 
 func (c *clientKX) ProcessServerKeyExchange(s *Suite, body []byte) error {
 	p, err := c.choose(s)
 	if err != nil {
 		return err
+	}
+	if c.cfg.PQ == PQRequire && !c.pqSeen {
+		return Errorf(AlertInternalError, "ciphersuite: the post-quantum hybrid is required but the ServerHello was not processed")
 	}
 	return p.ProcessServerKeyExchange(s, body)
 }
@@ -170,6 +246,8 @@ func (c *ClientConfig) Supports(s *Suite) bool {
 		return false
 	}
 	switch {
+	case isPSKKind(s.KX) && c.PQ == PQRequire:
+		return false // PSK suites cannot be hybrid
 	case s.KX == KXPSK:
 		return c.PSK != nil
 	case s.KX == KXECDHEPSK:

@@ -24,7 +24,7 @@ type Extension struct {
 	Data []byte
 }
 
-// ExtMilagroCS is the milagro_cs ClientHello extension (spec §5).
+// ExtMilagroCS is the milagro_cs ClientHello extension (docs/protocol.md §3.3).
 const ExtMilagroCS uint16 = 0xFF4D
 
 // ClientConfig is what the client side of every key exchange needs. Fields
@@ -42,6 +42,10 @@ type ClientConfig struct {
 	// Milagro credentials (see milagro.go). Nil: those suites are unusable.
 	CS  *CSClient
 	P2P *P2PClient
+
+	// PQ is the post-quantum hybrid policy for the Milagro suites (pq.go;
+	// zero: PQPrefer). PQRequire also makes the PSK suites unusable.
+	PQ PQPolicy
 }
 
 // ServerConfig is what the server side of every key exchange needs.
@@ -65,6 +69,10 @@ type ServerConfig struct {
 
 	CS  *CSServer
 	P2P *P2PServer
+
+	// PQ is the post-quantum hybrid policy for the Milagro suites (pq.go;
+	// zero: PQPrefer). Under PQRequire the handshake accepts no PSK suite.
+	PQ PQPolicy
 }
 
 // ClientHelloInfo is what the server's key exchange sees of the ClientHello.

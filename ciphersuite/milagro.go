@@ -10,10 +10,10 @@ import (
 	"github.com/milagro-go/milagro/pairing"
 )
 
-// The Milagro key exchanges (spec/milagro-suites.md §3–6): Milagro CS
+// The Milagro key exchanges (docs/protocol.md §3–5): Milagro CS
 // (M-Pin Full with a forward-secret key agreement) and Milagro P2P
 // (Chow–Choo). The cryptography is package pairing's; this file carries its
-// values in TLS messages and maps every failure to the alert of spec §6:
+// values in TLS messages and maps every failure to the alert of docs/protocol.md §5.1:
 //
 //	bad length, trailing bytes, identity<1..2^10> out of bounds  decode_error
 //	group element invalid (encoding, curve, subgroup, identity),
@@ -22,6 +22,8 @@ import (
 //	M-Pin check, permit, clock skew, identity denied, lockout,
 //	replayed hello, P2P server identity not the expected one     access_denied
 //	pairing work refused for this source (flood)                 handshake_failure
+//	milagro_pq: see pq.go (decode_error, illegal_parameter,
+//	insufficient_security, unsupported_extension)
 //
 // Wire formats (milagro_wire.go has the parsers):
 //
@@ -58,7 +60,7 @@ type CSServer struct {
 	// Skew is the accepted difference between the client's time and the
 	// server's; 0 means pairing.DefaultSkew (30 s).
 	Skew time.Duration
-	// Permits is the permit policy (spec §3): off, required or optional.
+	// Permits is the permit policy (docs/protocol.md §3.2): off, required or optional.
 	Permits pairing.PermitMode
 	// Lockout, if set, refuses identities after repeated failed proofs.
 	Lockout *Lockout
@@ -181,13 +183,22 @@ func newMilagroServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (Se
 		if cfg.P2P == nil || cfg.P2P.Server == nil {
 			return nil, Errorf(AlertHandshakeFailure, "ciphersuite: %s chosen but the server has no P2P key", s)
 		}
-		return &p2pServerKX{cfg: cfg, suite: s}, nil
+		// The hybrid's checks come before any pairing (Start, in
+		// GenerateServerKeyExchange), in the order of docs/protocol.md §5.1.
+		offer, err := pqDecode(cfg, hello)
+		if err != nil {
+			return nil, err
+		}
+		if err := pqValidate(cfg, offer, s); err != nil {
+			return nil, err
+		}
+		return &p2pServerKX{cfg: cfg, suite: s, pq: offer.encapsulate()}, nil
 	}
 	return nil, Errorf(AlertInternalError, "ciphersuite: %s is not a Milagro suite", s)
 }
 
 // elementError maps an error of package pairing about a peer's value to its
-// alert (spec §6).
+// alert (docs/protocol.md §5.1).
 func elementError(err error, format string, args ...any) error {
 	a := AlertInternalError
 	switch {
@@ -216,7 +227,14 @@ type csClientKX struct {
 	sawSKE    bool
 	r, pms    []byte
 	done      bool
+	ss        []byte // the hybrid's ML-KEM secret (nil: classic)
+	hybrid    bool
 }
+
+func (c *csClientKX) setPQSecret(ss []byte) { c.ss = ss }
+
+// PostQuantum reports whether the pre-master secret was the hybrid one.
+func (c *csClientKX) PostQuantum() bool { return c.done && c.hybrid }
 
 func (c *csClientKX) HelloExtensions() ([]Extension, error) {
 	if c.helloSent {
@@ -268,7 +286,14 @@ func (c *csClientKX) ProcessServerKeyExchange(s *Suite, body []byte) error {
 	if err != nil {
 		return err
 	}
-	r, pms, err := c.hs.Finish(c.cfg.Rand, w)
+	var r, pms []byte
+	if c.ss != nil {
+		r, pms, err = c.hs.FinishPQ(c.cfg.Rand, w, c.ss)
+		clear(c.ss)
+		c.ss, c.hybrid = nil, err == nil
+	} else {
+		r, pms, err = c.hs.Finish(c.cfg.Rand, w)
+	}
 	if err != nil {
 		if errors.Is(err, pairing.ErrRandom) || errors.Is(err, pairing.ErrUnusable) {
 			return Errorf(AlertInternalError, "ciphersuite: %s: %v", s, err)
@@ -336,7 +361,14 @@ type csServerKX struct {
 	serverID string
 	sent     bool
 	done     bool
+	pq       *pqServer // the hybrid (nil: classic)
 }
+
+// ServerHelloExtensions is milagro_pq with the ciphertext, when hybrid.
+func (k *csServerKX) ServerHelloExtensions() []Extension { return k.pq.extensions() }
+
+// PostQuantum reports whether the pre-master secret is the hybrid one.
+func (k *csServerKX) PostQuantum() bool { return k.pq != nil }
 
 // LocalIdentity is the server identity id_S this server proved.
 func (k *csServerKX) LocalIdentity() string { return k.serverID }
@@ -353,9 +385,15 @@ func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServ
 	if !ok {
 		return nil, Errorf(AlertHandshakeFailure, "ciphersuite: %s chosen but the client sent no milagro_cs extension", s)
 	}
-	// Every cheap check comes before any pairing, in the order of spec §6:
-	// decode_error, illegal_parameter, unrecognized_name, access_denied.
-	h, err := parseCSHello(data) // decode_error
+	// Every cheap check comes before any pairing, in the order of
+	// docs/protocol.md §5.1: decode_error, illegal_parameter,
+	// insufficient_security (milagro_pq, pq.go), unrecognized_name,
+	// access_denied.
+	offer, err := pqDecode(cfg, hello) // decode_error
+	if err != nil {
+		return nil, err
+	}
+	h, err := parseCSHello(data) // decode_error (an identity breaking the rules: illegal_parameter)
 	if err != nil {
 		return nil, err
 	}
@@ -369,6 +407,9 @@ func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServ
 	}
 	if err := h.DecodeElements(); err != nil {
 		return nil, elementError(err, "ciphersuite: Milagro CS client %s: milagro_cs extension", printable([]byte(h.ID)))
+	}
+	if err := pqValidate(cfg, offer, s); err != nil { // illegal_parameter, insufficient_security
+		return nil, err
 	}
 	server := cs.server(h.ServerID)
 	if server == nil {
@@ -430,7 +471,8 @@ func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServ
 	release(true)
 	cs.Lockout.Success(h.ID)
 	cs.Replay.Add(data, now, now.Add(2*cs.skew()+time.Second))
-	return &csServerKX{cfg: cfg, suite: s, hs: hs, id: h.ID, day: h.Day, serverID: h.ServerID}, nil
+	// Encapsulation only once the proof verified: a forger costs no ML-KEM.
+	return &csServerKX{cfg: cfg, suite: s, hs: hs, id: h.ID, day: h.Day, serverID: h.ServerID, pq: offer.encapsulate()}, nil
 }
 
 func skewString(now time.Time, t uint64) string {
@@ -475,7 +517,13 @@ func (k *csServerKX) ProcessClientKeyExchange(body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	pms, err := k.hs.Finish(r)
+	var pms []byte
+	if k.pq != nil {
+		pms, err = k.hs.FinishPQ(r, k.pq.ss)
+		clear(k.pq.ss)
+	} else {
+		pms, err = k.hs.Finish(r)
+	}
 	if err != nil {
 		if errors.Is(err, pairing.ErrAuthFailed) { // R = −h·A: degenerate
 			return nil, Errorf(AlertIllegalParameter, "ciphersuite: %s: client's R in ClientKeyExchange is degenerate", s)
@@ -506,7 +554,14 @@ type p2pClientKX struct {
 	pms    []byte
 	sawSKE bool
 	done   bool
+	ss     []byte // the hybrid's ML-KEM secret (nil: classic)
+	hybrid bool
 }
+
+func (c *p2pClientKX) setPQSecret(ss []byte) { c.ss = ss }
+
+// PostQuantum reports whether the pre-master secret was the hybrid one.
+func (c *p2pClientKX) PostQuantum() bool { return c.done && c.hybrid }
 
 func (c *p2pClientKX) HelloExtensions() ([]Extension, error) { return nil, nil }
 
@@ -529,7 +584,14 @@ func (c *p2pClientKX) ProcessServerKeyExchange(s *Suite, body []byte) error {
 	if idS != want {
 		return Errorf(AlertAccessDenied, "ciphersuite: %s: server identifies as %s, but %s is expected", s, printable([]byte(idS)), printable([]byte(want)))
 	}
-	wc, yc, pms, err := c.p2p.Client.Respond(c.cfg.Rand, want, idS, xS)
+	var wc, yc, pms []byte
+	if c.ss != nil {
+		wc, yc, pms, err = c.p2p.Client.RespondPQ(c.cfg.Rand, want, idS, xS, c.ss)
+		clear(c.ss)
+		c.ss, c.hybrid = nil, err == nil
+	} else {
+		wc, yc, pms, err = c.p2p.Client.Respond(c.cfg.Rand, want, idS, xS)
+	}
 	if err != nil {
 		if errors.Is(err, pairing.ErrRandom) || errors.Is(err, pairing.ErrUnusable) {
 			return Errorf(AlertInternalError, "ciphersuite: %s: %v", s, err)
@@ -580,7 +642,14 @@ type p2pServerKX struct {
 	hs    *pairing.P2PServerHandshake
 	id    string
 	done  bool
+	pq    *pqServer // the hybrid (nil: classic)
 }
+
+// ServerHelloExtensions is milagro_pq with the ciphertext, when hybrid.
+func (k *p2pServerKX) ServerHelloExtensions() []Extension { return k.pq.extensions() }
+
+// PostQuantum reports whether the pre-master secret is the hybrid one.
+func (k *p2pServerKX) PostQuantum() bool { return k.pq != nil }
 
 func (k *p2pServerKX) GenerateServerKeyExchange() ([]byte, error) {
 	if k.hs != nil || k.done {
@@ -607,7 +676,13 @@ func (k *p2pServerKX) ProcessClientKeyExchange(body []byte) ([]byte, error) {
 		return nil, err
 	}
 	who := printable([]byte(idC))
-	pms, err := k.hs.Finish(idC, wc, yc)
+	var pms []byte
+	if k.pq != nil {
+		pms, err = k.hs.FinishPQ(idC, wc, yc, k.pq.ss)
+		clear(k.pq.ss)
+	} else {
+		pms, err = k.hs.Finish(idC, wc, yc)
+	}
 	if err != nil {
 		return nil, elementError(err, "ciphersuite: %s: client %s's ClientKeyExchange", s, who)
 	}

@@ -128,6 +128,8 @@ func milServerConfig(t testing.TB, seed byte) *ServerConfig {
 // milTranscript is the wire of one Milagro key exchange.
 type milTranscript struct {
 	ext, ske, cke []byte
+	pqEK          []byte      // the client's milagro_pq (nil: none)
+	shExts        []Extension // the server's ServerHello extensions
 	cpms, spms    []byte
 	ck            ClientKX
 	sk            ServerKX
@@ -149,7 +151,8 @@ func runMilagroKX(t testing.TB, s *Suite, cc *ClientConfig, sc *ServerConfig) *m
 		hello.Extensions[e.Type] = e.Data
 	}
 	tr.ext = hello.Extensions[ExtMilagroCS]
-	if (s.KX == KXMilagroCS) != (tr.ext != nil) || len(exts) > 1 {
+	tr.pqEK = hello.Extensions[ExtMilagroPQ]
+	if (s.KX == KXMilagroCS) != (tr.ext != nil) || (cc.PQ != PQOff) != (tr.pqEK != nil) || len(exts) > 2 {
 		t.Fatalf("%s: extensions %v", s, exts)
 	}
 	if !sc.Supports(s, hello) {
@@ -158,6 +161,12 @@ func runMilagroKX(t testing.TB, s *Suite, cc *ClientConfig, sc *ServerConfig) *m
 	sk, err := NewServerKX(sc, s, hello)
 	if err != nil {
 		t.Fatalf("%s: NewServerKX: %v", s, err)
+	}
+	if e, ok := sk.(ServerHelloExtender); ok {
+		tr.shExts = e.ServerHelloExtensions()
+	}
+	if err := ck.(ServerHelloProcessor).ProcessServerHello(s, tr.shExts); err != nil {
+		t.Fatalf("%s: ProcessServerHello: %v", s, err)
 	}
 	if tr.ske, err = sk.GenerateServerKeyExchange(); err != nil {
 		t.Fatalf("%s: GenerateServerKeyExchange: %v", s, err)
@@ -211,18 +220,29 @@ func TestMilagroKXRoundTrip(t *testing.T) {
 	}
 }
 
-// TestMilagroKXRandomness: all randomness comes from the configured Rand:
-// the same seeds give the same wire bytes, other seeds other bytes.
+// TestMilagroKXRandomness: all randomness comes from the configured Rand,
+// except the server's ML-KEM encapsulation (crypto/rand, as FIPS 203 wants):
+// the same seeds give the same wire bytes (and, classic, the same secret),
+// other seeds other bytes.
 func TestMilagroKXRandomness(t *testing.T) {
-	for _, s := range []*Suite{ByID(0xFF01), ByID(0xFF11)} {
-		a := runMilagroKX(t, s, milClientConfig(t, 7), milServerConfig(t, 8))
-		b := runMilagroKX(t, s, milClientConfig(t, 7), milServerConfig(t, 8))
-		c := runMilagroKX(t, s, milClientConfig(t, 9), milServerConfig(t, 10))
-		if !bytes.Equal(a.ext, b.ext) || !bytes.Equal(a.ske, b.ske) || !bytes.Equal(a.cke, b.cke) || !bytes.Equal(a.cpms, b.cpms) {
-			t.Fatalf("%s: same seeds, different key exchanges", s)
-		}
-		if bytes.Equal(a.ske, c.ske) || bytes.Equal(a.cke, c.cke) || bytes.Equal(a.cpms, c.cpms) {
-			t.Fatalf("%s: different seeds, same key exchange", s)
+	for _, pq := range []PQPolicy{PQOff, PQPrefer} {
+		for _, s := range []*Suite{ByID(0xFF01), ByID(0xFF11)} {
+			run := func(cs, ss byte) *milTranscript {
+				cc, sc := milClientConfig(t, cs), milServerConfig(t, ss)
+				cc.PQ, sc.PQ = pq, pq
+				return runMilagroKX(t, s, cc, sc)
+			}
+			a, b, c := run(7, 8), run(7, 8), run(9, 10)
+			if !bytes.Equal(a.ext, b.ext) || !bytes.Equal(a.pqEK, b.pqEK) || !bytes.Equal(a.ske, b.ske) || !bytes.Equal(a.cke, b.cke) {
+				t.Fatalf("%s %s: same seeds, different key exchanges", pq, s)
+			}
+			if (pq == PQOff) != bytes.Equal(a.cpms, b.cpms) {
+				t.Fatalf("%s %s: same seeds: pre-master secrets equal = %v", pq, s, bytes.Equal(a.cpms, b.cpms))
+			}
+			if bytes.Equal(a.ske, c.ske) || bytes.Equal(a.cke, c.cke) || bytes.Equal(a.cpms, c.cpms) ||
+				(pq != PQOff && bytes.Equal(a.pqEK, c.pqEK)) {
+				t.Fatalf("%s %s: different seeds, same key exchange", pq, s)
+			}
 		}
 	}
 }

@@ -100,7 +100,11 @@ type State struct {
 	// side, PSK suites): unauthenticated, for choosing a key only.
 	PSKIdentityHint string
 	// PermitDay is the Milagro CS time permit day used (0: none).
-	PermitDay    uint64
+	PermitDay uint64
+	// PostQuantum reports that the session's keys include an ML-KEM-768
+	// secret (the hybrid of docs/protocol.md §5b); a resumed session
+	// reports its full handshake's.
+	PostQuantum  bool
 	ClientRandom [32]byte
 	ServerRandom [32]byte
 	// MasterSecret is exposed for tests of forward secrecy and key logging;

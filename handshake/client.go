@@ -115,6 +115,7 @@ func (hs *clientHandshake) run() (*State, error) {
 		LocalIdentity:        hs.kx.LocalIdentity(),
 		PSKIdentityHint:      kxHint(hs.kx),
 		PermitDay:            kxDay(hs.kx),
+		PostQuantum:          kxPostQuantum(hs.kx),
 		MasterSecret:         keys.master,
 		ClientFinished:       clientVerify,
 		ServerFinished:       append([]byte(nil), serverVerify...),
@@ -133,8 +134,12 @@ func (hs *clientHandshake) sendHello() error {
 		}
 	}
 	if len(hs.offered) == 0 {
+		why := ""
+		if cfg.KX.PQ == ciphersuite.PQRequire {
+			why = " (the post-quantum hybrid is required, which only the Milagro suites carry)"
+		}
 		return ciphersuite.Errorf(ciphersuite.AlertHandshakeFailure,
-			"none of the %d configured cipher suites is usable with the configured credentials", len(cfg.Suites))
+			"none of the %d configured cipher suites is usable with the configured credentials%s", len(cfg.Suites), why)
 	}
 	kx, err := newClientKX(cfg.KX, hs.offered)
 	if err != nil {
@@ -219,8 +224,6 @@ func containsUint16(list []uint16, v uint16) bool {
 	return false
 }
 
-// readSkippingHelloRequest reads the next message, dropping (unhashed)
-// HelloRequests: the handshake is already in progress (RFC 5246 §7.4.1.1).
 // readServerFinished reads the server's ChangeCipherSpec (the read side
 // switches to the server's cipher) and its Finished, checked against the
 // transcript so far. It returns the verified verify_data and the whole
@@ -243,6 +246,8 @@ func (hs *clientHandshake) readServerFinished(keys *sessionKeys) (verify, msg []
 	return verify, msg, nil
 }
 
+// readSkippingHelloRequest reads the next message, dropping (unhashed)
+// HelloRequests: the handshake is already in progress (RFC 5246 §7.4.1.1).
 func (hs *clientHandshake) readSkippingHelloRequest() ([]byte, uint8, []byte, error) {
 	for i := 0; ; i++ {
 		msg, typ, body, err := readMessage(hs.ctx, hs.rl)
@@ -329,7 +334,31 @@ func (hs *clientHandshake) readServerHello() (*serverHelloMsg, error) {
 	if err := hs.checkServerHelloTicket(sh); err != nil {
 		return nil, err
 	}
+	if err := hs.processServerHelloKX(sh); err != nil {
+		return nil, err
+	}
 	return sh, nil
+}
+
+// processServerHelloKX hands a full handshake's ServerHello extensions to
+// the key exchange (milagro_pq, docs/protocol.md §5b). An abbreviated
+// handshake has no key exchange: milagro_pq there was not asked for.
+func (hs *clientHandshake) processServerHelloKX(sh *serverHelloMsg) error {
+	if hs.res != nil && hs.res.resumed {
+		for _, e := range sh.extra {
+			if e.Type == ciphersuite.ExtMilagroPQ {
+				return ciphersuite.Errorf(ciphersuite.AlertUnsupportedExtension,
+					"server resumed a session and sent milagro_pq, which only a full handshake carries")
+			}
+		}
+		return nil
+	}
+	if p, ok := hs.kx.(ciphersuite.ServerHelloProcessor); ok {
+		if err := p.ProcessServerHello(hs.suite, sh.extra); err != nil {
+			return asAlert(err, ciphersuite.AlertHandshakeFailure, "processing the ServerHello")
+		}
+	}
+	return nil
 }
 
 func (hs *clientHandshake) offeredExtension(t uint16) bool {

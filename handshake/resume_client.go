@@ -25,7 +25,10 @@ type ClientSession struct {
 	LocalIdentity   string
 	PSKIdentityHint string
 	PermitDay       uint64
-	ReceivedAt      time.Time
+	// PostQuantum: the session's keys include an ML-KEM secret; a client
+	// that requires the hybrid offers no other session.
+	PostQuantum bool
+	ReceivedAt  time.Time
 }
 
 // clientResume is the client handshake's ticket state.
@@ -44,7 +47,8 @@ func (hs *clientHandshake) addTicketOffer(m *clientHelloMsg) error {
 	cfg := hs.cfg
 	hs.res = &clientResume{}
 	if s := cfg.Session; s != nil && len(s.Ticket) > 0 && len(s.Ticket) <= maxClientTicketLength &&
-		s.EMS && len(s.MasterSecret) == masterSecretLength {
+		s.EMS && len(s.MasterSecret) == masterSecretLength &&
+		(s.PostQuantum || cfg.KX.PQ != ciphersuite.PQRequire) {
 		for _, o := range hs.offered {
 			if o.ID == s.Suite {
 				hs.res.offered = s
@@ -133,6 +137,7 @@ func (hs *clientHandshake) newSession(st *State) *ClientSession {
 		LocalIdentity:   st.LocalIdentity,
 		PSKIdentityHint: st.PSKIdentityHint,
 		PermitDay:       st.PermitDay,
+		PostQuantum:     st.PostQuantum,
 		ReceivedAt:      hs.cfg.KX.Time(),
 	}
 }
@@ -168,6 +173,7 @@ func (hs *clientHandshake) runResumed(sh *serverHelloMsg) (*State, error) {
 		LocalIdentity:        s.LocalIdentity,
 		PSKIdentityHint:      s.PSKIdentityHint,
 		PermitDay:            s.PermitDay,
+		PostQuantum:          s.PostQuantum,
 		NegotiatedProtocol:   sh.alpnProtocol,
 		MasterSecret:         keys.master,
 		ClientFinished:       clientVerify,

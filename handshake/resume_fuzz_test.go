@@ -49,6 +49,11 @@ func FuzzSessionState(f *testing.F) {
 	f.Add(b)
 	f.Add(b[:len(b)-1])
 	f.Add([]byte{1})
+	st.PostQuantum = true
+	if b, err = st.Marshal(); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := ParseSessionState(data)
 		if err != nil {

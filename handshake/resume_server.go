@@ -111,6 +111,9 @@ func (hs *serverHandshake) checkTicket() error {
 		return ciphersuite.Errorf(ciphersuite.AlertHandshakeFailure,
 			"client offers a session that used extended_master_secret without offering it (RFC 7627 §5.3)")
 	}
+	if !st.PostQuantum && hs.cfg.KX.PQ == ciphersuite.PQRequire {
+		return refuse("session was not post-quantum hybrid, which this server requires")
+	}
 	if err := hs.cfg.KX.CheckResumption(&ciphersuite.ResumedSession{
 		Kind:          suite.KX,
 		PeerIdentity:  st.PeerIdentity,
@@ -183,6 +186,7 @@ func (hs *serverHandshake) fullSessionState(master []byte) *SessionState {
 		PeerIdentity:  hs.kx.PeerIdentity(),
 		LocalIdentity: serverLocalIdentity(hs.kx, hs.cfg.KX),
 		PermitDay:     kxDay(hs.kx),
+		PostQuantum:   kxPostQuantum(hs.kx),
 		CreatedAt:     uint64(now),
 	}
 }
@@ -233,6 +237,7 @@ func (hs *serverHandshake) runResumed() (*State, error) {
 		PeerIdentity:         sess.PeerIdentity,
 		LocalIdentity:        sess.LocalIdentity,
 		PermitDay:            sess.PermitDay,
+		PostQuantum:          sess.PostQuantum,
 		NegotiatedProtocol:   hs.alpn,
 		MasterSecret:         keys.master,
 		ClientFinished:       append([]byte(nil), clientVerify...),

@@ -243,3 +243,24 @@ func TestTicketRoundTrip(t *testing.T) {
 		t.Fatal("opened under the wrong key")
 	}
 }
+
+// TestSessionStatePostQuantum: the ticket state keeps whether its session
+// was post-quantum hybrid, beside EMS in the flags byte, and refuses flag
+// bits it does not know.
+func TestSessionStatePostQuantum(t *testing.T) {
+	for _, pq := range []bool{false, true} {
+		st := &SessionState{Version: 0x0303, Suite: 0xFF01, MasterSecret: make([]byte, 48), EMS: true, PostQuantum: pq}
+		b, err := st.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseSessionState(b)
+		if err != nil || got.PostQuantum != pq || !got.EMS {
+			t.Fatalf("pq %v: %+v, %v", pq, got, err)
+		}
+		b[1+2+2+1+48] |= 4 // an unknown flag
+		if _, err := ParseSessionState(b); err == nil {
+			t.Fatal("unknown flag bit accepted")
+		}
+	}
+}

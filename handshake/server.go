@@ -108,6 +108,7 @@ func (hs *serverHandshake) run() (*State, error) {
 		PeerIdentity:         hs.kx.PeerIdentity(),
 		LocalIdentity:        serverLocalIdentity(hs.kx, hs.cfg.KX),
 		PermitDay:            kxDay(hs.kx),
+		PostQuantum:          kxPostQuantum(hs.kx),
 		MasterSecret:         keys.master,
 		ClientFinished:       append([]byte(nil), clientVerify...),
 		ServerFinished:       serverVerify,
@@ -208,9 +209,13 @@ func (hs *serverHandshake) readClientHello() error {
 	if info.Extensions == nil {
 		info.Extensions = map[uint16][]byte{}
 	}
-	skippedForEMS := false
+	skippedForEMS, skippedForPQ := false, false
 	for _, s := range hs.cfg.Suites {
 		if s == nil || !ch.hasSuite(s.ID) || !serverSupports(hs.cfg.KX, s, info) {
+			continue
+		}
+		if hs.cfg.KX.PQ == ciphersuite.PQRequire && !s.KX.IsMilagro() {
+			skippedForPQ = true // a PSK suite cannot be hybrid
 			continue
 		}
 		if !hs.ems && s.RequiresEMS() {
@@ -221,6 +226,10 @@ func (hs *serverHandshake) readClientHello() error {
 		break
 	}
 	if hs.suite == nil {
+		if skippedForPQ {
+			return ciphersuite.Errorf(ciphersuite.AlertInsufficientSecurity,
+				"this server requires the post-quantum hybrid, which only the Milagro suites carry; the client offered %s", suiteList(ch.cipherSuites))
+		}
 		if skippedForEMS {
 			return ciphersuite.Errorf(ciphersuite.AlertHandshakeFailure,
 				"client did not offer extended_master_secret, which every common cipher suite requires")
@@ -257,6 +266,9 @@ func (hs *serverHandshake) writeServerHello() (*serverHelloMsg, error) {
 		sh.supportedPoints = []uint8{pointUncompressed}
 	}
 	hs.ticketExtension(sh)
+	if e, ok := hs.kx.(ciphersuite.ServerHelloExtender); ok && !hs.resuming() {
+		sh.extra = append(sh.extra, e.ServerHelloExtensions()...)
+	}
 	if testHookServerHello != nil {
 		testHookServerHello(sh)
 	}
@@ -372,6 +384,12 @@ func kxHint(kx any) string {
 		return h.PSKIdentityHint()
 	}
 	return ""
+}
+
+// kxPostQuantum reports whether a key exchange was the post-quantum hybrid.
+func kxPostQuantum(kx any) bool {
+	h, ok := kx.(ciphersuite.PostQuantum)
+	return ok && h.PostQuantum()
 }
 
 // kxDay is the Milagro CS permit day a key exchange used, if any.

@@ -51,6 +51,9 @@ type SessionState struct {
 	LocalIdentity string
 	// PermitDay is the CS permit day of the full handshake (0: none).
 	PermitDay uint64
+	// PostQuantum: the full handshake was the ML-KEM hybrid (kept in the
+	// flags byte beside EMS).
+	PostQuantum bool
 	// CreatedAt is the Unix time of the full handshake; resumptions keep it,
 	// so a session's lifetime runs from its full handshake.
 	CreatedAt uint64
@@ -67,11 +70,14 @@ func (s *SessionState) Marshal() ([]byte, error) {
 	b.AddUint16(s.Version)
 	b.AddUint16(s.Suite)
 	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(s.MasterSecret) })
-	ems := uint8(0)
+	flags := uint8(0)
 	if s.EMS {
-		ems = 1
+		flags |= stateFlagEMS
 	}
-	b.AddUint8(ems)
+	if s.PostQuantum {
+		flags |= stateFlagPQ
+	}
+	b.AddUint8(flags)
 	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(s.PeerIdentity)) })
 	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(s.LocalIdentity)) })
 	b.AddUint64(s.PermitDay)
@@ -80,6 +86,12 @@ func (s *SessionState) Marshal() ([]byte, error) {
 }
 
 var errBadSessionState = errors.New("handshake: malformed session state")
+
+// The session state's flags byte.
+const (
+	stateFlagEMS uint8 = 1
+	stateFlagPQ  uint8 = 2
+)
 
 // ParseSessionState decodes a ticket plaintext; anything malformed is an error.
 func ParseSessionState(data []byte) (*SessionState, error) {
@@ -90,14 +102,15 @@ func ParseSessionState(data []byte) (*SessionState, error) {
 	if !s.ReadUint8(&v) || v != sessionStateVersion ||
 		!s.ReadUint16(&st.Version) || !s.ReadUint16(&st.Suite) ||
 		!s.ReadUint8LengthPrefixed(&master) || len(master) != masterSecretLength ||
-		!s.ReadUint8(&ems) || ems > 1 ||
+		!s.ReadUint8(&ems) || ems&^(stateFlagEMS|stateFlagPQ) != 0 ||
 		!s.ReadUint16LengthPrefixed(&peer) || len(peer) > maxSessionIdentityLen ||
 		!s.ReadUint16LengthPrefixed(&local) || len(local) > maxSessionIdentityLen ||
 		!s.ReadUint64(&st.PermitDay) || !s.ReadUint64(&st.CreatedAt) || !s.Empty() {
 		return nil, errBadSessionState
 	}
 	st.MasterSecret = append([]byte(nil), master...)
-	st.EMS = ems == 1
+	st.EMS = ems&stateFlagEMS != 0
+	st.PostQuantum = ems&stateFlagPQ != 0
 	st.PeerIdentity = string(peer)
 	st.LocalIdentity = string(local)
 	return st, nil

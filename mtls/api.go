@@ -101,7 +101,7 @@ type Config struct {
 	// deployment-wide key), for Milagro P2P the id_S it must present. It is
 	// reported as ConnectionState.PeerIdentity only after the server's
 	// Finished verified. With it set, no PSK suite is offered (a PSK
-	// server proves no identity; spec §6a). ExpectedServerIdentity is the
+	// server proves no identity; docs/protocol.md §5). ExpectedServerIdentity is the
 	// older name of the same setting (set either, or both equal).
 	ServerIdentity         string
 	ExpectedServerIdentity string
@@ -121,7 +121,7 @@ type Config struct {
 	PermitMode     pairing.PermitMode
 	RequirePermits bool
 	// CSLockout refuses a client identity for a while after repeated
-	// failed proofs (spec §2: 5 failures, then 1 min doubling to 1 h). Nil
+	// failed proofs (docs/protocol.md §3.4: 5 failures, then 1 min doubling to 1 h). Nil
 	// means one Lockout with the defaults per Config (shared by its
 	// Clones and the Configs its GetConfigForClient returns); set one to
 	// share it across Configs (the proxy keeps one across reloads).
@@ -137,6 +137,16 @@ type Config struct {
 	// Milagro P2P, either side: this peer's keys (its identity is P2PKey.ID()).
 	// A P2P client must name the server identity it expects (ServerIdentity).
 	P2PKey *pairing.P2PKey
+
+	// PostQuantum is the post-quantum hybrid policy of the Milagro suites
+	// (docs/protocol.md §5b), on either side. PostQuantumPrefer (the zero
+	// value) adds a fresh ML-KEM-768 key exchange to every Milagro
+	// handshake whose peer takes part, and falls back to the classic one
+	// with a peer that does not. PostQuantumRequire refuses any session
+	// that is not hybrid: a Milagro peer without it gets
+	// insufficient_security, PSK suites are neither offered nor accepted,
+	// and a classic session is never resumed. PostQuantumOff never uses it.
+	PostQuantum PostQuantumPolicy
 
 	// HandshakeTimeout bounds Handshake when no deadline/context is given;
 	// 0 means DefaultHandshakeTimeout, a negative value means none.
@@ -205,4 +215,24 @@ type ConnectionState struct {
 	// DidResume reports a resumed session (abbreviated handshake, no key
 	// exchange); the identities and permit day are the full handshake's.
 	DidResume bool
+	// PostQuantum reports that the session keys include an ML-KEM-768
+	// secret (Config.PostQuantum): a recording of this session stays
+	// confidential even if pairings later fall to a quantum computer. A
+	// resumed session reports its full handshake's.
+	PostQuantum bool
 }
+
+// PostQuantumPolicy is Config.PostQuantum: off, prefer (the default) or
+// require.
+type PostQuantumPolicy = ciphersuite.PQPolicy
+
+// The values of Config.PostQuantum.
+const (
+	PostQuantumPrefer  = ciphersuite.PQPrefer
+	PostQuantumOff     = ciphersuite.PQOff
+	PostQuantumRequire = ciphersuite.PQRequire
+)
+
+// ParsePostQuantumPolicy parses "off", "prefer" or "require" (as the
+// --pq flag of the mtls command takes them).
+func ParsePostQuantumPolicy(s string) (PostQuantumPolicy, error) { return ciphersuite.ParsePQPolicy(s) }

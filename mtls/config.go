@@ -3,6 +3,7 @@ package mtls
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -77,6 +78,22 @@ func (c *Config) keyLog() io.Writer {
 	return keyLogWriter{c.KeyLogWriter}
 }
 
+// checkPostQuantum refuses a PostQuantum value it does not know, and
+// PostQuantumRequire without Milagro credentials (only the Milagro suites
+// can be hybrid, so every handshake would fail).
+func (c *Config) checkPostQuantum(haveMilagro bool) error {
+	switch c.PostQuantum {
+	case PostQuantumPrefer, PostQuantumOff:
+	case PostQuantumRequire:
+		if !haveMilagro {
+			return errors.New("mtls: Config.PostQuantum is require, but there are no Milagro credentials: only the Milagro suites can be post-quantum hybrid (PSK suites cannot)")
+		}
+	default:
+		return fmt.Errorf("mtls: unknown Config.PostQuantum %v", c.PostQuantum)
+	}
+	return nil
+}
+
 // clientHandshakeConfig is the one place that maps a Config to the client
 // handshake's configuration.
 func (c *Config) clientHandshakeConfig() (*handshake.ClientConfig, error) {
@@ -109,6 +126,7 @@ func (c *Config) clientHandshakeConfig() (*handshake.ClientConfig, error) {
 		Rand:   c.rand(),
 		Time:   c.time(),
 		Curves: c.curves(),
+		PQ:     c.PostQuantum,
 	}
 	switch {
 	case c.GetClientPSK != nil:
@@ -126,6 +144,9 @@ func (c *Config) clientHandshakeConfig() (*handshake.ClientConfig, error) {
 	}
 	// Milagro credentials: see milagro_config.go.
 	if err := c.milagroClientKX(kx); err != nil {
+		return nil, err
+	}
+	if err := c.checkPostQuantum(kx.CS != nil || kx.P2P != nil); err != nil {
 		return nil, err
 	}
 	return &handshake.ClientConfig{
@@ -194,6 +215,7 @@ func (c *Config) serverHandshakeConfigNoCallback() (*handshake.ServerConfig, err
 		Time:               c.time(),
 		Curves:             c.curves(),
 		VerifyPeerIdentity: c.VerifyPeerIdentity,
+		PQ:                 c.PostQuantum,
 	}
 	if c.PSKIdentityHint != "" {
 		kx.Hint = []byte(c.PSKIdentityHint)
@@ -203,6 +225,9 @@ func (c *Config) serverHandshakeConfigNoCallback() (*handshake.ServerConfig, err
 	}
 	// Milagro credentials: see milagro_config.go.
 	if err := c.milagroServerKX(kx); err != nil {
+		return nil, err
+	}
+	if err := c.checkPostQuantum(kx.CS != nil || kx.P2P != nil); err != nil {
 		return nil, err
 	}
 	return &handshake.ServerConfig{

@@ -21,6 +21,11 @@
 //
 // Milagro and ECDHE_PSK sessions are forward secret, and the extended
 // master secret (RFC 7627) is required unless InsecureAllowNoEMS is set.
+// Milagro sessions are also post-quantum hybrid by default: an ML-KEM-768
+// key exchange goes beside the pairing-based one whenever the peer takes
+// part, so a recording of the session stays confidential if pairings later
+// fall to a quantum computer (Config.PostQuantum: prefer, require or off;
+// ConnectionState.PostQuantum says whether a connection is hybrid).
 //
 // A server reads the client's authenticated identity from
 // ConnectionState().PeerIdentity and can refuse identities with

@@ -301,7 +301,7 @@ func TestKeyFilePermissions(t *testing.T) {
 
 func TestKeyFileOddIdentity(t *testing.T) {
 	m, _ := pairing.NewMasterShare(rand.Reader)
-	for _, id := range []string{"colon: x", " padded ", strings.Repeat("é", 500), `say "hi"`, "\u00a0nbsp"} {
+	for _, id := range []string{"colon: x", "in side", strings.Repeat("é", 500), `say "hi"`, "nb\u00a0sp"} {
 		k, err := m.IssueCSClientKey(id)
 		if err != nil {
 			t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"github.com/cloudflare/circl/ecc/bls12381"
 )
 
-// Milagro CS (spec §3): M-Pin Full with a forward-secret key agreement.
+// Milagro CS (docs/protocol.md §3): M-Pin Full with a forward-secret key agreement.
 
 // CSHello is what the client sends in the milagro_cs ClientHello extension:
 // (id, d, t, U, V, id_S).
@@ -194,12 +194,35 @@ func (hs *CSClientHandshake) Finish(rand io.Reader, wBytes []byte) (rBytes, pms 
 	if err != nil {
 		return nil, nil, err
 	}
-	rBytes, pms = hs.finish(r, w, wBytes)
+	rBytes, pms = hs.finish(r, w, wBytes, nil)
 	return rBytes, pms, nil
 }
 
-// finish is Finish with a given r, which it erases, and decoded W.
-func (hs *CSClientHandshake) finish(r *bls12381.Scalar, w *eG1, wBytes []byte) (rBytes, pms []byte) {
+// FinishPQ is Finish for the post-quantum hybrid (docs/protocol.md §5b):
+// ss is the 32-byte ML-KEM-768 shared secret, and the pre-master secret is
+// SHA-256("MTLS1-CS-PQ-PMS" ‖ GT(g) ‖ G1(z) ‖ ss).
+func (hs *CSClientHandshake) FinishPQ(rand io.Reader, wBytes, ss []byte) (rBytes, pms []byte, err error) {
+	if hs == nil || hs.c == nil {
+		return nil, nil, ErrUnusable
+	}
+	if len(ss) != PQSecretSize {
+		return nil, nil, ErrLength
+	}
+	w, err := eDecodeG1(wBytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := randomScalar(rand)
+	if err != nil {
+		return nil, nil, err
+	}
+	rBytes, pms = hs.finish(r, w, wBytes, ss)
+	return rBytes, pms, nil
+}
+
+// finish is Finish with a given r, which it erases, and decoded W; ss is
+// the hybrid's ML-KEM secret (nil: the classic pre-master secret).
+func (hs *CSClientHandshake) finish(r *bls12381.Scalar, w *eG1, wBytes, ss []byte) (rBytes, pms []byte) {
 	defer func() { *r = bls12381.Scalar{}; hs.x = bls12381.Scalar{}; hs.c = nil }()
 	var rp, z eG1
 	eMul(&rp, r, hs.c.ae)
@@ -210,13 +233,21 @@ func (hs *CSClientHandshake) finish(r *bls12381.Scalar, w *eG1, wBytes []byte) (
 	g := eGTExp(hs.eKB, &e)
 	e = bls12381.Scalar{}
 	eMul(&z, &hs.x, w)
-	return rBytes, premaster(csPMSLabel, g, &z)
+	return rBytes, premaster(csPMSLabel, g, &z, ss)
 }
 
 const (
 	csPMSLabel  = "MTLS1-CS-PMS"
 	p2pPMSLabel = "MTLS1-P2P-PMS"
+	// The hybrid labels (docs/protocol.md §5b) replace the classic ones
+	// when an ML-KEM secret is mixed in.
+	csPQPMSLabel  = "MTLS1-CS-PQ-PMS"
+	p2pPQPMSLabel = "MTLS1-P2P-PQ-PMS"
 )
+
+// PQSecretSize is the size of the ML-KEM-768 shared secret the hybrid
+// pre-master secrets take.
+const PQSecretSize = 32
 
 // csY computes y = Hq_CS(t ‖ id ‖ d ‖ U ‖ id_S).
 func csY(h *CSHello) *bls12381.Scalar {
@@ -233,14 +264,26 @@ func csHB(a, u []byte, y *bls12381.Scalar, v, r, w []byte) *bls12381.Scalar {
 	return Hq(DomainCS, transcript(nil).raw(a).raw(u).scalar(y).raw(v).raw(r).raw(w))
 }
 
-// premaster returns SHA-256(label ‖ GT(g) ‖ G1(z)).
-func premaster(label string, g *eGT, z *eG1) []byte {
+// premaster returns SHA-256(label ‖ GT(g) ‖ G1(z)), or with an ML-KEM
+// secret ss the hybrid SHA-256(PQ label ‖ GT(g) ‖ G1(z) ‖ ss).
+func premaster(label string, g *eGT, z *eG1, ss []byte) []byte {
+	if ss != nil {
+		switch label {
+		case csPMSLabel:
+			label = csPQPMSLabel
+		case p2pPMSLabel:
+			label = p2pPQPMSLabel
+		default:
+			panic("pairing: no hybrid form of " + label) // a programming error
+		}
+	}
 	d := sha256.New()
 	d.Write([]byte(label))
 	gb := gtBytes(g)
 	d.Write(gb)
 	clear(gb)
 	d.Write(eBytesG1(z))
+	d.Write(ss)
 	return d.Sum(nil)
 }
 
@@ -362,7 +405,7 @@ func (s *CSServer) verify(h *CSHello) (*CSServerHandshake, error) {
 	// The M-Pin check stays a check of its own. Folding it into the key
 	// pairing (one product e(V,B_S)·e(U+yA+R+hA, K_S)) would save a final
 	// exponentiation but let anyone holding e(K', B_S), a value clients
-	// cache, agree on a pre-master secret without K' (issue 14).
+	// cache, agree on a pre-master secret without K'.
 	e := ePair([]*eG1{v, &uy}, []*eLines{s.bsLines, s.ksLines})
 	if !eGTIsOne(e) {
 		return nil, ErrAuthFailed
@@ -409,6 +452,20 @@ func (hs *CSServerHandshake) W() []byte { return append([]byte(nil), hs.wB...) }
 // g = e(R + h·A, K_S), z = w·U; it returns the 32-byte pre-master secret and
 // erases w. Finish may be called once.
 func (hs *CSServerHandshake) Finish(rBytes []byte) ([]byte, error) {
+	return hs.finish(rBytes, nil)
+}
+
+// FinishPQ is Finish for the post-quantum hybrid (docs/protocol.md §5b)
+// with the 32-byte ML-KEM-768 shared secret ss: the pre-master secret is
+// SHA-256("MTLS1-CS-PQ-PMS" ‖ GT(g) ‖ G1(z) ‖ ss).
+func (hs *CSServerHandshake) FinishPQ(rBytes, ss []byte) ([]byte, error) {
+	if len(ss) != PQSecretSize {
+		return nil, ErrLength
+	}
+	return hs.finish(rBytes, ss)
+}
+
+func (hs *CSServerHandshake) finish(rBytes, ss []byte) ([]byte, error) {
 	if hs == nil || hs.s == nil || hs.spent {
 		return nil, ErrUnusable
 	}
@@ -427,5 +484,5 @@ func (hs *CSServerHandshake) Finish(rBytes []byte) ([]byte, error) {
 	}
 	g := ePair([]*eG1{&rh}, []*eLines{hs.s.ksLines})
 	eMul(&z, &hs.w, hs.u)
-	return premaster(csPMSLabel, g, &z), nil
+	return premaster(csPMSLabel, g, &z, ss), nil
 }

@@ -6,7 +6,7 @@ import (
 	"github.com/cloudflare/circl/ecc/bls12381"
 )
 
-// Milagro P2P (spec §4): Chow–Choo. The TLS server is the sender S (uses
+// Milagro P2P (docs/protocol.md §4): Chow–Choo. The TLS server is the sender S (uses
 // K1_S), the TLS client the receiver C (uses K2_C).
 
 // P2PServer is a peer prepared to act as the TLS server, with A_S cached.
@@ -93,11 +93,22 @@ func (hs *P2PServerHandshake) X() []byte { return append([]byte(nil), hs.xB...) 
 // client is authenticated only by the Finished messages that follow.
 // Finish may be called once.
 func (hs *P2PServerHandshake) Finish(idC string, wC, yC []byte) ([]byte, error) {
-	return hs.finish(p2pPMSLabel, idC, wC, yC)
+	return hs.finish(p2pPMSLabel, idC, wC, yC, nil)
 }
 
-// finish is Finish and FinishDTLS, with the label of the derived secret.
-func (hs *P2PServerHandshake) finish(label, idC string, wC, yC []byte) ([]byte, error) {
+// FinishPQ is Finish for the post-quantum hybrid (docs/protocol.md §5b)
+// with the 32-byte ML-KEM-768 shared secret ss: the pre-master secret is
+// SHA-256("MTLS1-P2P-PQ-PMS" ‖ GT(g) ‖ G1(z) ‖ ss).
+func (hs *P2PServerHandshake) FinishPQ(idC string, wC, yC, ss []byte) ([]byte, error) {
+	if len(ss) != PQSecretSize {
+		return nil, ErrLength
+	}
+	return hs.finish(p2pPMSLabel, idC, wC, yC, ss)
+}
+
+// finish is Finish, FinishPQ and FinishDTLS, with the label of the derived
+// secret and the hybrid's ML-KEM secret (nil: none).
+func (hs *P2PServerHandshake) finish(label, idC string, wC, yC, ss []byte) ([]byte, error) {
 	if hs == nil || hs.s == nil || hs.spent {
 		return nil, ErrUnusable
 	}
@@ -128,7 +139,7 @@ func (hs *P2PServerHandshake) finish(label, idC string, wC, yC []byte) ([]byte, 
 	eMulPublic(&kc, piC, &k)
 	g := ePairFresh(&kc, bC, &k, y)
 	eMul(&z, &hs.x, w)
-	return premaster(label, g, &z), nil
+	return premaster(label, g, &z, ss), nil
 }
 
 // p2pPi returns π_S = Hq_P2P(X_S ‖ Y_C ‖ W_C ‖ id_C) and
@@ -185,6 +196,20 @@ const p2pClientServers = 64
 // W_C (48 bytes) and Y_C (96 bytes) for the ClientKeyExchange (with ID())
 // and the 32-byte pre-master secret.
 func (c *P2PClient) Respond(rand io.Reader, expectedID, idS string, xS []byte) (wC, yC, pms []byte, err error) {
+	return c.respondPQ(rand, expectedID, idS, xS, nil)
+}
+
+// RespondPQ is Respond for the post-quantum hybrid (docs/protocol.md §5b)
+// with the 32-byte ML-KEM-768 shared secret ss: the pre-master secret is
+// SHA-256("MTLS1-P2P-PQ-PMS" ‖ GT(g) ‖ G1(z) ‖ ss).
+func (c *P2PClient) RespondPQ(rand io.Reader, expectedID, idS string, xS, ss []byte) (wC, yC, pms []byte, err error) {
+	if len(ss) != PQSecretSize {
+		return nil, nil, nil, ErrLength
+	}
+	return c.respondPQ(rand, expectedID, idS, xS, ss)
+}
+
+func (c *P2PClient) respondPQ(rand io.Reader, expectedID, idS string, xS, ss []byte) (wC, yC, pms []byte, err error) {
 	if c == nil || c.k2 == nil || c.aSs == nil {
 		return nil, nil, nil, ErrUnusable
 	}
@@ -206,16 +231,17 @@ func (c *P2PClient) Respond(rand io.Reader, expectedID, idS string, xS []byte) (
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	wC, yC, pms = c.respond(y, w, idS, x, xS)
+	wC, yC, pms = c.respond(y, w, idS, x, xS, ss)
 	return wC, yC, pms, nil
 }
 
-// respond is Respond with given y and w, which it erases, and decoded X_S.
-func (c *P2PClient) respond(y, w *bls12381.Scalar, idS string, x *eG1, xS []byte) (wC, yC, pms []byte) {
+// respond is Respond with given y and w, which it erases, and decoded X_S;
+// ss is the hybrid's ML-KEM secret (nil: classic).
+func (c *P2PClient) respond(y, w *bls12381.Scalar, idS string, x *eG1, xS, ss []byte) (wC, yC, pms []byte) {
 	defer func() { *y = bls12381.Scalar{}; *w = bls12381.Scalar{} }()
 	aS := c.serverPoint(idS)
 	yC, wC = c.commit(y, w, aS)
-	return wC, yC, c.agree(p2pPMSLabel, y, w, aS, idS, x, xS, yC, wC)
+	return wC, yC, c.agree(p2pPMSLabel, y, w, aS, idS, x, xS, yC, wC, ss)
 }
 
 // serverPoint returns A_S = H1_P2P(id_S), cached.
@@ -234,7 +260,7 @@ func (c *P2PClient) commit(y, w *bls12381.Scalar, aS *eG1) (yC, wC []byte) {
 
 // agree returns SHA-256(label ‖ GT(g) ‖ G1(z)) with
 // g = e(π_S·A_S + X_S, (y + π_C)·K2_C) and z = w·X_S.
-func (c *P2PClient) agree(label string, y, w *bls12381.Scalar, aS *eG1, idS string, x *eG1, xS, yC, wC []byte) []byte {
+func (c *P2PClient) agree(label string, y, w *bls12381.Scalar, aS *eG1, idS string, x *eG1, xS, yC, wC, ss []byte) []byte {
 	piS, piC := p2pPi(xS, yC, wC, c.id, idS)
 	// e(π_S·A_S + X_S, (y+π_C)·K2_C) = e((y+π_C)·(π_S·A_S + X_S), K2_C):
 	// two G1 multiplications are cheaper than one in G2.
@@ -249,5 +275,5 @@ func (c *P2PClient) agree(label string, y, w *bls12381.Scalar, aS *eG1, idS stri
 	g := ePair([]*eG1{&q}, []*eLines{c.k2})
 	var z eG1
 	eMul(&z, w, x)
-	return premaster(label, g, &z)
+	return premaster(label, g, &z, ss)
 }

@@ -74,7 +74,7 @@ func (hs *P2PClientHandshake) FinishDTLS(idS string, xS []byte) ([]byte, error) 
 	}
 	hs.spent = true
 	defer func() { hs.y, hs.w = bls12381.Scalar{}, bls12381.Scalar{} }()
-	return hs.c.agree(p2pDTLSPSKLabel, &hs.y, &hs.w, hs.aS, idS, x, xS, hs.yC, hs.wC), nil
+	return hs.c.agree(p2pDTLSPSKLabel, &hs.y, &hs.w, hs.aS, idS, x, xS, hs.yC, hs.wC, nil), nil
 }
 
 // FinishDTLS is Finish for DTLS: the same computation with the client's
@@ -82,5 +82,5 @@ func (hs *P2PClientHandshake) FinishDTLS(idS string, xS []byte) ([]byte, error) 
 // SHA-256("MTLS1-P2P-DTLS-PSK" ‖ GT(g) ‖ G1(z)). Finish and FinishDTLS
 // together may be called once.
 func (hs *P2PServerHandshake) FinishDTLS(idC string, wC, yC []byte) ([]byte, error) {
-	return hs.finish(p2pDTLSPSKLabel, idC, wC, yC)
+	return hs.finish(p2pDTLSPSKLabel, idC, wC, yC, nil)
 }

@@ -75,6 +75,14 @@ func startOurCSPairFull(b *testing.B, service string) *pair {
 	return startOurCSPairArgs(b, service, "mtls-cs-full", "--no-tickets")
 }
 
+// startOurCSPairClassic is startOurCSPairFull with the post-quantum hybrid
+// off on the server side (--pq off), so every connection runs a classic
+// full CS handshake: beside mtls-cs-full (hybrid, the default), the cost of
+// the hybrid.
+func startOurCSPairClassic(b *testing.B, service string) *pair {
+	return startOurCSPairArgs(b, service, "mtls-cs-full-classic", "--no-tickets", "--pq", "off")
+}
+
 func startOurCSPairArgs(b *testing.B, service, label string, serverArgs ...string) *pair {
 	server, clients := milagroKeys(b, "alice@example.com")
 	saddr, caddr := freePort(b), freePort(b)
@@ -160,7 +168,8 @@ func startStunnelPair(b *testing.B, service string) *pair {
 var pairs = []struct {
 	name  string
 	start func(*testing.B, string) *pair
-}{{"mtls", startOurPair}, {"mtls-cs", startOurCSPair}, {"mtls-cs-full", startOurCSPairFull}, {"stunnel", startStunnelPair}}
+}{{"mtls", startOurPair}, {"mtls-cs", startOurCSPair}, {"mtls-cs-full", startOurCSPairFull},
+	{"mtls-cs-full-classic", startOurCSPairClassic}, {"stunnel", startStunnelPair}}
 
 // sink is a service that reads and discards, then closes.
 func sink(c net.Conn) { io.Copy(io.Discard, c) }

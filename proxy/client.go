@@ -137,7 +137,7 @@ func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
 	defer sc.Close()
 	cs := sc.ConnectionState()
 	c.Metrics.handshakeOK(cs, hsDur)
-	log = log.With("identity", cs.PeerIdentity, "local_identity", cs.LocalIdentity, "suite", cs.CipherSuiteName)
+	log = log.With("identity", cs.PeerIdentity, "local_identity", cs.LocalIdentity, "suite", cs.CipherSuiteName, "pq", cs.PostQuantum)
 	log.Info("connection open", "target", c.Target)
 	p := &pipe{a: local, b: sc, idle: c.IdleTimeout, onBytes: c.Metrics.bytesFunc(),
 		lifetime: remaining(c.MaxConnLifetime, start), closeTimeout: c.CloseTimeout}

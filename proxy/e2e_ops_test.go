@@ -100,7 +100,7 @@ func TestClientCountsUpstreamFailure(t *testing.T) {
 	}) {
 		t.Fatalf("server: %v probes seen", metricValue(sm.connections.WithLabelValues("closed_before_handshake")))
 	}
-	if v := metricValue(sm.handshakes.WithLabelValues("unknown", resultError)); v != 0 {
+	if v := metricValue(sm.handshakes.WithLabelValues("unknown", resultError, "false")); v != 0 {
 		t.Fatalf("server counted %v failed handshakes for health probes", v)
 	}
 }

@@ -328,7 +328,7 @@ func TestE2ETargetDownAndStatus(t *testing.T) {
 	}
 	m, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(m), `mtls_proxy_handshakes_total{result="ok",suite="TLS_PSK_WITH_AES_128_GCM_SHA256"} 1`) {
+	if !strings.Contains(string(m), `mtls_proxy_handshakes_total{pq="false",result="ok",suite="TLS_PSK_WITH_AES_128_GCM_SHA256"} 1`) {
 		t.Fatalf("/metrics lacks the handshake count:\n%.2000s", m)
 	}
 }
@@ -344,6 +344,17 @@ func TestE2ESighupReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Close()
+	// An echo through the proxy: alice's connection is established on the
+	// proxy's side too (not still in its handshake) before the reload.
+	live.SetDeadline(time.Now().Add(10 * time.Second))
+	echo := make([]byte, 4)
+	if _, err := live.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(live, echo); err != nil || string(echo) != "ping" {
+		t.Fatalf("echo through the proxy: %q, %v", echo, err)
+	}
+	live.SetDeadline(time.Time{})
 	if _, err := dialMTLS(t, saddr, "bob"); err == nil {
 		t.Fatal("bob admitted before reload")
 	}

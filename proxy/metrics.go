@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,13 +27,13 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	handshakes  *prometheus.CounterVec // suite, result
+	handshakes  *prometheus.CounterVec // suite, result, pq
 	hsDuration  prometheus.Histogram
 	active      prometheus.Gauge
 	connections *prometheus.CounterVec // result
 	bytes       *prometheus.CounterVec // direction
 	aclDenials  prometheus.Counter
-	resumed     *prometheus.CounterVec // suite
+	resumed     *prometheus.CounterVec // suite, pq
 	lockouts    prometheus.Counter
 	hsFailures  *prometheus.CounterVec // reason (failureReasons)
 	reloads     *prometheus.CounterVec // result: ok, failed
@@ -62,8 +63,8 @@ func NewMetrics() *Metrics {
 		Registry: reg,
 		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mtls_proxy_handshakes_total",
-			Help: "mtls handshakes by cipher suite and result (ok, denied, timeout, error, busy).",
-		}, []string{"suite", "result"}),
+			Help: "mtls handshakes by cipher suite, result (ok, denied, timeout, error, busy) and pq (true: the session keys include the post-quantum ML-KEM-768 secret; false for classic sessions and failed handshakes).",
+		}, []string{"suite", "result", "pq"}),
 		hsDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mtls_proxy_handshake_duration_seconds",
 			Help:    "Duration of mtls handshakes, successful or not.",
@@ -92,8 +93,8 @@ func NewMetrics() *Metrics {
 	}
 	m.resumed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mtls_proxy_handshakes_resumed_total",
-		Help: "Successful mtls handshakes that resumed a session (session ticket, no key exchange), by cipher suite; also counted in mtls_proxy_handshakes_total.",
-	}, []string{"suite"})
+		Help: "Successful mtls handshakes that resumed a session (session ticket, no key exchange), by cipher suite and pq (the session is post-quantum hybrid); also counted in mtls_proxy_handshakes_total.",
+	}, []string{"suite", "pq"})
 	reg.MustRegister(m.resumed)
 	m.hsFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mtls_proxy_handshake_failures_total",
@@ -129,21 +130,25 @@ func NewMetrics() *Metrics {
 }
 
 func (m *Metrics) handshake(suite, result string, d time.Duration) {
+	m.handshakePQ(suite, result, false, d)
+}
+
+func (m *Metrics) handshakePQ(suite, result string, pq bool, d time.Duration) {
 	if m == nil {
 		return
 	}
 	if suite == "" {
 		suite = "unknown"
 	}
-	m.handshakes.WithLabelValues(suite, result).Inc()
+	m.handshakes.WithLabelValues(suite, result, strconv.FormatBool(pq)).Inc()
 	m.hsDuration.Observe(d.Seconds())
 }
 
 // handshakeOK records a successful handshake (and whether it resumed).
 func (m *Metrics) handshakeOK(cs mtls.ConnectionState, d time.Duration) {
-	m.handshake(cs.CipherSuiteName, resultOK, d)
+	m.handshakePQ(cs.CipherSuiteName, resultOK, cs.PostQuantum, d)
 	if m != nil && cs.DidResume {
-		m.resumed.WithLabelValues(cs.CipherSuiteName).Inc()
+		m.resumed.WithLabelValues(cs.CipherSuiteName, strconv.FormatBool(cs.PostQuantum)).Inc()
 	}
 }
 
@@ -257,6 +262,8 @@ type StatusHandler struct {
 	// cannot be probed without speaking its protocol. /healthz then
 	// answers from the proxy's own state (draining, degraded, Degraded).
 	NoProbe bool
+	// Now is the clock CacheFor is measured on; nil means time.Now.
+	Now func() time.Time
 
 	draining atomic.Bool
 
@@ -275,7 +282,11 @@ func (h *StatusHandler) health(ctx context.Context) error {
 	if cache == 0 {
 		cache = time.Second
 	}
-	if !h.checked.IsZero() && time.Since(h.checked) < cache {
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	if !h.checked.IsZero() && now().Sub(h.checked) < cache {
 		return h.err
 	}
 	timeout := h.DialTimeout
@@ -294,7 +305,7 @@ func (h *StatusHandler) health(ctx context.Context) error {
 		// Our own limit, not the target's health: keep the last result.
 		return h.err
 	}
-	h.err, h.checked = err, time.Now()
+	h.err, h.checked = err, now()
 	return err
 }
 

@@ -181,7 +181,7 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 	}
 	cs := sc.ConnectionState()
 	id := cs.PeerIdentity
-	log = log.With("identity", id, "suite", cs.CipherSuiteName)
+	log = log.With("identity", id, "suite", cs.CipherSuiteName, "pq", cs.PostQuantum)
 	t.setIdentity(id)
 	// Defence in depth: the ACL already ran inside the handshake. The
 	// current ACL is checked: a reload during the handshake applies.

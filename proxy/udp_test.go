@@ -134,13 +134,13 @@ func TestUDPServerForwardsAndEnforcesACL(t *testing.T) {
 	if !waitFor(5*time.Second, func() bool { return metricValue(m.aclDenials) == 1 }) {
 		t.Fatalf("acl denials = %v", metricValue(m.aclDenials))
 	}
-	if !waitFor(5*time.Second, func() bool { return metricValue(m.handshakes.WithLabelValues("unknown", resultDenied)) == 1 }) {
+	if !waitFor(5*time.Second, func() bool { return metricValue(m.handshakes.WithLabelValues("unknown", resultDenied, "false")) == 1 }) {
 		t.Fatal("the denied handshake is not counted as denied")
 	}
 	if up := metricValue(m.bytes.WithLabelValues("upstream")); up == 0 {
 		t.Fatal("no upstream bytes counted")
 	}
-	ok := m.handshakes.WithLabelValues(dtls.CipherSuiteName(dtls.TLS_PSK_WITH_AES_128_GCM_SHA256), resultOK)
+	ok := m.handshakes.WithLabelValues(dtls.CipherSuiteName(dtls.TLS_PSK_WITH_AES_128_GCM_SHA256), resultOK, "false")
 	if v := metricValue(ok); v != 2 {
 		t.Fatalf("ok handshakes = %v", v)
 	}

@@ -14,6 +14,7 @@ package main
 //	--lockout-*         server: lockout after repeated failed CS proofs
 //	--allow ID          server: admit only these peer identities (repeatable)
 //	--renewal F         either side: stay current with the D-TAs (renewal_flag.go)
+//	--pq MODE           either side: the post-quantum hybrid, off, prefer (default) or require
 //
 // The proxy defines --allow itself (its ACL, with --allow-prefix, …). Its
 // flag builder keeps the first definition of a name, so ours is used there,
@@ -63,6 +64,7 @@ func milagroCredentialFlags(server bool) []cli.Flag {
 			&cli.DurationFlag{Name: "lockout-max", Category: cat, Value: ciphersuite.DefaultLockoutMax, Usage: "longest lockout"},
 			&cli.StringSliceFlag{Name: "allow", Category: "access control", Usage: "admit only the authenticated peer identity `ID` (repeatable; default: every authenticated peer)"},
 			renewalFlag(),
+			pqFlag(),
 		}
 	}
 	return []cli.Flag{
@@ -73,7 +75,14 @@ func milagroCredentialFlags(server bool) []cli.Flag {
 		&cli.StringFlag{Name: "id", Category: cat, Usage: "check that the key files are for `IDENTITY`"},
 		&cli.StringFlag{Name: "server-id", Category: cat, Usage: "the server `IDENTITY` expected: the CS server identity (the server must hold its key) and the P2P server identity (required with --p2p-key); with it, no PSK suite is offered"},
 		renewalFlag(),
+		pqFlag(),
 	}
+}
+
+// pqFlag is --pq, the post-quantum hybrid policy (mtls.Config.PostQuantum).
+func pqFlag() cli.Flag {
+	return &cli.StringFlag{Name: "pq", Category: "security", Value: "prefer",
+		Usage: "post-quantum hybrid (ML-KEM-768 beside the Milagro key exchange, so recorded sessions stay confidential): `MODE` off, prefer (use it when the peer does) or require (refuse classic sessions and PSK suites)"}
 }
 
 // loadCombined loads a key file that must hold a combined key, with an
@@ -102,6 +111,16 @@ func inProxy(c *cli.Context) bool {
 }
 
 func applyMilagroFlags(c *cli.Context, cfg *mtls.Config, server bool) error {
+	pq, err := mtls.ParsePostQuantumPolicy(c.String("pq"))
+	if err != nil {
+		return fmt.Errorf("invalid --pq %q: want off, prefer or require", c.String("pq"))
+	}
+	if pq == mtls.PostQuantumRequire && c.Bool("dtls") {
+		// Refused rather than ignored: an operator who requires the
+		// hybrid must not get classic DTLS sessions unawares.
+		return errors.New("--pq require: DTLS sessions are not post-quantum hybrid (only TLS with Milagro suites is); use --pq prefer or off with --dtls")
+	}
+	cfg.PostQuantum = pq
 	if server {
 		return applyMilagroServer(c, cfg)
 	}

@@ -197,7 +197,7 @@ func (s *echoServer) handle(ctx context.Context, c *mtls.Conn) error {
 	} else {
 		c.Close()
 	}
-	attrs := []any{"remote", remote, "peer", st.PeerIdentity, "suite", st.CipherSuiteName,
+	attrs := []any{"remote", remote, "peer", st.PeerIdentity, "suite", st.CipherSuiteName, "pq", st.PostQuantum,
 		"in", in.n.Load(), "out", out, "duration", time.Since(start).Round(time.Millisecond)}
 	if err != nil {
 		logger.Warn("connection", append(attrs, "error", trimLib(err))...)
