@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/milagro-go/milagro/dtls"
+	"github.com/milagro-go/milagro/internal/listen"
 	"github.com/milagro-go/milagro/proxy"
 )
 
@@ -143,10 +144,13 @@ func runDTLSProxy(c *cli.Context, server bool) error {
 		health *proxy.StatusHandler
 	)
 	if a := c.String("status"); a != "" {
-		sl, err := net.Listen("tcp", a)
+		// The same status listener as the TCP runner: HOST:PORT, unix:
+		// or systemd:, with a spare descriptor for the open-file limit.
+		sl, err := listen.Listen(a)
 		if err != nil {
 			return cmdError(name, "--status", err)
 		}
+		sl = listen.Reserve(sl)
 		// A UDP service cannot be probed without speaking its protocol:
 		// /healthz reports the proxy's own state.
 		health = &proxy.StatusHandler{Target: target, Metrics: metrics, NoProbe: true}
