@@ -98,8 +98,8 @@ func proxyFlags(server bool) []cli.Flag {
 	add(&cli.DurationFlag{Name: "idle-timeout", Category: cat, Usage: "close a connection idle in both directions for this long (0: never)"})
 	add(&cli.DurationFlag{Name: "connect-timeout", Category: cat, Value: proxy.DefaultConnectTimeout, Usage: "bound on connecting to --target"})
 	if server {
-		add(&cli.IntFlag{Name: "max-handshakes", Category: cat, Usage: "connections allowed in their handshake at once, apart from --max-conns (0: 1024); beyond it new connections are closed"})
-		add(&cli.IntFlag{Name: "max-handshakes-per-source", Category: cat, Usage: "connections from one IP address allowed in their handshake at once (0: 256)"})
+		add(&cli.IntFlag{Name: "max-handshakes", Category: cat, Usage: "connections allowed in their handshake at once, apart from --max-conns (0: 1024); beyond it new connections are closed (--dtls: peers from their first ClientHello, and a ClientHello beyond it is dropped)"})
+		add(&cli.IntFlag{Name: "max-handshakes-per-source", Category: cat, Usage: "connections from one IP address allowed in their handshake at once (0: 256; --dtls: 16 per IPv4 address or IPv6 /64)"})
 		acl := "access control"
 		replace(&cli.StringSliceFlag{Name: "allow", Category: acl, Usage: "admit the peer identity `ID` (repeatable)"})
 		add(&cli.StringSliceFlag{Name: "allow-prefix", Category: acl, Usage: "admit identities starting with `P` (repeatable)"})
