@@ -55,7 +55,6 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	rand    io.Reader
-	tlsCfg  *mtls.Config
 	m       *metrics
 	reg     *prometheus.Registry
 	limiter *failLimiter
@@ -108,20 +107,6 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s.m = newMetrics(reg)
 	s.limiter = newFailLimiter(s.now)
-	s.tlsCfg = &mtls.Config{
-		Rand:             s.rand,
-		Time:             s.now,
-		CipherSuites:     Suites,
-		HandshakeTimeout: cfg.HandshakeTimeout,
-		// The client's server_name names which renewal secret it holds
-		// during a rotation (creds.go keyID), so the PSK callback needs it.
-		GetConfigForClient: func(hi *mtls.ClientHelloInfo) (*mtls.Config, error) {
-			c := s.baseTLS()
-			c.GetServerPSK = func(identity string) ([]byte, error) { return s.psk(identity, hi.ServerName) }
-			return c, nil
-		},
-		GetServerPSK: func(identity string) ([]byte, error) { return s.psk(identity, "") },
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/enroll", s.handleEnroll)
 	mux.HandleFunc("POST /v1/permits", s.handlePermits)
@@ -131,20 +116,25 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		s.writeError(w, r, http.StatusNotFound, CodeBadRequest, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           s.recheck(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    8 << 10,
-		ConnContext:       mtls.ConnContext,
+		ConnContext:       connContext,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
 }
 
+// baseTLS is the TLS configuration every connection starts from. Session
+// tickets are off: a resumed session would skip the PSK, so a secret
+// replaced by re-enrollment or rotation would keep working through a
+// ticket issued under it.
 func (s *Server) baseTLS() *mtls.Config {
-	return &mtls.Config{Rand: s.rand, Time: s.now, CipherSuites: Suites, HandshakeTimeout: s.cfg.HandshakeTimeout}
+	return &mtls.Config{Rand: s.rand, Time: s.now, CipherSuites: Suites, HandshakeTimeout: s.cfg.HandshakeTimeout,
+		SessionTicketsDisabled: true}
 }
 
 // Fingerprint returns the D-TA's fingerprint.
@@ -313,7 +303,8 @@ func (l *hsListener) handshake(c net.Conn, host string) {
 			return
 		}
 	}
-	tc := mtls.Server(c, s.tlsCfg)
+	rec := &connRec{born: s.now()}
+	tc := mtls.Server(c, s.connTLS(rec))
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
@@ -335,9 +326,15 @@ func (l *hsListener) handshake(c net.Conn, host string) {
 		s.log.Warn("handshake failed", "remote", c.RemoteAddr().String(), "reason", reason, "err", err)
 		return
 	}
+	if tc.ConnectionState().DidResume {
+		// Tickets are off; a resumed session here would be a bug.
+		s.log.Error("resumed session refused", "remote", c.RemoteAddr().String())
+		tc.Close()
+		return
+	}
 	s.limiter.success(host)
 	select {
-	case l.out <- tc:
+	case l.out <- &dtaConn{Conn: tc, rec: rec}:
 	case <-l.done:
 		tc.Close()
 	}
