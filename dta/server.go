@@ -18,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/milagro-go/milagro/ciphersuite"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
@@ -38,13 +37,19 @@ type ServerConfig struct {
 	Now         func() time.Time      // nil: time.Now
 	Rand        io.Reader             // nil: crypto/rand
 	Registerer  prometheus.Registerer // nil: a private registry (see Server.Gatherer)
-	// HandshakeTimeout bounds each TLS handshake (default 10 s);
-	// MaxHandshakes bounds handshakes in progress (default 256), and
-	// MaxHandshakesPerAddr those from one IP address (default 64: clients
-	// behind one NAT share an address).
+	// HandshakeTimeout bounds each TLS handshake and so how long a silent
+	// connection holds a handshake slot (default 5 s); MaxHandshakes
+	// bounds handshakes in progress (default 256), and MaxHandshakesPerAddr
+	// those from one source, an IPv4 address or an IPv6 /64 (default 64:
+	// clients behind one NAT share an address). See listener.go.
 	HandshakeTimeout     time.Duration
 	MaxHandshakes        int
 	MaxHandshakesPerAddr int
+	// FailureRate and FailureBurst size each source's budget of failed
+	// handshakes (a token bucket; defaults 5 per second, burst 20): a
+	// source that has spent it is refused at accept until it refills.
+	FailureRate  float64
+	FailureBurst int
 }
 
 // Server is a running D-TA service. Make it with NewServer.
@@ -57,11 +62,15 @@ type Server struct {
 	rand    io.Reader
 	m       *metrics
 	reg     *prometheus.Registry
-	limiter *failLimiter
+	adm     *admitter
+	quiet   *quietLog
 	http    *http.Server
 
-	mu  sync.Mutex
-	lns []*hsListener
+	mu        sync.Mutex
+	lns       []*hsListener
+	quietOnce sync.Once
+	quietDone chan struct{}
+	stopOnce  sync.Once
 }
 
 // NewServer prepares a service: it binds the store to the master share
@@ -77,7 +86,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("dta: PermitAhead %d outside 1..%d", cfg.PermitAhead, maxPermitAheadDays)
 	}
 	if cfg.HandshakeTimeout == 0 {
-		cfg.HandshakeTimeout = 10 * time.Second
+		cfg.HandshakeTimeout = 5 * time.Second
 	}
 	if cfg.MaxHandshakes == 0 {
 		cfg.MaxHandshakes = 256
@@ -106,7 +115,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		reg = s.reg
 	}
 	s.m = newMetrics(reg)
-	s.limiter = newFailLimiter(s.now)
+	s.adm = newAdmitter(&cfg, s.now)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mtls_dta_handshakes_in_progress", Help: "Connections holding a handshake slot.",
+	}, func() float64 { return float64(s.adm.slots.Len()) }))
+	s.quiet = newQuietLog(s.log, s.now)
+	s.quietDone = make(chan struct{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/enroll", s.handleEnroll)
 	mux.HandleFunc("POST /v1/permits", s.handlePermits)
@@ -163,7 +177,7 @@ func (s *Server) psk(identity, serverName string) ([]byte, error) {
 		psk, err = s.cfg.Store.renewalPSK(s.priv, id.Kind, id.Identity, serverName)
 	}
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		s.log.Error("PSK lookup failed", "psk_identity", identity, "err", err)
+		s.log.Error("PSK lookup failed", "psk_identity", cutID(identity), "err", err)
 	}
 	return psk, err
 }
@@ -173,10 +187,11 @@ func (s *Server) psk(identity, serverName string) ([]byte, error) {
 // tests and fuzzing.
 func (s *Server) Handler() http.Handler { return s.http.Handler }
 
-// Serve accepts connections on ln, runs the TLS handshake for each (at most
-// MaxHandshakes at once, slowing down addresses that keep failing) and
-// serves the API. It returns after Shutdown with http.ErrServerClosed.
+// Serve accepts connections on ln, admits each by its source (see
+// listener.go), runs the TLS handshake and serves the API. It returns
+// after Shutdown with http.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
+	s.quietOnce.Do(func() { go s.quiet.run(s.quietDone) })
 	hl := newHSListener(ln, s)
 	s.mu.Lock()
 	s.lns = append(s.lns, hl)
@@ -188,156 +203,8 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting, lets requests in progress finish (until ctx
 // ends) and closes the connections.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() { close(s.quietDone) })
 	return s.http.Shutdown(ctx)
-}
-
-// hsListener hands net/http connections whose handshake has completed.
-type hsListener struct {
-	inner     net.Listener
-	s         *Server
-	out       chan net.Conn
-	sem       chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
-
-	// pending counts handshakes in progress per address (at most
-	// MaxHandshakes entries), so one address cannot take every slot.
-	pendingMu sync.Mutex
-	pending   map[string]int
-}
-
-func newHSListener(inner net.Listener, s *Server) *hsListener {
-	return &hsListener{inner: inner, s: s, out: make(chan net.Conn), sem: make(chan struct{}, s.cfg.MaxHandshakes),
-		done: make(chan struct{}), pending: make(map[string]int)}
-}
-
-func (l *hsListener) Addr() net.Addr { return l.inner.Addr() }
-
-func (l *hsListener) Close() error {
-	l.closeOnce.Do(func() { close(l.done) })
-	return l.inner.Close()
-}
-
-func (l *hsListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.out:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *hsListener) acceptLoop() {
-	var backoff time.Duration
-	for {
-		c, err := l.inner.Accept()
-		if err != nil {
-			select {
-			case <-l.done:
-				return
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
-				l.Close()
-				return
-			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			l.s.log.Warn("accept failed", "err", err)
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
-		host := remoteHost(c.RemoteAddr())
-		l.pendingMu.Lock()
-		busy := l.pending[host] >= l.s.cfg.MaxHandshakesPerAddr
-		l.pendingMu.Unlock()
-		if busy {
-			l.s.m.hsFailures.WithLabelValues("too_many_from_address").Inc()
-			l.s.log.Warn("too many handshakes in progress from one address: connection dropped", "remote", c.RemoteAddr().String())
-			c.Close()
-			continue
-		}
-		select {
-		case l.sem <- struct{}{}:
-			l.pendingMu.Lock()
-			l.pending[host]++
-			l.pendingMu.Unlock()
-			go l.handshake(c, host)
-		default:
-			l.s.m.hsFailures.WithLabelValues("overloaded").Inc()
-			l.s.log.Warn("too many handshakes in progress: connection dropped", "remote", c.RemoteAddr().String())
-			c.Close()
-		}
-	}
-}
-
-func remoteHost(a net.Addr) string {
-	if a == nil {
-		return ""
-	}
-	h, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return h
-}
-
-func (l *hsListener) handshake(c net.Conn, host string) {
-	defer func() {
-		l.pendingMu.Lock()
-		if l.pending[host]--; l.pending[host] <= 0 {
-			delete(l.pending, host)
-		}
-		l.pendingMu.Unlock()
-		<-l.sem
-	}()
-	s := l.s
-	if d := s.limiter.delay(host); d > 0 {
-		s.m.slowed.Inc()
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-l.done:
-			t.Stop()
-			c.Close()
-			return
-		}
-	}
-	rec := &connRec{born: s.now()}
-	tc := mtls.Server(c, s.connTLS(rec))
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
-	err := tc.HandshakeContext(ctx)
-	cancel()
-	if err != nil {
-		reason := "other"
-		var ae *ciphersuite.AlertError
-		if errors.As(err, &ae) {
-			reason = ae.Alert.String()
-			if ae.Remote {
-				reason = "remote_" + reason
-			}
-		} else if errors.Is(err, context.DeadlineExceeded) {
-			reason = "timeout"
-		} else if errors.Is(err, io.EOF) {
-			reason = "eof"
-		}
-		s.limiter.fail(host)
-		s.m.hsFailures.WithLabelValues(reason).Inc()
-		s.log.Warn("handshake failed", "remote", c.RemoteAddr().String(), "reason", reason, "err", err)
-		return
-	}
-	if tc.ConnectionState().DidResume {
-		// Tickets are off; a resumed session here would be a bug.
-		s.log.Error("resumed session refused", "remote", c.RemoteAddr().String())
-		tc.Close()
-		return
-	}
-	s.limiter.success(host)
-	select {
-	case l.out <- &dtaConn{Conn: tc, rec: rec}:
-	case <-l.done:
-		tc.Close()
-	}
 }
 
 // ---- handlers ----
