@@ -54,17 +54,17 @@ type ServerConfig struct {
 
 // Server is a running D-TA service. Make it with NewServer.
 type Server struct {
-	cfg     ServerConfig
-	priv    *ecdh.PrivateKey
-	fp      pairing.Fingerprint
-	log     *slog.Logger
-	now     func() time.Time
-	rand    io.Reader
-	m       *metrics
-	reg     *prometheus.Registry
-	adm     *admitter
-	quiet   *quietLog
-	http    *http.Server
+	cfg   ServerConfig
+	priv  *ecdh.PrivateKey
+	fp    pairing.Fingerprint
+	log   *slog.Logger
+	now   func() time.Time
+	rand  io.Reader
+	m     *metrics
+	reg   *prometheus.Registry
+	adm   *admitter
+	quiet *quietLog
+	http  *http.Server
 
 	mu        sync.Mutex
 	lns       []*hsListener
