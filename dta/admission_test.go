@@ -277,3 +277,51 @@ func statusMetric(t *testing.T, p *serveProc, name string) float64 {
 	}
 	return 0
 }
+
+// TestRefusalLogBounded: a flood of refused connections, each naming a
+// 60 KB PSK identity, writes a bounded log against a real `mtls ta serve`:
+// a few lines per message and interval, a summary with the counts, and no
+// more than 64 bytes of any identity.
+func TestRefusalLogBounded(t *testing.T) {
+	root := t.TempDir()
+	d := newDTADir(t, root, 1)
+	p := d.serve(t)
+	startLog := len(p.log.String())
+	long := "renew:client:" + strings.Repeat("x", 60000)
+	const attempts = 400
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	for i := range attempts {
+		wg.Go(func() {
+			src := fmt.Sprintf("127.0.0.%d", 2+i%4)
+			dl := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 10 * time.Second}
+			raw, err := dl.Dial("tcp", p.addr)
+			if err != nil {
+				refused.Add(1)
+				return
+			}
+			defer raw.Close()
+			raw.SetDeadline(time.Now().Add(20 * time.Second))
+			c := mtls.Client(raw, &mtls.Config{CipherSuites: Suites, PSKIdentity: long, PSK: make([]byte, 32)})
+			if c.Handshake() == nil {
+				t.Error("a 60 KB unknown identity was accepted")
+			}
+			refused.Add(1)
+		})
+	}
+	wg.Wait()
+	if refused.Load() != attempts {
+		t.Fatalf("%d of %d attempts refused", refused.Load(), attempts)
+	}
+	p.term(t) // the summaries are flushed on shutdown
+	log := p.log.String()[startLog:]
+	if len(log) > 64<<10 {
+		t.Fatalf("%d attempts wrote %d bytes of log, want ≤ 64 KB", attempts, len(log))
+	}
+	if strings.Contains(log, strings.Repeat("x", maxLoggedID+1)) {
+		t.Fatal("a log line carries more than 64 bytes of a peer's identity")
+	}
+	if !strings.Contains(log, "repeated lines left out") || !strings.Contains(log, "count=") {
+		t.Fatalf("no summary line with counts:\n%s", log)
+	}
+}
