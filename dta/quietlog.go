@@ -100,21 +100,6 @@ func (q *quietLog) flushLocked() {
 	clear(q.msgs)
 }
 
-// run flushes the summaries every interval until done is closed.
-func (q *quietLog) run(done <-chan struct{}) {
-	t := time.NewTicker(quietInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			q.flush()
-		case <-done:
-			q.flush()
-			return
-		}
-	}
-}
-
 // cutID prepares a peer-chosen identity for a log line: at most
 // maxLoggedID bytes (on a rune boundary), marked when cut.
 func cutID(s string) string {

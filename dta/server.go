@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,12 +30,16 @@ type ServerConfig struct {
 	Master *pairing.MasterShare // this D-TA's master share (not stored in Store)
 	Store  *Store
 	// PermitAhead is how many days ahead of today permits are issued
-	// (default 1: today and tomorrow; at most 7).
-	PermitAhead int
-	Logger      *slog.Logger          // nil: slog.Default()
-	Now         func() time.Time      // nil: time.Now
-	Rand        io.Reader             // nil: crypto/rand
-	Registerer  prometheus.Registerer // nil: a private registry (see Server.Gatherer)
+	// (default 1: today and tomorrow; at most 7). A day that has not begun
+	// is issued only in the last PermitAheadHours before it does (default
+	// DefaultPermitAheadHours, at most 168): this bounds how long a
+	// revoked identity keeps working (window.go).
+	PermitAhead      int
+	PermitAheadHours int
+	Logger           *slog.Logger          // nil: slog.Default()
+	Now              func() time.Time      // nil: time.Now
+	Rand             io.Reader             // nil: crypto/rand
+	Registerer       prometheus.Registerer // nil: a private registry (see Server.Gatherer)
 	// HandshakeTimeout bounds each TLS handshake and so how long a silent
 	// connection holds a handshake slot (default 5 s); MaxHandshakes
 	// bounds handshakes in progress (default 256), and MaxHandshakesPerAddr
@@ -66,6 +69,8 @@ type Server struct {
 	quiet *quietLog
 	http  *http.Server
 
+	refusals *refusalMeter
+
 	mu        sync.Mutex
 	lns       []*hsListener
 	quietOnce sync.Once
@@ -84,6 +89,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.PermitAhead < 0 || cfg.PermitAhead > maxPermitAheadDays {
 		return nil, fmt.Errorf("dta: PermitAhead %d outside 1..%d", cfg.PermitAhead, maxPermitAheadDays)
+	}
+	if cfg.PermitAheadHours == 0 {
+		cfg.PermitAheadHours = DefaultPermitAheadHours
+	}
+	if cfg.PermitAheadHours < 0 || cfg.PermitAheadHours > maxPermitAheadHours {
+		return nil, fmt.Errorf("dta: PermitAheadHours %d outside 1..%d", cfg.PermitAheadHours, maxPermitAheadHours)
 	}
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = 5 * time.Second
@@ -120,6 +131,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		Name: "mtls_dta_handshakes_in_progress", Help: "Connections holding a handshake slot.",
 	}, func() float64 { return float64(s.adm.slots.Len()) }))
 	s.quiet = newQuietLog(s.log, s.now)
+	s.refusals = newRefusalMeter(s)
 	s.quietDone = make(chan struct{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/enroll", s.handleEnroll)
@@ -182,6 +194,24 @@ func (s *Server) psk(identity, serverName string) ([]byte, error) {
 	return psk, err
 }
 
+// housekeep writes the summaries of rate-limited log lines and refusals
+// every interval, and once more at Shutdown.
+func (s *Server) housekeep() {
+	t := time.NewTicker(quietInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.quiet.flush()
+			s.refusals.flush(false)
+		case <-s.quietDone:
+			s.quiet.flush()
+			s.refusals.flush(true)
+			return
+		}
+	}
+}
+
 // Handler returns the HTTP handler of the API. Requests must arrive over a
 // connection made by Serve (it reads the PSK identity from it); this is for
 // tests and fuzzing.
@@ -191,7 +221,7 @@ func (s *Server) Handler() http.Handler { return s.http.Handler }
 // listener.go), runs the TLS handshake and serves the API. It returns
 // after Shutdown with http.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
-	s.quietOnce.Do(func() { go s.quiet.run(s.quietDone) })
+	s.quietOnce.Do(func() { go s.housekeep() })
 	hl := newHSListener(ln, s)
 	s.mu.Lock()
 	s.lns = append(s.lns, hl)
@@ -288,6 +318,9 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, http.StatusBadRequest, CodeBadRequest, "the enroll body must be empty or {}: "+err.Error())
 		return
 	}
+	if !s.admitCredential(w, r, rc, "enroll") {
+		return
+	}
 	// Look the code up first to compute the share outside the write
 	// transaction; redeemCode re-reads it and decides.
 	var row codeRow
@@ -303,16 +336,22 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	issued := string(row.kind) + " share"
 	if row.kind == KindClient {
-		today := pairing.Day(s.now())
+		now := s.now()
+		today := pairing.Day(now)
+		var days []string
 		for d := today; d <= today+uint64(s.cfg.PermitAhead); d++ {
+			if ok, _ := s.permitIssuable(d, now); !ok {
+				break
+			}
 			p, err := issuePermit(s.cfg.Master, row.identity, d)
 			if err != nil {
 				s.internal(w, r, "enroll: issue permit", err)
 				return
 			}
 			resp.Permits = append(resp.Permits, p)
+			days = append(days, mtls.FormatDay(d))
 		}
-		issued += fmt.Sprintf(", permits for days %d..%d", today, today+uint64(s.cfg.PermitAhead))
+		issued += ", permits for " + strings.Join(days, ", ")
 	}
 	var secret [SecretSize]byte
 	_, err = s.cfg.Store.redeemCode(rc.id.Code, func(kind Kind, identity string) ([]byte, string, error) {
@@ -380,6 +419,9 @@ func (s *Server) handlePermits(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, http.StatusForbidden, CodeWrongKind, "time permits are for CS clients; this credential is kind "+string(rc.id.Kind))
 		return
 	}
+	if !s.admitCredential(w, r, rc, "permits") {
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodySize+1))
 	if err != nil {
 		s.writeError(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
@@ -390,13 +432,17 @@ func (s *Server) handlePermits(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
 		return
 	}
-	today := pairing.Day(s.now())
+	now := s.now()
 	for _, d := range req.Days {
-		if d+1 < today || d > today+uint64(s.cfg.PermitAhead) || d == 0 {
-			s.writeError(w, r, http.StatusBadRequest, CodeDayOutOfRange,
-				fmt.Sprintf("day %d (%s) is outside %d..%d (yesterday to today+%d)", d, mtls.FormatDay(d), today-1, today+uint64(s.cfg.PermitAhead), s.cfg.PermitAhead))
+		if ok, why := s.permitIssuable(d, now); !ok {
+			s.writeError(w, r, http.StatusBadRequest, CodeDayOutOfRange, why)
 			return
 		}
+	}
+	// The revocation check (and its audit entry) comes before any permit
+	// is computed.
+	if !s.authorize(w, r, rc, "permits", "days "+formatDays(req.Days)) {
+		return
 	}
 	resp := PermitsResponse{Permits: make([]PermitJSON, 0, len(req.Days))}
 	for _, d := range req.Days {
@@ -406,9 +452,6 @@ func (s *Server) handlePermits(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		resp.Permits = append(resp.Permits, p)
-	}
-	if !s.authorize(w, r, rc, "permits", fmt.Sprintf("days %v", req.Days)) {
-		return
 	}
 	s.m.issued.WithLabelValues("permit").Add(float64(len(resp.Permits)))
 	s.m.requests.WithLabelValues("permits", "ok").Inc()
@@ -426,6 +469,9 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := readEmpty(r); err != nil {
 		s.writeError(w, r, http.StatusBadRequest, CodeBadRequest, "the renew body must be empty or {}: "+err.Error())
+		return
+	}
+	if !s.admitCredential(w, r, rc, "renew") {
 		return
 	}
 	// Authorizing with the pending secret promotes it first.
@@ -470,35 +516,20 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 	}
 	// Only a credential still valid: an unused, unexpired code, or the
 	// renewal credential of an identity not revoked.
-	err := s.cfg.Store.credentialValid(rc.id, s.now())
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		// A refused credential is audited (a used code tried again).
-		kind, id, detail := rc.id.Kind, rc.id.Identity, ""
-		if rc.id.Enroll {
-			detail = "code " + rc.id.Code.String()
-			s.cfg.Store.db.QueryRow(`SELECT kind, identity FROM codes WHERE id=?`, rc.id.Code.String()).Scan(&kind, &id)
-		}
-		if aerr := s.cfg.Store.Audit("info", kind, id, rc.remote, errorCode(err), detail); aerr != nil {
-			s.log.Error("audit", "err", aerr)
-		}
+	if !s.admitCredential(w, r, rc, "info") {
+		return
 	}
-	switch {
-	case errors.Is(err, ErrCodeUsed):
-		s.writeError(w, r, http.StatusForbidden, CodeCodeUsed, "this enrollment code has been used")
-		return
-	case errors.Is(err, ErrCodeExpired):
-		s.writeError(w, r, http.StatusForbidden, CodeCodeExpired, "this enrollment code has expired")
-		return
-	case errors.Is(err, ErrRevoked):
-		s.writeError(w, r, http.StatusForbidden, CodeRevoked, fmt.Sprintf("%s %q is revoked at D-TA %s", rc.id.Kind, rc.id.Identity, s.fp))
-		return
-	case err != nil:
-		s.internal(w, r, "info", err)
-		return
+	// A handshake with a pending renewal secret promotes it, on this
+	// endpoint too.
+	if !rc.id.Enroll {
+		if _, err := s.cfg.Store.promotePending(rc.id.Kind, rc.id.Identity, rc.sni, rc.remote); err != nil {
+			s.internal(w, r, "info: promote", err)
+			return
+		}
 	}
 	s.m.requests.WithLabelValues("info", "ok").Inc()
 	s.writeJSON(w, http.StatusOK, InfoResponse{
 		Fingerprint: s.fp.String(), Version: Version,
-		Time: s.now().UTC().Format(time.RFC3339), PermitAhead: s.cfg.PermitAhead,
+		Time: s.now().UTC().Format(time.RFC3339), PermitAhead: s.cfg.PermitAhead, PermitAheadHours: s.cfg.PermitAheadHours,
 	})
 }
