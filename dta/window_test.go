@@ -18,7 +18,9 @@ func TestRevocationFromNextMidnight(t *testing.T) {
 	for _, ahead := range []int{1, 7} {
 		var clock atomic.Int64
 		day := uint64(20500)
-		at := func(h, m int) time.Time { return dayStart(day).Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute) }
+		at := func(h, m int) time.Time {
+			return dayStart(day).Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)
+		}
 		clock.Store(at(12, 0).UnixNano())
 		now := func() time.Time { return time.Unix(0, clock.Load()) }
 		d := startDTACfg(t, now, "NORMAL", ServerConfig{PermitAhead: ahead})
