@@ -75,7 +75,7 @@ func FuzzParseRenewal(f *testing.F) {
 // the empty bodies of /v1/enroll and /v1/renew).
 func FuzzRequestBodies(f *testing.F) {
 	for _, s := range []string{`{"days":[20000]}`, `{"days":[1,2,3,4,5,6,7,8,9]}`, `{"days":[1,1]}`, `{"days":[]}`,
-		`{"days":[1]} {"days":[2]}`, `{"days":[1],"x":1}`, `{}`, ``, `  `, `{"days":[-1]}`, `{"days":[1e30]}`, `[`} {
+		`{"days":[1]} {"days":[2]}`, `{"days":[1],"x":1}`, `{"Days":[1]}`, `{"days":[1],"days":[2]}`, `{}`, ``, `  `, `{"days":[-1]}`, `{"days":[1e30]}`, `[`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

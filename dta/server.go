@@ -138,7 +138,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	mux.HandleFunc("POST /v1/permits", s.handlePermits)
 	mux.HandleFunc("POST /v1/renew", s.handleRenew)
 	mux.HandleFunc("GET /v1/info", s.handleInfo)
+	allow := map[string]string{"/v1/enroll": "POST", "/v1/permits": "POST", "/v1/renew": "POST", "/v1/info": "GET"}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if m, ok := allow[r.URL.Path]; ok {
+			w.Header().Set("Allow", m)
+			s.writeError(w, r, http.StatusMethodNotAllowed, CodeBadRequest, r.URL.Path+" takes "+m+", not "+r.Method)
+			return
+		}
 		s.writeError(w, r, http.StatusNotFound, CodeBadRequest, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	s.http = &http.Server{
