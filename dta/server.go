@@ -334,6 +334,12 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, "enroll: code lookup", err)
 		return
 	}
+	// A code made before the identity rule (pairing.CheckID) tightened may
+	// name a look-alike identity: refuse it rather than issue a key.
+	if err := CheckIdentity(row.kind, row.identity); err != nil {
+		s.writeError(w, r, http.StatusBadRequest, CodeBadRequest, "this code's identity is refused: "+err.Error()+"; ask the D-TA's operator for a code for a valid identity")
+		return
+	}
 	resp := EnrollResponse{Kind: row.kind, Identity: row.identity, Fingerprint: s.fp.String()}
 	var err error
 	if resp.Share, err = issueShare(s.cfg.Master, row.kind, row.identity); err != nil {

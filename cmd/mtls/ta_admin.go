@@ -43,7 +43,7 @@ func taAdminCommands() []*cli.Command {
 		},
 		{
 			Name:      "reinstate",
-			Usage:     "undo a revocation",
+			Usage:     "undo a revocation; the old renewal secret stays dead: give the identity a fresh code (ta enroll)",
 			UsageText: "mtls ta reinstate --db dta1.db --kind client --id ID",
 			Flags:     []cli.Flag{dbFlag(), kind, id},
 			Action:    taRevoke,
@@ -138,6 +138,9 @@ func taEnroll(c *cli.Context) error {
 	if err != nil {
 		return cmdError(name, "", err)
 	}
+	if showID(id) != strconv.Quote(id) {
+		fmt.Fprintf(c.App.ErrWriter, "note: the identity contains non-ASCII characters; it is %s\n", showID(id))
+	}
 	line := code.String() + "\n"
 	if out := c.String("out"); out != "" {
 		f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -180,9 +183,18 @@ func taRevoke(c *cli.Context) error {
 	if err != nil {
 		return cmdError(name, "", err)
 	}
-	fmt.Fprintf(c.App.Writer, "%s %q: %sd\n", k, id, c.Command.Name)
+	fmt.Fprintf(c.App.Writer, "%s %s: %sd\n", k, showID(id), c.Command.Name)
+	if c.Command.Name == "reinstate" {
+		fmt.Fprintf(c.App.Writer, "its old renewal secret no longer works; give it a fresh code: mtls ta enroll --db %s --kind %s --id %s\n",
+			c.String("db"), k, showID(id))
+	}
 	return nil
 }
+
+// showID writes an identity for an operator's screen: quoted, and with
+// every non-ASCII character as its code point (\u0430 for a Cyrillic а),
+// so that a look-alike cannot pass for the identity it imitates.
+func showID(id string) string { return strconv.QuoteToASCII(id) }
 
 func fmtTime(t *time.Time) string {
 	if t == nil {
@@ -212,11 +224,11 @@ func taList(c *cli.Context) error {
 	w := tabwriter.NewWriter(c.App.Writer, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "D-TA %s\n\nKIND\tIDENTITY\tENROLLED\tREVOKED\tREASON\n", fp)
 	for _, i := range ids {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", i.Kind, strconv.Quote(i.Identity), fmtTime(i.EnrolledAt), fmtTime(i.RevokedAt), i.Reason)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", i.Kind, showID(i.Identity), fmtTime(i.EnrolledAt), fmtTime(i.RevokedAt), i.Reason)
 	}
 	fmt.Fprintf(w, "\nCODE\tKIND\tIDENTITY\tEXPIRES\tUSED\n")
 	for _, k := range codes {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Kind, strconv.Quote(k.Identity), k.ExpiresAt.Format(time.RFC3339), fmtTime(k.UsedAt))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Kind, showID(k.Identity), k.ExpiresAt.Format(time.RFC3339), fmtTime(k.UsedAt))
 	}
 	return w.Flush()
 }
@@ -268,7 +280,7 @@ func taAudit(c *cli.Context) error {
 	w := tabwriter.NewWriter(c.App.Writer, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "TIME\tACTION\tKIND\tIDENTITY\tREMOTE\tRESULT\tDETAIL")
 	for _, e := range es {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339Nano), e.Action, e.Kind, strconv.Quote(e.Identity), e.Remote, e.Result, e.Detail)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339Nano), e.Action, e.Kind, showID(e.Identity), e.Remote, e.Result, e.Detail)
 	}
 	return w.Flush()
 }
