@@ -70,6 +70,7 @@ type Server struct {
 	http  *http.Server
 
 	refusals *refusalMeter
+	health   healthCache
 
 	mu        sync.Mutex
 	lns       []*hsListener

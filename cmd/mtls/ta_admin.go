@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -191,6 +192,27 @@ func taRevoke(c *cli.Context) error {
 	return nil
 }
 
+// oldDays matches the permit days of audit details written before they
+// were written as dates: "days [20000 20001]", "days 20000..20001".
+var (
+	oldDays  = regexp.MustCompile(`\bdays (\[[0-9]+(?: [0-9]+)*\]|[0-9]+\.\.[0-9]+)`)
+	dayCount = regexp.MustCompile(`[0-9]+`)
+)
+
+// humanDays rewrites permit days (days since 1970-01-01) in an audit
+// detail as dates.
+func humanDays(detail string) string {
+	return oldDays.ReplaceAllStringFunc(detail, func(m string) string {
+		return dayCount.ReplaceAllStringFunc(strings.NewReplacer("[", "", "]", "").Replace(m), func(n string) string {
+			d, err := strconv.ParseUint(n, 10, 64)
+			if err != nil || d > 1<<20 {
+				return n
+			}
+			return mtls.FormatDay(d)
+		})
+	})
+}
+
 // showID writes an identity for an operator's screen: quoted, and with
 // every non-ASCII character as its code point (\u0430 for a Cyrillic а),
 // so that a look-alike cannot pass for the identity it imitates.
@@ -280,7 +302,7 @@ func taAudit(c *cli.Context) error {
 	w := tabwriter.NewWriter(c.App.Writer, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "TIME\tACTION\tKIND\tIDENTITY\tREMOTE\tRESULT\tDETAIL")
 	for _, e := range es {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339Nano), e.Action, e.Kind, showID(e.Identity), e.Remote, e.Result, e.Detail)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339Nano), e.Action, e.Kind, showID(e.Identity), e.Remote, e.Result, humanDays(e.Detail))
 	}
 	return w.Flush()
 }
