@@ -3,6 +3,7 @@ package dta
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,5 +111,47 @@ func TestPermitAheadZeroRefused(t *testing.T) {
 		if err == nil || !strings.Contains(errOut, bad[0]) {
 			t.Errorf("ta serve %v: err %v, stderr %s", bad, err, errOut)
 		}
+	}
+}
+
+// TestDeploymentFile: `ta deployment` writes the file from the operators'
+// fingerprints; `keys enroll --deployment` with codes for 2 of its 3 D-TAs
+// fails naming the missing one and uses no code; with all 3 it enrolls and
+// the renewal file records the deployment.
+func TestDeploymentFile(t *testing.T) {
+	root := t.TempDir()
+	var ds []*dtaDir
+	var ps []*serveProc
+	args := []string{"ta", "deployment", "--out", filepath.Join(root, "deployment.json")}
+	for i := 1; i <= 3; i++ {
+		d := newDTADir(t, root, i)
+		ds = append(ds, d)
+		ps = append(ps, d.serve(t))
+		args = append(args, "--dta", d.fp+"="+ps[i-1].addr)
+	}
+	mustMtls(t, root, args...)
+	ep := filepath.Join(root, "ep")
+	os.Mkdir(ep, 0o700)
+	var dtaArgs []string
+	for i, d := range ds {
+		f := filepath.Join(ep, fmt.Sprintf("code%d", i))
+		os.WriteFile(f, []byte(d.code(t, "client", "hal")), 0o600)
+		dtaArgs = append(dtaArgs, "--dta", ps[i].addr+"=@"+f)
+	}
+	base := []string{"keys", "enroll", "--out", "h.key", "--renewal", "h.renewal", "--deployment", filepath.Join(root, "deployment.json")}
+	_, errOut, err := runMtls(t, ep, append(base, dtaArgs[:4]...)...)
+	if err == nil || !strings.Contains(errOut, "no code for D-TA "+ds[2].fp) {
+		t.Fatalf("2 of 3 codes: %v\n%s", err, errOut)
+	}
+	if list := mustMtls(t, ds[0].dir, "ta", "list", "--db", ds[0].db, "--json"); strings.Contains(list, `"used_at"`) {
+		t.Fatalf("a code was used although the enrollment was refused:\n%s", list)
+	}
+	out := mustMtls(t, ep, append(base, dtaArgs...)...)
+	if !strings.Contains(out, "with 3 D-TAs") {
+		t.Fatal(out)
+	}
+	r, err := LoadRenewal(filepath.Join(ep, "h.renewal"))
+	if err != nil || r.Deployment == nil || len(r.Deployment.DTAs) != 3 {
+		t.Fatalf("renewal file: %v %+v", err, r)
 	}
 }

@@ -139,3 +139,26 @@ func FuzzResponses(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseDeployment(f *testing.F) {
+	for _, s := range []string{
+		`{"version":1,"dtas":[{"fingerprint":"0011223344556677","address":"dta1.example.com:7001"}]}`,
+		`{"version":1,"dtas":[{"fingerprint":"0011223344556677","address":"a:1"},{"fingerprint":"0011223344556677","address":"b:1"}]}`,
+		`{"version":2,"dtas":[]}`, `{"Version":1}`, `{"version":1,"dtas":[{"fingerprint":"00112233445566ZZ","address":"a:1"}]}`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := ParseDeployment(b)
+		if err != nil {
+			return
+		}
+		out, err := d.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseDeployment(out); err != nil {
+			t.Fatalf("a parsed deployment does not re-parse: %v", err)
+		}
+	})
+}

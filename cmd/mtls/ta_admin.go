@@ -50,6 +50,18 @@ func taAdminCommands() []*cli.Command {
 			Action:    taRevoke,
 		},
 		{
+			Name:  "deployment",
+			Usage: "write the public deployment file (every D-TA's fingerprint and address) for `keys enroll --deployment`",
+			UsageText: "mtls ta deployment --dta FINGERPRINT=HOST:PORT --dta … --out deployment.json\n" +
+				"   (each operator's fingerprint is printed by `mtls ta init-db` and `mtls ta list`)",
+			Flags: []cli.Flag{
+				&cli.StringSliceFlag{Name: "dta", Required: true, Usage: "`FINGERPRINT=HOST:PORT` of one D-TA (once per D-TA)"},
+				&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "write the file to `FILE` (mode 0644: it is public); - for stdout"},
+				forceFlag(),
+			},
+			Action: taDeployment,
+		},
+		{
 			Name:      "list",
 			Usage:     "list enrolled identities and enrollment codes",
 			UsageText: "mtls ta list --db dta1.db [--json]",
@@ -189,6 +201,54 @@ func taRevoke(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "its old renewal secret no longer works; give it a fresh code: mtls ta enroll --db %s --kind %s --id %s\n",
 			c.String("db"), k, showID(id))
 	}
+	return nil
+}
+
+func taDeployment(c *cli.Context) error {
+	const name = "ta deployment"
+	if err := noArgs(c, name); err != nil {
+		return err
+	}
+	m := map[string]string{}
+	for _, v := range c.StringSlice("dta") {
+		fp, addr, ok := strings.Cut(v, "=")
+		if !ok {
+			return cmdError(name, "--dta", fmt.Errorf("%q: want FINGERPRINT=HOST:PORT", v))
+		}
+		if _, dup := m[strings.ToLower(fp)]; dup {
+			return cmdError(name, "--dta", fmt.Errorf("D-TA %s given twice", fp))
+		}
+		m[strings.ToLower(fp)] = addr
+	}
+	dep, err := dta.NewDeployment(m)
+	if err != nil {
+		return cmdError(name, "--dta", err)
+	}
+	data, err := dep.Marshal()
+	if err != nil {
+		return cmdError(name, "", err)
+	}
+	out := c.String("out")
+	if out == "-" {
+		_, err := c.App.Writer.Write(data)
+		return err
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if c.Bool("force") {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(out, flags, 0o644)
+	if err != nil {
+		return cmdError(name, "--out", err)
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return cmdError(name, "--out", err)
+	}
+	fmt.Fprintf(c.App.Writer, "wrote %s: %d D-TAs; give it to endpoints with their codes (keys enroll --deployment %s)\n", out, len(dep.DTAs), out)
 	return nil
 }
 
