@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -20,6 +19,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/milagro-go/milagro/dta"
+	"github.com/milagro-go/milagro/internal/listen"
+	"github.com/milagro-go/milagro/internal/sdnotify"
 	"github.com/milagro-go/milagro/mtls"
 )
 
@@ -46,8 +47,8 @@ func taServiceCommands() []*cli.Command {
 			Usage:     "serve key shares and daily time permits over TLS-ECDHE_PSK (enrollment codes, renewal credentials)",
 			UsageText: "mtls ta serve --master dta1.share --db dta1.db --listen ADDR [--status ADDR] [--permit-ahead 1]",
 			Flags: []cli.Flag{master(), dbFlag(),
-				&cli.StringFlag{Name: "listen", Required: true, Usage: "`ADDR` (host:port) of the API; port 0 picks a free one"},
-				&cli.StringFlag{Name: "status", Usage: "`ADDR` of the plain-HTTP status listener (/healthz, /metrics); off by default"},
+				&cli.StringFlag{Name: "listen", Required: true, Usage: "`ADDR` of the API: HOST:PORT (port 0 picks a free one), unix:/path or systemd:NAME (socket activation)"},
+				&cli.StringFlag{Name: "status", Usage: "`ADDR` of the plain-HTTP status listener (/healthz, /metrics): HOST:PORT, unix:/path or systemd:NAME; off by default"},
 				&cli.IntFlag{Name: "permit-ahead", Value: 1, Usage: "issue permits up to `N` days after today (1..7)"},
 				&cli.IntFlag{Name: "permit-ahead-hours", Value: dta.DefaultPermitAheadHours, Usage: "issue a day's permit only from `H` hours before it starts (1..168): an identity revoked before 24−H o'clock UTC is refused from the next midnight, any revocation within 24 h + H"},
 				&cli.StringFlag{Name: "addr-file", Usage: "write the bound API address to `FILE` once listening"},
@@ -126,13 +127,13 @@ func taServe(c *cli.Context) error {
 	if err != nil {
 		return cmdError(name, "", err)
 	}
-	ln, err := net.Listen("tcp", c.String("listen"))
+	ln, err := listen.Listen(c.String("listen"))
 	if err != nil {
 		return cmdError(name, "--listen", err)
 	}
 	var status *http.Server
 	if a := c.String("status"); a != "" {
-		sl, err := net.Listen("tcp", a)
+		sl, err := listen.Listen(a)
 		if err != nil {
 			ln.Close()
 			return cmdError(name, "--status", err)
@@ -163,12 +164,28 @@ func taServe(c *cli.Context) error {
 	defer signal.Stop(sig)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	// Under systemd (Type=notify): ready once listening, a watchdog ping
+	// while the store answers, stopping when draining.
+	notify(logger, sdnotify.Ready("D-TA "+srv.Fingerprint().String()+" on "+addr))
+	wdCtx, wdStop := context.WithCancel(context.Background())
+	defer wdStop()
+	go func() {
+		if err := sdnotify.Watchdog(wdCtx, func() error {
+			ctx, cancel := context.WithTimeout(wdCtx, 5*time.Second)
+			defer cancel()
+			return st.Ping(ctx)
+		}); err != nil {
+			logger.Warn("sd_notify watchdog", "err", err)
+		}
+	}()
 	select {
 	case err := <-errc:
 		return cmdError(name, "", err)
 	case s := <-sig:
 		logger.Info("draining", "signal", s.String())
+		notify(logger, sdnotify.Stopping("draining"))
 	}
+	wdStop()
 	ctx, cancel := context.WithTimeout(context.Background(), c.Duration("drain-timeout"))
 	defer cancel()
 	if status != nil {
