@@ -212,8 +212,6 @@ func (s *Server) housekeep() {
 			s.quiet.flush()
 			s.refusals.flush(false)
 		case <-s.quietDone:
-			s.quiet.flush()
-			s.refusals.flush(true)
 			return
 		}
 	}
@@ -241,7 +239,11 @@ func (s *Server) Serve(ln net.Listener) error {
 // ends) and closes the connections.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() { close(s.quietDone) })
-	return s.http.Shutdown(ctx)
+	err := s.http.Shutdown(ctx)
+	// The summaries of this last interval (housekeep may not have run).
+	s.quiet.flush()
+	s.refusals.flush(true)
+	return err
 }
 
 // ---- handlers ----

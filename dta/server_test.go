@@ -101,8 +101,16 @@ func TestRevokeRotateWrongKind(t *testing.T) {
 	if err := dtas[1].store.Reinstate(KindClient, "carol", "test"); err != nil {
 		t.Fatal(err)
 	}
+	// Reinstating does not bring the old renewal secret back: the
+	// identity enrolls again with a fresh code.
+	if _, _, err := FetchPermits(ctx, nil, e.Renewal, []uint64{today}); !IsHandshakeAlert(err) {
+		t.Fatalf("the old secret after reinstate: %v, want a handshake failure", err)
+	}
+	if e, err = Enroll(ctx, nil, codesFor(t, dtas, KindClient, "carol")); err != nil {
+		t.Fatalf("re-enrollment after reinstate: %v", err)
+	}
 	if _, _, err := FetchPermits(ctx, nil, e.Renewal, []uint64{today}); err != nil {
-		t.Fatalf("reinstated: %v", err)
+		t.Fatalf("reinstated and re-enrolled: %v", err)
 	}
 	// Out of range days.
 	if _, _, err := FetchPermits(ctx, nil, e.Renewal, []uint64{today + 2}); !IsCode(err, CodeDayOutOfRange) {
@@ -256,4 +264,10 @@ func TestIdleConnectionsBoundedPerAddress(t *testing.T) {
 	if n := metricValueOr(d.srv.reg, "mtls_dta_handshake_failures_total", "too_many_from_address"); n != 4 {
 		t.Fatalf("%v connections refused beyond %d per address, want 4", n, maxHandshakesPerAddr)
 	}
+}
+
+// IsHandshakeAlert reports whether err is a failed TLS handshake.
+func IsHandshakeAlert(err error) bool {
+	var he *HandshakeError
+	return errors.As(err, &he)
 }
