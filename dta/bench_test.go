@@ -169,3 +169,40 @@ func BenchmarkRenewalUnderFlood(b *testing.B) {
 	}
 	b.ReportMetric(worst.Seconds(), "worst-s")
 }
+
+// BenchmarkRenewalUnderIPv6Flood: GET /v1/info with a renewal credential
+// from 2001:db8:0:2::1 while 256 silent connections from 256 addresses of
+// one /64 (2001:db8:0:1::/64) are held open (in-memory connections with
+// those remote addresses).
+func BenchmarkRenewalUnderIPv6Flood(b *testing.B) {
+	d := startDTA(b, nil)
+	e, err := Enroll(context.Background(), nil, codesFor(b, []*testDTA{d}, KindClient, "v6bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pl := newPipeListener()
+	go d.srv.Serve(pl)
+	defer pl.Close()
+	for i := range 256 {
+		c, err := pl.dial(fmt.Sprintf("2001:db8:0:1::%x", i+1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+	}
+	cr, _ := e.Renewal.DTAs[0].cred(false)
+	b.ResetTimer()
+	var worst time.Duration
+	for i := 0; b.Loop(); i++ {
+		t0 := time.Now()
+		c, err := pl.dial(fmt.Sprintf("2001:db8:0:%x::1", i+2))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st, err := infoOver(c, cr, nil, 30*time.Second); err != nil || st != 200 {
+			b.Fatalf("%d %v", st, err)
+		}
+		worst = max(worst, time.Since(t0))
+	}
+	b.ReportMetric(worst.Seconds(), "worst-s")
+}

@@ -162,6 +162,16 @@ func taServe(c *cli.Context) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sig)
+	// SIGHUP (a reflexive `systemctl reload`) must not kill the D-TA: the
+	// store is read per request, so there is nothing to reload.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			logger.Info("SIGHUP: nothing to reload (the store is read on every request)")
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	// Under systemd (Type=notify): ready once listening, a watchdog ping
