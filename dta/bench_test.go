@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -205,4 +209,35 @@ func BenchmarkRenewalUnderIPv6Flood(b *testing.B) {
 		worst = max(worst, time.Since(t0))
 	}
 	b.ReportMetric(worst.Seconds(), "worst-s")
+}
+
+// countWriter counts the bytes written to it.
+type countWriter struct{ n atomic.Int64 }
+
+func (w *countWriter) Write(p []byte) (int, error) { w.n.Add(int64(len(p))); return len(p), nil }
+
+// BenchmarkRefusalLogBytes: log bytes written while refused connections (a
+// handshake naming an unknown 60 KB PSK identity) arrive from 4 sources;
+// the lines are rate-limited per interval, so the log grows with time, not
+// with the number of connections (contract target: ≤ 1 MB in a 30 s flood).
+func BenchmarkRefusalLogBytes(b *testing.B) {
+	var w countWriter
+	d := startDTACfg(b, nil, "NORMAL", ServerConfig{PermitAhead: 1, Logger: slog.New(slog.NewTextHandler(&w, nil))})
+	long := "renew:client:" + strings.Repeat("x", 60000)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; b.Loop(); i++ {
+		dl := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%4))}}
+		raw, err := dl.Dial("tcp", d.addr)
+		if err != nil {
+			continue
+		}
+		raw.SetDeadline(time.Now().Add(10 * time.Second))
+		mtls.Client(raw, &mtls.Config{CipherSuites: Suites, PSKIdentity: long, PSK: make([]byte, 32)}).Handshake()
+		raw.Close()
+	}
+	b.StopTimer()
+	d.srv.quiet.flush()
+	b.ReportMetric(float64(w.n.Load()), "logB-total")
+	b.ReportMetric(float64(w.n.Load())/time.Since(start).Seconds()*30, "logB/30s")
 }

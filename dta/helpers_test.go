@@ -53,7 +53,10 @@ func startDTACfg(t testing.TB, now func() time.Time, sync string, cfg ServerConf
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Master, cfg.Store, cfg.Logger, cfg.Now = m, st, quietLogger(), now
+	cfg.Master, cfg.Store, cfg.Now = m, st, now
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
 	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
