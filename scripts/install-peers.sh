@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure every interop peer the tests start is installed: openssl,
 # gnutls-bin (gnutls-serv, gnutls-cli), stunnel4, systemd (systemd-analyze and
-# systemd-socket-activate for the unit tests), and a C compiler (the
+# systemd-socket-activate for the unit tests), iproute2 (ip netns for the D-TA
+# IPv6 flood test), and a C compiler (the
 # gnutls-cli 3.7.9 ECDHE-PSK work-around is an LD_PRELOAD shim).
 #
 # As root with apt-get, missing packages are installed (apt-get update runs
@@ -13,6 +14,8 @@ command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v gnutls-serv >/dev/null 2>&1 && command -v gnutls-cli >/dev/null 2>&1 || need="$need gnutls-bin"
 command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || need="$need stunnel4"
 command -v cc >/dev/null 2>&1 || need="$need gcc"
+# The IPv6 /64 flood test runs the D-TA in a network namespace (ip netns).
+command -v ip >/dev/null 2>&1 || need="$need iproute2"
 # The systemd unit tests: systemd-analyze verify, systemd-socket-activate.
 command -v systemd-analyze >/dev/null 2>&1 && command -v systemd-socket-activate >/dev/null 2>&1 || need="$need systemd"
 if [ -z "$need" ]; then
