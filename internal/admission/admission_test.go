@@ -397,3 +397,32 @@ func TestGuardsShareClock(t *testing.T) {
 		t.Fatal("guards not wired")
 	}
 }
+
+// A flooder whose connections a tarpit held long enough for its budget to
+// refill is not clean again: it stays bounded by its tokens until it has
+// had no refusal for CleanAfter.
+func TestBudgetRefilledIsNotClean(t *testing.T) {
+	clk := NewFakeClock(t0)
+	b := &Budget{Clock: clk.Clock(), Burst: 4, Rate: 1, CleanAfter: time.Minute}
+	s := src("127.0.0.2")
+	for i := 0; i < 4; i++ {
+		b.Charge(s)
+	}
+	clk.Advance(10 * time.Second) // whole again
+	if b.Left(s) != 4 || b.Clean(s) {
+		t.Fatalf("left %v, clean %v: a refilled flooder counts as clean", b.Left(s), b.Clean(s))
+	}
+	admitted := 0
+	for i := 0; i < 256; i++ {
+		if _, ok := b.Admit(s); ok {
+			admitted++
+		}
+	}
+	if admitted != 4 {
+		t.Fatalf("a refilled flooder got %d of 256 connections in, want its 4 tokens", admitted)
+	}
+	clk.Advance(time.Minute)
+	if !b.Clean(s) {
+		t.Fatal("a source without refusals for CleanAfter is not clean")
+	}
+}

@@ -3,6 +3,7 @@ package admission
 import (
 	"container/list"
 	"sync"
+	"time"
 )
 
 // Budget defaults.
@@ -10,14 +11,18 @@ const (
 	DefaultFailureRate  = 5.0 // refusals refilled per second per source
 	DefaultFailureBurst = 20
 	DefaultMaxSources   = 65536
+	// DefaultCleanAfter is how long after its last refusal a source with a
+	// whole budget counts as clean again.
+	DefaultCleanAfter = time.Minute
 )
 
 // Budget is a token bucket of refusals per source: every refusal charged
 // to a source (a failed proof, a replayed hello, a hello refused by a
 // lockout) spends one token; tokens refill at Rate per second up to Burst.
-// A source whose budget is untouched is always admitted; one that was
-// charged may have no more connections in flight than whole tokens left,
-// so a flooding source is refused at accept, before any parsing.
+// A clean source (a whole budget and no refusal for CleanAfter) is always
+// admitted; any other may have no more connections in flight than whole
+// tokens left, so a flooding source is refused at accept, before any
+// parsing — and stays so across the pauses a tarpit imposes on it.
 //
 // Memory is bounded: at most MaxSources sources are remembered (the least
 // recently seen idle one is forgotten, which only forgives it).
@@ -25,6 +30,9 @@ type Budget struct {
 	Rate       float64 // 0 means DefaultFailureRate
 	Burst      int     // 0 means DefaultFailureBurst
 	MaxSources int     // 0 means DefaultMaxSources
+	// CleanAfter is how long after its last refusal a source with a whole
+	// budget is clean again; 0 means DefaultCleanAfter.
+	CleanAfter time.Duration
 	Clock      Clock
 
 	mu  sync.Mutex
@@ -36,6 +44,7 @@ type budgetEntry struct {
 	src      Source
 	tokens   float64
 	last     int64 // unix nanos of the last refill
+	charged  int64 // unix nanos of the last refusal (0: none)
 	admitted int   // connections admitted and not yet released
 	busy     int   // other holders (gate waiters) that pin the entry
 }
@@ -93,6 +102,7 @@ func (b *Budget) entry(src Source) *budgetEntry {
 func (b *Budget) Charge(src Source) {
 	b.mu.Lock()
 	be := b.entry(src)
+	be.charged = be.last
 	be.tokens--
 	if be.tokens < 0 {
 		be.tokens = 0
@@ -107,11 +117,20 @@ func (b *Budget) Spent(src Source) bool {
 	return b.entry(src).tokens < 1
 }
 
-// Clean reports whether src's budget is whole (no recent refusal).
+// Clean reports whether src's budget is whole and it had no refusal for
+// CleanAfter.
 func (b *Budget) Clean(src Source) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.entry(src).tokens >= b.burst()
+	return b.clean(b.entry(src))
+}
+
+func (b *Budget) clean(be *budgetEntry) bool {
+	after := b.CleanAfter
+	if after <= 0 {
+		after = DefaultCleanAfter
+	}
+	return be.tokens >= b.burst() && (be.charged == 0 || be.last-be.charged >= int64(after))
 }
 
 // Left returns the tokens src has left.
@@ -129,7 +148,7 @@ func (b *Budget) Admit(src Source) (release func(), ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	be := b.entry(src)
-	if be.tokens < b.burst() && be.tokens-float64(be.admitted) < 1 {
+	if !b.clean(be) && be.tokens-float64(be.admitted) < 1 {
 		return nil, false
 	}
 	be.admitted++

@@ -43,8 +43,8 @@ type Lockout struct {
 	MaxEntries        int           // 0 means DefaultLockoutEntries
 	Clock             Clock
 	// OnLock, if set, is called (outside the lock) when an identity becomes
-	// locked out; src is the zero Source for an identity-wide lock.
-	OnLock func(id string, src Source, until time.Time)
+	// locked out, for one source or for all.
+	OnLock func(LockEvent)
 
 	mu       sync.Mutex
 	m        map[lockKey]*list.Element // of *lockEntry
@@ -53,6 +53,15 @@ type Lockout struct {
 	nextFree time.Time                 // earliest end of a lock in locked
 	dropped  uint64
 	seq      atomic.Uint64 // attempts begun (see Begin)
+}
+
+// LockEvent describes a new lock: ID is locked out for Source, or for
+// every source when AllSources, until Until.
+type LockEvent struct {
+	ID         string
+	Source     Source
+	AllSources bool
+	Until      time.Time
 }
 
 // Attempt marks when a proof was admitted (see Lockout.Begin).
@@ -125,11 +134,7 @@ func (l *Lockout) Failure(id string, src Source, started Attempt) bool {
 		return true
 	}
 	now := l.Clock.Now()
-	type lockEvent struct {
-		src   Source
-		until time.Time
-	}
-	var events [2]lockEvent
+	var events [2]LockEvent
 	n := 0
 	l.mu.Lock()
 	ok := true
@@ -170,14 +175,14 @@ func (l *Lockout) Failure(id string, src Source, started Attempt) bool {
 		le.lockedAt = Attempt(l.seq.Load())
 		le.until = now.Add(d)
 		l.toLocked(le)
-		events[n] = lockEvent{k.src, le.until}
+		events[n] = LockEvent{ID: id, Source: src, AllSources: k.all, Until: le.until}
 		n++
 	}
 	cb := l.OnLock
 	l.mu.Unlock()
 	if cb != nil {
 		for _, ev := range events[:n] {
-			cb(id, ev.src, ev.until)
+			cb(ev)
 		}
 	}
 	return ok
