@@ -1,5 +1,5 @@
 // Package dta runs a distributed trust authority (D-TA) as a network service
-// and is the client that talks to one (docs/protocol.md §7).
+// and is the client that talks to one (docs/protocol.md §7, contract 1.2).
 //
 // For an operator: Open a Store (SQLite, one file per D-TA), create
 // enrollment codes with Store.CreateCode, and serve shares and daily time
@@ -27,5 +27,14 @@
 // names the secret it holds in its TLS server_name, "k<16 hex>.dta.invalid"
 // (the first 8 bytes of SHA-256("MTLS1-DTA-KEYID" ‖ secret)); the D-TA uses
 // the pending secret only when that name matches it, and promotes it on its
-// first successful use.
+// first successful use, on any endpoint.
+//
+// What the service spends on strangers is bounded before it is spent
+// (listener.go): admission per source (IPv4 address, IPv6 /64) at accept
+// time, fair handshake slots freed by a short deadline, rate-limited logs.
+// There are no session tickets: every connection is a full handshake with
+// the credential's current secret, re-checked on every request of a
+// kept-alive connection (connguard.go). Tomorrow's permit is issued only in
+// the last PermitAheadHours of today, which bounds how long a revoked
+// identity keeps working (window.go).
 package dta

@@ -38,6 +38,12 @@ func TestMain(m *testing.M) {
 func mtlsBin(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
+		// DTA_TEST_MTLS_BIN runs the tests against another build (to
+		// check that a test fails against an older version).
+		if p := os.Getenv("DTA_TEST_MTLS_BIN"); p != "" {
+			binPath = p
+			return
+		}
 		binPath = filepath.Join(binDir, "mtls")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()

@@ -2,8 +2,10 @@
 # Makes sure every interop peer the tests start is installed: openssl,
 # gnutls-bin (gnutls-serv, gnutls-cli), stunnel4, curl (HTTP identity mode:
 # HTTP/1.1, h2c upgrade offers, HTTP/2 prior knowledge; the documentation's
-# runnable blocks), python3 (the plain service of those blocks), and a C
-# compiler (the gnutls-cli 3.7.9 ECDHE-PSK work-around is an LD_PRELOAD shim).
+# runnable blocks), python3 (the plain service of those blocks), systemd
+# (systemd-analyze and systemd-socket-activate for the unit tests), iproute2
+# (ip netns for the D-TA IPv6 flood test), and a C compiler (the gnutls-cli
+# 3.7.9 ECDHE-PSK work-around is an LD_PRELOAD shim).
 #
 # As root with apt-get, missing packages are installed (apt-get update runs
 # once, first). Otherwise a missing peer is an error that names the packages
@@ -16,6 +18,10 @@ command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || nee
 command -v curl >/dev/null 2>&1 || need="$need curl"
 command -v cc >/dev/null 2>&1 || need="$need gcc"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
+# The IPv6 /64 flood test runs the D-TA in a network namespace (ip netns).
+command -v ip >/dev/null 2>&1 || need="$need iproute2"
+# The systemd unit tests: systemd-analyze verify, systemd-socket-activate.
+command -v systemd-analyze >/dev/null 2>&1 && command -v systemd-socket-activate >/dev/null 2>&1 || need="$need systemd"
 if [ -z "$need" ]; then
   exit 0
 fi
