@@ -48,7 +48,7 @@ func (s *Store) CreateCode(kind Kind, identity string, ttl time.Duration, operat
 		return nil, err
 	}
 	now := s.now()
-	tx, err := s.db.Begin()
+	tx, err := s.begin()
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +94,7 @@ func (s *Store) setRevoked(kind Kind, identity string, revoke bool, reason, oper
 		return errors.New("dta: the reason must be one line of at most 1024 bytes")
 	}
 	now := s.now()
-	tx, err := s.db.Begin()
+	tx, err := s.begin()
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func tptr(v sql.NullInt64) *time.Time {
 // List returns the identities and the codes in the store.
 func (s *Store) List() ([]IdentityInfo, []CodeInfo, error) {
 	var ids []IdentityInfo
-	rows, err := s.db.Query(`SELECT kind, identity, enrolled_at, revoked_at, reason FROM identities ORDER BY kind, identity`)
+	rows, err := s.query(`SELECT kind, identity, enrolled_at, revoked_at, reason FROM identities ORDER BY kind, identity`)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -180,7 +180,7 @@ func (s *Store) List() ([]IdentityInfo, []CodeInfo, error) {
 		return nil, nil, err
 	}
 	var codes []CodeInfo
-	rows, err = s.db.Query(`SELECT id, kind, identity, created_at, expires_at, used_at FROM codes ORDER BY created_at`)
+	rows, err = s.query(`SELECT id, kind, identity, created_at, expires_at, used_at FROM codes ORDER BY created_at`)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -212,7 +212,7 @@ type AuditEntry struct {
 
 // AuditLog returns the audit entries at or after since, oldest first.
 func (s *Store) AuditLog(since time.Time) ([]AuditEntry, error) {
-	rows, err := s.db.Query(`SELECT seq, time, action, kind, identity, remote, result, detail FROM audit WHERE time >= ? ORDER BY seq`, since.UnixNano())
+	rows, err := s.query(`SELECT seq, time, action, kind, identity, remote, result, detail FROM audit WHERE time >= ? ORDER BY seq`, since.UnixNano())
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +237,7 @@ func (s *Store) AuditLog(since time.Time) ([]AuditEntry, error) {
 // refused by the endpoint, so the refusal is audited and explained).
 func (s *Store) codePSK(priv *ecdh.PrivateKey, id CodeID) ([]byte, error) {
 	var sealed []byte
-	err := s.db.QueryRow(`SELECT sealed FROM codes WHERE id=?`, id.String()).Scan(&sealed)
+	err := s.queryRow(`SELECT sealed FROM codes WHERE id=?`, id.String()).Scan(&sealed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -252,7 +252,7 @@ func (s *Store) codePSK(priv *ecdh.PrivateKey, id CodeID) ([]byte, error) {
 func (s *Store) renewalPSK(priv *ecdh.PrivateKey, kind Kind, identity, keyID string) ([]byte, error) {
 	var sealed, pending []byte
 	var pendingID sql.NullString
-	err := s.db.QueryRow(`SELECT sealed, pending_sealed, pending_key_id FROM identities WHERE kind=? AND identity=?`, kind, identity).Scan(&sealed, &pending, &pendingID)
+	err := s.queryRow(`SELECT sealed, pending_sealed, pending_key_id FROM identities WHERE kind=? AND identity=?`, kind, identity).Scan(&sealed, &pending, &pendingID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -323,7 +323,7 @@ func (s *Store) redeemCode(id CodeID, renewSealed func(kind Kind, identity strin
 		s.Audit("enroll", row.kind, row.identity, remote, result, "code "+id.String())
 		return row, err
 	}
-	tx, err := s.db.Begin()
+	tx, err := s.begin()
 	if err != nil {
 		return row, err
 	}
@@ -385,7 +385,7 @@ func (s *Store) redeemCode(id CodeID, renewSealed func(kind Kind, identity strin
 // the audit entry only if the identity is in good standing.
 func (s *Store) authorize(kind Kind, identity, keyID string, action, remote, detail string) error {
 	now := s.now()
-	tx, err := s.db.Begin()
+	tx, err := s.begin()
 	if err != nil {
 		return err
 	}
@@ -419,7 +419,7 @@ func (s *Store) authorize(kind Kind, identity, keyID string, action, remote, det
 // once it has been used.
 func (s *Store) setPending(kind Kind, identity string, sealed []byte, kid, remote string) error {
 	now := s.now()
-	tx, err := s.db.Begin()
+	tx, err := s.begin()
 	if err != nil {
 		return err
 	}
@@ -446,7 +446,7 @@ func (s *Store) credentialValid(id PSKIdentity, now time.Time) error {
 	if id.Enroll {
 		var exp int64
 		var used sql.NullInt64
-		if err := s.db.QueryRow(`SELECT expires_at, used_at FROM codes WHERE id=?`, id.Code.String()).Scan(&exp, &used); err != nil {
+		if err := s.queryRow(`SELECT expires_at, used_at FROM codes WHERE id=?`, id.Code.String()).Scan(&exp, &used); err != nil {
 			return err
 		}
 		if used.Valid {
@@ -458,11 +458,22 @@ func (s *Store) credentialValid(id PSKIdentity, now time.Time) error {
 		return nil
 	}
 	var revoked sql.NullInt64
-	if err := s.db.QueryRow(`SELECT revoked_at FROM identities WHERE kind=? AND identity=?`, id.Kind, id.Identity).Scan(&revoked); err != nil {
+	if err := s.queryRow(`SELECT revoked_at FROM identities WHERE kind=? AND identity=?`, id.Kind, id.Identity).Scan(&revoked); err != nil {
 		return err
 	}
 	if revoked.Valid {
 		return ErrRevoked
 	}
 	return nil
+}
+
+// codeOwner returns the kind and identity an enrollment code was made for.
+func (s *Store) codeOwner(id CodeID) (Kind, string, error) {
+	var kind Kind
+	var identity string
+	err := s.queryRow(`SELECT kind, identity FROM codes WHERE id=?`, id.String()).Scan(&kind, &identity)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", ErrNotFound
+	}
+	return kind, identity, err
 }

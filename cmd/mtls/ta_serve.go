@@ -32,7 +32,8 @@ func withSubcommands(c *cli.Command, sub ...*cli.Command) *cli.Command {
 }
 
 func dbFlag() cli.Flag {
-	return &cli.StringFlag{Name: "db", Required: true, Usage: "the D-TA's store `FILE` (SQLite, mode 0600)"}
+	return &cli.StringFlag{Name: "db", Required: true, EnvVars: []string{"MTLS_DTA_DB"},
+		Usage: "the D-TA's store: an SQLite `FILE` (mode 0600) or a postgres:// URL (replicas; give a URL with a password through $MTLS_DTA_DB, not argv)"}
 }
 
 // taServiceCommands are the `ta` subcommands of the D-TA service.
@@ -62,7 +63,7 @@ func taServiceCommands() []*cli.Command {
 			Flags:     []cli.Flag{master(), dbFlag()},
 			Action:    taInitDB,
 		},
-	}, taAdminCommands()...)
+	}, append(taAdminCommands(), taStoreCommands()...)...)
 }
 
 func noArgs(c *cli.Context, name string) error {
@@ -136,7 +137,9 @@ func taServe(c *cli.Context) error {
 				http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
 				return
 			}
-			if _, _, err := st.List(); err != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if err := st.Ping(ctx); err != nil {
 				http.Error(w, "unhealthy: store: "+err.Error(), http.StatusServiceUnavailable)
 				return
 			}
@@ -158,7 +161,7 @@ func taServe(c *cli.Context) error {
 			return cmdError(name, "--addr-file", err)
 		}
 	}
-	logger.Info("D-TA serving", "dta", srv.Fingerprint().String(), "addr", addr, "db", c.String("db"), "permit_ahead", c.Int("permit-ahead"))
+	logger.Info("D-TA serving", "dta", srv.Fingerprint().String(), "addr", addr, "db", st.Name(), "engine", st.Engine(), "permit_ahead", c.Int("permit-ahead"))
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
