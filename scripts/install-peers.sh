@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure every interop peer the tests start is installed: openssl,
 # gnutls-bin (gnutls-serv, gnutls-cli), stunnel4, and a C compiler (the
-# gnutls-cli 3.7.9 ECDHE-PSK work-around is an LD_PRELOAD shim).
+# gnutls-cli 3.7.9 ECDHE-PSK work-around is an LD_PRELOAD shim), and
+# PostgreSQL (the D-TA replica tests start their own server with initdb; as
+# root they run it as the system user mtlspg, created here if missing).
 #
 # As root with apt-get, missing packages are installed (apt-get update runs
 # once, first). Otherwise a missing peer is an error that names the packages
@@ -12,6 +14,10 @@ command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v gnutls-serv >/dev/null 2>&1 && command -v gnutls-cli >/dev/null 2>&1 || need="$need gnutls-bin"
 command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || need="$need stunnel4"
 command -v cc >/dev/null 2>&1 || need="$need gcc"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
+if [ "$(id -u)" = 0 ] && ! id mtlspg >/dev/null 2>&1; then
+  useradd -r -M -d /nonexistent -s /usr/sbin/nologin mtlspg
+fi
 if [ -z "$need" ]; then
   exit 0
 fi
