@@ -93,4 +93,3 @@ func repeat(s string, n int) string {
 	}
 	return out
 }
-

@@ -150,4 +150,3 @@ func taMigrateDB(c *cli.Context) error {
 	fmt.Fprintf(c.App.Writer, "D-TA %s copied to %s; the audit chain verifies on both with the same head\n", fp, dst.Name())
 	return nil
 }
-
