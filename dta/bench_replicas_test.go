@@ -3,7 +3,6 @@ package dta
 import (
 	"context"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,11 +17,7 @@ import (
 // pgServerCPU is the CPU time used so far by every PostgreSQL process of
 // the test server (postmaster and backends run as the test's pg user).
 func pgServerCPU(b *testing.B) time.Duration {
-	u, err := user.Lookup(pgUser)
-	if err != nil {
-		return 0
-	}
-	uid, _ := strconv.Atoi(u.Uid)
+	uid := pgSrv.UID()
 	var total time.Duration
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {

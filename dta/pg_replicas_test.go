@@ -2,7 +2,6 @@ package dta
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -373,13 +372,13 @@ func TestPGRestart(t *testing.T) {
 			t.Fatalf("healthz before: %d", c)
 		}
 	}
-	if err := pgSrv.stopServer(); err != nil {
+	if err := pgSrv.Halt(); err != nil {
 		t.Fatal(err)
 	}
 	restarted := false
 	defer func() {
 		if !restarted {
-			pgSrv.start()
+			pgSrv.Resume()
 		}
 	}()
 	for _, p := range []*serveProc{a, b} {
@@ -387,7 +386,7 @@ func TestPGRestart(t *testing.T) {
 			t.Fatalf("healthz with PostgreSQL down: %d, want 503", c)
 		}
 	}
-	if err := pgSrv.start(); err != nil {
+	if err := pgSrv.Resume(); err != nil {
 		t.Fatal(err)
 	}
 	restarted = true
@@ -453,5 +452,3 @@ func TestMigrateDB(t *testing.T) {
 	q.term(t)
 	verifyAuditCLI(t, pd)
 }
-
-var _ = rand.Reader
