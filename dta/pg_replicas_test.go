@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -206,8 +207,22 @@ func TestPGReplicas(t *testing.T) {
 		if fails.Load() != 0 {
 			t.Fatalf("%d permit fetches failed", fails.Load())
 		}
+		// The head is exported as a metric and logged (a copy kept outside
+		// the database pins the chain).
+		resp, err := http.Get("http://" + a.status + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), "mtls_dta_audit_head_seq ") || !strings.Contains(string(body), "mtls_dta_audit_head_info{hash=") {
+			t.Fatalf("no audit head in /metrics:\n%s", body)
+		}
 		a.term(t)
 		b.term(t)
+		if !strings.Contains(a.log.String(), "audit head") || !strings.Contains(a.log.String(), "pin=") {
+			t.Fatalf("the audit head is not logged:\n%s", a.log.String())
+		}
 		out := verifyAuditCLI(t, d)
 		t.Log(out)
 	})

@@ -79,6 +79,7 @@ func operator() string {
 
 func openStoreFlag(c *cli.Context, name string) (*dta.Store, error) {
 	db := c.String("db")
+	warnDBPasswordInArgv("--db", db)
 	if !dta.IsDatabaseURL(db) {
 		if _, err := os.Stat(db); err != nil {
 			return nil, cmdError(name, "--db", err)

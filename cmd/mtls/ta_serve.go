@@ -105,6 +105,7 @@ func taServe(c *cli.Context) error {
 		return cmdError(name, "--master", err)
 	}
 	defer m.Zeroize()
+	warnDBPasswordInArgv("--db", c.String("db"))
 	st, err := dta.OpenStore(c.String("db"), &dta.StoreOptions{Synchronous: c.String("synchronous")})
 	if err != nil {
 		return cmdError(name, "--db", err)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 // `ta audit`: an auditor needs no write access).
 func openStoreReadOnly(c *cli.Context, name string) (*dta.Store, error) {
 	db := c.String("db")
+	warnDBPasswordInArgv("--db", db)
 	if !dta.IsDatabaseURL(db) {
 		if _, err := os.Stat(db); err != nil {
 			return nil, cmdError(name, "--db", err)
@@ -127,6 +129,7 @@ func taMigrateDB(c *cli.Context) error {
 	if !vs.OK() {
 		return cli.Exit("mtls "+name+": the source's audit log does not verify; not copying it", 1)
 	}
+	warnDBPasswordInArgv("--to", c.String("to"))
 	dst, err := dta.OpenStore(c.String("to"), nil)
 	if err != nil {
 		return cmdError(name, "--to", err)
@@ -149,4 +152,26 @@ func taMigrateDB(c *cli.Context) error {
 	fp, _ := dst.Fingerprint()
 	fmt.Fprintf(c.App.Writer, "D-TA %s copied to %s; the audit chain verifies on both with the same head\n", fp, dst.Name())
 	return nil
+}
+
+// warnDBPasswordInArgv warns when --db (or --to) carries a PostgreSQL
+// password on the command line, where any local user reads it from
+// /proc/PID/cmdline; $MTLS_DTA_DB or a ~/.pgpass file keeps it out.
+func warnDBPasswordInArgv(flag, db string) {
+	if !dta.IsDatabaseURL(db) {
+		return
+	}
+	u, err := url.Parse(db)
+	if err != nil || u.User == nil {
+		return
+	}
+	if _, has := u.User.Password(); !has {
+		return
+	}
+	for _, a := range os.Args[1:] {
+		if strings.Contains(a, db) {
+			logger.Warn("the database password is on the command line, readable by every local user: give the URL in $MTLS_DTA_DB (or use ~/.pgpass) instead", "flag", flag)
+			return
+		}
+	}
 }
