@@ -81,7 +81,9 @@ func TestEndToEnd(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		d := newDTADir(t, root, i)
 		ds = append(ds, d)
-		ps = append(ps, d.serve(t))
+		// Tomorrow's permit at any hour (this test runs on real time
+		// and crosses a fake midnight); the window is tested on its own.
+		ps = append(ps, d.serve(t, "--permit-ahead-hours", "24"))
 	}
 	ep := filepath.Join(root, "endpoint")
 	os.Mkdir(ep, 0o700)
@@ -174,7 +176,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("permit source from the renewal file", func(t *testing.T) {
-		src, err := OpenPermitSource(context.Background(), filepath.Join(ep, "alice.renewal"), PermitSourceConfig{Logger: quietLogger()})
+		src, err := OpenPermitSource(context.Background(), filepath.Join(ep, "alice.renewal"), PermitSourceConfig{Logger: quietLogger(), PermitAheadHours: 24})
 		if err != nil {
 			t.Fatal(err)
 		}

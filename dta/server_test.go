@@ -139,47 +139,6 @@ func TestRevokeRotateWrongKind(t *testing.T) {
 	}
 }
 
-// TestFailuresSlowedDown: after repeated failed handshakes from one
-// address, its next connections wait before their handshake (counted).
-func TestFailuresSlowedDown(t *testing.T) {
-	d := startDTA(t, nil)
-	d.srv.limiter.mu.Lock()
-	d.srv.limiter.base = 50 * time.Millisecond
-	d.srv.limiter.mu.Unlock()
-	bogus := &RenewalDTA{Address: d.addr, Kind: KindClient, Identity: "nobody", Secret: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}
-	var durs []time.Duration
-	for i := range 6 {
-		t0 := time.Now()
-		if _, err := Info(context.Background(), nil, d.addr, bogus); err == nil {
-			t.Fatal("an unknown identity was accepted")
-		}
-		durs = append(durs, time.Since(t0))
-		// The client sees the alert before the server records the failure.
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			if metricValueOr(d.srv.reg, "mtls_dta_handshake_failures_total", "unknown_psk_identity") >= float64(i+1) {
-				break
-			}
-		}
-	}
-	if n := metricValue(t, d.srv.reg, "mtls_dta_slowed_connections_total", ""); n < 2 {
-		t.Fatalf("%v connections slowed after 6 failures (durations %v)", n, durs)
-	}
-	if durs[5] < 100*time.Millisecond {
-		t.Fatalf("the 6th attempt took %v, want ≥ 100ms", durs[5])
-	}
-	// A valid credential from the same address clears the record.
-	e, err := Enroll(context.Background(), nil, codesFor(t, []*testDTA{d}, KindClient, "ok"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Info(context.Background(), nil, d.addr, &e.Renewal.DTAs[0]); err != nil {
-		t.Fatal(err)
-	}
-	if d.srv.limiter.delay("127.0.0.1") != 0 {
-		t.Fatal("a successful handshake did not clear the failures")
-	}
-}
-
 func TestInfoNeedsAValidCredential(t *testing.T) {
 	d := startDTA(t, nil)
 	ctx := context.Background()

@@ -67,6 +67,9 @@ type InfoResponse struct {
 	Version     string `json:"version"`
 	Time        string `json:"time"`
 	PermitAhead int    `json:"permit_ahead"`
+	// PermitAheadHours: a day's permit is issued from this many hours
+	// before the day starts.
+	PermitAheadHours int `json:"permit_ahead_hours"`
 }
 
 // ErrorResponse is the body of every 4xx/5xx answer.

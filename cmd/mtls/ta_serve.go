@@ -50,6 +50,7 @@ func taServiceCommands() []*cli.Command {
 				&cli.StringFlag{Name: "listen", Required: true, Usage: "`ADDR` (host:port) of the API; port 0 picks a free one"},
 				&cli.StringFlag{Name: "status", Usage: "`ADDR` of the plain-HTTP status listener (/healthz, /metrics); off by default"},
 				&cli.IntFlag{Name: "permit-ahead", Value: 1, Usage: "issue permits up to `N` days after today (1..7)"},
+				&cli.IntFlag{Name: "permit-ahead-hours", Value: dta.DefaultPermitAheadHours, Usage: "issue a day's permit only from `H` hours before it starts (1..168): an identity revoked before 24−H o'clock UTC is refused from the next midnight, any revocation within 24 h + H"},
 				&cli.StringFlag{Name: "addr-file", Usage: "write the bound API address to `FILE` once listening"},
 				&cli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Second, Usage: "on SIGTERM, wait up to `DURATION` for requests in progress"},
 				&cli.StringFlag{Name: "synchronous", Value: "FULL", Usage: "SQLite synchronous `MODE`: FULL (an issuance survives a power loss) or NORMAL (a process crash)"},
@@ -114,9 +115,16 @@ func taServe(c *cli.Context) error {
 	if err := st.QuickCheck(); err != nil {
 		return cmdError(name, "--db", err)
 	}
+	ahead, aheadHours := c.Int("permit-ahead"), c.Int("permit-ahead-hours")
+	if ahead < 1 || ahead > 7 {
+		return cmdError(name, "--permit-ahead", fmt.Errorf("%d is outside 1..7 (with 0, clients could not fetch tomorrow's permit before midnight)", ahead))
+	}
+	if aheadHours < 1 || aheadHours > 168 {
+		return cmdError(name, "--permit-ahead-hours", fmt.Errorf("%d is outside 1..168", aheadHours))
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := dta.NewServer(dta.ServerConfig{Master: m, Store: st, PermitAhead: c.Int("permit-ahead"), Logger: logger, Registerer: reg})
+	srv, err := dta.NewServer(dta.ServerConfig{Master: m, Store: st, PermitAhead: ahead, PermitAheadHours: aheadHours, Logger: logger, Registerer: reg})
 	if err != nil {
 		return cmdError(name, "", err)
 	}
@@ -162,7 +170,7 @@ func taServe(c *cli.Context) error {
 			return cmdError(name, "--addr-file", err)
 		}
 	}
-	logger.Info("D-TA serving", "dta", srv.Fingerprint().String(), "addr", addr, "db", st.Name(), "engine", st.Engine(), "permit_ahead", c.Int("permit-ahead"))
+	logger.Info("D-TA serving", "dta", srv.Fingerprint().String(), "addr", addr, "db", st.Name(), "engine", st.Engine(), "permit_ahead", ahead, "permit_ahead_hours", aheadHours)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
