@@ -2,11 +2,13 @@ package dta
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -466,4 +468,53 @@ func TestMigrateDB(t *testing.T) {
 	}
 	q.term(t)
 	verifyAuditCLI(t, pd)
+}
+
+// TestAuditVerifyCLI: a silent `UPDATE identities SET revoked_at=NULL` by
+// someone with the database, on SQLite and on PostgreSQL, makes `ta audit
+// --verify` exit 1 and say what changed; `ta list` and `ta audit` work
+// with the store given in $MTLS_DTA_DB and read-only.
+func TestAuditVerifyCLI(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			root := t.TempDir()
+			var d *dtaDir
+			if engine == "sqlite" {
+				d = newDTADir(t, root, 1)
+			} else {
+				d = newPGDTADir(t, root, 1)
+			}
+			p := d.serve(t)
+			if _, err := Enroll(context.Background(), nil, []DTACode{{Address: p.addr, Code: parseCode(t, d.code(t, "client", "mallory"))}}); err != nil {
+				t.Fatal(err)
+			}
+			mustMtls(t, d.dir, "ta", "revoke", "--db", d.db, "--kind", "client", "--id", "mallory", "--reason", "stolen laptop")
+			p.term(t)
+			verifyAuditCLI(t, d)
+			if engine == "sqlite" {
+				st, err := OpenStore(d.db, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := st.db.Exec(`UPDATE identities SET revoked_at=NULL WHERE identity='mallory'`); err != nil {
+					t.Fatal(err)
+				}
+				st.db.Close() // not Close: no seal, nothing else written
+			} else {
+				pgExec(t, d.db, `UPDATE identities SET revoked_at=NULL WHERE identity='mallory'`)
+			}
+			cmd := exec.Command(mtlsBin(t), "ta", "audit", "--verify")
+			cmd.Env = append(os.Environ(), "MTLS_DTA_DB="+d.db)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "revocation undone outside the service") {
+				t.Fatalf("ta audit --verify after a silent un-revocation: %v\n%s", err, out)
+			}
+			cmd = exec.Command(mtlsBin(t), "ta", "list")
+			cmd.Env = append(os.Environ(), "MTLS_DTA_DB="+d.db)
+			if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "mallory") {
+				t.Fatalf("ta list from $MTLS_DTA_DB: %v\n%s", err, out)
+			}
+		})
+	}
 }
