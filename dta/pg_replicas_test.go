@@ -126,6 +126,10 @@ func TestPGReplicas(t *testing.T) {
 				t.Fatalf("after revocation, via %s: %v (want revoked)", p.addr, err)
 			}
 		}
+		if _, errOut, err := runMtls(t, d.dir, "ta", "reinstate", "--db", d.db, "--kind", "client", "--id", "rev"); err != nil {
+			t.Fatalf("ta reinstate against the URL: %v\n%s", err, errOut)
+		}
+		mustMtls(t, d.dir, "ta", "revoke", "--db", d.db, "--kind", "client", "--id", "rev", "--reason", "again")
 		var list struct {
 			Identities []IdentityInfo `json:"identities"`
 		}
