@@ -220,16 +220,37 @@ func (v *AuditVerification) problem(format string, a ...any) {
 	}
 }
 
-// identState is what the chained rows say about one identity.
-type identState struct{ enrolled, revoked bool }
+// identState is what the chained rows say about one identity: cur and
+// pending are the sealedTag of its current and pending renewal secrets (""
+// when the rows do not say, as in logs written before tags were recorded).
+type identState struct {
+	enrolled, revoked bool
+	cur, pending      string
+}
+
+// tagInDetail returns the sealedTag recorded in an audit detail, or "".
+func tagInDetail(detail string) string {
+	i := strings.LastIndex(detail, "sealed ")
+	if i < 0 {
+		return ""
+	}
+	t := detail[i:]
+	if len(t) < len("sealed ")+32 {
+		return ""
+	}
+	return t[:len("sealed ")+32]
+}
 
 // auditReplay derives, from the audit rows alone, the state the identities
 // and codes tables must be in.
 type auditReplay struct {
 	ids         map[[2]string]*identState
-	codeCreated map[string]bool
+	codeCreated map[string]codeState
 	codeUsed    map[string]bool
 }
+
+// codeState is what the chained code-create row says about a code.
+type codeState struct{ kind, identity, tag string }
 
 func codeInDetail(detail string) string {
 	rest, ok := strings.CutPrefix(detail, "code ")
@@ -255,13 +276,19 @@ func (r *auditReplay) apply(e *AuditEntry) {
 	switch e.Action {
 	case "code-create":
 		if c := codeInDetail(e.Detail); c != "" {
-			r.codeCreated[c] = true
+			r.codeCreated[c] = codeState{e.Kind, e.Identity, tagInDetail(e.Detail)}
 		}
 	case "enroll":
 		if c := codeInDetail(e.Detail); c != "" {
 			r.codeUsed[c] = true
 		}
-		st().enrolled = true
+		v := st()
+		v.enrolled, v.cur, v.pending = true, tagInDetail(e.Detail), ""
+	case "renew":
+		st().pending = tagInDetail(e.Detail)
+	case "promote":
+		v := st()
+		v.cur, v.pending = v.pending, ""
 	case "revoke":
 		st().revoked = true
 	case "reinstate":
@@ -301,7 +328,7 @@ func (s *Store) VerifyAudit(ctx context.Context, pinned *AuditHead) (*AuditVerif
 		return nil, fmt.Errorf("dta: audit verify: %w", err)
 	}
 	defer rows.Close()
-	rp := &auditReplay{ids: map[[2]string]*identState{}, codeCreated: map[string]bool{}, codeUsed: map[string]bool{}}
+	rp := &auditReplay{ids: map[[2]string]*identState{}, codeCreated: map[string]codeState{}, codeUsed: map[string]bool{}}
 	var prevHash []byte
 	var prevLast int64
 	hi := 0
@@ -384,15 +411,16 @@ func (s *Store) VerifyAudit(ctx context.Context, pinned *AuditHead) (*AuditVerif
 
 // verifyState compares the identities and codes tables with the replay.
 func (s *Store) verifyState(ctx context.Context, rp *auditReplay, v *AuditVerification) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT kind, identity, sealed IS NOT NULL, revoked_at IS NOT NULL FROM identities`)
+	rows, err := s.db.QueryContext(ctx, `SELECT kind, identity, sealed, pending_sealed, revoked_at IS NOT NULL FROM identities`)
 	if err != nil {
 		return err
 	}
 	seen := map[[2]string]bool{}
 	for rows.Next() {
 		var kind, id string
-		var hasSecret, revoked bool
-		if err := rows.Scan(&kind, &id, &hasSecret, &revoked); err != nil {
+		var sealed, pending []byte
+		var revoked bool
+		if err := rows.Scan(&kind, &id, &sealed, &pending, &revoked); err != nil {
 			rows.Close()
 			return err
 		}
@@ -403,8 +431,15 @@ func (s *Store) verifyState(ctx context.Context, rp *auditReplay, v *AuditVerifi
 			v.problem("identities: %s %s is not in the audit log (written outside the service)", kind, quoteID(id))
 			continue
 		}
+		hasSecret := sealed != nil
 		if hasSecret && !st.enrolled {
 			v.problem("identities: %s %s has a renewal secret but the audit log has no enrollment", kind, quoteID(id))
+		}
+		if hasSecret && st.cur != "" && sealedTag(sealed) != st.cur {
+			v.problem("identities: %s %s: its renewal secret is not the one the audit log issued (replaced outside the service)", kind, quoteID(id))
+		}
+		if pending != nil && st.cur != "" && sealedTag(pending) != st.pending {
+			v.problem("identities: %s %s: its pending renewal secret is not the one the audit log issued (written outside the service)", kind, quoteID(id))
 		}
 		if revoked != st.revoked {
 			if st.revoked {
@@ -423,19 +458,26 @@ func (s *Store) verifyState(ctx context.Context, rp *auditReplay, v *AuditVerifi
 			v.problem("identities: %s %s is missing from the table (deleted outside the service)", k[0], quoteID(k[1]))
 		}
 	}
-	rows, err = s.db.QueryContext(ctx, `SELECT id, used_at IS NOT NULL FROM codes`)
+	rows, err = s.db.QueryContext(ctx, `SELECT id, kind, identity, sealed, used_at IS NOT NULL FROM codes`)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id string
+		var id, kind, identity string
+		var sealed []byte
 		var used bool
-		if err := rows.Scan(&id, &used); err != nil {
+		if err := rows.Scan(&id, &kind, &identity, &sealed, &used); err != nil {
 			return err
 		}
-		if !rp.codeCreated[id] {
+		cs, ok := rp.codeCreated[id]
+		switch {
+		case !ok:
 			v.problem("codes: code %s is not in the audit log (created outside the service)", id)
+		case cs.kind != kind || cs.identity != identity:
+			v.problem("codes: code %s was created for %s %s, the table now says %s %s (changed outside the service)", id, cs.kind, quoteID(cs.identity), kind, quoteID(identity))
+		case cs.tag != "" && sealedTag(sealed) != cs.tag:
+			v.problem("codes: code %s: its secret is not the one the audit log issued (replaced outside the service)", id)
 		}
 		if used != rp.codeUsed[id] {
 			if used {

@@ -118,6 +118,13 @@ var auditTampers = []auditTamperCase{
 		`ALTER TABLE audit DISABLE TRIGGER audit_append_only; DELETE FROM audit WHERE action='revoke'`, "rows removed"},
 	{"row edited", `DROP TRIGGER audit_no_update; UPDATE audit SET remote='10.9.9.9' WHERE action='revoke'`,
 		`ALTER TABLE audit DISABLE TRIGGER audit_append_only; UPDATE audit SET remote='10.9.9.9' WHERE action='revoke'`, "a row was changed"},
+	{"renewal secret swapped", `UPDATE identities SET sealed=x'0102' WHERE identity='bob'`,
+		`UPDATE identities SET sealed='\x0102' WHERE identity='bob'`, "replaced outside the service"},
+	{"pending secret planted", `UPDATE identities SET pending_sealed=x'0102', pending_key_id='kx' WHERE identity='bob'`,
+		`UPDATE identities SET pending_sealed='\x0102', pending_key_id='kx' WHERE identity='bob'`, "pending renewal secret"},
+	{"code secret swapped", `UPDATE codes SET sealed=x'0102' WHERE identity='carol'`,
+		`UPDATE codes SET sealed='\x0102' WHERE identity='carol'`, "its secret is not the one"},
+	{"code redirected", `UPDATE codes SET identity='mallory2' WHERE identity='carol'`, ``, "changed outside the service"},
 	{"code injected", `INSERT INTO codes(id, sealed, kind, identity, created_at, expires_at) VALUES('00112233445566ff', x'00', 'client', 'eve', 0, 9000000000000000000)`,
 		`INSERT INTO codes(id, sealed, kind, identity, created_at, expires_at) VALUES('00112233445566ff', '\x00', 'client', 'eve', 0, 9000000000000000000)`, "created outside the service"},
 }
@@ -138,6 +145,9 @@ func fillAuditStore(t *testing.T, st *Store) {
 		if _, err := st.redeemCode(c.ID, func(Kind, string) ([]byte, string, error) { return []byte("sealed"), "kid", nil }, "127.0.0.1", "test"); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := st.CreateCode(KindClient, "carol", time.Hour, "t"); err != nil {
+		t.Fatal(err)
 	}
 	if err := st.Revoke(KindClient, "mallory", "stolen", "t"); err != nil {
 		t.Fatal(err)
