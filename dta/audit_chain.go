@@ -226,6 +226,8 @@ func (v *AuditVerification) problem(format string, a ...any) {
 type identState struct {
 	enrolled, revoked bool
 	cur, pending      string
+	// noSecret: reinstated, so no renewal secret until the next enrollment.
+	noSecret bool
 }
 
 // tagInDetail returns the sealedTag recorded in an audit detail, or "".
@@ -283,7 +285,7 @@ func (r *auditReplay) apply(e *AuditEntry) {
 			r.codeUsed[c] = true
 		}
 		v := st()
-		v.enrolled, v.cur, v.pending = true, tagInDetail(e.Detail), ""
+		v.enrolled, v.cur, v.pending, v.noSecret = true, tagInDetail(e.Detail), "", false
 	case "renew":
 		st().pending = tagInDetail(e.Detail)
 	case "promote":
@@ -292,7 +294,10 @@ func (r *auditReplay) apply(e *AuditEntry) {
 	case "revoke":
 		st().revoked = true
 	case "reinstate":
-		st().revoked = false
+		// Reinstating leaves the old renewal secret dead: the identity
+		// needs a fresh enrollment code.
+		v := st()
+		v.revoked, v.cur, v.pending, v.noSecret = false, "", "", true
 	}
 }
 
@@ -434,6 +439,9 @@ func (s *Store) verifyState(ctx context.Context, rp *auditReplay, v *AuditVerifi
 		hasSecret := sealed != nil
 		if hasSecret && !st.enrolled {
 			v.problem("identities: %s %s has a renewal secret but the audit log has no enrollment", kind, quoteID(id))
+		}
+		if (hasSecret || pending != nil) && st.noSecret {
+			v.problem("identities: %s %s has a renewal secret although it was reinstated without a new enrollment (restored outside the service)", kind, quoteID(id))
 		}
 		if hasSecret && st.cur != "" && sealedTag(sealed) != st.cur {
 			v.problem("identities: %s %s: its renewal secret is not the one the audit log issued (replaced outside the service)", kind, quoteID(id))

@@ -336,9 +336,18 @@ func TestEndToEnd(t *testing.T) {
 		if string(before) != string(after) {
 			t.Fatal("a failed renewal changed the permit file")
 		}
-		mustMtls(t, ds[1].dir, "ta", "reinstate", "--db", ds[1].db, "--kind", "client", "--id", "alice@example.com")
+		out := mustMtls(t, ds[1].dir, "ta", "reinstate", "--db", ds[1].db, "--kind", "client", "--id", "alice@example.com")
+		if !strings.Contains(out, "fresh code") {
+			t.Fatalf("ta reinstate does not say a fresh code is needed: %s", out)
+		}
+		// The old (possibly stolen) renewal secret stays dead.
+		if errOut, err := renew(); err == nil || !strings.Contains(errOut, ds[1].fp) {
+			t.Fatalf("the old renewal secret works after reinstate: err %v, stderr %s", err, errOut)
+		}
+		args := append(enrollArgs("client", "alice@example.com", "alice"), "--force")
+		mustMtls(t, ep, args...)
 		if errOut, err := renew(); err != nil {
-			t.Fatalf("reinstated: %v %s", err, errOut)
+			t.Fatalf("reinstated and re-enrolled: %v %s", err, errOut)
 		}
 	})
 

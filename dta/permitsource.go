@@ -262,14 +262,14 @@ func (p *PermitSource) Refresh(ctx context.Context) error {
 		} else {
 			p.failTotal.WithLabelValues("all").Inc()
 		}
-		p.log.Warn("time permit renewal failed; keeping the permits held", "days", days, "err", err, "horizon_days", p.horizonLocked(pairing.Day(p.cfg.Now())))
+		p.log.Warn("time permit renewal failed; keeping the permits held", "days", formatDays(days), "err", err, "horizon_days", p.horizonLocked(pairing.Day(p.cfg.Now())))
 		return err
 	}
 	for _, d := range days {
 		tp := m[d]
 		if tp == nil || tp.IsShare() || tp.Day() != d {
 			p.failures++
-			p.lastErr = fmt.Errorf("dta: renewal returned no combined permit for day %d", d)
+			p.lastErr = fmt.Errorf("dta: renewal returned no combined permit for %s", formatDays([]uint64{d}))
 			return p.lastErr
 		}
 		p.permits[d] = tp
@@ -277,7 +277,7 @@ func (p *PermitSource) Refresh(ctx context.Context) error {
 	p.failures, p.lastErr = 0, nil
 	p.okTotal.Inc()
 	p.updateLocked(p.cfg.Now())
-	p.log.Info("time permits renewed", "days", days)
+	p.log.Info("time permits renewed", "days", formatDays(days))
 	return nil
 }
 

@@ -125,6 +125,8 @@ var auditTampers = []auditTamperCase{
 	{"code secret swapped", `UPDATE codes SET sealed=x'0102' WHERE identity='carol'`,
 		`UPDATE codes SET sealed='\x0102' WHERE identity='carol'`, "its secret is not the one"},
 	{"code redirected", `UPDATE codes SET identity='mallory2' WHERE identity='carol'`, ``, "changed outside the service"},
+	{"old secret restored after reinstatement", `UPDATE identities SET sealed=x'7365616c6564' WHERE identity='dave'`,
+		`UPDATE identities SET sealed='\x7365616c6564' WHERE identity='dave'`, "reinstated without a new enrollment"},
 	{"code injected", `INSERT INTO codes(id, sealed, kind, identity, created_at, expires_at) VALUES('00112233445566ff', x'00', 'client', 'eve', 0, 9000000000000000000)`,
 		`INSERT INTO codes(id, sealed, kind, identity, created_at, expires_at) VALUES('00112233445566ff', '\x00', 'client', 'eve', 0, 9000000000000000000)`, "created outside the service"},
 }
@@ -137,7 +139,7 @@ func fillAuditStore(t *testing.T, st *Store) {
 	if _, err := st.Bind(m); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"bob", "mallory"} {
+	for _, id := range []string{"bob", "mallory", "dave"} {
 		c, err := st.CreateCode(KindClient, id, time.Hour, "t")
 		if err != nil {
 			t.Fatal(err)
@@ -150,6 +152,12 @@ func fillAuditStore(t *testing.T, st *Store) {
 		t.Fatal(err)
 	}
 	if err := st.Revoke(KindClient, "mallory", "stolen", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Revoke(KindClient, "dave", "lost", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Reinstate(KindClient, "dave", "t"); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := st.SealAudit(context.Background()); err != nil {

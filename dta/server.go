@@ -74,6 +74,7 @@ type Server struct {
 	http  *http.Server
 
 	refusals *refusalMeter
+	health   healthCache
 
 	mu        sync.Mutex
 	lns       []*hsListener
@@ -145,7 +146,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	mux.HandleFunc("POST /v1/permits", s.handlePermits)
 	mux.HandleFunc("POST /v1/renew", s.handleRenew)
 	mux.HandleFunc("GET /v1/info", s.handleInfo)
+	allow := map[string]string{"/v1/enroll": "POST", "/v1/permits": "POST", "/v1/renew": "POST", "/v1/info": "GET"}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if m, ok := allow[r.URL.Path]; ok {
+			w.Header().Set("Allow", m)
+			s.writeError(w, r, http.StatusMethodNotAllowed, CodeBadRequest, r.URL.Path+" takes "+m+", not "+r.Method)
+			return
+		}
 		s.writeError(w, r, http.StatusNotFound, CodeBadRequest, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	s.http = &http.Server{
@@ -337,6 +344,12 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if row.kind, row.identity, err = s.cfg.Store.codeOwner(rc.id.Code); err != nil {
 		s.internal(w, r, "enroll: code lookup", err)
+		return
+	}
+	// A code made before the identity rule (pairing.CheckID) tightened may
+	// name a look-alike identity: refuse it rather than issue a key.
+	if err := CheckIdentity(row.kind, row.identity); err != nil {
+		s.writeError(w, r, http.StatusBadRequest, CodeBadRequest, "this code's identity is refused: "+err.Error()+"; ask the D-TA's operator for a code for a valid identity")
 		return
 	}
 	resp := EnrollResponse{Kind: row.kind, Identity: row.identity, Fingerprint: s.fp.String()}

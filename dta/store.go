@@ -163,15 +163,6 @@ func (s *Store) Close() error {
 // Engine names the database engine: "sqlite" or "postgres".
 func (s *Store) Engine() string { return s.eng.name() }
 
-// Ping checks that the database answers (the status listener's /healthz).
-func (s *Store) Ping(ctx context.Context) error {
-	var one int
-	if err := s.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
-		return fmt.Errorf("dta: store %s: %w", s.path, err)
-	}
-	return nil
-}
-
 // tx is a transaction whose queries are written with ? placeholders.
 type tx struct {
 	*sql.Tx

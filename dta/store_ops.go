@@ -82,7 +82,8 @@ func (s *Store) Revoke(kind Kind, identity, reason, operator string) error {
 	return s.setRevoked(kind, identity, true, reason, operator)
 }
 
-// Reinstate undoes Revoke.
+// Reinstate undoes Revoke, but not for the old renewal secret: the
+// identity needs a fresh enrollment code (CreateCode) to get a new one.
 func (s *Store) Reinstate(kind Kind, identity, operator string) error {
 	return s.setRevoked(kind, identity, false, "", operator)
 }
@@ -118,7 +119,10 @@ func (s *Store) setRevoked(kind Kind, identity string, revoke bool, reason, oper
 			ON CONFLICT(kind, identity) DO UPDATE SET revoked_at=excluded.revoked_at, reason=excluded.reason`,
 			kind, identity, now.UnixNano(), reason)
 	} else {
-		res, err = tx.Exec(`UPDATE identities SET revoked_at=NULL, reason='' WHERE kind=? AND identity=? AND revoked_at IS NOT NULL`, kind, identity)
+		// The old renewal secret stays dead (it may be why the identity
+		// was revoked): the identity comes back with a fresh code.
+		res, err = tx.Exec(`UPDATE identities SET revoked_at=NULL, reason='', sealed=NULL, key_id=NULL, pending_sealed=NULL, pending_key_id=NULL
+			WHERE kind=? AND identity=? AND revoked_at IS NOT NULL`, kind, identity)
 	}
 	if err != nil {
 		return err

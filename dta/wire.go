@@ -88,6 +88,9 @@ func decodeStrict(r io.Reader, limit int64, v any) error {
 	if int64(len(data)) > limit {
 		return fmt.Errorf("body longer than %d bytes", limit)
 	}
+	if err := checkKeys(data, v); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -43,6 +43,7 @@ func keysEnrollCommands() []*cli.Command {
 				&cli.StringFlag{Name: "pin", EnvVars: []string{"MTLS_PIN"}, Usage: fmt.Sprintf("client only: write a PIN token for `PIN` (1..%d) instead of the key", pairing.MaxPIN)},
 				&cli.StringFlag{Name: "out-dir", Usage: "client only: write the time permits into `DIR` (default: the directory of --out)"},
 				&cli.StringFlag{Name: "out-shares", Usage: "also write each D-TA's share into `DIR` (normally not needed)"},
+				&cli.StringFlag{Name: "deployment", Usage: "the deployment `FILE` the D-TA operators publish (`mtls ta deployment`): refuse to start, using no code, unless there is a code for every D-TA it lists"},
 				&cli.BoolFlag{Name: "force", Usage: "replace existing files"},
 				&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "per D-TA `DURATION`"},
 			},
@@ -133,6 +134,15 @@ func keysEnroll(c *cli.Context) error {
 	if err != nil {
 		return cmdError(name, "", err)
 	}
+	var dep *dta.Deployment
+	if f := c.String("deployment"); f != "" {
+		if dep, err = dta.LoadDeployment(f); err != nil {
+			return cmdError(name, "--deployment", err)
+		}
+		if err := dep.CheckCodes(codes); err != nil {
+			return cmdError(name, "--deployment", err)
+		}
+	}
 	var pin uint32
 	if c.IsSet("pin") {
 		v, err := strconv.ParseUint(strings.TrimSpace(c.String("pin")), 10, 32)
@@ -177,6 +187,7 @@ func keysEnroll(c *cli.Context) error {
 	if err := writeKeyFile(c.String("out"), key, force); err != nil {
 		return cmdError(name, "--out", err)
 	}
+	e.Renewal.Deployment = dep
 	if err := dta.WriteRenewal(c.String("renewal"), e.Renewal, force); err != nil {
 		return cmdError(name, "--renewal", err)
 	}

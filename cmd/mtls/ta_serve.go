@@ -141,19 +141,7 @@ func taServe(c *cli.Context) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-			if _, err := st.Fingerprint(); err != nil {
-				http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-			defer cancel()
-			if err := st.Ping(ctx); err != nil {
-				http.Error(w, "unhealthy: store: "+err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-			fmt.Fprintln(w, "ok")
-		})
+		mux.Handle("/healthz", srv.HealthHandler())
 		status = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go status.Serve(sl)
 		logger.Info("status listener", "addr", sl.Addr().String())
