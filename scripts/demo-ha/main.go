@@ -176,11 +176,11 @@ func run(mtls string) error {
 		}
 		di.lb = lb.ln.Addr().String()
 		fmt.Printf("   load balancer %s -> %s\n", di.lb, strings.Join(addrs, ", "))
-		code, err := d.cmd("ta", "enroll", "--db", di.db, "--kind", "client", "--id", "alice")
-		if err != nil {
+		codeFile := filepath.Join(dir, fmt.Sprintf("alice.dta%d.code", i))
+		if _, err := d.cmd("ta", "enroll", "--db", di.db, "--kind", "client", "--id", "alice", "--out", codeFile); err != nil {
 			return err
 		}
-		codes = append(codes, "--dta", di.lb+"="+strings.TrimSpace(code))
+		codes = append(codes, "--dta", di.lb+"=@"+codeFile) // codes from files, never in argv
 		dtas = append(dtas, di)
 	}
 	fmt.Println("== alice enrolls with both D-TAs (through the load balancers)")
