@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // CopyStore copies every table of from (codes, identities, the audit log
@@ -46,7 +47,7 @@ func CopyStore(ctx context.Context, from, to *Store) error {
 		if err != nil {
 			return fmt.Errorf("dta: copy %s: %w", tb.name, err)
 		}
-		q := `INSERT INTO ` + tb.name + `(` + tb.cols + `) VALUES(?` + repeat(", ?", tb.n-1) + `)`
+		q := `INSERT INTO ` + tb.name + `(` + tb.cols + `) VALUES(?` + strings.Repeat(", ?", tb.n-1) + `)`
 		vals := make([]any, tb.n)
 		ptrs := make([]any, tb.n)
 		for i := range vals {
@@ -84,12 +85,4 @@ func CopyStore(ctx context.Context, from, to *Store) error {
 		return errors.New("dta: copy: the destination has no D-TA binding after the copy")
 	}
 	return nil
-}
-
-func repeat(s string, n int) string {
-	out := ""
-	for i := 0; i < n; i++ {
-		out += s
-	}
-	return out
 }
