@@ -93,6 +93,9 @@ func openPG(dbURL string, opt *StoreOptions) (*Store, error) {
 		cfg.RuntimeParams = map[string]string{}
 	}
 	cfg.RuntimeParams["application_name"] = "mtls-dta"
+	// A session left idle inside a transaction (its replica's host cut
+	// off) would hold the audit lock's shared mode; end it.
+	cfg.RuntimeParams["idle_in_transaction_session_timeout"] = "30s"
 	if opt.ReadOnly {
 		cfg.RuntimeParams["default_transaction_read_only"] = "on"
 	}
@@ -159,6 +162,13 @@ func (pgEngine) watermark(ctx context.Context, db *sql.DB) (int64, error) {
 		return 0, err
 	}
 	defer tx.Rollback()
+	// Writers that arrive while the sealer waits queue behind it: bound
+	// that wait, so a transaction stuck in another replica (its host cut
+	// off) delays the others by 2 s at most, and the sealer tries again at
+	// its next tick.
+	if _, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '2s'`); err != nil {
+		return 0, err
+	}
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(pgLockAudit)); err != nil {
 		return 0, err
 	}
