@@ -367,3 +367,53 @@ func TestSQLiteSchemaUpgrade(t *testing.T) {
 		t.Fatalf("after the upgrade: %+v %v", v, err)
 	}
 }
+
+// TestPGConcurrentBind: replicas started at once on a new database all
+// bind it to their (same) master share; one with another share is refused.
+func TestPGConcurrentBind(t *testing.T) {
+	url := pgDatabase(t)
+	m, _ := pairing.NewMasterShare(rand.Reader)
+	other, _ := pairing.NewMasterShare(rand.Reader)
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for i := range errs {
+		wg.Go(func() {
+			st, err := OpenStore(url, nil)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer st.Close()
+			share := m
+			if i == 5 {
+				share = other
+			}
+			_, errs[i] = st.Bind(share)
+		})
+	}
+	wg.Wait()
+	wrong := 0
+	for i, err := range errs {
+		switch {
+		case errors.Is(err, ErrWrongMaster):
+			wrong++
+		case err != nil:
+			t.Fatalf("replica %d: %v", i, err)
+		}
+	}
+	// Either the odd one out lost the race (refused), or it won and the
+	// five others were refused.
+	if wrong != 1 && wrong != 5 {
+		t.Fatalf("%d replicas refused, want 1 or 5: %v", wrong, errs)
+	}
+	st, err := OpenStore(url, &StoreOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var n int
+	st.queryRow(`SELECT COUNT(*) FROM audit WHERE action='init'`).Scan(&n)
+	if n != 1 {
+		t.Fatalf("%d init rows, want 1", n)
+	}
+}
