@@ -53,6 +53,7 @@ func taServiceCommands() []*cli.Command {
 				&cli.IntFlag{Name: "permit-ahead-hours", Value: dta.DefaultPermitAheadHours, Usage: "issue a day's permit only from `H` hours before it starts (1..168): an identity revoked before 24−H o'clock UTC is refused from the next midnight, any revocation within 24 h + H"},
 				&cli.StringFlag{Name: "addr-file", Usage: "write the bound API address to `FILE` once listening"},
 				&cli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Second, Usage: "on SIGTERM, wait up to `DURATION` for requests in progress"},
+				&cli.DurationFlag{Name: "audit-seal-interval", Value: 2 * time.Second, Usage: "chain new audit rows under a new head every `DURATION` (the longest a fresh row stays unprovable; each replica does it)"},
 				&cli.StringFlag{Name: "synchronous", Value: "FULL", Usage: "SQLite synchronous `MODE`: FULL (an issuance survives a power loss) or NORMAL (a process crash)"},
 			},
 			Action: taServe,
@@ -124,7 +125,8 @@ func taServe(c *cli.Context) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := dta.NewServer(dta.ServerConfig{Master: m, Store: st, PermitAhead: ahead, PermitAheadHours: aheadHours, Logger: logger, Registerer: reg})
+	srv, err := dta.NewServer(dta.ServerConfig{Master: m, Store: st, PermitAhead: ahead, PermitAheadHours: aheadHours, Logger: logger, Registerer: reg,
+		AuditSealInterval: c.Duration("audit-seal-interval")})
 	if err != nil {
 		return cmdError(name, "", err)
 	}
