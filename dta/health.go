@@ -34,7 +34,16 @@ func (s *Server) HealthHandler() http.Handler {
 			h.at = now
 		}
 		ids, codes, err := h.identities, h.codes, h.err
+		if err != nil {
+			h.at = time.Time{} // an error is not kept: the next request looks again
+		}
 		h.mu.Unlock()
+		// The counts may be 30 s old, the database's answer may not: a
+		// replica whose PostgreSQL is gone must leave the load balancer at
+		// once, and come back as soon as it answers again.
+		if err == nil {
+			err = s.cfg.Store.Ping(ctx)
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		if err != nil {

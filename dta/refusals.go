@@ -153,7 +153,9 @@ func (s *Server) admitCredential(w http.ResponseWriter, r *http.Request, rc reqC
 	kind, id, detail := rc.id.Kind, rc.id.Identity, ""
 	if rc.id.Enroll {
 		detail = "code " + rc.id.Code.String()
-		s.cfg.Store.db.QueryRow(`SELECT kind, identity FROM codes WHERE id=?`, rc.id.Code.String()).Scan(&kind, &id)
+		if k, i, err := s.cfg.Store.codeOwner(rc.id.Code); err == nil {
+			kind, id = k, i
+		}
 	}
 	s.refusals.refuse(rc.id, action, kind, id, rc.remote, code, detail)
 	s.quiet.warn(action+": refused credential", "", "credential", cutID(rc.id.String()), "result", code, "remote", rc.remote)

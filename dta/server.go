@@ -53,6 +53,10 @@ type ServerConfig struct {
 	// source that has spent it is refused at accept until it refills.
 	FailureRate  float64
 	FailureBurst int
+	// AuditSealInterval is how often the service chains new audit rows
+	// under a head (audit_chain.go; default 2 s): the longest a fresh row
+	// stays unprovable.
+	AuditSealInterval time.Duration
 }
 
 // Server is a running D-TA service. Make it with NewServer.
@@ -77,6 +81,8 @@ type Server struct {
 	quietOnce sync.Once
 	quietDone chan struct{}
 	stopOnce  sync.Once
+
+	sealer auditSealer
 }
 
 // NewServer prepares a service: it binds the store to the master share
@@ -127,6 +133,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		reg = s.reg
 	}
 	s.m = newMetrics(reg)
+	s.sealer.init(s, reg)
 	s.adm = newAdmitter(&cfg, s.now)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mtls_dta_handshakes_in_progress", Help: "Connections holding a handshake slot.",
@@ -232,6 +239,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.lns = append(s.lns, hl)
 	s.mu.Unlock()
 	go hl.acceptLoop()
+	s.sealer.start()
 	return s.http.Serve(hl)
 }
 
@@ -243,6 +251,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// The summaries of this last interval (housekeep may not have run).
 	s.quiet.flush()
 	s.refusals.flush(true)
+	s.sealer.stop(ctx)
 	return err
 }
 
@@ -333,7 +342,8 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	// Look the code up first to compute the share outside the write
 	// transaction; redeemCode re-reads it and decides.
 	var row codeRow
-	if err := s.cfg.Store.db.QueryRow(`SELECT kind, identity FROM codes WHERE id=?`, rc.id.Code.String()).Scan(&row.kind, &row.identity); err != nil {
+	var err error
+	if row.kind, row.identity, err = s.cfg.Store.codeOwner(rc.id.Code); err != nil {
 		s.internal(w, r, "enroll: code lookup", err)
 		return
 	}
@@ -344,7 +354,6 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := EnrollResponse{Kind: row.kind, Identity: row.identity, Fingerprint: s.fp.String()}
-	var err error
 	if resp.Share, err = issueShare(s.cfg.Master, row.kind, row.identity); err != nil {
 		s.internal(w, r, "enroll: issue share", err)
 		return

@@ -15,14 +15,14 @@ func (s *Store) promotePending(kind Kind, identity, keyID, remote string) (bool,
 		return false, nil
 	}
 	var pending sql.NullString
-	err := s.db.QueryRow(`SELECT pending_key_id FROM identities WHERE kind=? AND identity=?`, kind, identity).Scan(&pending)
+	err := s.queryRow(`SELECT pending_key_id FROM identities WHERE kind=? AND identity=?`, kind, identity).Scan(&pending)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && (!pending.Valid || pending.String != keyID)) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	tx, err := s.db.Begin()
+	tx, err := s.begin()
 	if err != nil {
 		return false, err
 	}

@@ -4,7 +4,9 @@
 # HTTP/1.1, h2c upgrade offers, HTTP/2 prior knowledge; the documentation's
 # runnable blocks), python3 (the plain service of those blocks), systemd
 # (systemd-analyze and systemd-socket-activate for the unit tests), iproute2
-# (ip netns for the D-TA IPv6 flood test), and a C compiler (the gnutls-cli
+# (ip netns for the D-TA IPv6 flood test), PostgreSQL (the D-TA replica tests
+# start their own server with initdb; as root they run it as the system user
+# mtlspg, created here if missing), and a C compiler (the gnutls-cli
 # 3.7.9 ECDHE-PSK work-around is an LD_PRELOAD shim).
 #
 # As root with apt-get, missing packages are installed (apt-get update runs
@@ -22,6 +24,10 @@ command -v python3 >/dev/null 2>&1 || need="$need python3"
 command -v ip >/dev/null 2>&1 || need="$need iproute2"
 # The systemd unit tests: systemd-analyze verify, systemd-socket-activate.
 command -v systemd-analyze >/dev/null 2>&1 && command -v systemd-socket-activate >/dev/null 2>&1 || need="$need systemd"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
+if [ "$(id -u)" = 0 ] && ! id mtlspg >/dev/null 2>&1; then
+  useradd -r -M -d /nonexistent -s /usr/sbin/nologin mtlspg
+fi
 if [ -z "$need" ]; then
   exit 0
 fi

@@ -74,7 +74,9 @@ func taAdminCommands() []*cli.Command {
 			UsageText: "mtls ta audit --db dta1.db [--since 24h|2026-11-22T00:00:00Z] [--json]",
 			Flags: []cli.Flag{dbFlag(),
 				&cli.StringFlag{Name: "since", Usage: "only entries after `DURATION` ago or an RFC 3339 `TIME`"},
-				&cli.BoolFlag{Name: "json", Usage: "print JSON lines"}},
+				&cli.BoolFlag{Name: "json", Usage: "print JSON lines"},
+				&cli.BoolFlag{Name: "verify", Usage: "check the audit chain and that identities and codes agree with it; exit 1 on any problem"},
+				&cli.StringFlag{Name: "head", Usage: "with --verify: a head `N:HASH` kept outside the database (logged by ta serve) that must still be in the chain"}},
 			Action: taAudit,
 		},
 	}
@@ -90,8 +92,11 @@ func operator() string {
 
 func openStoreFlag(c *cli.Context, name string) (*dta.Store, error) {
 	db := c.String("db")
-	if _, err := os.Stat(db); err != nil {
-		return nil, cmdError(name, "--db", err)
+	warnDBPasswordInArgv("--db", db)
+	if !dta.IsDatabaseURL(db) {
+		if _, err := os.Stat(db); err != nil {
+			return nil, cmdError(name, "--db", err)
+		}
 	}
 	st, err := dta.OpenStore(db, nil)
 	if err != nil {
@@ -290,7 +295,7 @@ func taList(c *cli.Context) error {
 	if err := noArgs(c, name); err != nil {
 		return err
 	}
-	st, err := openStoreFlag(c, name)
+	st, err := openStoreReadOnly(c, name)
 	if err != nil {
 		return err
 	}
@@ -337,11 +342,14 @@ func taAudit(c *cli.Context) error {
 	if err := noArgs(c, name); err != nil {
 		return err
 	}
+	if c.Bool("verify") {
+		return taAuditVerify(c, name)
+	}
 	since, err := parseSince(c.String("since"), time.Now())
 	if err != nil {
 		return cmdError(name, "", err)
 	}
-	st, err := openStoreFlag(c, name)
+	st, err := openStoreReadOnly(c, name)
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,8 @@ func withSubcommands(c *cli.Command, sub ...*cli.Command) *cli.Command {
 }
 
 func dbFlag() cli.Flag {
-	return &cli.StringFlag{Name: "db", Required: true, Usage: "the D-TA's store `FILE` (SQLite, mode 0600)"}
+	return &cli.StringFlag{Name: "db", Required: true, EnvVars: []string{"MTLS_DTA_DB"},
+		Usage: "the D-TA's store: an SQLite `FILE` (mode 0600) or a postgres:// URL (replicas; give a URL with a password through $MTLS_DTA_DB, not argv)"}
 }
 
 // taServiceCommands are the `ta` subcommands of the D-TA service.
@@ -53,6 +54,7 @@ func taServiceCommands() []*cli.Command {
 				&cli.IntFlag{Name: "permit-ahead-hours", Value: dta.DefaultPermitAheadHours, Usage: "issue a day's permit only from `H` hours before it starts (1..168): an identity revoked before 24−H o'clock UTC is refused from the next midnight, any revocation within 24 h + H"},
 				&cli.StringFlag{Name: "addr-file", Usage: "write the bound API address to `FILE` once listening"},
 				&cli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Second, Usage: "on SIGTERM, wait up to `DURATION` for requests in progress"},
+				&cli.DurationFlag{Name: "audit-seal-interval", Value: 2 * time.Second, Usage: "chain new audit rows under a new head every `DURATION` (the longest a fresh row stays unprovable; each replica does it)"},
 				&cli.StringFlag{Name: "synchronous", Value: "FULL", Usage: "SQLite synchronous `MODE`: FULL (an issuance survives a power loss) or NORMAL (a process crash)"},
 			},
 			Action: taServe,
@@ -64,7 +66,7 @@ func taServiceCommands() []*cli.Command {
 			Flags:     []cli.Flag{master(), dbFlag()},
 			Action:    taInitDB,
 		},
-	}, taAdminCommands()...)
+	}, append(taAdminCommands(), taStoreCommands()...)...)
 }
 
 func noArgs(c *cli.Context, name string) error {
@@ -106,6 +108,7 @@ func taServe(c *cli.Context) error {
 		return cmdError(name, "--master", err)
 	}
 	defer m.Zeroize()
+	warnDBPasswordInArgv("--db", c.String("db"))
 	st, err := dta.OpenStore(c.String("db"), &dta.StoreOptions{Synchronous: c.String("synchronous")})
 	if err != nil {
 		return cmdError(name, "--db", err)
@@ -123,7 +126,8 @@ func taServe(c *cli.Context) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := dta.NewServer(dta.ServerConfig{Master: m, Store: st, PermitAhead: ahead, PermitAheadHours: aheadHours, Logger: logger, Registerer: reg})
+	srv, err := dta.NewServer(dta.ServerConfig{Master: m, Store: st, PermitAhead: ahead, PermitAheadHours: aheadHours, Logger: logger, Registerer: reg,
+		AuditSealInterval: c.Duration("audit-seal-interval")})
 	if err != nil {
 		return cmdError(name, "", err)
 	}
@@ -157,7 +161,7 @@ func taServe(c *cli.Context) error {
 			return cmdError(name, "--addr-file", err)
 		}
 	}
-	logger.Info("D-TA serving", "dta", srv.Fingerprint().String(), "addr", addr, "db", c.String("db"), "permit_ahead", ahead, "permit_ahead_hours", aheadHours)
+	logger.Info("D-TA serving", "dta", srv.Fingerprint().String(), "addr", addr, "db", st.Name(), "engine", st.Engine(), "permit_ahead", ahead, "permit_ahead_hours", aheadHours)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
