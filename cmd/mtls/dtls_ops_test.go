@@ -135,3 +135,30 @@ func TestDTLSSafeDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestDTLSRefusesStreamFlags: the flags of HTTP identity mode and of TCP
+// streams do not apply to datagrams; given with --dtls they are refused,
+// not silently ignored.
+func TestDTLSRefusesStreamFlags(t *testing.T) {
+	base := []string{"--dtls", "--psk-identity", "a", "--psk", testPSK}
+	for _, tc := range []struct {
+		mode string
+		flag []string
+	}{
+		{"server", []string{"--http-identity-header", "X-Id"}},
+		{"server", []string{"--target-protocol", "h2c"}},
+		{"server", []string{"--http-allow-upgrade", "websocket"}},
+		{"server", []string{"--allow-connect"}},
+		{"server", []string{"--proxy-protocol"}},
+		{"client", []string{"--alpn", "h2"}},
+	} {
+		args := []string{"proxy", tc.mode, "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1"}
+		if tc.mode == "server" {
+			args = append(args, "--allow-all")
+		}
+		code, _, errOut := runIn(append(append(args, tc.flag...), base...)...)
+		if code == 0 || !strings.Contains(errOut, tc.flag[0]+" does not apply to --dtls") {
+			t.Errorf("%s %v: exit %d, %s", tc.mode, tc.flag, code, errOut)
+		}
+	}
+}
