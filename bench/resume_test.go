@@ -10,7 +10,7 @@ import (
 )
 
 // Session resumption: server CPU per resumed Milagro CS handshake next to
-// a full one (issue 10's target: resumed at least 15 times cheaper). A
+// a full one (the target: resumed at least 15 times cheaper). A
 // resumed handshake is the TLS 1.2 abbreviated handshake with a session
 // ticket: the server decrypts the ticket, re-checks the session (policy,
 // lockout, permit day) and derives keys; no pairing.

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Guards of the Milagro CS server (spec §2, §3; issue 8): what a server
+// Guards of the Milagro CS server (docs/protocol.md §2, §3.4): what a server
 // checks before it spends a pairing on a ClientHello. A CS hello costs the
 // server about two pairings; these keep a stranger from turning that into a
 // denial of service or an online PIN search:
@@ -21,7 +21,7 @@ import (
 //   - PairingGate: bounds concurrent pairing work, with per-source rates
 //     and fair queueing so one flooding source cannot starve the others.
 
-// Lockout defaults (spec §2).
+// Lockout defaults (docs/protocol.md §3.4).
 const (
 	DefaultLockoutThreshold = 5
 	DefaultLockoutBackoff   = time.Minute

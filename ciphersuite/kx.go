@@ -24,7 +24,7 @@ type Extension struct {
 	Data []byte
 }
 
-// ExtMilagroCS is the milagro_cs ClientHello extension (spec §5).
+// ExtMilagroCS is the milagro_cs ClientHello extension (docs/protocol.md §3.3).
 const ExtMilagroCS uint16 = 0xFF4D
 
 // ClientConfig is what the client side of every key exchange needs. Fields

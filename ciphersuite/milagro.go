@@ -10,10 +10,10 @@ import (
 	"github.com/milagro-go/milagro/pairing"
 )
 
-// The Milagro key exchanges (spec/milagro-suites.md §3–6): Milagro CS
+// The Milagro key exchanges (docs/protocol.md §3–5): Milagro CS
 // (M-Pin Full with a forward-secret key agreement) and Milagro P2P
 // (Chow–Choo). The cryptography is package pairing's; this file carries its
-// values in TLS messages and maps every failure to the alert of spec §6:
+// values in TLS messages and maps every failure to the alert of docs/protocol.md §5.1:
 //
 //	bad length, trailing bytes, identity<1..2^10> out of bounds  decode_error
 //	group element invalid (encoding, curve, subgroup, identity),
@@ -60,7 +60,7 @@ type CSServer struct {
 	// Skew is the accepted difference between the client's time and the
 	// server's; 0 means pairing.DefaultSkew (30 s).
 	Skew time.Duration
-	// Permits is the permit policy (spec §3): off, required or optional.
+	// Permits is the permit policy (docs/protocol.md §3.2): off, required or optional.
 	Permits pairing.PermitMode
 	// Lockout, if set, refuses identities after repeated failed proofs.
 	Lockout *Lockout
@@ -198,7 +198,7 @@ func newMilagroServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (Se
 }
 
 // elementError maps an error of package pairing about a peer's value to its
-// alert (spec §6).
+// alert (docs/protocol.md §5.1).
 func elementError(err error, format string, args ...any) error {
 	a := AlertInternalError
 	switch {

@@ -17,7 +17,7 @@ import (
 //	go test -run='^$' -fuzz='^FuzzMilagroP2PClientKeyExchange$' -fuzztime=5s ./ciphersuite
 //
 // Invariants: no panic; every failure is an *AlertError with one of the
-// alerts of spec §6; whatever is accepted is well formed (it re-encodes to
+// alerts of docs/protocol.md §5.1; whatever is accepted is well formed (it re-encodes to
 // the input).
 
 // milSeeds is one honest CS and P2P exchange, the seed corpus.

@@ -11,7 +11,7 @@ import (
 	"github.com/milagro-go/milagro/pairing"
 )
 
-// TestMilagroSpecVector runs the revision-2 key exchanges of spec §7 (the
+// TestMilagroSpecVector runs the revision-2 key exchanges of docs/protocol.md §5.2 (the
 // classic ones: the clients play a peer without the post-quantum hybrid) through this
 // package's wire layer: with the vector's scalars fed in as the Rand
 // streams, the milagro_cs extension carries the vector's (id, d, t, U, V)

@@ -6,7 +6,7 @@ import (
 	"github.com/milagro-go/milagro/pairing"
 )
 
-// Parsers and builders for the Milagro messages (spec §5). The parsers check
+// Parsers and builders for the Milagro messages (docs/protocol.md §3.3). The parsers check
 // only the framing (lengths, bounds, nothing trailing, UTF-8 identities);
 // group elements are validated by package pairing when they are used.
 

@@ -24,7 +24,7 @@ import (
 // pre_master_secret = uint16(len(other)) ‖ other ‖ uint16(len(psk)) ‖ psk,
 // other = len(psk) zero bytes (plain PSK) or the ECDH shared secret.
 
-// PSK and identity limits (spec/psk-suites.md).
+// PSK and identity limits (docs/protocol.md §6).
 const (
 	MinPSKLen         = 16
 	MaxPSKLen         = 512
@@ -217,7 +217,7 @@ func (c *pskClient) GenerateClientKeyExchange(s *Suite) (body, preMaster []byte,
 }
 
 // PeerIdentity is empty: PSK authenticates no server identity, only
-// knowledge of the key (spec §6a). The hint is PSKIdentityHint.
+// knowledge of the key (docs/protocol.md §5). The hint is PSKIdentityHint.
 func (c *pskClient) PeerIdentity() string { return "" }
 
 // PSKIdentityHint is the server's psk_identity_hint, unauthenticated.

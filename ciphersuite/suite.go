@@ -12,8 +12,8 @@ type KXKind uint8
 const (
 	KXPSK        KXKind = iota + 1 // RFC 4279 plain PSK
 	KXECDHEPSK                     // RFC 5489 ECDHE_PSK
-	KXMilagroCS                    // spec/milagro-suites.md §3
-	KXMilagroP2P                   // spec/milagro-suites.md §4
+	KXMilagroCS                    // docs/protocol.md §3
+	KXMilagroP2P                   // docs/protocol.md §4
 )
 
 // IsMilagro reports whether k is a Milagro key exchange (CS or P2P), the

@@ -32,7 +32,7 @@ func ParseKind(s string) (Kind, error) {
 }
 
 // CheckIdentity checks an identity for a kind: a valid pairing identity
-// (spec §2); a server may also have the empty identity (the deployment-wide
+// (docs/protocol.md §2); a server may also have the empty identity (the deployment-wide
 // server key).
 func CheckIdentity(kind Kind, id string) error {
 	if kind == KindServer && id == "" {

@@ -1,5 +1,5 @@
 // Package dta runs a distributed trust authority (D-TA) as a network service
-// and is the client that talks to one (spec/dta-service.md).
+// and is the client that talks to one (docs/protocol.md §7).
 //
 // For an operator: Open a Store (SQLite, one file per D-TA), create
 // enrollment codes with Store.CreateCode, and serve shares and daily time

@@ -82,7 +82,7 @@ func codesFor(t testing.TB, dtas []*testDTA, kind Kind, id string) []DTACode {
 	return out
 }
 
-// csHandshake runs Milagro CS at the pairing level (spec §3) with the
+// csHandshake runs Milagro CS at the pairing level (docs/protocol.md §3) with the
 // server checking the hello against now and the permit policy.
 func csHandshake(key *pairing.CSClientKey, permit *pairing.TimePermit, server *pairing.CSServerSecret, now time.Time, mode pairing.PermitMode) error {
 	cl, err := pairing.NewCSClient(key, permit)

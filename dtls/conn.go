@@ -143,7 +143,7 @@ func Client(conn net.PacketConn, raddr net.Addr, cfg *Config) (*Conn, error) {
 		p.PSKIdentityHint = []byte(cfg.PSKIdentity)
 		p.PSK = func(hint []byte) ([]byte, error) {
 			// The hint is not an identity: PSK proves no server identity
-			// (spec §6a), so nothing is reported as the peer.
+			// (docs/protocol.md §5), so nothing is reported as the peer.
 			return st.answer(hint, func() (string, []byte, error) {
 				return "", bytes.Clone(cfg.PSK), nil
 			})

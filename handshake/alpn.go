@@ -28,6 +28,7 @@ package handshake
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/milagro-go/milagro/ciphersuite"
@@ -112,30 +113,32 @@ func parseALPNServer(data cryptobyte.String) (string, error) {
 	return protos[0], nil
 }
 
-// negotiateALPN picks the server's first protocol that the client offered
-// ("" with no error when either side has none, or in the h2 / http/1.1 case
-// described at the top of this file).
+// negotiateALPN chooses the connection's protocol: the first of the
+// server's protocols that the client also offers. It chooses none ("", no
+// error) when either side lists none, or when the client's HTTP/1.1 can
+// still talk to an h2 server (see h1ClientOfH2Server); any other empty
+// intersection is a no_application_protocol alert.
 func negotiateALPN(serverProtos, clientProtos []string) (string, error) {
 	if len(serverProtos) == 0 || len(clientProtos) == 0 {
 		return "", nil
 	}
-	http11Fallback := false
-	for _, s := range serverProtos {
-		for _, c := range clientProtos {
-			if s == c {
-				return s, nil
-			}
-			if s == "h2" && c == "http/1.1" {
-				http11Fallback = true
-			}
-		}
+	offered := func(p string) bool { return slices.Contains(clientProtos, p) }
+	if i := slices.IndexFunc(serverProtos, offered); i >= 0 {
+		return serverProtos[i], nil
 	}
-	if http11Fallback {
+	if h1ClientOfH2Server(serverProtos, clientProtos) {
 		return "", nil
 	}
 	return "", ciphersuite.Errorf(ciphersuite.AlertNoApplicationProtocol,
 		"client offers application protocols %s, none of which this server speaks (it speaks %s)",
 		quoteProtos(clientProtos), quoteProtos(serverProtos))
+}
+
+// h1ClientOfH2Server reports the one mismatch that is not refused: a server
+// speaking h2 and a client offering http/1.1. An HTTP server that speaks h2
+// also serves HTTP/1.1 without ALPN, so such clients keep working.
+func h1ClientOfH2Server(serverProtos, clientProtos []string) bool {
+	return slices.Contains(serverProtos, "h2") && slices.Contains(clientProtos, "http/1.1")
 }
 
 // checkServerALPN checks the server's selection against what the client offered.

@@ -224,8 +224,6 @@ func containsUint16(list []uint16, v uint16) bool {
 	return false
 }
 
-// readSkippingHelloRequest reads the next message, dropping (unhashed)
-// HelloRequests: the handshake is already in progress (RFC 5246 §7.4.1.1).
 // readServerFinished reads the server's ChangeCipherSpec (the read side
 // switches to the server's cipher) and its Finished, checked against the
 // transcript so far. It returns the verified verify_data and the whole
@@ -248,6 +246,8 @@ func (hs *clientHandshake) readServerFinished(keys *sessionKeys) (verify, msg []
 	return verify, msg, nil
 }
 
+// readSkippingHelloRequest reads the next message, dropping (unhashed)
+// HelloRequests: the handshake is already in progress (RFC 5246 §7.4.1.1).
 func (hs *clientHandshake) readSkippingHelloRequest() ([]byte, uint8, []byte, error) {
 	for i := 0; ; i++ {
 		msg, typ, body, err := readMessage(hs.ctx, hs.rl)

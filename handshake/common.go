@@ -103,14 +103,17 @@ func randomBytes(r io.Reader, n int) ([]byte, error) {
 	return b, nil
 }
 
-// keys derives the master secret (EMS or classic), zeroizes the pre-master
-// secret and returns the master secret and the two record ciphers.
+// sessionKeys are what a full handshake derives: the master secret and the
+// two record ciphers.
 type sessionKeys struct {
 	master       []byte
 	clientCipher ciphersuite.RecordCipher
 	serverCipher ciphersuite.RecordCipher
 }
 
+// deriveKeys derives the master secret (EMS or classic), zeroizes the
+// pre-master secret and returns the master secret and the two record
+// ciphers.
 func deriveKeys(s *ciphersuite.Suite, preMaster []byte, ems bool, sessionHash, clientRandom, serverRandom []byte) (*sessionKeys, error) {
 	var master []byte
 	if ems {

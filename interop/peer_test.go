@@ -20,7 +20,7 @@ import (
 	"github.com/milagro-go/milagro/mtls"
 )
 
-// Shared test credentials (as in spec/psk-suites.md).
+// Shared test credentials (within the bounds of docs/protocol.md §6).
 const (
 	pskHex   = "00112233445566778899aabbccddeeff"
 	wrongHex = "00112233445566778899aabbccddeefe"

@@ -101,7 +101,7 @@ type Config struct {
 	// deployment-wide key), for Milagro P2P the id_S it must present. It is
 	// reported as ConnectionState.PeerIdentity only after the server's
 	// Finished verified. With it set, no PSK suite is offered (a PSK
-	// server proves no identity; spec §6a). ExpectedServerIdentity is the
+	// server proves no identity; docs/protocol.md §5). ExpectedServerIdentity is the
 	// older name of the same setting (set either, or both equal).
 	ServerIdentity         string
 	ExpectedServerIdentity string
@@ -121,7 +121,7 @@ type Config struct {
 	PermitMode     pairing.PermitMode
 	RequirePermits bool
 	// CSLockout refuses a client identity for a while after repeated
-	// failed proofs (spec §2: 5 failures, then 1 min doubling to 1 h). Nil
+	// failed proofs (docs/protocol.md §3.4: 5 failures, then 1 min doubling to 1 h). Nil
 	// means one Lockout with the defaults per Config (shared by its
 	// Clones and the Configs its GetConfigForClient returns); set one to
 	// share it across Configs (the proxy keeps one across reloads).

@@ -45,8 +45,7 @@ type Conn struct {
 	// fatal is the fatal alert error sent or received; it ends the connection.
 	fatal atomic.Pointer[AlertError]
 
-	// activeCall: bit 0 is set by Close, the rest counts active Writes.
-	activeCall atomic.Int32
+	writes     writeGate   // Close stops new Writes and cuts in-flight ones short
 	closedByUs atomic.Bool // the underlying conn was closed after a failed handshake
 
 	// read side, guarded by in; raw and plain are pooled (see bufpool.go)
@@ -185,16 +184,10 @@ func (c *Conn) awaitInput() error {
 // Write writes application data in records of at most 16 KiB, running the
 // handshake first if needed.
 func (c *Conn) Write(b []byte) (int, error) {
-	for {
-		x := c.activeCall.Load()
-		if x&1 != 0 {
-			return 0, net.ErrClosed
-		}
-		if c.activeCall.CompareAndSwap(x, x+2) {
-			break
-		}
+	if !c.writes.enter() {
+		return 0, net.ErrClosed
 	}
-	defer c.activeCall.Add(-2)
+	defer c.writes.leave()
 
 	if err := c.Handshake(); err != nil {
 		return 0, err
@@ -261,18 +254,12 @@ func (c *Conn) writeBatchLocked(b []byte) (int, error) {
 // Close sends close_notify (if the handshake completed; bounded by a short
 // write deadline) and closes the underlying connection.
 func (c *Conn) Close() error {
-	var x int32
-	for {
-		x = c.activeCall.Load()
-		if x&1 != 0 {
-			return net.ErrClosed
-		}
-		if c.activeCall.CompareAndSwap(x, x|1) {
-			break
-		}
+	first, busy := c.writes.close()
+	if !first {
+		return net.ErrClosed
 	}
 	c.endAdmission()
-	if x != 0 {
+	if busy {
 		// A Write is in flight: Close is being used to break it; do not
 		// wait for it to send close_notify.
 		return c.closeConn()

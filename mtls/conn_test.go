@@ -268,10 +268,9 @@ func TestDialTimeoutBoundsHandshake(t *testing.T) {
 		mu.Unlock()
 	}()
 	ccfg, _ := pskConfigs()
-	start := time.Now()
 	_, err = mtls.DialWithDialer(&net.Dialer{Timeout: 200 * time.Millisecond}, "tcp", l.Addr().String(), ccfg)
-	if err == nil || time.Since(start) > 3*time.Second {
-		t.Fatalf("dial: %v after %v", err, time.Since(start))
+	if err == nil {
+		t.Fatal("dial to a server that never answers succeeded")
 	}
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
@@ -284,15 +283,21 @@ func TestHandshakeContextCancel(t *testing.T) {
 	ccfg, _ := pskConfigs()
 	c1, c2 := net.Pipe()
 	defer c2.Close()
-	go io.Copy(io.Discard, c2) // swallows the ClientHello, never answers
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Cancel once the ClientHello arrived (the handshake then waits
+		// for an answer that never comes), and swallow the rest.
+		if _, err := c2.Read(make([]byte, 1)); err == nil {
+			cancel()
+		}
+		io.Copy(io.Discard, c2)
+	}()
 	cc := mtls.Client(c1, ccfg)
 	defer cc.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(100*time.Millisecond, cancel)
-	start := time.Now()
 	err := cc.HandshakeContext(ctx)
-	if !errors.Is(err, context.Canceled) || time.Since(start) > 3*time.Second {
-		t.Fatalf("HandshakeContext: %v after %v", err, time.Since(start))
+	cancel()
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("HandshakeContext: %v, want context.Canceled", err)
 	}
 	// The failure sticks.
 	if _, err := cc.Write([]byte("x")); err == nil {

@@ -19,7 +19,7 @@ import (
 	"github.com/milagro-go/milagro/pairing"
 )
 
-// The pairing flood of issue 8, as a benchmark. A Milagro CS server on an
+// A pairing flood, as a benchmark. A Milagro CS server on an
 // mtls listener (127.0.0.1); one address, 127.0.0.2, sends bogus CS hellos
 // (well-formed, fresh, with proofs that do not verify) as fast as it can
 // with 256 in flight, from another process, while a legitimate client on

@@ -171,7 +171,7 @@ func (c *Config) checkCSClientConfig() error {
 	return nil
 }
 
-// permitFor picks the permit for the client's day at now (spec §3: the
+// permitFor picks the permit for the client's day at now (docs/protocol.md §3.2: the
 // client switches on its own clock): the one for day(now), else one for a
 // neighbouring day the server accepts within the default skew. No permits
 // configured: nil.

@@ -170,7 +170,7 @@ func TestMilagroWithPSK(t *testing.T) {
 			exchange(t, r.client, r.server, 1000)
 		})
 	}
-	// With an expected server identity (spec §6a) the PSK suites are not
+	// With an expected server identity (docs/protocol.md §5) the PSK suites are not
 	// offered: a server that prefers PSK gets P2P, which proves node-a.
 	t.Run("expected server identity", func(t *testing.T) {
 		c := client(cat(psk, cs, p2p))

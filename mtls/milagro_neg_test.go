@@ -12,7 +12,7 @@ import (
 	"github.com/milagro-go/milagro/pairing"
 )
 
-// Negative tests: each ends with the alert of spec §6 on both sides — the
+// Negative tests: each ends with the alert of docs/protocol.md §5.1 on both sides — the
 // side that detects the problem sends it (Remote false), the other receives
 // it (Remote true) — and an error a person can act on.
 

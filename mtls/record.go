@@ -78,28 +78,28 @@ type halfConn struct {
 	seq     uint64
 }
 
-// permanentError makes a net.Error permanent (crypto/tls does the same for
-// write errors: a record may have been cut in half).
-type permanentError struct{ err net.Error }
+// writeFailure is what every Write returns once a write to the underlying
+// connection failed: a record may have gone out in part, so nothing more
+// can follow it on this connection. It reads as its cause (errors.Is and
+// errors.As reach the cause) and is a net.Error: a timeout if the cause
+// was one, never temporary, since retrying cannot succeed.
+type writeFailure struct{ cause error }
 
-func (e *permanentError) Error() string   { return e.err.Error() }
-func (e *permanentError) Unwrap() error   { return e.err }
-func (e *permanentError) Timeout() bool   { return e.err.Timeout() }
-func (e *permanentError) Temporary() bool { return false }
+func (f writeFailure) Error() string   { return f.cause.Error() }
+func (f writeFailure) Unwrap() error   { return f.cause }
+func (f writeFailure) Timeout() bool   { return isTimeout(f.cause) }
+func (f writeFailure) Temporary() bool { return false }
 
-func permanent(err error) error {
-	if ne, ok := err.(net.Error); ok {
-		return &permanentError{ne}
-	}
-	return err
-}
+// permanent marks err, a failed write to the underlying connection, as
+// ending the write side (see writeFailure).
+func permanent(err error) error { return writeFailure{cause: err} }
 
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// fatal returns the connection's fatal alert error, if one was sent or received.
+// fatalErr returns the connection's fatal alert error, if one was sent or received.
 func (c *Conn) fatalErr() error {
 	if e := c.fatal.Load(); e != nil {
 		return e
@@ -576,14 +576,14 @@ func (c *Conn) readChangeCipherSpec(next ciphersuite.RecordCipher) error {
 	return nil
 }
 
+// maxRenegRequests bounds the renegotiation requests answered with a
+// warning in a row (without application data in between); past it the
+// peer is refused fatally (docs/protocol.md §6 allows either).
+const maxRenegRequests = 8
+
 // handlePostHandshake processes handshake messages received after the
 // handshake: a renegotiation request gets a no_renegotiation warning,
 // anything else is fatal. c.in must be held.
-// maxRenegRequests bounds the renegotiation requests answered with a
-// warning in a row (without application data in between); past it the
-// peer is refused fatally (spec/psk-suites.md allows either).
-const maxRenegRequests = 8
-
 func (c *Conn) handlePostHandshake() error {
 	for {
 		msg, err := c.nextHandshakeMsg()

@@ -14,7 +14,8 @@ import (
 	"github.com/milagro-go/milagro/pairing"
 )
 
-// Spec revision 2 and the fixes of issue 8, end to end through mtls.
+// The rules of docs/protocol.md §2–3 (CS lockout, permits, server
+// identity), end to end through mtls.
 
 // milServerKey combines the fixture's three shares of the CS server key
 // for server identity id.
@@ -104,7 +105,7 @@ func readFull(c net.Conn, b []byte) (int, error) {
 	return n, nil
 }
 
-// Issue 8, finding 2: a client holding CS, PSK and P2P credentials and
+// A client holding CS, PSK and P2P credentials and
 // expecting a server identity offers no PSK suite, names the server in its
 // CS proof, and refuses a server that cannot prove the identity — even a
 // PSK server whose hint is the expected name.
@@ -219,7 +220,7 @@ func TestCSServerIdentities(t *testing.T) {
 	}
 }
 
-// Permits with injected clocks (spec §3): the window around midnight is
+// Permits with injected clocks (docs/protocol.md §3.2): the window around midnight is
 // symmetric, and a client holding today's and tomorrow's permits switches
 // on its own clock.
 func TestPermitWindow(t *testing.T) {
@@ -307,7 +308,7 @@ func (g *countingGate) Acquire(context.Context, string) (func(bool), error) {
 	return func(bool) {}, nil
 }
 
-// Lockout (spec §2): 5 wrong PINs, then the right one is refused until the
+// Lockout (docs/protocol.md §3.4): 5 wrong PINs, then the right one is refused until the
 // backoff has passed; a success resets the count.
 func TestPINLockout(t *testing.T) {
 	f := milFixtureFor(t)

@@ -2,7 +2,6 @@ package mtls
 
 import (
 	"bytes"
-	"container/list"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -252,61 +251,6 @@ func (c *Config) sessionUsable(s *handshake.ClientSession, idS string, now time.
 		}
 		return c.GetClientPSK != nil || len(c.PSK) > 0
 	}
-}
-
-// NewLRUClientSessionCache returns a ClientSessionCache holding up to
-// capacity sessions (0 or less: 64), dropping the least recently used.
-func NewLRUClientSessionCache(capacity int) ClientSessionCache {
-	if capacity < 1 {
-		capacity = 64
-	}
-	return &lruSessionCache{m: make(map[string]*list.Element), capacity: capacity}
-}
-
-type lruSessionCache struct {
-	mu       sync.Mutex
-	m        map[string]*list.Element
-	q        list.List // of *lruEntry, most recent at the front
-	capacity int
-}
-
-type lruEntry struct {
-	key   string
-	state *ClientSessionState
-}
-
-func (c *lruSessionCache) Put(key string, cs *ClientSessionState) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.m[key]; ok {
-		if cs == nil {
-			c.q.Remove(e)
-			delete(c.m, key)
-			return
-		}
-		e.Value.(*lruEntry).state = cs
-		c.q.MoveToFront(e)
-		return
-	}
-	if cs == nil {
-		return
-	}
-	if c.q.Len() >= c.capacity {
-		old := c.q.Back()
-		c.q.Remove(old)
-		delete(c.m, old.Value.(*lruEntry).key)
-	}
-	c.m[key] = c.q.PushFront(&lruEntry{key: key, state: cs})
-}
-
-func (c *lruSessionCache) Get(key string) (*ClientSessionState, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.m[key]; ok {
-		c.q.MoveToFront(e)
-		return e.Value.(*lruEntry).state, true
-	}
-	return nil, false
 }
 
 // ParseTicketKeys reads session ticket keys from a key file's contents: one

@@ -57,7 +57,7 @@ func TestCheckHello(t *testing.T) {
 	}
 }
 
-// The spec §7 hello (t = midnight starting day 20414, permit for day 20413)
+// The docs/protocol.md §5.2 hello (t = midnight starting day 20414, permit for day 20413)
 // is acceptable under the default policy: yesterday's permit within the
 // skew of midnight.
 func TestSpecVectorPolicy(t *testing.T) {

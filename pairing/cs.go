@@ -9,7 +9,7 @@ import (
 	"github.com/cloudflare/circl/ecc/bls12381"
 )
 
-// Milagro CS (spec §3): M-Pin Full with a forward-secret key agreement.
+// Milagro CS (docs/protocol.md §3): M-Pin Full with a forward-secret key agreement.
 
 // CSHello is what the client sends in the milagro_cs ClientHello extension:
 // (id, d, t, U, V, id_S).
@@ -405,7 +405,7 @@ func (s *CSServer) verify(h *CSHello) (*CSServerHandshake, error) {
 	// The M-Pin check stays a check of its own. Folding it into the key
 	// pairing (one product e(V,B_S)·e(U+yA+R+hA, K_S)) would save a final
 	// exponentiation but let anyone holding e(K', B_S), a value clients
-	// cache, agree on a pre-master secret without K' (issue 14).
+	// cache, agree on a pre-master secret without K'.
 	e := ePair([]*eG1{v, &uy}, []*eLines{s.bsLines, s.ksLines})
 	if !eGTIsOne(e) {
 		return nil, ErrAuthFailed

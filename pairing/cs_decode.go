@@ -11,7 +11,7 @@ type csDecoded struct {
 
 // DecodeElements decodes U and V strictly (length, canonical form, curve,
 // subgroup, not the identity) and keeps the result for Accept/Verify, so a
-// server can order its checks as spec §6 does (invalid elements before
+// server can order its checks as docs/protocol.md §3.4 does (invalid elements before
 // policy) without decoding twice.
 func (h *CSHello) DecodeElements() error {
 	u, err := eDecodeG1(h.U)

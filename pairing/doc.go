@@ -1,5 +1,5 @@
 // Package pairing implements the BLS12-381 protocols behind the Milagro key
-// exchanges of spec/milagro-suites.md §1–4: the hashes H1_X, H2_X and Hq_X,
+// exchanges of docs/protocol.md §1–4: the hashes H1_X, H2_X and Hq_X,
 // distributed trust authority (D-TA) master shares and key issuance, the
 // combination of key shares, time permits, PIN tokens, M-Pin Full with a
 // forward-secret key agreement (Milagro CS) and Chow–Choo (Milagro P2P).
@@ -47,7 +47,7 @@ import (
 	"github.com/cloudflare/circl/ecc/bls12381"
 )
 
-// Sizes of the encodings (spec §1).
+// Sizes of the encodings (docs/protocol.md §1).
 const (
 	G1Size     = bls12381.G1SizeCompressed // 48: compressed G1 element
 	G2Size     = bls12381.G2SizeCompressed // 96: compressed G2 element

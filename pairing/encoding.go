@@ -128,7 +128,7 @@ func EncodeG1(p *bls12381.G1) []byte { return p.BytesCompressed() }
 func EncodeG2(p *bls12381.G2) []byte { return p.BytesCompressed() }
 
 // EncodeGT returns the 576-byte encoding of a GT element (circl's
-// Gt.MarshalBinary, spec §1).
+// Gt.MarshalBinary, docs/protocol.md §1).
 func EncodeGT(g *bls12381.Gt) []byte {
 	b, _ := g.MarshalBinary()
 	return b
@@ -156,7 +156,7 @@ func EncodeScalar(s *bls12381.Scalar) []byte {
 	return b
 }
 
-// CheckID reports whether id is a valid identity (spec §2): 1..MaxIDLen
+// CheckID reports whether id is a valid identity (docs/protocol.md §2): 1..MaxIDLen
 // bytes of UTF-8 with no control character (Unicode Cc: U+0000–U+001F,
 // U+007F–U+009F), so that no identity can smuggle a NUL, CR or LF into a
 // log line, an HTTP header or a PROXY protocol TLV; and, against look-alike

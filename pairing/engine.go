@@ -8,7 +8,7 @@ package pairing
 //   - engine_circl.go (CGO_ENABLED=0): circl, pure Go (fastpair.go, wnaf.go).
 //
 // Both give the same bytes on the wire and the same pre-master secrets
-// (the KATs, the spec §7 vector and engine_test.go check it). The exported
+// (the KATs, the docs/protocol.md §5.2 vector and engine_test.go check it). The exported
 // API keeps circl's types; peer input is always checked by the Go decoders
 // first (DecodeG1, DecodeG2, the fuzz targets' code), so both engines
 // reject the same inputs with the same errors.

@@ -4,9 +4,9 @@ package pairing
 
 // The blst engine (github.com/supranational/blst, constant-time, audited),
 // used whenever cgo is on. The blst Go binding compiles the library; the
-// small C helpers below call its exported C API directly (the binding has
-// no multi-pairing with precomputed lines, no GT exponentiation and no GT
-// encoding in circl's order).
+// small C helpers below call blst's exported C API (declared once, in
+// blst_api.h) for what the binding does not offer: Miller loops from
+// precomputed lines, GT exponentiation and GT encoding in circl's order.
 //
 // Build hygiene: the binding compiles blst for ADX-capable CPUs unless
 // CGO_CFLAGS carries -D__BLST_PORTABLE__ (then blst picks the code path at
@@ -14,58 +14,7 @@ package pairing
 // Portable.
 
 /*
-#include <stdint.h>
-#include <stddef.h>
-#include <stdbool.h>
-
-// Declarations from blst.h (blst v0.3.x; the binding's package links the
-// definitions).
-typedef uint8_t byte;
-typedef uint64_t limb_t;
-typedef struct { limb_t l[6]; } blst_fp;
-typedef struct { blst_fp fp[2]; } blst_fp2;
-typedef struct { blst_fp2 fp2[3]; } blst_fp6;
-typedef struct { blst_fp6 fp6[2]; } blst_fp12;
-typedef struct { blst_fp x, y, z; } blst_p1;
-typedef struct { blst_fp x, y; } blst_p1_affine;
-typedef struct { blst_fp2 x, y, z; } blst_p2;
-typedef struct { blst_fp2 x, y; } blst_p2_affine;
-
-void blst_fp_add(blst_fp *ret, const blst_fp *a, const blst_fp *b);
-void blst_fp_mul(blst_fp *ret, const blst_fp *a, const blst_fp *b);
-void blst_fp_cneg(blst_fp *ret, const blst_fp *a, bool flag);
-void blst_bendian_from_fp(byte ret[48], const blst_fp *a);
-void blst_fp_from_bendian(blst_fp *ret, const byte a[48]);
-void blst_fp12_sqr(blst_fp12 *ret, const blst_fp12 *a);
-void blst_fp12_cyclotomic_sqr(blst_fp12 *ret, const blst_fp12 *a);
-void blst_fp12_mul(blst_fp12 *ret, const blst_fp12 *a, const blst_fp12 *b);
-void blst_fp12_mul_by_xy00z0(blst_fp12 *ret, const blst_fp12 *a, const blst_fp6 *xy00z0);
-void blst_fp12_conjugate(blst_fp12 *a);
-void blst_fp12_frobenius_map(blst_fp12 *ret, const blst_fp12 *a, size_t n);
-bool blst_fp12_is_one(const blst_fp12 *a);
-const blst_fp12 *blst_fp12_one(void);
-void blst_p1_add_or_double(blst_p1 *out, const blst_p1 *a, const blst_p1 *b);
-void blst_p1_mult(blst_p1 *out, const blst_p1 *p, const byte *scalar, size_t nbits);
-void blst_p1_to_affine(blst_p1_affine *out, const blst_p1 *in);
-void blst_p1_from_affine(blst_p1 *out, const blst_p1_affine *in);
-bool blst_p1_is_inf(const blst_p1 *a);
-bool blst_p1_affine_in_g1(const blst_p1_affine *p);
-void blst_p2_mult(blst_p2 *out, const blst_p2 *p, const byte *scalar, size_t nbits);
-void blst_p2_to_affine(blst_p2_affine *out, const blst_p2 *in);
-void blst_p2_from_affine(blst_p2 *out, const blst_p2_affine *in);
-bool blst_p2_is_inf(const blst_p2 *a);
-bool blst_p2_affine_in_g2(const blst_p2_affine *p);
-void blst_hash_to_g1(blst_p1 *out, const byte *msg, size_t msg_len,
-                     const byte *DST, size_t DST_len, const byte *aug, size_t aug_len);
-void blst_hash_to_g2(blst_p2 *out, const byte *msg, size_t msg_len,
-                     const byte *DST, size_t DST_len, const byte *aug, size_t aug_len);
-void blst_p1_compress(byte out[48], const blst_p1 *in);
-int blst_p1_uncompress(blst_p1_affine *out, const byte in[48]);
-void blst_p2_compress(byte out[96], const blst_p2 *in);
-int blst_p2_uncompress(blst_p2_affine *out, const byte in[96]);
-void blst_final_exp(blst_fp12 *ret, const blst_fp12 *f);
-void blst_precompute_lines(blst_fp6 Qlines[68], const blst_p2_affine *Q);
-void blst_miller_loop_lines(blst_fp12 *ret, const blst_fp6 Qlines[68], const blst_p1_affine *P);
+#include "blst_api.h"
 
 static int mg_portable(void) {
 #ifdef __BLST_PORTABLE__
@@ -93,92 +42,6 @@ static int mg_g2_decode(blst_p2 *out, const byte in[96]) {
 	if (!blst_p2_affine_in_g2(&a)) return 3;
 	blst_p2_from_affine(out, &a);
 	return 0;
-}
-
-static void mg_precompute(blst_fp6 lines[68], const blst_p2 *q) {
-	blst_p2_affine a;
-	blst_p2_to_affine(&a, q);
-	blst_precompute_lines(lines, &a);
-}
-
-// mg_px2 prepares P for line evaluation as blst does: (-2x, 2y).
-static void mg_px2(blst_p1_affine *px2, const blst_p1 *p) {
-	blst_p1_affine a;
-	blst_p1_to_affine(&a, p);
-	blst_fp_add(&px2->x, &a.x, &a.x);
-	blst_fp_cneg(&px2->x, &px2->x, true);
-	blst_fp_add(&px2->y, &a.y, &a.y);
-}
-
-static void mg_line_eval(blst_fp6 *out, const blst_fp6 *in, const blst_p1_affine *px2) {
-	out->fp2[0] = in->fp2[0];
-	blst_fp_mul(&out->fp2[1].fp[0], &in->fp2[1].fp[0], &px2->x);
-	blst_fp_mul(&out->fp2[1].fp[1], &in->fp2[1].fp[1], &px2->x);
-	blst_fp_mul(&out->fp2[2].fp[0], &in->fp2[2].fp[0], &px2->y);
-	blst_fp_mul(&out->fp2[2].fp[1], &in->fp2[2].fp[1], &px2->y);
-}
-
-// mg_pair2 sets ret = e(p1, Q1)·e(p2, Q2) (p2/l2 may be NULL) from the
-// precomputed lines of Q1, Q2: one Miller loop over a shared accumulator,
-// following blst's miller_loop_lines (pairing.c) step for step, and one
-// final exponentiation. Pairs with an identity G1 point contribute 1.
-static void mg_pair2(blst_fp12 *ret, const blst_fp6 *l1, const blst_p1 *p1,
-                     const blst_fp6 *l2, const blst_p1 *p2) {
-	static const size_t start[5] = {1, 4, 8, 18, 51}, dbl[5] = {2, 3, 9, 32, 16};
-	const blst_fp6 *ls[2];
-	blst_p1_affine px2[2];
-	size_t n = 0;
-	if (!blst_p1_is_inf(p1)) { ls[n] = l1; mg_px2(&px2[n], p1); n++; }
-	if (p2 != NULL && !blst_p1_is_inf(p2)) { ls[n] = l2; mg_px2(&px2[n], p2); n++; }
-	blst_fp12 f = *blst_fp12_one();
-	blst_fp6 line;
-	for (size_t j = 0; j < n; j++) {
-		mg_line_eval(&line, &ls[j][0], &px2[j]);
-		blst_fp12_mul_by_xy00z0(&f, &f, &line);
-	}
-	for (size_t s = 0; s < 5; s++) {
-		for (size_t j = 0; j < n; j++) {
-			mg_line_eval(&line, &ls[j][start[s]], &px2[j]);
-			blst_fp12_mul_by_xy00z0(&f, &f, &line);
-		}
-		for (size_t k = 1; k <= dbl[s]; k++) {
-			blst_fp12_sqr(&f, &f);
-			for (size_t j = 0; j < n; j++) {
-				mg_line_eval(&line, &ls[j][start[s] + k], &px2[j]);
-				blst_fp12_mul_by_xy00z0(&f, &f, &line);
-			}
-		}
-	}
-	blst_fp12_conjugate(&f); // the BLS parameter is negative
-	blst_final_exp(ret, &f);
-}
-
-// mg_pair2_fresh is mg_pair2 for a second G2 point without stored lines:
-// its lines are computed on the C stack (no 19.6 KB Go allocation).
-static void mg_pair2_fresh(blst_fp12 *ret, const blst_fp6 *l1, const blst_p1 *p1,
-                           const blst_p2 *q2, const blst_p1 *p2) {
-	blst_fp6 l2[68];
-	mg_precompute(l2, q2);
-	mg_pair2(ret, l1, p1, l2, p2);
-}
-
-// mg_pair2_sep is mg_pair2 with one blst Miller loop per pair multiplied
-// together (for comparison in tests and benchmarks).
-static void mg_pair2_sep(blst_fp12 *ret, const blst_fp6 *l1, const blst_p1 *p1,
-                         const blst_fp6 *l2, const blst_p1 *p2) {
-	blst_fp12 f = *blst_fp12_one(), g;
-	blst_p1_affine a;
-	if (!blst_p1_is_inf(p1)) {
-		blst_p1_to_affine(&a, p1);
-		blst_miller_loop_lines(&g, l1, &a);
-		blst_fp12_mul(&f, &f, &g);
-	}
-	if (p2 != NULL && !blst_p1_is_inf(p2)) {
-		blst_p1_to_affine(&a, p2);
-		blst_miller_loop_lines(&g, l2, &a);
-		blst_fp12_mul(&f, &f, &g);
-	}
-	blst_final_exp(ret, &f);
 }
 
 // mg_gt_exp sets ret = x^n for x in the cyclotomic subgroup and n a 32-byte
@@ -289,7 +152,7 @@ static void mg_gt_exp_frob(blst_fp12 *ret, const blst_fp12 *x, const byte nbe[32
 	for (size_t w = 0; w < sizeof(g)/sizeof(limb_t); w++) vt[w] = 0;
 }
 
-// mg_gt_bytes writes GT(g) of spec §1: circl's Fp12 encoding, which lists
+// mg_gt_bytes writes GT(g) of docs/protocol.md §1: circl's Fp12 encoding, which lists
 // the twelve Fp coefficients in the reverse of blst's memory order, each
 // big-endian.
 static void mg_gt_bytes(byte out[576], const blst_fp12 *g) {
@@ -306,7 +169,6 @@ static void mg_gt_from_bytes(blst_fp12 *g, const byte in[576]) {
 import "C"
 
 import (
-	"sync"
 	"unsafe"
 
 	"github.com/cloudflare/circl/ecc/bls12381"
@@ -320,13 +182,12 @@ const engineName = "blst"
 // (run-time CPU detection instead of assuming ADX).
 var enginePortable = C.mg_portable() == 1
 
-// eG1 and eG2 are projective points, eLines the 68 Miller-loop lines of a
-// G2 point, eGT an element of GT, all in blst's representation.
+// eG1 and eG2 are projective points, eGT an element of GT, all in blst's
+// representation (eLines: engine_blst_miller.go).
 type (
-	eG1    struct{ p C.blst_p1 }
-	eG2    struct{ p C.blst_p2 }
-	eLines struct{ l [68]C.blst_fp6 }
-	eGT    struct{ f C.blst_fp12 }
+	eG1 struct{ p C.blst_p1 }
+	eG2 struct{ p C.blst_p2 }
+	eGT struct{ f C.blst_fp12 }
 )
 
 // gtAny admits both engines' GT elements to gtBytes (circl's code is
@@ -465,53 +326,6 @@ func eBytesG2(q *eG2) []byte {
 
 func eZeroG1(p *eG1) { *p = eG1{} }
 
-// ePrepare computes the Miller-loop lines of q (not the identity).
-func ePrepare(q *eG2) *eLines {
-	l := new(eLines)
-	C.mg_precompute(&l.l[0], &q.p)
-	return l
-}
-
-func eZeroLines(l *eLines) { *l = eLines{} }
-
-// eGenLines returns the lines of the G2 generator, computed once.
-var eGenLines = sync.OnceValue(func() *eLines { return ePrepare(eG2From(bls12381.G2Generator())) })
-
-// ePair returns Π e(ps[i], qs[i]) for one or two pairs, with one Miller
-// loop and one final exponentiation; identity G1 points contribute 1.
-func ePair(ps []*eG1, ls []*eLines) *eGT {
-	g := new(eGT)
-	switch len(ps) {
-	case 1:
-		C.mg_pair2(&g.f, &ls[0].l[0], &ps[0].p, nil, nil)
-	case 2:
-		C.mg_pair2(&g.f, &ls[0].l[0], &ps[0].p, &ls[1].l[0], &ps[1].p)
-	default:
-		panic("pairing: ePair takes one or two pairs")
-	}
-	return g
-}
-
-// ePairFresh returns e(p1, Q1)·e(p2, q2) with Q1's lines precomputed and
-// q2 used once.
-func ePairFresh(p1 *eG1, l1 *eLines, p2 *eG1, q2 *eG2) *eGT {
-	g := new(eGT)
-	C.mg_pair2_fresh(&g.f, &l1.l[0], &p1.p, &q2.p, &p2.p)
-	return g
-}
-
-// ePairSeparate is ePair with one blst Miller loop per pair (tests and
-// benchmarks only).
-func ePairSeparate(ps []*eG1, ls []*eLines) *eGT {
-	g := new(eGT)
-	if len(ps) == 1 {
-		C.mg_pair2_sep(&g.f, &ls[0].l[0], &ps[0].p, nil, nil)
-	} else {
-		C.mg_pair2_sep(&g.f, &ls[0].l[0], &ps[0].p, &ls[1].l[0], &ps[1].p)
-	}
-	return g
-}
-
 // eGTExp returns x^n for x in GT, in constant time (Frobenius
 // decomposition, mg_gt_exp_frob).
 func eGTExp(x *eGT, n *bls12381.Scalar) *eGT {
@@ -552,7 +366,7 @@ func eGTIsOne(x *eGT) bool { return bool(C.blst_fp12_is_one(&x.f)) }
 
 func eGTZero(x *eGT) { *x = eGT{} }
 
-// gtBytes is GT(g) of spec §1 (circl's Gt.MarshalBinary).
+// gtBytes is GT(g) of docs/protocol.md §1 (circl's Gt.MarshalBinary).
 func gtBytes[T gtAny](x T) []byte {
 	switch g := any(x).(type) {
 	case *eGT:

@@ -4,24 +4,6 @@ package pairing
 
 import "testing"
 
-// BenchmarkBlstPairSeparate is the 2-pair product as two blst Miller loops
-// multiplied together, next to ePair's shared accumulator
-// (BenchmarkEngine/2-pairing_product).
-func BenchmarkBlstPairSeparate(b *testing.B) {
-	p := eHashG1(DomainCS, []byte("x"))
-	lq := ePrepare(eHashG2(DomainCS, []byte("x")))
-	b.Run("shared accumulator", func(b *testing.B) {
-		cpuLoop(b, func() {
-			ePair([]*eG1{p, p}, []*eLines{lq, lq})
-		})
-	})
-	b.Run("two Miller loops", func(b *testing.B) {
-		cpuLoop(b, func() {
-			ePairSeparate([]*eG1{p, p}, []*eLines{lq, lq})
-		})
-	})
-}
-
 // BenchmarkBlstGTExp compares the Frobenius exponentiation (eGTExp) with
 // plain 4-bit windows.
 func BenchmarkBlstGTExp(b *testing.B) {

@@ -10,21 +10,7 @@ package pairing
 // scalar's bits: it is for public scalars only, never for w, x or a key.
 
 /*
-#include <stdint.h>
-#include <stddef.h>
-#include <stdbool.h>
-
-typedef uint8_t byte;
-typedef uint64_t limb_t;
-typedef struct { limb_t l[6]; } blst_fp;
-typedef struct { blst_fp x, y, z; } blst_p1;
-typedef struct { blst_fp x, y; } blst_p1_affine;
-
-void blst_p1_double(blst_p1 *out, const blst_p1 *a);
-void blst_p1_add_or_double(blst_p1 *out, const blst_p1 *a, const blst_p1 *b);
-void blst_p1_add_or_double_affine(blst_p1 *out, const blst_p1 *a, const blst_p1_affine *b);
-void blst_p1s_to_affine(blst_p1_affine dst[], const blst_p1 *const points[], size_t npoints);
-bool blst_p1_is_inf(const blst_p1 *a);
+#include "blst_api.h"
 
 enum { MG_COMB_T = 5, MG_COMB_D = 51, MG_COMB_N = 31 }; // teeth, spacing (5·51 = 255 bits), 2^T − 1 entries
 

@@ -8,181 +8,175 @@ import (
 	"github.com/cloudflare/circl/ecc/bls12381/ff"
 )
 
-// A multi-pairing with precomputed Miller-loop lines for fixed G2 arguments
-// (Q, K_S, K2_C) and one shared accumulator and final exponentiation. It
-// follows circl's own Miller loop (bls12381/pair.go, ec2.go) step for step,
-// built from the exported field arithmetic of circl's ff package; tests
-// check it against bls12381.Pair.
+// Pairings and GT arithmetic on circl's field types (package ff): the
+// Miller loop of the optimal ate pairing over lines precomputed for fixed
+// G2 arguments (Q, K_S, K2_C), a shared accumulator for products, circl's
+// final exponentiation, and a constant-time GT exponentiation. The line and
+// point formulas are the ones derived in engine_blst_miller.go (the blst
+// engine runs the same loop in C on blst's field arithmetic); tests check
+// both against circl's bls12381.Pair.
 
-// g2Proj is a projective G2 point (X:Y:Z) on the twist y² = x³ + 4(1+u).
-type g2Proj struct{ x, y, z ff.Fp2 }
+// blsAbsZ is |z| for the BLS12-381 parameter z < 0: the Miller loop runs
+// over its bits below the leading one.
+const blsAbsZ uint64 = 0xd201000000010000
 
-// g2Lines are the 68 line coefficients of the Miller loop of one G2 point.
+// g2Lines are the 68 lines of a G2 point in loop order. A line (c0, c1, c2)
+// takes at P = (xP, yP) the value c0 + c1·xP·w² + c2·yP·w³, which is
+// circl's ff.LineValue (c0, c1·xP, c2·yP).
 type g2Lines [68][3]ff.Fp2
 
-var g2B3 = func() (b ff.Fp2) { b[0].SetUint64(12); b[1].SetUint64(12); return }()
+// g2Proj is a G2 point in homogeneous coordinates (X : Y : Z).
+type g2Proj struct{ x, y, z ff.Fp2 }
 
-// isAddStep reports the bits of |x| (the BLS parameter) after the leading one.
-func isAddStep(i int) bool { return i == 62 || i == 60 || i == 57 || i == 48 || i == 16 }
+func fp2Times3(z *ff.Fp2) { t := *z; z.Add(z, z); z.Add(z, &t) }
+func fp2Times4(z *ff.Fp2) { z.Add(z, z); z.Add(z, z) }
 
-// prepareG2 computes the line coefficients of q (not the identity).
+// tangent replaces t by 2t and writes the tangent line at t.
+func (t *g2Proj) tangent(l *[3]ff.Fp2) {
+	var b, c, e, f, h, k ff.Fp2
+	b.Sqr(&t.y) // B = Y²
+	c.Sqr(&t.z) // C = Z²
+	h.Add(&t.y, &t.z)
+	h.Sqr(&h)
+	h.Sub(&h, &b)
+	h.Sub(&h, &c) // H = 2YZ
+	e = c
+	e.MulBeta() // ξC
+	fp2Times3(&e)
+	fp2Times4(&e) // E = 3b'Z²
+	f = e
+	fp2Times3(&f) // F = 3E
+
+	l[0].Sub(&b, &e) // c0 = Y² − 3b'Z²
+	k.Sqr(&t.x)
+	fp2Times3(&k)
+	k.Neg()
+	l[1] = k // c1 = −3X²
+	l[2] = h // c2 = 2YZ
+
+	k.Mul(&t.x, &t.y)
+	c.Sub(&b, &f)
+	k.Mul(&k, &c)
+	t.x.Add(&k, &k) // X' = 2XY(B − F)
+	c.Add(&b, &f)
+	c.Sqr(&c)
+	e.Sqr(&e)
+	fp2Times3(&e)
+	fp2Times4(&e)
+	t.y.Sub(&c, &e) // Y' = (B + F)² − 12E²
+	t.z.Mul(&b, &h)
+	fp2Times4(&t.z) // Z' = 4BH
+}
+
+// chord replaces t by t + q (q affine, t ≠ ±q) and writes the line
+// through them.
+func (t *g2Proj) chord(qx, qy *ff.Fp2, l *[3]ff.Fp2) {
+	var xqz, yqz, th, mu, mu2, mu3, d, k ff.Fp2
+	xqz.Mul(qx, &t.z)
+	yqz.Mul(qy, &t.z)
+	th.Sub(&t.y, &yqz) // θ = Y − yQ·Z
+	mu.Sub(&t.x, &xqz) // μ = X − xQ·Z
+
+	l[0].Mul(&th, qx)
+	k.Mul(&mu, qy)
+	l[0].Sub(&l[0], &k) // c0 = θ·xQ − μ·yQ
+	l[1] = th
+	l[1].Neg() // c1 = −θ
+	l[2] = mu  // c2 = μ
+
+	mu2.Sqr(&mu)
+	mu3.Mul(&mu2, &mu)
+	d.Sqr(&th)
+	d.Mul(&d, &t.z)
+	k.Add(&t.x, &xqz)
+	k.Mul(&k, &mu2)
+	d.Sub(&d, &k) // D = θ²Z − μ²(X + xQ·Z)
+
+	t.x.Mul(&mu, &d) // X' = μD
+	k.Mul(&mu2, &xqz)
+	k.Sub(&k, &d)
+	k.Mul(&k, &th)
+	d.Mul(&yqz, &mu3)
+	t.y.Sub(&k, &d)     // Y' = θ(μ²xQ·Z − D) − yQ·μ³Z
+	t.z.Mul(&mu3, &t.z) // Z' = μ³Z
+}
+
+// prepareG2 computes the lines of q; nil for the identity (whose pairings
+// are 1).
 func prepareG2(q *bls12381.G2) *g2Lines {
+	if q.IsIdentity() {
+		return nil
+	}
 	b := q.Bytes() // affine: x.c1 ‖ x.c0 ‖ y.c1 ‖ y.c0
-	var Q g2Proj
-	if Q.x.UnmarshalBinary(b[:96]) != nil || Q.y.UnmarshalBinary(b[96:]) != nil {
+	var qx, qy ff.Fp2
+	if qx.UnmarshalBinary(b[:96]) != nil || qy.UnmarshalBinary(b[96:]) != nil {
 		panic("pairing: unreachable: circl encoded a non-canonical G2 point")
 	}
-	Q.z.SetOne()
-	T := Q
+	t := g2Proj{x: qx, y: qy}
+	t.z.SetOne()
 	ls := new(g2Lines)
 	n := 0
 	for i := 62; i >= 0; i-- {
-		doubleAndLine(&T, &ls[n])
+		t.tangent(&ls[n])
 		n++
-		if isAddStep(i) {
-			addAndLine(&T, &T, &Q, &ls[n])
+		if blsAbsZ>>i&1 == 1 {
+			t.chord(&qx, &qy, &ls[n])
 			n++
 		}
 	}
 	return ls
 }
 
-func doubleAndLine(P *g2Proj, l *[3]ff.Fp2) {
-	var R g2Proj
-	X, Y, Z := &P.x, &P.y, &P.z
-	var A, B, C, D, E, F, G, T ff.Fp2
-	B.Sqr(Y)
-	C.Sqr(Z)
-	D.Mul(&g2B3, &C)
-	F.Add(Y, Z)
-	F.Sqr(&F)
-	F.Sub(&F, &B)
-	F.Sub(&F, &C)
-	A.Sqr(X)
-	E.Add(X, Y)
-	E.Sqr(&E)
-	E.Sub(&E, &A)
-	E.Sub(&E, &B)
-	l[0].Add(&A, &A)
-	l[0].Add(&l[0], &A)
-	l[1] = F
-	l[1].Neg()
-	l[2].Sub(&D, &B)
-	T.Add(&D, &D)
-	G.Add(&T, &D)
-	R.x.Sub(&B, &G)
-	R.x.Mul(&R.x, &E)
-	T.Sqr(&T)
-	R.y.Add(&B, &G)
-	R.y.Sqr(&R.y)
-	R.y.Sub(&R.y, &T)
-	R.y.Sub(&R.y, &T)
-	R.y.Sub(&R.y, &T)
-	R.z.Mul(&B, &F)
-	R.z.Add(&R.z, &R.z)
-	R.z.Add(&R.z, &R.z)
-	*P = R
-}
-
-func addAndLine(PQ, P, Q *g2Proj, l *[3]ff.Fp2) {
-	var R g2Proj
-	X1, Y1, Z1 := &P.x, &P.y, &P.z
-	X2, Y2, Z2 := &Q.x, &Q.y, &Q.z
-	var X1X2, Y1Y2, Z1Z2, b3Z1Z2, A, B, C, D, E, F, G, EE, FF, t0, t1 ff.Fp2
-	X1X2.Mul(X1, X2)
-	Y1Y2.Mul(Y1, Y2)
-	Z1Z2.Mul(Z1, Z2)
-	b3Z1Z2.Mul(&Z1Z2, &g2B3)
-	A.Add(&X1X2, &X1X2)
-	A.Add(&A, &X1X2)
-	B.Add(&Y1Y2, &b3Z1Z2)
-	C.Sub(&Y1Y2, &b3Z1Z2)
-	t0.Add(X1, Y1)
-	D.Add(X2, Y2)
-	D.Mul(&D, &t0)
-	D.Sub(&D, &X1X2)
-	D.Sub(&D, &Y1Y2)
-	t0.Mul(Y1, Z2)
-	t1.Mul(Y2, Z1)
-	E.Add(&t0, &t1)
-	EE.Sub(&t0, &t1)
-	t0.Mul(X1, Z2)
-	t1.Mul(X2, Z1)
-	F.Add(&t0, &t1)
-	FF.Sub(&t0, &t1)
-	l[0].Mul(&EE, Z2)
-	l[0].Neg()
-	l[1].Mul(&FF, Z2)
-	t0.Mul(&FF, Y2)
-	l[2].Mul(&EE, X2)
-	l[2].Sub(&l[2], &t0)
-	G.Mul(&F, &g2B3)
-	t0.Mul(&E, &G)
-	R.x.Mul(&D, &C)
-	R.x.Sub(&R.x, &t0)
-	t0.Mul(&A, &G)
-	R.y.Mul(&B, &C)
-	R.y.Add(&R.y, &t0)
-	t0.Mul(&A, &D)
-	R.z.Mul(&E, &B)
-	R.z.Add(&R.z, &t0)
-	*PQ = R
-}
-
-// g1Affine returns the affine coordinates of p (not the identity).
-func g1Affine(p *bls12381.G1) (x, y ff.Fp) {
-	b := p.Bytes()
-	if x.UnmarshalBinary(b[:48]) != nil || y.UnmarshalBinary(b[48:]) != nil {
-		panic("pairing: unreachable: circl encoded a non-canonical G1 point")
-	}
-	return
-}
-
 // multiPair returns Π e(ps[i], qs[i]) with one Miller loop over a shared
-// accumulator and one final exponentiation. Pairs whose G1 point is the
-// identity contribute 1 and are skipped.
+// accumulator and one final exponentiation. Pairs with an identity point
+// (e(O, Q) = e(P, O) = 1) are left out.
 func multiPair(ps []*bls12381.G1, qs []*g2Lines) *ff.URoot {
-	var xs, ys []ff.Fp2
-	var ls []*g2Lines
+	type evalAt struct {
+		x, y ff.Fp
+		l    *g2Lines
+	}
+	pts := make([]evalAt, 0, len(ps))
 	for i, p := range ps {
-		if p.IsIdentity() {
+		if p.IsIdentity() || qs[i] == nil {
 			continue
 		}
-		var x, y ff.Fp2
-		x[0], y[0] = g1Affine(p)
-		xs, ys, ls = append(xs, x), append(ys, y), append(ls, qs[i])
+		b := p.Bytes() // affine: x ‖ y
+		var e evalAt
+		if e.x.UnmarshalBinary(b[:48]) != nil || e.y.UnmarshalBinary(b[48:]) != nil {
+			panic("pairing: unreachable: circl encoded a non-canonical G1 point")
+		}
+		e.l = qs[i]
+		pts = append(pts, e)
 	}
 	var acc ff.Fp12Cubic
 	acc.SetOne()
 	var g ff.LineValue
-	eval := func(l *[3]ff.Fp2, j int) {
-		g[1].Mul(&l[0], &xs[j])
-		g[2].Mul(&l[1], &ys[j])
-		g[0] = l[2]
-		// Lines never vanish at points of G1 other than the identity;
-		// circl's guard, kept for equality with bls12381.Pair.
-		if g[0].IsZero()&g[1].IsZero()&g[2].IsZero() == 1 {
-			g[0].SetOne()
+	mulLines := func(k int) {
+		for j := range pts {
+			l := &pts[j].l[k]
+			g[0] = l[0]
+			g[1][0].Mul(&l[1][0], &pts[j].x)
+			g[1][1].Mul(&l[1][1], &pts[j].x)
+			g[2][0].Mul(&l[2][0], &pts[j].y)
+			g[2][1].Mul(&l[2][1], &pts[j].y)
+			acc.MulLine(&acc, &g)
 		}
-		acc.MulLine(&acc, &g)
 	}
-	n := 0
+	k := 0
 	for i := 62; i >= 0; i-- {
-		acc.Sqr(&acc)
-		for j := range ls {
-			eval(&ls[j][n], j)
+		if i != 62 {
+			acc.Sqr(&acc) // acc = 1 before the first line
 		}
-		n++
-		if isAddStep(i) {
-			for j := range ls {
-				eval(&ls[j][n], j)
-			}
-			n++
+		mulLines(k)
+		k++
+		if blsAbsZ>>i&1 == 1 {
+			mulLines(k)
+			k++
 		}
 	}
 	var f ff.Fp12
 	f.FromFp12Cubic(&acc)
-	f.Cjg()
+	f.Cjg() // z < 0
 	var c ff.Cyclo6
 	ff.EasyExponentiation(&c, &f)
 	u := new(ff.URoot)
@@ -190,7 +184,7 @@ func multiPair(ps []*bls12381.G1, qs []*g2Lines) *ff.URoot {
 	return u
 }
 
-// circlGTBytes is GT(g) of spec §1 (the same bytes as circl's Gt.MarshalBinary).
+// circlGTBytes is GT(g) of docs/protocol.md §1 (the same bytes as circl's Gt.MarshalBinary).
 func circlGTBytes(u *ff.URoot) []byte {
 	b, _ := u.MarshalBinary()
 	return b

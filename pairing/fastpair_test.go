@@ -55,6 +55,11 @@ func TestMultiPairIdentity(t *testing.T) {
 	if !bytes.Equal(gtBytes(multiPair([]*bls12381.G1{&o, p}, []*g2Lines{l, l})), want) {
 		t.Fatal("identity not skipped")
 	}
+	var oq bls12381.G2
+	oq.SetIdentity()
+	if !bytes.Equal(gtBytes(multiPair([]*bls12381.G1{p, p}, []*g2Lines{l, prepareG2(&oq)})), want) {
+		t.Fatal("identity G2 not skipped")
+	}
 }
 
 func TestMulPublic(t *testing.T) {

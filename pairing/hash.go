@@ -13,7 +13,7 @@ import (
 // Domain is the X of the spec's hashes H1_X, H2_X and Hq_X.
 type Domain string
 
-// The three hash domains of spec §1.
+// The three hash domains of docs/protocol.md §1.
 const (
 	DomainCS  Domain = "CS"  // Milagro CS: client keys, y, h
 	DomainP2P Domain = "P2P" // Milagro P2P: peer keys, π_S, π_C

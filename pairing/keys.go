@@ -7,7 +7,7 @@ import (
 	"github.com/cloudflare/circl/ecc/bls12381"
 )
 
-// randomScalar draws a uniform non-zero scalar from rand (spec §1: secret
+// randomScalar draws a uniform non-zero scalar from rand (docs/protocol.md §1: secret
 // scalars come from Scalar.Random, never SetBytes).
 func randomScalar(rand io.Reader) (*bls12381.Scalar, error) {
 	s := new(bls12381.Scalar)
@@ -73,7 +73,7 @@ type CSServerSecret struct {
 	k  bls12381.G2
 }
 
-// ServerPoint returns B_S for a server identity (spec §2): Q for "",
+// ServerPoint returns B_S for a server identity (docs/protocol.md §2): Q for "",
 // H2_CS(id) otherwise.
 func ServerPoint(id string) *bls12381.G2 {
 	if id == "" {
@@ -99,7 +99,7 @@ type PINToken struct {
 }
 
 // P2PKey is a Milagro P2P key (share): K1 = p·H1_P2P(id) in G1 and
-// K2 = p·H2_P2P(id) in G2, p = Σ p_i being the P2P master secret (spec §2).
+// K2 = p·H2_P2P(id) in G2, p = Σ p_i being the P2P master secret (docs/protocol.md §2).
 type P2PKey struct {
 	origin
 	id string
@@ -171,7 +171,7 @@ func (m *MasterShare) IssueTimePermit(id string, day uint64) (*TimePermit, error
 }
 
 // IssueP2PKey returns this D-TA's share (p_i·H1_P2P(id), p_i·H2_P2P(id)),
-// p_i being derived from s_i (spec §2), so P2P keys share no master secret
+// p_i being derived from s_i (docs/protocol.md §2), so P2P keys share no master secret
 // with CS keys.
 func (m *MasterShare) IssueP2PKey(id string) (*P2PKey, error) {
 	if err := CheckID(id); err != nil {

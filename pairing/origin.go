@@ -13,7 +13,7 @@ import (
 	"github.com/cloudflare/circl/expander"
 )
 
-// Fingerprint names a D-TA (spec §2): the first 8 bytes of
+// Fingerprint names a D-TA (docs/protocol.md §2): the first 8 bytes of
 // SHA-256("MTLS1-DTA-ID" ‖ s_i). It is public.
 type Fingerprint [8]byte
 
@@ -53,7 +53,7 @@ func (m *MasterShare) Fingerprint() Fingerprint {
 	return f
 }
 
-// p2pShare returns p_i = hash_to_field(s_i) with DST "MTLS1-P2P-MS" (spec §2:
+// p2pShare returns p_i = hash_to_field(s_i) with DST "MTLS1-P2P-MS" (docs/protocol.md §2:
 // P2P keys come from their own master secret p = Σ p_i).
 func (m *MasterShare) p2pShare() *bls12381.Scalar {
 	b, _ := m.s.MarshalBinary()

@@ -6,7 +6,7 @@ import (
 	"github.com/cloudflare/circl/ecc/bls12381"
 )
 
-// Milagro P2P (spec §4): Chow–Choo. The TLS server is the sender S (uses
+// Milagro P2P (docs/protocol.md §4): Chow–Choo. The TLS server is the sender S (uses
 // K1_S), the TLS client the receiver C (uses K2_C).
 
 // P2PServer is a peer prepared to act as the TLS server, with A_S cached.

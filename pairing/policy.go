@@ -7,7 +7,7 @@ import (
 )
 
 // DefaultSkew is the default allowed difference between client and server
-// clocks (spec §3).
+// clocks (docs/protocol.md §3.2).
 const DefaultSkew = 30 * time.Second
 
 // Day returns the permit day of t: whole days since 1970-01-01 UTC.
@@ -36,7 +36,7 @@ func CheckTime(now time.Time, t uint64, skew time.Duration) error {
 	return nil
 }
 
-// PermitMode is a server's policy on time permits (spec §3).
+// PermitMode is a server's policy on time permits (docs/protocol.md §3.2).
 type PermitMode uint8
 
 const (
@@ -75,7 +75,7 @@ func ParsePermitMode(s string) (PermitMode, error) {
 }
 
 // PermitDays returns the days a server accepts a permit for at now:
-// {day(now − skew), day(now), day(now + skew)} without repeats (spec §3), so
+// {day(now − skew), day(now), day(now + skew)} without repeats (docs/protocol.md §3.2), so
 // that around midnight both neighbouring days are accepted for skew seconds.
 func PermitDays(now time.Time, skew time.Duration) []uint64 {
 	out := make([]uint64, 0, 3)
@@ -88,7 +88,7 @@ func PermitDays(now time.Time, skew time.Duration) []uint64 {
 	return out
 }
 
-// CheckPermitDay applies spec §3's permit policy to the day d of a
+// CheckPermitDay applies the permit policy of docs/protocol.md §3.2 to the day d of a
 // ClientHello: permits off — d must be 0; required — d must be in
 // PermitDays(now, skew); optional — either. It returns ErrPermitDay
 // otherwise.
@@ -110,7 +110,7 @@ func CheckPermitDay(now time.Time, d uint64, skew time.Duration, mode PermitMode
 	return ErrPermitDay
 }
 
-// CheckHello applies both policy checks of spec §3 step 3 to a ClientHello:
+// CheckHello applies both policy checks of docs/protocol.md §3.4 step 3 to a ClientHello:
 // CheckTime (ErrClockSkew) and CheckPermitDay (ErrPermitDay). Call it
 // before CSServer.Accept; Accept checks only the cryptography.
 func CheckHello(h *CSHello, now time.Time, skew time.Duration, mode PermitMode) error {

@@ -8,7 +8,7 @@ import (
 	"github.com/cloudflare/circl/ecc/bls12381"
 )
 
-// The attack of revision 1 (issue 8, finding 3): a P2P key holder M tests
+// An offline PIN-guessing attack on shared master secrets: a P2P key holder M tests
 // PIN guesses against a stolen token offline with
 // e(token + pin·A, B_M) = e(A, K2_M). With P2P keys from their own master
 // secret p, no guess matches. The control (a P2P key made the revision-1

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// specVector is spec §7 (revision 2), agreed by two independent
+// specVector is docs/protocol.md §5.2, agreed by two independent
 // implementations.
 var specVector = map[string]string{
 	"fp_1": "4417b80d1617461b", "p_1": "3137482a1c96bddb82ca627c29c963902ac33f7c92d9801a2344165306b3182d",
@@ -38,7 +38,7 @@ func specShares() []*MasterShare {
 	return []*MasterShare{shareOf(0x11), shareOf(0x2222), shareOf(0x333333)}
 }
 
-// TestSpecVector reproduces spec §7 byte for byte.
+// TestSpecVector reproduces docs/protocol.md §5.2 byte for byte.
 func TestSpecVector(t *testing.T) {
 	shares := specShares()
 	const id = "alice@example.com"

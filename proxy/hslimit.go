@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Handshake admission (issue 8): connections that have not completed their
+// Handshake admission: connections that have not completed their
 // handshake are bounded on their own — in all and per source address — so
 // that silent or slow connections cannot take the slots of the connections
 // that are established (MaxConns counts only those), and one address cannot

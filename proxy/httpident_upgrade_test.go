@@ -126,7 +126,7 @@ func TestHTTPIdentityAcceptedUpgradeStillWorks(t *testing.T) {
 	}
 }
 
-// Issue 8, finding 1: a net/http back end with a catch-all handler answers
+// A net/http back end with a catch-all handler answers
 // CONNECT with an ordinary 200 and a Content-Length, and keeps reading
 // HTTP. With --allow-connect the proxy must not take that for a tunnel: the
 // client's next pipelined request reaches the back end with alice's

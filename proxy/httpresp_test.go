@@ -369,7 +369,7 @@ func TestRespTracker(t *testing.T) {
 		{"upgrade refused", []uint8{reqUpgrade}, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", trackerResult{1, -1, false, rsStatus}},
 		{"connect ok", []uint8{reqConnect}, "HTTP/1.1 200 Connection Established\r\n\r\nGET /", trackerResult{1, 1, true, rsOpaque}},
 		// RFC 9110 §9.3.6: a 2xx with Content-Length or Transfer-Encoding
-		// is an ordinary HTTP message, not a tunnel (issue 8, finding 1).
+		// is an ordinary HTTP message, not a tunnel.
 		{"connect 200 with length", []uint8{reqConnect}, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nGET /", trackerResult{1, -1, false, rsStatus}},
 		{"connect 200 chunked", []uint8{reqConnect}, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", trackerResult{1, -1, false, rsStatus}},
 		{"connect refused", []uint8{reqConnect}, "HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno", trackerResult{1, -1, false, rsStatus}},

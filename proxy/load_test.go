@@ -11,29 +11,69 @@ import (
 	"time"
 )
 
-// raiseNOFILE lifts the soft RLIMIT_NOFILE to at least n (up to the hard limit).
-func raiseNOFILE(t testing.TB, n uint64) {
+// fdsPerConn is how many descriptors one proxied connection takes in this
+// test, with room to spare (the client, both proxies' two sides, the
+// upstream), and fdReserve what the test needs besides.
+const fdsPerConn, fdReserve = 8, 256
+
+// loadConns raises the soft RLIMIT_NOFILE as far as want connections need
+// (up to the hard limit) and returns how many connections, a multiple of
+// batch, fit in the limit it got.
+func loadConns(t testing.TB, want, batch int) int {
+	t.Helper()
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		t.Skipf("getrlimit: %v", err)
+		t.Fatalf("getrlimit: %v", err)
+	}
+	need := uint64(fdsPerConn*want + fdReserve)
+	if rl.Cur < need {
+		rl.Cur = min(need, rl.Max)
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+			t.Logf("setrlimit(RLIMIT_NOFILE, %d): %v", rl.Cur, err)
+		}
+		if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+			t.Fatalf("getrlimit: %v", err)
+		}
+	}
+	n := want
+	if rl.Cur < need {
+		n = 0
+		if rl.Cur > fdReserve {
+			n = int(rl.Cur-fdReserve) / fdsPerConn / batch * batch
+		}
+		if n < batch {
+			t.Fatalf("RLIMIT_NOFILE %d (hard %d) leaves room for fewer than %d connections", rl.Cur, rl.Max, batch)
+		}
+		t.Logf("RLIMIT_NOFILE %d (hard %d) allows %d connections, not %d: running with %d", rl.Cur, rl.Max, n, want, n)
+	}
+	return n
+}
+
+// raiseNOFILE lifts the soft RLIMIT_NOFILE to at least n (up to the hard
+// limit) for a benchmark, which is skipped when it cannot be.
+func raiseNOFILE(b testing.TB, n uint64) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		b.Skipf("getrlimit: %v", err)
 	}
 	if rl.Cur >= n {
 		return
 	}
 	rl.Cur = min(n, rl.Max)
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur < n {
-		t.Skipf("cannot raise RLIMIT_NOFILE to %d (hard limit %d): %v", n, rl.Max, err)
+		b.Skipf("cannot raise RLIMIT_NOFILE to %d (hard limit %d): %v", n, rl.Max, err)
 	}
 }
 
-// TestLoad1000 runs 1,000 concurrent connections through a client-mode and
+// TestLoad1000 runs 1,000 concurrent connections (fewer, logged, if RLIMIT_NOFILE
+// cannot be raised that far) through a client-mode and
 // a server-mode proxy (in process, PSK) to an echo service, each moving
 // data both ways, then checks that goroutines and file descriptors return
 // to their baseline. A slow client that never completes its handshake is
 // cut at the handshake timeout meanwhile.
 func TestLoad1000(t *testing.T) {
-	const conns, batch, half = 1000, 100, 2048
-	raiseNOFILE(t, 8*conns+256)
+	const batch, half = 100, 2048
+	conns := loadConns(t, 1000, batch)
 	runtime.GC()
 	baseG, baseFD := runtime.NumGoroutine(), countFDs(t)
 
@@ -46,17 +86,17 @@ func TestLoad1000(t *testing.T) {
 		cl := &Client{Target: saddr, Logger: quietLogger(t)}
 		caddr := startClient(t, cl, "alice")
 
+		slowStart := time.Now() // before the proxy can start its handshake timer
 		slow, err := net.Dial("tcp", saddr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer slow.Close()
-		slowDone := make(chan time.Duration, 1)
+		slowDone := make(chan error, 1)
 		go func() {
-			start := time.Now()
-			slow.SetReadDeadline(time.Now().Add(20 * time.Second))
-			io.Copy(io.Discard, slow)
-			slowDone <- time.Since(start)
+			slow.SetReadDeadline(time.Now().Add(120 * time.Second))
+			_, err := io.Copy(io.Discard, slow)
+			slowDone <- err
 		}()
 
 		rng := rand.New(rand.NewPCG(1, 2))
@@ -106,13 +146,11 @@ func TestLoad1000(t *testing.T) {
 				t.Fatalf("conn %d: second echo %d bytes, %v", i, len(rest), err)
 			}
 		}
-		select {
-		case d := <-slowDone:
-			if d < 4900*time.Millisecond || d > 15*time.Second {
-				t.Errorf("slow handshake cut after %v, want ~5s", d)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("slow handshake never cut")
+		// The proxy cuts the slow handshake, and not before its timeout.
+		if err := <-slowDone; isTimeoutErr(err) {
+			t.Errorf("slow handshake never cut: %v", err)
+		} else if d := time.Since(slowStart); d < 5*time.Second {
+			t.Errorf("slow handshake cut %v after the dial, before the 5s handshake timeout", d)
 		}
 		if !waitFor(5*time.Second, func() bool { return cl.ActiveConns() == 0 && srv.ActiveConns() == 0 }) {
 			t.Errorf("connections still active: client %d server %d", cl.ActiveConns(), srv.ActiveConns())

@@ -262,6 +262,8 @@ type StatusHandler struct {
 	// cannot be probed without speaking its protocol. /healthz then
 	// answers from the proxy's own state (draining, degraded, Degraded).
 	NoProbe bool
+	// Now is the clock CacheFor is measured on; nil means time.Now.
+	Now func() time.Time
 
 	draining atomic.Bool
 
@@ -280,7 +282,11 @@ func (h *StatusHandler) health(ctx context.Context) error {
 	if cache == 0 {
 		cache = time.Second
 	}
-	if !h.checked.IsZero() && time.Since(h.checked) < cache {
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	if !h.checked.IsZero() && now().Sub(h.checked) < cache {
 		return h.err
 	}
 	timeout := h.DialTimeout
@@ -299,7 +305,7 @@ func (h *StatusHandler) health(ctx context.Context) error {
 		// Our own limit, not the target's health: keep the last result.
 		return h.err
 	}
-	h.err, h.checked = err, time.Now()
+	h.err, h.checked = err, now()
 	return err
 }
 

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Issue 8: silent connections must not take the slots of legitimate ones.
+// Silent connections must not take the slots of legitimate ones.
 // A server proxy with MaxConns 1000; 2,000 connections from 127.0.0.3 that
 // never send a byte; a legitimate client on 127.0.0.1 keeps connecting
 // (PSK handshake, one byte through the target and back). Reported: its

@@ -19,8 +19,9 @@ func TestStatusDegraded(t *testing.T) {
 	defer ln.Close()
 	var warn string
 	var herr error
-	h := &StatusHandler{Target: ln.Addr().String(), Metrics: NewMetrics(), CacheFor: time.Nanosecond,
-		Degraded: func() (string, error) { return warn, herr }}
+	clock := time.Unix(1_700_000_000, 0)
+	h := &StatusHandler{Target: ln.Addr().String(), Metrics: NewMetrics(), CacheFor: time.Second,
+		Degraded: func() (string, error) { return warn, herr }, Now: func() time.Time { return clock }}
 	get := func() (int, string) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
@@ -42,7 +43,7 @@ func TestStatusDegraded(t *testing.T) {
 		if !tc.targetUp {
 			ln.Close()
 		}
-		time.Sleep(time.Millisecond)
+		clock = clock.Add(time.Second) // the cached probe result has expired
 		if code, body := get(); code != tc.code || body != tc.body {
 			t.Errorf("warn %q err %v target up %v: %d %q; want %d %q", tc.warn, tc.err, tc.targetUp, code, body, tc.code, tc.body)
 		}

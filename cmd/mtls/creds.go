@@ -39,7 +39,7 @@ var (
 
 // ---------------------------------------------------------------------------
 
-// PSK length bounds from spec/psk-suites.md.
+// PSK length bounds from docs/protocol.md §6.
 const (
 	minPSKLen = 16
 	maxPSKLen = 512

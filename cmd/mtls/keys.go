@@ -108,7 +108,7 @@ func keysCombine(c *cli.Context) error {
 }
 
 // checkPermitAgainstKey refuses permit shares whose D-TAs differ from the
-// key's (spec §2: a permit and its key come from the same D-TA set).
+// key's (docs/protocol.md §2: a permit and its key come from the same D-TA set).
 func checkPermitAgainstKey(shares []share, keyPath string) error {
 	if shares[0].info.Kind != mtls.KeyTypeTimePermit {
 		return fmt.Errorf("--key is for combining time permits; %s is a %s", shares[0].path, shares[0].info.Kind)

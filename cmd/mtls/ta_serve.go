@@ -1,7 +1,7 @@
 package main
 
 // `mtls ta serve` and `mtls ta init-db`: a D-TA as a network service
-// (spec/dta-service.md, package dta).
+// (docs/protocol.md §7, package dta).
 
 import (
 	"context"
