@@ -361,6 +361,31 @@ func (c *Conn) readRecord() error { return c.readRecordOrCCS(false) }
 // It returns nil after a record that needs no further action by the caller
 // (e.g. an ignored warning alert). c.in must be held.
 func (c *Conn) readRecordOrCCS(expectCCS bool) error {
+	err := c.readOneRecord(expectCCS)
+	if err != nil && c.in.err != nil {
+		// The read direction is over for good (close_notify, a fatal
+		// alert, a broken connection): nothing will be read again, so the
+		// input buffers go back to their pools now rather than to the
+		// garbage collector with the connection. Without this, a mass
+		// close of idle connections makes each take fresh buffers.
+		c.dropIn()
+	}
+	return err
+}
+
+// dropIn returns the input buffers to their pools, whatever partial record
+// they hold, once the read direction has ended for good. c.in must be
+// held.
+func (c *Conn) dropIn() {
+	if len(c.input) != 0 {
+		return // application data still to be read points into c.plain
+	}
+	c.rpos, c.rend = 0, 0
+	c.releaseIn()
+	c.hand = nil
+}
+
+func (c *Conn) readOneRecord(expectCCS bool) error {
 	if err := c.fatalErr(); err != nil {
 		return err
 	}
