@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +44,56 @@ type pair struct {
 	close      func()
 	pairLabel  string
 	serviceAdr string
+	// status listeners serving /debug/pprof (mtls pairs, with
+	// PROXY_BENCH_PPROF set)
+	clientStatus, serverStatus string
+}
+
+// profArgs are the extra flags of an mtls proxy process under
+// PROXY_BENCH_PPROF: a status listener serving /debug/pprof.
+func profArgs(b *testing.B) (addr string, args []string) {
+	if os.Getenv("PROXY_BENCH_PPROF") == "" {
+		return "", nil
+	}
+	addr = freePort(b)
+	return addr, []string{"--status", addr, "--status-pprof"}
+}
+
+// profile, with PROXY_BENCH_PPROF=DIR, takes a CPU profile of each mtls
+// proxy process of p while the benchmark runs (PROXY_BENCH_PPROF_SECONDS,
+// default 5) and writes DIR/<benchmark>-{client,server}.pprof; the
+// returned function waits for them. Inspect with go tool pprof.
+func (p *pair) profile(b *testing.B) (wait func()) {
+	dir := os.Getenv("PROXY_BENCH_PPROF")
+	if dir == "" || p.clientStatus == "" {
+		return func() {}
+	}
+	secs := os.Getenv("PROXY_BENCH_PPROF_SECONDS")
+	if secs == "" {
+		secs = "5"
+	}
+	var wg sync.WaitGroup
+	for side, addr := range map[string]string{"client": p.clientStatus, "server": p.serverStatus} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=" + secs)
+			if err != nil {
+				b.Errorf("profile of the %s: %v", side, err)
+				return
+			}
+			defer resp.Body.Close()
+			name := strings.NewReplacer("/", "-").Replace(b.Name()) + "-" + side + ".pprof"
+			f, err := os.Create(filepath.Join(dir, name))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer f.Close()
+			io.Copy(f, resp.Body)
+		}()
+	}
+	return wg.Wait
 }
 
 func freePort(b testing.TB) string {
@@ -56,11 +107,14 @@ func freePort(b testing.TB) string {
 // logging warnings only (like stunnel's debug = 3 below).
 func startOurPair(b *testing.B, service string) *pair {
 	saddr, caddr := freePort(b), freePort(b)
-	srv := startQuiet(b, saddr, "--log-level", "warn", "proxy", "server", "--listen", saddr, "--target", service,
-		"--psk-file", writePSKFile(b), "--suites", "PSK-AES128-GCM-SHA256", "--allow", "alice")
-	cli := startQuiet(b, caddr, "--log-level", "warn", "proxy", "client", "--listen", caddr, "--target", saddr,
-		"--psk-identity", "alice", "--psk", hex.EncodeToString(testKeys["alice"]), "--suites", "PSK-AES128-GCM-SHA256")
-	return &pair{local: caddr, clientPID: cli.cmd.Process.Pid, serverPID: srv.cmd.Process.Pid, pairLabel: "mtls"}
+	sstat, sprof := profArgs(b)
+	cstat, cprof := profArgs(b)
+	srv := startQuiet(b, saddr, append([]string{"--log-level", "warn", "proxy", "server", "--listen", saddr, "--target", service,
+		"--psk-file", writePSKFile(b), "--suites", "PSK-AES128-GCM-SHA256", "--allow", "alice"}, sprof...)...)
+	cli := startQuiet(b, caddr, append([]string{"--log-level", "warn", "proxy", "client", "--listen", caddr, "--target", saddr,
+		"--psk-identity", "alice", "--psk", hex.EncodeToString(testKeys["alice"]), "--suites", "PSK-AES128-GCM-SHA256"}, cprof...)...)
+	return &pair{local: caddr, clientPID: cli.cmd.Process.Pid, serverPID: srv.cmd.Process.Pid, pairLabel: "mtls",
+		clientStatus: cstat, serverStatus: sstat}
 }
 
 // startOurCSPair is startOurPair with Milagro CS keys instead of a PSK.
@@ -86,12 +140,15 @@ func startOurCSPairClassic(b *testing.B, service string) *pair {
 func startOurCSPairArgs(b *testing.B, service, label string, serverArgs ...string) *pair {
 	server, clients := milagroKeys(b, "alice@example.com")
 	saddr, caddr := freePort(b), freePort(b)
+	sstat, sprof := profArgs(b)
+	cstat, cprof := profArgs(b)
 	const suite = "TLS_MILAGRO_CS_WITH_AES_128_GCM_SHA256"
-	srv := startQuiet(b, saddr, append([]string{"--log-level", "warn", "proxy", "server", "--listen", saddr, "--target", service,
-		"--key", server, "--suites", suite, "--allow", "alice@example.com"}, serverArgs...)...)
-	cli := startQuiet(b, caddr, "--log-level", "warn", "proxy", "client", "--listen", caddr, "--target", saddr,
-		"--key", clients["alice@example.com"], "--suites", suite)
-	return &pair{local: caddr, clientPID: cli.cmd.Process.Pid, serverPID: srv.cmd.Process.Pid, pairLabel: label}
+	srv := startQuiet(b, saddr, append(append([]string{"--log-level", "warn", "proxy", "server", "--listen", saddr, "--target", service,
+		"--key", server, "--suites", suite, "--allow", "alice@example.com"}, serverArgs...), sprof...)...)
+	cli := startQuiet(b, caddr, append([]string{"--log-level", "warn", "proxy", "client", "--listen", caddr, "--target", saddr,
+		"--key", clients["alice@example.com"], "--suites", suite}, cprof...)...)
+	return &pair{local: caddr, clientPID: cli.cmd.Process.Pid, serverPID: srv.cmd.Process.Pid, pairLabel: label,
+		clientStatus: cstat, serverStatus: sstat}
 }
 
 // startQuiet starts the binary and waits until addr accepts connections.
@@ -182,6 +239,7 @@ func BenchmarkProxyHandshakes(b *testing.B) {
 			one := []byte{1}
 			buf := make([]byte, 1)
 			b.ResetTimer()
+			defer p.profile(b)()
 			start := time.Now()
 			for i := 0; i < b.N; i++ {
 				c, err := net.Dial("tcp", p.local)
@@ -220,6 +278,7 @@ func benchBulk(b *testing.B, streams int) {
 			data := make([]byte, chunk)
 			b.SetBytes(int64(chunk * streams))
 			b.ResetTimer()
+			defer p.profile(b)()
 			var wg sync.WaitGroup
 			errs := make(chan error, streams)
 			for _, c := range conns {

@@ -106,9 +106,17 @@ func TestMassCloseAllocatesLittle(t *testing.T) {
 	const n = 200
 	allocs, bytes := massClose(t, n)
 	t.Logf("per connection closed: %.1f allocations, %.0f bytes", allocs, bytes)
-	if bytes > 1024 {
-		t.Fatalf("closing %d idle connections allocated %.0f bytes per connection (%.1f allocations); want at most 1 KiB",
-			n, bytes, allocs)
+	limit := 1024.0
+	if raceEnabled {
+		// sync.Pool drops a quarter of what is put back under the race
+		// detector: the few pooled buffers a close takes and gives back
+		// are then allocated again now and then. Taking fresh buffers at
+		// close (four 4 KiB record buffers per connection) is still caught.
+		limit = 10 << 10
+	}
+	if bytes > limit {
+		t.Fatalf("closing %d idle connections allocated %.0f bytes per connection (%.1f allocations); want at most %.0f",
+			n, bytes, allocs, limit)
 	}
 }
 
