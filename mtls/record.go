@@ -205,7 +205,17 @@ func (c *Conn) releaseIn() {
 		c.rpos, c.rend = 0, 0
 	}
 	if len(c.hand) == 0 {
-		c.hand = nil
+		c.releaseHand()
+	}
+}
+
+// releaseHand drops the handshake message buffer, returning its pooled
+// buffer (cleared: handshake messages are plaintext). c.in must be held.
+func (c *Conn) releaseHand() {
+	c.hand = nil
+	if c.handp != nil {
+		putBuf(c.handp, c.handHi)
+		c.handp, c.handHi = nil, 0
 	}
 }
 
@@ -263,7 +273,14 @@ func (c *Conn) writeRecordLocked(typ uint8, data []byte) error {
 
 // fill makes sure at least n bytes of raw input are buffered. c.in must be held.
 func (c *Conn) fill(n int) error {
-	if c.rawp != nil && c.rpos == c.rend && len(c.input) == 0 {
+	// During the handshake the peer is about to answer and the
+	// connection is not idle: the buffer is kept and read directly (one
+	// read where data has come, instead of a non-blocking read, a peek
+	// and a read), which the handshake's own state and stack dwarf anyway.
+	// Buffer-less waiting is for established connections, which may stay
+	// quiet for hours.
+	handshaking := !c.handshakeComplete.Load()
+	if c.rawp != nil && c.rpos == c.rend && len(c.input) == 0 && !handshaking {
 		// Buffers kept from the last record and nothing of the next one
 		// buffered: take what the socket already holds without blocking.
 		// Only if the peer is quiet do the buffers go back before the
@@ -280,8 +297,10 @@ func (c *Conn) fill(n int) error {
 	}
 	if c.rawp == nil {
 		// Nothing is buffered: wait for the peer without holding a buffer.
-		if err := c.waitReadable(); err != nil {
-			return err
+		if !handshaking {
+			if err := c.waitReadable(); err != nil {
+				return err
+			}
 		}
 		size := smallBufLen
 		if n > smallBufLen || c.bigIn {
@@ -382,7 +401,7 @@ func (c *Conn) dropIn() {
 	}
 	c.rpos, c.rend = 0, 0
 	c.releaseIn()
-	c.hand = nil
+	c.releaseHand()
 }
 
 func (c *Conn) readOneRecord(expectCCS bool) error {
@@ -500,9 +519,15 @@ func (c *Conn) readOneRecord(expectCCS bool) error {
 			return c.localFail(ciphersuite.AlertUnexpectedMessage, "handshake message where ChangeCipherSpec was expected")
 		}
 		if c.hand == nil {
-			c.hand = make([]byte, 0, 4096)
+			// Pooled, not allocated per connection; a message too long
+			// for it moves to the heap through append.
+			c.handp = getBuf(smallBufLen)
+			c.hand = (*c.handp)[:0]
 		}
 		c.hand = append(c.hand, data...)
+		if c.handp != nil && len(c.hand) <= cap(*c.handp) && &c.hand[:1][0] == &(*c.handp)[0] {
+			c.handHi = max(c.handHi, len(c.hand))
+		}
 		c.emptyRecords, c.warnings = 0, 0
 		return nil
 	}

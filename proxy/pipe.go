@@ -15,7 +15,7 @@ import (
 // once data has arrived and is returned before the next blocking wait.
 // The small buffer serves other sources.
 const (
-	bigBufSize   = 32 << 10
+	bigBufSize   = 64 << 10
 	smallBufSize = 1 << 10
 )
 
@@ -227,6 +227,10 @@ func (p *pipe) copy(dst io.Writer, src net.Conn) error {
 // copyLowMem copies src to dst until EOF (then returns nil) without holding
 // a buffer while src has nothing to say.
 //
+//   - A plain TCP source whose last read filled the big buffer is read on
+//     at once without blocking (nonBlockingReader, Linux): a bulk stream
+//     costs one system call per buffer, and only when nothing is there
+//     does the buffer go back before the wait.
 //   - A plain TCP source (waitReadable, Linux) and an mtls connection
 //     (WaitReadable, which decrypts the next record without holding a
 //     buffer across the wait) are waited on first, then read with a pooled
@@ -244,26 +248,48 @@ func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
 		touch = func() {}
 	}
 	var (
-		wait func() error
-		dl   interface{ SetReadDeadline(time.Time) error }
+		wait    func() error
+		readNow func([]byte) (int, bool, error)
+		dl      interface{ SetReadDeadline(time.Time) error }
+		hot     bool // the last read filled the big buffer
 	)
 	if c, ok := src.(net.Conn); ok {
 		if w, ok := c.(readableWaiter); ok {
 			wait, dl = w.WaitReadable, c
 		} else if wait = readinessWaiter(c); wait == nil {
 			dl = c
+		} else {
+			readNow = nonBlockingReader(c)
 		}
 	}
 	for {
 		if wait != nil {
-			// Always wait first (at once when data is already there): a
-			// blocking Read here would hold the big buffer for as long as
-			// the peer stays quiet.
-			if err := wait(); err != nil {
-				return eofNil(err)
+			var (
+				bp  *[]byte
+				n   int
+				err error
+			)
+			if hot && readNow != nil {
+				// Streaming: read on without waiting; only if nothing is
+				// there does the buffer go back before the wait.
+				var again bool
+				bp = getBigBuf()
+				if n, again, err = readNow(*bp); again {
+					bigBufPool.Put(bp)
+					bp = nil
+				}
 			}
-			bp := getBigBuf()
-			n, err := src.Read(*bp)
+			if bp == nil {
+				// Always wait first (at once when data is already there):
+				// a blocking Read here would hold the big buffer for as
+				// long as the peer stays quiet.
+				if err := wait(); err != nil {
+					return eofNil(err)
+				}
+				bp = getBigBuf()
+				n, err = src.Read(*bp)
+			}
+			hot = n == len(*bp)
 			if n > 0 {
 				touch()
 			}

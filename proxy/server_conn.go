@@ -224,14 +224,13 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 		}
 	}
 
+	network, addr := SplitNetworkAddr(s.Target)
 	dial := s.DialTarget
 	if dial == nil {
-		d := &net.Dialer{}
-		dial = d.DialContext
+		dial = targetDialer(network, addr).DialContext
 	}
 	dctx, cancel := context.WithTimeout(ctx, orDefault(s.ConnectTimeout, DefaultConnectTimeout))
 	t.add(cancel)
-	network, addr := SplitNetworkAddr(s.Target)
 	up, err = dial(dctx, network, addr)
 	cancel()
 	if err != nil {
