@@ -57,9 +57,9 @@ type Conn struct {
 	rawPlain     bool // raw held unprotected records: clear it before reuse
 	bigIn        bool // a full-size record arrived once: take full-size raw buffers
 	plainp       *[]byte
-	plain        []byte // decryption buffer (*plainp or nil)
-	plainHi      int    // plain[:plainHi] may hold plaintext
-	input        []byte // application data not yet returned by Read
+	plain        []byte  // decryption buffer (*plainp or nil)
+	plainHi      int     // plain[:plainHi] may hold plaintext
+	input        []byte  // application data not yet returned by Read
 	handp        *[]byte // pooled buffer behind hand (while it fits)
 	handHi       int     // (*handp)[:handHi] may hold handshake bytes
 	rc           syscall.RawConn
