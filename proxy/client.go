@@ -38,6 +38,7 @@ type Client struct {
 	Dial func(ctx context.Context, addr string, cfg *mtls.Config) (SecureConn, error)
 
 	cur atomic.Pointer[mtls.Config]
+	sni atomic.Pointer[sniConfig] // cfg with ServerName set (withServerName)
 	loop
 }
 
@@ -88,8 +89,11 @@ func (c *Client) dial(ctx context.Context, addr string, cfg *mtls.Config) (Secur
 	if c.Dial != nil {
 		return c.Dial(ctx, addr, cfg)
 	}
-	d := mtls.Dialer{NetDialer: &net.Dialer{Timeout: orDefault(c.ConnectTimeout, DefaultConnectTimeout)}, Config: cfg}
 	network, a := SplitNetworkAddr(addr)
+	if cfg.ServerName == "" {
+		cfg = c.withServerName(cfg, a)
+	}
+	d := mtls.Dialer{NetDialer: &net.Dialer{Timeout: orDefault(c.ConnectTimeout, DefaultConnectTimeout)}, Config: cfg}
 	nc, err := d.DialContext(ctx, network, a)
 	if err != nil {
 		return nil, err
@@ -106,13 +110,14 @@ func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
 
 	cfg := c.cur.Load()
 	hctx, cancel := context.WithTimeout(ctx, orDefault(c.HandshakeTimeout, DefaultHandshakeTimeout)+orDefault(c.ConnectTimeout, DefaultConnectTimeout))
-	t.add(cancel)
+	forget := t.addUntil(cancel)
 	var (
 		sc  SecureConn
 		err error
 	)
 	onShortStack(func() { sc, err = c.dial(hctx, c.Target, cfg) })
 	cancel()
+	forget()
 	hsDur := time.Since(start)
 	if err != nil {
 		res := resultError
@@ -144,4 +149,29 @@ func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
 	// An upstream that failed (a server-mode proxy that could not reach
 	// its target resets the connection) counts as closed_with_error.
 	result = logClosed(log, p, p.run(nil), start)
+}
+
+// sniConfig is a Config with ServerName set, for one base Config and address.
+type sniConfig struct {
+	base *mtls.Config
+	addr string
+	cfg  *mtls.Config
+}
+
+// withServerName returns cfg with ServerName set to the host of addr, as
+// the mtls dialer would set it on a copy of cfg for each connection; the
+// copy is made once per configuration and address, not per connection
+// (each connection keeps its Config for its lifetime).
+func (c *Client) withServerName(cfg *mtls.Config, addr string) *mtls.Config {
+	if s := c.sni.Load(); s != nil && s.base == cfg && s.addr == addr {
+		return s.cfg
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	named := cfg.Clone()
+	named.ServerName = host
+	c.sni.Store(&sniConfig{base: cfg, addr: addr, cfg: named})
+	return named
 }

@@ -247,70 +247,19 @@ func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
 	if touch == nil {
 		touch = func() {}
 	}
-	var (
-		wait    func() error
-		readNow func([]byte) (int, bool, error)
-		dl      interface{ SetReadDeadline(time.Time) error }
-		hot     bool // the last read filled the big buffer
-	)
+	var dl interface{ SetReadDeadline(time.Time) error }
 	if c, ok := src.(net.Conn); ok {
-		if w, ok := c.(readableWaiter); ok {
-			wait, dl = w.WaitReadable, c
-		} else if wait = readinessWaiter(c); wait == nil {
+		w := waitedCopy{dst: dst, src: src, conn: c, touch: touch}
+		if rw, ok := c.(readableWaiter); ok {
+			w.wait, w.dl = rw.WaitReadable, c
+		} else if w.wait = readinessWaiter(c); w.wait == nil {
 			dl = c
-		} else {
-			readNow = nonBlockingReader(c)
+		}
+		if w.wait != nil {
+			return w.run()
 		}
 	}
 	for {
-		if wait != nil {
-			var (
-				bp  *[]byte
-				n   int
-				err error
-			)
-			if hot && readNow != nil {
-				// Streaming: read on without waiting; only if nothing is
-				// there does the buffer go back before the wait.
-				var again bool
-				bp = getBigBuf()
-				if n, again, err = readNow(*bp); again {
-					bigBufPool.Put(bp)
-					bp = nil
-				}
-			}
-			if bp == nil {
-				// Always wait first (at once when data is already there):
-				// a blocking Read here would hold the big buffer for as
-				// long as the peer stays quiet.
-				if err := wait(); err != nil {
-					return eofNil(err)
-				}
-				bp = getBigBuf()
-				n, err = src.Read(*bp)
-			}
-			hot = n == len(*bp)
-			if n > 0 {
-				touch()
-			}
-			if dl != nil && err == nil && n >= drainAfter {
-				var m int
-				m, err = drain(src, dl, (*bp)[n:])
-				n += m
-			}
-			if n > 0 {
-				if _, werr := dst.Write((*bp)[:n]); werr != nil {
-					bigBufPool.Put(bp)
-					return werr
-				}
-			}
-			bigBufPool.Put(bp)
-			if err != nil {
-				return eofNil(err)
-			}
-			continue
-		}
-
 		sp := smallBufPool.Get().(*[]byte)
 		n, err := src.Read(*sp)
 		full := n == len(*sp)
@@ -402,4 +351,90 @@ func eofNil(err error) error {
 		return nil
 	}
 	return err
+}
+
+// waitedCopy is copyLowMem for a source that can be waited on without a
+// buffer: run waits, step reads and forwards. The non-blocking reader of
+// a plain source is set up only once the source streams (most idle
+// connections never need it).
+type waitedCopy struct {
+	dst     io.Writer
+	src     io.Reader
+	conn    net.Conn
+	touch   func()
+	wait    func() error
+	dl      interface{ SetReadDeadline(time.Time) error } // mtls sources: drained
+	readNow func([]byte) (int, bool, error)               // plain sources, once streaming
+	hot     bool                                          // the last read filled the big buffer
+}
+
+func (w *waitedCopy) run() error {
+	for {
+		if w.hot {
+			// Streaming: read on without waiting; only if nothing is
+			// there does the buffer go back before the wait.
+			again, fin, err := w.step(false)
+			if fin {
+				return err
+			}
+			if !again {
+				continue
+			}
+		}
+		// Always wait first (at once when data is already there): a
+		// blocking Read here would hold the big buffer for as long as the
+		// peer stays quiet.
+		if err := w.wait(); err != nil {
+			return eofNil(err)
+		}
+		if _, fin, err := w.step(true); fin {
+			return err
+		}
+	}
+}
+
+// step reads once into a pooled big buffer - after a wait with a plain
+// Read, else without blocking (again: there was nothing) - and forwards
+// what it got. fin reports the end of the copy, with its result err.
+//
+//go:noinline
+func (w *waitedCopy) step(waited bool) (again, fin bool, err error) {
+	bp := getBigBuf()
+	var n int
+	if waited {
+		n, err = w.src.Read(*bp)
+	} else {
+		if w.readNow == nil {
+			if w.readNow = nonBlockingReader(w.conn); w.readNow == nil {
+				w.hot = false // cannot read without blocking: wait instead
+				bigBufPool.Put(bp)
+				return true, false, nil
+			}
+		}
+		if n, again, err = w.readNow(*bp); again {
+			w.hot = false
+			bigBufPool.Put(bp)
+			return true, false, nil
+		}
+	}
+	w.hot = n == len(*bp) && w.dl == nil
+	if n > 0 {
+		w.touch()
+	}
+	if w.dl != nil && err == nil && n >= drainAfter {
+		var m int
+		m, err = drain(w.src, w.dl, (*bp)[n:])
+		n += m
+	}
+	if n > 0 {
+		if _, werr := w.dst.Write((*bp)[:n]); werr != nil {
+			bigBufPool.Put(bp)
+			return false, true, werr
+		}
+	}
+	bigBufPool.Put(bp)
+	if err != nil {
+		return false, true, eofNil(err)
+	}
+	return false, false, nil
 }

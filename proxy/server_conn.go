@@ -230,9 +230,10 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 		dial = targetDialer(network, addr).DialContext
 	}
 	dctx, cancel := context.WithTimeout(ctx, orDefault(s.ConnectTimeout, DefaultConnectTimeout))
-	t.add(cancel)
+	forget := t.addUntil(cancel)
 	up, err = dial(dctx, network, addr)
 	cancel()
+	forget()
 	if err != nil {
 		up = nil
 		log.Warn("cannot reach target; resetting the connection", "target", s.Target, "err", err)
