@@ -344,6 +344,17 @@ func TestE2ESighupReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Close()
+	// An echo through the proxy: alice's connection is established on the
+	// proxy's side too (not still in its handshake) before the reload.
+	live.SetDeadline(time.Now().Add(10 * time.Second))
+	echo := make([]byte, 4)
+	if _, err := live.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(live, echo); err != nil || string(echo) != "ping" {
+		t.Fatalf("echo through the proxy: %q, %v", echo, err)
+	}
+	live.SetDeadline(time.Time{})
 	if _, err := dialMTLS(t, saddr, "bob"); err == nil {
 		t.Fatal("bob admitted before reload")
 	}
