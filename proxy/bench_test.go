@@ -376,3 +376,110 @@ func BenchmarkProxyIdleRSS(b *testing.B) {
 		})
 	}
 }
+
+// sockSyscalls are the system calls that work on a connection's sockets
+// (as opposed to the scheduling of threads: futex, nanosleep, poll...).
+var sockSyscalls = map[string]bool{
+	"read": true, "write": true, "readv": true, "writev": true, "recvfrom": true, "sendto": true,
+	"recvmsg": true, "sendmsg": true, "accept": true, "accept4": true, "connect": true, "close": true,
+	"shutdown": true, "socket": true, "setsockopt": true, "getsockopt": true, "getsockname": true,
+	"getpeername": true, "epoll_ctl": true, "fcntl": true, "ioctl": true,
+}
+
+// straceCounts runs `strace -c -f -p pid` until stop is called and returns
+// the calls counted: all of them, and those of sockSyscalls.
+func straceCounts(b *testing.B, pid int) (stop func() (all, sock int)) {
+	out := filepath.Join(b.TempDir(), fmt.Sprintf("strace-%d.txt", pid))
+	cmd := exec.Command("strace", "-c", "-f", "-qq", "-o", out, "-p", strconv.Itoa(pid))
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("strace: %v (install strace: apt-get install strace)", err)
+	}
+	// strace is attached once it has stopped the process's threads: wait
+	// until the tracer shows in /proc/pid/status.
+	if !waitFor(5*time.Second, func() bool {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		return strings.Contains(string(data), "TracerPid:\t"+strconv.Itoa(cmd.Process.Pid))
+	}) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		b.Fatalf("strace did not attach to %d (ptrace not permitted?)", pid)
+	}
+	return func() (all, sock int) {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		data, err := os.ReadFile(out)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 5 || f[0] == "%" || strings.HasPrefix(f[0], "-") {
+				continue
+			}
+			name := f[len(f)-1]
+			calls, err := strconv.Atoi(f[3])
+			if err != nil {
+				continue
+			}
+			if name == "total" {
+				all = calls
+			} else if sockSyscalls[name] {
+				sock += calls
+			}
+		}
+		return all, sock
+	}
+}
+
+// BenchmarkProxySyscalls counts the system calls each proxy process makes
+// per proxied connection (a connection, one byte each way, closed), with
+// strace -c attached to both: syscalls/conn-* counts all of them,
+// sock-syscalls/conn-* those on sockets (sockSyscalls). strace slows the
+// processes down, which inflates the scheduling calls (futex, nanosleep)
+// of the Go runtime; the socket calls are the comparable figure. Needs
+// strace (apt-get install strace) and ptrace permission.
+func BenchmarkProxySyscalls(b *testing.B) {
+	if _, err := exec.LookPath("strace"); err != nil {
+		b.Fatalf("strace missing (%v): apt-get install strace", err)
+	}
+	for _, pp := range pairs {
+		b.Run(pp.name, func(b *testing.B) {
+			up := startUpstream(b, nil)
+			p := pp.start(b, up.addr())
+			one, buf := []byte{1}, make([]byte, 1)
+			conn := func() {
+				c, err := net.Dial("tcp", p.local)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				if _, err := c.Write(one); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for i := 0; i < 20; i++ { // warm-up: threads, pools, session caches
+				conn()
+			}
+			stopC, stopS := straceCounts(b, p.clientPID), straceCounts(b, p.serverPID)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				conn()
+			}
+			// The last connection's teardown in the proxies follows the
+			// client's close: let it finish before detaching.
+			time.Sleep(200 * time.Millisecond)
+			b.StopTimer()
+			ca, cs := stopC()
+			sa, ss := stopS()
+			n := float64(b.N)
+			b.ReportMetric(float64(ca)/n, "syscalls/conn-client")
+			b.ReportMetric(float64(sa)/n, "syscalls/conn-server")
+			b.ReportMetric(float64(cs)/n, "sock-syscalls/conn-client")
+			b.ReportMetric(float64(ss)/n, "sock-syscalls/conn-server")
+		})
+	}
+}

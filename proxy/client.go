@@ -93,7 +93,9 @@ func (c *Client) dial(ctx context.Context, addr string, cfg *mtls.Config) (Secur
 	if cfg.ServerName == "" {
 		cfg = c.withServerName(cfg, a)
 	}
-	d := mtls.Dialer{NetDialer: &net.Dialer{Timeout: orDefault(c.ConnectTimeout, DefaultConnectTimeout)}, Config: cfg}
+	nd := targetDialer(network, a) // no keepalive to a loopback server either
+	nd.Timeout = orDefault(c.ConnectTimeout, DefaultConnectTimeout)
+	d := mtls.Dialer{NetDialer: nd, Config: cfg}
 	nc, err := d.DialContext(ctx, network, a)
 	if err != nil {
 		return nil, err

@@ -2,11 +2,11 @@ package proxy
 
 import "net"
 
-// targetDialer is the dialer of a server-mode proxy's target. TCP
-// keepalive stays on for a remote target (--unsafe-target): it finds a
-// peer that vanished. On loopback it would probe nothing - the kernel
-// closes a dead local peer's sockets - and cost four setsockopt calls per
-// connection, so it is off there.
+// targetDialer is the dialer of a server-mode proxy's target (and of a
+// client-mode proxy's mtls server). TCP keepalive stays on for a remote
+// peer: it finds a peer that vanished. On loopback it would probe nothing
+// - the kernel closes a dead local peer's sockets - and cost four
+// setsockopt calls per connection, so it is off there.
 func targetDialer(network, addr string) *net.Dialer {
 	d := &net.Dialer{}
 	if network == "unix" || loopbackAddr(addr) {

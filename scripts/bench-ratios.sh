@@ -14,7 +14,7 @@ awk '
 	bench = part[1]; pair = part[2]
 	for (i = 3; i < NF; i++) {
 		unit = $(i + 1)
-		if (unit == "handshakes/s" || unit == "MB/s" || unit == "KB/conn-client" || unit == "KB/conn-server") {
+		if (unit == "handshakes/s" || unit == "MB/s" || unit ~ /^KB\/conn-/ || unit ~ /syscalls\/conn-/) {
 			key = bench SUBSEP unit SUBSEP pair
 			cnt[key]++
 			val[key, cnt[key]] = $i + 0
@@ -43,7 +43,7 @@ END {
 			if (pl[p] == "stunnel") continue
 			m = median(order[o] SUBSEP pl[p])
 			if (s == 0) { printf "  %-26s %-22s %10.2f vs stunnel %10.2f\n", bu[1], pl[p], m, s; continue }
-			if (bu[2] ~ /^KB/) {
+			if (bu[2] ~ /^KB|syscalls/) {
 				less = (m > 0) ? sprintf("  (%.2fx less)", s / m) : ""
 				printf "  %-26s %-22s %-15s %10.2f vs %10.2f  ratio %.2f%s\n", bu[1], pl[p], bu[2], m, s, m / s, less
 			} else
