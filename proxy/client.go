@@ -104,11 +104,31 @@ func (c *Client) dial(ctx context.Context, addr string, cfg *mtls.Config) (Secur
 }
 
 func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
-	start := time.Now()
-	log := c.logger().With("conn", t.id, "mode", "client", "remote", remoteString(local))
 	c.Metrics.connOpen()
 	result := resultError
 	defer func() { c.Metrics.connClose(result) }()
+	// open's frame (the dial, its error handling and logging) is gone
+	// from this goroutine's stack by the time it waits on an idle
+	// connection for hours, so the stack can stay small.
+	p, sc, log, start, res := c.open(ctx, local, t)
+	if p == nil {
+		result = res
+		return
+	}
+	defer sc.Close()
+	// An upstream that failed (a server-mode proxy that could not reach
+	// its target resets the connection) counts as closed_with_error.
+	result = logClosed(log, p, p.run(nil), start)
+}
+
+// open dials the mtls server for one accepted connection and returns the
+// pipe ready to run, or a nil pipe and the result to count.
+//
+//go:noinline
+func (c *Client) open(ctx context.Context, local net.Conn, t *tracked) (_ *pipe, _ SecureConn, _ *slog.Logger, start time.Time, result string) {
+	start = time.Now()
+	log := c.logger().With("conn", t.id, "mode", "client", "remote", remoteString(local))
+	result = resultError
 
 	cfg := c.cur.Load()
 	hctx, cancel := context.WithTimeout(ctx, orDefault(c.HandshakeTimeout, DefaultHandshakeTimeout)+orDefault(c.ConnectTimeout, DefaultConnectTimeout))
@@ -138,19 +158,16 @@ func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
 			tc.SetLinger(0)
 		}
 		log.Warn("cannot open mtls connection to target; closing", "target", c.Target, "err", err)
-		return
+		return nil, nil, nil, start, result
 	}
 	t.add(func() { sc.Close() })
-	defer sc.Close()
 	cs := sc.ConnectionState()
 	c.Metrics.handshakeOK(cs, hsDur)
 	log = log.With("identity", cs.PeerIdentity, "local_identity", cs.LocalIdentity, "suite", cs.CipherSuiteName, "pq", cs.PostQuantum)
 	log.Info("connection open", "target", c.Target)
 	p := &pipe{a: local, b: sc, idle: c.IdleTimeout, onBytes: c.Metrics.bytesFunc(),
 		lifetime: remaining(c.MaxConnLifetime, start), closeTimeout: c.CloseTimeout}
-	// An upstream that failed (a server-mode proxy that could not reach
-	// its target resets the connection) counts as closed_with_error.
-	result = logClosed(log, p, p.run(nil), start)
+	return p, sc, log, start, resultOK
 }
 
 // sniConfig is a Config with ServerName set, for one base Config and address.

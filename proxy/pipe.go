@@ -249,7 +249,7 @@ func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
 	}
 	var dl interface{ SetReadDeadline(time.Time) error }
 	if c, ok := src.(net.Conn); ok {
-		w := waitedCopy{dst: dst, src: src, conn: c, touch: touch}
+		w := &waitedCopy{dst: dst, src: src, conn: c, touch: touch}
 		if rw, ok := c.(readableWaiter); ok {
 			w.wait, w.dl = rw.WaitReadable, c
 		} else if w.wait = readinessWaiter(c); w.wait == nil {
@@ -259,6 +259,15 @@ func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
 			return w.run()
 		}
 	}
+	return copyBuffered(dst, src, dl, touch)
+}
+
+// copyBuffered is copyLowMem for a source that cannot be waited on
+// without a buffer (kept out of copyLowMem's frame, which stays on the
+// stack of every waiting connection).
+//
+//go:noinline
+func copyBuffered(dst io.Writer, src io.Reader, dl interface{ SetReadDeadline(time.Time) error }, touch func()) error {
 	for {
 		sp := smallBufPool.Get().(*[]byte)
 		n, err := src.Read(*sp)
