@@ -63,9 +63,21 @@ bench:
 	CGO_ENABLED=0 $(GO) test -run='^$$' -bench=. -benchmem ./pairing ./bench
 
 # The proxy pair next to an stunnel4 PSK pair on the same cores.
+# The proxy pair next to stunnel4 (proxy/bench_test.go), on both pairing
+# engines (blst with cgo, circl without), then the ratios mtls/stunnel
+# (scripts/bench-ratios.sh). BENCH_PROXY_FLAGS adds go test flags
+# (-count=3, -benchtime=2s, -bench=...).
+BENCH_PROXY_FLAGS ?=
 bench-proxy: build
-	CGO_ENABLED=1 $(GO) test -run='^$$' -bench=Proxy -benchmem ./proxy
-	CGO_ENABLED=0 $(GO) test -run='^$$' -bench=ProxyHandshakes -benchmem ./proxy
+	@out=$$(mktemp); \
+	echo "== pairing engine blst (cgo)"; \
+	CGO_ENABLED=1 $(GO) test -run='^$$' -bench=Proxy -benchmem $(BENCH_PROXY_FLAGS) ./proxy | tee $$out; \
+	grep -q '^ok' $$out || { rm -f $$out; exit 1; }; \
+	./scripts/bench-ratios.sh $$out; \
+	echo; echo "== pairing engine circl (CGO_ENABLED=0)"; \
+	CGO_ENABLED=0 $(GO) test -run='^$$' -bench=ProxyHandshakes -benchmem $(BENCH_PROXY_FLAGS) ./proxy | tee $$out; \
+	grep -q '^ok' $$out || { rm -f $$out; exit 1; }; \
+	./scripts/bench-ratios.sh $$out; rm -f $$out
 
 # Checks the systemd units of deploy/ (with the built binary in place of
 # /usr/local/bin/mtls).

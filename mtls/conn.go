@@ -57,9 +57,11 @@ type Conn struct {
 	rawPlain     bool // raw held unprotected records: clear it before reuse
 	bigIn        bool // a full-size record arrived once: take full-size raw buffers
 	plainp       *[]byte
-	plain        []byte // decryption buffer (*plainp or nil)
-	plainHi      int    // plain[:plainHi] may hold plaintext
-	input        []byte // application data not yet returned by Read
+	plain        []byte  // decryption buffer (*plainp or nil)
+	plainHi      int     // plain[:plainHi] may hold plaintext
+	input        []byte  // application data not yet returned by Read
+	handp        *[]byte // pooled buffer behind hand (while it fits)
+	handHi       int     // (*handp)[:handHi] may hold handshake bytes
 	rc           syscall.RawConn
 	peekFn       func(fd uintptr) bool
 	noRawConn    bool // the underlying conn cannot be waited on without a read
@@ -342,24 +344,29 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 	// Only the goroutine that runs the handshake arms the interrupt, so a
 	// context expiring while waiting for another handshake never touches a
 	// connection that completed.
+	// No goroutine waits for ctx: the interrupt runs only if ctx ends
+	// (context.AfterFunc), which keeps a handshake's cost to the work
+	// itself.
 	stop := func() error { return nil }
 	if ctx.Done() != nil {
-		done := make(chan struct{})
-		res := make(chan error, 1)
-		go func() {
-			select {
-			case <-ctx.Done():
-				// Interrupt blocked I/O; the handshake then fails.
-				c.conn.SetDeadline(time.Unix(1, 0))
-				res <- ctx.Err()
-			case <-done:
-				res <- nil
-			}
-		}()
+		fired := make(chan struct{})
+		stopAfter := context.AfterFunc(ctx, func() {
+			// Interrupt blocked I/O; the handshake then fails.
+			c.conn.SetDeadline(time.Unix(1, 0))
+			close(fired)
+		})
 		var once sync.Once
 		var ctxErr error
 		stop = func() error {
-			once.Do(func() { close(done); ctxErr = <-res })
+			once.Do(func() {
+				if !stopAfter() {
+					// The interrupt started: wait until it has set the
+					// deadline, so that it cannot touch the connection
+					// after the handshake returned.
+					<-fired
+					ctxErr = ctx.Err()
+				}
+			})
 			return ctxErr
 		}
 		defer stop()

@@ -205,7 +205,17 @@ func (c *Conn) releaseIn() {
 		c.rpos, c.rend = 0, 0
 	}
 	if len(c.hand) == 0 {
-		c.hand = nil
+		c.releaseHand()
+	}
+}
+
+// releaseHand drops the handshake message buffer, returning its pooled
+// buffer (cleared: handshake messages are plaintext). c.in must be held.
+func (c *Conn) releaseHand() {
+	c.hand = nil
+	if c.handp != nil {
+		putBuf(c.handp, c.handHi)
+		c.handp, c.handHi = nil, 0
 	}
 }
 
@@ -263,7 +273,14 @@ func (c *Conn) writeRecordLocked(typ uint8, data []byte) error {
 
 // fill makes sure at least n bytes of raw input are buffered. c.in must be held.
 func (c *Conn) fill(n int) error {
-	if c.rawp != nil && c.rpos == c.rend && len(c.input) == 0 {
+	// During the handshake the peer is about to answer and the
+	// connection is not idle: the buffer is kept and read directly (one
+	// read where data has come, instead of a non-blocking read, a peek
+	// and a read), which the handshake's own state and stack dwarf anyway.
+	// Buffer-less waiting is for established connections, which may stay
+	// quiet for hours.
+	handshaking := !c.handshakeComplete.Load()
+	if c.rawp != nil && c.rpos == c.rend && len(c.input) == 0 && !handshaking {
 		// Buffers kept from the last record and nothing of the next one
 		// buffered: take what the socket already holds without blocking.
 		// Only if the peer is quiet do the buffers go back before the
@@ -280,8 +297,10 @@ func (c *Conn) fill(n int) error {
 	}
 	if c.rawp == nil {
 		// Nothing is buffered: wait for the peer without holding a buffer.
-		if err := c.waitReadable(); err != nil {
-			return err
+		if !handshaking {
+			if err := c.waitReadable(); err != nil {
+				return err
+			}
 		}
 		size := smallBufLen
 		if n > smallBufLen || c.bigIn {
@@ -361,6 +380,31 @@ func (c *Conn) readRecord() error { return c.readRecordOrCCS(false) }
 // It returns nil after a record that needs no further action by the caller
 // (e.g. an ignored warning alert). c.in must be held.
 func (c *Conn) readRecordOrCCS(expectCCS bool) error {
+	err := c.readOneRecord(expectCCS)
+	if err != nil && c.in.err != nil {
+		// The read direction is over for good (close_notify, a fatal
+		// alert, a broken connection): nothing will be read again, so the
+		// input buffers go back to their pools now rather than to the
+		// garbage collector with the connection. Without this, a mass
+		// close of idle connections makes each take fresh buffers.
+		c.dropIn()
+	}
+	return err
+}
+
+// dropIn returns the input buffers to their pools, whatever partial record
+// they hold, once the read direction has ended for good. c.in must be
+// held.
+func (c *Conn) dropIn() {
+	if len(c.input) != 0 {
+		return // application data still to be read points into c.plain
+	}
+	c.rpos, c.rend = 0, 0
+	c.releaseIn()
+	c.releaseHand()
+}
+
+func (c *Conn) readOneRecord(expectCCS bool) error {
 	if err := c.fatalErr(); err != nil {
 		return err
 	}
@@ -475,9 +519,15 @@ func (c *Conn) readRecordOrCCS(expectCCS bool) error {
 			return c.localFail(ciphersuite.AlertUnexpectedMessage, "handshake message where ChangeCipherSpec was expected")
 		}
 		if c.hand == nil {
-			c.hand = make([]byte, 0, 4096)
+			// Pooled, not allocated per connection; a message too long
+			// for it moves to the heap through append.
+			c.handp = getBuf(smallBufLen)
+			c.hand = (*c.handp)[:0]
 		}
 		c.hand = append(c.hand, data...)
+		if c.handp != nil && len(c.hand) <= cap(*c.handp) && &c.hand[:1][0] == &(*c.handp)[0] {
+			c.handHi = max(c.handHi, len(c.hand))
+		}
 		c.emptyRecords, c.warnings = 0, 0
 		return nil
 	}

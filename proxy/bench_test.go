@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +44,56 @@ type pair struct {
 	close      func()
 	pairLabel  string
 	serviceAdr string
+	// status listeners serving /debug/pprof (mtls pairs, with
+	// PROXY_BENCH_PPROF set)
+	clientStatus, serverStatus string
+}
+
+// profArgs are the extra flags of an mtls proxy process under
+// PROXY_BENCH_PPROF: a status listener serving /debug/pprof.
+func profArgs(b *testing.B) (addr string, args []string) {
+	if os.Getenv("PROXY_BENCH_PPROF") == "" {
+		return "", nil
+	}
+	addr = freePort(b)
+	return addr, []string{"--status", addr, "--status-pprof"}
+}
+
+// profile, with PROXY_BENCH_PPROF=DIR, takes a CPU profile of each mtls
+// proxy process of p while the benchmark runs (PROXY_BENCH_PPROF_SECONDS,
+// default 5) and writes DIR/<benchmark>-{client,server}.pprof; the
+// returned function waits for them. Inspect with go tool pprof.
+func (p *pair) profile(b *testing.B) (wait func()) {
+	dir := os.Getenv("PROXY_BENCH_PPROF")
+	if dir == "" || p.clientStatus == "" {
+		return func() {}
+	}
+	secs := os.Getenv("PROXY_BENCH_PPROF_SECONDS")
+	if secs == "" {
+		secs = "5"
+	}
+	var wg sync.WaitGroup
+	for side, addr := range map[string]string{"client": p.clientStatus, "server": p.serverStatus} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=" + secs)
+			if err != nil {
+				b.Errorf("profile of the %s: %v", side, err)
+				return
+			}
+			defer resp.Body.Close()
+			name := strings.NewReplacer("/", "-").Replace(b.Name()) + "-" + side + ".pprof"
+			f, err := os.Create(filepath.Join(dir, name))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer f.Close()
+			io.Copy(f, resp.Body)
+		}()
+	}
+	return wg.Wait
 }
 
 func freePort(b testing.TB) string {
@@ -56,11 +107,14 @@ func freePort(b testing.TB) string {
 // logging warnings only (like stunnel's debug = 3 below).
 func startOurPair(b *testing.B, service string) *pair {
 	saddr, caddr := freePort(b), freePort(b)
-	srv := startQuiet(b, saddr, "--log-level", "warn", "proxy", "server", "--listen", saddr, "--target", service,
-		"--psk-file", writePSKFile(b), "--suites", "PSK-AES128-GCM-SHA256", "--allow", "alice")
-	cli := startQuiet(b, caddr, "--log-level", "warn", "proxy", "client", "--listen", caddr, "--target", saddr,
-		"--psk-identity", "alice", "--psk", hex.EncodeToString(testKeys["alice"]), "--suites", "PSK-AES128-GCM-SHA256")
-	return &pair{local: caddr, clientPID: cli.cmd.Process.Pid, serverPID: srv.cmd.Process.Pid, pairLabel: "mtls"}
+	sstat, sprof := profArgs(b)
+	cstat, cprof := profArgs(b)
+	srv := startQuiet(b, saddr, append([]string{"--log-level", "warn", "proxy", "server", "--listen", saddr, "--target", service,
+		"--psk-file", writePSKFile(b), "--suites", "PSK-AES128-GCM-SHA256", "--allow", "alice"}, sprof...)...)
+	cli := startQuiet(b, caddr, append([]string{"--log-level", "warn", "proxy", "client", "--listen", caddr, "--target", saddr,
+		"--psk-identity", "alice", "--psk", hex.EncodeToString(testKeys["alice"]), "--suites", "PSK-AES128-GCM-SHA256"}, cprof...)...)
+	return &pair{local: caddr, clientPID: cli.cmd.Process.Pid, serverPID: srv.cmd.Process.Pid, pairLabel: "mtls",
+		clientStatus: cstat, serverStatus: sstat}
 }
 
 // startOurCSPair is startOurPair with Milagro CS keys instead of a PSK.
@@ -86,12 +140,15 @@ func startOurCSPairClassic(b *testing.B, service string) *pair {
 func startOurCSPairArgs(b *testing.B, service, label string, serverArgs ...string) *pair {
 	server, clients := milagroKeys(b, "alice@example.com")
 	saddr, caddr := freePort(b), freePort(b)
+	sstat, sprof := profArgs(b)
+	cstat, cprof := profArgs(b)
 	const suite = "TLS_MILAGRO_CS_WITH_AES_128_GCM_SHA256"
-	srv := startQuiet(b, saddr, append([]string{"--log-level", "warn", "proxy", "server", "--listen", saddr, "--target", service,
-		"--key", server, "--suites", suite, "--allow", "alice@example.com", "--permits", "optional"}, serverArgs...)...)
-	cli := startQuiet(b, caddr, "--log-level", "warn", "proxy", "client", "--listen", caddr, "--target", saddr,
-		"--key", clients["alice@example.com"], "--suites", suite)
-	return &pair{local: caddr, clientPID: cli.cmd.Process.Pid, serverPID: srv.cmd.Process.Pid, pairLabel: label}
+	srv := startQuiet(b, saddr, append(append([]string{"--log-level", "warn", "proxy", "server", "--listen", saddr, "--target", service,
+		"--key", server, "--suites", suite, "--allow", "alice@example.com", "--permits", "optional"}, serverArgs...), sprof...)...)
+	cli := startQuiet(b, caddr, append([]string{"--log-level", "warn", "proxy", "client", "--listen", caddr, "--target", saddr,
+		"--key", clients["alice@example.com"], "--suites", suite}, cprof...)...)
+	return &pair{local: caddr, clientPID: cli.cmd.Process.Pid, serverPID: srv.cmd.Process.Pid, pairLabel: label,
+		clientStatus: cstat, serverStatus: sstat}
 }
 
 // startQuiet starts the binary and waits until addr accepts connections.
@@ -182,6 +239,7 @@ func BenchmarkProxyHandshakes(b *testing.B) {
 			one := []byte{1}
 			buf := make([]byte, 1)
 			b.ResetTimer()
+			defer p.profile(b)()
 			start := time.Now()
 			for i := 0; i < b.N; i++ {
 				c, err := net.Dial("tcp", p.local)
@@ -220,6 +278,7 @@ func benchBulk(b *testing.B, streams int) {
 			data := make([]byte, chunk)
 			b.SetBytes(int64(chunk * streams))
 			b.ResetTimer()
+			defer p.profile(b)()
 			var wg sync.WaitGroup
 			errs := make(chan error, streams)
 			for _, c := range conns {
@@ -314,6 +373,113 @@ func BenchmarkProxyIdleRSS(b *testing.B) {
 				b.ReportMetric(float64(c1-c0)/n, "KB/conn-client")
 				b.ReportMetric(float64(s1-s0)/n, "KB/conn-server")
 			}
+		})
+	}
+}
+
+// sockSyscalls are the system calls that work on a connection's sockets
+// (as opposed to the scheduling of threads: futex, nanosleep, poll...).
+var sockSyscalls = map[string]bool{
+	"read": true, "write": true, "readv": true, "writev": true, "recvfrom": true, "sendto": true,
+	"recvmsg": true, "sendmsg": true, "accept": true, "accept4": true, "connect": true, "close": true,
+	"shutdown": true, "socket": true, "setsockopt": true, "getsockopt": true, "getsockname": true,
+	"getpeername": true, "epoll_ctl": true, "fcntl": true, "ioctl": true,
+}
+
+// straceCounts runs `strace -c -f -p pid` until stop is called and returns
+// the calls counted: all of them, and those of sockSyscalls.
+func straceCounts(b *testing.B, pid int) (stop func() (all, sock int)) {
+	out := filepath.Join(b.TempDir(), fmt.Sprintf("strace-%d.txt", pid))
+	cmd := exec.Command("strace", "-c", "-f", "-qq", "-o", out, "-p", strconv.Itoa(pid))
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("strace: %v (install strace: apt-get install strace)", err)
+	}
+	// strace is attached once it has stopped the process's threads: wait
+	// until the tracer shows in /proc/pid/status.
+	if !waitFor(5*time.Second, func() bool {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		return strings.Contains(string(data), "TracerPid:\t"+strconv.Itoa(cmd.Process.Pid))
+	}) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		b.Fatalf("strace did not attach to %d (ptrace not permitted?)", pid)
+	}
+	return func() (all, sock int) {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		data, err := os.ReadFile(out)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 5 || f[0] == "%" || strings.HasPrefix(f[0], "-") {
+				continue
+			}
+			name := f[len(f)-1]
+			calls, err := strconv.Atoi(f[3])
+			if err != nil {
+				continue
+			}
+			if name == "total" {
+				all = calls
+			} else if sockSyscalls[name] {
+				sock += calls
+			}
+		}
+		return all, sock
+	}
+}
+
+// BenchmarkProxySyscalls counts the system calls each proxy process makes
+// per proxied connection (a connection, one byte each way, closed), with
+// strace -c attached to both: syscalls/conn-* counts all of them,
+// sock-syscalls/conn-* those on sockets (sockSyscalls). strace slows the
+// processes down, which inflates the scheduling calls (futex, nanosleep)
+// of the Go runtime; the socket calls are the comparable figure. Needs
+// strace (apt-get install strace) and ptrace permission.
+func BenchmarkProxySyscalls(b *testing.B) {
+	if _, err := exec.LookPath("strace"); err != nil {
+		b.Fatalf("strace missing (%v): apt-get install strace", err)
+	}
+	for _, pp := range pairs {
+		b.Run(pp.name, func(b *testing.B) {
+			up := startUpstream(b, nil)
+			p := pp.start(b, up.addr())
+			one, buf := []byte{1}, make([]byte, 1)
+			conn := func() {
+				c, err := net.Dial("tcp", p.local)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				if _, err := c.Write(one); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for i := 0; i < 20; i++ { // warm-up: threads, pools, session caches
+				conn()
+			}
+			stopC, stopS := straceCounts(b, p.clientPID), straceCounts(b, p.serverPID)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				conn()
+			}
+			// The last connection's teardown in the proxies follows the
+			// client's close: let it finish before detaching.
+			time.Sleep(200 * time.Millisecond)
+			b.StopTimer()
+			ca, cs := stopC()
+			sa, ss := stopS()
+			n := float64(b.N)
+			b.ReportMetric(float64(ca)/n, "syscalls/conn-client")
+			b.ReportMetric(float64(sa)/n, "syscalls/conn-server")
+			b.ReportMetric(float64(cs)/n, "sock-syscalls/conn-client")
+			b.ReportMetric(float64(ss)/n, "sock-syscalls/conn-server")
 		})
 	}
 }

@@ -42,6 +42,7 @@ type Client struct {
 	Hint func(cfg *mtls.Config, err error) string
 
 	cur atomic.Pointer[mtls.Config]
+	sni atomic.Pointer[sniConfig] // cfg with ServerName set (withServerName)
 	loop
 }
 
@@ -92,8 +93,13 @@ func (c *Client) dial(ctx context.Context, addr string, cfg *mtls.Config) (Secur
 	if c.Dial != nil {
 		return c.Dial(ctx, addr, cfg)
 	}
-	d := mtls.Dialer{NetDialer: &net.Dialer{Timeout: orDefault(c.ConnectTimeout, DefaultConnectTimeout)}, Config: cfg}
 	network, a := SplitNetworkAddr(addr)
+	if cfg.ServerName == "" {
+		cfg = c.withServerName(cfg, a)
+	}
+	nd := targetDialer(network, a) // no keepalive to a loopback server either
+	nd.Timeout = orDefault(c.ConnectTimeout, DefaultConnectTimeout)
+	d := mtls.Dialer{NetDialer: nd, Config: cfg}
 	nc, err := d.DialContext(ctx, network, a)
 	if err != nil {
 		return nil, err
@@ -102,21 +108,42 @@ func (c *Client) dial(ctx context.Context, addr string, cfg *mtls.Config) (Secur
 }
 
 func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
-	start := time.Now()
-	log := c.logger().With("conn", t.id, "mode", "client", "remote", remoteString(local))
 	c.Metrics.connOpen()
 	result := resultError
 	defer func() { c.Metrics.connClose(result) }()
+	// open's frame (the dial, its error handling and logging) is gone
+	// from this goroutine's stack by the time it waits on an idle
+	// connection for hours, so the stack can stay small.
+	p, sc, log, start, res := c.open(ctx, local, t)
+	if p == nil {
+		result = res
+		return
+	}
+	defer sc.Close()
+	// An upstream that failed (a server-mode proxy that could not reach
+	// its target resets the connection) counts as closed_with_error.
+	result = logClosed(log, p, p.run(nil), start)
+}
+
+// open dials the mtls server for one accepted connection and returns the
+// pipe ready to run, or a nil pipe and the result to count.
+//
+//go:noinline
+func (c *Client) open(ctx context.Context, local net.Conn, t *tracked) (_ *pipe, _ SecureConn, _ *slog.Logger, start time.Time, result string) {
+	start = time.Now()
+	log := c.logger().With("conn", t.id, "mode", "client", "remote", remoteString(local))
+	result = resultError
 
 	cfg := c.cur.Load()
 	hctx, cancel := context.WithTimeout(ctx, orDefault(c.HandshakeTimeout, DefaultHandshakeTimeout)+orDefault(c.ConnectTimeout, DefaultConnectTimeout))
-	t.add(cancel)
+	forget := t.addUntil(cancel)
 	var (
 		sc  SecureConn
 		err error
 	)
 	onShortStack(func() { sc, err = c.dial(hctx, c.Target, cfg) })
 	cancel()
+	forget()
 	hsDur := time.Since(start)
 	if err != nil {
 		res := resultError
@@ -141,17 +168,39 @@ func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
 			}
 		}
 		log.Warn("cannot open mtls connection to target; closing", args...)
-		return
+		return nil, nil, nil, start, result
 	}
 	t.add(func() { sc.Close() })
-	defer sc.Close()
 	cs := sc.ConnectionState()
 	c.Metrics.handshakeOK(cs, hsDur)
 	log = log.With("identity", cs.PeerIdentity, "local_identity", cs.LocalIdentity, "suite", cs.CipherSuiteName, "pq", cs.PostQuantum)
 	log.Info("connection open", "target", c.Target, "alpn", cs.NegotiatedProtocol)
 	p := &pipe{a: local, b: sc, idle: c.IdleTimeout, onBytes: c.Metrics.bytesFunc(),
 		lifetime: remaining(c.MaxConnLifetime, start), closeTimeout: c.CloseTimeout}
-	// An upstream that failed (a server-mode proxy that could not reach
-	// its target resets the connection) counts as closed_with_error.
-	result = logClosed(log, p, p.run(nil), start)
+	return p, sc, log, start, resultOK
+}
+
+// sniConfig is a Config with ServerName set, for one base Config and address.
+type sniConfig struct {
+	base *mtls.Config
+	addr string
+	cfg  *mtls.Config
+}
+
+// withServerName returns cfg with ServerName set to the host of addr, as
+// the mtls dialer would set it on a copy of cfg for each connection; the
+// copy is made once per configuration and address, not per connection
+// (each connection keeps its Config for its lifetime).
+func (c *Client) withServerName(cfg *mtls.Config, addr string) *mtls.Config {
+	if s := c.sni.Load(); s != nil && s.base == cfg && s.addr == addr {
+		return s.cfg
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	named := cfg.Clone()
+	named.ServerName = host
+	c.sni.Store(&sniConfig{base: cfg, addr: addr, cfg: named})
+	return named
 }

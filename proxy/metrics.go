@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -311,6 +312,11 @@ type StatusHandler struct {
 	NoProbe bool
 	// Now is the clock CacheFor is measured on; nil means time.Now.
 	Now func() time.Time
+	// Pprof also serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/: CPU, heap, allocations, goroutines. Off by default:
+	// they expose the process's internals, and a CPU profile costs CPU
+	// while it runs.
+	Pprof bool
 
 	draining atomic.Bool
 
@@ -410,7 +416,28 @@ func (h *StatusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.promOnce.Do(func() { h.prom = promhttp.HandlerFor(h.Metrics.Registry, promhttp.HandlerOpts{}) })
 		h.prom.ServeHTTP(w, r)
 	default:
+		if h.Pprof && strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
+			servePprof(w, r)
+			return
+		}
 		http.NotFound(w, r)
+	}
+}
+
+// servePprof serves the net/http/pprof handlers (not through
+// http.DefaultServeMux, which importing that package also fills).
+func servePprof(w http.ResponseWriter, r *http.Request) {
+	switch strings.TrimPrefix(r.URL.Path, "/debug/pprof/") {
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	case "profile":
+		pprof.Profile(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	default: // the index, and the named profiles (heap, allocs, goroutine...)
+		pprof.Index(w, r)
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 // once data has arrived and is returned before the next blocking wait.
 // The small buffer serves other sources.
 const (
-	bigBufSize   = 32 << 10
+	bigBufSize   = 64 << 10
 	smallBufSize = 1 << 10
 )
 
@@ -220,6 +220,10 @@ func (p *pipe) copy(dst io.Writer, src net.Conn) error {
 // copyLowMem copies src to dst until EOF (then returns nil) without holding
 // a buffer while src has nothing to say.
 //
+//   - A plain TCP source whose last read filled the big buffer is read on
+//     at once without blocking (nonBlockingReader, Linux): a bulk stream
+//     costs one system call per buffer, and only when nothing is there
+//     does the buffer go back before the wait.
 //   - A plain TCP source (waitReadable, Linux) and an mtls connection
 //     (WaitReadable, which decrypts the next record without holding a
 //     buffer across the wait) are waited on first, then read with a pooled
@@ -236,48 +240,28 @@ func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
 	if touch == nil {
 		touch = func() {}
 	}
-	var (
-		wait func() error
-		dl   interface{ SetReadDeadline(time.Time) error }
-	)
+	var dl interface{ SetReadDeadline(time.Time) error }
 	if c, ok := src.(net.Conn); ok {
-		if w, ok := c.(readableWaiter); ok {
-			wait, dl = w.WaitReadable, c
-		} else if wait = readinessWaiter(c); wait == nil {
+		w := &waitedCopy{dst: dst, src: src, conn: c, touch: touch}
+		if rw, ok := c.(readableWaiter); ok {
+			w.wait, w.dl = rw.WaitReadable, c
+		} else if w.wait = readinessWaiter(c); w.wait == nil {
 			dl = c
 		}
-	}
-	for {
-		if wait != nil {
-			// Always wait first (at once when data is already there): a
-			// blocking Read here would hold the big buffer for as long as
-			// the peer stays quiet.
-			if err := wait(); err != nil {
-				return eofNil(err)
-			}
-			bp := getBigBuf()
-			n, err := src.Read(*bp)
-			if n > 0 {
-				touch()
-			}
-			if dl != nil && err == nil && n >= drainAfter {
-				var m int
-				m, err = drain(src, dl, (*bp)[n:])
-				n += m
-			}
-			if n > 0 {
-				if _, werr := dst.Write((*bp)[:n]); werr != nil {
-					bigBufPool.Put(bp)
-					return werr
-				}
-			}
-			bigBufPool.Put(bp)
-			if err != nil {
-				return eofNil(err)
-			}
-			continue
+		if w.wait != nil {
+			return w.run()
 		}
+	}
+	return copyBuffered(dst, src, dl, touch)
+}
 
+// copyBuffered is copyLowMem for a source that cannot be waited on
+// without a buffer (kept out of copyLowMem's frame, which stays on the
+// stack of every waiting connection).
+//
+//go:noinline
+func copyBuffered(dst io.Writer, src io.Reader, dl interface{ SetReadDeadline(time.Time) error }, touch func()) error {
+	for {
 		sp := smallBufPool.Get().(*[]byte)
 		n, err := src.Read(*sp)
 		full := n == len(*sp)
@@ -369,4 +353,90 @@ func eofNil(err error) error {
 		return nil
 	}
 	return err
+}
+
+// waitedCopy is copyLowMem for a source that can be waited on without a
+// buffer: run waits, step reads and forwards. The non-blocking reader of
+// a plain source is set up only once the source streams (most idle
+// connections never need it).
+type waitedCopy struct {
+	dst     io.Writer
+	src     io.Reader
+	conn    net.Conn
+	touch   func()
+	wait    func() error
+	dl      interface{ SetReadDeadline(time.Time) error } // mtls sources: drained
+	readNow func([]byte) (int, bool, error)               // plain sources, once streaming
+	hot     bool                                          // the last read filled the big buffer
+}
+
+func (w *waitedCopy) run() error {
+	for {
+		if w.hot {
+			// Streaming: read on without waiting; only if nothing is
+			// there does the buffer go back before the wait.
+			again, fin, err := w.step(false)
+			if fin {
+				return err
+			}
+			if !again {
+				continue
+			}
+		}
+		// Always wait first (at once when data is already there): a
+		// blocking Read here would hold the big buffer for as long as the
+		// peer stays quiet.
+		if err := w.wait(); err != nil {
+			return eofNil(err)
+		}
+		if _, fin, err := w.step(true); fin {
+			return err
+		}
+	}
+}
+
+// step reads once into a pooled big buffer - after a wait with a plain
+// Read, else without blocking (again: there was nothing) - and forwards
+// what it got. fin reports the end of the copy, with its result err.
+//
+//go:noinline
+func (w *waitedCopy) step(waited bool) (again, fin bool, err error) {
+	bp := getBigBuf()
+	var n int
+	if waited {
+		n, err = w.src.Read(*bp)
+	} else {
+		if w.readNow == nil {
+			if w.readNow = nonBlockingReader(w.conn); w.readNow == nil {
+				w.hot = false // cannot read without blocking: wait instead
+				bigBufPool.Put(bp)
+				return true, false, nil
+			}
+		}
+		if n, again, err = w.readNow(*bp); again {
+			w.hot = false
+			bigBufPool.Put(bp)
+			return true, false, nil
+		}
+	}
+	w.hot = n == len(*bp) && w.dl == nil
+	if n > 0 {
+		w.touch()
+	}
+	if w.dl != nil && err == nil && n >= drainAfter {
+		var m int
+		m, err = drain(w.src, w.dl, (*bp)[n:])
+		n += m
+	}
+	if n > 0 {
+		if _, werr := w.dst.Write((*bp)[:n]); werr != nil {
+			bigBufPool.Put(bp)
+			return false, true, werr
+		}
+	}
+	bigBufPool.Put(bp)
+	if err != nil {
+		return false, true, eofNil(err)
+	}
+	return false, false, nil
 }

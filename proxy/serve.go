@@ -74,6 +74,29 @@ func (t *tracked) add(f func()) {
 	t.mu.Unlock()
 }
 
+// addUntil is add for a closer needed only until the returned function
+// runs (a context's cancel, for a dial or handshake that has ended):
+// that function forgets it, so a long-lived connection does not keep it
+// (and what it holds) for its whole life.
+func (t *tracked) addUntil(f func()) (forget func()) {
+	t.mu.Lock()
+	if t.dead {
+		t.mu.Unlock()
+		f()
+		return func() {}
+	}
+	i := len(t.closers)
+	t.closers = append(t.closers, f)
+	t.mu.Unlock()
+	return func() {
+		t.mu.Lock()
+		if i < len(t.closers) {
+			t.closers[i] = nil
+		}
+		t.mu.Unlock()
+	}
+}
+
 func (t *tracked) kill() {
 	t.mu.Lock()
 	t.dead = true
@@ -81,7 +104,9 @@ func (t *tracked) kill() {
 	t.closers = nil
 	t.mu.Unlock()
 	for _, f := range cs {
-		f()
+		if f != nil {
+			f()
+		}
 	}
 }
 

@@ -66,14 +66,20 @@ func (c *serverConn) forward() string {
 // returns its result for the metrics.
 func logClosed(log *slog.Logger, p *pipe, err error, start time.Time) string {
 	result := resultOK
-	attrs := []any{"bytes_up", p.up.Load(), "bytes_down", p.down.Load(),
-		"duration", time.Since(start).Round(time.Millisecond)}
 	switch {
 	case err == errLifetime:
 		result = "lifetime"
-		attrs = append(attrs, "err", err)
 	case err != nil:
 		result = "closed_with_error"
+	}
+	if !log.Enabled(context.Background(), slog.LevelInfo) {
+		// Built only when written: a mass close must not allocate a log
+		// record per connection that nobody reads.
+		return result
+	}
+	attrs := []any{"bytes_up", p.up.Load(), "bytes_down", p.down.Load(),
+		"duration", time.Since(start).Round(time.Millisecond)}
+	if err != nil {
 		attrs = append(attrs, "err", err)
 	}
 	log.Info("connection closed", attrs...)
@@ -245,16 +251,16 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 		}
 	}
 
+	network, addr := SplitNetworkAddr(s.Target)
 	dial := s.DialTarget
 	if dial == nil {
-		d := &net.Dialer{}
-		dial = d.DialContext
+		dial = targetDialer(network, addr).DialContext
 	}
 	dctx, cancel := context.WithTimeout(ctx, orDefault(s.ConnectTimeout, DefaultConnectTimeout))
-	t.add(cancel)
-	network, addr := SplitNetworkAddr(s.Target)
+	forget := t.addUntil(cancel)
 	up, err = dial(dctx, network, addr)
 	cancel()
+	forget()
 	if err != nil {
 		up = nil
 		log.Warn("cannot reach target; resetting the connection", "target", s.Target, "err", err)

@@ -73,3 +73,68 @@ func readinessWaiter(c net.Conn) func() error {
 		return nil
 	}
 }
+
+// nonBlockingReader returns a function that reads from c what it already
+// holds, without waiting: again reports that there was nothing (EAGAIN).
+// Plain TCP and UNIX stream sources only; nil for anything else. A copy
+// that has just filled its buffer reads on with it - data is likely still
+// there - instead of peeking (readinessWaiter) and reading again: one
+// system call instead of two for each buffer of a bulk stream.
+func nonBlockingReader(c net.Conn) func(b []byte) (n int, again bool, err error) {
+	var tc interface {
+		net.Conn
+		SyscallConn() (syscall.RawConn, error)
+	}
+	switch c := c.(type) {
+	case *net.TCPConn:
+		tc = c
+	case *net.UnixConn:
+		tc = c
+	default:
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var (
+		buf   []byte
+		n     int
+		errno syscall.Errno
+		again bool
+	)
+	read := func(fd uintptr) bool {
+		for {
+			m, err := syscall.Read(int(fd), buf)
+			switch {
+			case errors.Is(err, syscall.EINTR):
+				continue
+			case errors.Is(err, syscall.EAGAIN):
+				again = true
+			case err != nil:
+				errno, _ = err.(syscall.Errno)
+			default:
+				n = m
+			}
+			return true // never wait: that is the caller's choice
+		}
+	}
+	return func(b []byte) (int, bool, error) {
+		buf, n, errno, again = b, 0, 0, false
+		if err := rc.Read(read); err != nil {
+			buf = nil
+			return 0, false, err // a deadline, or closed
+		}
+		buf = nil
+		switch {
+		case again:
+			return 0, true, nil
+		case errno != 0:
+			return 0, false, &net.OpError{Op: "read", Net: tc.LocalAddr().Network(), Source: tc.LocalAddr(),
+				Addr: tc.RemoteAddr(), Err: os.NewSyscallError("read", errno)}
+		case n == 0:
+			return 0, false, io.EOF
+		}
+		return n, false, nil
+	}
+}

@@ -153,7 +153,7 @@ func runDTLSProxy(c *cli.Context, server bool) error {
 		sl = listen.Reserve(sl)
 		// A UDP service cannot be probed without speaking its protocol:
 		// /healthz reports the proxy's own state.
-		health = &proxy.StatusHandler{Target: target, Metrics: metrics, NoProbe: true}
+		health = &proxy.StatusHandler{Target: target, Metrics: metrics, NoProbe: true, Pprof: c.Bool("status-pprof")}
 		status = &http.Server{Handler: health, ReadHeaderTimeout: 5 * time.Second}
 		go status.Serve(sl)
 		log.Info("status listening", "addr", sl.Addr().String())

@@ -90,6 +90,7 @@ func proxyFlags(server bool) []cli.Flag {
 	add(&cli.StringFlag{Name: "listen", Category: cat, Required: true, Usage: listenUsage})
 	add(&cli.StringFlag{Name: "target", Category: cat, Required: true, Usage: targetUsage})
 	add(&cli.StringFlag{Name: "status", Category: cat, Usage: "serve /healthz and /metrics (Prometheus) on `ADDR` (HOST:PORT, unix:/path or systemd:NAME)"})
+	add(&cli.BoolFlag{Name: "status-pprof", Category: cat, Usage: "also serve Go's runtime profiles (CPU, heap, goroutines) under /debug/pprof/ on --status; for profiling only: they expose the process's internals"})
 	add(&cli.StringFlag{Name: "log-format", Category: "logging", Usage: "log `FORMAT`: text or json (overrides the global flag)"})
 	add(&cli.DurationFlag{Name: "shutdown-timeout", Category: cat, Value: 30 * time.Second, Usage: "on SIGTERM/SIGINT, let live connections finish for this long, then close them"})
 	add(&cli.IntFlag{Name: "max-conns", Category: cat, Usage: "maximum concurrent connections (server: established ones; client: all); excess ones wait (0: no limit)"})
@@ -324,7 +325,7 @@ func runProxy(c *cli.Context, server bool) error {
 		}
 		// A spare descriptor keeps /healthz reachable at the open-file limit.
 		sl = listen.Reserve(sl)
-		health = &proxy.StatusHandler{Target: target, Metrics: metrics, Degraded: ren.statusCheck()}
+		health = &proxy.StatusHandler{Target: target, Metrics: metrics, Degraded: ren.statusCheck(), Pprof: c.Bool("status-pprof")}
 		status = &http.Server{
 			Handler:           health,
 			ReadHeaderTimeout: 5 * time.Second,

@@ -13,6 +13,7 @@
 package listen
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -31,7 +32,24 @@ func Listen(addr string) (net.Listener, error) {
 	case strings.HasPrefix(addr, "unix:"):
 		return listenUnix(strings.TrimPrefix(addr, "unix:"))
 	}
-	return net.Listen("tcp", addr)
+	var lc net.ListenConfig
+	if loopback(addr) {
+		// TCP keepalive probes nothing on loopback (a local peer that dies
+		// has its sockets closed by the kernel): leave it off and save four
+		// setsockopt calls per accepted connection.
+		lc.KeepAlive = -1
+	}
+	return lc.Listen(context.Background(), "tcp", addr)
+}
+
+// loopback reports whether the TCP address addr names a loopback address.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 func listenUnix(path string) (net.Listener, error) {
