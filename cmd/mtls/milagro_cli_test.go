@@ -365,7 +365,7 @@ func TestMilagroCLIHandshakes(t *testing.T) {
 		t.Errorf("server logged %d failed handshakes, want 4:\n%s", n, log)
 	}
 	for _, id := range []string{cliAlice, "node-b"} {
-		if !strings.Contains(onlyBob.stderr.String(), `access_denied`) || !strings.Contains(onlyBob.stderr.String(), `identity \"`+id+`\" is not allowed`) {
+		if !strings.Contains(onlyBob.stderr.String(), `access_denied`) || !strings.Contains(onlyBob.stderr.String(), `identity \"`+id+`\" denied: not in the allow list`) {
 			t.Errorf("--allow bob server log lacks the denial of %s:\n%s", id, onlyBob.stderr.String())
 		}
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/milagro-go/milagro/ciphersuite"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
+	"github.com/milagro-go/milagro/proxy"
 )
 
 // The hooks are set during package variable initialization, which runs
@@ -220,17 +221,15 @@ func applyMilagroServer(c *cli.Context, cfg *mtls.Config) error {
 		logger.Info("access control", "acl", "every authenticated identity")
 	}
 	if allow := c.StringSlice("allow"); len(allow) > 0 {
-		for _, id := range allow {
-			if id == "" {
-				return errors.New("invalid --allow: empty identity")
-			}
+		acl, err := proxy.NewACL(allow, nil) // the proxy's ACL: one rule for what --allow admits
+		if err != nil {
+			return fmt.Errorf("invalid --allow: %w", err)
 		}
-		allow = slices.Clone(allow)
 		logger.Info("access control", "allow", strings.Join(allow, ","))
 		inner := cfg.VerifyPeerIdentity
 		cfg.VerifyPeerIdentity = func(id string) error {
-			if !slices.Contains(allow, id) {
-				return fmt.Errorf("identity %q is not allowed", id)
+			if err := acl.Check(id); err != nil {
+				return err
 			}
 			if inner != nil {
 				return inner(id)
