@@ -19,6 +19,15 @@ func Day(t time.Time) uint64 {
 	return uint64(s / 86400)
 }
 
+// FormatDay formats a permit day as YYYY-MM-DD (UTC); a day too far out to
+// be a date is written as its number.
+func FormatDay(d uint64) string {
+	if d > 1<<40 {
+		return strconv.FormatUint(d, 10)
+	}
+	return time.Unix(int64(d)*86400, 0).UTC().Format(time.DateOnly)
+}
+
 // CheckTime returns ErrClockSkew unless |now − t| ≤ skew, t being the
 // client's time in Unix seconds.
 func CheckTime(now time.Time, t uint64, skew time.Duration) error {

@@ -21,18 +21,15 @@ package main
 //	    serving — a load balancer keeps it, an operator must act.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/milagro-go/milagro/dta"
 	"github.com/milagro-go/milagro/mtls"
-	"github.com/milagro-go/milagro/pairing"
 )
 
 func renewalFlag() cli.Flag {
@@ -102,68 +99,15 @@ func startRenewal(ctx context.Context, c *cli.Context, cfg *mtls.Config, server,
 	return &renewal{keeper: k}, nil
 }
 
-// checkRenewalKeys checks that the renewal file belongs to the keys given:
-// same kind of endpoint, same identity, same D-TAs.
+// checkRenewalKeys checks that the renewal file belongs to the keys given
+// (dta.Renewal.CheckConfig: same kind of endpoint, same identity, same
+// D-TAs), and that a client's file does not come with --permit.
 func checkRenewalKeys(c *cli.Context, cfg *mtls.Config, r *dta.Renewal, server bool) error {
-	fps := make([]pairing.Fingerprint, 0, len(r.DTAs))
-	for _, d := range r.DTAs {
-		fp, err := pairing.ParseFingerprint(d.Fingerprint)
-		if err != nil {
-			return err
-		}
-		fps = append(fps, fp)
+	if r.Kind == dta.KindClient && !server && c.IsSet("permit") {
+		return errors.New("--renewal and --permit: give one (--renewal keeps the permits itself)")
 	}
-	sameDTAs := func(what string, have []pairing.Fingerprint) error {
-		a, b := slices.Clone(have), slices.Clone(fps)
-		slices.SortFunc(a, compareFP)
-		slices.SortFunc(b, compareFP)
-		if !slices.Equal(a, b) {
-			return fmt.Errorf("the file names D-TAs %s, but %s comes from %s", pairing.FormatFingerprints(fps), what, pairing.FormatFingerprints(have))
-		}
-		return nil
-	}
-	switch r.Kind {
-	case dta.KindClient:
-		if server {
-			return errors.New("it is a CS client's (time permits are for clients); a server's renewal file comes from `mtls keys enroll` with a server code")
-		}
-		if c.IsSet("permit") {
-			return errors.New("--renewal and --permit: give one (--renewal keeps the permits itself)")
-		}
-		var id string
-		var have []pairing.Fingerprint
-		switch {
-		case cfg.CSKey != nil:
-			id, have = cfg.CSKey.ID(), cfg.CSKey.DTAs()
-		case cfg.CSToken != nil:
-			id, have = cfg.CSToken.ID(), cfg.CSToken.DTAs()
-		default:
-			return errors.New("time permits need --key (the CS client key or PIN token they are for)")
-		}
-		if id != r.Identity {
-			return fmt.Errorf("the file is for %q, but --key is for %q", r.Identity, id)
-		}
-		return sameDTAs("--key", have)
-	case dta.KindServer:
-		for _, k := range cfg.CSServerKeys {
-			if k.ID() == r.Identity {
-				return sameDTAs("--key", k.DTAs())
-			}
-		}
-		if !server {
-			return errors.New("it is a server's; a client needs its own (kind client or p2p)")
-		}
-		return fmt.Errorf("it is for server identity %q, and no --key is for that identity", r.Identity)
-	case dta.KindP2P:
-		if cfg.P2PKey == nil || cfg.P2PKey.ID() != r.Identity {
-			return fmt.Errorf("it is for P2P peer %q: give that peer's --p2p-key", r.Identity)
-		}
-		return sameDTAs("--p2p-key", cfg.P2PKey.DTAs())
-	}
-	return fmt.Errorf("unknown kind %q", r.Kind)
+	return r.CheckConfig(cfg, server)
 }
-
-func compareFP(a, b pairing.Fingerprint) int { return bytes.Compare(a[:], b[:]) }
 
 // apply plugs the permit source into a Config (after every reload too).
 func (r *renewal) apply(cfg *mtls.Config) {
