@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -26,16 +25,14 @@ func runDTLSProxy(c *cli.Context, server bool) error {
 	if server {
 		name = "proxy server"
 	}
-	log := logger
 	if f := c.String("log-format"); c.IsSet("log-format") {
 		l, err := newLogger(c.App.ErrWriter, c.String("log-level"), f)
 		if err != nil {
 			return cmdError(name, "", err)
 		}
-		log = l
-		logger = l
-		slog.SetDefault(l)
+		withLogger(c, l)
 	}
+	log := loggerOf(c)
 	for _, f := range []string{"proxy-protocol", "http-identity-header", "connect-timeout"} {
 		if c.IsSet(f) {
 			return cmdError(name, "", fmt.Errorf("--%s does not apply to --dtls (datagrams to a UDP target)", f))

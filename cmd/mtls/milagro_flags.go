@@ -138,6 +138,7 @@ func checkID(c *cli.Context, flag, path, id string) error {
 }
 
 func applyMilagroServer(c *cli.Context, cfg *mtls.Config) error {
+	log := loggerOf(c)
 	for _, f := range c.StringSlice("key") {
 		k, err := loadCombined("--key", f)
 		if err != nil {
@@ -190,7 +191,7 @@ func applyMilagroServer(c *cli.Context, cfg *mtls.Config) error {
 		}
 		cfg.CSLockout = &mtls.Lockout{Threshold: n, Backoff: b, MaxBackoff: m,
 			OnLock: func(id string, until time.Time) {
-				logger.Warn("Milagro CS identity locked out after repeated failed proofs", "id", id, "until", until.UTC().Format(time.RFC3339))
+				log.Warn("Milagro CS identity locked out after repeated failed proofs", "id", id, "until", until.UTC().Format(time.RFC3339))
 			}}
 	}
 	if f := c.String("p2p-key"); f != "" {
@@ -218,14 +219,14 @@ func applyMilagroServer(c *cli.Context, cfg *mtls.Config) error {
 		return errors.New("--allow-all cannot be combined with --allow")
 	}
 	if !c.IsSet("allow") {
-		logger.Info("access control", "acl", "every authenticated identity")
+		log.Info("access control", "acl", "every authenticated identity")
 	}
 	if allow := c.StringSlice("allow"); len(allow) > 0 {
 		acl, err := proxy.NewACL(allow, nil) // the proxy's ACL: one rule for what --allow admits
 		if err != nil {
 			return fmt.Errorf("invalid --allow: %w", err)
 		}
-		logger.Info("access control", "allow", strings.Join(allow, ","))
+		log.Info("access control", "allow", strings.Join(allow, ","))
 		inner := cfg.VerifyPeerIdentity
 		cfg.VerifyPeerIdentity = func(id string) error {
 			if err := acl.Check(id); err != nil {
@@ -310,7 +311,7 @@ func applyMilagroClient(c *cli.Context, cfg *mtls.Config) error {
 	if len(cfg.CSPermits) > 0 {
 		today := pairing.Day(time.Now())
 		if !slices.ContainsFunc(cfg.CSPermits, func(p *pairing.TimePermit) bool { return p.Day() == today }) {
-			logger.Warn("no time permit for today: servers that require permits will refuse this client",
+			loggerOf(c).Warn("no time permit for today: servers that require permits will refuse this client",
 				"today", mtls.FormatDay(today), "permits", permitDays(cfg.CSPermits))
 		}
 	}

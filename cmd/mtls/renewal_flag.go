@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
@@ -55,6 +56,7 @@ func startRenewal(ctx context.Context, c *cli.Context, cfg *mtls.Config, server,
 	if path == "" {
 		return nil, nil
 	}
+	log := loggerOf(c)
 	r, err := dta.LoadRenewal(path)
 	if err != nil {
 		return nil, fmt.Errorf("--renewal: %w", err)
@@ -66,7 +68,7 @@ func startRenewal(ctx context.Context, c *cli.Context, cfg *mtls.Config, server,
 		if !background {
 			// One connection (mtls client): fetch once; without today's
 			// permit there is no point in connecting.
-			src, err := dta.OpenPermitSource(ctx, path, dta.PermitSourceConfig{Logger: logger, Registerer: reg})
+			src, err := dta.OpenPermitSource(ctx, path, dta.PermitSourceConfig{Logger: log, Registerer: reg})
 			if src == nil {
 				return nil, fmt.Errorf("--renewal: %w", err)
 			}
@@ -74,24 +76,24 @@ func startRenewal(ctx context.Context, c *cli.Context, cfg *mtls.Config, server,
 				return nil, fmt.Errorf("--renewal: no time permit for today: %w", err)
 			}
 			if err != nil {
-				logger.Warn("time permits: today's held, the renewal failed", "err", err)
+				log.Warn("time permits: today's held, the renewal failed", "err", err)
 			}
 			return &renewal{src: src}, nil
 		}
-		src, err := startPermitSource(ctx, path, reg)
+		src, err := startPermitSource(ctx, log, path, reg)
 		if err != nil {
 			return nil, err
 		}
 		return &renewal{src: src}, nil
 	}
-	k, err := dta.OpenCredentialKeeper(ctx, path, dta.KeeperConfig{Logger: logger, Registerer: reg})
+	k, err := dta.OpenCredentialKeeper(ctx, path, dta.KeeperConfig{Logger: log, Registerer: reg})
 	if k == nil {
 		return nil, fmt.Errorf("--renewal: %w", err)
 	}
 	if err != nil {
-		logger.Warn("renewal credential: a D-TA refused it or could not be reached; retrying in the background", "err", err)
+		log.Warn("renewal credential: a D-TA refused it or could not be reached; retrying in the background", "err", err)
 	} else {
-		logger.Info("renewal credential accepted by every D-TA", "kind", r.Kind, "identity", r.Identity, "dtas", len(r.DTAs))
+		log.Info("renewal credential accepted by every D-TA", "kind", r.Kind, "identity", r.Identity, "dtas", len(r.DTAs))
 	}
 	if background {
 		go k.Run(ctx)
@@ -148,15 +150,15 @@ func (r *renewal) statusCheck() func() (string, error) {
 // startPermitSource loads the renewal file, fetches the missing permits
 // once (a failure is logged, not fatal: the refresher keeps trying) and
 // runs the refresher until ctx ends. reg may be nil.
-func startPermitSource(ctx context.Context, path string, reg prometheus.Registerer) (*dta.PermitSource, error) {
-	src, err := dta.OpenPermitSource(ctx, path, dta.PermitSourceConfig{Logger: logger, Registerer: reg})
+func startPermitSource(ctx context.Context, log *slog.Logger, path string, reg prometheus.Registerer) (*dta.PermitSource, error) {
+	src, err := dta.OpenPermitSource(ctx, path, dta.PermitSourceConfig{Logger: log, Registerer: reg})
 	if src == nil {
 		return nil, fmt.Errorf("--renewal: %w", err)
 	}
 	if err != nil {
-		logger.Warn("time permits: first renewal failed; retrying in the background", "horizon_days", src.Horizon())
+		log.Warn("time permits: first renewal failed; retrying in the background", "horizon_days", src.Horizon())
 	} else {
-		logger.Info("time permits held", "horizon_days", src.Horizon())
+		log.Info("time permits held", "horizon_days", src.Horizon())
 	}
 	go src.Run(ctx)
 	return src, nil

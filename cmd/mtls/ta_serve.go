@@ -95,6 +95,7 @@ func taInitDB(c *cli.Context) error {
 }
 
 func taServe(c *cli.Context) error {
+	log := loggerOf(c)
 	const name = "ta serve"
 	if err := noArgs(c, name); err != nil {
 		return err
@@ -114,7 +115,7 @@ func taServe(c *cli.Context) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := dta.NewServer(dta.ServerConfig{Master: m, Store: st, PermitAhead: c.Int("permit-ahead"), Logger: logger, Registerer: reg})
+	srv, err := dta.NewServer(dta.ServerConfig{Master: m, Store: st, PermitAhead: c.Int("permit-ahead"), Logger: log, Registerer: reg})
 	if err != nil {
 		return cmdError(name, "", err)
 	}
@@ -144,7 +145,7 @@ func taServe(c *cli.Context) error {
 		})
 		status = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go status.Serve(sl)
-		logger.Info("status listener", "addr", sl.Addr().String())
+		log.Info("status listener", "addr", sl.Addr().String())
 	}
 	addr := ln.Addr().String()
 	if f := c.String("addr-file"); f != "" {
@@ -158,7 +159,7 @@ func taServe(c *cli.Context) error {
 			return cmdError(name, "--addr-file", err)
 		}
 	}
-	logger.Info("D-TA serving", "dta", srv.Fingerprint().String(), "addr", addr, "db", c.String("db"), "permit_ahead", c.Int("permit-ahead"))
+	log.Info("D-TA serving", "dta", srv.Fingerprint().String(), "addr", addr, "db", c.String("db"), "permit_ahead", c.Int("permit-ahead"))
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -169,7 +170,7 @@ func taServe(c *cli.Context) error {
 	case err := <-errc:
 		return cmdError(name, "", err)
 	case s := <-sig:
-		logger.Info("draining", "signal", s.String())
+		log.Info("draining", "signal", s.String())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.Duration("drain-timeout"))
 	defer cancel()
@@ -177,8 +178,8 @@ func taServe(c *cli.Context) error {
 		status.Shutdown(ctx)
 	}
 	if err := srv.Shutdown(ctx); err != nil {
-		logger.Warn("drain incomplete", "err", err)
+		log.Warn("drain incomplete", "err", err)
 	}
-	logger.Info("stopped")
+	log.Info("stopped")
 	return nil
 }
