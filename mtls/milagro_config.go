@@ -149,7 +149,7 @@ func (c *Config) milagroClientKX(kx *ciphersuite.ClientConfig) error {
 		if err != nil {
 			return fmt.Errorf("mtls: Config.P2PKey: %w", err)
 		}
-		kx.P2P = &ciphersuite.P2PClient{Client: v.(*pairing.P2PClient), ExpectedServerID: idS}
+		kx.P2P = &ciphersuite.P2PClient{Client: v.(*pairing.P2PClient), ServerID: idS}
 	}
 	return nil
 }
@@ -182,7 +182,7 @@ func (c *Config) permitFor(now time.Time) (*pairing.TimePermit, error) {
 	if len(held) == 0 {
 		return nil, nil
 	}
-	for _, d := range append([]uint64{today}, pairing.PermitDays(now, pairing.DefaultSkew)...) {
+	for _, d := range append([]uint64{today}, pairing.PermitDays(now, pairing.DefaultClockSkew)...) {
 		for _, p := range held {
 			if p != nil && p.Day() == d {
 				return p, nil
@@ -253,7 +253,7 @@ func (c *Config) milagroServerKX(kx *ciphersuite.ServerConfig) error {
 		}
 		kx.CS = &ciphersuite.CSServer{
 			GetServer: get,
-			Skew:      c.ClockSkew, // 0: pairing.DefaultSkew
+			ClockSkew: c.ClockSkew, // 0: pairing.DefaultClockSkew
 			Permits:   mode,
 		}
 	}

@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// DefaultSkew is the default allowed difference between client and server
-// clocks (docs/protocol.md §3.2).
-const DefaultSkew = 30 * time.Second
+// DefaultClockSkew is the default allowed difference between client and
+// server clocks (docs/protocol.md §3.2).
+const DefaultClockSkew = 30 * time.Second
 
 // Day returns the permit day of t: whole days since 1970-01-01 UTC.
 func Day(t time.Time) uint64 {

@@ -59,7 +59,7 @@ func milagroCredentialFlags(server bool) []cli.Flag {
 			&cli.StringFlag{Name: "id", Category: cat, Usage: "check that --p2p-key is for `IDENTITY`"},
 			&cli.StringFlag{Name: "permits", Category: cat, Value: "required", Usage: "Milagro CS time permits: `MODE` required (revocation works only then) or optional (migration: clients with or without a permit; \"off\" is the same)"},
 			&cli.BoolFlag{Name: "require-permits", Category: cat, Usage: "same as --permits required (the default)"},
-			&cli.DurationFlag{Name: "clock-skew", Category: cat, Value: pairing.DefaultSkew, Usage: "accepted difference between a CS client's clock and ours"},
+			&cli.DurationFlag{Name: "clock-skew", Category: cat, Value: pairing.DefaultClockSkew, Usage: "accepted difference between a CS client's clock and ours"},
 			&cli.IntFlag{Name: "lockout-threshold", Category: cat, Value: ciphersuite.DefaultLockoutThreshold, Usage: "refuse a CS identity after `N` consecutive failed proofs (wrong PIN or key); 0 disables the lockout"},
 			&cli.DurationFlag{Name: "lockout-backoff", Category: cat, Value: ciphersuite.DefaultLockoutBackoff, Usage: "first lockout; each further one doubles it"},
 			&cli.DurationFlag{Name: "lockout-max", Category: cat, Value: ciphersuite.DefaultLockoutMax, Usage: "longest lockout"},
