@@ -530,7 +530,7 @@ func (s *Server) handlePermits(w http.ResponseWriter, r *http.Request) {
 	for _, d := range req.Days {
 		if d+1 < today || d > today+uint64(s.cfg.PermitAhead) || d == 0 {
 			s.writeError(w, r, http.StatusBadRequest, CodeDayOutOfRange,
-				fmt.Sprintf("day %d (%s) is outside %d..%d (yesterday to today+%d)", d, mtls.FormatDay(d), today-1, today+uint64(s.cfg.PermitAhead), s.cfg.PermitAhead))
+				fmt.Sprintf("day %d (%s) is outside %d..%d (yesterday to today+%d)", d, pairing.FormatDay(d), today-1, today+uint64(s.cfg.PermitAhead), s.cfg.PermitAhead))
 			return
 		}
 	}

@@ -192,14 +192,12 @@ func (c *Config) permitFor(now time.Time) (*pairing.TimePermit, error) {
 	days := make([]string, 0, len(held))
 	for _, p := range held {
 		if p != nil {
-			days = append(days, fmt.Sprintf("%d (%s)", p.Day(), dayString(p.Day())))
+			days = append(days, fmt.Sprintf("%d (%s)", p.Day(), pairing.FormatDay(p.Day())))
 		}
 	}
 	return nil, fmt.Errorf("no time permit for today, day %d (%s) by this machine's clock; held: %s — renew the permits (mtls keys renew) or check the clock",
-		today, dayString(today), strings.Join(days, ", "))
+		today, pairing.FormatDay(today), strings.Join(days, ", "))
 }
-
-func dayString(d uint64) string { return time.Unix(int64(d)*86400, 0).UTC().Format("2006-01-02") }
 
 // csClientFor returns the prepared CS client for a handshake at now.
 func (c *Config) csClientFor(now time.Time) (*pairing.CSClient, error) {

@@ -66,7 +66,7 @@ func keysEnrollCommands() []*cli.Command {
 
 // PermitFileName is the file name `keys enroll` and `keys renew` give the
 // permit for day d.
-func permitFileName(d uint64) string { return "permit-" + mtls.FormatDay(d) + ".pem" }
+func permitFileName(d uint64) string { return "permit-" + pairing.FormatDay(d) + ".pem" }
 
 func parseDTAFlags(vals []string) ([]dta.DTACode, error) {
 	var out []dta.DTACode
@@ -211,7 +211,7 @@ func writePermits(c *cli.Context, dir string, permits map[uint64]*pairing.TimePe
 		if err := mtls.OverwriteKey(p, tp); err != nil {
 			return err
 		}
-		fmt.Fprintf(c.App.Writer, "time permit for %s written to %s\n", mtls.FormatDay(d), p)
+		fmt.Fprintf(c.App.Writer, "time permit for %s written to %s\n", pairing.FormatDay(d), p)
 	}
 	return nil
 }

@@ -312,7 +312,7 @@ func applyMilagroClient(c *cli.Context, cfg *mtls.Config) error {
 		today := pairing.Day(time.Now())
 		if !slices.ContainsFunc(cfg.CSPermits, func(p *pairing.TimePermit) bool { return p.Day() == today }) {
 			loggerOf(c).Warn("no time permit for today: servers that require permits will refuse this client",
-				"today", mtls.FormatDay(today), "permits", permitDays(cfg.CSPermits))
+				"today", pairing.FormatDay(today), "permits", permitDays(cfg.CSPermits))
 		}
 	}
 	sid := c.String("server-id")
@@ -368,7 +368,7 @@ func checkPermitDTAs(cfg *mtls.Config, p *pairing.TimePermit, path string) error
 func permitDays(ps []*pairing.TimePermit) string {
 	var s []string
 	for _, p := range ps {
-		s = append(s, mtls.FormatDay(p.Day()))
+		s = append(s, pairing.FormatDay(p.Day()))
 	}
 	return strings.Join(s, ",")
 }
