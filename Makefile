@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/mtls
 FUZZTIME ?= 3s
 
-.PHONY: all build test unit lint fuzz demo bench bench-proxy interop peers deploy-check image image-check clean
+.PHONY: all build test unit lint fuzz demo demo-ha bench bench-proxy interop peers deploy-check image image-check clean
 
 all: build
 
@@ -48,6 +48,11 @@ interop: peers build
 
 demo: build
 	$(GO) run ./cmd/mtls demo
+
+# Two D-TAs, two `ta serve` replicas each, on one local PostgreSQL (started
+# and removed by the demo); one replica of each is killed mid-renewal.
+demo-ha: peers build
+	$(GO) run ./scripts/demo-ha $(BIN)
 
 # Benchmarks: pairing steps and per-handshake totals, AEAD records, handshakes
 # over an in-memory pipe, mtls.Conn throughput next to crypto/tls, full

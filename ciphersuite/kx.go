@@ -73,6 +73,9 @@ type ServerConfig struct {
 	// PQ is the post-quantum hybrid policy for the Milagro suites (pq.go;
 	// zero: PQPrefer). Under PQRequire the handshake accepts no PSK suite.
 	PQ PQPolicy
+	// TicketScope, if set, names the configuration that issues sessions;
+	// it is bound into every session ticket (see SessionBinding).
+	TicketScope []byte
 }
 
 // ClientHelloInfo is what a server sees of a ClientHello: its key exchange

@@ -1,7 +1,6 @@
 package ciphersuite
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -59,16 +58,9 @@ type CSServer struct {
 	// Permits is the permit policy (docs/protocol.md §3.2): required (the zero value) or
 	// optional.
 	Permits pairing.PermitMode
-	// Lockout, if set, refuses identities after repeated failed proofs.
-	Lockout *Lockout
-	// Replay, if set, refuses a valid hello seen before in the skew window.
-	Replay *ReplayCache
-	// Gate, if set, admits the pairing work (with Source naming the client).
-	Gate PairingGate
-	// Source names the client for Gate (its address); per connection.
-	Source string
-	// Context bounds the wait at Gate; nil means context.Background.
-	Context context.Context
+	// Guard, if set, is asked before any pairing and told the outcome
+	// (lockout, replay cache, pairing gate); per connection.
+	Guard HelloGuard
 	// OnDenied, if set, is called when a proof fails or a guard refuses a
 	// hello, with the client identity (unauthenticated) and the reason; it
 	// lets the caller count and log at a rate-limited level.
@@ -100,6 +92,9 @@ type P2PClient struct {
 // P2PServer holds a P2P peer's credentials when it is the TLS server.
 type P2PServer struct {
 	Server *pairing.P2PServer
+	// Guard, if set, is asked before the pairing of a ClientKeyExchange
+	// and told the outcome; per connection.
+	Guard HelloGuard
 }
 
 func (c *CSServer) skew() time.Duration {
@@ -350,6 +345,15 @@ type csServerKX struct {
 	sent     bool
 	done     bool
 	pq       *pqServer // the hybrid (nil: classic)
+	adm      Admission // from CSServer.Guard (nil without one)
+}
+
+// PeerFinished tells the guards whether the client's Finished verified:
+// only then is the handshake a success (it resets the lockout).
+func (k *csServerKX) PeerFinished(ok bool) {
+	if k.adm != nil {
+		k.adm.Finished(ok)
+	}
 }
 
 // ServerHelloExtensions is milagro_pq with the ciphertext, when hybrid.
@@ -414,14 +418,6 @@ func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServ
 		cs.denied(h.ID, "permit")
 		return nil, elementError(err, "ciphersuite: Milagro CS client %s: %s", who, permitProblem(now, h.Day, cs.skew(), cs.Permits))
 	}
-	if locked, until := cs.Lockout.Locked(h.ID, now); locked {
-		cs.denied(h.ID, "locked_out")
-		return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro CS client %s is %w until %s", who, ErrLockedOut, until.UTC().Format(time.RFC3339))}
-	}
-	if cs.Replay.Seen(data, now) {
-		cs.denied(h.ID, "replay")
-		return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro CS client %s: %w (this exact milagro_cs proof was already used)", who, ErrReplayed)}
-	}
 	// The identity policy runs before the pairing too: a denied identity
 	// costs no pairing. Both refusals are access_denied.
 	if v := cfg.VerifyPeerIdentity; v != nil {
@@ -430,41 +426,54 @@ func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServ
 			return nil, &AlertError{Alert: AlertAccessDenied, Err: fmt.Errorf("ciphersuite: Milagro CS client %s denied: %w", who, err)}
 		}
 	}
-	release := func(bool) {}
-	if cs.Gate != nil {
-		ctx := cs.Context
-		if ctx == nil {
-			ctx = context.Background()
-		}
-		r, err := cs.Gate.Acquire(ctx, cs.Source)
+	// The guards: lockout, replay (the hello is reserved before the
+	// pairing, so concurrent copies cost one), pairing gate.
+	var adm Admission
+	if cs.Guard != nil {
+		a, err := cs.Guard.Admit(&HelloAttempt{Kind: KXMilagroCS, ID: h.ID, Hello: data, Expiry: now.Add(2*cs.skew() + time.Second)})
 		if err != nil {
-			cs.denied(h.ID, "busy")
-			return nil, &AlertError{Alert: AlertHandshakeFailure, Err: fmt.Errorf("ciphersuite: Milagro CS client %s from %s: %w", who, cs.Source, err)}
+			alert := AlertHandshakeFailure
+			reason := "busy"
+			switch {
+			case errors.Is(err, ErrLockedOut):
+				alert, reason = AlertAccessDenied, "locked_out"
+			case errors.Is(err, ErrReplayed):
+				alert, reason = AlertAccessDenied, "replay"
+			case errors.Is(err, ErrDenied):
+				alert, reason = AlertAccessDenied, "denied"
+			}
+			cs.denied(h.ID, reason)
+			return nil, &AlertError{Alert: alert, Err: fmt.Errorf("ciphersuite: Milagro CS client %s: %w", who, err)}
 		}
-		release = r
+		adm = a
 	}
 	hs, err := server.Accept(cfg.Rand, h)
 	if err != nil {
-		release(false)
 		if errors.Is(err, pairing.ErrRandom) || errors.Is(err, pairing.ErrUnusable) {
+			if adm != nil {
+				adm.Proved(true) // our failure, not the client's
+			}
 			return nil, Errorf(AlertInternalError, "ciphersuite: %s: %v", s, err)
+		}
+		if adm != nil {
+			adm.Proved(false)
 		}
 		if errors.Is(err, pairing.ErrAuthFailed) {
 			cs.denied(h.ID, "bad_proof")
-			cs.Lockout.Failure(h.ID, now)
 			return nil, elementError(err, "ciphersuite: Milagro CS client %s: the proof does not verify (wrong key or PIN, a key not combined from every D-TA, a wrong permit, a key for another server identity, or a forgery)", who)
 		}
 		return nil, elementError(err, "ciphersuite: Milagro CS client %s: milagro_cs extension", who)
 	}
-	release(true)
-	cs.Lockout.Success(h.ID)
-	cs.Replay.Add(data, now, now.Add(2*cs.skew()+time.Second))
+	if adm != nil {
+		adm.Proved(true)
+	}
 	// Encapsulation only once the proof verified: a forger costs no ML-KEM.
-	return &csServerKX{cfg: cfg, suite: s, hs: hs, id: h.ID, day: h.Day, serverID: h.ServerID, pq: offer.encapsulate()}, nil
+	return &csServerKX{cfg: cfg, suite: s, hs: hs, id: h.ID, day: h.Day, serverID: h.ServerID, adm: adm, pq: offer.encapsulate()}, nil
 }
 
 // ErrLockedOut and ErrReplayed mark the refusal of a Milagro CS client by
-// the lockout (repeated failed proofs) and by the replay cache (errors.Is).
+// the lockout (repeated failed proofs) and by the replay cache (errors.Is);
+// a HelloGuard wraps them beside ErrDenied.
 var (
 	ErrLockedOut = errors.New("locked out after repeated failed proofs")
 	ErrReplayed  = errors.New("replayed ClientHello")
@@ -636,6 +645,15 @@ type p2pServerKX struct {
 	id    string
 	done  bool
 	pq    *pqServer // the hybrid (nil: classic)
+	adm   Admission // from P2PServer.Guard (nil without one)
+}
+
+// PeerFinished tells the guards whether the client's Finished verified
+// (with a wrong key it does not: that is a P2P failure).
+func (k *p2pServerKX) PeerFinished(ok bool) {
+	if k.adm != nil {
+		k.adm.Finished(ok)
+	}
 }
 
 // ServerHelloExtensions is milagro_pq with the ciphertext, when hybrid.
@@ -669,12 +687,28 @@ func (k *p2pServerKX) ProcessClientKeyExchange(body []byte) ([]byte, error) {
 		return nil, err
 	}
 	who := printable([]byte(idC))
+	if g := k.cfg.P2P.Guard; g != nil {
+		a, err := g.Admit(&HelloAttempt{Kind: KXMilagroP2P, ID: idC})
+		if err != nil {
+			alert := AlertHandshakeFailure
+			if errors.Is(err, ErrDenied) {
+				alert = AlertAccessDenied
+			}
+			return nil, &AlertError{Alert: alert, Err: fmt.Errorf("ciphersuite: %s: client %s: %w", s, who, err)}
+		}
+		k.adm = a
+	}
 	var pms []byte
 	if k.pq != nil {
 		pms, err = k.hs.FinishPQ(idC, wc, yc, k.pq.ss)
 		clear(k.pq.ss)
 	} else {
 		pms, err = k.hs.Finish(idC, wc, yc)
+	}
+	if k.adm != nil {
+		// The pairing is done; whether the key was right shows in the
+		// client's Finished (PeerFinished).
+		k.adm.Proved(true)
 	}
 	if err != nil {
 		return nil, elementError(err, "ciphersuite: %s: client %s's ClientKeyExchange", s, who)

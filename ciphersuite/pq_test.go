@@ -2,7 +2,6 @@ package ciphersuite
 
 import (
 	"bytes"
-	"context"
 	"crypto/mlkem"
 	"crypto/mlkem/mlkemtest"
 	"crypto/sha256"
@@ -226,13 +225,21 @@ func pqHello(t *testing.T, cc *ClientConfig, s *Suite) (ClientKX, *ClientHelloIn
 	return ck, h
 }
 
-// countingGate records whether the server got as far as the pairing work.
+// countingGate is a HelloGuard that records whether the server got as far
+// as asking for the pairing work.
 type countingGate struct{ n int }
 
-func (g *countingGate) Acquire(context.Context, string) (func(bool), error) {
+func (g *countingGate) Admit(*HelloAttempt) (Admission, error) {
 	g.n++
-	return func(bool) {}, nil
+	return nopAdmission{}, nil
 }
+
+func (g *countingGate) Locked(string) bool { return false }
+
+type nopAdmission struct{}
+
+func (nopAdmission) Proved(bool)   {}
+func (nopAdmission) Finished(bool) {}
 
 // TestPQServerChecks: the server's milagro_pq checks and their alerts, all
 // before any pairing, in the order of docs/protocol.md §5.1.
@@ -293,9 +300,9 @@ func TestPQServerChecks(t *testing.T) {
 			scfg := milServerConfig(t, 4)
 			scfg.PQ = tc.policy
 			gate := &countingGate{}
-			scfg.CS.Gate = gate
+			scfg.CS.Guard = gate
 			if tc.server != "" {
-				scfg.CS = &CSServer{GetServer: func(string) *pairing.CSServer { return nil }, Gate: gate}
+				scfg.CS = &CSServer{GetServer: func(string) *pairing.CSServer { return nil }, Guard: gate}
 			}
 			_, err := NewServerKX(scfg, tc.suite, h)
 			wantAlert(t, tc.name, err, tc.want)

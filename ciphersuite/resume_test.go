@@ -1,6 +1,7 @@
 package ciphersuite
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -9,19 +10,31 @@ import (
 	"github.com/milagro-go/milagro/pairing"
 )
 
+// lockedGuard is a HelloGuard that reports a fixed set of locked identities.
+type lockedGuard map[string]bool
+
+func (g lockedGuard) Admit(*HelloAttempt) (Admission, error) { return nil, errors.New("unused") }
+func (g lockedGuard) Locked(id string) bool                  { return g[id] }
+
+func csHelloFor(t *testing.T, id, serverID string) *ClientHelloInfo {
+	t.Helper()
+	data, err := marshalCSHello(&pairing.CSHello{ID: id, U: make([]byte, pairing.G1Size), V: make([]byte, pairing.G1Size), ServerID: serverID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ClientHelloInfo{Extensions: map[uint16][]byte{ExtMilagroCS: data}}
+}
+
 func TestCheckResumption(t *testing.T) {
 	now := time.Unix(1763769600+12*3600, 0)
 	today := pairing.Day(now)
-	lock := NewLockout()
-	for i := 0; i < DefaultLockoutThreshold; i++ {
-		lock.Failure("mallory", now)
-	}
 	srv := &pairing.CSServer{} // only its presence matters here
+	pskKey := []byte("k")
 	cfg := func() *ServerConfig {
 		return &ServerConfig{
 			PSK: func(id []byte) ([]byte, error) {
 				if string(id) == "client1" {
-					return []byte("k"), nil
+					return pskKey, nil
 				}
 				return nil, errors.New("unknown")
 			},
@@ -30,27 +43,48 @@ func TestCheckResumption(t *testing.T) {
 					return srv
 				}
 				return nil
-			}, Permits: pairing.PermitsRequired, Lockout: lock},
+			}, Permits: pairing.PermitsRequired, Guard: lockedGuard{"mallory": true}},
+			TicketScope: []byte("tenant-a"),
 		}
 	}
+	hello := csHelloFor(t, "alice", "srv")
+	// bound returns s with the binding the server computes now.
+	bound := func(s ResumedSession) ResumedSession {
+		b, err := cfg().SessionBinding(&s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Binding = b
+		return s
+	}
+	psk := bound(ResumedSession{Kind: KXPSK, PeerIdentity: "client1", ServerName: "a.example"})
+	cs := bound(ResumedSession{Kind: KXMilagroCS, PeerIdentity: "alice", LocalIdentity: "srv", PermitDay: today, Hello: hello})
+	mallory := bound(ResumedSession{Kind: KXMilagroCS, PeerIdentity: "mallory", LocalIdentity: "srv", PermitDay: today, Hello: csHelloFor(t, "mallory", "srv")})
+	with := func(s ResumedSession, f func(*ResumedSession)) ResumedSession { f(&s); return s }
 	cases := []struct {
 		name string
 		s    ResumedSession
 		mod  func(*ServerConfig)
 		want string // "" ok, else a substring of the error
 	}{
-		{"psk", ResumedSession{Kind: KXPSK, PeerIdentity: "client1"}, nil, ""},
+		{"psk", psk, nil, ""},
 		{"psk removed", ResumedSession{Kind: KXECDHEPSK, PeerIdentity: "client2"}, nil, "no longer known"},
-		{"psk off", ResumedSession{Kind: KXPSK, PeerIdentity: "client1"}, func(c *ServerConfig) { c.PSK = nil }, "no longer configured"},
-		{"cs", ResumedSession{Kind: KXMilagroCS, PeerIdentity: "alice", LocalIdentity: "srv", PermitDay: today}, nil, ""},
-		{"cs no key", ResumedSession{Kind: KXMilagroCS, PeerIdentity: "alice", LocalIdentity: "old", PermitDay: today}, nil, "no CS server key"},
-		{"cs yesterday's permit", ResumedSession{Kind: KXMilagroCS, PeerIdentity: "alice", LocalIdentity: "srv", PermitDay: today - 1}, nil, "permit day"},
-		{"cs no permit", ResumedSession{Kind: KXMilagroCS, PeerIdentity: "alice", LocalIdentity: "srv"}, nil, "permit day"},
-		{"cs no permit, optional now", ResumedSession{Kind: KXMilagroCS, PeerIdentity: "alice", LocalIdentity: "srv"},
-			func(c *ServerConfig) { c.CS.Permits = pairing.PermitsOptional }, ""},
-		{"cs locked", ResumedSession{Kind: KXMilagroCS, PeerIdentity: "mallory", LocalIdentity: "srv", PermitDay: today}, nil, "locked out"},
-		{"cs policy", ResumedSession{Kind: KXMilagroCS, PeerIdentity: "alice", LocalIdentity: "srv", PermitDay: today},
-			func(c *ServerConfig) { c.VerifyPeerIdentity = func(string) error { return errors.New("gone") } }, "denied"},
+		{"psk off", psk, func(c *ServerConfig) { c.PSK = nil }, "no longer configured"},
+		{"psk key rotated", psk, func(c *ServerConfig) {
+			c.PSK = func([]byte) ([]byte, error) { return []byte("rotated"), nil }
+		}, "changed"},
+		{"psk other tenant", psk, func(c *ServerConfig) { c.TicketScope = []byte("tenant-b") }, "changed"},
+		{"psk other server name", with(psk, func(s *ResumedSession) { s.ServerName = "b.example" }), nil, "changed"},
+		{"psk no binding", with(psk, func(s *ResumedSession) { s.Binding = nil }), nil, "changed"},
+		{"cs", cs, nil, ""},
+		{"cs no key", with(cs, func(s *ResumedSession) { s.LocalIdentity = "old" }), nil, "no CS server key"},
+		{"cs yesterday's permit", with(cs, func(s *ResumedSession) { s.PermitDay = today - 1 }), nil, "permit day"},
+		{"cs no permit", with(cs, func(s *ResumedSession) { s.PermitDay = 0 }), nil, "permit day"},
+		{"cs no permit, optional now", with(cs, func(s *ResumedSession) { s.PermitDay = 0 }), func(c *ServerConfig) { c.CS.Permits = pairing.PermitsOptional }, ""},
+		{"cs locked", mallory, nil, "locked out"},
+		{"cs other server identity asked", with(cs, func(s *ResumedSession) { s.Hello = csHelloFor(t, "alice", "b.example") }), nil, "asks for server identity"},
+		{"cs no milagro_cs", with(cs, func(s *ResumedSession) { s.Hello = &ClientHelloInfo{} }), nil, "no milagro_cs"},
+		{"cs policy", cs, func(c *ServerConfig) { c.VerifyPeerIdentity = func(string) error { return errors.New("gone") } }, "denied"},
 		{"p2p none", ResumedSession{Kind: KXMilagroP2P, PeerIdentity: "b", LocalIdentity: "a"}, nil, "no P2P key"},
 		{"unknown kind", ResumedSession{Kind: 99}, nil, "unknown key exchange"},
 	}
@@ -63,5 +97,18 @@ func TestCheckResumption(t *testing.T) {
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// The binding hashes the PSK; it never carries it.
+func TestSessionBindingHidesKey(t *testing.T) {
+	key := bytes.Repeat([]byte{0x5a}, 32)
+	c := &ServerConfig{PSK: func([]byte) ([]byte, error) { return key, nil }}
+	b, err := c.SessionBinding(&ResumedSession{Kind: KXPSK, PeerIdentity: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != 32 || bytes.Contains(b, key[:8]) {
+		t.Fatalf("binding %x", b)
 	}
 }

@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -137,4 +141,103 @@ func BenchmarkPermitIssuanceProcess(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkRenewalUnderFlood: a renewal (POST /v1/permits) from 127.0.0.1
+// while 256 silent connections from 127.0.0.2-5 are kept up against the
+// D-TA (they reconnect whenever the D-TA closes one). The target of
+// contract 1.2 is under 2 s per renewal.
+func BenchmarkRenewalUnderFlood(b *testing.B) {
+	d := startDTA(b, nil)
+	e, err := Enroll(context.Background(), nil, codesFor(b, []*testDTA{d}, KindClient, "bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	stop := make(chan struct{})
+	wg := silentFlood(d.addr, []string{"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"}, 64, stop)
+	defer func() { close(stop); wg.Wait() }()
+	for deadline := time.Now().Add(30 * time.Second); d.srv.adm.slots.Len() < 256; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatalf("the flood holds only %d slots", d.srv.adm.slots.Len())
+		}
+	}
+	today := pairing.Day(time.Now())
+	b.ResetTimer()
+	var worst time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if _, _, err := FetchPermits(context.Background(), nil, e.Renewal, []uint64{today}); err != nil {
+			b.Fatal(err)
+		}
+		worst = max(worst, time.Since(t0))
+	}
+	b.ReportMetric(worst.Seconds(), "worst-s")
+}
+
+// BenchmarkRenewalUnderIPv6Flood: GET /v1/info with a renewal credential
+// from 2001:db8:0:2::1 while 256 silent connections from 256 addresses of
+// one /64 (2001:db8:0:1::/64) are held open (in-memory connections with
+// those remote addresses).
+func BenchmarkRenewalUnderIPv6Flood(b *testing.B) {
+	d := startDTA(b, nil)
+	e, err := Enroll(context.Background(), nil, codesFor(b, []*testDTA{d}, KindClient, "v6bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pl := newPipeListener()
+	go d.srv.Serve(pl)
+	defer pl.Close()
+	for i := range 256 {
+		c, err := pl.dial(fmt.Sprintf("2001:db8:0:1::%x", i+1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+	}
+	cr, _ := e.Renewal.DTAs[0].cred(false)
+	b.ResetTimer()
+	var worst time.Duration
+	for i := 0; b.Loop(); i++ {
+		t0 := time.Now()
+		c, err := pl.dial(fmt.Sprintf("2001:db8:0:%x::1", i+2))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st, err := infoOver(c, cr, nil, 30*time.Second); err != nil || st != 200 {
+			b.Fatalf("%d %v", st, err)
+		}
+		worst = max(worst, time.Since(t0))
+	}
+	b.ReportMetric(worst.Seconds(), "worst-s")
+}
+
+// countWriter counts the bytes written to it.
+type countWriter struct{ n atomic.Int64 }
+
+func (w *countWriter) Write(p []byte) (int, error) { w.n.Add(int64(len(p))); return len(p), nil }
+
+// BenchmarkRefusalLogBytes: log bytes written while refused connections (a
+// handshake naming an unknown 60 KB PSK identity) arrive from 4 sources;
+// the lines are rate-limited per interval, so the log grows with time, not
+// with the number of connections (contract target: ≤ 1 MB in a 30 s flood).
+func BenchmarkRefusalLogBytes(b *testing.B) {
+	var w countWriter
+	d := startDTACfg(b, nil, "NORMAL", ServerConfig{PermitAhead: 1, Logger: slog.New(slog.NewTextHandler(&w, nil))})
+	long := "renew:client:" + strings.Repeat("x", 60000)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; b.Loop(); i++ {
+		dl := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%4))}}
+		raw, err := dl.Dial("tcp", d.addr)
+		if err != nil {
+			continue
+		}
+		raw.SetDeadline(time.Now().Add(10 * time.Second))
+		mtls.Client(raw, &mtls.Config{CipherSuites: Suites, PSKIdentity: long, PSK: make([]byte, 32)}).Handshake()
+		raw.Close()
+	}
+	b.StopTimer()
+	d.srv.quiet.flush()
+	b.ReportMetric(float64(w.n.Load()), "logB-total")
+	b.ReportMetric(time.Since(start).Seconds(), "s-flood")
 }

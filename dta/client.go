@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -110,7 +111,13 @@ func call(ctx context.Context, opt *ClientOptions, addr string, c cred, method, 
 		if errors.As(err, &he) {
 			return he
 		}
-		return err
+		// Not net/http's `Get "http://dta/v1/info": …`: the URL is
+		// internal, the address is what the user gave.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("cannot reach the D-TA at %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseSize+1))

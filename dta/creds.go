@@ -39,7 +39,7 @@ func CheckIdentity(kind Kind, id string) error {
 		return nil
 	}
 	if err := pairing.CheckID(id); err != nil {
-		return fmt.Errorf("dta: identity %q: %w", id, err)
+		return fmt.Errorf("dta: identity %q: %w", cutID(id), err)
 	}
 	return nil
 }

@@ -1,11 +1,15 @@
 // Package dta runs a distributed trust authority (D-TA) as a network service
-// and is the client that talks to one (docs/protocol.md §7).
+// and is the client that talks to one (docs/protocol.md §7, contract 1.2).
 //
-// For an operator: Open a Store (SQLite, one file per D-TA), create
-// enrollment codes with Store.CreateCode, and serve shares and daily time
-// permits with NewServer(...).Serve over this project's own TLS (ECDHE_PSK
-// only: an enrollment code or a renewal credential is the pre-shared key).
-// Revoke, reinstate, list and audit work on the same store while it runs.
+// For an operator: Open a Store (an SQLite file, or a PostgreSQL URL shared
+// by several replicas of one D-TA), create enrollment codes with
+// Store.CreateCode, and serve shares and daily time permits with
+// NewServer(...).Serve over this project's own TLS (ECDHE_PSK only: an
+// enrollment code or a renewal credential is the pre-shared key). Revoke,
+// reinstate, list and audit work on the same store while it runs. The audit
+// log is hash-chained in Merkle-rooted batches; Store.VerifyAudit (`ta audit
+// --verify`) proves that no row was removed or changed and that the tables
+// agree with it.
 //
 // For an endpoint: Enroll contacts every D-TA with its one-time code,
 // checks each share's D-TA fingerprint and combines the shares locally (the
@@ -27,5 +31,14 @@
 // names the secret it holds in its TLS server_name, "k<16 hex>.dta.invalid"
 // (the first 8 bytes of SHA-256("MTLS1-DTA-KEYID" ‖ secret)); the D-TA uses
 // the pending secret only when that name matches it, and promotes it on its
-// first successful use.
+// first successful use, on any endpoint.
+//
+// What the service spends on strangers is bounded before it is spent
+// (listener.go): admission per source (IPv4 address, IPv6 /64) at accept
+// time, fair handshake slots freed by a short deadline, rate-limited logs.
+// There are no session tickets: every connection is a full handshake with
+// the credential's current secret, re-checked on every request of a
+// kept-alive connection (connguard.go). Tomorrow's permit is issued only in
+// the last PermitAheadHours of today, which bounds how long a revoked
+// identity keeps working (window.go).
 package dta

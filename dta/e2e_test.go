@@ -81,7 +81,9 @@ func TestEndToEnd(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		d := newDTADir(t, root, i)
 		ds = append(ds, d)
-		ps = append(ps, d.serve(t))
+		// Tomorrow's permit at any hour (this test runs on real time
+		// and crosses a fake midnight); the window is tested on its own.
+		ps = append(ps, d.serve(t, "--permit-ahead-hours", "24"))
 	}
 	ep := filepath.Join(root, "endpoint")
 	os.Mkdir(ep, 0o700)
@@ -180,7 +182,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("permit source from the renewal file", func(t *testing.T) {
-		src, err := OpenPermitSource(context.Background(), filepath.Join(ep, "alice.renewal"), PermitSourceConfig{Logger: quietLogger()})
+		src, err := OpenPermitSource(context.Background(), filepath.Join(ep, "alice.renewal"), PermitSourceConfig{Logger: quietLogger(), PermitAheadHours: 24})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,9 +342,18 @@ func TestEndToEnd(t *testing.T) {
 		if string(before) != string(after) {
 			t.Fatal("a failed renewal changed the permit file")
 		}
-		mustMtls(t, ds[1].dir, "ta", "reinstate", "--db", ds[1].db, "--kind", "client", "--id", "alice@example.com")
+		out := mustMtls(t, ds[1].dir, "ta", "reinstate", "--db", ds[1].db, "--kind", "client", "--id", "alice@example.com")
+		if !strings.Contains(out, "fresh code") {
+			t.Fatalf("ta reinstate does not say a fresh code is needed: %s", out)
+		}
+		// The old (possibly stolen) renewal secret stays dead.
+		if errOut, err := renew(); err == nil || !strings.Contains(errOut, ds[1].fp) {
+			t.Fatalf("the old renewal secret works after reinstate: err %v, stderr %s", err, errOut)
+		}
+		args := append(enrollArgs("client", "alice@example.com", "alice"), "--force")
+		mustMtls(t, ep, args...)
 		if errOut, err := renew(); err != nil {
-			t.Fatalf("reinstated: %v %s", err, errOut)
+			t.Fatalf("reinstated and re-enrolled: %v %s", err, errOut)
 		}
 	})
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/milagro-go/milagro/ciphersuite"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -179,7 +180,7 @@ func Enroll(ctx context.Context, opt *ClientOptions, codes []DTACode) (*Enrollme
 		}
 		tp, err := pairing.CombineTimePermits(ps...)
 		if err != nil {
-			return nil, fmt.Errorf("dta: permits for day %d: %w", d, err)
+			return nil, fmt.Errorf("dta: permits for %s: %w", formatDays([]uint64{d}), err)
 		}
 		e.Permits[d] = tp
 	}
@@ -194,6 +195,11 @@ func preflight(ctx context.Context, opt *ClientOptions, codes []DTACode) error {
 			var info InfoResponse
 			cr := cred{identity: "enroll:" + c.Code.ID.String(), psk: c.Code.Secret[:]}
 			if err := call(ctx, opt, c.Address, cr, http.MethodGet, "/v1/info", nil, &info); err != nil {
+				var ae *ciphersuite.AlertError
+				if errors.As(err, &ae) && ae.Alert == ciphersuite.AlertUnknownPSKIdentity {
+					err = fmt.Errorf("the D-TA answering at %s does not know code %s (%w): the code belongs to D-TA %s; is %s that D-TA's address? (its operator's `mtls ta list` shows its fingerprint)",
+						c.Address, c.Code.ID, err, c.Code.DTA, c.Address)
+				}
 				errs[i] = err
 				return
 			}
@@ -306,7 +312,7 @@ func FetchPermits(ctx context.Context, opt *ClientOptions, r *Renewal, days []ui
 			}
 			for _, day := range days {
 				if got[day] == nil {
-					errs[i] = fmt.Errorf("no permit for day %d in the answer", day)
+					errs[i] = fmt.Errorf("no permit for %s in the answer", formatDays([]uint64{day}))
 					return
 				}
 				shares[i] = append(shares[i], got[day])
@@ -334,7 +340,7 @@ func FetchPermits(ctx context.Context, opt *ClientOptions, r *Renewal, days []ui
 		}
 		tp, err := pairing.CombineTimePermits(ps...)
 		if err != nil {
-			return nil, changed, fmt.Errorf("dta: permit for day %d: %w", day, err)
+			return nil, changed, fmt.Errorf("dta: permit for %s: %w", formatDays([]uint64{day}), err)
 		}
 		permits[day] = tp
 	}

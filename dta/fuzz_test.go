@@ -75,7 +75,7 @@ func FuzzParseRenewal(f *testing.F) {
 // the empty bodies of /v1/enroll and /v1/renew).
 func FuzzRequestBodies(f *testing.F) {
 	for _, s := range []string{`{"days":[20000]}`, `{"days":[1,2,3,4,5,6,7,8,9]}`, `{"days":[1,1]}`, `{"days":[]}`,
-		`{"days":[1]} {"days":[2]}`, `{"days":[1],"x":1}`, `{}`, ``, `  `, `{"days":[-1]}`, `{"days":[1e30]}`, `[`} {
+		`{"days":[1]} {"days":[2]}`, `{"days":[1],"x":1}`, `{"Days":[1]}`, `{"days":[1],"days":[2]}`, `{}`, ``, `  `, `{"days":[-1]}`, `{"days":[1e30]}`, `[`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -136,6 +136,29 @@ func FuzzResponses(f *testing.F) {
 			if tp, err := DecodePermit(fp, r.Identity, p); err == nil && (tp.Day() != p.Day || !tp.IsShare()) {
 				t.Fatal("decoded permit differs")
 			}
+		}
+	})
+}
+
+func FuzzParseDeployment(f *testing.F) {
+	for _, s := range []string{
+		`{"version":1,"dtas":[{"fingerprint":"0011223344556677","address":"dta1.example.com:7001"}]}`,
+		`{"version":1,"dtas":[{"fingerprint":"0011223344556677","address":"a:1"},{"fingerprint":"0011223344556677","address":"b:1"}]}`,
+		`{"version":2,"dtas":[]}`, `{"Version":1}`, `{"version":1,"dtas":[{"fingerprint":"00112233445566ZZ","address":"a:1"}]}`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := ParseDeployment(b)
+		if err != nil {
+			return
+		}
+		out, err := d.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseDeployment(out); err != nil {
+			t.Fatalf("a parsed deployment does not re-parse: %v", err)
 		}
 	})
 }

@@ -34,7 +34,10 @@ func startDTASync(t testing.TB, sync string) *testDTA { return startDTAOpts(t, n
 
 func startDTAOpts(t testing.TB, now func() time.Time, ahead int, sync string) *testDTA {
 	t.Helper()
-	return startDTACfg(t, now, sync, ServerConfig{PermitAhead: ahead})
+	// Every day up to today+ahead is issued at any hour (the window of
+	// contract 1.1), so that tests on real time pass at any time of day;
+	// the tests of the window itself set PermitAheadHours.
+	return startDTACfg(t, now, sync, ServerConfig{PermitAhead: ahead, PermitAheadHours: 24 * ahead})
 }
 
 // startDTACfg starts a D-TA with cfg (Master, Store, Logger and Now are
@@ -50,7 +53,10 @@ func startDTACfg(t testing.TB, now func() time.Time, sync string, cfg ServerConf
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Master, cfg.Store, cfg.Logger, cfg.Now = m, st, quietLogger(), now
+	cfg.Master, cfg.Store, cfg.Now = m, st, now
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
 	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)

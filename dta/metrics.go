@@ -21,7 +21,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "mtls_dta_handshake_failures_total", Help: "Failed TLS handshakes by alert (unknown_psk_identity, bad_record_mac, …).",
 		}, []string{"reason"}),
 		slowed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "mtls_dta_slowed_connections_total", Help: "Connections delayed because their address kept failing handshakes.",
+			Name: "mtls_dta_slowed_connections_total", Help: "Connections refused at accept (held, then closed) because their source (IPv4 address or IPv6 /64) spent its budget of failed handshakes.",
 		}),
 	}
 	reg.MustRegister(m.requests, m.issued, m.hsFailures, m.slowed)

@@ -36,7 +36,7 @@ func throughMidnight(t *testing.T, renewalPath string, key *pairing.CSClientKey,
 	reg := prometheus.NewRegistry()
 	never := make(chan time.Time) // Run wakes only when kicked
 	src, err := NewPermitSource(PermitSourceConfig{
-		Renewal: r, Now: now, Logger: quietLogger(), Registerer: reg, MaxJitter: time.Second,
+		Renewal: r, Now: now, Logger: quietLogger(), Registerer: reg, MaxJitter: time.Second, PermitAheadHours: 24,
 		After: func(time.Duration) <-chan time.Time { return never },
 	})
 	if err != nil {

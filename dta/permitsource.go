@@ -28,9 +28,14 @@ type PermitSourceConfig struct {
 	Rand            io.Reader        // jitter; nil: crypto/rand
 	Logger          *slog.Logger     // nil: slog.Default()
 	Registerer      prometheus.Registerer
+	// PermitAheadHours is when the D-TAs start issuing the next day's
+	// permit: that many hours before midnight (default
+	// DefaultPermitAheadHours; /v1/info reports a D-TA's setting). The
+	// source fetches tomorrow's permit only from then on.
+	PermitAheadHours int
 	// MaxJitter spreads the fetch of the next day's permit over
-	// [midnight, midnight + MaxJitter) so that a fleet does not hit the
-	// D-TAs at once (default 2 h). Backoff after a failure starts at
+	// [window start, window start + MaxJitter), at most half the window,
+	// so that a fleet does not hit the D-TAs at once (default 2 h). Backoff after a failure starts at
 	// MinBackoff (default 30 s) and doubles up to MaxBackoff (default 15 min).
 	MaxJitter, MinBackoff, MaxBackoff time.Duration
 	// Fetch replaces FetchPermits (tests).
@@ -79,6 +84,12 @@ func NewPermitSource(cfg PermitSourceConfig) (*PermitSource, error) {
 	}
 	if cfg.MaxJitter == 0 {
 		cfg.MaxJitter = 2 * time.Hour
+	}
+	if cfg.PermitAheadHours <= 0 {
+		cfg.PermitAheadHours = DefaultPermitAheadHours
+	}
+	if w := cfg.window() / 2; cfg.MaxJitter > w {
+		cfg.MaxJitter = w
 	}
 	if cfg.MinBackoff == 0 {
 		cfg.MinBackoff = 30 * time.Second
@@ -200,21 +211,32 @@ func (p *PermitSource) Health() error {
 	return fmt.Errorf("degraded: %s", why)
 }
 
+func (c *PermitSourceConfig) window() time.Duration {
+	return time.Duration(c.PermitAheadHours) * time.Hour
+}
+
+// tomorrowDue reports whether the D-TAs issue tomorrow's permit at now.
+func (p *PermitSource) tomorrowDue(now time.Time) bool {
+	return !now.Before(nextMidnight(now).Add(-p.cfg.window()))
+}
+
 func nextMidnight(now time.Time) time.Time {
 	return time.Unix(int64(pairing.Day(now)+1)*86400, 0)
 }
 
-// missing returns which of today and tomorrow are not held.
+// missing returns which of today and tomorrow are not held (tomorrow only
+// once the D-TAs issue it).
 func (p *PermitSource) missing(now time.Time) []uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.updateLocked(now)
 	today := pairing.Day(now)
 	var out []uint64
-	for _, d := range []uint64{today, today + 1} {
-		if p.permits[d] == nil {
-			out = append(out, d)
-		}
+	if p.permits[today] == nil {
+		out = append(out, today)
+	}
+	if p.permits[today+1] == nil && p.tomorrowDue(now) {
+		out = append(out, today+1)
 	}
 	return out
 }
@@ -240,14 +262,14 @@ func (p *PermitSource) Refresh(ctx context.Context) error {
 		} else {
 			p.failTotal.WithLabelValues("all").Inc()
 		}
-		p.log.Warn("time permit renewal failed; keeping the permits held", "days", days, "err", err, "horizon_days", p.horizonLocked(pairing.Day(p.cfg.Now())))
+		p.log.Warn("time permit renewal failed; keeping the permits held", "days", formatDays(days), "err", err, "horizon_days", p.horizonLocked(pairing.Day(p.cfg.Now())))
 		return err
 	}
 	for _, d := range days {
 		tp := m[d]
 		if tp == nil || tp.IsShare() || tp.Day() != d {
 			p.failures++
-			p.lastErr = fmt.Errorf("dta: renewal returned no combined permit for day %d", d)
+			p.lastErr = fmt.Errorf("dta: renewal returned no combined permit for %s", formatDays([]uint64{d}))
 			return p.lastErr
 		}
 		p.permits[d] = tp
@@ -255,7 +277,7 @@ func (p *PermitSource) Refresh(ctx context.Context) error {
 	p.failures, p.lastErr = 0, nil
 	p.okTotal.Inc()
 	p.updateLocked(p.cfg.Now())
-	p.log.Info("time permits renewed", "days", days)
+	p.log.Info("time permits renewed", "days", formatDays(days))
 	return nil
 }
 
@@ -279,8 +301,8 @@ func (p *PermitSource) jitter(max time.Duration) time.Duration {
 }
 
 // nextWait says how long Run sleeps: after a failure, the backoff (with
-// jitter, at most until the next check is useful); with everything held,
-// until the next midnight plus jitter (tomorrow's permit then becomes due).
+// jitter); with everything due held, until the D-TAs start issuing the
+// next day's permit (PermitAheadHours before midnight) plus jitter.
 func (p *PermitSource) nextWait(now time.Time, failed bool) time.Duration {
 	p.mu.Lock()
 	n := p.failures
@@ -293,7 +315,11 @@ func (p *PermitSource) nextWait(now time.Time, failed bool) time.Duration {
 		d = min(d, p.cfg.MaxBackoff)
 		return d/2 + p.jitter(d/2+1)
 	}
-	return nextMidnight(now).Sub(now) + p.jitter(p.cfg.MaxJitter)
+	due := nextMidnight(now).Add(-p.cfg.window())
+	if !now.Before(due) {
+		due = due.Add(24 * time.Hour)
+	}
+	return due.Sub(now) + p.jitter(p.cfg.MaxJitter)
 }
 
 // Run keeps the permits current until ctx ends.

@@ -60,7 +60,7 @@ func TestPermitSourceThroughMidnight(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(int64(realToday+1)*86400-60, 0)} // 23:59:00 of real today
 	reg := prometheus.NewRegistry()
 	src, err := NewPermitSource(PermitSourceConfig{
-		Renewal: e.Renewal, Now: clock.Now, Logger: quietLogger(), Registerer: reg,
+		Renewal: e.Renewal, Now: clock.Now, Logger: quietLogger(), Registerer: reg, PermitAheadHours: 48,
 		After: func(d time.Duration) <-chan time.Time { return time.After(min(d, 5*time.Millisecond)) },
 	})
 	if err != nil {

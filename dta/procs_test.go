@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	code := m.Run()
+	stopPG()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -38,6 +39,12 @@ func TestMain(m *testing.M) {
 func mtlsBin(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
+		// DTA_TEST_MTLS_BIN runs the tests against another build (to
+		// check that a test fails against an older version).
+		if p := os.Getenv("DTA_TEST_MTLS_BIN"); p != "" {
+			binPath = p
+			return
+		}
 		binPath = filepath.Join(binDir, "mtls")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()

@@ -20,6 +20,8 @@ type Renewal struct {
 	Kind     Kind         `json:"kind"`
 	Identity string       `json:"identity"`
 	DTAs     []RenewalDTA `json:"dtas"`
+	// Deployment is the deployment file enrolled against, if any.
+	Deployment *Deployment `json:"deployment,omitempty"`
 }
 
 // RenewalDTA is one D-TA's entry of a Renewal.
@@ -75,6 +77,11 @@ func ParseRenewal(data []byte) (*Renewal, error) {
 	}
 	if len(r.DTAs) == 0 || len(r.DTAs) > maxRenewalDTAs {
 		return nil, fmt.Errorf("dta: renewal file: want 1..%d D-TAs, have %d", maxRenewalDTAs, len(r.DTAs))
+	}
+	if r.Deployment != nil {
+		if err := r.Deployment.check(); err != nil {
+			return nil, fmt.Errorf("dta: renewal file: %w", err)
+		}
 	}
 	seen := map[pairing.Fingerprint]bool{}
 	for i := range r.DTAs {

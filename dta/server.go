@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/milagro-go/milagro/ciphersuite"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
@@ -32,37 +30,59 @@ type ServerConfig struct {
 	Master *pairing.MasterShare // this D-TA's master share (not stored in Store)
 	Store  *Store
 	// PermitAhead is how many days ahead of today permits are issued
-	// (default 1: today and tomorrow; at most 7).
-	PermitAhead int
-	Logger      *slog.Logger          // nil: slog.Default()
-	Now         func() time.Time      // nil: time.Now
-	Rand        io.Reader             // nil: crypto/rand
-	Registerer  prometheus.Registerer // nil: a private registry (see Server.Gatherer)
-	// HandshakeTimeout bounds each TLS handshake (default 10 s);
-	// MaxHandshakes bounds handshakes in progress (default 256), and
-	// MaxHandshakesPerAddr those from one IP address (default 64: clients
-	// behind one NAT share an address).
+	// (default 1: today and tomorrow; at most 7). A day that has not begun
+	// is issued only in the last PermitAheadHours before it does (default
+	// DefaultPermitAheadHours, at most 168): this bounds how long a
+	// revoked identity keeps working (window.go).
+	PermitAhead      int
+	PermitAheadHours int
+	Logger           *slog.Logger          // nil: slog.Default()
+	Now              func() time.Time      // nil: time.Now
+	Rand             io.Reader             // nil: crypto/rand
+	Registerer       prometheus.Registerer // nil: a private registry (see Server.Gatherer)
+	// HandshakeTimeout bounds each TLS handshake and so how long a silent
+	// connection holds a handshake slot (default 5 s); MaxHandshakes
+	// bounds handshakes in progress (default 256), and MaxHandshakesPerAddr
+	// those from one source, an IPv4 address or an IPv6 /64 (default 64:
+	// clients behind one NAT share an address). See listener.go.
 	HandshakeTimeout     time.Duration
 	MaxHandshakes        int
 	MaxHandshakesPerAddr int
+	// FailureRate and FailureBurst size each source's budget of failed
+	// handshakes (a token bucket; defaults 5 per second, burst 20): a
+	// source that has spent it is refused at accept until it refills.
+	FailureRate  float64
+	FailureBurst int
+	// AuditSealInterval is how often the service chains new audit rows
+	// under a head (audit_chain.go; default 2 s): the longest a fresh row
+	// stays unprovable.
+	AuditSealInterval time.Duration
 }
 
 // Server is a running D-TA service. Make it with NewServer.
 type Server struct {
-	cfg     ServerConfig
-	priv    *ecdh.PrivateKey
-	fp      pairing.Fingerprint
-	log     *slog.Logger
-	now     func() time.Time
-	rand    io.Reader
-	tlsCfg  *mtls.Config
-	m       *metrics
-	reg     *prometheus.Registry
-	limiter *failLimiter
-	http    *http.Server
+	cfg   ServerConfig
+	priv  *ecdh.PrivateKey
+	fp    pairing.Fingerprint
+	log   *slog.Logger
+	now   func() time.Time
+	rand  io.Reader
+	m     *metrics
+	reg   *prometheus.Registry
+	adm   *admitter
+	quiet *quietLog
+	http  *http.Server
 
-	mu  sync.Mutex
-	lns []*hsListener
+	refusals *refusalMeter
+	health   healthCache
+
+	mu        sync.Mutex
+	lns       []*hsListener
+	quietOnce sync.Once
+	quietDone chan struct{}
+	stopOnce  sync.Once
+
+	sealer auditSealer
 }
 
 // NewServer prepares a service: it binds the store to the master share
@@ -77,8 +97,14 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.PermitAhead < 0 || cfg.PermitAhead > maxPermitAheadDays {
 		return nil, fmt.Errorf("dta: PermitAhead %d outside 1..%d", cfg.PermitAhead, maxPermitAheadDays)
 	}
+	if cfg.PermitAheadHours == 0 {
+		cfg.PermitAheadHours = DefaultPermitAheadHours
+	}
+	if cfg.PermitAheadHours < 0 || cfg.PermitAheadHours > maxPermitAheadHours {
+		return nil, fmt.Errorf("dta: PermitAheadHours %d outside 1..%d", cfg.PermitAheadHours, maxPermitAheadHours)
+	}
 	if cfg.HandshakeTimeout == 0 {
-		cfg.HandshakeTimeout = 10 * time.Second
+		cfg.HandshakeTimeout = 5 * time.Second
 	}
 	if cfg.MaxHandshakes == 0 {
 		cfg.MaxHandshakes = 256
@@ -107,44 +133,48 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		reg = s.reg
 	}
 	s.m = newMetrics(reg)
-	s.limiter = newFailLimiter(s.now)
-	s.tlsCfg = &mtls.Config{
-		Rand:             s.rand,
-		Time:             s.now,
-		CipherSuites:     Suites,
-		HandshakeTimeout: cfg.HandshakeTimeout,
-		// The client's server_name names which renewal secret it holds
-		// during a rotation (creds.go keyID), so the PSK callback needs it.
-		GetConfigForClient: func(hi *mtls.ClientHelloInfo) (*mtls.Config, error) {
-			c := s.baseTLS()
-			c.GetServerPSK = func(identity string) ([]byte, error) { return s.psk(identity, hi.ServerName) }
-			return c, nil
-		},
-		GetServerPSK: func(identity string) ([]byte, error) { return s.psk(identity, "") },
-	}
+	s.sealer.init(s, reg)
+	s.adm = newAdmitter(&cfg, s.now)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mtls_dta_handshakes_in_progress", Help: "Connections holding a handshake slot.",
+	}, func() float64 { return float64(s.adm.slots.Len()) }))
+	s.quiet = newQuietLog(s.log, s.now)
+	s.refusals = newRefusalMeter(s)
+	s.quietDone = make(chan struct{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/enroll", s.handleEnroll)
 	mux.HandleFunc("POST /v1/permits", s.handlePermits)
 	mux.HandleFunc("POST /v1/renew", s.handleRenew)
 	mux.HandleFunc("GET /v1/info", s.handleInfo)
+	allow := map[string]string{"/v1/enroll": "POST", "/v1/permits": "POST", "/v1/renew": "POST", "/v1/info": "GET"}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if m, ok := allow[r.URL.Path]; ok {
+			w.Header().Set("Allow", m)
+			s.writeError(w, r, http.StatusMethodNotAllowed, CodeBadRequest, r.URL.Path+" takes "+m+", not "+r.Method)
+			return
+		}
 		s.writeError(w, r, http.StatusNotFound, CodeBadRequest, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           s.recheck(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    8 << 10,
-		ConnContext:       mtls.ConnContext,
+		ConnContext:       connContext,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
 }
 
+// baseTLS is the TLS configuration every connection starts from. Session
+// tickets are off: a resumed session would skip the PSK, so a secret
+// replaced by re-enrollment or rotation would keep working through a
+// ticket issued under it.
 func (s *Server) baseTLS() *mtls.Config {
-	return &mtls.Config{Rand: s.rand, Time: s.now, CipherSuites: Suites, HandshakeTimeout: s.cfg.HandshakeTimeout}
+	return &mtls.Config{Rand: s.rand, Time: s.now, CipherSuites: Suites, HandshakeTimeout: s.cfg.HandshakeTimeout,
+		SessionTicketsDisabled: true}
 }
 
 // Fingerprint returns the D-TA's fingerprint.
@@ -173,9 +203,25 @@ func (s *Server) psk(identity, serverName string) ([]byte, error) {
 		psk, err = s.cfg.Store.renewalPSK(s.priv, id.Kind, id.Identity, serverName)
 	}
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		s.log.Error("PSK lookup failed", "psk_identity", identity, "err", err)
+		s.log.Error("PSK lookup failed", "psk_identity", cutID(identity), "err", err)
 	}
 	return psk, err
+}
+
+// housekeep writes the summaries of rate-limited log lines and refusals
+// every interval, and once more at Shutdown.
+func (s *Server) housekeep() {
+	t := time.NewTicker(quietInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.quiet.flush()
+			s.refusals.flush(false)
+		case <-s.quietDone:
+			return
+		}
+	}
 }
 
 // Handler returns the HTTP handler of the API. Requests must arrive over a
@@ -183,164 +229,30 @@ func (s *Server) psk(identity, serverName string) ([]byte, error) {
 // tests and fuzzing.
 func (s *Server) Handler() http.Handler { return s.http.Handler }
 
-// Serve accepts connections on ln, runs the TLS handshake for each (at most
-// MaxHandshakes at once, slowing down addresses that keep failing) and
-// serves the API. It returns after Shutdown with http.ErrServerClosed.
+// Serve accepts connections on ln, admits each by its source (see
+// listener.go), runs the TLS handshake and serves the API. It returns
+// after Shutdown with http.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
+	s.quietOnce.Do(func() { go s.housekeep() })
 	hl := newHSListener(ln, s)
 	s.mu.Lock()
 	s.lns = append(s.lns, hl)
 	s.mu.Unlock()
 	go hl.acceptLoop()
+	s.sealer.start()
 	return s.http.Serve(hl)
 }
 
 // Shutdown stops accepting, lets requests in progress finish (until ctx
 // ends) and closes the connections.
 func (s *Server) Shutdown(ctx context.Context) error {
-	return s.http.Shutdown(ctx)
-}
-
-// hsListener hands net/http connections whose handshake has completed.
-type hsListener struct {
-	inner     net.Listener
-	s         *Server
-	out       chan net.Conn
-	sem       chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
-
-	// pending counts handshakes in progress per address (at most
-	// MaxHandshakes entries), so one address cannot take every slot.
-	pendingMu sync.Mutex
-	pending   map[string]int
-}
-
-func newHSListener(inner net.Listener, s *Server) *hsListener {
-	return &hsListener{inner: inner, s: s, out: make(chan net.Conn), sem: make(chan struct{}, s.cfg.MaxHandshakes),
-		done: make(chan struct{}), pending: make(map[string]int)}
-}
-
-func (l *hsListener) Addr() net.Addr { return l.inner.Addr() }
-
-func (l *hsListener) Close() error {
-	l.closeOnce.Do(func() { close(l.done) })
-	return l.inner.Close()
-}
-
-func (l *hsListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.out:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *hsListener) acceptLoop() {
-	var backoff time.Duration
-	for {
-		c, err := l.inner.Accept()
-		if err != nil {
-			select {
-			case <-l.done:
-				return
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
-				l.Close()
-				return
-			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			l.s.log.Warn("accept failed", "err", err)
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
-		host := remoteHost(c.RemoteAddr())
-		l.pendingMu.Lock()
-		busy := l.pending[host] >= l.s.cfg.MaxHandshakesPerAddr
-		l.pendingMu.Unlock()
-		if busy {
-			l.s.m.hsFailures.WithLabelValues("too_many_from_address").Inc()
-			l.s.log.Warn("too many handshakes in progress from one address: connection dropped", "remote", c.RemoteAddr().String())
-			c.Close()
-			continue
-		}
-		select {
-		case l.sem <- struct{}{}:
-			l.pendingMu.Lock()
-			l.pending[host]++
-			l.pendingMu.Unlock()
-			go l.handshake(c, host)
-		default:
-			l.s.m.hsFailures.WithLabelValues("overloaded").Inc()
-			l.s.log.Warn("too many handshakes in progress: connection dropped", "remote", c.RemoteAddr().String())
-			c.Close()
-		}
-	}
-}
-
-func remoteHost(a net.Addr) string {
-	if a == nil {
-		return ""
-	}
-	h, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return h
-}
-
-func (l *hsListener) handshake(c net.Conn, host string) {
-	defer func() {
-		l.pendingMu.Lock()
-		if l.pending[host]--; l.pending[host] <= 0 {
-			delete(l.pending, host)
-		}
-		l.pendingMu.Unlock()
-		<-l.sem
-	}()
-	s := l.s
-	if d := s.limiter.delay(host); d > 0 {
-		s.m.slowed.Inc()
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-l.done:
-			t.Stop()
-			c.Close()
-			return
-		}
-	}
-	tc := mtls.Server(c, s.tlsCfg)
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
-	err := tc.HandshakeContext(ctx)
-	cancel()
-	if err != nil {
-		reason := "other"
-		var ae *ciphersuite.AlertError
-		if errors.As(err, &ae) {
-			reason = ae.Alert.String()
-			if ae.Remote {
-				reason = "remote_" + reason
-			}
-		} else if errors.Is(err, context.DeadlineExceeded) {
-			reason = "timeout"
-		} else if errors.Is(err, io.EOF) {
-			reason = "eof"
-		}
-		s.limiter.fail(host)
-		s.m.hsFailures.WithLabelValues(reason).Inc()
-		s.log.Warn("handshake failed", "remote", c.RemoteAddr().String(), "reason", reason, "err", err)
-		return
-	}
-	s.limiter.success(host)
-	select {
-	case l.out <- tc:
-	case <-l.done:
-		tc.Close()
-	}
+	s.stopOnce.Do(func() { close(s.quietDone) })
+	err := s.http.Shutdown(ctx)
+	// The summaries of this last interval (housekeep may not have run).
+	s.quiet.flush()
+	s.refusals.flush(true)
+	s.sealer.stop(ctx)
+	return err
 }
 
 // ---- handlers ----
@@ -424,31 +336,46 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, http.StatusBadRequest, CodeBadRequest, "the enroll body must be empty or {}: "+err.Error())
 		return
 	}
+	if !s.admitCredential(w, r, rc, "enroll") {
+		return
+	}
 	// Look the code up first to compute the share outside the write
 	// transaction; redeemCode re-reads it and decides.
 	var row codeRow
-	if err := s.cfg.Store.db.QueryRow(`SELECT kind, identity FROM codes WHERE id=?`, rc.id.Code.String()).Scan(&row.kind, &row.identity); err != nil {
+	var err error
+	if row.kind, row.identity, err = s.cfg.Store.codeOwner(rc.id.Code); err != nil {
 		s.internal(w, r, "enroll: code lookup", err)
 		return
 	}
+	// A code made before the identity rule (pairing.CheckID) tightened may
+	// name a look-alike identity: refuse it rather than issue a key.
+	if err := CheckIdentity(row.kind, row.identity); err != nil {
+		s.writeError(w, r, http.StatusBadRequest, CodeBadRequest, "this code's identity is refused: "+err.Error()+"; ask the D-TA's operator for a code for a valid identity")
+		return
+	}
 	resp := EnrollResponse{Kind: row.kind, Identity: row.identity, Fingerprint: s.fp.String()}
-	var err error
 	if resp.Share, err = issueShare(s.cfg.Master, row.kind, row.identity); err != nil {
 		s.internal(w, r, "enroll: issue share", err)
 		return
 	}
 	issued := string(row.kind) + " share"
 	if row.kind == KindClient {
-		today := pairing.Day(s.now())
+		now := s.now()
+		today := pairing.Day(now)
+		var days []string
 		for d := today; d <= today+uint64(s.cfg.PermitAhead); d++ {
+			if ok, _ := s.permitIssuable(d, now); !ok {
+				break
+			}
 			p, err := issuePermit(s.cfg.Master, row.identity, d)
 			if err != nil {
 				s.internal(w, r, "enroll: issue permit", err)
 				return
 			}
 			resp.Permits = append(resp.Permits, p)
+			days = append(days, pairing.FormatDay(d))
 		}
-		issued += fmt.Sprintf(", permits for days %d..%d", today, today+uint64(s.cfg.PermitAhead))
+		issued += ", permits for " + strings.Join(days, ", ")
 	}
 	var secret [SecretSize]byte
 	_, err = s.cfg.Store.redeemCode(rc.id.Code, func(kind Kind, identity string) ([]byte, string, error) {
@@ -516,6 +443,9 @@ func (s *Server) handlePermits(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, http.StatusForbidden, CodeWrongKind, "time permits are for CS clients; this credential is kind "+string(rc.id.Kind))
 		return
 	}
+	if !s.admitCredential(w, r, rc, "permits") {
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodySize+1))
 	if err != nil {
 		s.writeError(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
@@ -526,13 +456,17 @@ func (s *Server) handlePermits(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
 		return
 	}
-	today := pairing.Day(s.now())
+	now := s.now()
 	for _, d := range req.Days {
-		if d+1 < today || d > today+uint64(s.cfg.PermitAhead) || d == 0 {
-			s.writeError(w, r, http.StatusBadRequest, CodeDayOutOfRange,
-				fmt.Sprintf("day %d (%s) is outside %d..%d (yesterday to today+%d)", d, pairing.FormatDay(d), today-1, today+uint64(s.cfg.PermitAhead), s.cfg.PermitAhead))
+		if ok, why := s.permitIssuable(d, now); !ok {
+			s.writeError(w, r, http.StatusBadRequest, CodeDayOutOfRange, why)
 			return
 		}
+	}
+	// The revocation check (and its audit entry) comes before any permit
+	// is computed.
+	if !s.authorize(w, r, rc, "permits", "days "+formatDays(req.Days)) {
+		return
 	}
 	resp := PermitsResponse{Permits: make([]PermitJSON, 0, len(req.Days))}
 	for _, d := range req.Days {
@@ -542,9 +476,6 @@ func (s *Server) handlePermits(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		resp.Permits = append(resp.Permits, p)
-	}
-	if !s.authorize(w, r, rc, "permits", fmt.Sprintf("days %v", req.Days)) {
-		return
 	}
 	s.m.issued.WithLabelValues("permit").Add(float64(len(resp.Permits)))
 	s.m.requests.WithLabelValues("permits", "ok").Inc()
@@ -562,6 +493,9 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := readEmpty(r); err != nil {
 		s.writeError(w, r, http.StatusBadRequest, CodeBadRequest, "the renew body must be empty or {}: "+err.Error())
+		return
+	}
+	if !s.admitCredential(w, r, rc, "renew") {
 		return
 	}
 	// Authorizing with the pending secret promotes it first.
@@ -606,35 +540,20 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 	}
 	// Only a credential still valid: an unused, unexpired code, or the
 	// renewal credential of an identity not revoked.
-	err := s.cfg.Store.credentialValid(rc.id, s.now())
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		// A refused credential is audited (a used code tried again).
-		kind, id, detail := rc.id.Kind, rc.id.Identity, ""
-		if rc.id.Enroll {
-			detail = "code " + rc.id.Code.String()
-			s.cfg.Store.db.QueryRow(`SELECT kind, identity FROM codes WHERE id=?`, rc.id.Code.String()).Scan(&kind, &id)
-		}
-		if aerr := s.cfg.Store.Audit("info", kind, id, rc.remote, errorCode(err), detail); aerr != nil {
-			s.log.Error("audit", "err", aerr)
-		}
+	if !s.admitCredential(w, r, rc, "info") {
+		return
 	}
-	switch {
-	case errors.Is(err, ErrCodeUsed):
-		s.writeError(w, r, http.StatusForbidden, CodeCodeUsed, "this enrollment code has been used")
-		return
-	case errors.Is(err, ErrCodeExpired):
-		s.writeError(w, r, http.StatusForbidden, CodeCodeExpired, "this enrollment code has expired")
-		return
-	case errors.Is(err, ErrRevoked):
-		s.writeError(w, r, http.StatusForbidden, CodeRevoked, fmt.Sprintf("%s %q is revoked at D-TA %s", rc.id.Kind, rc.id.Identity, s.fp))
-		return
-	case err != nil:
-		s.internal(w, r, "info", err)
-		return
+	// A handshake with a pending renewal secret promotes it, on this
+	// endpoint too.
+	if !rc.id.Enroll {
+		if _, err := s.cfg.Store.promotePending(rc.id.Kind, rc.id.Identity, rc.sni, rc.remote); err != nil {
+			s.internal(w, r, "info: promote", err)
+			return
+		}
 	}
 	s.m.requests.WithLabelValues("info", "ok").Inc()
 	s.writeJSON(w, http.StatusOK, InfoResponse{
 		Fingerprint: s.fp.String(), Version: Version,
-		Time: s.now().UTC().Format(time.RFC3339), PermitAhead: s.cfg.PermitAhead,
+		Time: s.now().UTC().Format(time.RFC3339), PermitAhead: s.cfg.PermitAhead, PermitAheadHours: s.cfg.PermitAheadHours,
 	})
 }

@@ -9,26 +9,36 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"os"
+	"strings"
 	"sync"
 	"time"
-
-	_ "modernc.org/sqlite" // pure-Go SQLite driver "sqlite"
 
 	"github.com/milagro-go/milagro/pairing"
 )
 
 // Store is a D-TA's database: enrollment codes, enrolled identities and the
-// append-only audit log, in one SQLite file (WAL mode, mode 0600). Several
-// processes may open the same store at once (the service and operator
-// commands). The master share is never stored; the store keeps only its
-// fingerprint and the public key that secrets are sealed to.
+// hash-chained audit log. It runs on one of two engines behind the same
+// methods (the engine interface below):
+//
+//   - SQLite (the default, zero setup): one file, WAL mode, mode 0600.
+//     Several processes on one machine may open it at once (the service and
+//     the operator commands).
+//   - PostgreSQL (a postgres:// or postgresql:// URL): any number of
+//     `ta serve` replicas of one D-TA share the database. Everything that
+//     must hold across replicas (a code redeems once, a revocation is seen
+//     on the next request, a rotation promotes once, one audit chain) comes
+//     from PostgreSQL transactions, row locks and constraints, never from a
+//     lock inside one process.
+//
+// The master share is never stored; the store keeps only its fingerprint
+// and the public key that secrets are sealed to.
 type Store struct {
-	db   *sql.DB
-	path string
-	now  func() time.Time
-	rand io.Reader
+	db       *sql.DB
+	eng      engine
+	path     string // what to name the store in messages (never a password)
+	now      func() time.Time
+	rand     io.Reader
+	readOnly bool
 	// Set by Bind or read from meta.
 	fp  pairing.Fingerprint
 	pub *ecdh.PublicKey
@@ -37,14 +47,43 @@ type Store struct {
 	cache   map[[32]byte][]byte // unsealed secrets (store_ops.go)
 }
 
+// engine is what differs between SQLite and PostgreSQL. Queries are written
+// once with ? placeholders; rebind turns them into the engine's syntax.
+type engine interface {
+	name() string
+	rebind(q string) string
+	// migration returns the text of schema version v (1-based) for this
+	// engine; every engine has the same versions.
+	migration(v int) string
+	// lockMigrations serialises migrations across processes; the returned
+	// function releases the lock.
+	lockMigrations(ctx context.Context, c *sql.Conn) (func(), error)
+	// beginWrite runs first in every write transaction (PostgreSQL takes
+	// the audit sealer's lock in shared mode, see audit_chain.go).
+	beginWrite(ctx context.Context, tx *sql.Tx) error
+	// watermark returns a sequence number such that every audit row at or
+	// below it is committed and no row below it will appear later.
+	watermark(ctx context.Context, db *sql.DB) (int64, error)
+	// check verifies the database's own integrity.
+	check(ctx context.Context, db *sql.DB, thorough bool) error
+	// isConflict reports a unique-constraint violation.
+	isConflict(err error) bool
+}
+
 // StoreOptions tunes OpenStore; the zero value is the production setting.
 type StoreOptions struct {
 	Now  func() time.Time // nil: time.Now
 	Rand io.Reader        // nil: crypto/rand
 	// Synchronous is SQLite's synchronous pragma: "FULL" (default: a
 	// committed issuance survives a power loss) or "NORMAL" (survives a
-	// process crash; faster on slow disks).
+	// process crash; faster on slow disks). PostgreSQL ignores it.
 	Synchronous string
+	// ReadOnly opens the store without write access and without running
+	// migrations (`ta list`, `ta audit`: an auditor needs no write access).
+	ReadOnly bool
+	// MaxConns bounds the connections to the database (0: 8 for SQLite,
+	// 16 for PostgreSQL).
+	MaxConns int
 }
 
 // Errors of the store; the service maps them to the spec's error codes.
@@ -57,130 +96,178 @@ var (
 	ErrWrongMaster = errors.New("dta: the master share does not belong to this store (fingerprints differ)")
 )
 
-// migrations are applied in order, each once; the migrations table records
-// which ran. Never edit a released migration: append a new one.
-var migrations = []string{
-	// 1: initial schema.
-	`CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-	CREATE TABLE codes(
-		id TEXT PRIMARY KEY,
-		sealed BLOB NOT NULL,
-		kind TEXT NOT NULL,
-		identity TEXT NOT NULL,
-		created_at INTEGER NOT NULL,
-		expires_at INTEGER NOT NULL,
-		used_at INTEGER);
-	CREATE TABLE identities(
-		kind TEXT NOT NULL,
-		identity TEXT NOT NULL,
-		sealed BLOB,
-		key_id TEXT,
-		pending_sealed BLOB,
-		pending_key_id TEXT,
-		enrolled_at INTEGER,
-		revoked_at INTEGER,
-		reason TEXT NOT NULL DEFAULT '',
-		PRIMARY KEY(kind, identity));
-	CREATE TABLE audit(
-		seq INTEGER PRIMARY KEY AUTOINCREMENT,
-		time INTEGER NOT NULL,
-		action TEXT NOT NULL,
-		kind TEXT NOT NULL,
-		identity TEXT NOT NULL,
-		remote TEXT NOT NULL,
-		result TEXT NOT NULL,
-		detail TEXT NOT NULL DEFAULT '');
-	CREATE INDEX audit_time ON audit(time);
-	CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-	CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;`,
+// schemaVersions is the number of schema versions this program knows; each
+// engine has the text of every one (store_sqlite.go, store_pg.go). Never
+// edit a released version: append a new one.
+const schemaVersions = 2
+
+// IsDatabaseURL reports whether a --db value names a PostgreSQL database
+// rather than an SQLite file.
+func IsDatabaseURL(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }
 
-// OpenStore opens (creating it with mode 0600 if needed) the store at path
-// and applies pending migrations.
-func OpenStore(path string, opt *StoreOptions) (*Store, error) {
+// OpenStore opens the store named by db: a PostgreSQL URL (postgres://…)
+// or the path of an SQLite file (created with mode 0600 if needed). It
+// applies pending migrations (one process at a time, under a lock) and
+// refuses a schema newer than this program.
+func OpenStore(db string, opt *StoreOptions) (*Store, error) {
 	if opt == nil {
 		opt = &StoreOptions{}
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	var s *Store
+	var err error
+	if IsDatabaseURL(db) {
+		s, err = openPG(db, opt)
+	} else {
+		s, err = openSQLite(db, opt)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("dta: open store: %w", err)
+		return nil, err
 	}
-	f.Close()
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("dta: store %s is accessible by group or others (mode %v): chmod 600 it", path, fi.Mode().Perm())
-	}
-	sync := opt.Synchronous
-	switch sync {
-	case "":
-		sync = "FULL"
-	case "FULL", "NORMAL":
-	default:
-		return nil, fmt.Errorf("dta: synchronous must be FULL or NORMAL, not %q", sync)
-	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(15000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous("+sync+")")
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("dta: open store: %w", err)
-	}
-	db.SetMaxOpenConns(8)
-	db.SetMaxIdleConns(8)
-	s := &Store{db: db, path: path, now: opt.Now, rand: opt.Rand}
+	s.now, s.rand, s.readOnly = opt.Now, opt.Rand, opt.ReadOnly
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.rand == nil {
 		s.rand = rand.Reader
 	}
-	if err := s.migrate(); err != nil {
-		db.Close()
-		return nil, err
+	if opt.ReadOnly {
+		err = s.checkVersion()
+	} else {
+		err = s.migrate()
 	}
-	if err := s.loadMeta(); err != nil {
-		db.Close()
+	if err == nil {
+		err = s.loadMeta()
+	}
+	if err != nil {
+		s.db.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the store. A store open for writing first chains the audit
+// rows not yet under a head (best effort: the next writer or `ta serve`
+// replica seals them otherwise), so an operator command's entries are
+// provable without waiting for the service.
+func (s *Store) Close() error {
+	if !s.readOnly && s.pub != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.SealAudit(ctx)
+		cancel()
+	}
+	return s.db.Close()
+}
+
+// Engine names the database engine: "sqlite" or "postgres".
+func (s *Store) Engine() string { return s.eng.name() }
+
+// tx is a transaction whose queries are written with ? placeholders.
+type tx struct {
+	*sql.Tx
+	eng engine
+}
+
+func (t *tx) Exec(q string, args ...any) (sql.Result, error) {
+	return t.Tx.Exec(t.eng.rebind(q), args...)
+}
+func (t *tx) QueryRow(q string, args ...any) *sql.Row {
+	return t.Tx.QueryRow(t.eng.rebind(q), args...)
+}
+func (t *tx) Query(q string, args ...any) (*sql.Rows, error) {
+	return t.Tx.Query(t.eng.rebind(q), args...)
+}
+
+// begin starts a write transaction.
+func (s *Store) begin() (*tx, error) {
+	if s.readOnly {
+		return nil, fmt.Errorf("dta: store %s is open read-only", s.path)
+	}
+	ctx := context.Background()
+	t, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("dta: store %s: %w", s.path, err)
+	}
+	if err := s.eng.beginWrite(ctx, t); err != nil {
+		t.Rollback()
+		return nil, fmt.Errorf("dta: store %s: %w", s.path, err)
+	}
+	return &tx{Tx: t, eng: s.eng}, nil
+}
+
+func (s *Store) queryRow(q string, args ...any) *sql.Row {
+	return s.db.QueryRow(s.eng.rebind(q), args...)
+}
+
+func (s *Store) query(q string, args ...any) (*sql.Rows, error) {
+	return s.db.Query(s.eng.rebind(q), args...)
+}
+
+func (s *Store) schemaVersion(q func(string, ...any) *sql.Row) (int, error) {
+	var have int
+	if err := q(`SELECT COALESCE(MAX(version), 0) FROM migrations`).Scan(&have); err != nil {
+		return 0, fmt.Errorf("dta: store %s: %w", s.path, err)
+	}
+	return have, nil
+}
+
+// checkVersion is what a read-only open does instead of migrating.
+func (s *Store) checkVersion() error {
+	have, err := s.schemaVersion(s.queryRow)
+	if err != nil {
+		return fmt.Errorf("%w (a read-only open needs a store created by `ta init-db` or `ta serve`)", err)
+	}
+	if have > schemaVersions {
+		return fmt.Errorf("dta: store %s has schema version %d, newer than this program (%d)", s.path, have, schemaVersions)
+	}
+	if have < schemaVersions {
+		return fmt.Errorf("dta: store %s has schema version %d; start `mtls ta serve` (or `ta init-db`) of this version once to migrate it to %d", s.path, have, schemaVersions)
+	}
+	return nil
+}
 
 func (s *Store) migrate() error {
 	ctx := context.Background()
-	tx, err := s.db.BeginTx(ctx, nil)
+	c, err := s.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("dta: store %s: %w", s.path, err)
 	}
-	defer tx.Rollback()
-	if _, err := tx.Exec(`CREATE TABLE IF NOT EXISTS migrations(version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+	defer c.Close()
+	unlock, err := s.eng.lockMigrations(ctx, c)
+	if err != nil {
+		return fmt.Errorf("dta: store %s: migration lock: %w", s.path, err)
+	}
+	defer unlock()
+	t, err := c.BeginTx(ctx, nil)
+	if err != nil {
 		return fmt.Errorf("dta: store %s: %w", s.path, err)
 	}
-	var have int
-	if err := tx.QueryRow(`SELECT COALESCE(MAX(version), 0) FROM migrations`).Scan(&have); err != nil {
+	defer t.Rollback()
+	if _, err := t.Exec(`CREATE TABLE IF NOT EXISTS migrations(version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("dta: store %s: %w", s.path, err)
 	}
-	if have > len(migrations) {
-		return fmt.Errorf("dta: store %s has schema version %d, newer than this program (%d)", s.path, have, len(migrations))
+	have, err := s.schemaVersion(func(q string, a ...any) *sql.Row { return t.QueryRow(q, a...) })
+	if err != nil {
+		return err
 	}
-	for v := have + 1; v <= len(migrations); v++ {
-		if _, err := tx.Exec(migrations[v-1]); err != nil {
+	if have > schemaVersions {
+		return fmt.Errorf("dta: store %s has schema version %d, newer than this program (%d)", s.path, have, schemaVersions)
+	}
+	for v := have + 1; v <= schemaVersions; v++ {
+		if _, err := t.Exec(s.eng.migration(v)); err != nil {
 			return fmt.Errorf("dta: store %s: migration %d: %w", s.path, v, err)
 		}
-		if _, err := tx.Exec(`INSERT INTO migrations(version, applied_at) VALUES(?, ?)`, v, s.now().UnixNano()); err != nil {
+		if _, err := t.Exec(s.eng.rebind(`INSERT INTO migrations(version, applied_at) VALUES(?, ?)`), v, s.now().UnixNano()); err != nil {
 			return fmt.Errorf("dta: store %s: %w", s.path, err)
 		}
 	}
-	return tx.Commit()
+	return t.Commit()
 }
 
 func (s *Store) loadMeta() error {
 	var fp, pub string
-	err := s.db.QueryRow(`SELECT (SELECT value FROM meta WHERE key='fingerprint'), (SELECT value FROM meta WHERE key='seal_public')`).Scan(&nullStr{&fp}, &nullStr{&pub})
+	err := s.queryRow(`SELECT (SELECT value FROM meta WHERE key='fingerprint'), (SELECT value FROM meta WHERE key='seal_public')`).Scan(&nullStr{&fp}, &nullStr{&pub})
 	if err != nil {
 		return fmt.Errorf("dta: store %s: %w", s.path, err)
 	}
@@ -221,32 +308,44 @@ func (n *nullStr) Scan(v any) error {
 
 // Bind ties the store to a master share: on first use it records the
 // share's fingerprint and sealing public key in the meta table; afterwards
-// it refuses another share (ErrWrongMaster). It returns the sealing private
-// key, which the service uses to open secrets.
+// it refuses another share (ErrWrongMaster), so a replica started against
+// the database of another D-TA does not start. It returns the sealing
+// private key, which the service uses to open secrets.
 func (s *Store) Bind(m *pairing.MasterShare) (*ecdh.PrivateKey, error) {
 	priv, err := sealKey(m)
 	if err != nil {
 		return nil, err
 	}
 	fp := m.Fingerprint()
-	if s.pub != nil {
+	check := func() (*ecdh.PrivateKey, error) {
 		if s.fp != fp || !s.pub.Equal(priv.PublicKey()) {
 			return nil, fmt.Errorf("%w: store %s belongs to D-TA %s, the share is D-TA %s", ErrWrongMaster, s.path, s.fp, fp)
 		}
 		return priv, nil
 	}
-	tx, err := s.db.Begin()
+	if s.pub != nil {
+		return check()
+	}
+	t, err := s.begin()
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback()
-	if _, err := tx.Exec(`INSERT INTO meta(key, value) VALUES('fingerprint', ?), ('seal_public', ?)`, fp.String(), hex.EncodeToString(priv.PublicKey().Bytes())); err != nil {
+	defer t.Rollback()
+	if _, err := t.Exec(`INSERT INTO meta(key, value) VALUES('fingerprint', ?), ('seal_public', ?)`, fp.String(), hex.EncodeToString(priv.PublicKey().Bytes())); err != nil {
+		t.Rollback()
+		// Two replicas binding a new database at once: the loser reads
+		// what the winner wrote.
+		if s.eng.isConflict(err) {
+			if lerr := s.loadMeta(); lerr == nil && s.pub != nil {
+				return check()
+			}
+		}
 		return nil, fmt.Errorf("dta: store %s: bind: %w", s.path, err)
 	}
-	if err := insertAudit(tx, s.now(), "init", "", "", "local", "ok", "D-TA "+fp.String()); err != nil {
+	if err := insertAudit(t, s.now(), "init", "", "", "local", "ok", "D-TA "+fp.String()); err != nil {
 		return nil, err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := t.Commit(); err != nil {
 		return nil, fmt.Errorf("dta: store %s: bind: %w", s.path, err)
 	}
 	s.fp, s.pub = fp, priv.PublicKey()
@@ -261,9 +360,9 @@ func (s *Store) Fingerprint() (pairing.Fingerprint, error) {
 	return s.fp, nil
 }
 
-func insertAudit(tx *sql.Tx, t time.Time, action, kind, identity, remote, result, detail string) error {
-	_, err := tx.Exec(`INSERT INTO audit(time, action, kind, identity, remote, result, detail) VALUES(?, ?, ?, ?, ?, ?, ?)`,
-		t.UnixNano(), action, kind, identity, remote, result, detail)
+func insertAudit(t *tx, tm time.Time, action, kind, identity, remote, result, detail string) error {
+	_, err := t.Exec(`INSERT INTO audit(time, action, kind, identity, remote, result, detail) VALUES(?, ?, ?, ?, ?, ?, ?)`,
+		tm.UnixNano(), action, kind, identity, remote, result, detail)
 	if err != nil {
 		return fmt.Errorf("dta: audit: %w", err)
 	}
@@ -272,30 +371,28 @@ func insertAudit(tx *sql.Tx, t time.Time, action, kind, identity, remote, result
 
 // Audit appends one entry to the audit log in its own transaction.
 func (s *Store) Audit(action string, kind Kind, identity, remote, result, detail string) error {
-	tx, err := s.db.Begin()
+	t, err := s.begin()
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback()
-	if err := insertAudit(tx, s.now(), action, string(kind), identity, remote, result, detail); err != nil {
+	defer t.Rollback()
+	if err := insertAudit(t, s.now(), action, string(kind), identity, remote, result, detail); err != nil {
 		return err
 	}
-	return tx.Commit()
+	return t.Commit()
 }
 
-// IntegrityCheck runs PRAGMA integrity_check (thorough, O(size)).
-func (s *Store) IntegrityCheck() error { return s.check("integrity_check") }
-
-// QuickCheck runs PRAGMA quick_check (what `ta serve` runs at start).
-func (s *Store) QuickCheck() error { return s.check("quick_check") }
-
-func (s *Store) check(pragma string) error {
-	var r string
-	if err := s.db.QueryRow(`PRAGMA ` + pragma).Scan(&r); err != nil {
-		return err
-	}
-	if r != "ok" {
-		return fmt.Errorf("dta: store %s: %s: %s", s.path, pragma, r)
-	}
-	return nil
+// IntegrityCheck runs the engine's thorough integrity check (SQLite:
+// PRAGMA integrity_check, O(size)).
+func (s *Store) IntegrityCheck() error {
+	return s.eng.check(context.Background(), s.db, true)
 }
+
+// QuickCheck runs the engine's quick check (what `ta serve` runs at start).
+func (s *Store) QuickCheck() error {
+	return s.eng.check(context.Background(), s.db, false)
+}
+
+// Name names the store in messages and logs: the file, or the URL without
+// its password.
+func (s *Store) Name() string { return s.path }

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -48,7 +49,7 @@ func (s *Store) CreateCode(kind Kind, identity string, ttl time.Duration, operat
 		return nil, err
 	}
 	now := s.now()
-	tx, err := s.db.Begin()
+	tx, err := s.begin()
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +67,7 @@ func (s *Store) CreateCode(kind Kind, identity string, ttl time.Duration, operat
 		return nil, fmt.Errorf("dta: create code: %w", err)
 	}
 	if err := insertAudit(tx, now, "code-create", string(kind), identity, operator, "ok",
-		"code "+c.ID.String()+" expires "+now.Add(ttl).UTC().Format(time.RFC3339)); err != nil {
+		"code "+c.ID.String()+" expires "+now.Add(ttl).UTC().Format(time.RFC3339)+" "+sealedTag(sealed)); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -81,7 +82,8 @@ func (s *Store) Revoke(kind Kind, identity, reason, operator string) error {
 	return s.setRevoked(kind, identity, true, reason, operator)
 }
 
-// Reinstate undoes Revoke.
+// Reinstate undoes Revoke, but not for the old renewal secret: the
+// identity needs a fresh enrollment code (CreateCode) to get a new one.
 func (s *Store) Reinstate(kind Kind, identity, operator string) error {
 	return s.setRevoked(kind, identity, false, "", operator)
 }
@@ -94,7 +96,7 @@ func (s *Store) setRevoked(kind Kind, identity string, revoke bool, reason, oper
 		return errors.New("dta: the reason must be one line of at most 1024 bytes")
 	}
 	now := s.now()
-	tx, err := s.db.Begin()
+	tx, err := s.begin()
 	if err != nil {
 		return err
 	}
@@ -117,7 +119,10 @@ func (s *Store) setRevoked(kind Kind, identity string, revoke bool, reason, oper
 			ON CONFLICT(kind, identity) DO UPDATE SET revoked_at=excluded.revoked_at, reason=excluded.reason`,
 			kind, identity, now.UnixNano(), reason)
 	} else {
-		res, err = tx.Exec(`UPDATE identities SET revoked_at=NULL, reason='' WHERE kind=? AND identity=? AND revoked_at IS NOT NULL`, kind, identity)
+		// The old renewal secret stays dead (it may be why the identity
+		// was revoked): the identity comes back with a fresh code.
+		res, err = tx.Exec(`UPDATE identities SET revoked_at=NULL, reason='', sealed=NULL, key_id=NULL, pending_sealed=NULL, pending_key_id=NULL
+			WHERE kind=? AND identity=? AND revoked_at IS NOT NULL`, kind, identity)
 	}
 	if err != nil {
 		return err
@@ -161,7 +166,7 @@ func tptr(v sql.NullInt64) *time.Time {
 // List returns the identities and the codes in the store.
 func (s *Store) List() ([]IdentityInfo, []CodeInfo, error) {
 	var ids []IdentityInfo
-	rows, err := s.db.Query(`SELECT kind, identity, enrolled_at, revoked_at, reason FROM identities ORDER BY kind, identity`)
+	rows, err := s.query(`SELECT kind, identity, enrolled_at, revoked_at, reason FROM identities ORDER BY kind, identity`)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -180,7 +185,7 @@ func (s *Store) List() ([]IdentityInfo, []CodeInfo, error) {
 		return nil, nil, err
 	}
 	var codes []CodeInfo
-	rows, err = s.db.Query(`SELECT id, kind, identity, created_at, expires_at, used_at FROM codes ORDER BY created_at`)
+	rows, err = s.query(`SELECT id, kind, identity, created_at, expires_at, used_at FROM codes ORDER BY created_at`)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -212,7 +217,7 @@ type AuditEntry struct {
 
 // AuditLog returns the audit entries at or after since, oldest first.
 func (s *Store) AuditLog(since time.Time) ([]AuditEntry, error) {
-	rows, err := s.db.Query(`SELECT seq, time, action, kind, identity, remote, result, detail FROM audit WHERE time >= ? ORDER BY seq`, since.UnixNano())
+	rows, err := s.query(`SELECT seq, time, action, kind, identity, remote, result, detail FROM audit WHERE time >= ? ORDER BY seq`, since.UnixNano())
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +242,7 @@ func (s *Store) AuditLog(since time.Time) ([]AuditEntry, error) {
 // refused by the endpoint, so the refusal is audited and explained).
 func (s *Store) codePSK(priv *ecdh.PrivateKey, id CodeID) ([]byte, error) {
 	var sealed []byte
-	err := s.db.QueryRow(`SELECT sealed FROM codes WHERE id=?`, id.String()).Scan(&sealed)
+	err := s.queryRow(`SELECT sealed FROM codes WHERE id=?`, id.String()).Scan(&sealed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -252,7 +257,7 @@ func (s *Store) codePSK(priv *ecdh.PrivateKey, id CodeID) ([]byte, error) {
 func (s *Store) renewalPSK(priv *ecdh.PrivateKey, kind Kind, identity, keyID string) ([]byte, error) {
 	var sealed, pending []byte
 	var pendingID sql.NullString
-	err := s.db.QueryRow(`SELECT sealed, pending_sealed, pending_key_id FROM identities WHERE kind=? AND identity=?`, kind, identity).Scan(&sealed, &pending, &pendingID)
+	err := s.queryRow(`SELECT sealed, pending_sealed, pending_key_id FROM identities WHERE kind=? AND identity=?`, kind, identity).Scan(&sealed, &pending, &pendingID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -323,7 +328,7 @@ func (s *Store) redeemCode(id CodeID, renewSealed func(kind Kind, identity strin
 		s.Audit("enroll", row.kind, row.identity, remote, result, "code "+id.String())
 		return row, err
 	}
-	tx, err := s.db.Begin()
+	tx, err := s.begin()
 	if err != nil {
 		return row, err
 	}
@@ -372,7 +377,7 @@ func (s *Store) redeemCode(id CodeID, renewSealed func(kind Kind, identity strin
 		row.kind, row.identity, sealed, kid, now.UnixNano()); err != nil {
 		return row, err
 	}
-	if err := insertAudit(tx, now, "enroll", string(row.kind), row.identity, remote, "ok", "code "+id.String()+"; issued "+issued); err != nil {
+	if err := insertAudit(tx, now, "enroll", string(row.kind), row.identity, remote, "ok", "code "+id.String()+"; issued "+issued+"; renewal secret "+kid+" "+sealedTag(sealed)); err != nil {
 		return row, err
 	}
 	return row, tx.Commit()
@@ -385,13 +390,14 @@ func (s *Store) redeemCode(id CodeID, renewSealed func(kind Kind, identity strin
 // the audit entry only if the identity is in good standing.
 func (s *Store) authorize(kind Kind, identity, keyID string, action, remote, detail string) error {
 	now := s.now()
-	tx, err := s.db.Begin()
+	tx, err := s.begin()
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
 	var revoked sql.NullInt64
-	err = tx.QueryRow(`SELECT revoked_at FROM identities WHERE kind=? AND identity=?`, kind, identity).Scan(&revoked)
+	var pendingID sql.NullString
+	err = tx.QueryRow(`SELECT revoked_at, pending_key_id FROM identities WHERE kind=? AND identity=?`, kind, identity).Scan(&revoked, &pendingID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
 	}
@@ -403,10 +409,19 @@ func (s *Store) authorize(kind Kind, identity, keyID string, action, remote, det
 		s.Audit(action, kind, identity, remote, "revoked", detail)
 		return ErrRevoked
 	}
-	if keyID != "" {
-		if _, err := tx.Exec(`UPDATE identities SET sealed=pending_sealed, key_id=pending_key_id, pending_sealed=NULL, pending_key_id=NULL
-			WHERE kind=? AND identity=? AND pending_sealed IS NOT NULL AND pending_key_id=?`, kind, identity, keyID); err != nil {
+	// Only a client naming the pending secret can promote it (it received
+	// that secret from a committed /v1/renew before it could use it), so
+	// the UPDATE runs only then: one round trip less on every other request.
+	if keyID != "" && pendingID.Valid && pendingID.String == keyID {
+		res, err := tx.Exec(`UPDATE identities SET sealed=pending_sealed, key_id=pending_key_id, pending_sealed=NULL, pending_key_id=NULL
+			WHERE kind=? AND identity=? AND pending_sealed IS NOT NULL AND pending_key_id=?`, kind, identity, keyID)
+		if err != nil {
 			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			if err := insertAudit(tx, now, "promote", string(kind), identity, remote, "ok", "renewal secret "+keyID+" in use"); err != nil {
+				return err
+			}
 		}
 	}
 	if err := insertAudit(tx, now, action, string(kind), identity, remote, "ok", detail); err != nil {
@@ -419,7 +434,7 @@ func (s *Store) authorize(kind Kind, identity, keyID string, action, remote, det
 // once it has been used.
 func (s *Store) setPending(kind Kind, identity string, sealed []byte, kid, remote string) error {
 	now := s.now()
-	tx, err := s.db.Begin()
+	tx, err := s.begin()
 	if err != nil {
 		return err
 	}
@@ -433,7 +448,7 @@ func (s *Store) setPending(kind Kind, identity string, sealed []byte, kid, remot
 		s.Audit("renew", kind, identity, remote, "revoked", "")
 		return ErrRevoked
 	}
-	if err := insertAudit(tx, now, "renew", string(kind), identity, remote, "ok", "new renewal secret "+kid); err != nil {
+	if err := insertAudit(tx, now, "renew", string(kind), identity, remote, "ok", "new renewal secret "+kid+" "+sealedTag(sealed)); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -446,7 +461,7 @@ func (s *Store) credentialValid(id PSKIdentity, now time.Time) error {
 	if id.Enroll {
 		var exp int64
 		var used sql.NullInt64
-		if err := s.db.QueryRow(`SELECT expires_at, used_at FROM codes WHERE id=?`, id.Code.String()).Scan(&exp, &used); err != nil {
+		if err := s.queryRow(`SELECT expires_at, used_at FROM codes WHERE id=?`, id.Code.String()).Scan(&exp, &used); err != nil {
 			return err
 		}
 		if used.Valid {
@@ -458,11 +473,31 @@ func (s *Store) credentialValid(id PSKIdentity, now time.Time) error {
 		return nil
 	}
 	var revoked sql.NullInt64
-	if err := s.db.QueryRow(`SELECT revoked_at FROM identities WHERE kind=? AND identity=?`, id.Kind, id.Identity).Scan(&revoked); err != nil {
+	if err := s.queryRow(`SELECT revoked_at FROM identities WHERE kind=? AND identity=?`, id.Kind, id.Identity).Scan(&revoked); err != nil {
 		return err
 	}
 	if revoked.Valid {
 		return ErrRevoked
 	}
 	return nil
+}
+
+// codeOwner returns the kind and identity an enrollment code was made for.
+func (s *Store) codeOwner(id CodeID) (Kind, string, error) {
+	var kind Kind
+	var identity string
+	err := s.queryRow(`SELECT kind, identity FROM codes WHERE id=?`, id.String()).Scan(&kind, &identity)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", ErrNotFound
+	}
+	return kind, identity, err
+}
+
+// sealedTag names a sealed secret in the audit log without revealing it:
+// "sealed <first 16 bytes of SHA-256(sealed) in hex>". VerifyAudit compares
+// it with the tables, so a secret written behind the service's back (sealing
+// needs only the public key) shows up.
+func sealedTag(sealed []byte) string {
+	h := sha256.Sum256(sealed)
+	return "sealed " + hex.EncodeToString(h[:16])
 }

@@ -67,6 +67,9 @@ type InfoResponse struct {
 	Version     string `json:"version"`
 	Time        string `json:"time"`
 	PermitAhead int    `json:"permit_ahead"`
+	// PermitAheadHours: a day's permit is issued from this many hours
+	// before the day starts.
+	PermitAheadHours int `json:"permit_ahead_hours"`
 }
 
 // ErrorResponse is the body of every 4xx/5xx answer.
@@ -84,6 +87,9 @@ func decodeStrict(r io.Reader, limit int64, v any) error {
 	}
 	if int64(len(data)) > limit {
 		return fmt.Errorf("body longer than %d bytes", limit)
+	}
+	if err := checkKeys(data, v); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

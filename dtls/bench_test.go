@@ -2,6 +2,9 @@ package dtls
 
 import (
 	"bytes"
+	"net"
+	"net/netip"
+	"sync"
 	"testing"
 	"time"
 )
@@ -92,3 +95,84 @@ func BenchmarkDatagramsPSKCCM8(b *testing.B) {
 func BenchmarkDatagramsPSKChaCha(b *testing.B) {
 	benchDatagrams(b, false, TLS_PSK_WITH_CHACHA20_POLY1305_SHA256)
 }
+
+// benchHandshakeFlood measures a legitimate P2P peer's handshakes per
+// second while (with flood) another loopback address keeps 256 P2P
+// handshakes in flight, each returning the cookie and then failing on a
+// wrong key (node-b's key from other D-TAs).
+func benchHandshakeFlood(b *testing.B, flood bool) {
+	srv, cli := benchConfigs(b, true)
+	srv.HandshakeTimeout = 2 * time.Second
+	l := listen(b, srv)
+	go func() {
+		for {
+			c, err := l.AcceptDTLS()
+			if err != nil {
+				return
+			}
+			go func() {
+				if c.Handshake() == nil {
+					buf := make([]byte, 16)
+					_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+					_, _ = c.Read(buf)
+				}
+				_ = c.Close()
+			}()
+		}
+	}()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	if flood {
+		bad := &Config{P2PKey: testKeys(b).rogueB, ServerIdentity: "node-a",
+			HandshakeTimeout: 2 * time.Second, FlightInterval: 200 * time.Millisecond}
+		for range 256 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					pc, err := net.ListenPacket("udp", "127.0.0.2:0")
+					if err != nil {
+						return
+					}
+					if c, err := Client(pc, l.Addr(), bad); err == nil {
+						_ = c.Handshake()
+					}
+					_ = pc.Close()
+				}
+			}()
+		}
+		// Measure the steady state: the flooding source's first failures
+		// take a handshake timeout each; once it has been charged, its
+		// admissions settle to what its budget's refill allows within a
+		// few seconds.
+		src := l.g.keyer.IP(netip.MustParseAddr("127.0.0.2"))
+		for end := time.Now().Add(60 * time.Second); l.g.budget.Clean(src); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(end) {
+				b.Fatal("the flood never failed a proof")
+			}
+		}
+		time.Sleep(5 * time.Second)
+	}
+	b.ResetTimer()
+	for range b.N {
+		c, err := dial(b, l.Addr().String(), cli)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = c.Close()
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "handshakes/s")
+	b.StopTimer()
+	close(stop)
+	wg.Wait()
+	st := l.Stats()
+	b.ReportMetric(float64(st.Refused), "refused")
+}
+
+func BenchmarkHandshakeP2PUnflooded(b *testing.B) { benchHandshakeFlood(b, false) }
+func BenchmarkHandshakeP2PFlooded(b *testing.B)   { benchHandshakeFlood(b, true) }

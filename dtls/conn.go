@@ -23,6 +23,8 @@ type Conn struct {
 	isClient bool
 	st       *keyState
 
+	onDone func(failedProof bool) // told once when the handshake ends (a Listener's slot)
+
 	hsMu   sync.Mutex // serializes handshakes
 	mu     sync.Mutex // guards the fields below
 	done   bool
@@ -37,12 +39,14 @@ type keyState struct {
 	in, psk []byte // the hint/identity answered, and the PSK it gave
 	id      string // the peer identity it carried (not yet authenticated)
 	refused error  // the first refusal of the peer's values by this side
+	called  bool   // the callback ran: a key was derived, or the peer's values refused
 }
 
 // answer returns the cached PSK for a repeated input, or computes one.
 func (s *keyState) answer(in []byte, f func() (string, []byte, error)) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.called = true
 	if s.psk != nil {
 		if bytes.Equal(in, s.in) {
 			return s.psk, nil
@@ -74,6 +78,33 @@ func (s *keyState) refusal() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.refused
+}
+
+// keyed reports whether the PSK callback gave a key.
+func (s *keyState) keyed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.psk != nil
+}
+
+// isTimeout reports a handshake that ran out of time.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// ErrKeyConfirmation is the error of a handshake that derived a key from
+// the peer's values but never saw the peer prove the same key: DTLS drops
+// a Finished that does not decrypt without a word (RFC 6347 §4.1.2.7), so
+// a peer holding another key (or values altered on the way, or a path
+// that lost every retransmission) ends in this rather than in an alert.
+var ErrKeyConfirmation = errors.New("dtls: the peer never confirmed the derived key (it holds another key, or its values were altered)")
+
+// derived reports whether the PSK callback ran.
+func (s *keyState) derived() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.called
 }
 
 func (s *keyState) peer() string {
@@ -170,6 +201,23 @@ func Client(conn net.PacketConn, raddr net.Addr, cfg *Config) (*Conn, error) {
 // only that peer's datagrams (as a Listener's connections do). Each call
 // draws fresh P2P values.
 func Server(conn net.PacketConn, raddr net.Addr, cfg *Config) (*Conn, error) {
+	return newServer(plainAlerts{conn}, raddr, cfg, serverHooks{})
+}
+
+// serverHooks connect a server connection to its Listener.
+type serverHooks struct {
+	// cid registers a connection ID for routing; false means another
+	// peer holds it and another must be drawn.
+	cid func([]byte) bool
+	// done is told once when the handshake ends, and whether it failed
+	// after the PSK callback ran (a failed proof).
+	done func(failedProof bool)
+	// pairing waits for the turn to compute a Milagro P2P pairing and
+	// returns the function ending it.
+	pairing func(context.Context) (func(), error)
+}
+
+func newServer(conn net.PacketConn, raddr net.Addr, cfg *Config, hooks serverHooks) (*Conn, error) {
 	mode, err := cfg.checkServer()
 	if err != nil {
 		return nil, err
@@ -195,6 +243,15 @@ func Server(conn net.PacketConn, raddr net.Addr, cfg *Config) (*Conn, error) {
 				i, err := parseIdentity(identity)
 				if err != nil {
 					return "", nil, err
+				}
+				if hooks.pairing != nil {
+					ctx, cancel := context.WithTimeout(context.Background(), cfg.handshakeTimeout())
+					done, err := hooks.pairing(ctx)
+					cancel()
+					if err != nil {
+						return "", nil, fmt.Errorf("dtls: client %q: pairing refused: %w", i.id, err)
+					}
+					defer done()
 				}
 				psk, err := hs.FinishDTLS(i.id, i.w, i.y)
 				if err != nil {
@@ -238,11 +295,24 @@ func Server(conn net.PacketConn, raddr net.Addr, cfg *Config) (*Conn, error) {
 			return nil
 		}
 	}
-	c, err := piondtls.Server(plainAlerts{conn}, raddr, p)
+	if gen := p.ConnectionIDGenerator; gen != nil && hooks.cid != nil {
+		p.ConnectionIDGenerator = func() []byte {
+			var b []byte
+			for range 4 {
+				if b = gen(); hooks.cid(b) {
+					break
+				}
+			}
+			// After repeated collisions (a broken Config.Rand) the ID is
+			// used unrouted: the peer is then found by its address.
+			return b
+		}
+	}
+	c, err := piondtls.Server(conn, raddr, p)
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{conn: c, cfg: cfg, mode: mode, st: st}, nil
+	return &Conn{conn: c, cfg: cfg, mode: mode, st: st, onDone: hooks.done}, nil
 }
 
 // Dial connects to the DTLS server at addr ("udp", "udp4", "udp6") and
@@ -305,9 +375,10 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 	if err != nil {
 		if refused := c.st.refusal(); refused != nil && !errors.Is(err, refused) {
 			err = refused
+		} else if refused == nil && c.st.keyed() && isTimeout(err) {
+			err = fmt.Errorf("%w: %w", ErrKeyConfirmation, err)
 		}
 		err = fmt.Errorf("dtls: handshake with %v: %w", c.conn.RemoteAddr(), err)
-		_ = c.conn.Close()
 	}
 	c.mu.Lock()
 	c.done, c.hsErr = true, err
@@ -315,6 +386,12 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 		c.peerID = c.st.peer()
 	}
 	c.mu.Unlock()
+	if c.onDone != nil {
+		c.onDone(err != nil && c.st.derived()) // before Close, which ends the listener's entry
+	}
+	if err != nil {
+		_ = c.conn.Close()
+	}
 	return err
 }
 

@@ -19,8 +19,9 @@
 // between sending its last handshake flight and marking the handshake
 // complete, so a client should not count on a burst sent right after
 // Dial. Records that do not decrypt are dropped silently (RFC 6347
-// §4.1.2.7), so a wrong key often shows up as a handshake timeout rather
-// than an alert.
+// §4.1.2.7), so a wrong key shows up on both sides as a handshake that
+// times out after deriving a key, reported as ErrKeyConfirmation, rather
+// than as an alert.
 //
 // A handshake this side refuses (a malformed or tampered hint or
 // identity, a peer without a key for its claimed identity, a
@@ -30,4 +31,13 @@
 // sends for a refusal). Handshake alerts are sent as plaintext records:
 // pion writes them in the connection-ID format, which RFC 9146 §3
 // forbids, and this package rewrites them.
+//
+// A Listener serves many peers on one UDP socket (see its doc for what
+// an unauthenticated peer may cost). The HelloVerifyRequest cookie
+// exchange is pion's: pion v3 can only continue a handshake whose cookie
+// round it ran itself (after a cookie exchange the peers number their
+// handshake messages from 1, and those numbers are in the Finished
+// transcript), so the listener cannot answer ClientHellos statelessly
+// and hand the verified one over. It instead bounds what a peer holds
+// before its cookie comes back, and for how long.
 package dtls

@@ -125,11 +125,27 @@ func TestP2PWrongKey(t *testing.T) {
 	k := testKeys(t)
 	// node-b's key from other D-TAs: the identity parses, the PSKs differ,
 	// Finished does not verify, and the server never exposes "node-b".
+	// Neither side gets an alert (the Finished that does not decrypt is
+	// dropped), and each says the peer never confirmed the key.
 	cerr, serr, _ := failing(t, p2pServerCfg(k.a), p2pClientCfg(k.rogueB, "node-a"), nil)
-	t.Logf("client: %v; server: %v", cerr, serr)
-	// The client holding another identity's key claims "node-b".
-	stolen := p2pClientCfg(k.c, "node-a")
-	failing(t, p2pServerCfg(k.rogueB), stolen, nil)
+	if !errors.Is(cerr, ErrKeyConfirmation) || !errors.Is(serr, ErrKeyConfirmation) {
+		t.Errorf("wrong client key: client %v; server %v; want ErrKeyConfirmation on both", cerr, serr)
+	}
+	// A server holding node-b's key from other D-TAs answers as node-b:
+	// the client refuses the hint before deriving anything and alerts.
+	cerr, serr, _ = failing(t, p2pServerCfg(k.rogueB), p2pClientCfg(k.c, "node-a"), nil)
+	if !errors.Is(cerr, pairing.ErrPeerIdentity) || errors.Is(cerr, ErrKeyConfirmation) {
+		t.Errorf("wrong server identity: client %v, want ErrPeerIdentity", cerr)
+	}
+	if serr == nil || errors.Is(serr, ErrKeyConfirmation) || !strings.Contains(serr.Error(), "alert") {
+		t.Errorf("wrong server identity: server %v, want the client's alert", serr)
+	}
+	// The server's key from other D-TAs for its own identity: the client
+	// derives a key the server cannot match.
+	cerr, serr, _ = failing(t, p2pServerCfg(k.rogueB), p2pClientCfg(k.c, "node-b"), nil)
+	if !errors.Is(cerr, ErrKeyConfirmation) || !errors.Is(serr, ErrKeyConfirmation) {
+		t.Errorf("wrong server key: client %v; server %v; want ErrKeyConfirmation on both", cerr, serr)
+	}
 }
 
 func TestP2PWrongServerIdentity(t *testing.T) {
@@ -352,7 +368,7 @@ func TestLossyReorderingRelay(t *testing.T) {
 		rl := newRelay(t, l.Addr(), hook)
 		c, err := dial(t, rl.addr(), ccfg)
 		if err != nil {
-			t.Fatalf("handshake %d: %v", i, err)
+			t.Fatalf("handshake %d: %v (listener %+v)", i, err, l.Stats())
 		}
 		got := 0
 		buf := make([]byte, 256)

@@ -13,7 +13,7 @@ import (
 func FuzzTicket(f *testing.F) {
 	k := testTicketKey(5, time.Unix(0, 0))
 	st := &SessionState{Version: 0x0303, Suite: 0xD001, MasterSecret: bytes.Repeat([]byte{1}, 48), EMS: true,
-		PeerIdentity: "client1", LocalIdentity: "srv", PermitDay: 1, CreatedAt: 2}
+		PeerIdentity: "client1", LocalIdentity: "srv", PermitDay: 1, CreatedAt: 2, Binding: bytes.Repeat([]byte{7}, 32)}
 	good, err := SealTicket(rand.Reader, k, st)
 	if err != nil {
 		f.Fatal(err)
@@ -41,7 +41,7 @@ func FuzzTicket(f *testing.F) {
 // keeps peers away from it, but a leaked key must not turn into a crash).
 func FuzzSessionState(f *testing.F) {
 	st := &SessionState{Version: 0x0303, Suite: 0xD001, MasterSecret: bytes.Repeat([]byte{1}, 48), EMS: true,
-		PeerIdentity: "client1", LocalIdentity: "srv", PermitDay: 1, CreatedAt: 2}
+		PeerIdentity: "client1", LocalIdentity: "srv", PermitDay: 1, CreatedAt: 2, Binding: bytes.Repeat([]byte{7}, 32)}
 	b, err := st.Marshal()
 	if err != nil {
 		f.Fatal(err)

@@ -13,7 +13,9 @@ import (
 // session's age against Lifetime, the suite against what both sides offer
 // now, the extended master secret (RFC 7627 §5.3), and the key exchange's
 // current credentials and policy (ciphersuite.ServerConfig.CheckResumption:
-// identity policy, CS lockout, CS permit day, keys still held). Anything
+// the binding of the session to the credential that authenticated it, its
+// server name and the issuing configuration; identity policy, CS lockout,
+// CS permit day, the id_S a CS client asks for). Anything
 // wrong means a full handshake, never a failure — except a client that
 // drops EMS for an EMS session, which RFC 7627 says to abort.
 
@@ -114,11 +116,18 @@ func (hs *serverHandshake) checkTicket() error {
 	if !st.PostQuantum && hs.cfg.KX.PQ == ciphersuite.PQRequire {
 		return refuse("session was not post-quantum hybrid, which this server requires")
 	}
+	info := &ciphersuite.ClientHelloInfo{Extensions: hs.hello.raw}
+	if info.Extensions == nil {
+		info.Extensions = map[uint16][]byte{}
+	}
 	if err := hs.cfg.KX.CheckResumption(&ciphersuite.ResumedSession{
 		Kind:          suite.KX,
 		PeerIdentity:  st.PeerIdentity,
 		LocalIdentity: st.LocalIdentity,
 		PermitDay:     st.PermitDay,
+		ServerName:    hs.hello.serverName,
+		Binding:       st.Binding,
+		Hello:         info,
 	}, now); err != nil {
 		return refuse("policy: " + err.Error())
 	}
@@ -178,7 +187,7 @@ func (hs *serverHandshake) fullSessionState(master []byte) *SessionState {
 	if now < 0 {
 		now = 0
 	}
-	return &SessionState{
+	st := &SessionState{
 		Version:       versionTLS12,
 		Suite:         hs.suite.ID,
 		MasterSecret:  master,
@@ -189,6 +198,18 @@ func (hs *serverHandshake) fullSessionState(master []byte) *SessionState {
 		PostQuantum:   kxPostQuantum(hs.kx),
 		CreatedAt:     uint64(now),
 	}
+	binding, err := hs.cfg.KX.SessionBinding(&ciphersuite.ResumedSession{
+		Kind:          hs.suite.KX,
+		PeerIdentity:  st.PeerIdentity,
+		LocalIdentity: st.LocalIdentity,
+		PermitDay:     st.PermitDay,
+		ServerName:    hs.hello.serverName,
+	})
+	if err != nil {
+		return nil // the credential vanished meanwhile: an empty ticket
+	}
+	st.Binding = binding
+	return st
 }
 
 // runResumed finishes an abbreviated handshake: ServerHello, [NewSessionTicket],

@@ -60,6 +60,15 @@ func (hs *serverHandshake) run() (*State, error) {
 	if hs.resuming() {
 		return hs.runResumed()
 	}
+	// The key exchange's guards learn whether the client's Finished
+	// verified: only that completes an authentication (a lockout is reset
+	// on it), and anything else after the key exchange began (a wrong key
+	// shows as a Finished that does not decrypt; a client may also just
+	// leave after the server spent its pairing) is charged to the source.
+	finished := false
+	if obs, ok := hs.kx.(ciphersuite.FinishedObserver); ok {
+		defer func() { obs.PeerFinished(finished) }()
+	}
 	sh, err := hs.sendServerFlight()
 	if err != nil {
 		return nil, err
@@ -103,6 +112,7 @@ func (hs *serverHandshake) run() (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	finished = true
 	if err := hs.verifyP2PPeer(); err != nil {
 		return nil, err
 	}

@@ -31,7 +31,8 @@ const (
 	ticketKeyNameLen              = 16
 	ticketNonceLen                = 12
 	ticketOverhead                = ticketKeyNameLen + ticketNonceLen + 16
-	sessionStateVersion    uint8  = 1
+	sessionStateVersion    uint8  = 2
+	maxSessionBindingLen          = 64
 	maxTicketLength               = 2048 // ours are ~200 bytes; bounded for peers
 	maxSessionIdentityLen         = 1024
 	DefaultTicketLifetime         = 24 * time.Hour
@@ -57,12 +58,16 @@ type SessionState struct {
 	// CreatedAt is the Unix time of the full handshake; resumptions keep it,
 	// so a session's lifetime runs from its full handshake.
 	CreatedAt uint64
+	// Binding fingerprints the credential that authenticated the full
+	// handshake, its server name and the issuing configuration
+	// (ciphersuite.ServerConfig.SessionBinding); resumption recomputes it.
+	Binding []byte
 }
 
 // Marshal encodes s (the ticket plaintext).
 func (s *SessionState) Marshal() ([]byte, error) {
 	if len(s.MasterSecret) != masterSecretLength || len(s.PeerIdentity) > maxSessionIdentityLen ||
-		len(s.LocalIdentity) > maxSessionIdentityLen {
+		len(s.LocalIdentity) > maxSessionIdentityLen || len(s.Binding) > maxSessionBindingLen {
 		return nil, errors.New("handshake: session state out of bounds")
 	}
 	var b cryptobyte.Builder
@@ -82,6 +87,7 @@ func (s *SessionState) Marshal() ([]byte, error) {
 	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(s.LocalIdentity)) })
 	b.AddUint64(s.PermitDay)
 	b.AddUint64(s.CreatedAt)
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(s.Binding) })
 	return b.Bytes()
 }
 
@@ -97,7 +103,7 @@ const (
 func ParseSessionState(data []byte) (*SessionState, error) {
 	s := cryptobyte.String(data)
 	var v, ems uint8
-	var master, peer, local cryptobyte.String
+	var master, peer, local, binding cryptobyte.String
 	st := &SessionState{}
 	if !s.ReadUint8(&v) || v != sessionStateVersion ||
 		!s.ReadUint16(&st.Version) || !s.ReadUint16(&st.Suite) ||
@@ -105,7 +111,8 @@ func ParseSessionState(data []byte) (*SessionState, error) {
 		!s.ReadUint8(&ems) || ems&^(stateFlagEMS|stateFlagPQ) != 0 ||
 		!s.ReadUint16LengthPrefixed(&peer) || len(peer) > maxSessionIdentityLen ||
 		!s.ReadUint16LengthPrefixed(&local) || len(local) > maxSessionIdentityLen ||
-		!s.ReadUint64(&st.PermitDay) || !s.ReadUint64(&st.CreatedAt) || !s.Empty() {
+		!s.ReadUint64(&st.PermitDay) || !s.ReadUint64(&st.CreatedAt) ||
+		!s.ReadUint8LengthPrefixed(&binding) || len(binding) > maxSessionBindingLen || !s.Empty() {
 		return nil, errBadSessionState
 	}
 	st.MasterSecret = append([]byte(nil), master...)
@@ -113,6 +120,7 @@ func ParseSessionState(data []byte) (*SessionState, error) {
 	st.PostQuantum = ems&stateFlagPQ != 0
 	st.PeerIdentity = string(peer)
 	st.LocalIdentity = string(local)
+	st.Binding = append([]byte(nil), binding...)
 	return st, nil
 }
 

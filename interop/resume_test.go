@@ -3,12 +3,14 @@ package interop
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -191,5 +193,65 @@ func TestResumeCLISharedTicketKeys(t *testing.T) {
 	sClientSession(t, openssl, a, s, sess, false)
 	if sClientReused(t, sClientSession(t, openssl, d, s, sess, true), s) {
 		t.Fatal("a --no-tickets server resumed the session")
+	}
+}
+
+// TestResumeCLIPSKRotationSIGHUP: a ticket outlives no key. openssl
+// s_client -sess_out against `mtls proxy server --psk-file`; client1's key
+// is rotated in the file and the proxy reloads on SIGHUP; -sess_in with
+// the old key is then not resumed (and, holding only the old key, the
+// client fails the full handshake).
+func TestResumeCLIPSKRotationSIGHUP(t *testing.T) {
+	openssl := needPeer(t, "openssl", "openssl")
+	mtlsBin := buildCLI(t)
+	dir := t.TempDir()
+	target, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	go func() {
+		for {
+			c, err := target.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	pskFile := filepath.Join(dir, "psk.txt")
+	write := func(key string) {
+		if err := os.WriteFile(pskFile, []byte(identity+":"+key+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(pskHex)
+	s := peerSuites[0]
+	port := freePort(t)
+	srv := startPeer(t, nil, mtlsBin, "proxy", "server", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--target", target.Addr().String(), "--allow-all", "--psk-file", pskFile, "--suites", s.name)
+	waitListening(t, srv, port)
+	sess := filepath.Join(dir, "sess.pem")
+	if sClientReused(t, sClientSession(t, openssl, port, s, sess, false), s) {
+		t.Fatal("first connection reused")
+	}
+	if !sClientReused(t, sClientSession(t, openssl, port, s, sess, true), s) {
+		t.Fatal("the session was not resumed before the rotation")
+	}
+	write(strings.Repeat("c3", 16))
+	srv.cmd.Process.Signal(syscall.SIGHUP)
+	if !srv.waitOutput("reloaded", 15*time.Second) {
+		t.Fatalf("no reload logged:\n%s", srv.output())
+	}
+	cli := startPeer(t, nil, openssl, "s_client", "-connect", fmt.Sprintf("127.0.0.1:%d", port), "-tls1_2",
+		"-cipher", s.openssl, "-psk", pskHex, "-psk_identity", identity, "-sess_in", sess)
+	cli.stdin.Close()
+	cli.wait(t, 15*time.Second) // fails: the old key no longer completes a handshake
+	out := cli.output()
+	if strings.Contains(out, "Reused,") {
+		t.Fatalf("a ticket earned with client1's old key was resumed after the rotation:\n%s", out)
+	}
+	if !srv.waitOutput("reason=bad_key", 15*time.Second) || strings.Count(srv.output(), "connection open") != 2 {
+		t.Fatalf("a client holding only the old key was not refused by the full handshake:\n%s", srv.output())
 	}
 }

@@ -1,6 +1,7 @@
 package mtls
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/milagro-go/milagro/ciphersuite"
 	"github.com/milagro-go/milagro/handshake"
+	"github.com/milagro-go/milagro/internal/admission"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -28,22 +30,41 @@ func FailedSuite(err error) string {
 	return ""
 }
 
-// Lockout counts failed Milagro CS proofs per client identity (see
-// Config.CSLockout).
-type Lockout = ciphersuite.Lockout
+// Lockout counts failed Milagro CS proofs per client identity and source
+// (see Config.CSLockout and docs/protocol.md, "Lockout").
+type Lockout = admission.Lockout
 
-// NewLockout returns a Lockout with the defaults (5 failures, then
-// 1 minute doubling up to 1 hour).
-func NewLockout() *Lockout { return ciphersuite.NewLockout() }
+// NewLockout returns a Lockout with the spec's defaults (5 failures of an
+// identity from one source lock that source out for it, 100 from all
+// sources lock everyone out; 1 minute doubling up to 1 hour).
+func NewLockout() *Lockout { return &admission.Lockout{} }
 
-// PairingGate admits the pairing work of Milagro CS hellos (see
-// Config.PairingGate); FairGate is this module's.
-type PairingGate = ciphersuite.PairingGate
+// LockEvent describes a new lockout (Lockout.OnLock).
+type LockEvent = admission.LockEvent
+
+// Source names a client for the guards: an IPv4 address or an IPv6 /64
+// (the prefix length is Guards.Keyer.IPv6Prefix).
+type Source = admission.Source
+
+// PairingGate admits the pairing work of Milagro hellos (see
+// Config.PairingGate); FairGate is this module's. release must be called
+// once, saying whether the client's proof verified.
+type PairingGate interface {
+	Acquire(ctx context.Context, source Source) (release func(verified bool), err error)
+}
 
 // FairGate is a PairingGate with a bound on concurrent pairing work,
-// round-robin service across client addresses and a budget of failed
-// proofs per address.
-type FairGate = ciphersuite.FairGate
+// round-robin service across sources (sources without recent failures
+// first) and a budget of failed proofs per source.
+type FairGate = admission.Gate
+
+// Guards is a server's admission and abuse control: source keys, failure
+// budgets, pairing gate, lockout, replay cache and tarpit, reading one
+// clock (see Config.Guards).
+type Guards = admission.Guards
+
+// NewGuards returns Guards with the defaults reading clock (nil: time.Now).
+func NewGuards(clock func() time.Time) *Guards { return admission.New(clock) }
 
 // DefaultHandshakeTimeout bounds a handshake when Config.HandshakeTimeout
 // is 0 and the context has no deadline.
@@ -142,19 +163,24 @@ type Config struct {
 	// accepted in either mode.
 	PermitMode pairing.PermitMode
 	// CSLockout refuses a client identity for a while after repeated
-	// failed proofs (5 failures, then 1 min doubling to 1 h), so that a
-	// stolen PIN token cannot be tried against the server at speed. Nil
-	// means one Lockout with the defaults per Config (shared by its
-	// Clones and the Configs its GetConfigForClient returns); set one to
-	// share it across Configs (the proxy keeps one across reloads).
-	// DisableCSLockout turns it off.
+	// failed proofs: 5 from one source (an IPv4 address or IPv6 /64) lock
+	// that source out for it, 100 from all sources lock everyone out; 1
+	// min doubling to 1 h; only a completed handshake resets it (see
+	// docs/protocol.md §3.5). Nil means Guards.Lockout; set one to share
+	// it across Configs. Its Clock, if nil, is time.Now: give it this
+	// Config's Time when you set that. DisableCSLockout turns it off.
 	CSLockout        *Lockout
 	DisableCSLockout bool
-	// PairingGate admits the pairing work of Milagro CS hellos, keyed by
-	// the client's IP address: nil means one FairGate per Config (GOMAXPROCS
-	// at once, round-robin across addresses, a budget of failed proofs per
-	// address).
+	// PairingGate admits the pairing work of Milagro hellos (CS and P2P),
+	// keyed by source: nil means Guards.Gate (GOMAXPROCS at once,
+	// round-robin across sources, a budget of failed proofs per source).
 	PairingGate PairingGate
+	// Guards is the server's admission and abuse control (failure budgets
+	// per source, pairing gate, lockout, replay cache, tarpit of refused
+	// connections). Nil means one set per Config, shared by its Clones and
+	// by the Configs its GetConfigForClient returns; set one to share it
+	// across Configs (the proxy keeps one across reloads).
+	Guards *Guards
 
 	// Milagro P2P, either side: this peer's keys (its identity is P2PKey.ID()).
 	// A P2P client must name the server identity it expects (ServerIdentity).

@@ -168,7 +168,7 @@ func (c *Config) clientHandshakeConfig() (*handshake.ClientConfig, error) {
 
 // serverHandshakeConfig is the one place that maps a Config to the server
 // handshake's configuration.
-func (c *Config) serverHandshakeConfig(ctx context.Context, source string) (*handshake.ServerConfig, error) {
+func (c *Config) serverHandshakeConfig(ctx context.Context, source Source) (*handshake.ServerConfig, error) {
 	hc, err := c.serverHandshakeConfigNoCallback()
 	if err != nil {
 		return nil, err
@@ -220,6 +220,7 @@ func (c *Config) serverHandshakeConfigNoCallback() (*handshake.ServerConfig, err
 	if c.PSKIdentityHint != "" {
 		kx.Hint = []byte(c.PSKIdentityHint)
 	}
+	kx.TicketScope = c.ticketScope()
 	if get := c.GetServerPSK; get != nil {
 		kx.PSK = func(identity []byte) ([]byte, error) { return get(string(identity)) }
 	}

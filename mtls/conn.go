@@ -419,7 +419,7 @@ func (c *Conn) runHandshake(ctx context.Context) (*handshake.State, error) {
 		c.clientSessionAfter(key, hc, st, err)
 		return st, err
 	}
-	hc, err := c.config.serverHandshakeConfig(ctx, sourceOf(c.conn.RemoteAddr()))
+	hc, err := c.config.serverHandshakeConfig(ctx, c.config.source(c.conn.RemoteAddr()))
 	if err != nil {
 		return nil, err
 	}

@@ -25,23 +25,47 @@ import (
 // with 256 in flight, from another process, while a legitimate client on
 // 127.0.0.1 keeps connecting. Reported per sub-benchmark: the legitimate
 // client's handshakes/s and its p50/p99 latency; "flooded" also reports
-// the hellos the server refused per second. Compare flooded with unflooded in one run:
+// the hellos the server refused per second. Other floods: "locked", bogus
+// hellos of the legitimate client's own identity (the lockout refuses the
+// flooding source for it, and charges the refusals to the source's
+// budget); "locked-lockout-off", the same against a server without a
+// lockout; "replay", one hello sent again and again. Each measures the
+// steady flood, after the first burst every source may spend. Compare
+// them with unflooded in one run:
 //
 //	go test -run='^$' -bench=CSFlood -benchtime=3s ./mtls
 func BenchmarkCSFlood(b *testing.B) {
-	for _, flood := range []bool{false, true} {
-		name := "unflooded"
-		if flood {
-			name = "flooded"
-		}
-		b.Run(name, func(b *testing.B) { benchCSFlood(b, flood) })
+	for _, mode := range []string{"unflooded", "flooded", "locked", "locked-lockout-off", "replay"} {
+		b.Run(mode, func(b *testing.B) { benchFlood(b, false, mode) })
 	}
 }
 
-func benchCSFlood(b *testing.B, flood bool) {
+// BenchmarkP2PFlood: the same with Milagro P2P. The flooder (127.0.0.2,
+// another process, 256 in flight) runs P2P handshakes with a key of other
+// D-TAs: each ClientKeyExchange costs the server a pairing until the
+// source's failure budget is spent (its Finished never verifies); the
+// legitimate P2P client on 127.0.0.1 keeps connecting.
+//
+//	go test -run='^$' -bench=P2PFlood -benchtime=3s ./mtls
+func BenchmarkP2PFlood(b *testing.B) {
+	for _, mode := range []string{"unflooded", "p2p"} {
+		b.Run(mode, func(b *testing.B) { benchFlood(b, true, mode) })
+	}
+}
+
+func benchFlood(b *testing.B, p2p bool, mode string) {
+	flood := mode != "unflooded"
 	f := milFixtureFor(b)
 	now := func() time.Time { return milNow }
 	server := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{f.secret}, PermitMode: pairing.PermitsOptional, Time: now}
+	client := &mtls.Config{CSKey: f.alice, Time: now}
+	if mode == "locked-lockout-off" {
+		server.DisableCSLockout = true
+	}
+	if p2p {
+		server = &mtls.Config{P2PKey: f.nodeA, Time: now}
+		client = &mtls.Config{P2PKey: f.nodeB, ServerIdentity: milNodeA, Time: now}
+	}
 	ln, err := mtls.Listen("tcp", "127.0.0.1:0", server)
 	if err != nil {
 		b.Fatal(err)
@@ -73,7 +97,14 @@ func benchCSFlood(b *testing.B, flood bool) {
 	if flood {
 		// The attacker is another process (this test binary, see TestMain).
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "MTLS_FLOODER_ADDR="+addr)
+		fm := mode
+		switch fm {
+		case "flooded":
+			fm = ""
+		case "locked-lockout-off":
+			fm = "locked"
+		}
+		cmd.Env = append(os.Environ(), "MTLS_FLOODER_ADDR="+addr, "MTLS_FLOODER_MODE="+fm)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			b.Fatal(err)
@@ -94,10 +125,9 @@ func benchCSFlood(b *testing.B, flood bool) {
 		if _, err := io.ReadFull(out, line); err != nil || string(line) != "ready\n" {
 			b.Fatalf("flooder: %q %v", line, err)
 		}
-		time.Sleep(300 * time.Millisecond) // let the flood build up
+		time.Sleep(3 * time.Second) // past the first burst (every source starts with a whole budget): the steady flood
 	}
 
-	client := &mtls.Config{CSKey: f.alice, Time: now}
 	lat := make([]time.Duration, 0, b.N)
 	conLat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
@@ -138,12 +168,19 @@ func benchCSFlood(b *testing.B, flood bool) {
 // (so no lockout stops them: only the per-source budget of failed proofs
 // does), with milagro_cs proofs that are well formed but made with keys of
 // D-TAs the server does not know.
-func bogusHellos(f *milFixture, n int) [][]byte {
+func bogusHellos(f *milFixture, n int) [][]byte { return bogusHellosOf(f, "", n) }
+
+// bogusHellosOf returns n bogus hellos of identity id ("": n identities).
+func bogusHellosOf(f *milFixture, id string, n int) [][]byte {
 	keys := make([]*pairing.CSClientKey, n)
 	for i := range keys {
 		var parts []*pairing.CSClientKey
+		name := id
+		if name == "" {
+			name = fmt.Sprintf("flood-%d@example.com", i)
+		}
 		for _, s := range f.shares {
-			k, err := s.IssueCSClientKey(fmt.Sprintf("flood-%d@example.com", i))
+			k, err := s.IssueCSClientKey(name)
 			if err != nil {
 				panic(err)
 			}

@@ -3,34 +3,33 @@ package mtls
 import (
 	"errors"
 	"net"
-
-	"github.com/milagro-go/milagro/internal/tarpit"
 )
 
 type listener struct {
 	net.Listener
 	config *Config
-	pit    tarpit.Pit // refused connections wait here before they are closed
 }
 
 // Accept waits for the next connection and returns it as a server *Conn
 // (as a net.Conn). The handshake runs on first Read/Write or Handshake.
 //
-// With Milagro CS server credentials, a connection from an address whose
-// budget of failed CS proofs is spent (see FairGate) is refused here,
-// before any handshake goroutine or parsing: it is held open for a second
-// (at most 512 at once) and closed, so a flooding address costs an accept
-// and a close, waits instead of reconnecting at once, and cannot crowd out
-// other clients' handshakes.
+// With Milagro server credentials, a connection from a source whose
+// failure budget is spent (failed proofs, replays, hellos refused by a
+// lockout; see Config.Guards) is refused here, before any handshake
+// goroutine or parsing: it is held open in the tarpit (Guards.Pit, sized
+// per source) and closed after a while, so a flooding source costs an
+// accept and a close, loses its concurrency instead of reconnecting at
+// once, and cannot crowd out other clients' handshakes.
 func (l *listener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
-		release, ok := l.config.admitSource(sourceOf(c.RemoteAddr()))
+		src := l.config.source(c.RemoteAddr())
+		release, ok := l.config.admitSource(src)
 		if !ok {
-			l.pit.Add(c) // held open a while: a flooder waits instead of reconnecting
+			l.config.guards().Pit.Add(src, c) // held open a while: a flooder waits instead of reconnecting
 			continue
 		}
 		sc := Server(c, l.config)

@@ -88,8 +88,8 @@ func TestMilagroPreparedCache(t *testing.T) {
 		if csc(t, h4a) != csc(t, h4b) {
 			t.Fatal("two Configs with the same key prepared it twice")
 		}
-		s1, _ := (&Config{P2PKey: p2p}).serverHandshakeConfig(context.Background(), "")
-		s2, _ := (&Config{P2PKey: p2p}).serverHandshakeConfig(context.Background(), "")
+		s1, _ := (&Config{P2PKey: p2p}).serverHandshakeConfig(context.Background(), Source{})
+		s2, _ := (&Config{P2PKey: p2p}).serverHandshakeConfig(context.Background(), Source{})
 		if s1.KX.P2P.Server != s2.KX.P2P.Server {
 			t.Fatal("P2P server prepared twice")
 		}
@@ -101,8 +101,8 @@ func TestMilagroPreparedCache(t *testing.T) {
 		}}
 		g1, _ := srv.GetConfigForClient(nil)
 		g2, _ := srv.GetConfigForClient(nil)
-		s3, _ := g1.serverHandshakeConfig(context.Background(), "")
-		s4, _ := g2.serverHandshakeConfig(context.Background(), "")
+		s3, _ := g1.serverHandshakeConfig(context.Background(), Source{})
+		s4, _ := g2.serverHandshakeConfig(context.Background(), Source{})
 		if p3, p4 := s3.KX.CS.GetServer(""), s4.KX.CS.GetServer(""); p3 == nil || p3 != p4 {
 			t.Fatal("CS server prepared twice")
 		}

@@ -61,8 +61,8 @@ type milagroPrepared struct {
 	token  *pairing.PINToken    // the CSToken pinKey was recovered from
 	pinKey *pairing.CSClientKey // token + PIN; nil until GetPIN succeeds
 
-	guardsOnce   sync.Once
-	serverGuards *serverGuards // lockout, replay cache, pairing gate (milagro_guard.go)
+	guardsOnce sync.Once
+	guards     *Guards // admission guards when Config.Guards is nil (milagro_guard.go)
 
 	tickets ticketKeyState // session ticket keys (ticket.go)
 }

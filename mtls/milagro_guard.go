@@ -3,16 +3,21 @@ package mtls
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"sync"
+	"time"
 	"weak"
 
 	"github.com/milagro-go/milagro/ciphersuite"
+	"github.com/milagro-go/milagro/internal/admission"
 	"github.com/milagro-go/milagro/pairing"
 )
 
-// Server side of Milagro CS: which key answers which server identity, and
-// the guards that run before any pairing (lockout, replay cache, pairing
-// gate; see ciphersuite/guard.go).
+// Server side of Milagro CS and P2P: which key answers which server
+// identity, and the guards that run before any pairing (failure budget,
+// lockout, replay cache, pairing gate; package internal/admission), asked
+// by the key exchanges through ciphersuite.HelloGuard.
 
 // csServerLookup returns the function that finds the prepared server key
 // for a server identity: GetCSServerKey if set, else
@@ -63,98 +68,178 @@ func (c *Config) csServerLookup() (func(string) *pairing.CSServer, error) {
 	return func(id string) *pairing.CSServer { return keys[id] }, nil
 }
 
-// serverGuards is what a Config (and its Clones) share of the CS guards
-// when the application set none: made on first use.
-type serverGuards struct {
-	lockout *ciphersuite.Lockout
-	replay  *ciphersuite.ReplayCache
-	gate    *ciphersuite.FairGate
+// defaultGuards returns the admission guards of c when it sets none: one
+// set per Config, shared by its Clones and the Configs its
+// GetConfigForClient returns, reading c's clock.
+func (h *milagroPrepared) defaultGuards(clock func() time.Time) *Guards {
+	h.guardsOnce.Do(func() { h.guards = admission.New(clock) })
+	return h.guards
 }
 
-func (h *milagroPrepared) guards() *serverGuards {
-	h.guardsOnce.Do(func() {
-		h.serverGuards = &serverGuards{
-			lockout: ciphersuite.NewLockout(),
-			replay:  ciphersuite.NewReplayCache(),
-			gate:    &ciphersuite.FairGate{},
-		}
-	})
-	return h.serverGuards
+// guards returns the admission guards a server with Config c uses.
+func (c *Config) guards() *Guards {
+	if c.Guards != nil {
+		return c.Guards
+	}
+	return c.milagroHolder().defaultGuards(c.time())
 }
 
-// milagroServerGuards fills in the CS guards of kx (if it has a CS server)
-// for one connection from source: c's own settings, else the defaults of
-// parent (the Config the connection was accepted with; c itself unless
+// source names a peer for the guards (an IPv4 address or an IPv6 prefix).
+func (c *Config) source(a net.Addr) Source { return c.guards().Keyer.Addr(a) }
+
+// milagroServerGuards gives the Milagro key exchanges of kx (CS and P2P)
+// the guards of one connection from source: c's own settings, else those
+// of parent (the Config the connection was accepted with; c itself unless
 // GetConfigForClient returned c).
-func (c *Config) milagroServerGuards(kx *ciphersuite.ServerConfig, parent *Config, ctx context.Context, source string) {
-	if kx == nil || kx.CS == nil {
+func (c *Config) milagroServerGuards(kx *ciphersuite.ServerConfig, parent *Config, ctx context.Context, source Source) {
+	if kx == nil || (kx.CS == nil && kx.P2P == nil) {
 		return
 	}
-	def := parent.milagroHolder().guards()
-	cs := kx.CS
+	g := parent.guards()
+	if c.Guards != nil {
+		g = c.Guards
+	}
+	cg := &connGuard{ctx: ctx, src: source, g: g, gate: g.Gate}
 	switch {
 	case c.DisableCSLockout:
 	case c.CSLockout != nil:
-		cs.Lockout = c.CSLockout
+		cg.lockout = c.CSLockout
 	case parent.CSLockout != nil && !parent.DisableCSLockout:
-		cs.Lockout = parent.CSLockout
+		cg.lockout = parent.CSLockout
 	default:
-		cs.Lockout = def.lockout
+		cg.lockout = g.Lockout
 	}
-	cs.Replay = def.replay
 	switch {
 	case c.PairingGate != nil:
-		cs.Gate = c.PairingGate
+		cg.gate = c.PairingGate
 	case parent.PairingGate != nil:
-		cs.Gate = parent.PairingGate
-	default:
-		cs.Gate = def.gate
+		cg.gate = parent.PairingGate
 	}
-	cs.Source, cs.Context = source, ctx
+	if gate, ok := cg.gate.(*admission.Gate); !ok || gate.Budget != g.Budget {
+		cg.chargeOwn = true // the gate charges another budget, or none
+	}
 	if l := c.Logger; l != nil {
-		cs.OnDenied = func(id, reason string) {
-			l.Debug("mtls: Milagro CS hello refused", "id", id, "reason", reason, "source", source)
+		cg.logger = l
+	}
+	if kx.CS != nil {
+		kx.CS.Guard = cg
+		if l := c.Logger; l != nil {
+			kx.CS.OnDenied = func(id, reason string) {
+				l.Debug("mtls: Milagro CS hello refused", "id", id, "reason", reason, "source", source.String())
+			}
 		}
 	}
+	if kx.P2P != nil {
+		kx.P2P.Guard = cg
+	}
 }
 
-// sourceOf names a client for the pairing gate: its IP address (all ports
-// of one address are one source).
-func sourceOf(a net.Addr) string {
-	if a == nil {
-		return ""
+// connGuard is the ciphersuite.HelloGuard of one server connection: it
+// asks the admission guards in the order of spec §2 and §6 (a spent
+// budget, a lockout, a replay: all cheap and charged to the source; then
+// a turn at the pairing gate) and reports outcomes back.
+type connGuard struct {
+	ctx       context.Context
+	src       Source
+	g         *Guards
+	lockout   *Lockout // nil: no lockout
+	gate      PairingGate
+	chargeOwn bool // charge g.Budget for unverified proofs (the gate does not)
+	logger    *slog.Logger
+}
+
+// Admit implements ciphersuite.HelloGuard.
+func (cg *connGuard) Admit(a *ciphersuite.HelloAttempt) (ciphersuite.Admission, error) {
+	if cg.g.Budget.Spent(cg.src) {
+		return nil, admission.ErrBusy
 	}
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
+	if a.Kind == ciphersuite.KXMilagroCS {
+		if locked, until := cg.lockout.Locked(a.ID, cg.src); locked {
+			cg.g.Budget.Charge(cg.src) // a flooder spends its budget on these too
+			return nil, fmt.Errorf("%w: %s is %w until %s",
+				ciphersuite.ErrDenied, quoteID(a.ID), ciphersuite.ErrLockedOut, until.UTC().Format(time.RFC3339))
+		}
 	}
-	host, _, err := net.SplitHostPort(a.String())
+	if a.Hello != nil && !cg.g.Replay.Reserve(a.Hello, a.Expiry) {
+		cg.g.Budget.Charge(cg.src)
+		return nil, fmt.Errorf("%w: %w (this exact milagro_cs proof was already used)", ciphersuite.ErrDenied, ciphersuite.ErrReplayed)
+	}
+	started := cg.lockout.Begin()
+	release, err := cg.gate.Acquire(cg.ctx, cg.src)
 	if err != nil {
-		return a.String()
+		return nil, err
 	}
-	return host
+	return &guardAttempt{cg: cg, kind: a.Kind, id: a.ID, started: started, release: release}, nil
 }
 
-// SourceAdmitter is implemented by a PairingGate that admits connections
-// by source before their handshake (FairGate: a source whose proofs
-// failed may have no more handshakes in progress than its remaining
-// budget). Listeners close a refused connection at once, and call release
-// when an admitted one's handshake ends.
-type SourceAdmitter interface {
-	Admit(source string) (release func(), ok bool)
+// Locked implements ciphersuite.HelloGuard.
+func (cg *connGuard) Locked(id string) bool {
+	locked, _ := cg.lockout.Locked(id, cg.src)
+	return locked
 }
 
-// admitSource admits a new connection from source (a CS server whose gate
-// admits by source), or refuses it before its handshake.
-func (c *Config) admitSource(source string) (func(), bool) {
-	if c == nil || (len(c.CSServerKeys) == 0 && c.GetCSServerKey == nil) {
+// guardAttempt is one admitted attempt (ciphersuite.Admission).
+type guardAttempt struct {
+	cg       *connGuard
+	kind     ciphersuite.KXKind
+	id       string
+	started  admission.Attempt
+	release  func(verified bool)
+	proved   sync.Once
+	finished sync.Once
+}
+
+// Proved ends the pairing: an unverified CS proof is a failure of the
+// identity from this source (lockout) and of the source (budget).
+func (a *guardAttempt) Proved(verified bool) {
+	a.proved.Do(func() {
+		a.release(verified)
+		if verified {
+			return
+		}
+		if a.cg.chargeOwn {
+			a.cg.g.Budget.Charge(a.cg.src)
+		}
+		if a.kind == ciphersuite.KXMilagroCS && !a.cg.lockout.Failure(a.id, a.cg.src, a.started) && a.cg.logger != nil {
+			a.cg.logger.Debug("mtls: lockout table full of locked identities; a failed proof was not counted (Lockout.Dropped counts them)",
+				"id", a.id, "source", a.cg.src.String())
+		}
+	})
+}
+
+// Finished learns whether the client's Finished verified: only that is a
+// success (it resets a CS identity's lockout); a wrong one is charged to
+// the source (for P2P it is how a wrong key shows).
+func (a *guardAttempt) Finished(ok bool) {
+	a.finished.Do(func() {
+		switch {
+		case ok && a.kind == ciphersuite.KXMilagroCS:
+			a.cg.lockout.Success(a.id, a.cg.src)
+		case !ok:
+			a.cg.g.Budget.Charge(a.cg.src)
+		}
+	})
+}
+
+func quoteID(id string) string {
+	if len(id) > 64 {
+		id = id[:64] + "…"
+	}
+	return fmt.Sprintf("%q", id)
+}
+
+// hasMilagroServer reports whether c holds Milagro server credentials
+// (whose handshakes the listener admits by source).
+func (c *Config) hasMilagroServer() bool {
+	return c != nil && (len(c.CSServerKeys) > 0 || c.GetCSServerKey != nil || c.P2PKey != nil)
+}
+
+// admitSource admits a new connection from source before its handshake,
+// or refuses it (its failure budget is spent beyond the connections it
+// has in flight). release is called when the handshake ends.
+func (c *Config) admitSource(source Source) (func(), bool) {
+	if !c.hasMilagroServer() {
 		return nil, true
 	}
-	g := c.PairingGate
-	if g == nil {
-		g = c.milagroHolder().guards().gate
-	}
-	if a, ok := g.(SourceAdmitter); ok {
-		return a.Admit(source)
-	}
-	return nil, true
+	return c.guards().Budget.Admit(source)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -57,7 +58,7 @@ func mustResume(t *testing.T, c, s *mtls.Config, want bool) milResult {
 func TestResumeCS(t *testing.T) {
 	f := milFixtureFor(t)
 	gate := &countingGate{}
-	lock := &mtls.Lockout{}
+	lock := &mtls.Lockout{Clock: milClock(milNow)}
 	var deny sync.Map
 	server := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{milServerKey(t, f, "srv.example")}, PermitMode: pairing.PermitsOptional,
 		Time: milClock(milNow), PairingGate: gate, CSLockout: lock,
@@ -105,8 +106,9 @@ func TestResumeCS(t *testing.T) {
 	mustResume(t, client, server, false) // the failed handshake dropped the session
 	mustResume(t, client, server, true)
 	// Locked out: no resumption either.
+	local := mtls.NewGuards(nil).Keyer.IP(netip.MustParseAddr("127.0.0.1"))
 	for i := 0; i < 5; i++ {
-		lock.Failure(milAlice, milNow)
+		lock.Failure(milAlice, local, lock.Begin())
 	}
 	r = milHandshakeTCP(t, client, server, nil, nil)
 	milExpectAlert(t, "server", r.serverErr, ciphersuite.AlertAccessDenied, false)

@@ -304,7 +304,7 @@ func (nopConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
 // countingGate counts the pairing work it admits.
 type countingGate struct{ n atomic.Int64 }
 
-func (g *countingGate) Acquire(context.Context, string) (func(bool), error) {
+func (g *countingGate) Acquire(context.Context, mtls.Source) (func(bool), error) {
 	g.n.Add(1)
 	return func(bool) {}, nil
 }
@@ -317,7 +317,7 @@ func TestPINLockout(t *testing.T) {
 	clock := func() time.Time { return now }
 	gate := &countingGate{}
 	var locked []string
-	lock := &mtls.Lockout{OnLock: func(id string, _ time.Time) { locked = append(locked, id) }}
+	lock := &mtls.Lockout{Clock: clock, OnLock: func(ev mtls.LockEvent) { locked = append(locked, ev.ID) }}
 	server := &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{f.secret}, PermitMode: pairing.PermitsOptional, Time: clock, CSLockout: lock, PairingGate: gate}
 	try := func(pin uint32) milResult {
 		c := &mtls.Config{CSToken: f.aliceToken, GetPIN: func() (uint32, error) { return pin, nil }, Time: clock}

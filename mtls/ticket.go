@@ -2,12 +2,13 @@ package mtls
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -104,6 +105,19 @@ func (c *Config) ticketKeys() ([]handshake.TicketKey, error) {
 	}
 	t.auto = keys
 	return keys, nil
+}
+
+// ticketScope names the configuration that issues a session, for the
+// session's binding (ciphersuite.ServerConfig.SessionBinding): its PSK
+// identity hint (the permit policy is re-checked on its own). The credentials themselves (the
+// PSK, the CS server key and its D-TA set, the P2P key) are bound
+// separately, so a Config for another tenant, or a reloaded one with a
+// rotated key, does not resume sessions of the first.
+func (c *Config) ticketScope() []byte {
+	h := sha256.New()
+	h.Write([]byte("MTLS1-ticket-scope\x00"))
+	h.Write([]byte(c.PSKIdentityHint))
+	return h.Sum(nil)
 }
 
 func sameKeys(a, b [][32]byte) bool {
@@ -290,12 +304,22 @@ func ParseTicketKeys(data []byte) ([][32]byte, error) {
 	return out, nil
 }
 
-// LoadTicketKeys reads a ticket key file (see ParseTicketKeys).
+// LoadTicketKeys reads a ticket key file (see ParseTicketKeys). Like a
+// secret key file (LoadKey), it must be a regular file that group and
+// others cannot read (ErrKeyPermissions), except a root-owned 0440/0640.
 func LoadTicketKeys(path string) ([][32]byte, error) {
-	data, err := os.ReadFile(path)
+	data, mode, rootOwned, err := readKeyFile(path)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(data)
+	// A ticket key is a secret like a key file (see LoadKey): its holder
+	// can mint sessions for any identity the policy admits and decrypt
+	// recorded sessions while the key lives.
+	groupReadByRoot := rootOwned && mode&0o037 == 0
+	if mode&0o077 != 0 && !groupReadByRoot && runtime.GOOS != "windows" {
+		return nil, fmt.Errorf("%w: session ticket key file %s has mode %04o; make it private: chmod 600 %s "+
+			"(a root-owned file may be 0640)", ErrKeyPermissions, path, mode.Perm(), path)
+	}
 	return ParseTicketKeys(data)
 }

@@ -295,6 +295,7 @@ type CSServer struct {
 	ksLines *eLines          // Miller-loop lines of K_S
 	bsLines *eLines          // Miller-loop lines of B_S (public)
 	points  *cache[*csPoint] // A or A' by (id, d)
+	fp      [32]byte         // KeyFingerprint
 }
 
 // csPoint is a client's A (or A'), with its encoding and, once a client
@@ -333,8 +334,9 @@ func NewCSServer(secret *CSServerSecret) (*CSServer, error) {
 	if secret.id != "" {
 		bs = ePrepare(eHashG2(DomainCS, []byte(secret.id)))
 	}
+	enc, err := secret.MarshalBinary()
 	return &CSServer{id: secret.id, ks: secret.k, ksLines: ePrepare(eG2From(&secret.k)), bsLines: bs,
-		points: newCache[*csPoint](csCacheSize)}, nil
+		points: newCache[*csPoint](csCacheSize), fp: keyFingerprint("MTLS1-CS-server-key", enc, err)}, nil
 }
 
 // ID returns the server identity id_S this server proves ("" for the

@@ -16,6 +16,7 @@ type P2PServer struct {
 	k1    *eG1            // K1_S
 	a     *eG1            // A_S = H1_P2P(id_S)
 	peers *cache[*eLines] // Miller-loop lines of B_C by id_C
+	fp    [32]byte        // KeyFingerprint
 }
 
 // NewP2PServer prepares the TLS-server side of a peer from its combined key.
@@ -32,8 +33,9 @@ func NewP2PServer(key *P2PKey) (*P2PServer, error) {
 	if err := checkG1(&key.k1); err != nil {
 		return nil, err
 	}
+	enc, err := key.MarshalBinary()
 	return &P2PServer{id: key.id, k1: eG1From(&key.k1), a: eHashG1(DomainP2P, []byte(key.id)),
-		peers: newCache[*eLines](p2pCacheSize)}, nil
+		peers: newCache[*eLines](p2pCacheSize), fp: keyFingerprint("MTLS1-P2P-key", enc, err)}, nil
 }
 
 // ID returns the server identity id_S.

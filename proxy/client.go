@@ -148,7 +148,7 @@ func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
 	cs := sc.ConnectionState()
 	c.Metrics.handshakeOK(cs, hsDur)
 	log = log.With("identity", cs.PeerIdentity, "local_identity", cs.LocalIdentity, "suite", cs.CipherSuiteName, "pq", cs.PostQuantum)
-	log.Info("connection open", "target", c.Target)
+	log.Info("connection open", "target", c.Target, "alpn", cs.NegotiatedProtocol)
 	p := &pipe{a: local, b: sc, idle: c.IdleTimeout, onBytes: c.Metrics.bytesFunc(),
 		lifetime: remaining(c.MaxConnLifetime, start), closeTimeout: c.CloseTimeout}
 	// An upstream that failed (a server-mode proxy that could not reach

@@ -10,7 +10,7 @@
 // target; the identity is checked again after the handshake. It then dials
 // the target and forwards both ways with half-close. The identity can be
 // handed to the service as a PROXY protocol v2 TLV (AppendProxyV2) or as an
-// HTTP/1.x request header (Server.HTTPIdentityHeader). Client mode (Client)
+// HTTP request header (Server.HTTPIdentityHeader: HTTP identity mode). Client mode (Client)
 // accepts plain TCP, normally on 127.0.0.1, and originates mtls to a
 // server-mode proxy.
 //
@@ -53,15 +53,17 @@
 // with 4 KiB stacks, the connections themselves (mtls.Conn keeps its
 // cipher state) and about 2 KiB of proxy state: about 13 KB in all on
 // either side (BenchmarkProxyIdleMemStats measures the Go memory per
-// connection of each proxy process). HTTP identity mode adds a 4 KiB read
-// buffer on the request side and a few hundred bytes of response-tracking
-// state (the response framing parser holds no buffer between reads).
+// connection of each proxy process).
 //
-// HTTP identity mode parses the requests and also follows the responses
-// (forwarded untouched, byte for byte): after an Upgrade or a CONNECT the
-// client's further bytes are held back until the target answers, and are
-// forwarded opaquely only if it switched protocols (101, or 2xx to
-// CONNECT); otherwise they are parsed, and rewritten, as the next request.
+// HTTP identity mode (Server.HTTPIdentityHeader) is an HTTP reverse proxy
+// on Go's HTTP stack: HTTP/1.1 (net/http) or HTTP/2 (golang.org/x/net/http2)
+// by the connection's ALPN protocol, net/http/httputil.ReverseProxy to the
+// target (HTTP/1.1, or HTTP/2 cleartext for gRPC servers: TargetProtocol).
+// Every client copy of the identity header is deleted and the header set to
+// the peer identity on every request; Upgrade offers off the allow list
+// (HTTPAllowUpgrade; "h2c" always) are removed, the HTTP/2 preface without
+// ALPN h2 is refused, CONNECT is refused unless AllowConnect. See
+// docs/operators-guide.md.
 //
 // Imports: proxy may import mtls (and the packages below it) only, never cmd.
 package proxy

@@ -1,63 +1,26 @@
 package proxy
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // Handshake admission: connections that have not completed their
-// handshake are bounded on their own — in all and per source address — so
-// that silent or slow connections cannot take the slots of the connections
-// that are established (MaxConns counts only those), and one address cannot
-// take every handshake slot.
+// handshake hold a slot (admission.Slots), bounded in all and per source
+// (an IPv4 address or an IPv6 /64), so that silent or slow connections
+// cannot take the slots of established connections (MaxConns counts only
+// those). The slots are shared fairly: when all are taken, a new source
+// takes one from the source holding the most (its oldest connection is
+// closed), and a connection admitted while slots are scarce gets a short
+// handshake deadline (HelloTimeout) instead of HandshakeTimeout.
 
 const (
 	defaultMaxHandshakes          = 1024
 	defaultMaxHandshakesPerSource = 256
+	// DefaultHelloTimeout bounds the handshake of a connection admitted
+	// while more than three quarters of the handshake slots are taken.
+	DefaultHelloTimeout = 2 * time.Second
 )
-
-type hsLimiter struct {
-	max, perSource int
-
-	mu      sync.Mutex
-	total   int
-	sources map[string]int
-}
-
-// admit reserves a handshake slot for source; false means the connection
-// must be closed at once (over the total or the per-source bound).
-func (l *hsLimiter) admit(source string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.sources == nil {
-		l.sources = make(map[string]int)
-	}
-	if l.total >= l.max || l.sources[source] >= l.perSource {
-		return false
-	}
-	l.total++
-	l.sources[source]++
-	return true
-}
-
-func (l *hsLimiter) release(source string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.total--
-	if n := l.sources[source] - 1; n > 0 {
-		l.sources[source] = n
-	} else {
-		delete(l.sources, source)
-	}
-}
-
-// pending returns the handshakes in progress.
-func (l *hsLimiter) pending() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.total
-}
 
 // rateLog lets through at most one log line per interval for a kind of
 // event and counts the ones it held back, so a flood of forged hellos does

@@ -17,6 +17,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if addr := os.Getenv("MTLS_SLOWLORIS_ADDR"); addr != "" {
+		runSlowloris(addr, os.Getenv("MTLS_SLOWLORIS_MODE"))
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "proxy-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/milagro-go/milagro/ciphersuite"
+	"github.com/milagro-go/milagro/internal/admission"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
@@ -41,10 +42,38 @@ type Metrics struct {
 	reloadTime  *prometheus.GaugeVec   // result: unix time of the last one
 	reloadOK    prometheus.Gauge       // 1 if the last reload succeeded
 	revoked     prometheus.Counter
+	httpRef     *prometheus.CounterVec // reason (httpRefusedReasons)
 
 	mu        sync.Mutex
 	reloadErr error // the last reload's error, nil after a success
 	reloadAt  time.Time
+
+	guardsOnce sync.Once // watchGuards registers its metrics once
+}
+
+// watchGuards exports the state of a server's admission guards: handshakes
+// holding a slot, connections held in the tarpit, and failed proofs the
+// full lockout table could not record.
+func (m *Metrics) watchGuards(g *mtls.Guards, slots *admission.Slots, lockout *mtls.Lockout) {
+	if m == nil || g == nil {
+		return
+	}
+	m.guardsOnce.Do(func() {
+		m.Registry.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "mtls_proxy_handshake_slots_in_use",
+				Help: "Connections in their handshake, each holding one of --max-handshakes slots (shared fairly between sources).",
+			}, func() float64 { return float64(slots.Len()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "mtls_proxy_tarpit_connections",
+				Help: "Refused connections held open before they are closed (sources over their failure budget or their share of handshake slots).",
+			}, func() float64 { return float64(g.Pit.Len()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "mtls_proxy_cs_lockout_unrecorded_failures_total",
+				Help: "Failed Milagro CS proofs the lockout could not record because its table was full of locked identities.",
+			}, func() float64 { return float64(lockout.Dropped()) }),
+		)
+	})
 }
 
 // Handshake results (the "result" label of mtls_proxy_handshakes_total).
@@ -124,6 +153,14 @@ func NewMetrics() *Metrics {
 		Name: "mtls_proxy_revoked_connections_total",
 		Help: "Live connections closed by a reload because the ACL no longer admits their identity.",
 	})
+	m.httpRef = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mtls_proxy_http_refused_total",
+		Help: "HTTP identity mode: requests whose protocol switch was refused, by reason: h2c_upgrade and upgrade (the offer was removed and the request served over HTTP/1.1), h2_preface (HTTP/2 preface without ALPN h2: 400), connect (CONNECT: 405).",
+	}, []string{"reason"})
+	for _, r := range httpRefusedReasons {
+		m.httpRef.WithLabelValues(r)
+	}
+	reg.MustRegister(m.httpRef)
 	reg.MustRegister(m.hsFailures, m.reloads, m.reloadTime, m.reloadOK, m.revoked)
 	reg.MustRegister(m.handshakes, m.hsDuration, m.active, m.connections, m.bytes, m.aclDenials, m.lockouts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -208,6 +245,12 @@ func (m *Metrics) connClose(result string) {
 	if m != nil {
 		m.active.Dec()
 		m.connections.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) httpRefused(reason string) {
+	if m != nil {
+		m.httpRef.WithLabelValues(reason).Inc()
 	}
 }
 
@@ -410,7 +453,7 @@ func failureReason(err error) string {
 		return "peer_closed"
 	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
 		return "reset"
-	case errors.Is(err, ciphersuite.ErrBusy):
+	case errors.Is(err, admission.ErrBusy):
 		return "busy"
 	case errors.As(err, &ae):
 		if ae.Remote {

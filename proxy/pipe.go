@@ -42,10 +42,6 @@ type pipe struct {
 	last     atomic.Int64 // unix nanoseconds of the last successful read
 	up, down atomic.Int64 // bytes a→b and b→a
 	onBytes  func(up bool, n int)
-	// downWrap, if set, wraps the writer of the b→a copy (HTTP identity
-	// mode: the response tracker); downDone runs when that copy ends.
-	downWrap func(io.Writer) io.Writer
-	downDone func()
 
 	// lifetime, if set, ends the connection that long after run starts;
 	// closeTimeout, if set, ends it that long after one direction finished
@@ -163,9 +159,6 @@ func (p *pipe) direction(src, dst net.Conn, up bool, custom func(dst io.Writer, 
 	cw := &countingWriter{w: dst, p: p, up: up}
 	if custom != nil {
 		err = custom(cw, &touchReader{r: src, p: p})
-	} else if !up && p.downWrap != nil {
-		err = p.copy(p.downWrap(cw), src)
-		p.downDone()
 	} else {
 		err = p.copy(cw, src)
 	}

@@ -49,6 +49,9 @@ type tracked struct {
 	dead     bool
 	identity string // the peer identity once authenticated (server mode)
 	authed   bool
+	// handedOff: the handler passed the connection on (to the tarpit,
+	// which closes it later); the loop must not close it.
+	handedOff atomic.Bool
 }
 
 // setIdentity records the authenticated peer identity (for revocation).
@@ -181,7 +184,9 @@ func (l *loop) serve(ctx context.Context, ln net.Listener, log *slog.Logger, han
 		}
 		go func() {
 			defer func() {
-				c.Close()
+				if !t.handedOff.Load() {
+					c.Close()
+				}
 				l.mu.Lock()
 				delete(l.conns, t)
 				l.mu.Unlock()

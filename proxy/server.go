@@ -4,27 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/milagro-go/milagro/internal/admission"
 	"github.com/milagro-go/milagro/mtls"
 )
-
-// sourceAddr names a client for per-source limits: its IP address.
-func sourceAddr(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return host
-}
 
 // Server is the terminating side of the proxy: it accepts mtls connections,
 // admits authenticated peers that pass the ACL and forwards their traffic
@@ -46,21 +34,41 @@ type Server struct {
 	// cannot take the slots of established ones.
 	MaxConns int
 	// MaxHandshakes bounds the connections in their handshake (0: 1024),
-	// MaxHandshakesPerSource those from one IP address (0: 256; a client sidecar opens its connections from one address); beyond
-	// either, a new connection is closed at once (metric result "busy").
+	// MaxHandshakesPerSource those from one source, an IPv4 address or an
+	// IPv6 /64 (0: 256; a client sidecar opens its connections from one
+	// address). When all are taken, a new source takes a slot from the
+	// source holding the most (its oldest handshake is closed); beyond
+	// that, a new connection is closed at once (metric result "busy").
 	MaxHandshakes          int
 	MaxHandshakesPerSource int
+	// HelloTimeout bounds the handshake of a connection admitted while
+	// more than three quarters of the handshake slots are taken (0:
+	// DefaultHelloTimeout), so slow or silent connections give their
+	// slots back quickly when they are scarce.
+	HelloTimeout time.Duration
 	// ProxyProtocol sends a PROXY protocol v2 header carrying the identity
 	// (see AppendProxyV2) before any client data.
 	ProxyProtocol bool
-	// HTTPIdentityHeader, if set, switches to HTTP/1.x mode: the header is
-	// stripped from requests and set to the peer's identity.
+	// HTTPIdentityHeader, if set, switches to HTTP identity mode (see
+	// docs/operators-guide.md): the connections are served as HTTP/2 when
+	// the client chose "h2" by ALPN, as HTTP/1.1 otherwise, and every
+	// request is forwarded to Target by net/http/httputil.ReverseProxy with
+	// every client copy of the header deleted and the header set to the
+	// peer identity. Set it before SetConfig, which then offers "h2" and
+	// "http/1.1" by ALPN unless the Config names its own NextProtos.
 	HTTPIdentityHeader string
-	// AllowConnect forwards CONNECT requests in HTTP identity mode (a
-	// target that answers 2xx without Content-Length/Transfer-Encoding then
-	// becomes an opaque tunnel). Off by default: the proxy answers CONNECT
-	// with 405 and closes, since after a tunnel it can no longer vouch for
-	// the identity of anything sent.
+	// TargetProtocol is what Target speaks in HTTP identity mode:
+	// TargetHTTP1 (HTTP/1.1, the default) or TargetH2C (HTTP/2 over
+	// cleartext with prior knowledge, as gRPC servers do).
+	TargetProtocol string
+	// HTTPAllowUpgrade lists the Upgrade protocols HTTP identity mode lets
+	// through to an HTTP/1.1 target (nil: DefaultHTTPAllowUpgrade, i.e.
+	// websocket; empty: none). Other offers, "h2c" always, are removed
+	// and the request served as plain HTTP/1.1.
+	HTTPAllowUpgrade []string
+	// AllowConnect forwards CONNECT requests in HTTP identity mode as
+	// ordinary requests (the proxy never opens a tunnel). Off by default:
+	// the proxy answers CONNECT with 405 (closing an HTTP/1.1 connection).
 	AllowConnect bool
 	// MaxConnLifetime closes a connection that long after it was accepted,
 	// however busy; 0 means no limit.
@@ -80,14 +88,16 @@ type Server struct {
 	cur atomic.Pointer[serverState]
 	loop
 
-	hs      hsLimiter
+	slots   admission.Slots // handshake slots (Max and PerSource set by Serve)
 	connSem chan struct{}
-	// Milagro CS guards kept across SetConfig (reloads): the lockout and
-	// the pairing gate belong to the server, not to one configuration.
+	// Guards kept across SetConfig (reloads): failure budgets, lockout,
+	// replay cache, pairing gate and tarpit belong to the server, not to
+	// one configuration.
 	guardMu   sync.Mutex
 	lockout   *mtls.Lockout
-	gate      *mtls.FairGate
+	guards    *mtls.Guards
 	deniedLog rateLog
+	front     atomic.Pointer[httpFront] // HTTP identity mode, set by Serve
 }
 
 type serverState struct {
@@ -110,26 +120,33 @@ func (s *Server) SetConfig(cfg *mtls.Config, acl *ACL) error {
 		return ErrNoACL
 	}
 	c := cfg.Clone()
+	if s.HTTPIdentityHeader != "" && c.NextProtos == nil {
+		c.NextProtos = []string{"h2", "http/1.1"}
+	}
 	s.guardMu.Lock()
-	if s.gate == nil {
-		s.gate = &mtls.FairGate{}
+	if s.guards == nil {
+		s.guards = cfg.Guards
+		if s.guards == nil {
+			s.guards = mtls.NewGuards(cfg.Time)
+		}
 	}
 	if s.lockout == nil && !cfg.DisableCSLockout {
 		s.lockout = cfg.CSLockout
 		if s.lockout == nil {
-			s.lockout = mtls.NewLockout()
+			s.lockout = s.guards.Lockout
 		}
 		prev, m := s.lockout.OnLock, s.Metrics
-		s.lockout.OnLock = func(id string, until time.Time) {
+		s.lockout.OnLock = func(ev mtls.LockEvent) {
 			m.lockout()
 			if prev != nil {
-				prev(id, until)
+				prev(ev)
 			}
 		}
 	}
-	if c.PairingGate == nil {
-		c.PairingGate = s.gate
+	if c.Guards == nil {
+		c.Guards = s.guards
 	}
+	s.Metrics.watchGuards(s.guards, &s.slots, s.lockout)
 	if !cfg.DisableCSLockout {
 		c.CSLockout = s.lockout // the first one's settings; counts survive reloads
 	}
@@ -177,13 +194,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.HTTPIdentityHeader != "" && s.ProxyProtocol {
 		return errors.New("proxy: choose one of PROXY protocol and HTTP identity header")
 	}
-	s.hs.max = s.MaxHandshakes
-	if s.hs.max <= 0 {
-		s.hs.max = defaultMaxHandshakes
+	if s.HTTPIdentityHeader != "" && s.front.Load() == nil {
+		f, err := newHTTPFront(s)
+		if err != nil {
+			return err
+		}
+		s.front.CompareAndSwap(nil, f)
 	}
-	s.hs.perSource = s.MaxHandshakesPerSource
-	if s.hs.perSource <= 0 {
-		s.hs.perSource = defaultMaxHandshakesPerSource
+	s.slots.Max, s.slots.PerSource = s.MaxHandshakes, s.MaxHandshakesPerSource
+	if s.slots.Max <= 0 {
+		s.slots.Max = defaultMaxHandshakes
+	}
+	if s.slots.PerSource <= 0 {
+		s.slots.PerSource = defaultMaxHandshakesPerSource
 	}
 	if s.MaxConns > 0 && s.connSem == nil {
 		s.connSem = make(chan struct{}, s.MaxConns)
@@ -194,7 +217,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // Shutdown stops accepting, lets live connections finish until ctx is done,
 // then closes them. It returns ctx.Err() if it had to close connections.
-func (s *Server) Shutdown(ctx context.Context) error { return s.shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	if f := s.front.Load(); f != nil {
+		// Idle HTTP/1.1 connections end now, HTTP/2 ones get GOAWAY.
+		go f.shutdown(ctx)
+	}
+	return s.shutdown(ctx)
+}
 
 // ActiveConns returns the number of connections being handled.
 func (s *Server) ActiveConns() int { return s.Active() }
@@ -211,33 +240,6 @@ func orDefault(d, def time.Duration) time.Duration {
 	}
 	return d
 }
-
-// httpIdentity sets p up for HTTP identity mode and returns its a→b copy:
-// requests are rewritten, responses followed (respTracker) so that an
-// Upgrade or CONNECT goes opaque only once the target switched protocols.
-func httpIdentity(p *pipe, name, id string, allowConnect bool) func(dst io.Writer, src io.Reader) error {
-	x := newHTTPExchange()
-	if !allowConnect {
-		x.refuseConnect = func() error {
-			// Answer after the responses to earlier pipelined requests.
-			x.waitIdle()
-			_, err := io.WriteString(p.a, connectRefused)
-			if err == nil {
-				err = errConnectRefused
-			}
-			return err
-		}
-	}
-	p.downWrap = func(w io.Writer) io.Writer { return newRespTracker(w, x) }
-	p.downDone = x.stop
-	return func(dst io.Writer, src io.Reader) error { return rewriteHTTP(dst, src, name, id, x) }
-}
-
-const connectRefused = "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\n" +
-	"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 51\r\nConnection: close\r\n\r\n" +
-	"CONNECT is not allowed through this identity proxy\n"
-
-var errConnectRefused = errors.New("CONNECT refused in HTTP identity mode (enable with --allow-connect)")
 
 func isTimeoutErr(err error) bool {
 	var ne net.Error

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/milagro-go/milagro/mtls"
@@ -36,11 +37,22 @@ type serverConn struct {
 	p       *pipe
 	upCopy  func(dst io.Writer, src io.Reader) error
 	release func() // frees the connection's MaxConns slot
+
+	// HTTP identity mode: the connection is served by front (up and p
+	// are nil).
+	front    *httpFront
+	ctx      context.Context
+	id, alpn string
+	lifetime time.Duration
+	onBytes  func(up bool, n int)
 }
 
 // forward runs the pipe until both directions end, closes both sides and
 // returns the connection's result for the metrics.
 func (c *serverConn) forward() string {
+	if c.front != nil {
+		return c.serveHTTP()
+	}
 	err := c.p.run(c.upCopy)
 	c.up.Close()
 	c.sc.Close()
@@ -76,33 +88,36 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 	log := s.logger().With("conn", t.id, "mode", "server", "remote", remoteString(raw))
 	result = resultError
 
-	source := sourceAddr(raw.RemoteAddr())
 	s.guardMu.Lock()
-	gate := s.gate
+	guards := s.guards
 	s.guardMu.Unlock()
-	admitRelease, admitted := gate.Admit(source)
+	source := guards.Keyer.Addr(raw.RemoteAddr())
+	admitRelease, admitted := guards.Budget.Admit(source)
 	if !admitted {
-		// This address's CS proofs kept failing: closed before any work.
+		// This source spent its failure budget (failed proofs, replays,
+		// hellos refused by a lockout): held in the tarpit before any
+		// work, so it loses its concurrency instead of reconnecting.
 		s.Metrics.handshake("", resultBusy, 0)
-		raw.Close()
+		t.handedOff.Store(true)
+		guards.Pit.Add(source, raw)
 		return nil, resultBusy
 	}
 	defer admitRelease()
-	if !s.hs.admit(source) {
+	scarce := s.slots.Scarce()
+	slot, ok := s.slots.Acquire(source, func() { raw.Close() })
+	if !ok {
 		s.Metrics.handshake("", resultBusy, 0)
 		if ok, n := s.deniedLog.allow(time.Now()); ok {
-			log.Warn("too many handshakes in progress; connection closed", "pending", s.hs.pending(), "suppressed", n)
+			log.Warn("too many handshakes in progress; connection held, then closed", "pending", s.slots.Len(), "source", source.String(), "suppressed", n)
 		}
-		raw.Close()
+		// Held in the tarpit rather than closed: a source that keeps more
+		// than its share of slots loses its concurrency instead of
+		// reconnecting at once.
+		t.handedOff.Store(true)
+		guards.Pit.Add(source, raw)
 		return nil, resultBusy
 	}
-	hsDone := false
-	releaseHS := func() {
-		if !hsDone {
-			hsDone = true
-			s.hs.release(source)
-		}
-	}
+	releaseHS := slot.Release
 	defer releaseHS()
 
 	st := s.cur.Load()
@@ -129,7 +144,11 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 		}
 	}()
 
-	hctx, cancel := context.WithTimeout(ctx, orDefault(s.HandshakeTimeout, DefaultHandshakeTimeout))
+	hsTimeout := orDefault(s.HandshakeTimeout, DefaultHandshakeTimeout)
+	if hello := orDefault(s.HelloTimeout, DefaultHelloTimeout); scarce && hello < hsTimeout {
+		hsTimeout = hello // slots are scarce: a slow handshake gives its slot back soon
+	}
+	hctx, cancel := context.WithTimeout(ctx, hsTimeout)
 	// A peer that closes before sending a byte (a TCP health probe, such
 	// as a client-mode proxy's /healthz, or a port scan) tried no
 	// handshake: tell it apart without a buffer (Linux: a one-byte peek).
@@ -165,9 +184,9 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 			result = resultDenied
 			s.Metrics.handshake(suite, resultDenied, hsDur)
 			if ok, n := s.deniedLog.allow(time.Now()); ok {
-				log.Warn("handshake denied", "err", err, "similar_suppressed", n)
+				log.Warn("handshake denied", "reason", reason, "err", err, "similar_suppressed", n)
 			} else {
-				log.Debug("handshake denied", "err", err)
+				log.Debug("handshake denied", "reason", reason, "err", err)
 			}
 		case reason == "timeout":
 			result = resultTimeout
@@ -203,9 +222,16 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 			return nil, result
 		}
 	}
-	if s.HTTPIdentityHeader != "" && !ValidHeaderValue(id) {
-		log.Warn("identity cannot be sent in an HTTP header; closing")
-		return nil, result
+	if front := s.front.Load(); front != nil {
+		if !ValidHeaderValue(id) {
+			log.Warn("identity cannot be sent in an HTTP header; closing")
+			return nil, result
+		}
+		log.Info("connection open", "target", s.Target, "alpn", cs.NegotiatedProtocol)
+		opened = true
+		return &serverConn{start: start, log: log, sc: sc, release: release, front: front, ctx: ctx,
+			id: id, alpn: cs.NegotiatedProtocol, lifetime: remaining(s.MaxConnLifetime, start),
+			onBytes: s.Metrics.bytesFunc()}, resultOK
 	}
 	var header []byte
 	if s.ProxyProtocol {
@@ -253,9 +279,62 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 	c := &serverConn{start: start, log: log, sc: sc, up: up, release: release}
 	c.p = &pipe{a: sc, b: up, idle: s.IdleTimeout, onBytes: s.Metrics.bytesFunc(),
 		lifetime: remaining(s.MaxConnLifetime, start), closeTimeout: s.CloseTimeout}
-	if name := s.HTTPIdentityHeader; name != "" {
-		c.upCopy = httpIdentity(c.p, name, id, s.AllowConnect)
-	}
 	opened = true
 	return c, resultOK
+}
+
+// serveHTTP serves the connection in HTTP identity mode until it ends.
+func (c *serverConn) serveHTTP() string {
+	cc := &countConn{Conn: c.sc, onBytes: c.onBytes}
+	var expired atomic.Bool
+	if c.lifetime > 0 {
+		t := time.AfterFunc(c.lifetime, func() {
+			expired.Store(true)
+			c.sc.Close()
+		})
+		defer t.Stop()
+	}
+	c.front.serveConn(c.ctx, cc, c.id, c.alpn, c.log)
+	c.sc.Close()
+	if c.release != nil {
+		c.release()
+	}
+	result := resultOK
+	attrs := []any{"bytes_up", cc.up.Load(), "bytes_down", cc.down.Load(),
+		"duration", time.Since(c.start).Round(time.Millisecond)}
+	if expired.Load() {
+		result = "lifetime"
+		attrs = append(attrs, "err", errLifetime)
+	}
+	c.log.Info("connection closed", attrs...)
+	return result
+}
+
+// countConn counts the bytes read (up: client to target) and written.
+type countConn struct {
+	net.Conn
+	up, down atomic.Int64
+	onBytes  func(up bool, n int)
+}
+
+func (c *countConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.up.Add(int64(n))
+		if c.onBytes != nil {
+			c.onBytes(true, n)
+		}
+	}
+	return n, err
+}
+
+func (c *countConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if n > 0 {
+		c.down.Add(int64(n))
+		if c.onBytes != nil {
+			c.onBytes(false, n)
+		}
+	}
+	return n, err
 }

@@ -47,7 +47,7 @@ func benchSilent(b *testing.B, silent int) {
 		crowd = append(crowd, c)
 	}
 	time.Sleep(200 * time.Millisecond)
-	held := s.hs.pending()
+	held := s.slots.Len()
 	lat := make([]time.Duration, 0, b.N)
 	buf := []byte{1}
 	b.ResetTimer()

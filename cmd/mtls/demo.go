@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/milagro-go/milagro/dta"
 )
 
 func init() {
@@ -71,6 +73,7 @@ type demo struct {
 	procs []demoProc
 	fails []string
 	ready chan demoReady
+	codes int // enrollment code files written
 }
 
 func runDemo(c *cli.Context) error {
@@ -256,29 +259,34 @@ func logField(line, key string) string {
 // dtaInfo is one running D-TA of the demo.
 type dtaInfo struct{ name, db, addr, fp string }
 
-// code asks a D-TA's operator for a one-time enrollment code.
+// code asks a D-TA's operator for a one-time enrollment code, written to
+// a 0600 file (a code on a command line is visible to other local users).
 func (d *demo) code(t dtaInfo, kind, id string) (string, error) {
-	out, err := d.must("ta", "enroll", "--db", t.db, "--kind", kind, "--id", id)
+	d.codes++
+	file := fmt.Sprintf("code%d-%s.txt", d.codes, t.name)
+	if _, err := d.must("ta", "enroll", "--db", t.db, "--kind", kind, "--id", id, "--out", file); err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(d.path(file))
 	if err != nil {
 		return "", err
 	}
-	code := strings.TrimSpace(out)
-	d.say("  %s…  (one-time code, valid 72h; the operator hands it to the endpoint)", code[:min(len(code), 48)])
-	return code, nil
+	code := strings.TrimSpace(string(b))
+	d.say("  %s: %s…  (one-time code, valid 72h; the operator hands it to the endpoint)", file, code[:min(len(code), 48)])
+	return file, nil
 }
 
 // enroll runs `keys enroll` with one fresh code from every D-TA.
 func (d *demo) enroll(dtas []dtaInfo, kind, id string, extra ...string) error {
 	args := []string{"keys", "enroll"}
-	show := []string{"keys", "enroll"}
 	for _, t := range dtas {
-		c, err := d.code(t, kind, id)
+		f, err := d.code(t, kind, id)
 		if err != nil {
 			return err
 		}
-		args = append(args, "--dta", t.addr+"="+c)
-		show = append(show, "--dta", t.addr+"=CODE-"+t.name)
+		args = append(args, "--dta", t.addr+"=@"+f)
 	}
+	show := args
 	args, show = append(args, extra...), append(show, extra...)
 	out, err := d.mustShow(show, args...)
 	if err == nil {
@@ -321,8 +329,8 @@ func (d *demo) run() error {
 	if err := d.enroll(dtas, "server", demoServer, "--out", "api.key", "--renewal", "api.renewal"); err != nil {
 		return err
 	}
-	d.say("\n3. Alice enrolls as a client with a PIN (two factors) and gets today's and tomorrow's")
-	d.say("   time permits; her shares are kept only for step 8. Mallory enrolls too.")
+	d.say("\n3. Alice enrolls as a client with a PIN (two factors) and gets today's time permit")
+	d.say("   (and tomorrow's after 18:00 UTC); her shares are kept only for step 8. Mallory enrolls too.")
 	for _, dir := range []string{"alice", "mallory", "alice-shares"} {
 		if err := os.Mkdir(d.path(dir), 0o700); err != nil {
 			return err
@@ -374,7 +382,7 @@ func (d *demo) run() error {
 	}
 	d.say("\n6. A sidecar for alice: plain TCP in, Milagro TLS out to %q, with her PIN token;", demoServer)
 	d.say("   --renewal keeps today's and tomorrow's permits in memory and fetches the next day's")
-	d.say("   from every D-TA before it is needed, switching at midnight by its own clock.")
+	d.say("   from every D-TA once they issue it (from 18:00 UTC), switching at midnight by its own clock.")
 	if err := d.start("proxy client", `msg="proxy listening"`, "proxy", "client", "--listen", clientAddr, "--target", serverAddr,
 		"--key", "alice/alice.token", "--pin", demoPIN, "--renewal", "alice/alice.renewal", "--server-id", demoServer,
 		"--status", clientStatus); err != nil {
@@ -403,9 +411,16 @@ func (d *demo) run() error {
 	d.say("$ curl http://%s/healthz; curl http://%s/metrics | grep mtls_permit_horizon_days", clientStatus, clientStatus)
 	health, herr := d.get("http://" + clientStatus + "/healthz")
 	horizon := d.metric("http://"+clientStatus+"/metrics", "mtls_permit_horizon_days")
-	d.check(herr == nil && strings.TrimSpace(health) == "ok" && horizon == "1",
-		"client sidecar healthy, permits held for today and tomorrow (mtls_permit_horizon_days 1)",
-		fmt.Sprintf("client sidecar /healthz %q (%v), mtls_permit_horizon_days %q; want ok and 1", health, herr, horizon))
+	// Tomorrow's permit exists only from 18:00 UTC (the D-TAs' window).
+	wantHorizon, nowUTC := "0", time.Now().UTC()
+	if nowUTC.Hour() >= 24-dta.DefaultPermitAheadHours {
+		wantHorizon = "1"
+	}
+	// Just after 18:00 the sidecar may not have fetched tomorrow's yet.
+	justOpened := wantHorizon == "1" && nowUTC.Hour() == 24-dta.DefaultPermitAheadHours && nowUTC.Minute() < 5
+	d.check(herr == nil && strings.TrimSpace(health) == "ok" && (horizon == wantHorizon || (justOpened && horizon == "0")),
+		"client sidecar healthy, permits held for today"+map[string]string{"0": " (tomorrow's is issued from 18:00 UTC)", "1": " and tomorrow"}[horizon]+" (mtls_permit_horizon_days "+horizon+")",
+		fmt.Sprintf("client sidecar /healthz %q (%v), mtls_permit_horizon_days %q; want ok and %s", health, herr, horizon, wantHorizon))
 
 	d.say("\n8. A key combined from only two of the three D-TAs (two organisations colluding, with")
 	d.say("   a permit from the same two) is refused:")
@@ -457,7 +472,12 @@ func (d *demo) run() error {
 	d.check(strings.Contains(audit, "laptop lost") && strings.Contains(audit, "revoked"),
 		"the revocation and the refused renewal are in "+dtas[1].name+"'s audit log",
 		dtas[1].name+"'s audit log lacks the revocation or the refusal")
-	d.say("    (Today's permit, already held, works until midnight; tomorrow alice is refused.)")
+	d.say("    The D-TAs issue a day's permit only from 18:00 UTC the day before (--permit-ahead-hours 6):")
+	d.say("    revoked before 18:00, alice is refused from the next midnight; any revocation bites")
+	d.say("    within 24 h + 6 h. Checked on an injected clock (an in-process D-TA):")
+	if err := d.revocationOnClock(); err != nil {
+		d.check(false, "", "the revocation check on an injected clock failed: "+err.Error())
+	}
 
 	d.say("\n11. Stopping the sidecars and the D-TAs.")
 	d.stopAll()

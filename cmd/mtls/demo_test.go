@@ -33,7 +33,10 @@ func TestDemo(t *testing.T) {
 		"hello alice@example.com",
 		"✔ the service saw the authenticated identity alice@example.com",
 		"✔ suite: TLS_MILAGRO_CS_",
-		"✔ client sidecar healthy, permits held for today and tomorrow",
+		"✔ client sidecar healthy, permits held for today",
+		"✔ no permit for tomorrow before 18:00",
+		"✔ tomorrow's permit refused: revoked",
+		"✔ with only today's permit she connects until midnight and is refused from the next day on",
 		"remote error: access_denied",
 		"\n  The server refused the Milagro CS proof. Things to check here:\n    - time permit: ", // readable, on lines of their own
 		"--reason 'laptop lost'",                                                                  // pastes into a shell as it is shown

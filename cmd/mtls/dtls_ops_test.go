@@ -96,3 +96,69 @@ func TestDTLSProxyReloadAndDrainStatus(t *testing.T) {
 		t.Fatalf("live session during the drain: %v", err)
 	}
 }
+
+// The DTLS proxy refuses what the TCP proxy refuses: a server forwarding
+// plaintext datagrams to a --target off this host, a client accepting
+// plaintext on a --listen reachable from elsewhere (whose datagrams would
+// leave with this proxy's identity), unless the operator opts out.
+func TestDTLSSafeDefaults(t *testing.T) {
+	base := []string{"--dtls", "--psk-identity", "a", "--psk", testPSK}
+	code, _, errOut := runIn(append([]string{"proxy", "server", "--listen", "127.0.0.1:0", "--target", "10.1.2.3:80", "--allow-all"}, base...)...)
+	if code != 1 || !strings.Contains(errOut, "refusing --target") || !strings.Contains(errOut, "--unsafe-target") {
+		t.Errorf("DTLS server, non-loopback target: %d %s", code, errOut)
+	}
+	code, _, errOut = runIn(append([]string{"proxy", "client", "--listen", "0.0.0.0:0", "--target", "127.0.0.1:1"}, base...)...)
+	if code != 1 || !strings.Contains(errOut, "refusing --listen") || !strings.Contains(errOut, "--unsafe-listen") {
+		t.Errorf("DTLS client, non-loopback listen: %d %s", code, errOut)
+	}
+	// The other mode's flag is not the opt-out: a server's --unsafe-listen
+	// does not allow a remote target, a client's --unsafe-target does not
+	// allow a public listener.
+	code, _, errOut = runIn(append([]string{"proxy", "server", "--listen", "127.0.0.1:0", "--target", "10.1.2.3:80", "--allow-all", "--unsafe-listen"}, base...)...)
+	if code == 0 || strings.Contains(errOut, "proxy listening") {
+		t.Errorf("DTLS server with --unsafe-listen only: %d %s", code, errOut)
+	}
+	code, _, errOut = runIn(append([]string{"proxy", "client", "--listen", "0.0.0.0:0", "--target", "127.0.0.1:1", "--unsafe-target"}, base...)...)
+	if code == 0 || strings.Contains(errOut, "proxy listening") {
+		t.Errorf("DTLS client with --unsafe-target only: %d %s", code, errOut)
+	}
+	// With the opt-outs they start.
+	for _, args := range [][]string{
+		{"proxy", "server", "--listen", "127.0.0.1:0", "--target", "10.1.2.3:80", "--allow-all", "--unsafe-target"},
+		{"proxy", "client", "--listen", "0.0.0.0:0", "--target", "127.0.0.1:1", "--unsafe-listen"},
+	} {
+		p := startMTLS(t, nil, append(args, base...)...)
+		waitStderr(t, p, "proxy listening")
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		if err := p.wait(t); err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
+
+// TestDTLSRefusesStreamFlags: the flags of HTTP identity mode and of TCP
+// streams do not apply to datagrams; given with --dtls they are refused,
+// not silently ignored.
+func TestDTLSRefusesStreamFlags(t *testing.T) {
+	base := []string{"--dtls", "--psk-identity", "a", "--psk", testPSK}
+	for _, tc := range []struct {
+		mode string
+		flag []string
+	}{
+		{"server", []string{"--http-identity-header", "X-Id"}},
+		{"server", []string{"--target-protocol", "h2c"}},
+		{"server", []string{"--http-allow-upgrade", "websocket"}},
+		{"server", []string{"--allow-connect"}},
+		{"server", []string{"--proxy-protocol"}},
+		{"client", []string{"--alpn", "h2"}},
+	} {
+		args := []string{"proxy", tc.mode, "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1"}
+		if tc.mode == "server" {
+			args = append(args, "--allow-all")
+		}
+		code, _, errOut := runIn(append(append(args, tc.flag...), base...)...)
+		if code == 0 || !strings.Contains(errOut, tc.flag[0]+" does not apply to --dtls") {
+			t.Errorf("%s %v: exit %d, %s", tc.mode, tc.flag, code, errOut)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/milagro-go/milagro/dtls"
+	"github.com/milagro-go/milagro/internal/listen"
 	"github.com/milagro-go/milagro/proxy"
 )
 
@@ -25,15 +26,8 @@ func runDTLSProxy(c *cli.Context, server bool) error {
 	if server {
 		name = "proxy server"
 	}
-	if f := c.String("log-format"); c.IsSet("log-format") {
-		l, err := newLogger(c.App.ErrWriter, c.String("log-level"), f)
-		if err != nil {
-			return cmdError(name, "", err)
-		}
-		withLogger(c, l)
-	}
-	log := loggerOf(c)
-	for _, f := range []string{"proxy-protocol", "http-identity-header", "connect-timeout"} {
+	log := loggerOf(c) // with the command's --log-level and --log-format (cliutil.go), as the TCP runner
+	for _, f := range []string{"proxy-protocol", "http-identity-header", "target-protocol", "http-allow-upgrade", "allow-connect", "alpn", "connect-timeout"} {
 		if c.IsSet(f) {
 			return cmdError(name, "", fmt.Errorf("--%s does not apply to --dtls (datagrams to a UDP target)", f))
 		}
@@ -44,6 +38,14 @@ func runDTLSProxy(c *cli.Context, server bool) error {
 	target := c.String("target")
 	if _, _, err := net.SplitHostPort(target); err != nil {
 		return cmdError(name, "", fmt.Errorf("invalid --target %q: %w", target, err))
+	}
+	// The same rule as the TCP proxy: the server forwards plaintext
+	// datagrams to --target, so it must be on this host unless the
+	// operator says otherwise.
+	if server && !c.Bool("unsafe-target") {
+		if err := proxy.CheckLocalAddr(target); err != nil {
+			return cmdError(name, "", fmt.Errorf("refusing --target %s: the proxy forwards plaintext datagrams to it, so it must be a loopback address (give --unsafe-target to allow it)", err))
+		}
 	}
 	loadCfg := func() (*dtls.Config, error) {
 		cfg, err := dtlsConfigFromFlags(c, server)
@@ -75,7 +77,16 @@ func runDTLSProxy(c *cli.Context, server bool) error {
 		if err := s.SetConfig(cfg, acl); err != nil {
 			return proxyCmdError(name, err)
 		}
-		ln, err := dtls.Listen("udp", c.String("listen"), cfg)
+		for _, f := range []string{"max-handshakes", "max-handshakes-per-source"} {
+			if c.Int(f) < 0 {
+				return cmdError(name, "", fmt.Errorf("invalid --%s: must not be negative", f))
+			}
+		}
+		// A peer holds a handshake slot from its first ClientHello; one
+		// that does not return the cookie from its address loses it.
+		ln, err := dtls.ListenWithOptions("udp", c.String("listen"), cfg, dtls.ListenOptions{
+			MaxHandshakes: c.Int("max-handshakes"), MaxHandshakesPerSource: c.Int("max-handshakes-per-source"),
+		})
 		if err != nil {
 			return cmdError(name, "", err)
 		}
@@ -99,8 +110,15 @@ func runDTLSProxy(c *cli.Context, server bool) error {
 			return cmdError(name, "", err)
 		}
 		addr = pc.LocalAddr()
+		// Checked on the bound socket, as the TCP proxy does: anyone who
+		// reaches a non-loopback --listen sends datagrams that leave with
+		// this proxy's identity.
 		if u, ok := addr.(*net.UDPAddr); ok && !u.IP.IsLoopback() {
-			log.Warn("client mode forwards plaintext from --listen; it is reachable beyond this host", "listen", addr.String())
+			if !c.Bool("unsafe-listen") {
+				_ = pc.Close()
+				return cmdError(name, "", fmt.Errorf("refusing --listen %s: client mode accepts plaintext datagrams and sends them with this proxy's identity, so it must listen on a loopback address (give --unsafe-listen to allow it)", addr))
+			}
+			log.Warn("--unsafe-listen: client mode forwards plaintext from --listen; it is reachable beyond this host", "listen", addr.String())
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		serve = func(context.Context) error { return cl.Serve(ctx, pc) }
@@ -126,10 +144,13 @@ func runDTLSProxy(c *cli.Context, server bool) error {
 		health *proxy.StatusHandler
 	)
 	if a := c.String("status"); a != "" {
-		sl, err := net.Listen("tcp", a)
+		// The same status listener as the TCP runner: HOST:PORT, unix:
+		// or systemd:, with a spare descriptor for the open-file limit.
+		sl, err := listen.Listen(a)
 		if err != nil {
 			return cmdError(name, "--status", err)
 		}
+		sl = listen.Reserve(sl)
 		// A UDP service cannot be probed without speaking its protocol:
 		// /healthz reports the proxy's own state.
 		health = &proxy.StatusHandler{Target: target, Metrics: metrics, NoProbe: true}

@@ -4,10 +4,13 @@ package main
 // D-TA over the network and keeps its permits current (package dta).
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,7 +30,7 @@ func keysEnrollCommands() []*cli.Command {
 		{
 			Name:  "enroll",
 			Usage: "enroll with every D-TA using one-time codes: fetch the shares, check them, combine them locally",
-			UsageText: "mtls keys enroll --dta ADDR=CODE --dta ADDR=CODE … --out alice.key --renewal alice.renewal [--pin PIN]\n" +
+			UsageText: "mtls keys enroll --dta ADDR=@CODEFILE --dta ADDR=@CODEFILE … --out alice.key --renewal alice.renewal [--pin PIN]\n" +
 				"   [--out-dir DIR] [--out-shares DIR]",
 			Description: "Each --dta names a D-TA's address and the code its operator gave (mtls1-enroll:…). The\n" +
 				"shares are checked against the D-TA fingerprints in the codes and added here; only the\n" +
@@ -36,12 +39,13 @@ func keysEnrollCommands() []*cli.Command {
 				"its key is written as a PIN token. The renewal file (0600) lets `keys renew` and\n" +
 				"--renewal fetch later permits.",
 			Flags: []cli.Flag{
-				&cli.StringSliceFlag{Name: "dta", Required: true, Usage: "`ADDR=CODE`: a D-TA's host:port and its enrollment code (once per D-TA)"},
+				&cli.StringSliceFlag{Name: "dta", Required: true, Usage: "`ADDR=@FILE`: a D-TA's host:port and its enrollment code, read from FILE, from standard input (ADDR=@-, one line each, in order), from an environment variable (ADDR=env:NAME), or given inline (ADDR=CODE: visible to other local users); once per D-TA"},
 				&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "write the combined key to `FILE` (mode 0600)"},
 				&cli.StringFlag{Name: "renewal", Required: true, Usage: "write the renewal credentials to `FILE` (mode 0600)"},
 				&cli.StringFlag{Name: "pin", EnvVars: []string{"MTLS_PIN"}, Usage: fmt.Sprintf("client only: write a PIN token for `PIN` (1..%d) instead of the key", pairing.MaxPIN)},
 				&cli.StringFlag{Name: "out-dir", Usage: "client only: write the time permits into `DIR` (default: the directory of --out)"},
 				&cli.StringFlag{Name: "out-shares", Usage: "also write each D-TA's share into `DIR` (normally not needed)"},
+				&cli.StringFlag{Name: "deployment", Usage: "the deployment `FILE` the D-TA operators publish (`mtls ta deployment`): refuse to start, using no code, unless there is a code for every D-TA it lists"},
 				&cli.BoolFlag{Name: "force", Usage: "replace existing files"},
 				&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "per D-TA `DURATION`"},
 			},
@@ -68,12 +72,44 @@ func keysEnrollCommands() []*cli.Command {
 // permit for day d.
 func permitFileName(d uint64) string { return "permit-" + pairing.FormatDay(d) + ".pem" }
 
-func parseDTAFlags(vals []string) ([]dta.DTACode, error) {
+// parseDTAFlags reads the --dta values: ADDR=CODE (visible to other local
+// users in the process list: warned about), ADDR=@FILE (the code in a
+// file), ADDR=@- (the next line of standard input) or ADDR=env:NAME (the
+// environment variable NAME).
+func parseDTAFlags(log *slog.Logger, vals []string, stdin io.Reader) ([]dta.DTACode, error) {
 	var out []dta.DTACode
+	var lines *bufio.Scanner
 	for _, v := range vals {
-		addr, code, ok := strings.Cut(v, "=")
+		addr, src, ok := strings.Cut(v, "=")
 		if !ok || addr == "" {
-			return nil, fmt.Errorf("--dta %q: want ADDR=CODE", strings.SplitN(v, "=", 2)[0]+"=…")
+			return nil, fmt.Errorf("--dta %q: want ADDR=CODE, ADDR=@FILE, ADDR=@- or ADDR=env:NAME", strings.SplitN(v, "=", 2)[0]+"=…")
+		}
+		var code string
+		switch {
+		case src == "@-":
+			if lines == nil {
+				lines = bufio.NewScanner(io.LimitReader(stdin, 64<<10))
+			}
+			if !lines.Scan() {
+				return nil, fmt.Errorf("--dta %s=@-: no code left on standard input (one line per @-, in order)", addr)
+			}
+			code = lines.Text()
+		case strings.HasPrefix(src, "@"):
+			data, err := readSecretFile(log, "dta", src[1:])
+			if err != nil {
+				return nil, err
+			}
+			code = string(data)
+			clear(data)
+		case strings.HasPrefix(src, "env:"):
+			name := src[len("env:"):]
+			code = os.Getenv(name)
+			if code == "" {
+				return nil, fmt.Errorf("--dta %s=env:%s: the environment variable is empty or unset", addr, name)
+			}
+		default:
+			code = src
+			log.Warn("--dta ADDR=CODE"+secretFlagWarning+"; use --dta ADDR=@FILE, ADDR=@- (stdin) or ADDR=env:NAME", "dta", addr)
 		}
 		c, err := dta.ParseEnrollCode(strings.TrimSpace(code))
 		if err != nil {
@@ -96,9 +132,18 @@ func keysEnroll(c *cli.Context) error {
 	if err := noArgs(c, name); err != nil {
 		return err
 	}
-	codes, err := parseDTAFlags(c.StringSlice("dta"))
+	codes, err := parseDTAFlags(loggerOf(c), c.StringSlice("dta"), os.Stdin)
 	if err != nil {
 		return cmdError(name, "", err)
+	}
+	var dep *dta.Deployment
+	if f := c.String("deployment"); f != "" {
+		if dep, err = dta.LoadDeployment(f); err != nil {
+			return cmdError(name, "--deployment", err)
+		}
+		if err := dep.CheckCodes(codes); err != nil {
+			return cmdError(name, "--deployment", err)
+		}
 	}
 	var pin uint32
 	if c.IsSet("pin") {
@@ -144,6 +189,7 @@ func keysEnroll(c *cli.Context) error {
 	if err := writeKeyFile(c.String("out"), key, force); err != nil {
 		return cmdError(name, "--out", err)
 	}
+	e.Renewal.Deployment = dep
 	if err := dta.WriteRenewal(c.String("renewal"), e.Renewal, force); err != nil {
 		return cmdError(name, "--renewal", err)
 	}
@@ -232,6 +278,16 @@ func keysRenew(c *cli.Context) error {
 	opt := &dta.ClientOptions{Timeout: c.Duration("timeout")}
 	today := pairing.Day(time.Now())
 	permits, changed, err := dta.FetchPermits(c.Context, opt, r, []uint64{today, today + 1})
+	if err != nil && dta.IsCode(err, dta.CodeDayOutOfRange) {
+		// The D-TAs issue tomorrow's permit only in the last hours of
+		// today (their permit_ahead_hours): fetch today's alone.
+		var ch bool
+		permits, ch, err = dta.FetchPermits(c.Context, opt, r, []uint64{today})
+		changed = changed || ch
+		if err == nil {
+			fmt.Fprintf(c.App.Writer, "tomorrow's (%s) permit is not issued yet: the D-TAs issue it in the last hours of today; run keys renew again then\n", pairing.FormatDay(today+1))
+		}
+	}
 	if changed {
 		if werr := dta.WriteRenewal(path, r, true); werr != nil {
 			return cmdError(name, "--renewal", werr)

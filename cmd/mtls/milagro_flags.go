@@ -30,7 +30,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/milagro-go/milagro/ciphersuite"
+	"github.com/milagro-go/milagro/internal/admission"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 	"github.com/milagro-go/milagro/proxy"
@@ -60,9 +60,10 @@ func milagroCredentialFlags(server bool) []cli.Flag {
 			&cli.StringFlag{Name: "permits", Category: cat, Value: "required", Usage: "Milagro CS time permits: `MODE` required (revocation works only then) or optional (migration: clients with or without a permit; \"off\" is the same)"},
 			&cli.BoolFlag{Name: "require-permits", Category: cat, Usage: "same as --permits required (the default)"},
 			&cli.DurationFlag{Name: "clock-skew", Category: cat, Value: pairing.DefaultClockSkew, Usage: "accepted difference between a CS client's clock and ours"},
-			&cli.IntFlag{Name: "lockout-threshold", Category: cat, Value: ciphersuite.DefaultLockoutThreshold, Usage: "refuse a CS identity after `N` consecutive failed proofs (wrong PIN or key); 0 disables the lockout"},
-			&cli.DurationFlag{Name: "lockout-backoff", Category: cat, Value: ciphersuite.DefaultLockoutBackoff, Usage: "first lockout; each further one doubles it"},
-			&cli.DurationFlag{Name: "lockout-max", Category: cat, Value: ciphersuite.DefaultLockoutMax, Usage: "longest lockout"},
+			&cli.IntFlag{Name: "lockout-threshold", Category: cat, Value: admission.DefaultSourceThreshold, Usage: "refuse a CS identity from one source (an IPv4 address or IPv6 /64) after `N` consecutive failed proofs from it (wrong PIN or key); 0 disables the lockout"},
+			&cli.IntFlag{Name: "lockout-identity-threshold", Category: cat, Value: admission.DefaultIdentityThreshold, Usage: "refuse a CS identity from every source after `N` consecutive failed proofs from all sources together"},
+			&cli.DurationFlag{Name: "lockout-backoff", Category: cat, Value: admission.DefaultBackoff, Usage: "first lockout; each further one doubles it"},
+			&cli.DurationFlag{Name: "lockout-max", Category: cat, Value: admission.DefaultMaxBackoff, Usage: "longest lockout"},
 			&cli.StringSliceFlag{Name: "allow", Category: "access control", Usage: "admit only the authenticated peer identity `ID` (repeatable; default: every authenticated peer)"},
 			&cli.BoolFlag{Name: "allow-all", Category: "access control", Usage: "admit every authenticated identity (exclusive with --allow)"},
 			renewalFlag(),
@@ -189,9 +190,20 @@ func applyMilagroServer(c *cli.Context, cfg *mtls.Config) error {
 		if b <= 0 || m < b {
 			return fmt.Errorf("invalid --lockout-backoff %v / --lockout-max %v: want 0 < backoff ≤ max", b, m)
 		}
-		cfg.CSLockout = &mtls.Lockout{Threshold: n, Backoff: b, MaxBackoff: m,
-			OnLock: func(id string, until time.Time) {
-				log.Warn("Milagro CS identity locked out after repeated failed proofs", "id", id, "until", until.UTC().Format(time.RFC3339))
+		all := c.Int("lockout-identity-threshold")
+		if all < n {
+			if c.IsSet("lockout-identity-threshold") {
+				return fmt.Errorf("invalid --lockout-identity-threshold %d: at least --lockout-threshold (%d)", all, n)
+			}
+			all = n // a raised per-source threshold raises the identity-wide one
+		}
+		cfg.CSLockout = &mtls.Lockout{SourceThreshold: n, IdentityThreshold: all, Backoff: b, MaxBackoff: m,
+			OnLock: func(ev mtls.LockEvent) {
+				scope := "source " + ev.Source.String()
+				if ev.AllSources {
+					scope = "every source"
+				}
+				log.Warn("Milagro CS identity locked out after repeated failed proofs", "id", ev.ID, "for", scope, "until", ev.Until.UTC().Format(time.RFC3339))
 			}}
 	}
 	if f := c.String("p2p-key"); f != "" {

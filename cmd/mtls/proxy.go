@@ -98,8 +98,8 @@ func proxyFlags(server bool) []cli.Flag {
 	add(&cli.DurationFlag{Name: "idle-timeout", Category: cat, Usage: "close a connection idle in both directions for this long (0: never)"})
 	add(&cli.DurationFlag{Name: "connect-timeout", Category: cat, Value: proxy.DefaultConnectTimeout, Usage: "bound on connecting to --target"})
 	if server {
-		add(&cli.IntFlag{Name: "max-handshakes", Category: cat, Usage: "connections allowed in their handshake at once, apart from --max-conns (0: 1024); beyond it new connections are closed"})
-		add(&cli.IntFlag{Name: "max-handshakes-per-source", Category: cat, Usage: "connections from one IP address allowed in their handshake at once (0: 256)"})
+		add(&cli.IntFlag{Name: "max-handshakes", Category: cat, Usage: "connections allowed in their handshake at once, apart from --max-conns (0: 1024); beyond it new connections are closed (--dtls: peers from their first ClientHello, and a ClientHello beyond it is dropped)"})
+		add(&cli.IntFlag{Name: "max-handshakes-per-source", Category: cat, Usage: "connections from one IP address allowed in their handshake at once (0: 256; --dtls: 16 per IPv4 address or IPv6 /64)"})
 		acl := "access control"
 		replace(&cli.StringSliceFlag{Name: "allow", Category: acl, Usage: "admit the peer identity `ID` (repeatable)"})
 		add(&cli.StringSliceFlag{Name: "allow-prefix", Category: acl, Usage: "admit identities starting with `P` (repeatable)"})
@@ -108,9 +108,12 @@ func proxyFlags(server bool) []cli.Flag {
 		add(&cli.BoolFlag{Name: "allow-empty", Category: acl, Usage: "accept an --allow-file that lists nobody (denying everyone); without it an empty file fails start-up and the reload"})
 		add(&cli.BoolFlag{Name: "unsafe-target", Category: cat, Usage: "allow a --target that is not a loopback address or UNIX socket (the traffic to it is plaintext)"})
 		add(&cli.BoolFlag{Name: "proxy-protocol", Category: cat, Usage: "send a PROXY protocol v2 header with the identity in TLV 0xE0 (and PP2_TYPE_SSL) to the target"})
-		add(&cli.StringFlag{Name: "http-identity-header", Category: cat, Usage: "HTTP/1.1 mode: strip `NAME` from client requests and set it to the peer identity"})
-		add(&cli.BoolFlag{Name: "allow-connect", Category: cat, Usage: "HTTP identity mode: forward CONNECT requests (default: answer 405); a 2xx answer with Content-Length or Transfer-Encoding is still no tunnel"})
+		add(&cli.StringFlag{Name: "http-identity-header", Category: cat, Usage: "HTTP identity mode: serve HTTP/1.1, or HTTP/2 to clients that choose h2 by ALPN, and forward each request to --target with every client copy of header `NAME` (any case, '_' for '-') deleted and NAME set to the authenticated peer identity"})
+		add(&cli.StringFlag{Name: "target-protocol", Category: cat, Value: proxy.TargetHTTP1, Usage: "HTTP identity mode: what --target speaks, `PROTO` http1 (HTTP/1.1) or h2c (HTTP/2 cleartext with prior knowledge: gRPC servers)"})
+		add(&cli.StringSliceFlag{Name: "http-allow-upgrade", Category: cat, Value: cli.NewStringSlice(proxy.DefaultHTTPAllowUpgrade...), Usage: "HTTP identity mode: let an Upgrade to `TYPE` through to an http1 target (repeatable; 'none' for none); other offers, h2c always, are removed and the request served as HTTP/1.1"})
+		add(&cli.BoolFlag{Name: "allow-connect", Category: cat, Usage: "HTTP identity mode: forward CONNECT requests as ordinary requests, never as a tunnel (default: answer 405)"})
 	} else {
+		add(&cli.StringFlag{Name: "alpn", Category: cat, Value: "http/1.1", Usage: "the protocol the local application speaks, offered by ALPN: `PROTO` http/1.1 (HTTP/1.x clients), h2 (HTTP/2 with prior knowledge: gRPC clients), or 'none' for a non-HTTP service"})
 		add(&cli.BoolFlag{Name: "unsafe-listen", Category: cat, Usage: "allow a --listen that is not a loopback address or UNIX socket (anyone who reaches it speaks with our identity)"})
 	}
 	fs = append(fs, dtlsFlags()...) // --dtls: dtls_proxy.go
@@ -218,6 +221,27 @@ func runProxy(c *cli.Context, server bool) error {
 		if c.String("http-identity-header") != "" && c.Bool("proxy-protocol") {
 			return cmdError(name, "", errors.New("--proxy-protocol and --http-identity-header are exclusive"))
 		}
+		if c.String("http-identity-header") == "" {
+			for _, f := range []string{"target-protocol", "http-allow-upgrade", "allow-connect"} {
+				if c.IsSet(f) {
+					return cmdError(name, "", fmt.Errorf("--%s applies to HTTP identity mode: give --http-identity-header too", f))
+				}
+			}
+		}
+		tp := c.String("target-protocol")
+		if tp != proxy.TargetHTTP1 && tp != proxy.TargetH2C {
+			return cmdError(name, "", fmt.Errorf("invalid --target-protocol %q: want http1 or h2c", tp))
+		}
+		upgrades := []string{}
+		for _, u := range c.StringSlice("http-allow-upgrade") {
+			switch {
+			case u == "none":
+			case !proxy.ValidHeaderName(u) || strings.EqualFold(u, "h2c"):
+				return cmdError(name, "", fmt.Errorf("invalid --http-allow-upgrade %q: a protocol token other than h2c (the proxy does not read HTTP/2 after an upgrade)", u))
+			default:
+				upgrades = append(upgrades, u)
+			}
+		}
 		spec := aclSpecFromFlags(c)
 		acl, err := spec.Load()
 		if err != nil {
@@ -231,7 +255,8 @@ func runProxy(c *cli.Context, server bool) error {
 			MaxConnLifetime: c.Duration("max-conn-lifetime"), CloseTimeout: c.Duration("close-timeout"),
 			HTTPIdentityHeader: c.String("http-identity-header"),
 			AllowConnect:       c.Bool("allow-connect"),
-			Logger:             log, Metrics: metrics,
+			TargetProtocol:     tp, HTTPAllowUpgrade: upgrades,
+			Logger: log, Metrics: metrics,
 		}
 		if err := s.SetConfig(cfg, acl); err != nil {
 			return proxyCmdError(name, err)
@@ -241,6 +266,9 @@ func runProxy(c *cli.Context, server bool) error {
 		reload = serverReload(log, spec, func() (*mtls.Config, error) { return configFromFlags(c, true) }, s.SetConfig)
 	} else {
 		if listen_, err = clientListenAddr(listen_); err != nil {
+			return cmdError(name, "", err)
+		}
+		if err := setClientALPN(cfg, c.String("alpn")); err != nil {
 			return cmdError(name, "", err)
 		}
 		cl := &proxy.Client{
@@ -256,6 +284,9 @@ func runProxy(c *cli.Context, server bool) error {
 		reload = func() error {
 			cfg, err := configFromFlags(c, false)
 			if err != nil {
+				return err
+			}
+			if err := setClientALPN(cfg, c.String("alpn")); err != nil {
 				return err
 			}
 			ren.apply(cfg)
@@ -317,4 +348,21 @@ func runProxy(c *cli.Context, server bool) error {
 // proxyCmdError is cmdError for errors of package proxy (without its prefix).
 func proxyCmdError(name string, err error) error {
 	return &commandError{msg: "mtls " + name + ": " + strings.TrimPrefix(err.Error(), "proxy: "), err: err}
+}
+
+// setClientALPN makes a client-mode proxy offer exactly proto by ALPN (the
+// protocol its local application speaks), or nothing for "none".
+func setClientALPN(cfg *mtls.Config, proto string) error {
+	switch proto {
+	case "none":
+		cfg.NextProtos = nil
+	case "http/1.1", "h2":
+		cfg.NextProtos = []string{proto}
+	default:
+		if len(proto) == 0 || len(proto) > 255 {
+			return fmt.Errorf("invalid --alpn %q", proto)
+		}
+		cfg.NextProtos = []string{proto}
+	}
+	return nil
 }

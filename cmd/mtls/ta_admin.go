@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/milagro-go/milagro/dta"
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/pairing"
 )
 
 func taAdminCommands() []*cli.Command {
@@ -43,10 +45,22 @@ func taAdminCommands() []*cli.Command {
 		},
 		{
 			Name:      "reinstate",
-			Usage:     "undo a revocation",
+			Usage:     "undo a revocation; the old renewal secret stays dead: give the identity a fresh code (ta enroll)",
 			UsageText: "mtls ta reinstate --db dta1.db --kind client --id ID",
 			Flags:     []cli.Flag{dbFlag(), kind, id},
 			Action:    taRevoke,
+		},
+		{
+			Name:  "deployment",
+			Usage: "write the public deployment file (every D-TA's fingerprint and address) for `keys enroll --deployment`",
+			UsageText: "mtls ta deployment --dta FINGERPRINT=HOST:PORT --dta … --out deployment.json\n" +
+				"   (each operator's fingerprint is printed by `mtls ta init-db` and `mtls ta list`)",
+			Flags: []cli.Flag{
+				&cli.StringSliceFlag{Name: "dta", Required: true, Usage: "`FINGERPRINT=HOST:PORT` of one D-TA (once per D-TA)"},
+				&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "write the file to `FILE` (mode 0644: it is public); - for stdout"},
+				forceFlag(),
+			},
+			Action: taDeployment,
 		},
 		{
 			Name:      "list",
@@ -61,7 +75,9 @@ func taAdminCommands() []*cli.Command {
 			UsageText: "mtls ta audit --db dta1.db [--since 24h|2026-11-22T00:00:00Z] [--json]",
 			Flags: []cli.Flag{dbFlag(),
 				&cli.StringFlag{Name: "since", Usage: "only entries after `DURATION` ago or an RFC 3339 `TIME`"},
-				&cli.BoolFlag{Name: "json", Usage: "print JSON lines"}},
+				&cli.BoolFlag{Name: "json", Usage: "print JSON lines"},
+				&cli.BoolFlag{Name: "verify", Usage: "check the audit chain and that identities and codes agree with it; exit 1 on any problem"},
+				&cli.StringFlag{Name: "head", Usage: "with --verify: a head `N:HASH` kept outside the database (logged by ta serve) that must still be in the chain"}},
 			Action: taAudit,
 		},
 	}
@@ -77,8 +93,11 @@ func operator() string {
 
 func openStoreFlag(c *cli.Context, name string) (*dta.Store, error) {
 	db := c.String("db")
-	if _, err := os.Stat(db); err != nil {
-		return nil, cmdError(name, "--db", err)
+	warnDBPasswordInArgv(loggerOf(c), "--db", db)
+	if !dta.IsDatabaseURL(db) {
+		if _, err := os.Stat(db); err != nil {
+			return nil, cmdError(name, "--db", err)
+		}
 	}
 	st, err := dta.OpenStore(db, nil)
 	if err != nil {
@@ -138,6 +157,9 @@ func taEnroll(c *cli.Context) error {
 	if err != nil {
 		return cmdError(name, "", err)
 	}
+	if showID(id) != strconv.Quote(id) {
+		fmt.Fprintf(c.App.ErrWriter, "note: the identity contains non-ASCII characters; it is %s\n", showID(id))
+	}
 	line := code.String() + "\n"
 	if out := c.String("out"); out != "" {
 		f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -180,9 +202,87 @@ func taRevoke(c *cli.Context) error {
 	if err != nil {
 		return cmdError(name, "", err)
 	}
-	fmt.Fprintf(c.App.Writer, "%s %q: %sd\n", k, id, c.Command.Name)
+	fmt.Fprintf(c.App.Writer, "%s %s: %sd\n", k, showID(id), c.Command.Name)
+	if c.Command.Name == "reinstate" {
+		fmt.Fprintf(c.App.Writer, "its old renewal secret no longer works; give it a fresh code: mtls ta enroll --db %s --kind %s --id %s\n",
+			c.String("db"), k, showID(id))
+	}
 	return nil
 }
+
+func taDeployment(c *cli.Context) error {
+	const name = "ta deployment"
+	if err := noArgs(c, name); err != nil {
+		return err
+	}
+	m := map[string]string{}
+	for _, v := range c.StringSlice("dta") {
+		fp, addr, ok := strings.Cut(v, "=")
+		if !ok {
+			return cmdError(name, "--dta", fmt.Errorf("%q: want FINGERPRINT=HOST:PORT", v))
+		}
+		if _, dup := m[strings.ToLower(fp)]; dup {
+			return cmdError(name, "--dta", fmt.Errorf("D-TA %s given twice", fp))
+		}
+		m[strings.ToLower(fp)] = addr
+	}
+	dep, err := dta.NewDeployment(m)
+	if err != nil {
+		return cmdError(name, "--dta", err)
+	}
+	data, err := dep.Marshal()
+	if err != nil {
+		return cmdError(name, "", err)
+	}
+	out := c.String("out")
+	if out == "-" {
+		_, err := c.App.Writer.Write(data)
+		return err
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if c.Bool("force") {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(out, flags, 0o644)
+	if err != nil {
+		return cmdError(name, "--out", err)
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return cmdError(name, "--out", err)
+	}
+	fmt.Fprintf(c.App.Writer, "wrote %s: %d D-TAs; give it to endpoints with their codes (keys enroll --deployment %s)\n", out, len(dep.DTAs), out)
+	return nil
+}
+
+// oldDays matches the permit days of audit details written before they
+// were written as dates: "days [20000 20001]", "days 20000..20001".
+var (
+	oldDays  = regexp.MustCompile(`\bdays (\[[0-9]+(?: [0-9]+)*\]|[0-9]+\.\.[0-9]+)`)
+	dayCount = regexp.MustCompile(`[0-9]+`)
+)
+
+// humanDays rewrites permit days (days since 1970-01-01) in an audit
+// detail as dates.
+func humanDays(detail string) string {
+	return oldDays.ReplaceAllStringFunc(detail, func(m string) string {
+		return dayCount.ReplaceAllStringFunc(strings.NewReplacer("[", "", "]", "").Replace(m), func(n string) string {
+			d, err := strconv.ParseUint(n, 10, 64)
+			if err != nil || d > 1<<20 {
+				return n
+			}
+			return pairing.FormatDay(d)
+		})
+	})
+}
+
+// showID writes an identity for an operator's screen: quoted, and with
+// every non-ASCII character as its code point (\u0430 for a Cyrillic а),
+// so that a look-alike cannot pass for the identity it imitates.
+func showID(id string) string { return strconv.QuoteToASCII(id) }
 
 func fmtTime(t *time.Time) string {
 	if t == nil {
@@ -196,7 +296,7 @@ func taList(c *cli.Context) error {
 	if err := noArgs(c, name); err != nil {
 		return err
 	}
-	st, err := openStoreFlag(c, name)
+	st, err := openStoreReadOnly(c, name)
 	if err != nil {
 		return err
 	}
@@ -212,11 +312,11 @@ func taList(c *cli.Context) error {
 	w := tabwriter.NewWriter(c.App.Writer, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "D-TA %s\n\nKIND\tIDENTITY\tENROLLED\tREVOKED\tREASON\n", fp)
 	for _, i := range ids {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", i.Kind, strconv.Quote(i.Identity), fmtTime(i.EnrolledAt), fmtTime(i.RevokedAt), i.Reason)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", i.Kind, showID(i.Identity), fmtTime(i.EnrolledAt), fmtTime(i.RevokedAt), i.Reason)
 	}
 	fmt.Fprintf(w, "\nCODE\tKIND\tIDENTITY\tEXPIRES\tUSED\n")
 	for _, k := range codes {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Kind, strconv.Quote(k.Identity), k.ExpiresAt.Format(time.RFC3339), fmtTime(k.UsedAt))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Kind, showID(k.Identity), k.ExpiresAt.Format(time.RFC3339), fmtTime(k.UsedAt))
 	}
 	return w.Flush()
 }
@@ -243,11 +343,14 @@ func taAudit(c *cli.Context) error {
 	if err := noArgs(c, name); err != nil {
 		return err
 	}
+	if c.Bool("verify") {
+		return taAuditVerify(c, name)
+	}
 	since, err := parseSince(c.String("since"), time.Now())
 	if err != nil {
 		return cmdError(name, "", err)
 	}
-	st, err := openStoreFlag(c, name)
+	st, err := openStoreReadOnly(c, name)
 	if err != nil {
 		return err
 	}
@@ -268,7 +371,7 @@ func taAudit(c *cli.Context) error {
 	w := tabwriter.NewWriter(c.App.Writer, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "TIME\tACTION\tKIND\tIDENTITY\tREMOTE\tRESULT\tDETAIL")
 	for _, e := range es {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339Nano), e.Action, e.Kind, strconv.Quote(e.Identity), e.Remote, e.Result, e.Detail)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339Nano), e.Action, e.Kind, showID(e.Identity), e.Remote, e.Result, humanDays(e.Detail))
 	}
 	return w.Flush()
 }

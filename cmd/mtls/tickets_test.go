@@ -26,6 +26,12 @@ func TestTicketFlags(t *testing.T) {
 	if cfg, err = parseCreds(t, true, append(base, "--no-tickets")...); err != nil || !cfg.SessionTicketsDisabled {
 		t.Fatalf("--no-tickets: %v", err)
 	}
+	readable := filepath.Join(dir, "readable.keys")
+	os.WriteFile(readable, []byte(strings.Repeat("ab", 32)+"\n"), 0o644)
+	os.Chmod(readable, 0o644) // whatever the umask
+	if _, err := parseCreds(t, true, append(base, "--ticket-key-file", readable)...); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a ticket key file others may read was accepted: %v", err)
+	}
 	for _, args := range [][]string{{"--ticket-key-file", bad}, {"--ticket-key-file", filepath.Join(dir, "none")},
 		{"--no-tickets", "--ticket-key-file", good}} {
 		if _, err := parseCreds(t, true, append(base, args...)...); err == nil || !strings.Contains(err.Error(), "ticket") {

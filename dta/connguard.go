@@ -1,0 +1,132 @@
+package dta
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/milagro-go/milagro/mtls"
+)
+
+// MaxConnAge bounds how long one kept-alive connection carries requests: a
+// request on an older connection is refused with "Connection: close" and
+// the client reconnects (a full handshake against the current secret).
+const MaxConnAge = 5 * time.Minute
+
+// connRec is what the D-TA remembers about one accepted connection: when
+// its handshake began and a hash of the PSK it authenticated with, so that
+// every request on it can be checked against the credential's current
+// secret (re-enrolling, rotating or revoking ends a kept-alive connection
+// at its next request, not when it closes).
+type connRec struct {
+	born time.Time
+
+	mu     sync.Mutex
+	pskSum [32]byte
+	pskSet bool
+}
+
+func (r *connRec) setPSK(psk []byte) {
+	if r == nil || psk == nil {
+		return
+	}
+	sum := sha256.Sum256(psk)
+	r.mu.Lock()
+	r.pskSum, r.pskSet = sum, true
+	r.mu.Unlock()
+}
+
+// samePSK reports, in constant time, whether psk is the one the connection
+// authenticated with.
+func (r *connRec) samePSK(psk []byte) bool {
+	sum := sha256.Sum256(psk)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pskSet && subtle.ConstantTimeCompare(sum[:], r.pskSum[:]) == 1
+}
+
+// dtaConn is a connection whose handshake has completed, with its record.
+type dtaConn struct {
+	*mtls.Conn
+	rec *connRec
+}
+
+type connRecKey struct{}
+
+// connContext stores the *mtls.Conn (for mtls.ConnFromContext) and the
+// connection's record in every request's context.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if dc, ok := c.(*dtaConn); ok {
+		ctx = mtls.ConnContext(ctx, dc.Conn)
+		return context.WithValue(ctx, connRecKey{}, dc.rec)
+	}
+	return mtls.ConnContext(ctx, c)
+}
+
+// connTLS is the TLS configuration of one accepted connection: no session
+// tickets (so no resumption: every connection is a full handshake against
+// the credential's current secret) and a PSK lookup that records which
+// secret the connection used.
+func (s *Server) connTLS(rec *connRec) *mtls.Config {
+	c := s.baseTLS()
+	c.GetConfigForClient = func(hi *mtls.ClientHelloInfo) (*mtls.Config, error) {
+		pc := s.baseTLS()
+		sni := hi.ServerName
+		pc.GetServerPSK = func(identity string) ([]byte, error) {
+			psk, err := s.psk(identity, sni)
+			rec.setPSK(psk)
+			return psk, err
+		}
+		return pc, nil
+	}
+	c.GetServerPSK = func(identity string) ([]byte, error) {
+		psk, err := s.psk(identity, "")
+		rec.setPSK(psk)
+		return psk, err
+	}
+	return c
+}
+
+// recheck wraps the API: before each request it checks that the
+// connection is younger than MaxConnAge and that the secret it
+// authenticated with is still the credential's current one. A request
+// that fails either is refused and the connection closed.
+func (s *Server) recheck(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec, _ := r.Context().Value(connRecKey{}).(*connRec)
+		if rec == nil {
+			// Not a connection made by Serve (Handler used directly).
+			next.ServeHTTP(w, r)
+			return
+		}
+		if s.now().Sub(rec.born) >= MaxConnAge {
+			w.Header().Set("Connection", "close")
+			s.writeError(w, r, http.StatusUnauthorized, CodeBadRequest, "connection older than 5 minutes: reconnect")
+			return
+		}
+		c, ok := mtls.ConnFromContext(r.Context())
+		if !ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		st := c.ConnectionState()
+		id, err := ParsePSKIdentity(st.PeerIdentity)
+		var psk []byte
+		if err == nil {
+			psk, err = s.psk(id.String(), st.ServerName)
+		}
+		if err != nil || !rec.samePSK(psk) {
+			clear(psk)
+			w.Header().Set("Connection", "close")
+			s.writeError(w, r, http.StatusUnauthorized, CodeBadRequest,
+				"the credential this connection authenticated with is no longer current (re-enrolled, rotated or removed): reconnect")
+			return
+		}
+		clear(psk)
+		next.ServeHTTP(w, r)
+	})
+}
