@@ -78,12 +78,22 @@ type ServerConfig struct {
 	TicketScope []byte
 }
 
-// ClientHelloInfo is what the server's key exchange sees of the ClientHello.
+// ClientHelloInfo is what a server sees of a ClientHello: its key exchange
+// (NewServerKX, Supports) and a GetConfigForClient callback (which gets a
+// copy, without Extensions).
 type ClientHelloInfo struct {
+	// ServerName is the server_name (SNI) the client asked for ("" if none).
+	ServerName   string
+	CipherSuites []uint16
+	// Curves are the client's supported_groups, PointFormats its
+	// ec_point_formats.
 	Curves       []CurveID
 	PointFormats []uint8
+	// SupportedProtos are the client's ALPN protocols (nil if it sent none).
+	SupportedProtos []string
 	// Extensions holds the raw bodies of extensions a key exchange needs
-	// (ExtMilagroCS); the handshake has already rejected duplicates.
+	// (ExtMilagroCS, ExtMilagroPQ); the handshake has already rejected
+	// duplicates.
 	Extensions map[uint16][]byte
 }
 

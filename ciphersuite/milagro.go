@@ -37,11 +37,8 @@ import (
 // The pairing object is safe for concurrent use and caches e(K', B_S), so
 // one CSClient should serve every handshake of a configuration.
 type CSClient struct {
+	// Client is the prepared client key (and permit) of this handshake.
 	Client *pairing.CSClient
-	// GetClient, if set, is used instead of Client: it returns the prepared
-	// client for the time of the handshake (a client holding permits for
-	// several days picks the one for its own day).
-	GetClient func(now time.Time) (*pairing.CSClient, error)
 	// ServerID is id_S, the server identity the client expects ("" for the
 	// deployment-wide server key). The server's Finished proves it.
 	ServerID string
@@ -49,16 +46,15 @@ type CSClient struct {
 
 // CSServer holds a server's Milagro CS credentials and policy.
 type CSServer struct {
-	// Server is the prepared server key K_S of one server identity (safe
-	// for concurrent use; it caches per-identity points, so build it once).
-	Server *pairing.CSServer
-	// GetServer, if set, is used instead of Server: it returns the prepared
-	// key for the server identity a client asks for, or nil when this
-	// server has none (unrecognized_name).
+	// GetServer returns the prepared server key K_S for the server
+	// identity a client asks for ("" for the deployment-wide key), or nil
+	// when this server has none (unrecognized_name). A prepared key is
+	// safe for concurrent use and caches per-identity points: build it
+	// once, not per call.
 	GetServer func(serverID string) *pairing.CSServer
-	// Skew is the accepted difference between the client's time and the
-	// server's; 0 means pairing.DefaultSkew (30 s).
-	Skew time.Duration
+	// ClockSkew is the accepted difference between the client's time and
+	// the server's; 0 means pairing.DefaultClockSkew (30 s).
+	ClockSkew time.Duration
 	// Permits is the permit policy (docs/protocol.md §3.2): required (the zero value) or
 	// optional.
 	Permits pairing.PermitMode
@@ -72,13 +68,10 @@ type CSServer struct {
 }
 
 func (c *CSServer) server(id string) *pairing.CSServer {
-	if c.GetServer != nil {
-		return c.GetServer(id)
+	if c.GetServer == nil {
+		return nil
 	}
-	if c.Server != nil && c.Server.ID() == id {
-		return c.Server
-	}
-	return nil
+	return c.GetServer(id)
 }
 
 func (c *CSServer) denied(id, reason string) {
@@ -90,10 +83,10 @@ func (c *CSServer) denied(id, reason string) {
 // P2PClient holds a P2P peer's credentials when it is the TLS client.
 type P2PClient struct {
 	Client *pairing.P2PClient
-	// ExpectedServerID is the server identity this client accepts; any
-	// other id_S in the ServerKeyExchange ends the handshake with
-	// access_denied. It must not be empty.
-	ExpectedServerID string
+	// ServerID is the server identity this client accepts; any other id_S
+	// in the ServerKeyExchange ends the handshake with access_denied. It
+	// must not be empty.
+	ServerID string
 }
 
 // P2PServer holds a P2P peer's credentials when it is the TLS server.
@@ -105,19 +98,19 @@ type P2PServer struct {
 }
 
 func (c *CSServer) skew() time.Duration {
-	if c.Skew > 0 {
-		return c.Skew
+	if c.ClockSkew > 0 {
+		return c.ClockSkew
 	}
-	return pairing.DefaultSkew
+	return pairing.DefaultClockSkew
 }
 
 // milagroClientSupports / milagroServerSupports: the Milagro part of Supports.
 func milagroClientSupports(cfg *ClientConfig, s *Suite) bool {
 	switch s.KX {
 	case KXMilagroCS:
-		return cfg.CS != nil && (cfg.CS.Client != nil || cfg.CS.GetClient != nil)
+		return cfg.CS != nil && cfg.CS.Client != nil
 	case KXMilagroP2P:
-		return cfg.P2P != nil && cfg.P2P.Client != nil && cfg.P2P.ExpectedServerID != ""
+		return cfg.P2P != nil && cfg.P2P.Client != nil && cfg.P2P.ServerID != ""
 	}
 	return false
 }
@@ -133,7 +126,7 @@ func milagroClientSupports(cfg *ClientConfig, s *Suite) bool {
 func milagroServerSupports(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) bool {
 	switch s.KX {
 	case KXMilagroCS:
-		if cfg.CS == nil || (cfg.CS.Server == nil && cfg.CS.GetServer == nil) {
+		if cfg.CS == nil || cfg.CS.GetServer == nil {
 			return false
 		}
 		_, ok := hello.Extensions[ExtMilagroCS]
@@ -153,12 +146,12 @@ func newMilagroClientKX(cfg *ClientConfig, kind KXKind) (ClientKX, error) {
 	}
 	switch kind {
 	case KXMilagroCS:
-		if cfg.CS == nil || (cfg.CS.Client == nil && cfg.CS.GetClient == nil) {
+		if cfg.CS == nil || cfg.CS.Client == nil {
 			return nil, Errorf(AlertInternalError, "ciphersuite: Milagro CS suites offered without CS credentials")
 		}
 		return &csClientKX{cfg: cfg, cs: cfg.CS}, nil
 	case KXMilagroP2P:
-		if cfg.P2P == nil || cfg.P2P.Client == nil || cfg.P2P.ExpectedServerID == "" {
+		if cfg.P2P == nil || cfg.P2P.Client == nil || cfg.P2P.ServerID == "" {
 			return nil, Errorf(AlertInternalError, "ciphersuite: Milagro P2P suites offered without a P2P key and an expected server identity")
 		}
 		return &p2pClientKX{cfg: cfg, p2p: cfg.P2P}, nil
@@ -242,12 +235,6 @@ func (c *csClientKX) HelloExtensions() ([]Extension, error) {
 		return nil, Errorf(AlertInternalError, "ciphersuite: Milagro CS: the clock reads before 1970")
 	}
 	client := c.cs.Client
-	if c.cs.GetClient != nil {
-		var err error
-		if client, err = c.cs.GetClient(c.cfg.Time()); err != nil {
-			return nil, &AlertError{Alert: AlertInternalError, Err: fmt.Errorf("ciphersuite: Milagro CS: %w", err)}
-		}
-	}
 	if client == nil {
 		return nil, Errorf(AlertInternalError, "ciphersuite: Milagro CS: no client credentials")
 	}
@@ -383,7 +370,7 @@ func (k *csServerKX) PermitDay() uint64 { return k.day }
 
 func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServerKX, error) {
 	cs := cfg.CS
-	if cs == nil || (cs.Server == nil && cs.GetServer == nil) {
+	if cs == nil || cs.GetServer == nil {
 		return nil, Errorf(AlertHandshakeFailure, "ciphersuite: %s chosen but the server has no CS server key", s)
 	}
 	data, ok := hello.Extensions[ExtMilagroCS]
@@ -429,7 +416,7 @@ func newCSServerKX(cfg *ServerConfig, s *Suite, hello *ClientHelloInfo) (*csServ
 	}
 	if err := pairing.CheckPermitDay(now, h.Day, cs.skew(), cs.Permits); err != nil {
 		cs.denied(h.ID, "permit")
-		return nil, elementError(err, "ciphersuite: Milagro CS client %s: %s", who, permitProblem(now, h.Day, cs.Permits))
+		return nil, elementError(err, "ciphersuite: Milagro CS client %s: %s", who, permitProblem(now, h.Day, cs.skew(), cs.Permits))
 	}
 	// The identity policy runs before the pairing too: a denied identity
 	// costs no pairing. Both refusals are access_denied.
@@ -503,12 +490,12 @@ func skewString(now time.Time, t uint64) string {
 	return d.String() + " ahead of"
 }
 
-func permitProblem(now time.Time, d uint64, mode pairing.PermitMode) string {
+func permitProblem(now time.Time, d uint64, skew time.Duration, mode pairing.PermitMode) string {
 	switch {
 	case mode != pairing.PermitsOptional && d == 0:
 		return "sent no time permit, which this server requires: the client must send today's (mtls: --permit FILE or --renewal FILE)"
 	default:
-		return fmt.Sprintf("time permit for day %d is not valid now (day %d; accepted: %v)", d, pairing.Day(now), pairing.PermitDays(now, pairing.DefaultSkew))
+		return fmt.Sprintf("time permit for day %d is not valid now (day %d; accepted: %v)", d, pairing.Day(now), pairing.PermitDays(now, skew))
 	}
 }
 
@@ -595,7 +582,7 @@ func (c *p2pClientKX) ProcessServerKeyExchange(s *Suite, body []byte) error {
 	if err != nil {
 		return err
 	}
-	want := c.p2p.ExpectedServerID
+	want := c.p2p.ServerID
 	if idS != want {
 		return Errorf(AlertAccessDenied, "ciphersuite: %s: server identifies as %s, but %s is expected", s, printable([]byte(idS)), printable([]byte(want)))
 	}

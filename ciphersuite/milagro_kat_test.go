@@ -113,7 +113,7 @@ func TestMilagroSpecVector(t *testing.T) {
 			t.Fatal(err)
 		}
 		cc := &ClientConfig{Rand: stream(0x1234567890abcdef, 0x0badc0ffee), Time: clock, CS: &CSClient{Client: csClient, ServerID: tc.idS}, PQ: PQOff}
-		scfg := &ServerConfig{Rand: stream(0xfedcba0987654321), Time: clock, CS: &CSServer{Server: csServer, Permits: pairing.PermitsRequired}}
+		scfg := &ServerConfig{Rand: stream(0xfedcba0987654321), Time: clock, CS: &CSServer{GetServer: oneServer(csServer), Permits: pairing.PermitsRequired}}
 		tr := runMilagroKX(t, ByID(0xFF01), cc, scfg)
 		want := append([]byte{0, byte(len(id))}, id...)
 		want = binary.BigEndian.AppendUint64(want, day)
@@ -151,7 +151,7 @@ func TestMilagroSpecVector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc := &ClientConfig{Rand: stream(0xb2, 0xc3), Time: clock, P2P: &P2PClient{Client: pc, ExpectedServerID: "node-a"}, PQ: PQOff}
+	cc := &ClientConfig{Rand: stream(0xb2, 0xc3), Time: clock, P2P: &P2PClient{Client: pc, ServerID: "node-a"}, PQ: PQOff}
 	scfg := &ServerConfig{Rand: stream(0xa1), Time: clock, P2P: &P2PServer{Server: ps}}
 	tr := runMilagroKX(t, ByID(0xFF11), cc, scfg)
 	pms := unhex("1f61779b99ad9ac22d88ad8a5bb8f3d1c03f62ece6108b2f2c2092f2e32148c7")

@@ -35,6 +35,16 @@ var (
 	milKeysErr  error
 )
 
+// oneServer is CSServer.GetServer for a server with one prepared key.
+func oneServer(s *pairing.CSServer) func(string) *pairing.CSServer {
+	return func(id string) *pairing.CSServer {
+		if s.ID() == id {
+			return s
+		}
+		return nil
+	}
+}
+
 func milTestKeys(t testing.TB) *milKeys {
 	t.Helper()
 	milKeysOnce.Do(func() { milKeysVal, milKeysErr = newMilKeys() })
@@ -111,7 +121,7 @@ func milClientConfig(t testing.TB, seed byte) *ClientConfig {
 		Rand: newDetRand(seed),
 		Time: func() time.Time { return milNow },
 		CS:   &CSClient{Client: k.csClient},
-		P2P:  &P2PClient{Client: k.p2pClient, ExpectedServerID: milNodeA},
+		P2P:  &P2PClient{Client: k.p2pClient, ServerID: milNodeA},
 	}
 }
 
@@ -120,7 +130,7 @@ func milServerConfig(t testing.TB, seed byte) *ServerConfig {
 	return &ServerConfig{
 		Rand: newDetRand(seed),
 		Time: func() time.Time { return milNow },
-		CS:   &CSServer{Server: k.csServer, Permits: pairing.PermitsOptional},
+		CS:   &CSServer{GetServer: oneServer(k.csServer), Permits: pairing.PermitsOptional},
 		P2P:  &P2PServer{Server: k.p2pServer},
 	}
 }
@@ -306,7 +316,7 @@ func TestMilagroServerPolicy(t *testing.T) {
 	if !errors.Is(err, pairing.ErrClockSkew) {
 		t.Fatal(err)
 	}
-	wantAlert(t, "skew 10s", mk(milNow.Add(-11*time.Second), func(c *ServerConfig) { c.CS.Skew = 10 * time.Second }), AlertAccessDenied)
+	wantAlert(t, "skew 10s", mk(milNow.Add(-11*time.Second), func(c *ServerConfig) { c.CS.ClockSkew = 10 * time.Second }), AlertAccessDenied)
 	wantAlert(t, "permits required", mk(milNow, func(c *ServerConfig) { c.CS.Permits = pairing.PermitsRequired }), AlertAccessDenied)
 	denied := errors.New("denied by policy")
 	err = mk(milNow, func(c *ServerConfig) { c.VerifyPeerIdentity = func(string) error { return denied } })
@@ -320,7 +330,7 @@ func TestMilagroServerPolicy(t *testing.T) {
 func TestMilagroP2PWrongServer(t *testing.T) {
 	s := ByID(0xFF13)
 	cc := milClientConfig(t, 5)
-	cc.P2P = &P2PClient{Client: cc.P2P.Client, ExpectedServerID: "node-z"}
+	cc.P2P = &P2PClient{Client: cc.P2P.Client, ServerID: "node-z"}
 	ck, err := NewClientKX(cc, []*Suite{s})
 	if err != nil {
 		t.Fatal(err)

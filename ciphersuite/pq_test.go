@@ -168,7 +168,7 @@ func TestMilagroSpecVectorPQ(t *testing.T) {
 			cc := &ClientConfig{Rand: cat(sc(0x1234567890abcdef), vectorPQSeed(), sc(0x0badc0ffee)), Time: clock,
 				CS: &CSClient{Client: csClient, ServerID: tc.idS}}
 			scfg := &ServerConfig{Rand: bytes.NewReader(sc(0xfedcba0987654321)), Time: clock,
-				CS: &CSServer{Server: csServer, Permits: pairing.PermitsRequired}, PQ: PQRequire}
+				CS: &CSServer{GetServer: oneServer(csServer), Permits: pairing.PermitsRequired}, PQ: PQRequire}
 			tr := runMilagroKX(t, s, cc, scfg)
 			name := s.Name + " id_S " + tc.idS
 			checkPQ(name, tr)
@@ -197,7 +197,7 @@ func TestMilagroSpecVectorPQ(t *testing.T) {
 	for _, s := range ByKX(KXMilagroP2P) {
 		// The client draws the ML-KEM seed (ClientHello), then y and w.
 		cc := &ClientConfig{Rand: cat(vectorPQSeed(), sc(0xb2), sc(0xc3)), Time: clock,
-			P2P: &P2PClient{Client: pc, ExpectedServerID: "node-a"}, PQ: PQRequire}
+			P2P: &P2PClient{Client: pc, ServerID: "node-a"}, PQ: PQRequire}
 		scfg := &ServerConfig{Rand: bytes.NewReader(sc(0xa1)), Time: clock, P2P: &P2PServer{Server: ps}}
 		tr := runMilagroKX(t, s, cc, scfg)
 		checkPQ(s.Name, tr)

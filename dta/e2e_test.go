@@ -111,7 +111,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	today := pairing.Day(time.Now())
 	alice := mustLoad(t, mtls.LoadCSClientKey, filepath.Join(ep, "alice.key"))
-	permitPath := filepath.Join(ep, "permit-"+mtls.FormatDay(today)+".pem")
+	permitPath := filepath.Join(ep, "permit-"+pairing.FormatDay(today)+".pem")
 	permit := mustLoad(t, mtls.LoadTimePermit, permitPath)
 	api := mustLoad(t, mtls.LoadCSServerSecret, filepath.Join(ep, "api.key"))
 	deploy := mustLoad(t, mtls.LoadCSServerSecret, filepath.Join(ep, "deploy.key"))

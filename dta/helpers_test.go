@@ -103,7 +103,7 @@ func csHandshake(key *pairing.CSClientKey, permit *pairing.TimePermit, server *p
 	if err != nil {
 		return err
 	}
-	if err := pairing.CheckHello(hello, now, pairing.DefaultSkew, mode); err != nil {
+	if err := pairing.CheckHello(hello, now, pairing.DefaultClockSkew, mode); err != nil {
 		return err
 	}
 	shs, err := sv.Accept(rand.Reader, hello)

@@ -155,9 +155,9 @@ func (p *PermitSource) GetCSPermit(day uint64) (*pairing.TimePermit, error) {
 		return tp, nil
 	}
 	if p.lastErr != nil {
-		return nil, fmt.Errorf("%w %d (%s); last renewal failed: %v", ErrNoPermit, day, time.Unix(int64(day)*86400, 0).UTC().Format("2006-01-02"), p.lastErr)
+		return nil, fmt.Errorf("%w %d (%s); last renewal failed: %v", ErrNoPermit, day, pairing.FormatDay(day), p.lastErr)
 	}
-	return nil, fmt.Errorf("%w %d (%s)", ErrNoPermit, day, time.Unix(int64(day)*86400, 0).UTC().Format("2006-01-02"))
+	return nil, fmt.Errorf("%w %d (%s)", ErrNoPermit, day, pairing.FormatDay(day))
 }
 
 // Horizon returns the number of days after today covered without a gap

@@ -373,7 +373,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			resp.Permits = append(resp.Permits, p)
-			days = append(days, mtls.FormatDay(d))
+			days = append(days, pairing.FormatDay(d))
 		}
 		issued += ", permits for " + strings.Join(days, ", ")
 	}

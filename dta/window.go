@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -31,8 +30,8 @@ func dayStart(d uint64) time.Time { return time.Unix(int64(d)*86400, 0).UTC() }
 func (s *Server) permitIssuable(d uint64, now time.Time) (ok bool, why string) {
 	today := pairing.Day(now)
 	if d == 0 || d+1 < today || d > today+uint64(s.cfg.PermitAhead) {
-		return false, fmt.Sprintf("day %d (%s) is outside %s..%s (yesterday to today+%d)", d, mtls.FormatDay(d),
-			mtls.FormatDay(today-1), mtls.FormatDay(today+uint64(s.cfg.PermitAhead)), s.cfg.PermitAhead)
+		return false, fmt.Sprintf("day %d (%s) is outside %s..%s (yesterday to today+%d)", d, pairing.FormatDay(d),
+			pairing.FormatDay(today-1), pairing.FormatDay(today+uint64(s.cfg.PermitAhead)), s.cfg.PermitAhead)
 	}
 	if d <= today {
 		return true, ""
@@ -40,7 +39,7 @@ func (s *Server) permitIssuable(d uint64, now time.Time) (ok bool, why string) {
 	from := dayStart(d).Add(-time.Duration(s.cfg.PermitAheadHours) * time.Hour)
 	if now.Before(from) {
 		return false, fmt.Sprintf("the permit for %s is issued from %s (%d hours before the day starts), not yet",
-			mtls.FormatDay(d), from.Format("2006-01-02 15:04 MST"), s.cfg.PermitAheadHours)
+			pairing.FormatDay(d), from.Format("2006-01-02 15:04 MST"), s.cfg.PermitAheadHours)
 	}
 	return true, ""
 }
@@ -52,7 +51,7 @@ func formatDays(days []uint64) string {
 		if i > 0 {
 			out = append(out, ' ')
 		}
-		out = append(out, mtls.FormatDay(d)...)
+		out = append(out, pairing.FormatDay(d)...)
 	}
 	return string(out)
 }

@@ -143,7 +143,7 @@ func TestALPNGetConfigForClient(t *testing.T) {
 	ccfg.NextProtos = []string{"a", "b"}
 	scfg.NextProtos = []string{"a"}
 	var seen []string
-	scfg.GetConfigForClient = func(h *ClientHelloInfo) (*ServerConfig, error) {
+	scfg.GetConfigForClient = func(h *ciphersuite.ClientHelloInfo) (*ServerConfig, error) {
 		seen = h.SupportedProtos
 		return other, nil
 	}

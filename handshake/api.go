@@ -64,21 +64,12 @@ type ServerConfig struct {
 	KeyLog             io.Writer
 	// GetConfigForClient, if set, is called after the ClientHello is parsed
 	// and may return a different configuration for this connection (nil: keep).
-	GetConfigForClient func(*ClientHelloInfo) (*ServerConfig, error)
+	GetConfigForClient func(*ciphersuite.ClientHelloInfo) (*ServerConfig, error)
 	// Tickets, if set, enables session tickets (resume_server.go).
 	Tickets *ServerTickets
 	// NextProtos are the ALPN protocols accepted, in the server's
 	// preference order (alpn.go). Empty: ALPN is ignored.
 	NextProtos []string
-}
-
-// ClientHelloInfo is what the server's callback sees of a ClientHello.
-type ClientHelloInfo struct {
-	ServerName   string
-	CipherSuites []uint16
-	Curves       []ciphersuite.CurveID
-	// SupportedProtos are the client's ALPN protocols (nil if none).
-	SupportedProtos []string
 }
 
 // State is the result of a successful handshake.

@@ -314,15 +314,19 @@ func TestServerNameAndGetConfigForClient(t *testing.T) {
 	implementations(t, func(t *testing.T) {
 		ccfg, scfg := testConfigs(pskSuites(), "")
 		ccfg.ServerName = "backend.example.com"
-		var seen *ClientHelloInfo
+		var seen *ciphersuite.ClientHelloInfo
 		_, alt := testConfigs([]*ciphersuite.Suite{ciphersuite.ByID(0x00A9)}, "alt-hint")
-		scfg.GetConfigForClient = func(info *ClientHelloInfo) (*ServerConfig, error) {
+		scfg.GetConfigForClient = func(info *ciphersuite.ClientHelloInfo) (*ServerConfig, error) {
 			seen = info
+			// The callback gets a copy: scribbling on it changes nothing
+			// the handshake reads (the suite offers, the curves).
+			clear(info.CipherSuites)
+			clear(info.Curves)
 			return alt, nil
 		}
 		r := runPair(t, ccfg, scfg)
 		checkSuccess(t, r)
-		if seen == nil || seen.ServerName != "backend.example.com" || len(seen.CipherSuites) != len(pskSuites()) || len(seen.Curves) == 0 {
+		if seen == nil || seen.ServerName != "backend.example.com" || len(seen.CipherSuites) != len(pskSuites()) || len(seen.Curves) == 0 || seen.Extensions != nil {
 			t.Fatalf("GetConfigForClient saw %+v", seen)
 		}
 		if r.sst.ServerName != "backend.example.com" || r.cst.ServerName != "backend.example.com" {
@@ -344,7 +348,7 @@ func TestServerNameAndGetConfigForClient(t *testing.T) {
 		}
 
 		// A callback error ends the handshake with its alert.
-		scfg.GetConfigForClient = func(*ClientHelloInfo) (*ServerConfig, error) {
+		scfg.GetConfigForClient = func(*ciphersuite.ClientHelloInfo) (*ServerConfig, error) {
 			return nil, ciphersuite.Errorf(ciphersuite.AlertUnrecognizedName, "no such virtual host")
 		}
 		wantAlert(t, runPair(t, ccfg, scfg).serr, ciphersuite.AlertUnrecognizedName)

@@ -87,9 +87,14 @@ func TestResumeMilagroNoPairing(t *testing.T) {
 		skx := &ciphersuite.ServerConfig{Rand: rand.Reader, Time: time.Now}
 		if tc.kind == ciphersuite.KXMilagroCS {
 			ckx.CS = &ciphersuite.CSClient{Client: csClient, ServerID: "srv"}
-			skx.CS = &ciphersuite.CSServer{Server: csServer, Permits: pairing.PermitsOptional}
+			skx.CS = &ciphersuite.CSServer{GetServer: func(id string) *pairing.CSServer {
+				if id == csServer.ID() {
+					return csServer
+				}
+				return nil
+			}, Permits: pairing.PermitsOptional}
 		} else {
-			ckx.P2P = &ciphersuite.P2PClient{Client: p2pClient, ExpectedServerID: "node-a"}
+			ckx.P2P = &ciphersuite.P2PClient{Client: p2pClient, ServerID: "node-a"}
 			skx.P2P = &ciphersuite.P2PServer{Server: p2pServer}
 		}
 		k := testTicketKey(1, time.Now())

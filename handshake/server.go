@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -172,12 +173,14 @@ func (hs *serverHandshake) readClientHello() error {
 	}
 
 	if hs.cfg.GetConfigForClient != nil {
-		info := &ClientHelloInfo{
-			ServerName:   ch.serverName,
-			CipherSuites: ch.cipherSuites,
-			Curves:       ch.supportedCurves,
+		// A copy: the callback cannot change the hello the handshake uses.
+		info := &ciphersuite.ClientHelloInfo{
+			ServerName:      ch.serverName,
+			CipherSuites:    slices.Clone(ch.cipherSuites),
+			Curves:          slices.Clone(ch.supportedCurves),
+			PointFormats:    slices.Clone(ch.supportedPoints),
+			SupportedProtos: slices.Clone(ch.alpnProtocols),
 		}
-		info.SupportedProtos = ch.alpnProtocols
 		next, err := hs.cfg.GetConfigForClient(info)
 		if err != nil {
 			return asAlert(err, ciphersuite.AlertInternalError, "GetConfigForClient")
@@ -229,9 +232,12 @@ func (hs *serverHandshake) readClientHello() error {
 	}
 
 	info := &ciphersuite.ClientHelloInfo{
-		Curves:       ch.supportedCurves,
-		PointFormats: ch.supportedPoints,
-		Extensions:   ch.raw,
+		ServerName:      ch.serverName,
+		CipherSuites:    ch.cipherSuites,
+		Curves:          ch.supportedCurves,
+		PointFormats:    ch.supportedPoints,
+		SupportedProtos: ch.alpnProtocols,
+		Extensions:      ch.raw,
 	}
 	if info.Extensions == nil {
 		info.Extensions = map[uint16][]byte{}

@@ -226,15 +226,10 @@ type Config struct {
 	milagro *milagroPrepared
 }
 
-// ClientHelloInfo is what GetConfigForClient sees of a ClientHello.
-type ClientHelloInfo struct {
-	ServerName   string
-	CipherSuites []uint16
-	// Curves are the client's supported_groups.
-	Curves []ciphersuite.CurveID
-	// SupportedProtos are the client's ALPN protocols (nil if it sent none).
-	SupportedProtos []string
-}
+// ClientHelloInfo is what GetConfigForClient sees of a ClientHello: the
+// server name, cipher suites, supported groups, point formats and ALPN
+// protocols the client offered (a copy; Extensions is nil).
+type ClientHelloInfo = ciphersuite.ClientHelloInfo
 
 // ConnectionState describes an established connection.
 type ConnectionState struct {

@@ -178,14 +178,8 @@ func (c *Config) serverHandshakeConfig(ctx context.Context, source Source) (*han
 		return nil, err
 	}
 	if get := c.GetConfigForClient; get != nil {
-		hc.GetConfigForClient = func(hi *handshake.ClientHelloInfo) (*handshake.ServerConfig, error) {
-			info := &ClientHelloInfo{
-				ServerName:   hi.ServerName,
-				CipherSuites: hi.CipherSuites,
-				Curves:       hi.Curves,
-			}
-			info.SupportedProtos = hi.SupportedProtos
-			cfg, err := get(info)
+		hc.GetConfigForClient = func(hi *ClientHelloInfo) (*handshake.ServerConfig, error) {
+			cfg, err := get(hi)
 			if err != nil || cfg == nil {
 				return nil, err
 			}

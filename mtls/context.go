@@ -8,11 +8,10 @@ import (
 // connContextKey is the context key under which ConnContext stores the *Conn.
 type connContextKey struct{}
 
-// ConnContext returns ctx carrying c when c is a *Conn, or a connection
-// ServeHTTP or the HTTP transports wrap (else ctx unchanged).
-// Its signature is that of http.Server.ConnContext, so an HTTP server on an
-// mtls listener can hand the authenticated peer identity to its handlers
-// (ServeHTTP sets it up, for HTTP/1.1 and HTTP/2):
+// ConnContext returns ctx carrying c when c is a *Conn (else ctx
+// unchanged). Its signature is that of http.Server.ConnContext, so an HTTP
+// server on an mtls listener can hand the authenticated peer identity to
+// its handlers (mtlshttp.Serve sets it up, for HTTP/1.1 and HTTP/2):
 //
 //	srv := &http.Server{Handler: h, ConnContext: mtls.ConnContext}
 //	srv.Serve(mtlsListener)
@@ -23,8 +22,8 @@ type connContextKey struct{}
 // Accept, and the handshake runs on the first Read), so it only stores the
 // connection; PeerIdentity and ConnFromContext read it later.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
-	mc := asConn(c)
-	if mc == nil {
+	mc, ok := c.(*Conn)
+	if !ok || mc == nil {
 		return ctx
 	}
 	return context.WithValue(ctx, connContextKey{}, mc)
@@ -58,4 +57,19 @@ func PeerIdentity(ctx context.Context) (string, bool) {
 	}
 	id := c.ConnectionState().PeerIdentity
 	return id, id != ""
+}
+
+// ConnectionStateFromContext returns the state of the connection stored in
+// ctx by ConnContext (as mtlshttp.Serve does), running its handshake first
+// if needed (bounded by ctx). ok is false when ctx has no connection or its
+// handshake failed.
+func ConnectionStateFromContext(ctx context.Context) (ConnectionState, bool) {
+	c, ok := ConnFromContext(ctx)
+	if !ok {
+		return ConnectionState{}, false
+	}
+	if err := c.HandshakeContext(ctx); err != nil {
+		return ConnectionState{}, false
+	}
+	return c.ConnectionState(), true
 }

@@ -31,11 +31,10 @@
 //
 // A server reads the client's authenticated identity from
 // ConnectionState().PeerIdentity and can refuse identities with
-// Config.VerifyPeerIdentity. For HTTP, ServeHTTP serves HTTP/2 and
-// HTTP/1.1 on one listener (chosen by ALPN, Config.NextProtos), and
-// handlers call PeerIdentity(r.Context()) or RequestConnectionState(r);
-// NewHTTPTransport and NewHTTP2Transport are the client side. For gRPC,
-// see package grpccreds.
+// Config.VerifyPeerIdentity. For HTTP, package mtlshttp serves HTTP/2 and
+// HTTP/1.1 on one listener (chosen by ALPN, Config.NextProtos), with
+// handlers calling PeerIdentity(r.Context()), and makes the client
+// transports. For gRPC, see package grpccreds.
 //
 // Keys are PEM files written by the mtls command (mtls ta ..., mtls keys
 // ...) and read with LoadCSClientKey, LoadCSServerSecret, LoadP2PKey,
@@ -44,10 +43,8 @@
 // Runnable examples (go doc -http shows them with their output;
 // go test -run Example ./mtls runs them): ExampleListen (a Milagro CS
 // server and client), ExampleDial (a PIN-protected key and today's time
-// permit), Example_p2p, Example_psk, ExampleServeHTTP (HTTP/2 and HTTP/1.1
-// on one listener), ExampleConnContext (a plain net/http server),
-// ExampleResponseConnectionState and ExampleConnectionStateOf (which
-// server answered an HTTP client); gRPC in package grpccreds.
+// permit), Example_p2p, Example_psk, ExampleConnContext (a plain net/http
+// server); HTTP/2 in package mtlshttp, gRPC in package grpccreds.
 //
 // Errors caused by the peer or the credentials are *AlertError values
 // carrying the TLS alert that was sent or received, with a message meant

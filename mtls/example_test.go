@@ -173,53 +173,9 @@ func Example_psk() {
 	// Output: server saw sensor-17
 }
 
-// HTTP/2 and HTTP/1.1 on one listener, chosen by ALPN; handlers read the
-// authenticated client from the request.
-func ExampleServeHTTP() {
-	ta, _ := pairing.NewMasterShare(rand.Reader)
-	serverKey, _ := pairing.CombineCSServerSecrets(ta.IssueCSServerSecret())
-	aliceKeyShare, _ := ta.IssueCSClientKey("alice@example.com")
-	aliceKey, _ := pairing.CombineCSClientKeys(aliceKeyShare) // one share from each D-TA
-
-	// A server that does not ask for time permits (they are required by
-	// default; see ExampleDial for a client with one).
-	ln, err := mtls.Listen("tcp", "127.0.0.1:0", &mtls.Config{
-		CSServerKeys: []*pairing.CSServerSecret{serverKey},
-		PermitMode:   pairing.PermitsOptional,
-		NextProtos:   []string{"h2", "http/1.1"},
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, _ := mtls.PeerIdentity(r.Context())
-		fmt.Fprintf(w, "%s over %s", id, r.Proto)
-	})}
-	go mtls.ServeHTTP(srv, ln)
-	defer srv.Close()
-
-	url := "https://" + ln.Addr().String() + "/"
-	for _, rt := range []http.RoundTripper{
-		mtls.NewHTTP2Transport(&mtls.Config{CSKey: aliceKey}),
-		mtls.NewHTTPTransport(&mtls.Config{CSKey: aliceKey}),
-	} {
-		client := &http.Client{Transport: rt}
-		resp, err := client.Get(url)
-		if err != nil {
-			log.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		client.CloseIdleConnections()
-		fmt.Println(string(body))
-	}
-	// Output:
-	// alice@example.com over HTTP/2.0
-	// alice@example.com over HTTP/1.1
-}
-
 // ConnContext alone makes the identity available to handlers of a plain
-// net/http server on an mtls listener (HTTP/1.1 only; ServeHTTP adds h2).
+// net/http server on an mtls listener (HTTP/1.1 only; package mtlshttp
+// adds h2).
 func ExampleConnContext() {
 	srv := &http.Server{
 		ConnContext: mtls.ConnContext,

@@ -27,7 +27,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/milagro-go/milagro/pairing"
@@ -88,7 +87,7 @@ func (i KeyInfo) String() string {
 		s += " server_identity=(deployment-wide)"
 	}
 	if i.Kind == KeyTypeTimePermit {
-		s += " day=" + FormatDay(i.Day)
+		s += " day=" + pairing.FormatDay(i.Day)
 	}
 	switch {
 	case i.Kind == KeyTypeMasterShare && len(i.DTAs) == 1:
@@ -109,14 +108,6 @@ type origin interface {
 func withOrigin(i KeyInfo, o origin) KeyInfo {
 	i.Share, i.DTAs = o.IsShare(), o.DTAs()
 	return i
-}
-
-// FormatDay formats a permit day as YYYY-MM-DD.
-func FormatDay(d uint64) string {
-	if d > 1<<40 {
-		return strconv.FormatUint(d, 10)
-	}
-	return time.Unix(int64(d)*86400, 0).UTC().Format(time.DateOnly)
 }
 
 // DescribeKey returns the kind, identity and day of a key of package
@@ -173,7 +164,7 @@ func MarshalKeyPEM(key any) ([]byte, error) {
 		h["Identity"] = headerValue(info.Identity)
 	}
 	if info.Kind == KeyTypeTimePermit {
-		h["Day"] = FormatDay(info.Day) + " (" + strconv.FormatUint(info.Day, 10) + ")"
+		h["Day"] = pairing.FormatDay(info.Day) + " (" + strconv.FormatUint(info.Day, 10) + ")"
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: info.Kind, Headers: h, Bytes: body}), nil
 }

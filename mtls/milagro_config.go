@@ -149,7 +149,7 @@ func (c *Config) milagroClientKX(kx *ciphersuite.ClientConfig) error {
 		if err != nil {
 			return fmt.Errorf("mtls: Config.P2PKey: %w", err)
 		}
-		kx.P2P = &ciphersuite.P2PClient{Client: v.(*pairing.P2PClient), ExpectedServerID: idS}
+		kx.P2P = &ciphersuite.P2PClient{Client: v.(*pairing.P2PClient), ServerID: idS}
 	}
 	return nil
 }
@@ -182,7 +182,7 @@ func (c *Config) permitFor(now time.Time) (*pairing.TimePermit, error) {
 	if len(held) == 0 {
 		return nil, nil
 	}
-	for _, d := range append([]uint64{today}, pairing.PermitDays(now, pairing.DefaultSkew)...) {
+	for _, d := range append([]uint64{today}, pairing.PermitDays(now, pairing.DefaultClockSkew)...) {
 		for _, p := range held {
 			if p != nil && p.Day() == d {
 				return p, nil
@@ -192,14 +192,12 @@ func (c *Config) permitFor(now time.Time) (*pairing.TimePermit, error) {
 	days := make([]string, 0, len(held))
 	for _, p := range held {
 		if p != nil {
-			days = append(days, fmt.Sprintf("%d (%s)", p.Day(), dayString(p.Day())))
+			days = append(days, fmt.Sprintf("%d (%s)", p.Day(), pairing.FormatDay(p.Day())))
 		}
 	}
 	return nil, fmt.Errorf("no time permit for today, day %d (%s) by this machine's clock; held: %s — renew the permits (mtls keys renew) or check the clock",
-		today, dayString(today), strings.Join(days, ", "))
+		today, pairing.FormatDay(today), strings.Join(days, ", "))
 }
-
-func dayString(d uint64) string { return time.Unix(int64(d)*86400, 0).UTC().Format("2006-01-02") }
 
 // csClientFor returns the prepared CS client for a handshake at now.
 func (c *Config) csClientFor(now time.Time) (*pairing.CSClient, error) {
@@ -253,7 +251,7 @@ func (c *Config) milagroServerKX(kx *ciphersuite.ServerConfig) error {
 		}
 		kx.CS = &ciphersuite.CSServer{
 			GetServer: get,
-			Skew:      c.ClockSkew, // 0: pairing.DefaultSkew
+			ClockSkew: c.ClockSkew, // 0: pairing.DefaultClockSkew
 			Permits:   mode,
 		}
 	}

@@ -45,19 +45,19 @@ func TestConcurrentHandshakes(t *testing.T) {
 func TestCheckHello(t *testing.T) {
 	now := time.Unix(fxNow, 0)
 	h := &CSHello{Time: fxNow, Day: Day(now)}
-	if err := CheckHello(h, now, DefaultSkew, PermitsRequired); err != nil {
+	if err := CheckHello(h, now, DefaultClockSkew, PermitsRequired); err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckHello(h, now, DefaultSkew, PermitsOptional); err != nil {
+	if err := CheckHello(h, now, DefaultClockSkew, PermitsOptional); err != nil {
 		t.Fatal(err) // a valid permit is accepted in every mode
 	}
 	h.Day = Day(now) - 2
-	if err := CheckHello(h, now, DefaultSkew, PermitsOptional); err != ErrPermitDay {
+	if err := CheckHello(h, now, DefaultClockSkew, PermitsOptional); err != ErrPermitDay {
 		t.Fatal(err)
 	}
 	h.Day = Day(now)
 	h.Time -= 31
-	if err := CheckHello(h, now, DefaultSkew, PermitsRequired); err != ErrClockSkew {
+	if err := CheckHello(h, now, DefaultClockSkew, PermitsRequired); err != ErrClockSkew {
 		t.Fatal(err)
 	}
 }
@@ -67,10 +67,10 @@ func TestCheckHello(t *testing.T) {
 // skew of midnight.
 func TestSpecVectorPolicy(t *testing.T) {
 	h := &CSHello{ID: "alice@example.com", Day: 20413, Time: 1763769600}
-	if err := CheckHello(h, time.Unix(1763769600, 0), DefaultSkew, PermitsRequired); err != nil {
+	if err := CheckHello(h, time.Unix(1763769600, 0), DefaultClockSkew, PermitsRequired); err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckHello(h, time.Unix(1763769600+31, 0), DefaultSkew, PermitsRequired); err == nil {
+	if err := CheckHello(h, time.Unix(1763769600+31, 0), DefaultClockSkew, PermitsRequired); err == nil {
 		t.Fatal("accepted outside the skew")
 	}
 }

@@ -37,7 +37,7 @@ func Example_cs() {
 
 	// Server: policy, proof, ServerKeyExchange.
 	server, _ := pairing.NewCSServer(ks)
-	if err := pairing.CheckHello(hello, now, pairing.DefaultSkew, pairing.PermitsRequired); err != nil {
+	if err := pairing.CheckHello(hello, now, pairing.DefaultClockSkew, pairing.PermitsRequired); err != nil {
 		panic(err)
 	}
 	shs, err := server.Accept(rand.Reader, hello)

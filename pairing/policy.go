@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// DefaultSkew is the default allowed difference between client and server
-// clocks (docs/protocol.md §3.2).
-const DefaultSkew = 30 * time.Second
+// DefaultClockSkew is the default allowed difference between client and
+// server clocks (docs/protocol.md §3.2).
+const DefaultClockSkew = 30 * time.Second
 
 // Day returns the permit day of t: whole days since 1970-01-01 UTC.
 func Day(t time.Time) uint64 {
@@ -17,6 +17,15 @@ func Day(t time.Time) uint64 {
 		return 0
 	}
 	return uint64(s / 86400)
+}
+
+// FormatDay formats a permit day as YYYY-MM-DD (UTC); a day too far out to
+// be a date is written as its number.
+func FormatDay(d uint64) string {
+	if d > 1<<40 {
+		return strconv.FormatUint(d, 10)
+	}
+	return time.Unix(int64(d)*86400, 0).UTC().Format(time.DateOnly)
 }
 
 // CheckTime returns ErrClockSkew unless |now − t| ≤ skew, t being the

@@ -485,7 +485,7 @@ func TestPolicy(t *testing.T) {
 		{mid.Add(time.Hour), today + 1, O, false},
 		{mid.Add(-15 * time.Second), today, O, true},
 	} {
-		err := CheckPermitDay(tc.now, tc.d, DefaultSkew, tc.mode)
+		err := CheckPermitDay(tc.now, tc.d, DefaultClockSkew, tc.mode)
 		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrPermitDay)) {
 			t.Errorf("%v d=%d mode=%v: %v", tc.now, tc.d, tc.mode, err)
 		}
@@ -512,7 +512,7 @@ func TestPolicy(t *testing.T) {
 		t  uint64
 		ok bool
 	}{{1763769600, true}, {1763769630, true}, {1763769570, true}, {1763769631, false}, {1763769569, false}, {0, false}, {1 << 63, false}} {
-		if err := CheckTime(now, tc.t, DefaultSkew); (err == nil) != tc.ok {
+		if err := CheckTime(now, tc.t, DefaultClockSkew); (err == nil) != tc.ok {
 			t.Errorf("t=%d: %v", tc.t, err)
 		}
 	}

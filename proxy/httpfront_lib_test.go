@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/mtlshttp"
 )
 
 // The library: a Server in HTTP identity mode serves mtls HTTP clients
-// (mtls.NewHTTPTransport, mtls.NewHTTP2Transport) by their ALPN choice,
+// (mtlshttp.NewTransport, mtlshttp.NewHTTP2Transport) by their ALPN choice,
 // and Shutdown ends idle keep-alive connections instead of waiting for
 // them.
 func TestServerHTTPIdentityLibrary(t *testing.T) {
@@ -27,8 +28,8 @@ func TestServerHTTPIdentityLibrary(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(context.Background(), ln) }()
 
-	h1 := mtls.NewHTTPTransport(pskClientConfig("alice"))
-	h2 := mtls.NewHTTP2Transport(pskClientConfig("bob"))
+	h1 := mtlshttp.NewTransport(pskClientConfig("alice"))
+	h2 := mtlshttp.NewHTTP2Transport(pskClientConfig("bob"))
 	for _, rt := range []http.RoundTripper{h1, h2} {
 		req, _ := http.NewRequest("GET", "https://"+addr+"/x", nil)
 		req.Header.Set(testHdr, "admin")
@@ -85,7 +86,7 @@ func TestServerHTTPIdentityRefusesUnsafeIdentity(t *testing.T) {
 		s := &Server{Target: backend(t, rec), HTTPIdentityHeader: testHdr, Logger: quietLogger(t),
 			NewConn: func(c net.Conn, cfg *mtls.Config) SecureConn { return idConn{mtls.Server(c, cfg), id} }}
 		addr := startServer(t, s, AllowAll())
-		rt := mtls.NewHTTPTransport(pskClientConfig("alice"))
+		rt := mtlshttp.NewTransport(pskClientConfig("alice"))
 		req, _ := http.NewRequest("GET", "https://"+addr+"/x", nil)
 		if resp, err := rt.RoundTrip(req); err == nil {
 			resp.Body.Close()
@@ -104,7 +105,7 @@ func TestServerHTTPIdentityRevocation(t *testing.T) {
 	rec := newRecorder()
 	s := &Server{Target: backend(t, rec), HTTPIdentityHeader: testHdr, Logger: quietLogger(t), Metrics: NewMetrics()}
 	addr := startServer(t, s, AllowAll())
-	h2 := mtls.NewHTTP2Transport(pskClientConfig("alice"))
+	h2 := mtlshttp.NewHTTP2Transport(pskClientConfig("alice"))
 	defer h2.CloseIdleConnections()
 	get := func() error {
 		req, _ := http.NewRequest("GET", "https://"+addr+"/x", nil)

@@ -123,7 +123,7 @@ func clientAction(c *cli.Context) error {
 		// The server closed before stdin ended: done, like s_client.
 	}
 	if err := conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-		logger.Debug("close", "error", err)
+		loggerOf(c).Debug("close", "error", err)
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -159,8 +158,7 @@ func prepareCommand(c *cli.Command, full string) {
 			if err != nil {
 				return &usageError{msg: full + ": " + err.Error(), usage: shortUsage(c, full)}
 			}
-			logger = l
-			slog.SetDefault(l)
+			withLogger(ctx, l)
 		}
 		return action(ctx)
 	}
@@ -248,7 +246,7 @@ func warnSecretFlag(c *cli.Context, flag, env, instead string) {
 	if !c.IsSet(flag) || (env != "" && os.Getenv(env) != "") {
 		return
 	}
-	logger.Warn("--"+flag+secretFlagWarning+"; use "+instead, "flag", flag)
+	loggerOf(c).Warn("--"+flag+secretFlagWarning+"; use "+instead, "flag", flag)
 }
 
 const secretFlagWarning = " on the command line is visible to other local users (ps, /proc)"

@@ -103,13 +103,13 @@ func configFromFlags(c *cli.Context, server bool) (*mtls.Config, error) {
 	cfg := &mtls.Config{
 		HandshakeTimeout:   c.Duration("handshake-timeout"),
 		InsecureAllowNoEMS: c.Bool("allow-no-ems"),
-		Logger:             logger,
+		Logger:             loggerOf(c),
 	}
 	if cfg.HandshakeTimeout < 0 {
 		return nil, fmt.Errorf("invalid --handshake-timeout %v: must not be negative", cfg.HandshakeTimeout)
 	}
 	if cfg.InsecureAllowNoEMS {
-		logger.Warn("--allow-no-ems: PSK suites without the extended master secret are allowed (insecure)")
+		loggerOf(c).Warn("--allow-no-ems: PSK suites without the extended master secret are allowed (insecure)")
 	}
 
 	id, keyHex := c.String("psk-identity"), c.String("psk")
@@ -202,7 +202,7 @@ func configFromFlags(c *cli.Context, server bool) (*mtls.Config, error) {
 		}
 		// Kept open for the life of the process.
 		cfg.KeyLogWriter = w
-		logger.Warn("--keylog: writing TLS session secrets; anyone who reads the file can decrypt the traffic (insecure, debugging only)", "file", f)
+		loggerOf(c).Warn("--keylog: writing TLS session secrets; anyone who reads the file can decrypt the traffic (insecure, debugging only)", "file", f)
 	}
 
 	haveMilagro := false

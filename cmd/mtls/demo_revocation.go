@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/milagro-go/milagro/dta"
-	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -71,7 +70,7 @@ func (d *demo) revocationOnClock() error {
 		return err
 	}
 	d.say("    %s 12:00 UTC: alice enrolls and gets permits for %v only (tomorrow's is issued from 18:00).",
-		mtls.FormatDay(day), demoPermitDays(alice.Permits))
+		pairing.FormatDay(day), demoPermitDays(alice.Permits))
 	d.check(len(alice.Permits) == 1 && alice.Permits[day] != nil, "no permit for tomorrow before 18:00",
 		fmt.Sprintf("enrollment at 12:00 returned permits for %v", demoPermitDays(alice.Permits)))
 	set(at(17, 59))
@@ -95,7 +94,7 @@ func (d *demo) revocationOnClock() error {
 func demoPermitDays(m map[uint64]*pairing.TimePermit) []string {
 	var out []string
 	for d := range m {
-		out = append(out, mtls.FormatDay(d))
+		out = append(out, pairing.FormatDay(d))
 	}
 	return out
 }
@@ -115,7 +114,7 @@ func demoHandshake(key *pairing.CSClientKey, permit *pairing.TimePermit, server 
 	if err != nil {
 		return err
 	}
-	if err := pairing.CheckHello(hello, now, pairing.DefaultSkew, pairing.PermitsRequired); err != nil {
+	if err := pairing.CheckHello(hello, now, pairing.DefaultClockSkew, pairing.PermitsRequired); err != nil {
 		return err
 	}
 	shs, err := sv.Accept(rand.Reader, hello)

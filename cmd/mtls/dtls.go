@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -94,6 +95,7 @@ func dtlsConfigFromFlags(c *cli.Context, server bool) (*dtls.Config, error) {
 
 // dtlsServerAction is `mtls server --dtls`: echoes every datagram.
 func dtlsServerAction(c *cli.Context) error {
+	log := loggerOf(c)
 	cfg, err := dtlsConfigFromFlags(c, true)
 	if err != nil {
 		return cmdError("server", "", err)
@@ -108,7 +110,7 @@ func dtlsServerAction(c *cli.Context) error {
 		<-ctx.Done()
 		ln.Close()
 	}()
-	logger.Info("listening", "addr", ln.Addr().String(), "proto", "dtls")
+	log.Info("listening", "addr", ln.Addr().String(), "proto", "dtls")
 	var (
 		mu    sync.Mutex
 		conns = map[*dtls.Conn]struct{}{}
@@ -140,7 +142,7 @@ func dtlsServerAction(c *cli.Context) error {
 				delete(conns, cn)
 				mu.Unlock()
 			}()
-			return echoDatagrams(cn)
+			return echoDatagrams(log, cn)
 		}
 		if c.Bool("once") {
 			ln.Close()
@@ -159,11 +161,11 @@ func dtlsServerAction(c *cli.Context) error {
 
 // echoDatagrams handshakes and echoes datagrams until the peer's
 // close_notify, logging one line.
-func echoDatagrams(cn *dtls.Conn) error {
+func echoDatagrams(log *slog.Logger, cn *dtls.Conn) error {
 	start := time.Now()
 	remote := cn.RemoteAddr().String()
 	if err := cn.Handshake(); err != nil {
-		logger.Warn("connection", "remote", remote, "error", "handshake failed: "+err.Error(), "duration", time.Since(start).Round(time.Millisecond))
+		log.Warn("connection", "remote", remote, "error", "handshake failed: "+err.Error(), "duration", time.Since(start).Round(time.Millisecond))
 		return wrap("handshake failed", err)
 	}
 	st := cn.ConnectionState()
@@ -188,10 +190,10 @@ func echoDatagrams(cn *dtls.Conn) error {
 	attrs := []any{"remote", remote, "peer", st.PeerIdentity, "suite", dtls.CipherSuiteName(st.CipherSuite),
 		"datagrams", n, "bytes", bytes, "duration", time.Since(start).Round(time.Millisecond)}
 	if rerr != nil {
-		logger.Warn("connection", append(attrs, "error", rerr.Error())...)
+		log.Warn("connection", append(attrs, "error", rerr.Error())...)
 		return rerr
 	}
-	logger.Info("connection", attrs...)
+	log.Info("connection", attrs...)
 	return nil
 }
 
@@ -309,7 +311,7 @@ func dtlsClientAction(c *cli.Context) error {
 	default:
 	}
 	if err := conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-		logger.Debug("close", "error", err)
+		loggerOf(c).Debug("close", "error", err)
 	}
 	return nil
 }

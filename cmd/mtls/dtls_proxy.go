@@ -26,7 +26,7 @@ func runDTLSProxy(c *cli.Context, server bool) error {
 	if server {
 		name = "proxy server"
 	}
-	log := logger // with the command's --log-level and --log-format (cliutil.go), as the TCP runner
+	log := loggerOf(c) // with the command's --log-level and --log-format (cliutil.go), as the TCP runner
 	for _, f := range []string{"proxy-protocol", "http-identity-header", "target-protocol", "http-allow-upgrade", "allow-connect", "alpn", "connect-timeout"} {
 		if c.IsSet(f) {
 			return cmdError(name, "", fmt.Errorf("--%s does not apply to --dtls (datagrams to a UDP target)", f))

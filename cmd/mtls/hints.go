@@ -45,14 +45,14 @@ func csDeniedChecks(cfg *mtls.Config, now time.Time) []string {
 	switch {
 	case cfg.GetCSPermit != nil:
 		if _, err := cfg.GetCSPermit(day); err != nil {
-			out = append(out, fmt.Sprintf("time permit: --renewal holds none for today (%s): %v", mtls.FormatDay(day), err))
+			out = append(out, fmt.Sprintf("time permit: --renewal holds none for today (%s): %v", pairing.FormatDay(day), err))
 		} else {
-			out = append(out, fmt.Sprintf("time permit: today's (%s) from --renewal was sent; a revocation at a D-TA shows here only tomorrow", mtls.FormatDay(day)))
+			out = append(out, fmt.Sprintf("time permit: today's (%s) from --renewal was sent; a revocation at a D-TA shows here only tomorrow", pairing.FormatDay(day)))
 		}
 	case len(cfg.CSPermits) == 0:
 		out = append(out, "time permit: none was sent, and servers require one by default: pass --permit FILE (from mtls keys renew) or --renewal FILE")
 	default:
-		out = append(out, fmt.Sprintf("time permit: held for %s; this machine's clock says %s (UTC), day %s", permitDays(cfg.CSPermits), now.UTC().Format(time.DateTime), mtls.FormatDay(day)))
+		out = append(out, fmt.Sprintf("time permit: held for %s; this machine's clock says %s (UTC), day %s", permitDays(cfg.CSPermits), now.UTC().Format(time.DateTime), pairing.FormatDay(day)))
 	}
 	if cfg.CSToken != nil {
 		out = append(out, "PIN: a wrong PIN for the PIN token fails exactly like this (and repeated failures lock the identity out for a while)")

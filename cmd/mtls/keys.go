@@ -4,10 +4,8 @@ package main
 // combine them, protect a CS client key with a PIN, and look at a key file.
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -60,22 +58,16 @@ func keysCommand() *cli.Command {
 	}
 }
 
-type share struct {
-	path string
-	key  any
-	info mtls.KeyInfo
-}
-
 func keysCombine(c *cli.Context) error {
 	const name = "keys combine"
 	paths := c.Args().Slice()
 	if len(paths) < 1 {
 		return cmdError(name, "", errors.New("give the shares of every D-TA, one file each"))
 	}
-	shares := make([]share, 0, len(paths))
+	shares := make([]pairing.LabeledKey, 0, len(paths))
 	defer func() {
 		for _, s := range shares {
-			zeroizeKey(s.key)
+			zeroizeKey(s.Key)
 		}
 	}()
 	for _, p := range paths {
@@ -83,10 +75,9 @@ func keysCombine(c *cli.Context) error {
 		if err != nil {
 			return cmdError(name, "", err)
 		}
-		info, _ := mtls.DescribeKey(k)
-		shares = append(shares, share{p, k, info})
+		shares = append(shares, pairing.LabeledKey{Label: p, Key: k})
 	}
-	if err := checkShares(shares); err != nil {
+	if err := pairing.CheckShares(shares); err != nil {
 		return cmdError(name, "", err)
 	}
 	if kp := c.String("key"); kp != "" {
@@ -94,7 +85,7 @@ func keysCombine(c *cli.Context) error {
 			return cmdError(name, "--key", err)
 		}
 	}
-	combined, err := combine(shares)
+	combined, err := pairing.CombineShares(shares)
 	if err != nil {
 		return cmdError(name, "", err)
 	}
@@ -110,111 +101,16 @@ func keysCombine(c *cli.Context) error {
 
 // checkPermitAgainstKey refuses permit shares whose D-TAs differ from the
 // key's (docs/protocol.md §2: a permit and its key come from the same D-TA set).
-func checkPermitAgainstKey(shares []share, keyPath string) error {
-	if shares[0].info.Kind != mtls.KeyTypeTimePermit {
-		return fmt.Errorf("--key is for combining time permits; %s is a %s", shares[0].path, shares[0].info.Kind)
+func checkPermitAgainstKey(shares []pairing.LabeledKey, keyPath string) error {
+	if _, ok := shares[0].Key.(*pairing.TimePermit); !ok {
+		return fmt.Errorf("--key is for combining time permits; %s is a %s", shares[0].Label, pairing.Kind(shares[0].Key))
 	}
 	k, err := mtls.LoadKey(keyPath)
 	if err != nil {
 		return err
 	}
 	defer zeroizeKey(k)
-	info, _ := mtls.DescribeKey(k)
-	if info.Kind != mtls.KeyTypeCSClientKey && info.Kind != mtls.KeyTypePINToken {
-		return fmt.Errorf("%s is a %s, not a CS client key or PIN token", keyPath, info.Kind)
-	}
-	if info.Share {
-		return fmt.Errorf("%s is a key share; give the combined key", keyPath)
-	}
-	if info.Identity != shares[0].info.Identity {
-		return fmt.Errorf("the permit shares are for %q, the key %s for %q", shares[0].info.Identity, keyPath, info.Identity)
-	}
-	var fps []pairing.Fingerprint
-	for _, s := range shares {
-		fps = append(fps, s.info.DTAs...)
-	}
-	slices.SortFunc(fps, func(a, b pairing.Fingerprint) int { return bytes.Compare(a[:], b[:]) })
-	if !slices.Equal(fps, info.DTAs) {
-		return fmt.Errorf("the permit shares come from D-TAs %s, but the key %s from %s: get a permit share from each of the key's D-TAs",
-			pairing.FormatFingerprints(fps), keyPath, pairing.FormatFingerprints(info.DTAs))
-	}
-	return nil
-}
-
-// checkShares refuses shares that cannot be combined, naming the files.
-func checkShares(shares []share) error {
-	first := shares[0]
-	switch first.info.Kind {
-	case mtls.KeyTypeMasterShare:
-		return fmt.Errorf("%s is a %s: master shares are never combined (the master secret must exist nowhere); combine the keys they issue", first.path, first.info.Kind)
-	case mtls.KeyTypePINToken:
-		return fmt.Errorf("%s is a %s: combine the key shares first, then make the token with `mtls keys pin`", first.path, first.info.Kind)
-	}
-	seen := map[pairing.Fingerprint]string{}
-	for _, s := range shares {
-		if !s.info.Share {
-			return fmt.Errorf("%s is already a combined key (of D-TAs %s), not one D-TA's share", s.path, pairing.FormatFingerprints(s.info.DTAs))
-		}
-		for _, fp := range s.info.DTAs {
-			if prev, ok := seen[fp]; ok {
-				return fmt.Errorf("%s and %s are both from D-TA %s: give one share from each D-TA", prev, s.path, fp)
-			}
-			seen[fp] = s.path
-		}
-	}
-	for i, s := range shares[1:] {
-		switch {
-		case s.info.Kind != first.info.Kind:
-			return fmt.Errorf("cannot combine different kinds of keys: %s is a %s, %s is a %s", first.path, first.info.Kind, s.path, s.info.Kind)
-		case s.info.Identity != first.info.Identity:
-			return fmt.Errorf("cannot combine keys of different identities: %s is for %q, %s is for %q", first.path, first.info.Identity, s.path, s.info.Identity)
-		case s.info.Day != first.info.Day:
-			return fmt.Errorf("cannot combine permits for different days: %s is for %s, %s is for %s", first.path, mtls.FormatDay(first.info.Day), s.path, mtls.FormatDay(s.info.Day))
-		}
-		for _, o := range shares[:i+1] {
-			if sameKey(o.key, s.key) {
-				return fmt.Errorf("%s and %s hold the same share: give one share from each D-TA", o.path, s.path)
-			}
-		}
-	}
-	return nil
-}
-
-func sameKey(a, b any) bool {
-	switch x := a.(type) {
-	case *pairing.CSClientKey:
-		return x.Equal(b.(*pairing.CSClientKey))
-	case *pairing.CSServerSecret:
-		return x.Equal(b.(*pairing.CSServerSecret))
-	case *pairing.P2PKey:
-		return x.Equal(b.(*pairing.P2PKey))
-	case *pairing.TimePermit:
-		return x.Equal(b.(*pairing.TimePermit))
-	}
-	return false
-}
-
-// combine adds shares of one kind (checked by checkShares).
-func combine(shares []share) (any, error) {
-	switch shares[0].key.(type) {
-	case *pairing.CSClientKey:
-		return pairing.CombineCSClientKeys(typed[*pairing.CSClientKey](shares)...)
-	case *pairing.CSServerSecret:
-		return pairing.CombineCSServerSecrets(typed[*pairing.CSServerSecret](shares)...)
-	case *pairing.P2PKey:
-		return pairing.CombineP2PKeys(typed[*pairing.P2PKey](shares)...)
-	case *pairing.TimePermit:
-		return pairing.CombineTimePermits(typed[*pairing.TimePermit](shares)...)
-	}
-	return nil, fmt.Errorf("%s: cannot combine a %s", shares[0].path, shares[0].info.Kind)
-}
-
-func typed[T any](shares []share) []T {
-	out := make([]T, len(shares))
-	for i, s := range shares {
-		out[i] = s.key.(T)
-	}
-	return out
+	return pairing.CheckPermitsForKey(shares, pairing.LabeledKey{Label: keyPath, Key: k})
 }
 
 func zeroizeKey(k any) {

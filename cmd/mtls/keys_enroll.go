@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -69,13 +70,13 @@ func keysEnrollCommands() []*cli.Command {
 
 // PermitFileName is the file name `keys enroll` and `keys renew` give the
 // permit for day d.
-func permitFileName(d uint64) string { return "permit-" + mtls.FormatDay(d) + ".pem" }
+func permitFileName(d uint64) string { return "permit-" + pairing.FormatDay(d) + ".pem" }
 
 // parseDTAFlags reads the --dta values: ADDR=CODE (visible to other local
 // users in the process list: warned about), ADDR=@FILE (the code in a
 // file), ADDR=@- (the next line of standard input) or ADDR=env:NAME (the
 // environment variable NAME).
-func parseDTAFlags(vals []string, stdin io.Reader) ([]dta.DTACode, error) {
+func parseDTAFlags(log *slog.Logger, vals []string, stdin io.Reader) ([]dta.DTACode, error) {
 	var out []dta.DTACode
 	var lines *bufio.Scanner
 	for _, v := range vals {
@@ -94,7 +95,7 @@ func parseDTAFlags(vals []string, stdin io.Reader) ([]dta.DTACode, error) {
 			}
 			code = lines.Text()
 		case strings.HasPrefix(src, "@"):
-			data, err := readSecretFile("dta", src[1:])
+			data, err := readSecretFile(log, "dta", src[1:])
 			if err != nil {
 				return nil, err
 			}
@@ -108,7 +109,7 @@ func parseDTAFlags(vals []string, stdin io.Reader) ([]dta.DTACode, error) {
 			}
 		default:
 			code = src
-			logger.Warn("--dta ADDR=CODE"+secretFlagWarning+"; use --dta ADDR=@FILE, ADDR=@- (stdin) or ADDR=env:NAME", "dta", addr)
+			log.Warn("--dta ADDR=CODE"+secretFlagWarning+"; use --dta ADDR=@FILE, ADDR=@- (stdin) or ADDR=env:NAME", "dta", addr)
 		}
 		c, err := dta.ParseEnrollCode(strings.TrimSpace(code))
 		if err != nil {
@@ -131,7 +132,7 @@ func keysEnroll(c *cli.Context) error {
 	if err := noArgs(c, name); err != nil {
 		return err
 	}
-	codes, err := parseDTAFlags(c.StringSlice("dta"), os.Stdin)
+	codes, err := parseDTAFlags(loggerOf(c), c.StringSlice("dta"), os.Stdin)
 	if err != nil {
 		return cmdError(name, "", err)
 	}
@@ -256,7 +257,7 @@ func writePermits(c *cli.Context, dir string, permits map[uint64]*pairing.TimePe
 		if err := mtls.OverwriteKey(p, tp); err != nil {
 			return err
 		}
-		fmt.Fprintf(c.App.Writer, "time permit for %s written to %s\n", mtls.FormatDay(d), p)
+		fmt.Fprintf(c.App.Writer, "time permit for %s written to %s\n", pairing.FormatDay(d), p)
 	}
 	return nil
 }
@@ -284,7 +285,7 @@ func keysRenew(c *cli.Context) error {
 		permits, ch, err = dta.FetchPermits(c.Context, opt, r, []uint64{today})
 		changed = changed || ch
 		if err == nil {
-			fmt.Fprintf(c.App.Writer, "tomorrow's (%s) permit is not issued yet: the D-TAs issue it in the last hours of today; run keys renew again then\n", mtls.FormatDay(today+1))
+			fmt.Fprintf(c.App.Writer, "tomorrow's (%s) permit is not issued yet: the D-TAs issue it in the last hours of today; run keys renew again then\n", pairing.FormatDay(today+1))
 		}
 	}
 	if changed {

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -26,9 +27,36 @@ func register(c *cli.Command) {
 	commands = append(commands, c)
 }
 
-// logger is the process-wide logger, configured by the global flags before
-// any command runs. Commands should use it (or slog.Default, which is the same).
-var logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+// loggerKey is the context key of the logger the --log-level and
+// --log-format flags configured: the app's Before stores it in the
+// cli.Context's Context, a command with its own flags replaces it, and
+// commands read it with loggerOf and hand it on explicitly. There is no
+// package-level logger (an in-process test runs several apps at once).
+type loggerKey struct{}
+
+// withLogger makes l the logger of c and of the commands under it.
+func withLogger(c *cli.Context, l *slog.Logger) {
+	parent := c.Context
+	if parent == nil {
+		parent = context.Background()
+	}
+	c.Context = context.WithValue(parent, loggerKey{}, l)
+}
+
+// loggerOf returns the logger configured for c's command: info level, text,
+// on the app's standard error when no flag configured one.
+func loggerOf(c *cli.Context) *slog.Logger {
+	if c != nil && c.Context != nil {
+		if l, ok := c.Context.Value(loggerKey{}).(*slog.Logger); ok {
+			return l
+		}
+	}
+	var w io.Writer = os.Stderr
+	if c != nil && c.App != nil && c.App.ErrWriter != nil {
+		w = c.App.ErrWriter
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: durationsAsText}))
+}
 
 // newApp builds the CLI app; stdin/stdout/stderr are parameters so tests can run it
 // in-process.
@@ -57,8 +85,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			if err != nil {
 				return err
 			}
-			logger = l
-			slog.SetDefault(l)
+			withLogger(c, l)
 			return nil
 		},
 		// Errors are printed once, by main, as one line.

@@ -150,8 +150,8 @@ func TestMilagroCLIKeyCommands(t *testing.T) {
 	// Combining refuses mixed kinds, identities and days, the same share twice,
 	// master shares and PIN tokens, with messages naming the files.
 	mustFail(t, "", []string{"keys", "combine", "--out", k.f("x"), k.f("alice.1"), k.f("server.2"), k.f("alice.3")},
-		"mtls keys combine: cannot combine different kinds of keys", k.f("alice.1")+" is a MILAGRO CS CLIENT KEY",
-		k.f("server.2")+" is a MILAGRO CS SERVER SECRET")
+		"mtls keys combine: cannot combine different kinds of keys", k.f("alice.1")+" is a CS client key",
+		k.f("server.2")+" is a CS server secret")
 	mustFail(t, "", []string{"keys", "combine", "--out", k.f("x"), k.f("alice.1"), k.f("bob.2"), k.f("alice.3")},
 		"cannot combine keys of different identities", `is for "alice@example.com"`, k.f("bob.2")+` is for "bob"`)
 	mustFail(t, "", []string{"keys", "combine", "--out", k.f("x"), k.f("node-a.1"), k.f("node-b.2")},
@@ -167,7 +167,7 @@ func TestMilagroCLIKeyCommands(t *testing.T) {
 	mustFail(t, "", []string{"keys", "combine", "--out", k.f("x"), k.f("dta1.share"), k.f("dta2.share")}, "master shares are never combined")
 	// Permit shares from other D-TAs than the key's.
 	mustFail(t, "", []string{"keys", "combine", "--out", k.f("x"), "--key", k.f("alice-2of3.key"), k.f("alice-permit.1"), k.f("alice-permit.2"), k.f("alice-permit.3")},
-		"the permit shares come from D-TAs", "get a permit share from each of the key's D-TAs")
+		"the permits come from D-TAs", "get a permit share from each of the key's D-TAs")
 	mustRun(t, "keys", "combine", "--out", k.f("alice-permit-checked.key"), "--key", k.f("alice.token"), k.f("alice-permit.1"), k.f("alice-permit.2"), k.f("alice-permit.3"))
 	// A share used as a key: the error says what to do.
 	mustFail(t, "", []string{"client", "--connect", "127.0.0.1:1", "--key", k.f("alice.1")}, "is one D-TA's share", "mtls keys combine")
@@ -365,7 +365,7 @@ func TestMilagroCLIHandshakes(t *testing.T) {
 		t.Errorf("server logged %d failed handshakes, want 4:\n%s", n, log)
 	}
 	for _, id := range []string{cliAlice, "node-b"} {
-		if !strings.Contains(onlyBob.stderr.String(), `access_denied`) || !strings.Contains(onlyBob.stderr.String(), `identity \"`+id+`\" is not allowed`) {
+		if !strings.Contains(onlyBob.stderr.String(), `access_denied`) || !strings.Contains(onlyBob.stderr.String(), `identity \"`+id+`\" denied: not in the allow list`) {
 			t.Errorf("--allow bob server log lacks the denial of %s:\n%s", id, onlyBob.stderr.String())
 		}
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/milagro-go/milagro/internal/admission"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
+	"github.com/milagro-go/milagro/proxy"
 )
 
 // The hooks are set during package variable initialization, which runs
@@ -58,7 +59,7 @@ func milagroCredentialFlags(server bool) []cli.Flag {
 			&cli.StringFlag{Name: "id", Category: cat, Usage: "check that --p2p-key is for `IDENTITY`"},
 			&cli.StringFlag{Name: "permits", Category: cat, Value: "required", Usage: "Milagro CS time permits: `MODE` required (revocation works only then) or optional (migration: clients with or without a permit; \"off\" is the same)"},
 			&cli.BoolFlag{Name: "require-permits", Category: cat, Usage: "same as --permits required (the default)"},
-			&cli.DurationFlag{Name: "clock-skew", Category: cat, Value: pairing.DefaultSkew, Usage: "accepted difference between a CS client's clock and ours"},
+			&cli.DurationFlag{Name: "clock-skew", Category: cat, Value: pairing.DefaultClockSkew, Usage: "accepted difference between a CS client's clock and ours"},
 			&cli.IntFlag{Name: "lockout-threshold", Category: cat, Value: admission.DefaultSourceThreshold, Usage: "refuse a CS identity from one source (an IPv4 address or IPv6 /64) after `N` consecutive failed proofs from it (wrong PIN or key); 0 disables the lockout"},
 			&cli.IntFlag{Name: "lockout-identity-threshold", Category: cat, Value: admission.DefaultIdentityThreshold, Usage: "refuse a CS identity from every source after `N` consecutive failed proofs from all sources together"},
 			&cli.DurationFlag{Name: "lockout-backoff", Category: cat, Value: admission.DefaultBackoff, Usage: "first lockout; each further one doubles it"},
@@ -138,6 +139,7 @@ func checkID(c *cli.Context, flag, path, id string) error {
 }
 
 func applyMilagroServer(c *cli.Context, cfg *mtls.Config) error {
+	log := loggerOf(c)
 	for _, f := range c.StringSlice("key") {
 		k, err := loadCombined("--key", f)
 		if err != nil {
@@ -201,7 +203,7 @@ func applyMilagroServer(c *cli.Context, cfg *mtls.Config) error {
 				if ev.AllSources {
 					scope = "every source"
 				}
-				logger.Warn("Milagro CS identity locked out after repeated failed proofs", "id", ev.ID, "for", scope, "until", ev.Until.UTC().Format(time.RFC3339))
+				log.Warn("Milagro CS identity locked out after repeated failed proofs", "id", ev.ID, "for", scope, "until", ev.Until.UTC().Format(time.RFC3339))
 			}}
 	}
 	if f := c.String("p2p-key"); f != "" {
@@ -229,20 +231,18 @@ func applyMilagroServer(c *cli.Context, cfg *mtls.Config) error {
 		return errors.New("--allow-all cannot be combined with --allow")
 	}
 	if !c.IsSet("allow") {
-		logger.Info("access control", "acl", "every authenticated identity")
+		log.Info("access control", "acl", "every authenticated identity")
 	}
 	if allow := c.StringSlice("allow"); len(allow) > 0 {
-		for _, id := range allow {
-			if id == "" {
-				return errors.New("invalid --allow: empty identity")
-			}
+		acl, err := proxy.NewACL(allow, nil) // the proxy's ACL: one rule for what --allow admits
+		if err != nil {
+			return fmt.Errorf("invalid --allow: %w", err)
 		}
-		allow = slices.Clone(allow)
-		logger.Info("access control", "allow", strings.Join(allow, ","))
+		log.Info("access control", "allow", strings.Join(allow, ","))
 		inner := cfg.VerifyPeerIdentity
 		cfg.VerifyPeerIdentity = func(id string) error {
-			if !slices.Contains(allow, id) {
-				return fmt.Errorf("identity %q is not allowed", id)
+			if err := acl.Check(id); err != nil {
+				return err
 			}
 			if inner != nil {
 				return inner(id)
@@ -323,8 +323,8 @@ func applyMilagroClient(c *cli.Context, cfg *mtls.Config) error {
 	if len(cfg.CSPermits) > 0 {
 		today := pairing.Day(time.Now())
 		if !slices.ContainsFunc(cfg.CSPermits, func(p *pairing.TimePermit) bool { return p.Day() == today }) {
-			logger.Warn("no time permit for today: servers that require permits will refuse this client",
-				"today", mtls.FormatDay(today), "permits", permitDays(cfg.CSPermits))
+			loggerOf(c).Warn("no time permit for today: servers that require permits will refuse this client",
+				"today", pairing.FormatDay(today), "permits", permitDays(cfg.CSPermits))
 		}
 	}
 	sid := c.String("server-id")
@@ -380,7 +380,7 @@ func checkPermitDTAs(cfg *mtls.Config, p *pairing.TimePermit, path string) error
 func permitDays(ps []*pairing.TimePermit) string {
 	var s []string
 	for _, p := range ps {
-		s = append(s, mtls.FormatDay(p.Day()))
+		s = append(s, pairing.FormatDay(p.Day()))
 	}
 	return strings.Join(s, ",")
 }

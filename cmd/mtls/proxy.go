@@ -178,7 +178,7 @@ func runProxy(c *cli.Context, server bool) error {
 	if server {
 		name = "proxy server"
 	}
-	log := logger // with the command's --log-level and --log-format (cliutil.go)
+	log := loggerOf(c) // with the command's --log-level and --log-format (cliutil.go)
 	if c.Int("max-conns") < 0 {
 		return cmdError(name, "", errors.New("invalid --max-conns: must not be negative"))
 	}

@@ -21,18 +21,16 @@ package main
 //	    serving — a load balancer keeps it, an operator must act.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/milagro-go/milagro/dta"
 	"github.com/milagro-go/milagro/mtls"
-	"github.com/milagro-go/milagro/pairing"
 )
 
 func renewalFlag() cli.Flag {
@@ -58,6 +56,7 @@ func startRenewal(ctx context.Context, c *cli.Context, cfg *mtls.Config, server,
 	if path == "" {
 		return nil, nil
 	}
+	log := loggerOf(c)
 	r, err := dta.LoadRenewal(path)
 	if err != nil {
 		return nil, fmt.Errorf("--renewal: %w", err)
@@ -69,7 +68,7 @@ func startRenewal(ctx context.Context, c *cli.Context, cfg *mtls.Config, server,
 		if !background {
 			// One connection (mtls client): fetch once; without today's
 			// permit there is no point in connecting.
-			src, err := dta.OpenPermitSource(ctx, path, dta.PermitSourceConfig{Logger: logger, Registerer: reg})
+			src, err := dta.OpenPermitSource(ctx, path, dta.PermitSourceConfig{Logger: log, Registerer: reg})
 			if src == nil {
 				return nil, fmt.Errorf("--renewal: %w", err)
 			}
@@ -77,24 +76,24 @@ func startRenewal(ctx context.Context, c *cli.Context, cfg *mtls.Config, server,
 				return nil, fmt.Errorf("--renewal: no time permit for today: %w", err)
 			}
 			if err != nil {
-				logger.Warn("time permits: today's held, the renewal failed", "err", err)
+				log.Warn("time permits: today's held, the renewal failed", "err", err)
 			}
 			return &renewal{src: src}, nil
 		}
-		src, err := startPermitSource(ctx, path, reg)
+		src, err := startPermitSource(ctx, log, path, reg)
 		if err != nil {
 			return nil, err
 		}
 		return &renewal{src: src}, nil
 	}
-	k, err := dta.OpenCredentialKeeper(ctx, path, dta.KeeperConfig{Logger: logger, Registerer: reg})
+	k, err := dta.OpenCredentialKeeper(ctx, path, dta.KeeperConfig{Logger: log, Registerer: reg})
 	if k == nil {
 		return nil, fmt.Errorf("--renewal: %w", err)
 	}
 	if err != nil {
-		logger.Warn("renewal credential: a D-TA refused it or could not be reached; retrying in the background", "err", err)
+		log.Warn("renewal credential: a D-TA refused it or could not be reached; retrying in the background", "err", err)
 	} else {
-		logger.Info("renewal credential accepted by every D-TA", "kind", r.Kind, "identity", r.Identity, "dtas", len(r.DTAs))
+		log.Info("renewal credential accepted by every D-TA", "kind", r.Kind, "identity", r.Identity, "dtas", len(r.DTAs))
 	}
 	if background {
 		go k.Run(ctx)
@@ -102,68 +101,15 @@ func startRenewal(ctx context.Context, c *cli.Context, cfg *mtls.Config, server,
 	return &renewal{keeper: k}, nil
 }
 
-// checkRenewalKeys checks that the renewal file belongs to the keys given:
-// same kind of endpoint, same identity, same D-TAs.
+// checkRenewalKeys checks that the renewal file belongs to the keys given
+// (dta.Renewal.CheckConfig: same kind of endpoint, same identity, same
+// D-TAs), and that a client's file does not come with --permit.
 func checkRenewalKeys(c *cli.Context, cfg *mtls.Config, r *dta.Renewal, server bool) error {
-	fps := make([]pairing.Fingerprint, 0, len(r.DTAs))
-	for _, d := range r.DTAs {
-		fp, err := pairing.ParseFingerprint(d.Fingerprint)
-		if err != nil {
-			return err
-		}
-		fps = append(fps, fp)
+	if r.Kind == dta.KindClient && !server && c.IsSet("permit") {
+		return errors.New("--renewal and --permit: give one (--renewal keeps the permits itself)")
 	}
-	sameDTAs := func(what string, have []pairing.Fingerprint) error {
-		a, b := slices.Clone(have), slices.Clone(fps)
-		slices.SortFunc(a, compareFP)
-		slices.SortFunc(b, compareFP)
-		if !slices.Equal(a, b) {
-			return fmt.Errorf("the file names D-TAs %s, but %s comes from %s", pairing.FormatFingerprints(fps), what, pairing.FormatFingerprints(have))
-		}
-		return nil
-	}
-	switch r.Kind {
-	case dta.KindClient:
-		if server {
-			return errors.New("it is a CS client's (time permits are for clients); a server's renewal file comes from `mtls keys enroll` with a server code")
-		}
-		if c.IsSet("permit") {
-			return errors.New("--renewal and --permit: give one (--renewal keeps the permits itself)")
-		}
-		var id string
-		var have []pairing.Fingerprint
-		switch {
-		case cfg.CSKey != nil:
-			id, have = cfg.CSKey.ID(), cfg.CSKey.DTAs()
-		case cfg.CSToken != nil:
-			id, have = cfg.CSToken.ID(), cfg.CSToken.DTAs()
-		default:
-			return errors.New("time permits need --key (the CS client key or PIN token they are for)")
-		}
-		if id != r.Identity {
-			return fmt.Errorf("the file is for %q, but --key is for %q", r.Identity, id)
-		}
-		return sameDTAs("--key", have)
-	case dta.KindServer:
-		for _, k := range cfg.CSServerKeys {
-			if k.ID() == r.Identity {
-				return sameDTAs("--key", k.DTAs())
-			}
-		}
-		if !server {
-			return errors.New("it is a server's; a client needs its own (kind client or p2p)")
-		}
-		return fmt.Errorf("it is for server identity %q, and no --key is for that identity", r.Identity)
-	case dta.KindP2P:
-		if cfg.P2PKey == nil || cfg.P2PKey.ID() != r.Identity {
-			return fmt.Errorf("it is for P2P peer %q: give that peer's --p2p-key", r.Identity)
-		}
-		return sameDTAs("--p2p-key", cfg.P2PKey.DTAs())
-	}
-	return fmt.Errorf("unknown kind %q", r.Kind)
+	return r.CheckConfig(cfg, server)
 }
-
-func compareFP(a, b pairing.Fingerprint) int { return bytes.Compare(a[:], b[:]) }
 
 // apply plugs the permit source into a Config (after every reload too).
 func (r *renewal) apply(cfg *mtls.Config) {
@@ -204,15 +150,15 @@ func (r *renewal) statusCheck() func() (string, error) {
 // startPermitSource loads the renewal file, fetches the missing permits
 // once (a failure is logged, not fatal: the refresher keeps trying) and
 // runs the refresher until ctx ends. reg may be nil.
-func startPermitSource(ctx context.Context, path string, reg prometheus.Registerer) (*dta.PermitSource, error) {
-	src, err := dta.OpenPermitSource(ctx, path, dta.PermitSourceConfig{Logger: logger, Registerer: reg})
+func startPermitSource(ctx context.Context, log *slog.Logger, path string, reg prometheus.Registerer) (*dta.PermitSource, error) {
+	src, err := dta.OpenPermitSource(ctx, path, dta.PermitSourceConfig{Logger: log, Registerer: reg})
 	if src == nil {
 		return nil, fmt.Errorf("--renewal: %w", err)
 	}
 	if err != nil {
-		logger.Warn("time permits: first renewal failed; retrying in the background", "horizon_days", src.Horizon())
+		log.Warn("time permits: first renewal failed; retrying in the background", "horizon_days", src.Horizon())
 	} else {
-		logger.Info("time permits held", "horizon_days", src.Horizon())
+		log.Info("time permits held", "horizon_days", src.Horizon())
 	}
 	go src.Run(ctx)
 	return src, nil

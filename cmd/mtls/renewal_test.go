@@ -58,11 +58,11 @@ func TestRenewalFlag(t *testing.T) {
 
 	client := []string{"client", "--connect", "127.0.0.1:1", "--key", k.f("alice.key")}
 	mustFail(t, "", append(client, "--renewal", ren, "--permit", k.f("alice-permit.key")), "--renewal and --permit: give one")
-	mustFail(t, "", append(client, "--renewal", bob), `the file is for "bob", but --key is for "alice@example.com"`)
-	mustFail(t, "", append(client, "--renewal", two), "the file names D-TAs", "but --key comes from")
+	mustFail(t, "", append(client, "--renewal", bob), `the file is for "bob", but the CS client key is for "alice@example.com"`)
+	mustFail(t, "", append(client, "--renewal", two), "the file names D-TAs", "but the CS client key comes from")
 	mustFail(t, "", []string{"server", "--listen", "127.0.0.1:0", "--key", k.f("server.key"), "--renewal", ren}, "it is a CS client's")
 	mustFail(t, "", []string{"client", "--connect", "127.0.0.1:1", "--p2p-key", k.f("node-a.key"), "--server-id", "node-b", "--renewal", ren},
-		"time permits need --key")
+		"time permits need the CS client key or PIN token")
 	// The one-shot client with unreachable D-TAs fails before connecting,
 	// naming the D-TAs and the day.
 	mustFail(t, "", append(client, "--renewal", ren), "--renewal: no time permit for today", fps[0], "connection refused")

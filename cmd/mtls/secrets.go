@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -20,7 +21,7 @@ const maxSecretFileSize = 1 << 20
 
 // readSecretFile reads a small secret file, warning when group or others
 // may read it.
-func readSecretFile(flag, name string) ([]byte, error) {
+func readSecretFile(log *slog.Logger, flag, name string) ([]byte, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("--%s: %w", flag, err)
@@ -34,7 +35,7 @@ func readSecretFile(flag, name string) ([]byte, error) {
 		return nil, fmt.Errorf("--%s: %s is not a regular file", flag, name)
 	}
 	if st.Mode().Perm()&0o077 != 0 {
-		logger.Warn("secret file is readable by group or others; make it private (chmod 600, or defaultMode: 0400 for a Kubernetes Secret volume)",
+		log.Warn("secret file is readable by group or others; make it private (chmod 600, or defaultMode: 0400 for a Kubernetes Secret volume)",
 			"flag", flag, "file", name, "mode", fmt.Sprintf("%04o", st.Mode().Perm()))
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
@@ -50,7 +51,7 @@ func readSecretFile(flag, name string) ([]byte, error) {
 
 // readPSKFile reads --psk-file in the format of --psk-file-format.
 func readPSKFile(c *cli.Context, name string) ([]pskfile.Entry, error) {
-	data, err := readSecretFile("psk-file", name)
+	data, err := readSecretFile(loggerOf(c), "psk-file", name)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +60,7 @@ func readPSKFile(c *cli.Context, name string) ([]pskfile.Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	logger.Debug("read PSK file", "file", name, "format", format, "keys", len(entries))
+	loggerOf(c).Debug("read PSK file", "file", name, "format", format, "keys", len(entries))
 	return entries, nil
 }
 
@@ -82,7 +83,7 @@ func pinValue(c *cli.Context) (pin, from string, given bool, err error) {
 	if c.IsSet("pin") {
 		return "", "", false, errors.New("--pin and --pin-file are exclusive (MTLS_PIN counts as --pin)")
 	}
-	data, err := readSecretFile("pin-file", f)
+	data, err := readSecretFile(loggerOf(c), "pin-file", f)
 	if err != nil {
 		return "", "", false, err
 	}

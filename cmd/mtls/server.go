@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -62,8 +63,8 @@ func serverAction(c *cli.Context) error {
 		ln.Close()
 		return cmdError("server", "", err)
 	}
-	s := &echoServer{cfg: cfg, conns: map[*mtls.Conn]struct{}{}}
-	logger.Info("listening", "addr", ln.Addr().String())
+	s := &echoServer{cfg: cfg, log: loggerOf(c), conns: map[*mtls.Conn]struct{}{}}
+	s.log.Info("listening", "addr", ln.Addr().String())
 	err = s.serve(ctx, ln, c.Bool("once"))
 	if err != nil {
 		return cmdError("server", "", err)
@@ -73,6 +74,7 @@ func serverAction(c *cli.Context) error {
 
 type echoServer struct {
 	cfg *mtls.Config
+	log *slog.Logger
 
 	mu       sync.Mutex
 	conns    map[*mtls.Conn]struct{}
@@ -121,14 +123,14 @@ func (s *echoServer) serve(ctx context.Context, ln net.Listener, once bool) erro
 			s.handle(ctx, conn)
 		}()
 	}
-	logger.Info("shutting down")
+	s.log.Info("shutting down")
 	s.closeAll()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		logger.Warn("shutdown: connections still open after 5s")
+		s.log.Warn("shutdown: connections still open after 5s")
 	}
 	return nil
 }
@@ -186,7 +188,7 @@ func (s *echoServer) handle(ctx context.Context, c *mtls.Conn) error {
 	}
 	if err := c.HandshakeContext(hctx); err != nil {
 		c.Close()
-		logger.Warn("connection", "remote", remote, "error", "handshake failed: "+trimLib(err), "duration", time.Since(start).Round(time.Millisecond))
+		s.log.Warn("connection", "remote", remote, "error", "handshake failed: "+trimLib(err), "duration", time.Since(start).Round(time.Millisecond))
 		return wrap("handshake failed", err)
 	}
 	st := c.ConnectionState()
@@ -197,7 +199,7 @@ func (s *echoServer) handle(ctx context.Context, c *mtls.Conn) error {
 		// close our side (close_notify) too. The peer may already be gone
 		// (s_client exits right after its close_notify): not a failure.
 		if cerr := c.Close(); cerr != nil {
-			logger.Debug("close after the peer's close_notify", "remote", remote, "error", trimLib(cerr))
+			s.log.Debug("close after the peer's close_notify", "remote", remote, "error", trimLib(cerr))
 		}
 	} else {
 		c.Close()
@@ -205,10 +207,10 @@ func (s *echoServer) handle(ctx context.Context, c *mtls.Conn) error {
 	attrs := []any{"remote", remote, "peer", st.PeerIdentity, "suite", st.CipherSuiteName, "pq", st.PostQuantum,
 		"in", in.n.Load(), "out", out, "duration", time.Since(start).Round(time.Millisecond)}
 	if err != nil {
-		logger.Warn("connection", append(attrs, "error", trimLib(err))...)
+		s.log.Warn("connection", append(attrs, "error", trimLib(err))...)
 		return err
 	}
-	logger.Info("connection", attrs...)
+	s.log.Info("connection", attrs...)
 	return nil
 }
 

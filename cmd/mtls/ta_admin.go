@@ -18,6 +18,7 @@ import (
 
 	"github.com/milagro-go/milagro/dta"
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/pairing"
 )
 
 func taAdminCommands() []*cli.Command {
@@ -92,7 +93,7 @@ func operator() string {
 
 func openStoreFlag(c *cli.Context, name string) (*dta.Store, error) {
 	db := c.String("db")
-	warnDBPasswordInArgv("--db", db)
+	warnDBPasswordInArgv(loggerOf(c), "--db", db)
 	if !dta.IsDatabaseURL(db) {
 		if _, err := os.Stat(db); err != nil {
 			return nil, cmdError(name, "--db", err)
@@ -273,7 +274,7 @@ func humanDays(detail string) string {
 			if err != nil || d > 1<<20 {
 				return n
 			}
-			return mtls.FormatDay(d)
+			return pairing.FormatDay(d)
 		})
 	})
 }

@@ -99,6 +99,7 @@ func taInitDB(c *cli.Context) error {
 }
 
 func taServe(c *cli.Context) error {
+	log := loggerOf(c)
 	const name = "ta serve"
 	if err := noArgs(c, name); err != nil {
 		return err
@@ -108,7 +109,7 @@ func taServe(c *cli.Context) error {
 		return cmdError(name, "--master", err)
 	}
 	defer m.Zeroize()
-	warnDBPasswordInArgv("--db", c.String("db"))
+	warnDBPasswordInArgv(loggerOf(c), "--db", c.String("db"))
 	st, err := dta.OpenStore(c.String("db"), &dta.StoreOptions{Synchronous: c.String("synchronous")})
 	if err != nil {
 		return cmdError(name, "--db", err)
@@ -126,7 +127,7 @@ func taServe(c *cli.Context) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := dta.NewServer(dta.ServerConfig{Master: m, Store: st, PermitAhead: ahead, PermitAheadHours: aheadHours, Logger: logger, Registerer: reg,
+	srv, err := dta.NewServer(dta.ServerConfig{Master: m, Store: st, PermitAhead: ahead, PermitAheadHours: aheadHours, Logger: log, Registerer: reg,
 		AuditSealInterval: c.Duration("audit-seal-interval")})
 	if err != nil {
 		return cmdError(name, "", err)
@@ -147,7 +148,7 @@ func taServe(c *cli.Context) error {
 		mux.Handle("/healthz", srv.HealthHandler())
 		status = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go status.Serve(sl)
-		logger.Info("status listener", "addr", sl.Addr().String())
+		log.Info("status listener", "addr", sl.Addr().String())
 	}
 	addr := ln.Addr().String()
 	if f := c.String("addr-file"); f != "" {
@@ -161,7 +162,7 @@ func taServe(c *cli.Context) error {
 			return cmdError(name, "--addr-file", err)
 		}
 	}
-	logger.Info("D-TA serving", "dta", srv.Fingerprint().String(), "addr", addr, "db", st.Name(), "engine", st.Engine(), "permit_ahead", ahead, "permit_ahead_hours", aheadHours)
+	log.Info("D-TA serving", "dta", srv.Fingerprint().String(), "addr", addr, "db", st.Name(), "engine", st.Engine(), "permit_ahead", ahead, "permit_ahead_hours", aheadHours)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -173,14 +174,14 @@ func taServe(c *cli.Context) error {
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
-			logger.Info("SIGHUP: nothing to reload (the store is read on every request)")
+			log.Info("SIGHUP: nothing to reload (the store is read on every request)")
 		}
 	}()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	// Under systemd (Type=notify): ready once listening, a watchdog ping
 	// while the store answers, stopping when draining.
-	notify(logger, sdnotify.Ready("D-TA "+srv.Fingerprint().String()+" on "+addr))
+	notify(log, sdnotify.Ready("D-TA "+srv.Fingerprint().String()+" on "+addr))
 	wdCtx, wdStop := context.WithCancel(context.Background())
 	defer wdStop()
 	go func() {
@@ -189,15 +190,15 @@ func taServe(c *cli.Context) error {
 			defer cancel()
 			return st.Ping(ctx)
 		}); err != nil {
-			logger.Warn("sd_notify watchdog", "err", err)
+			log.Warn("sd_notify watchdog", "err", err)
 		}
 	}()
 	select {
 	case err := <-errc:
 		return cmdError(name, "", err)
 	case s := <-sig:
-		logger.Info("draining", "signal", s.String())
-		notify(logger, sdnotify.Stopping("draining"))
+		log.Info("draining", "signal", s.String())
+		notify(log, sdnotify.Stopping("draining"))
 	}
 	wdStop()
 	ctx, cancel := context.WithTimeout(context.Background(), c.Duration("drain-timeout"))
@@ -206,8 +207,8 @@ func taServe(c *cli.Context) error {
 		status.Shutdown(ctx)
 	}
 	if err := srv.Shutdown(ctx); err != nil {
-		logger.Warn("drain incomplete", "err", err)
+		log.Warn("drain incomplete", "err", err)
 	}
-	logger.Info("stopped")
+	log.Info("stopped")
 	return nil
 }

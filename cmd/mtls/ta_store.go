@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strconv"
@@ -21,7 +22,7 @@ import (
 // `ta audit`: an auditor needs no write access).
 func openStoreReadOnly(c *cli.Context, name string) (*dta.Store, error) {
 	db := c.String("db")
-	warnDBPasswordInArgv("--db", db)
+	warnDBPasswordInArgv(loggerOf(c), "--db", db)
 	if !dta.IsDatabaseURL(db) {
 		if _, err := os.Stat(db); err != nil {
 			return nil, cmdError(name, "--db", err)
@@ -129,7 +130,7 @@ func taMigrateDB(c *cli.Context) error {
 	if !vs.OK() {
 		return cli.Exit("mtls "+name+": the source's audit log does not verify; not copying it", 1)
 	}
-	warnDBPasswordInArgv("--to", c.String("to"))
+	warnDBPasswordInArgv(loggerOf(c), "--to", c.String("to"))
 	dst, err := dta.OpenStore(c.String("to"), nil)
 	if err != nil {
 		return cmdError(name, "--to", err)
@@ -157,7 +158,7 @@ func taMigrateDB(c *cli.Context) error {
 // warnDBPasswordInArgv warns when --db (or --to) carries a PostgreSQL
 // password on the command line, where any local user reads it from
 // /proc/PID/cmdline; $MTLS_DTA_DB or a ~/.pgpass file keeps it out.
-func warnDBPasswordInArgv(flag, db string) {
+func warnDBPasswordInArgv(log *slog.Logger, flag, db string) {
 	if !dta.IsDatabaseURL(db) {
 		return
 	}
@@ -170,7 +171,7 @@ func warnDBPasswordInArgv(flag, db string) {
 	}
 	for _, a := range os.Args[1:] {
 		if strings.Contains(a, db) {
-			logger.Warn("the database password is on the command line, readable by every local user: give the URL in $MTLS_DTA_DB (or use ~/.pgpass) instead", "flag", flag)
+			log.Warn("the database password is on the command line, readable by every local user: give the URL in $MTLS_DTA_DB (or use ~/.pgpass) instead", "flag", flag)
 			return
 		}
 	}

@@ -1,7 +1,7 @@
 // Command httpclient fetches a URL over mtls: a standard net/http client
 // whose Transport dials with mtls.Dialer, authenticating with a Milagro CS
 // key (or PIN token and PIN, with an optional time permit) or a P2P key.
-// With -h2 it speaks HTTP/2 (mtls.NewHTTP2Transport, "h2" by ALPN).
+// With -h2 it speaks HTTP/2 (mtlshttp.NewHTTP2Transport, "h2" by ALPN).
 //
 //	MTLS_PIN=4711 go run ./examples/httpclient -key alice.token -permit alice.permit https://127.0.0.1:8443/
 //	go run ./examples/httpclient -p2p-key node-b.key -server-id node-a https://127.0.0.1:8443/
@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/mtlshttp"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -54,7 +55,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		DialTLSContext: dialer.DialContext,
 	}
 	if *h2 {
-		rt = mtls.NewHTTP2Transport(cfg)
+		rt = mtlshttp.NewHTTP2Transport(cfg)
 	}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: rt}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fs.Arg(0), nil)

@@ -2,7 +2,7 @@
 // the clients authenticate with Milagro CS keys (or P2P keys), and each
 // handler learns the authenticated identity from the request context. It
 // speaks HTTP/2 to clients that choose "h2" by ALPN and HTTP/1.1 to the
-// others (mtls.ServeHTTP).
+// others (mtlshttp.Serve).
 //
 //	go run ./examples/httpserver -listen 127.0.0.1:8443 -key server.key
 //
@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/mtlshttp"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -91,10 +92,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			http.Error(w, "no authenticated identity", http.StatusForbidden)
 			return
 		}
-		cs, _ := mtls.RequestConnectionState(r)
+		cs, _ := mtlshttp.RequestConnectionState(r)
 		fmt.Fprintf(w, "hello %s (%s)\n", id, cs.CipherSuiteName)
 	})
-	// mtls.ServeHTTP hands the *mtls.Conn to handlers (mtls.ConnContext)
+	// mtlshttp.Serve hands the *mtls.Conn to handlers (mtls.ConnContext)
 	// over HTTP/1.1 and HTTP/2 alike.
 	srv := &http.Server{
 		Handler:           mux,
@@ -104,7 +105,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "listening on %s\n", inner.Addr())
 
 	errc := make(chan error, 1)
-	go func() { errc <- mtls.ServeHTTP(srv, ln) }()
+	go func() { errc <- mtlshttp.Serve(srv, ln) }()
 	select {
 	case err := <-errc:
 		return err

@@ -1,4 +1,4 @@
-package mtls
+package mtlshttp
 
 import (
 	"context"
@@ -13,28 +13,19 @@ import (
 	"time"
 	"weak"
 
+	"github.com/milagro-go/milagro/mtls"
 	"golang.org/x/net/http2"
 )
 
-// HTTP over mtls.
-//
-// net/http runs HTTP/2 only over a *tls.Conn, so ServeHTTP does the ALPN
+// net/http runs HTTP/2 only over a *tls.Conn, so Serve does the ALPN
 // dispatch itself: each accepted connection is handshaken on its own
 // goroutine; one that negotiated "h2" is served by golang.org/x/net/http2,
-// every other one is handed to srv.Serve as HTTP/1.1. Handlers see the
-// same things over both protocols: PeerIdentity(r.Context()),
-// RequestConnectionState(r), and r.TLS filled in (Version, CipherSuite,
-// ServerName, NegotiatedProtocol, TLSUnique; never PeerCertificates: there
-// are no certificates).
+// every other one is handed to srv.Serve as HTTP/1.1.
 
-// defaultHTTPHandshakeTimeout bounds a handshake in ServeHTTP when neither
-// Config.HandshakeTimeout nor the server's ReadHeaderTimeout/ReadTimeout does.
-const defaultHTTPHandshakeTimeout = 30 * time.Second
-
-// httpConn is what ServeHTTP and the transports hand to net/http and
-// x/net/http2: the *Conn, with a crypto/tls ConnectionState so that
+// httpConn is what Serve and the transports hand to net/http and
+// x/net/http2: the *mtls.Conn, with a crypto/tls ConnectionState so that
 // net/http and http2 fill in Request.TLS / Response.TLS.
-type httpConn struct{ *Conn }
+type httpConn struct{ *mtls.Conn }
 
 // ConnectionState summarizes the connection as crypto/tls would.
 func (h httpConn) ConnectionState() tls.ConnectionState {
@@ -50,10 +41,10 @@ func (h httpConn) ConnectionState() tls.ConnectionState {
 	}
 }
 
-// asConn returns the *Conn behind c (nil if there is none).
-func asConn(c net.Conn) *Conn {
+// asConn returns the *mtls.Conn behind c (nil if there is none).
+func asConn(c net.Conn) *mtls.Conn {
 	switch v := c.(type) {
-	case *Conn:
+	case *mtls.Conn:
 		return v
 	case httpConn:
 		return v.Conn
@@ -61,7 +52,7 @@ func asConn(c net.Conn) *Conn {
 	return nil
 }
 
-// httpServers remembers the servers ServeHTTP has configured (once each),
+// httpServers remembers the servers Serve has configured (once each),
 // without keeping them alive: an entry goes when its server is collected.
 var httpServers sync.Map // weak.Pointer[http.Server] → *httpServerState
 
@@ -72,7 +63,8 @@ type httpServerState struct {
 	shutdown chan struct{} // closed when srv.Shutdown runs its hooks
 }
 
-// configureHTTPServer adds, once per srv, mtls.ConnContext in front of
+// configureHTTPServer adds, once per srv, mtls.ConnContext (given the
+// *mtls.Conn inside the connection net/http holds) in front of
 // srv.ConnContext and an HTTP/2 server registered for srv.Shutdown.
 func configureHTTPServer(srv *http.Server) (*httpServerState, error) {
 	key := weak.Make(srv)
@@ -84,7 +76,9 @@ func configureHTTPServer(srv *http.Server) (*httpServerState, error) {
 	st.once.Do(func() {
 		user := srv.ConnContext
 		srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-			ctx = ConnContext(ctx, c)
+			if mc := asConn(c); mc != nil {
+				ctx = mtls.ConnContext(ctx, mc)
+			}
 			if user != nil {
 				ctx = user(ctx, c)
 			}
@@ -95,7 +89,7 @@ func configureHTTPServer(srv *http.Server) (*httpServerState, error) {
 		// Config.CipherSuites to forward-secret suites if h2 must be).
 		st.h2 = &http2.Server{PermitProhibitedCipherSuites: true}
 		if err := http2.ConfigureServer(srv, st.h2); err != nil {
-			st.err = fmt.Errorf("mtls: configuring HTTP/2: %w", err)
+			st.err = fmt.Errorf("mtlshttp: configuring HTTP/2: %w", err)
 		}
 		shutdown := st.shutdown
 		srv.RegisterOnShutdown(func() { close(shutdown) })
@@ -103,25 +97,27 @@ func configureHTTPServer(srv *http.Server) (*httpServerState, error) {
 	return st, st.err
 }
 
-// ServeHTTP serves srv on l, a listener of *Conn from Listen or
-// NewListener, speaking HTTP/2 on connections whose client chose "h2" by
-// ALPN and HTTP/1.1 on the others. Give the listener's Config
+// Serve serves srv on l, a listener of *mtls.Conn from mtls.Listen or
+// mtls.NewListener, speaking HTTP/2 on connections whose client chose "h2"
+// by ALPN and HTTP/1.1 on the others. Give the listener's Config
 // NextProtos: []string{"h2", "http/1.1"} to offer both.
 //
-// Handlers get the authenticated peer with PeerIdentity(r.Context()) and
-// the connection with RequestConnectionState(r); r.TLS is set too (no
-// certificates in it). ServeHTTP chains ConnContext in front of
+// Handlers get the authenticated peer with mtls.PeerIdentity(r.Context())
+// and the connection with RequestConnectionState(r); r.TLS is set too (no
+// certificates in it). A handshake is bounded by srv.ReadHeaderTimeout,
+// else srv.ReadTimeout, else the listener Config's HandshakeTimeout
+// (mtls.DefaultHandshakeTimeout when zero). Serve chains mtls.ConnContext in front of
 // srv.ConnContext on first use (so srv must not be serving yet) and
 // registers the HTTP/2 connections with srv.Shutdown, which ends them
 // gracefully (GOAWAY; unlike HTTP/1.1 connections, Shutdown does not wait
 // for them to finish). srv.Close closes every connection (the HTTP/2 ones
 // within a second).
 //
-// Like srv.Serve, ServeHTTP returns http.ErrServerClosed after Shutdown or
+// Like srv.Serve, Serve returns http.ErrServerClosed after Shutdown or
 // Close.
-func ServeHTTP(srv *http.Server, l net.Listener) error {
+func Serve(srv *http.Server, l net.Listener) error {
 	if srv == nil || l == nil {
-		return errors.New("mtls: ServeHTTP needs a server and a listener")
+		return errors.New("mtlshttp: Serve needs a server and a listener")
 	}
 	st, err := configureHTTPServer(srv)
 	if err != nil {
@@ -129,12 +125,12 @@ func ServeHTTP(srv *http.Server, l net.Listener) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	hl := &httpListener{Listener: l, srv: srv, h2: st.h2, ctx: ctx, cancel: cancel,
-		ready: make(chan net.Conn), errc: make(chan error), h2conns: map[*Conn]struct{}{}}
+		ready: make(chan net.Conn), errc: make(chan error), h2conns: map[*mtls.Conn]struct{}{}}
 	hl.base = context.Background()
 	if srv.BaseContext != nil {
 		hl.base = srv.BaseContext(hl)
 		if hl.base == nil {
-			panic("mtls: http.Server.BaseContext returned a nil context")
+			panic("mtlshttp: http.Server.BaseContext returned a nil context")
 		}
 	}
 	go hl.acceptLoop()
@@ -146,7 +142,7 @@ func ServeHTTP(srv *http.Server, l net.Listener) error {
 	return err
 }
 
-// h2CloseGrace is how long ServeHTTP waits, after srv.Serve returned
+// h2CloseGrace is how long Serve waits, after srv.Serve returned
 // ErrServerClosed, for srv.Shutdown's hooks before it takes the stop for
 // srv.Close and closes the HTTP/2 connections. (Shutdown starts its hooks
 // before Serve can return, so they normally run at once.)
@@ -164,7 +160,7 @@ func (hl *httpListener) closeH2UnlessShutdown(shutdown <-chan struct{}) {
 	}
 	hl.mu.Lock()
 	hl.closed = true
-	conns := make([]*Conn, 0, len(hl.h2conns))
+	conns := make([]*mtls.Conn, 0, len(hl.h2conns))
 	for c := range hl.h2conns {
 		conns = append(conns, c)
 	}
@@ -188,8 +184,8 @@ type httpListener struct {
 	closeOnce sync.Once
 
 	mu      sync.Mutex
-	h2conns map[*Conn]struct{} // being served by h2
-	closed  bool               // srv.Close: no more h2 connections
+	h2conns map[*mtls.Conn]struct{} // being served by h2
+	closed  bool                    // srv.Close: no more h2 connections
 }
 
 func (hl *httpListener) Accept() (net.Conn, error) {
@@ -230,16 +226,17 @@ func (hl *httpListener) acceptLoop() {
 	}
 }
 
-func (hl *httpListener) handshakeTimeout(c *Conn) time.Duration {
+// handshakeContext bounds a handshake by the server's header or read
+// timeout; without either, the Conn's own Config.HandshakeTimeout applies
+// (HandshakeContext uses it when ctx has no deadline).
+func (hl *httpListener) handshakeContext() (context.Context, context.CancelFunc) {
 	switch {
-	case c.config != nil && c.config.HandshakeTimeout > 0:
-		return c.config.HandshakeTimeout
 	case hl.srv.ReadHeaderTimeout > 0:
-		return hl.srv.ReadHeaderTimeout
+		return context.WithTimeout(hl.ctx, hl.srv.ReadHeaderTimeout)
 	case hl.srv.ReadTimeout > 0:
-		return hl.srv.ReadTimeout
+		return context.WithTimeout(hl.ctx, hl.srv.ReadTimeout)
 	}
-	return defaultHTTPHandshakeTimeout
+	return context.WithCancel(hl.ctx)
 }
 
 // logf logs like net/http: to srv.ErrorLog, else the standard logger.
@@ -254,15 +251,15 @@ func (hl *httpListener) logf(format string, args ...any) {
 func (hl *httpListener) handshake(raw net.Conn) {
 	c := asConn(raw)
 	if c == nil {
-		hl.logf("mtls: ServeHTTP needs a listener from mtls.Listen or mtls.NewListener; got a %T", raw)
+		hl.logf("mtlshttp: Serve needs a listener from mtls.Listen or mtls.NewListener; got a %T", raw)
 		raw.Close()
 		return
 	}
-	ctx, cancel := context.WithTimeout(hl.ctx, hl.handshakeTimeout(c))
+	ctx, cancel := hl.handshakeContext()
 	err := c.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
-		hl.logf("mtls: handshake error from %s: %v", c.RemoteAddr(), err)
+		hl.logf("mtlshttp: handshake error from %s: %v", c.RemoteAddr(), err)
 		c.Close()
 		return
 	}
@@ -292,17 +289,17 @@ func (hl *httpListener) handshake(raw net.Conn) {
 	}
 }
 
-// NewHTTPTransport returns an HTTP/1.1 transport whose https:// requests
-// go over mtls connections made with config (cloned; NextProtos defaults
-// to "http/1.1"). For HTTP/2 use NewHTTP2Transport.
-func NewHTTPTransport(config *Config) *http.Transport {
+// NewTransport returns an HTTP/1.1 transport whose https:// requests go
+// over mtls connections made with config (cloned; NextProtos defaults to
+// "http/1.1"). For HTTP/2 use NewHTTP2Transport.
+func NewTransport(config *mtls.Config) *http.Transport {
 	cfg := config.Clone()
 	if cfg.NextProtos == nil {
 		cfg.NextProtos = []string{"http/1.1"}
 	}
 	return &http.Transport{
 		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dial(ctx, new(net.Dialer), network, addr, cfg)
+			c, err := dial(ctx, network, addr, cfg)
 			if err != nil {
 				return nil, err
 			}
@@ -319,20 +316,20 @@ func NewHTTPTransport(config *Config) *http.Transport {
 // whose https:// requests go over mtls connections made with config
 // (cloned; NextProtos defaults to "h2"). A server that does not choose "h2"
 // by ALPN fails the dial.
-func NewHTTP2Transport(config *Config) *http2.Transport {
+func NewHTTP2Transport(config *mtls.Config) *http2.Transport {
 	cfg := config.Clone()
 	if cfg.NextProtos == nil {
 		cfg.NextProtos = []string{"h2"}
 	}
 	return &http2.Transport{
 		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			c, err := dial(ctx, new(net.Dialer), network, addr, cfg)
+			c, err := dial(ctx, network, addr, cfg)
 			if err != nil {
 				return nil, err
 			}
 			if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
 				c.Close()
-				return nil, fmt.Errorf("mtls: server %s did not choose h2 by ALPN (negotiated %q)", addr, p)
+				return nil, fmt.Errorf("mtlshttp: server %s did not choose h2 by ALPN (negotiated %q)", addr, p)
 			}
 			rememberTransportConn(c)
 			return httpConn{c}, nil
@@ -340,24 +337,18 @@ func NewHTTP2Transport(config *Config) *http2.Transport {
 	}
 }
 
-// ConnectionStateFromContext returns the state of the connection stored in
-// ctx by ConnContext (as ServeHTTP does), running its handshake first if
-// needed (bounded by ctx). ok is false when ctx has no connection or its
-// handshake failed.
-func ConnectionStateFromContext(ctx context.Context) (ConnectionState, bool) {
-	c, ok := ConnFromContext(ctx)
-	if !ok {
-		return ConnectionState{}, false
+// dial connects with cfg and runs the client handshake, bounded by ctx.
+func dial(ctx context.Context, network, addr string, cfg *mtls.Config) (*mtls.Conn, error) {
+	c, err := (&mtls.Dialer{Config: cfg}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
 	}
-	if err := c.HandshakeContext(ctx); err != nil {
-		return ConnectionState{}, false
-	}
-	return c.ConnectionState(), true
+	return c.(*mtls.Conn), nil
 }
 
 // RequestConnectionState is the mtls analogue of r.TLS: the state of the
 // connection r arrived on, over HTTP/1.1 or HTTP/2, when the server stores
-// it with ConnContext (ServeHTTP does).
-func RequestConnectionState(r *http.Request) (ConnectionState, bool) {
-	return ConnectionStateFromContext(r.Context())
+// it with mtls.ConnContext (Serve does).
+func RequestConnectionState(r *http.Request) (mtls.ConnectionState, bool) {
+	return mtls.ConnectionStateFromContext(r.Context())
 }

@@ -1,4 +1,4 @@
-package mtls_test
+package mtlshttp_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/mtlshttp"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -36,7 +37,7 @@ func exampleHTTPServer() (url string, client *mtls.Config, stop func()) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "hello")
 	})}
-	go mtls.ServeHTTP(srv, ln)
+	go mtlshttp.Serve(srv, ln)
 	return "https://" + ln.Addr().String() + "/", &mtls.Config{
 		CSKey:          key,
 		CSPermits:      []*pairing.TimePermit{permit},
@@ -50,14 +51,14 @@ func ExampleResponseConnectionState() {
 	url, cfg, stop := exampleHTTPServer()
 	defer stop()
 
-	client := &http.Client{Transport: mtls.NewHTTP2Transport(cfg)}
+	client := &http.Client{Transport: mtlshttp.NewHTTP2Transport(cfg)}
 	resp, err := client.Get(url)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, resp.Body)
-	st, ok := mtls.ResponseConnectionState(resp)
+	st, ok := mtlshttp.ResponseConnectionState(resp)
 	fmt.Println(ok, st.PeerIdentity, st.CipherSuiteName, resp.Proto)
 	// Output: true api.example.com TLS_MILAGRO_CS_WITH_AES_128_GCM_SHA256 HTTP/2.0
 }
@@ -70,10 +71,10 @@ func ExampleConnectionStateOf() {
 
 	var st mtls.ConnectionState
 	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
-		GotConn: func(info httptrace.GotConnInfo) { st, _ = mtls.ConnectionStateOf(info.Conn) },
+		GotConn: func(info httptrace.GotConnInfo) { st, _ = mtlshttp.ConnectionStateOf(info.Conn) },
 	})
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-	client := &http.Client{Transport: mtls.NewHTTPTransport(cfg)}
+	client := &http.Client{Transport: mtlshttp.NewTransport(cfg)}
 	resp, err := client.Do(req)
 	if err != nil {
 		log.Fatal(err)
@@ -82,4 +83,49 @@ func ExampleConnectionStateOf() {
 	io.Copy(io.Discard, resp.Body)
 	fmt.Println(st.PeerIdentity, resp.Proto)
 	// Output: api.example.com HTTP/1.1
+}
+
+// HTTP/2 and HTTP/1.1 on one listener, chosen by ALPN; handlers read the
+// authenticated client from the request.
+func ExampleServe() {
+	ta, _ := pairing.NewMasterShare(rand.Reader)
+	serverKey, _ := pairing.CombineCSServerSecrets(ta.IssueCSServerSecret())
+	aliceKeyShare, _ := ta.IssueCSClientKey("alice@example.com")
+	aliceKey, _ := pairing.CombineCSClientKeys(aliceKeyShare) // one share from each D-TA
+
+	// A server that does not ask for time permits (they are required by
+	// default; see ExampleDial for a client with one).
+	ln, err := mtls.Listen("tcp", "127.0.0.1:0", &mtls.Config{
+		CSServerKeys: []*pairing.CSServerSecret{serverKey},
+		PermitMode:   pairing.PermitsOptional,
+		NextProtos:   []string{"h2", "http/1.1"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := mtls.PeerIdentity(r.Context())
+		fmt.Fprintf(w, "%s over %s", id, r.Proto)
+	})}
+	go mtlshttp.Serve(srv, ln)
+	defer srv.Close()
+
+	url := "https://" + ln.Addr().String() + "/"
+	for _, rt := range []http.RoundTripper{
+		mtlshttp.NewHTTP2Transport(&mtls.Config{CSKey: aliceKey}),
+		mtlshttp.NewTransport(&mtls.Config{CSKey: aliceKey}),
+	} {
+		client := &http.Client{Transport: rt}
+		resp, err := client.Get(url)
+		if err != nil {
+			log.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		client.CloseIdleConnections()
+		fmt.Println(string(body))
+	}
+	// Output:
+	// alice@example.com over HTTP/2.0
+	// alice@example.com over HTTP/1.1
 }

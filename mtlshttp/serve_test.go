@@ -1,4 +1,4 @@
-package mtls_test
+package mtlshttp_test
 
 import (
 	"context"
@@ -13,13 +13,14 @@ import (
 
 	"github.com/milagro-go/milagro/ciphersuite"
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/mtlshttp"
 	"golang.org/x/net/http2"
 )
 
 // whoami answers with what the handler sees of the connection.
 var whoami = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	id, ok := mtls.PeerIdentity(r.Context())
-	cs, csOK := mtls.RequestConnectionState(r)
+	cs, csOK := mtlshttp.RequestConnectionState(r)
 	tlsProto := "<nil>"
 	if r.TLS != nil {
 		tlsProto = fmt.Sprintf("%s/%#04x", r.TLS.NegotiatedProtocol, r.TLS.Version)
@@ -27,7 +28,7 @@ var whoami = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "%s id=%s ok=%v alpn=%s cs=%v suite=%s tls=%s", r.Proto, id, ok, cs.NegotiatedProtocol, csOK, cs.CipherSuiteName, tlsProto)
 })
 
-// serveHTTP starts ServeHTTP on a loopback mtls listener and returns its URL.
+// serveHTTP starts Serve on a loopback mtls listener and returns its URL.
 func serveHTTP(t *testing.T, scfg *mtls.Config, h http.Handler) (string, *http.Server) {
 	t.Helper()
 	l, err := mtls.Listen("tcp", "127.0.0.1:0", scfg)
@@ -36,7 +37,7 @@ func serveHTTP(t *testing.T, scfg *mtls.Config, h http.Handler) (string, *http.S
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
-	go func() { done <- mtls.ServeHTTP(srv, l) }()
+	go func() { done <- mtlshttp.Serve(srv, l) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -44,7 +45,7 @@ func serveHTTP(t *testing.T, scfg *mtls.Config, h http.Handler) (string, *http.S
 			t.Errorf("Shutdown: %v", err)
 		}
 		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("ServeHTTP returned %v", err)
+			t.Errorf("Serve returned %v", err)
 		}
 	})
 	return "https://" + l.Addr().String() + "/", srv
@@ -82,14 +83,14 @@ func TestServeHTTPBothProtocols(t *testing.T) {
 			scfg.NextProtos = []string{"h2", "http/1.1"}
 			url, _ := serveHTTP(t, scfg, whoami)
 
-			h2 := mtls.NewHTTP2Transport(ccfg)
+			h2 := mtlshttp.NewHTTP2Transport(ccfg)
 			defer h2.CloseIdleConnections()
 			got := get(t, h2, url)
 			want := "HTTP/2.0 id=" + tc.id + " ok=true alpn=h2 cs=true"
 			if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "tls=h2/0x0303") {
 				t.Fatalf("h2 client: got %q, want %q...", got, want)
 			}
-			h1 := mtls.NewHTTPTransport(ccfg)
+			h1 := mtlshttp.NewTransport(ccfg)
 			defer h1.CloseIdleConnections()
 			got = get(t, h1, url)
 			want = "HTTP/1.1 id=" + tc.id + " ok=true alpn=http/1.1 cs=true"
@@ -99,7 +100,7 @@ func TestServeHTTPBothProtocols(t *testing.T) {
 			// A client without ALPN is served HTTP/1.1.
 			plain := ccfg.Clone()
 			plain.NextProtos = []string{}
-			h0 := mtls.NewHTTPTransport(plain)
+			h0 := mtlshttp.NewTransport(plain)
 			defer h0.CloseIdleConnections()
 			if got = get(t, h0, url); !strings.HasPrefix(got, "HTTP/1.1 id="+tc.id+" ok=true alpn= ") {
 				t.Fatalf("client without ALPN: got %q", got)
@@ -115,7 +116,7 @@ func TestServeHTTPALPNMismatch(t *testing.T) {
 	ccfg, scfg := pskConfigs(0xD001)
 	scfg.NextProtos = []string{"http/1.1"}
 	url, _ := serveHTTP(t, scfg, whoami)
-	c := &http.Client{Transport: mtls.NewHTTP2Transport(ccfg), Timeout: 20 * time.Second}
+	c := &http.Client{Transport: mtlshttp.NewHTTP2Transport(ccfg), Timeout: 20 * time.Second}
 	_, err := c.Get(url)
 	var ae *mtls.AlertError
 	if !errors.As(err, &ae) || ae.Alert != ciphersuite.AlertNoApplicationProtocol || !ae.Remote {
@@ -129,7 +130,7 @@ func TestServeHTTPALPNMismatch(t *testing.T) {
 		t.Fatalf("h2 client of a server without ALPN: got %v", err)
 	}
 	// ... while an HTTP/1.1 client of that server works.
-	h1 := mtls.NewHTTPTransport(ccfg)
+	h1 := mtlshttp.NewTransport(ccfg)
 	defer h1.CloseIdleConnections()
 	if got := get(t, h1, url2); !strings.HasPrefix(got, "HTTP/1.1 id="+testIdentity) {
 		t.Fatalf("got %q", got)
@@ -143,7 +144,7 @@ func TestServeHTTPDeniedIdentity(t *testing.T) {
 	scfg.VerifyPeerIdentity = func(id string) error { return fmt.Errorf("%q is not allowed", id) }
 	reached := make(chan struct{}, 2)
 	url, _ := serveHTTP(t, scfg, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached <- struct{}{} }))
-	for _, rt := range []http.RoundTripper{mtls.NewHTTP2Transport(ccfg), mtls.NewHTTPTransport(ccfg)} {
+	for _, rt := range []http.RoundTripper{mtlshttp.NewHTTP2Transport(ccfg), mtlshttp.NewTransport(ccfg)} {
 		_, err := (&http.Client{Transport: rt, Timeout: 20 * time.Second}).Get(url)
 		var ae *mtls.AlertError
 		if !errors.As(err, &ae) || ae.Alert != ciphersuite.AlertUnknownPSKIdentity || !ae.Remote {
@@ -191,7 +192,7 @@ func TestServeHTTPStopEndsH2(t *testing.T) {
 			}
 			srv := &http.Server{Handler: whoami}
 			done := make(chan error, 1)
-			go func() { done <- mtls.ServeHTTP(srv, l) }()
+			go func() { done <- mtlshttp.Serve(srv, l) }()
 			fr := rawH2(t, l.Addr().String(), ccfg)
 			if f, err := fr.ReadFrame(); err != nil || f.Header().Type != http2.FrameSettings {
 				t.Fatalf("first frame: %v %v", f, err)
