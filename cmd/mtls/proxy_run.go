@@ -212,7 +212,10 @@ func checkProxyFlags(r *proxyRun, rules proxyRules) error {
 	if c.Int("max-conns") < 0 {
 		return errors.New("invalid --max-conns: must not be negative")
 	}
-	if network, a := proxy.SplitNetworkAddr(r.target); rules.unixTarget && network == "unix" {
+	if network, a := proxy.SplitNetworkAddr(r.target); network == "unix" {
+		if !rules.unixTarget {
+			return fmt.Errorf("invalid --target %q: a UNIX socket does not apply to %s", r.target, rules.refusedWhy)
+		}
 		if a == "" {
 			return fmt.Errorf("invalid --target %q: empty UNIX socket path", r.target)
 		}

@@ -141,6 +141,14 @@ func TestProxyRulesBothTransports(t *testing.T) {
 		{"tcp", "tcp", nil},
 		{"dtls", "udp", []string{"--dtls"}},
 	} {
+		// A UDP service has no UNIX socket address here.
+		if tr.name == "dtls" {
+			code, _, errOut := runIn("proxy", "server", "--dtls", "--psk-identity", "a", "--psk", testPSK, "--allow-all",
+				"--listen", "127.0.0.1:0", "--target", "unix:/tmp/x.sock")
+			if code != 1 || !strings.Contains(errOut, "a UNIX socket does not apply to --dtls") {
+				t.Errorf("--dtls --target unix:/tmp/x.sock: exit %d:\n%s", code, errOut)
+			}
+		}
 		t.Run(tr.name, func(t *testing.T) {
 			creds := append([]string{"--psk-identity", "a", "--psk", testPSK}, tr.flags...)
 			server := func(args ...string) []string {
@@ -159,6 +167,7 @@ func TestProxyRulesBothTransports(t *testing.T) {
 				{server("--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--allow-all", "--max-conns", "-1"), "invalid --max-conns: must not be negative"},
 				{client("--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--max-conns", "-1"), "invalid --max-conns: must not be negative"},
 				{client("--listen", "8080", "--target", "127.0.0.1:1"), "invalid --listen"},
+				{server("--listen", "127.0.0.1:0", "--target", "unix:", "--allow-all"), `invalid --target "unix:"`},
 			} {
 				code, _, errOut := runIn(tc.args...)
 				if code != 1 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "proxy listening") {
