@@ -1,19 +1,13 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/milagro-go/milagro/internal/listen"
-	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/proxy"
 )
 
@@ -117,29 +111,8 @@ func proxyFlags(server bool) []cli.Flag {
 		add(&cli.StringFlag{Name: "alpn", Category: cat, Value: "http/1.1", Usage: "the protocol the local application speaks, offered by ALPN: `PROTO` http/1.1 (HTTP/1.x clients), h2 (HTTP/2 with prior knowledge: gRPC clients), or 'none' for a non-HTTP service"})
 		add(&cli.BoolFlag{Name: "unsafe-listen", Category: cat, Usage: "allow a --listen that is not a loopback address or UNIX socket (anyone who reaches it speaks with our identity)"})
 	}
-	fs = append(fs, dtlsFlags()...) // --dtls: dtls_proxy.go
+	fs = append(fs, dtlsFlags()...) // --dtls: dtls.go, dtls_proxy.go
 	return fs
-}
-
-// serverReload is the SIGHUP reload of a server-mode proxy (TCP or DTLS):
-// the configuration from the flags and files again and the ACL from its
-// spec, applied together or not at all.
-func serverReload[C any](log *slog.Logger, spec proxy.ACLSpec, load func() (C, error), set func(C, *proxy.ACL) error) func() error {
-	return func() error {
-		cfg, err := load()
-		if err != nil {
-			return err
-		}
-		acl, err := spec.Load()
-		if err != nil {
-			return err
-		}
-		if err := set(cfg, acl); err != nil {
-			return err
-		}
-		log.Info("reloaded", "acl", acl.String())
-		return nil
-	}
 }
 
 func aclSpecFromFlags(c *cli.Context) proxy.ACLSpec {
@@ -170,200 +143,7 @@ func clientListenAddr(addr string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-func runProxy(c *cli.Context, server bool) error {
-	if c.Bool("dtls") {
-		return runDTLSProxy(c, server)
-	}
-	name := "proxy client"
-	if server {
-		name = "proxy server"
-	}
-	log := loggerOf(c) // with the command's --log-level and --log-format (cliutil.go)
-	if c.Int("max-conns") < 0 {
-		return cmdError(name, "", errors.New("invalid --max-conns: must not be negative"))
-	}
-	cfg, err := configFromFlags(c, server)
-	if err != nil {
-		return cmdError(name, "", err)
-	}
-	metrics := proxy.NewMetrics()
-	rctx, rcancel := context.WithCancel(context.Background())
-	defer rcancel()
-	ren, err := startRenewal(rctx, c, cfg, server, true, metrics.Registry) // --renewal: renewal_flag.go
-	if err != nil {
-		return cmdError(name, "", err)
-	}
-	ren.apply(cfg)
-	target := c.String("target")
-	if network, a := proxy.SplitNetworkAddr(target); network == "unix" {
-		if a == "" {
-			return cmdError(name, "", fmt.Errorf("invalid --target %q: empty UNIX socket path", target))
-		}
-	} else if _, _, err := net.SplitHostPort(target); err != nil {
-		return cmdError(name, "", fmt.Errorf("invalid --target %q: %w", target, err))
-	}
-	if server && !c.Bool("unsafe-target") {
-		if err := proxy.CheckLocalAddr(target); err != nil {
-			return cmdError(name, "", fmt.Errorf("refusing --target %s: the proxy forwards plaintext to it, so it must be a loopback address or unix:/path (give --unsafe-target to allow it)", err))
-		}
-	}
-	hsTimeout := c.Duration("handshake-timeout")
-
-	var (
-		serve    func(context.Context, net.Listener) error
-		shutdown func(context.Context) error
-		reload   func() error
-		listen_  = c.String("listen")
-	)
-	if server {
-		if h := c.String("http-identity-header"); h != "" && !proxy.ValidHeaderName(h) {
-			return cmdError(name, "", fmt.Errorf("invalid --http-identity-header %q: not an HTTP header name", h))
-		}
-		if c.String("http-identity-header") != "" && c.Bool("proxy-protocol") {
-			return cmdError(name, "", errors.New("--proxy-protocol and --http-identity-header are exclusive"))
-		}
-		if c.String("http-identity-header") == "" {
-			for _, f := range []string{"target-protocol", "http-allow-upgrade", "allow-connect"} {
-				if c.IsSet(f) {
-					return cmdError(name, "", fmt.Errorf("--%s applies to HTTP identity mode: give --http-identity-header too", f))
-				}
-			}
-		}
-		tp := c.String("target-protocol")
-		if tp != proxy.TargetHTTP1 && tp != proxy.TargetH2C {
-			return cmdError(name, "", fmt.Errorf("invalid --target-protocol %q: want http1 or h2c", tp))
-		}
-		upgrades := []string{}
-		for _, u := range c.StringSlice("http-allow-upgrade") {
-			switch {
-			case u == "none":
-			case !proxy.ValidHeaderName(u) || strings.EqualFold(u, "h2c"):
-				return cmdError(name, "", fmt.Errorf("invalid --http-allow-upgrade %q: a protocol token other than h2c (the proxy does not read HTTP/2 after an upgrade)", u))
-			default:
-				upgrades = append(upgrades, u)
-			}
-		}
-		spec := aclSpecFromFlags(c)
-		acl, err := spec.Load()
-		if err != nil {
-			return proxyCmdError(name, err)
-		}
-		s := &proxy.Server{
-			Target: target, HandshakeTimeout: hsTimeout,
-			ConnectTimeout: c.Duration("connect-timeout"), IdleTimeout: c.Duration("idle-timeout"),
-			MaxConns: c.Int("max-conns"), ProxyProtocol: c.Bool("proxy-protocol"),
-			MaxHandshakes: c.Int("max-handshakes"), MaxHandshakesPerSource: c.Int("max-handshakes-per-source"),
-			MaxConnLifetime: c.Duration("max-conn-lifetime"), CloseTimeout: c.Duration("close-timeout"),
-			HTTPIdentityHeader: c.String("http-identity-header"),
-			AllowConnect:       c.Bool("allow-connect"),
-			TargetProtocol:     tp, HTTPAllowUpgrade: upgrades,
-			Logger: log, Metrics: metrics,
-		}
-		if err := s.SetConfig(cfg, acl); err != nil {
-			return proxyCmdError(name, err)
-		}
-		log.Info("access control", "acl", acl.String())
-		serve, shutdown = s.Serve, s.Shutdown
-		reload = serverReload(log, spec, func() (*mtls.Config, error) { return configFromFlags(c, true) }, s.SetConfig)
-	} else {
-		if listen_, err = clientListenAddr(listen_); err != nil {
-			return cmdError(name, "", err)
-		}
-		if err := setClientALPN(cfg, c.String("alpn")); err != nil {
-			return cmdError(name, "", err)
-		}
-		cl := &proxy.Client{
-			Target: target, HandshakeTimeout: hsTimeout,
-			ConnectTimeout: c.Duration("connect-timeout"), IdleTimeout: c.Duration("idle-timeout"),
-			MaxConns: c.Int("max-conns"), Logger: log, Metrics: metrics, Hint: hintForLog,
-			MaxConnLifetime: c.Duration("max-conn-lifetime"), CloseTimeout: c.Duration("close-timeout"),
-		}
-		if err := cl.SetConfig(cfg); err != nil {
-			return cmdError(name, "", err)
-		}
-		serve, shutdown = cl.Serve, cl.Shutdown
-		reload = func() error {
-			cfg, err := configFromFlags(c, false)
-			if err != nil {
-				return err
-			}
-			if err := setClientALPN(cfg, c.String("alpn")); err != nil {
-				return err
-			}
-			ren.apply(cfg)
-			if err := cl.SetConfig(cfg); err != nil {
-				return err
-			}
-			log.Info("reloaded")
-			return nil
-		}
-	}
-
-	ln, err := listen.Listen(listen_)
-	if err != nil {
-		return cmdError(name, "", err)
-	}
-	if !server {
-		// Checked on the listener, so that a systemd-passed socket is too.
-		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
-			if !c.Bool("unsafe-listen") {
-				ln.Close()
-				return cmdError(name, "", fmt.Errorf("refusing --listen %s: client mode accepts plaintext and connects with this proxy's identity, so it must listen on a loopback address or unix:/path (give --unsafe-listen to allow it)", ln.Addr()))
-			}
-			log.Warn("--unsafe-listen: client mode forwards plaintext from --listen; it is reachable beyond this host", "listen", ln.Addr().String())
-		}
-	}
-	var (
-		status *http.Server
-		health *proxy.StatusHandler
-	)
-	if addr := c.String("status"); addr != "" {
-		sl, err := listen.Listen(addr)
-		if err != nil {
-			ln.Close()
-			return cmdError(name, "--status", err)
-		}
-		// A spare descriptor keeps /healthz reachable at the open-file limit.
-		sl = listen.Reserve(sl)
-		health = &proxy.StatusHandler{Target: target, Metrics: metrics, Degraded: ren.statusCheck(), Pprof: c.Bool("status-pprof")}
-		status = &http.Server{
-			Handler:           health,
-			ReadHeaderTimeout: 5 * time.Second,
-		}
-		go status.Serve(sl)
-		log.Info("status listening", "addr", sl.Addr().String())
-	}
-
-	loop := &proxyLoop{
-		name: name, addr: ln.Addr().String(), log: log, metrics: metrics,
-		listening: []any{"mode", map[bool]string{true: "server", false: "client"}[server],
-			"addr", ln.Addr().String(), "target", target},
-		health: health, status: status,
-		serve:    func() error { return serve(context.Background(), ln) },
-		shutdown: shutdown, reload: reload,
-		drain: c.Duration("shutdown-timeout"), what: "connections",
-	}
-	return loop.run()
-}
-
 // proxyCmdError is cmdError for errors of package proxy (without its prefix).
 func proxyCmdError(name string, err error) error {
 	return &commandError{msg: "mtls " + name + ": " + strings.TrimPrefix(err.Error(), "proxy: "), err: err}
-}
-
-// setClientALPN makes a client-mode proxy offer exactly proto by ALPN (the
-// protocol its local application speaks), or nothing for "none".
-func setClientALPN(cfg *mtls.Config, proto string) error {
-	switch proto {
-	case "none":
-		cfg.NextProtos = nil
-	case "http/1.1", "h2":
-		cfg.NextProtos = []string{proto}
-	default:
-		if len(proto) == 0 || len(proto) > 255 {
-			return fmt.Errorf("invalid --alpn %q", proto)
-		}
-		cfg.NextProtos = []string{proto}
-	}
-	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"strings"
 	"testing"
 )
@@ -86,5 +87,126 @@ func TestProxyArgErrors(t *testing.T) {
 		if !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("%v: stderr %q does not contain %q", tc.args[1:], errb.String(), tc.want)
 		}
+	}
+}
+
+// spareAddr returns a loopback (or, with host "0.0.0.0", wildcard) address
+// with a port that was free a moment ago on network "tcp" or "udp".
+func spareAddr(t *testing.T, network, host string) string {
+	t.Helper()
+	var a net.Addr
+	if network == "udp" {
+		pc, err := net.ListenPacket("udp", host+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a = pc.LocalAddr()
+		pc.Close()
+	} else {
+		ln, err := net.Listen("tcp", host+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a = ln.Addr()
+		ln.Close()
+	}
+	return a.String()
+}
+
+// bindable reports whether addr can be bound again: a proxy that refused
+// to start must have closed its listener.
+func bindable(network, addr string) error {
+	if network == "udp" {
+		pc, err := net.ListenPacket("udp", addr)
+		if err == nil {
+			pc.Close()
+		}
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		ln.Close()
+	}
+	return err
+}
+
+// TestProxyRulesBothTransports: TCP and --dtls share one runner, so every
+// start-up refusal holds for both, and a refused start leaves no listener
+// bound.
+func TestProxyRulesBothTransports(t *testing.T) {
+	for _, tr := range []struct {
+		name, network string
+		flags         []string
+	}{
+		{"tcp", "tcp", nil},
+		{"dtls", "udp", []string{"--dtls"}},
+	} {
+		// A UDP service has no UNIX socket address here.
+		if tr.name == "dtls" {
+			code, _, errOut := runIn("proxy", "server", "--dtls", "--psk-identity", "a", "--psk", testPSK, "--allow-all",
+				"--listen", "127.0.0.1:0", "--target", "unix:/tmp/x.sock")
+			if code != 1 || !strings.Contains(errOut, "a UNIX socket does not apply to --dtls") {
+				t.Errorf("--dtls --target unix:/tmp/x.sock: exit %d:\n%s", code, errOut)
+			}
+		}
+		t.Run(tr.name, func(t *testing.T) {
+			creds := append([]string{"--psk-identity", "a", "--psk", testPSK}, tr.flags...)
+			server := func(args ...string) []string {
+				return append(append([]string{"proxy", "server"}, args...), creds...)
+			}
+			client := func(args ...string) []string {
+				return append(append([]string{"proxy", "client"}, args...), creds...)
+			}
+			for _, tc := range []struct {
+				args []string
+				want string
+			}{
+				{server("--listen", "127.0.0.1:0", "--target", "10.1.2.3:80", "--allow-all"), `refusing --target "10.1.2.3:80"`},
+				{server("--listen", "127.0.0.1:0", "--target", "nohostport", "--allow-all"), "invalid --target"},
+				{server("--listen", "127.0.0.1:0", "--target", "127.0.0.1:1"), "no access control configured"},
+				{server("--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--allow-all", "--max-conns", "-1"), "invalid --max-conns: must not be negative"},
+				{client("--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--max-conns", "-1"), "invalid --max-conns: must not be negative"},
+				{client("--listen", "8080", "--target", "127.0.0.1:1"), "invalid --listen"},
+				{server("--listen", "127.0.0.1:0", "--target", "unix:", "--allow-all"), `invalid --target "unix:"`},
+			} {
+				code, _, errOut := runIn(tc.args...)
+				if code != 1 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "proxy listening") {
+					t.Errorf("%v: exit %d, want 1 and %q in:\n%s", tc.args, code, tc.want, errOut)
+				}
+			}
+
+			// A client-mode listener beyond loopback is refused once bound
+			// (a systemd-passed socket is checked too), and closed again.
+			listen := spareAddr(t, tr.network, "0.0.0.0")
+			code, _, errOut := runIn(client("--listen", listen, "--target", "127.0.0.1:1")...)
+			if code != 1 || !strings.Contains(errOut, "refusing --listen") || !strings.Contains(errOut, "--unsafe-listen") {
+				t.Errorf("client --listen %s: exit %d:\n%s", listen, code, errOut)
+			}
+			if err := bindable(tr.network, listen); err != nil {
+				t.Errorf("client --listen %s still bound after the refusal: %v", listen, err)
+			}
+
+			// --status that cannot listen fails start-up, and the proxy's
+			// own listener is closed again.
+			busy, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer busy.Close()
+			for _, args := range [][]string{
+				server("--target", "127.0.0.1:1", "--allow-all", "--status", busy.Addr().String()),
+				client("--target", "127.0.0.1:1", "--status", busy.Addr().String()),
+			} {
+				listen := spareAddr(t, tr.network, "127.0.0.1")
+				args = append(args, "--listen", listen)
+				code, _, errOut := runIn(args...)
+				if code != 1 || !strings.Contains(errOut, "--status") {
+					t.Errorf("%v: exit %d:\n%s", args, code, errOut)
+				}
+				if err := bindable(tr.network, listen); err != nil {
+					t.Errorf("%v: --listen %s still bound after the failed start: %v", args, listen, err)
+				}
+			}
+		})
 	}
 }
