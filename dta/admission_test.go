@@ -14,14 +14,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/milagro-go/milagro/dta/dtaclient"
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/mtls"
 )
 
 // infoFrom runs GET /v1/info with credential d from local address src
 // ("" for any) and returns the HTTP status (0 when the connection or
 // handshake failed) and the error.
-func infoFrom(src, addr string, d *RenewalDTA, now func() time.Time, timeout time.Duration) (int, error) {
-	cr, err := d.cred(false)
+func infoFrom(src, addr string, d *dtaclient.RenewalDTA, now func() time.Time, timeout time.Duration) (int, error) {
+	cr, err := d.Credential(false)
 	if err != nil {
 		return 0, err
 	}
@@ -36,10 +38,10 @@ func infoFrom(src, addr string, d *RenewalDTA, now func() time.Time, timeout tim
 	return infoOver(raw, cr, now, timeout)
 }
 
-func infoOver(raw net.Conn, cr cred, now func() time.Time, timeout time.Duration) (int, error) {
+func infoOver(raw net.Conn, cr dtaclient.Credential, now func() time.Time, timeout time.Duration) (int, error) {
 	defer raw.Close()
 	raw.SetDeadline(time.Now().Add(timeout))
-	c := mtls.Client(raw, &mtls.Config{CipherSuites: Suites, PSKIdentity: cr.identity, PSK: cr.psk, ServerName: cr.sni, Time: now})
+	c := mtls.Client(raw, &mtls.Config{CipherSuites: dtawire.Suites, PSKIdentity: cr.Identity, PSK: cr.PSK, ServerName: cr.ServerName, Time: now})
 	if _, err := c.Write([]byte("GET /v1/info HTTP/1.1\r\nHost: dta\r\nConnection: close\r\n\r\n")); err != nil {
 		return 0, err
 	}
@@ -73,13 +75,13 @@ func TestFailingSourceRefusedAtAccept(t *testing.T) {
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
 	d := startDTACfg(t, now, "NORMAL", ServerConfig{FailureBurst: 3, FailureRate: 0.001})
 	ctx := context.Background()
-	codes := codesFor(t, []*testDTA{d}, KindClient, "ok")
-	e, err := Enroll(ctx, &ClientOptions{Now: now}, codes)
+	codes := codesFor(t, []*testDTA{d}, dtawire.KindClient, "ok")
+	e, err := dtaclient.Enroll(ctx, &dtaclient.ClientOptions{Now: now}, codes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	good := &e.Renewal.DTAs[0]
-	bogus := &RenewalDTA{Address: d.addr, Kind: KindClient, Identity: "nobody", Secret: strings.Repeat("A", 43)}
+	bogus := &dtaclient.RenewalDTA{Address: d.addr, Kind: dtawire.KindClient, Identity: "nobody", Secret: strings.Repeat("A", 43)}
 	fails := 0
 	fail := func() {
 		t.Helper()
@@ -93,7 +95,7 @@ func TestFailingSourceRefusedAtAccept(t *testing.T) {
 	fail()
 	// A successful handshake with a used code: refused by the endpoint,
 	// and it must not reset the source's record.
-	usedCode := cred{identity: "enroll:" + codes[0].Code.ID.String(), psk: codes[0].Code.Secret[:]}
+	usedCode := dtaclient.Credential{Identity: "enroll:" + codes[0].Code.ID.String(), PSK: codes[0].Code.Secret[:]}
 	raw, err := net.Dial("tcp", d.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +163,7 @@ func (l *pipeListener) dial(remote string) (net.Conn, error) {
 // handshake slots, and a renewal from another /64 completes.
 func TestIPv6SlashSixtyFourFlood(t *testing.T) {
 	d := startDTA(t, nil)
-	e, err := Enroll(context.Background(), nil, codesFor(t, []*testDTA{d}, KindClient, "v6"))
+	e, err := dtaclient.Enroll(context.Background(), nil, codesFor(t, []*testDTA{d}, dtawire.KindClient, "v6"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +190,7 @@ func TestIPv6SlashSixtyFourFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cr, _ := e.Renewal.DTAs[0].cred(false)
+	cr, _ := e.Renewal.DTAs[0].Credential(false)
 	if st, err := infoOver(c, cr, nil, 30*time.Second); err != nil || st != 200 {
 		t.Fatalf("renewal credential from another /64 under the flood: %d %v", st, err)
 	}
@@ -315,7 +317,7 @@ func TestRefusalLogBounded(t *testing.T) {
 			}
 			defer raw.Close()
 			raw.SetDeadline(time.Now().Add(20 * time.Second))
-			c := mtls.Client(raw, &mtls.Config{CipherSuites: Suites, PSKIdentity: long, PSK: make([]byte, 32)})
+			c := mtls.Client(raw, &mtls.Config{CipherSuites: dtawire.Suites, PSKIdentity: long, PSK: make([]byte, 32)})
 			if c.Handshake() == nil {
 				t.Error("a 60 KB unknown identity was accepted")
 			}
@@ -331,7 +333,7 @@ func TestRefusalLogBounded(t *testing.T) {
 	if len(log) > 64<<10 {
 		t.Fatalf("%d attempts wrote %d bytes of log, want ≤ 64 KB", attempts, len(log))
 	}
-	if strings.Contains(log, strings.Repeat("x", maxLoggedID+1)) {
+	if strings.Contains(log, strings.Repeat("x", dtawire.MaxLoggedID+1)) {
 		t.Fatal("a log line carries more than 64 bytes of a peer's identity")
 	}
 	if !strings.Contains(log, "repeated lines left out") || !strings.Contains(log, "count=") {

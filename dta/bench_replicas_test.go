@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/milagro-go/milagro/dta/dtaclient"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -61,7 +62,7 @@ func BenchmarkReplicas(b *testing.B) {
 			for range tc.replicas {
 				ps = append(ps, d.serve(b))
 			}
-			e, err := Enroll(context.Background(), nil, []DTACode{{Address: ps[0].addr, Code: parseCode(b, d.code(b, "client", "bench"))}})
+			e, err := dtaclient.Enroll(context.Background(), nil, []dtaclient.DTACode{{Address: ps[0].addr, Code: parseCode(b, d.code(b, "client", "bench"))}})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -82,7 +83,7 @@ func BenchmarkReplicas(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				r := at(e.Renewal, ps[int(next.Add(1))%len(ps)].addr)
 				for pb.Next() {
-					if _, _, err := FetchPermits(context.Background(), nil, r, []uint64{today}); err != nil {
+					if _, _, err := dtaclient.FetchPermits(context.Background(), nil, r, []uint64{today}); err != nil {
 						b.Error(err)
 						return
 					}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/milagro-go/milagro/dta/dtaclient"
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
@@ -26,7 +28,7 @@ func BenchmarkPermitIssuance(b *testing.B) {
 	for _, sync := range []string{"NORMAL", "FULL"} {
 		b.Run("synchronous="+sync, func(b *testing.B) {
 			d := startDTASync(b, sync)
-			e, err := Enroll(context.Background(), nil, codesFor(b, []*testDTA{d}, KindClient, "bench"))
+			e, err := dtaclient.Enroll(context.Background(), nil, codesFor(b, []*testDTA{d}, dtawire.KindClient, "bench"))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -37,9 +39,9 @@ func BenchmarkPermitIssuance(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				r := *e.Renewal
-				r.DTAs = append([]RenewalDTA(nil), e.Renewal.DTAs...)
+				r.DTAs = append([]dtaclient.RenewalDTA(nil), e.Renewal.DTAs...)
 				for pb.Next() {
-					if _, _, err := FetchPermits(context.Background(), nil, &r, []uint64{today}); err != nil {
+					if _, _, err := dtaclient.FetchPermits(context.Background(), nil, &r, []uint64{today}); err != nil {
 						b.Error(err)
 						return
 					}
@@ -72,8 +74,8 @@ func BenchmarkEnroll(b *testing.B) {
 	d := startDTASync(b, "FULL")
 	b.ReportAllocs()
 	for b.Loop() {
-		codes := codesFor(b, []*testDTA{d}, KindClient, "bench-enroll")
-		if _, err := Enroll(context.Background(), nil, codes); err != nil {
+		codes := codesFor(b, []*testDTA{d}, dtawire.KindClient, "bench-enroll")
+		if _, err := dtaclient.Enroll(context.Background(), nil, codes); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -107,12 +109,12 @@ func BenchmarkPermitIssuanceProcess(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := st.CreateCode(KindClient, "bench", time.Hour, "bench")
+	c, err := st.CreateCode(dtawire.KindClient, "bench", time.Hour, "bench")
 	st.Close()
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := Enroll(context.Background(), nil, []DTACode{{Address: p.addr, Code: c}})
+	e, err := dtaclient.Enroll(context.Background(), nil, []dtaclient.DTACode{{Address: p.addr, Code: c}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -124,9 +126,9 @@ func BenchmarkPermitIssuanceProcess(b *testing.B) {
 			cpu0, t0 := procCPU(b, p.cmd.Process.Pid), time.Now()
 			b.RunParallel(func(pb *testing.PB) {
 				r := *e.Renewal
-				r.DTAs = append([]RenewalDTA(nil), e.Renewal.DTAs...)
+				r.DTAs = append([]dtaclient.RenewalDTA(nil), e.Renewal.DTAs...)
 				for pb.Next() {
-					if _, _, err := FetchPermits(context.Background(), nil, &r, days); err != nil {
+					if _, _, err := dtaclient.FetchPermits(context.Background(), nil, &r, days); err != nil {
 						b.Error(err)
 						return
 					}
@@ -149,7 +151,7 @@ func BenchmarkPermitIssuanceProcess(b *testing.B) {
 // contract 1.2 is under 2 s per renewal.
 func BenchmarkRenewalUnderFlood(b *testing.B) {
 	d := startDTA(b, nil)
-	e, err := Enroll(context.Background(), nil, codesFor(b, []*testDTA{d}, KindClient, "bench"))
+	e, err := dtaclient.Enroll(context.Background(), nil, codesFor(b, []*testDTA{d}, dtawire.KindClient, "bench"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -166,7 +168,7 @@ func BenchmarkRenewalUnderFlood(b *testing.B) {
 	var worst time.Duration
 	for b.Loop() {
 		t0 := time.Now()
-		if _, _, err := FetchPermits(context.Background(), nil, e.Renewal, []uint64{today}); err != nil {
+		if _, _, err := dtaclient.FetchPermits(context.Background(), nil, e.Renewal, []uint64{today}); err != nil {
 			b.Fatal(err)
 		}
 		worst = max(worst, time.Since(t0))
@@ -180,7 +182,7 @@ func BenchmarkRenewalUnderFlood(b *testing.B) {
 // those remote addresses).
 func BenchmarkRenewalUnderIPv6Flood(b *testing.B) {
 	d := startDTA(b, nil)
-	e, err := Enroll(context.Background(), nil, codesFor(b, []*testDTA{d}, KindClient, "v6bench"))
+	e, err := dtaclient.Enroll(context.Background(), nil, codesFor(b, []*testDTA{d}, dtawire.KindClient, "v6bench"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -194,7 +196,7 @@ func BenchmarkRenewalUnderIPv6Flood(b *testing.B) {
 		}
 		defer c.Close()
 	}
-	cr, _ := e.Renewal.DTAs[0].cred(false)
+	cr, _ := e.Renewal.DTAs[0].Credential(false)
 	b.ResetTimer()
 	var worst time.Duration
 	for i := 0; b.Loop(); i++ {
@@ -233,7 +235,7 @@ func BenchmarkRefusalLogBytes(b *testing.B) {
 			continue
 		}
 		raw.SetDeadline(time.Now().Add(10 * time.Second))
-		mtls.Client(raw, &mtls.Config{CipherSuites: Suites, PSKIdentity: long, PSK: make([]byte, 32)}).Handshake()
+		mtls.Client(raw, &mtls.Config{CipherSuites: dtawire.Suites, PSKIdentity: long, PSK: make([]byte, 32)}).Handshake()
 		raw.Close()
 	}
 	b.StopTimer()

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/milagro-go/milagro/dta/dtaclient"
 )
 
 // runMtlsIn runs mtls with the given stdin and extra environment.
@@ -150,7 +152,7 @@ func TestDeploymentFile(t *testing.T) {
 	if !strings.Contains(out, "with 3 D-TAs") {
 		t.Fatal(out)
 	}
-	r, err := LoadRenewal(filepath.Join(ep, "h.renewal"))
+	r, err := dtaclient.LoadRenewal(filepath.Join(ep, "h.renewal"))
 	if err != nil || r.Deployment == nil || len(r.Deployment.DTAs) != 3 {
 		t.Fatalf("renewal file: %v %+v", err, r)
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/mtls"
 )
 
@@ -105,7 +106,7 @@ func (s *Server) recheck(next http.Handler) http.Handler {
 		}
 		if s.now().Sub(rec.born) >= MaxConnAge {
 			w.Header().Set("Connection", "close")
-			s.writeError(w, r, http.StatusUnauthorized, CodeBadRequest, "connection older than 5 minutes: reconnect")
+			s.writeError(w, r, http.StatusUnauthorized, dtawire.CodeBadRequest, "connection older than 5 minutes: reconnect")
 			return
 		}
 		c, ok := mtls.ConnFromContext(r.Context())
@@ -114,7 +115,7 @@ func (s *Server) recheck(next http.Handler) http.Handler {
 			return
 		}
 		st := c.ConnectionState()
-		id, err := ParsePSKIdentity(st.PeerIdentity)
+		id, err := dtawire.ParsePSKIdentity(st.PeerIdentity)
 		var psk []byte
 		if err == nil {
 			psk, err = s.psk(id.String(), st.ServerName)
@@ -122,7 +123,7 @@ func (s *Server) recheck(next http.Handler) http.Handler {
 		if err != nil || !rec.samePSK(psk) {
 			clear(psk)
 			w.Header().Set("Connection", "close")
-			s.writeError(w, r, http.StatusUnauthorized, CodeBadRequest,
+			s.writeError(w, r, http.StatusUnauthorized, dtawire.CodeBadRequest,
 				"the credential this connection authenticated with is no longer current (re-enrolled, rotated or removed): reconnect")
 			return
 		}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/milagro-go/milagro/dta/dtaclient"
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -26,20 +28,20 @@ func TestCrashSafety(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var codes []*EnrollCode
+	var codes []*dtawire.EnrollCode
 	for i := range 120 {
-		c, err := st.CreateCode(KindClient, fmt.Sprintf("user%d", i), time.Hour, "test")
+		c, err := st.CreateCode(dtawire.KindClient, fmt.Sprintf("user%d", i), time.Hour, "test")
 		if err != nil {
 			t.Fatal(err)
 		}
 		codes = append(codes, c)
 	}
-	pc, err := st.CreateCode(KindClient, "permit-user", time.Hour, "test")
+	pc, err := st.CreateCode(dtawire.KindClient, "permit-user", time.Hour, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
-	e, err := Enroll(context.Background(), nil, []DTACode{{Address: p.addr, Code: pc}})
+	e, err := dtaclient.Enroll(context.Background(), nil, []dtaclient.DTACode{{Address: p.addr, Code: pc}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func TestCrashSafety(t *testing.T) {
 	var next atomic.Int64
 	var enrolled atomic.Int64
 	ctx, cancel := context.WithCancel(context.Background())
-	opt := &ClientOptions{Timeout: 5 * time.Second}
+	opt := &dtaclient.ClientOptions{Timeout: 5 * time.Second}
 	var wg sync.WaitGroup
 	for range 6 {
 		wg.Go(func() {
@@ -60,7 +62,7 @@ func TestCrashSafety(t *testing.T) {
 					return
 				}
 				c := codes[i]
-				if _, err := Enroll(ctx, opt, []DTACode{{Address: p.addr, Code: c}}); err == nil {
+				if _, err := dtaclient.Enroll(ctx, opt, []dtaclient.DTACode{{Address: p.addr, Code: c}}); err == nil {
 					mu.Lock()
 					got[c.ID.String()]++
 					mu.Unlock()
@@ -73,7 +75,7 @@ func TestCrashSafety(t *testing.T) {
 	for range 3 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				if _, _, err := FetchPermits(ctx, opt, e.Renewal, []uint64{today}); err == nil {
+				if _, _, err := dtaclient.FetchPermits(ctx, opt, e.Renewal, []uint64{today}); err == nil {
 					permitsOK.Add(1)
 				}
 			}
@@ -95,7 +97,7 @@ func TestCrashSafety(t *testing.T) {
 
 	// Restart on the same store: it opens cleanly and serves.
 	p2 := d.serve(t)
-	if _, err := Info(context.Background(), nil, p2.addr, &e.Renewal.DTAs[0]); err != nil {
+	if _, err := dtaclient.Info(context.Background(), nil, p2.addr, &e.Renewal.DTAs[0]); err != nil {
 		t.Fatalf("after restart: %v", err)
 	}
 	p2.term(t)

@@ -1,5 +1,5 @@
 // Package dta runs a distributed trust authority (D-TA) as a network service
-// and is the client that talks to one (docs/protocol.md §7, contract 1.2).
+// (docs/protocol.md §7, contract 1.2).
 //
 // For an operator: Open a Store (an SQLite file, or a PostgreSQL URL shared
 // by several replicas of one D-TA), create enrollment codes with
@@ -11,13 +11,11 @@
 // --verify`) proves that no row was removed or changed and that the tables
 // agree with it.
 //
-// For an endpoint: Enroll contacts every D-TA with its one-time code,
-// checks each share's D-TA fingerprint and combines the shares locally (the
-// whole key exists only on the endpoint); it returns the key and a Renewal
-// (per D-TA: address, fingerprint, renewal secret) to keep in a 0600 file.
-// FetchPermits gets the combined permits for given days from every D-TA,
-// and PermitSource keeps today's and tomorrow's permits in memory, fetching
-// the next day's in the background, for Config.GetCSPermit.
+// The endpoint side (enrollment, permit renewal, the renewal and deployment
+// files, the permit source a Config plugs in) is package dta/dtaclient,
+// which links neither this package nor a database driver; the contract both
+// sides speak (kinds, credentials, request and response bodies, share
+// encodings) is package dta/dtawire.
 //
 // Secrets at rest: enrollment codes and renewal secrets are PSKs, which the
 // D-TA must be able to recompute, so a plain hash cannot stand in for them.

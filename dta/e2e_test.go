@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/milagro-go/milagro/ciphersuite"
+	"github.com/milagro-go/milagro/dta/dtaclient"
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
@@ -182,7 +184,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("permit source from the renewal file", func(t *testing.T) {
-		src, err := OpenPermitSource(context.Background(), filepath.Join(ep, "alice.renewal"), PermitSourceConfig{Logger: quietLogger(), PermitAheadHours: 24})
+		src, err := dtaclient.OpenPermitSource(context.Background(), filepath.Join(ep, "alice.renewal"), dtaclient.PermitSourceConfig{Logger: quietLogger(), PermitAheadHours: 24})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,7 +215,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("20 concurrent uses of one code", func(t *testing.T) {
-		c, err := ParseEnrollCode(ds[0].code(t, "p2p", "racer"))
+		c, err := dtawire.ParseEnrollCode(ds[0].code(t, "p2p", "racer"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,12 +224,12 @@ func TestEndToEnd(t *testing.T) {
 		ok, used := 0, 0
 		for range 20 {
 			wg.Go(func() {
-				_, err := Enroll(context.Background(), nil, []DTACode{{Address: ps[0].addr, Code: c}})
+				_, err := dtaclient.Enroll(context.Background(), nil, []dtaclient.DTACode{{Address: ps[0].addr, Code: c}})
 				mu.Lock()
 				defer mu.Unlock()
 				if err == nil {
 					ok++
-				} else if IsCode(err, CodeCodeUsed) {
+				} else if dtaclient.IsCode(err, dtawire.CodeCodeUsed) {
 					used++
 				} else {
 					t.Errorf("unexpected: %v", err)
@@ -255,16 +257,16 @@ func TestEndToEnd(t *testing.T) {
 		if err == nil || !strings.Contains(errOut, "unknown_psk_identity") || !strings.Contains(errOut, ds[0].fp) {
 			t.Fatalf("code for D-TA 1 at D-TA 2: err %v, stderr %s", err, errOut)
 		}
-		c, _ := ParseEnrollCode(code)
-		if _, err := Enroll(context.Background(), nil, []DTACode{{Address: ps[0].addr, Code: c}}); err != nil {
+		c, _ := dtawire.ParseEnrollCode(code)
+		if _, err := dtaclient.Enroll(context.Background(), nil, []dtaclient.DTACode{{Address: ps[0].addr, Code: c}}); err != nil {
 			t.Fatalf("the right D-TA refused the code after the failed attempt: %v", err)
 		}
 	})
 
 	t.Run("one bad code does not use up the others", func(t *testing.T) {
 		good1, used2, good3 := ds[0].code(t, "client", "hank"), ds[1].code(t, "client", "hank"), ds[2].code(t, "client", "hank")
-		c2, _ := ParseEnrollCode(used2)
-		if _, err := Enroll(context.Background(), nil, []DTACode{{Address: ps[1].addr, Code: c2}}); err != nil {
+		c2, _ := dtawire.ParseEnrollCode(used2)
+		if _, err := dtaclient.Enroll(context.Background(), nil, []dtaclient.DTACode{{Address: ps[1].addr, Code: c2}}); err != nil {
 			t.Fatal(err)
 		}
 		_, errOut, err := runMtls(t, ep, "keys", "enroll", "--out", "hank.key", "--renewal", "hank.renewal",
@@ -273,8 +275,8 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("a used code among good ones: err %v, stderr %s", err, errOut)
 		}
 		for i, s := range map[int]string{0: good1, 2: good3} {
-			c, _ := ParseEnrollCode(s)
-			if _, err := Enroll(context.Background(), nil, []DTACode{{Address: ps[i].addr, Code: c}}); err != nil {
+			c, _ := dtawire.ParseEnrollCode(s)
+			if _, err := dtaclient.Enroll(context.Background(), nil, []dtaclient.DTACode{{Address: ps[i].addr, Code: c}}); err != nil {
 				t.Fatalf("D-TA %d's good code after the failed enrollment: %v", i+1, err)
 			}
 		}
@@ -282,18 +284,18 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("unknown identity and wrong secret are told apart and counted", func(t *testing.T) {
 		var me *ciphersuite.AlertError
-		bogus := &RenewalDTA{Address: ps[2].addr, Kind: KindClient, Identity: "nobody", Secret: strings.Repeat("A", 43)}
-		_, err := Info(context.Background(), nil, ps[2].addr, bogus)
+		bogus := &dtaclient.RenewalDTA{Address: ps[2].addr, Kind: dtawire.KindClient, Identity: "nobody", Secret: strings.Repeat("A", 43)}
+		_, err := dtaclient.Info(context.Background(), nil, ps[2].addr, bogus)
 		if !errors.As(err, &me) || me.Alert != ciphersuite.AlertUnknownPSKIdentity {
 			t.Fatalf("unknown identity: %v", err)
 		}
-		r, err := LoadRenewal(filepath.Join(ep, "alice.renewal"))
+		r, err := dtaclient.LoadRenewal(filepath.Join(ep, "alice.renewal"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		wrong := r.DTAs[2]
 		wrong.Secret = strings.Repeat("B", 42) + "A"
-		_, err = Info(context.Background(), nil, ps[2].addr, &wrong)
+		_, err = dtaclient.Info(context.Background(), nil, ps[2].addr, &wrong)
 		if !errors.As(err, &me) || me.Alert != ciphersuite.AlertBadRecordMAC {
 			t.Fatalf("wrong secret: %v", err)
 		}

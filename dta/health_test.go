@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/milagro-go/milagro/dta/dtawire"
 )
 
 // TestHealthzCached: /healthz answers from counts at most 30 s old, so a
@@ -27,7 +29,7 @@ func TestHealthzCached(t *testing.T) {
 	if st, v := get(); st != 200 || v["status"] != "ok" || v["unused_codes"] != 0.0 {
 		t.Fatalf("healthz: %d %v", st, v)
 	}
-	codesFor(t, []*testDTA{d}, KindClient, "x")
+	codesFor(t, []*testDTA{d}, dtawire.KindClient, "x")
 	if _, v := get(); v["unused_codes"] != 0.0 {
 		t.Fatalf("healthz recounted within 30 s: %v", v)
 	}

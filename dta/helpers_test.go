@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/milagro-go/milagro/dta/dtaclient"
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -75,15 +79,15 @@ func startDTACfg(t testing.TB, now func() time.Time, sync string, cfg ServerConf
 	return &testDTA{srv: srv, store: st, master: m, addr: ln.Addr().String(), dir: dir}
 }
 
-func codesFor(t testing.TB, dtas []*testDTA, kind Kind, id string) []DTACode {
+func codesFor(t testing.TB, dtas []*testDTA, kind dtawire.Kind, id string) []dtaclient.DTACode {
 	t.Helper()
-	var out []DTACode
+	var out []dtaclient.DTACode
 	for _, d := range dtas {
 		c, err := d.store.CreateCode(kind, id, time.Hour, "test")
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, DTACode{Address: d.addr, Code: c})
+		out = append(out, dtaclient.DTACode{Address: d.addr, Code: c})
 	}
 	return out
 }
@@ -124,4 +128,46 @@ func csHandshake(key *pairing.CSClientKey, permit *pairing.TimePermit, server *p
 	return nil
 }
 
-var errMismatchPMS = &APIError{Code: "pms", Message: "pre-master secrets differ"}
+var errMismatchPMS = &dtaclient.APIError{Code: "pms", Message: "pre-master secrets differ"}
+
+// metricValueOr is metricValue returning 0 for a metric not (yet) present.
+func metricValueOr(reg *prometheus.Registry, name, label string) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if mf.GetName() == name && (label == "" || (len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() == label)) {
+				if g := m.GetGauge(); g != nil {
+					return g.GetValue()
+				}
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// metricValue reads a gauge or counter (with the given label value, if any)
+// from reg.
+func metricValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if label != "" && (len(m.GetLabel()) == 0 || m.GetLabel()[0].GetValue() != label) {
+				continue
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s{%s}", name, label)
+	return 0
+}

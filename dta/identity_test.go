@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/milagro-go/milagro/dta/dtaclient"
+	"github.com/milagro-go/milagro/dta/dtawire"
 )
 
 // TestLookAlikeIdentities: `ta enroll` refuses identities with a
@@ -36,12 +39,12 @@ func TestLookAlikeIdentities(t *testing.T) {
 
 	// /v1/enroll with a code row naming a zero-width identity.
 	td := startDTA(t, nil)
-	codes := codesFor(t, []*testDTA{td}, KindClient, "bob")
+	codes := codesFor(t, []*testDTA{td}, dtawire.KindClient, "bob")
 	if _, err := td.store.db.Exec(`UPDATE codes SET identity=? WHERE id=?`, "b\u200bob", codes[0].Code.ID.String()); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Enroll(context.Background(), &ClientOptions{Timeout: 10 * time.Second}, codes)
-	if !IsCode(err, CodeBadRequest) || !strings.Contains(err.Error(), "identity") {
+	_, err = dtaclient.Enroll(context.Background(), &dtaclient.ClientOptions{Timeout: 10 * time.Second}, codes)
+	if !dtaclient.IsCode(err, dtawire.CodeBadRequest) || !strings.Contains(err.Error(), "identity") {
 		t.Fatalf("/v1/enroll with a look-alike identity: %v", err)
 	}
 }

@@ -7,11 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/milagro-go/milagro/ciphersuite"
+	"github.com/milagro-go/milagro/dta/dtaclient"
+	"github.com/milagro-go/milagro/dta/dtawire"
 )
 
 // TestCredentialKeeper: what --renewal does for a server. Rotation replaces
@@ -24,17 +25,17 @@ func TestCredentialKeeper(t *testing.T) {
 		dtas = append(dtas, startDTA(t, nil))
 	}
 	ctx := context.Background()
-	e, err := Enroll(ctx, nil, codesFor(t, dtas, KindServer, "api.example.com"))
+	e, err := dtaclient.Enroll(ctx, nil, codesFor(t, dtas, dtawire.KindServer, "api.example.com"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "api.renewal")
-	if err := WriteRenewal(path, e.Renewal, false); err != nil {
+	if err := dtaclient.WriteRenewal(path, e.Renewal, false); err != nil {
 		t.Fatal(err)
 	}
 	original := e.Renewal.DTAs[0]
 	reg := prometheus.NewRegistry()
-	k, err := OpenCredentialKeeper(ctx, path, KeeperConfig{Logger: quietLogger(), Registerer: reg})
+	k, err := dtaclient.OpenCredentialKeeper(ctx, path, dtaclient.KeeperConfig{Logger: quietLogger(), Registerer: reg})
 	if err != nil {
 		t.Fatalf("first check: %v", err)
 	}
@@ -43,7 +44,7 @@ func TestCredentialKeeper(t *testing.T) {
 			t.Fatalf("rotation %d: %v", i+1, err)
 		}
 	}
-	saved, err := LoadRenewal(path)
+	saved, err := dtaclient.LoadRenewal(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,23 +52,23 @@ func TestCredentialKeeper(t *testing.T) {
 		t.Fatal("the renewal file still holds the original secret after two rotations")
 	}
 	var ae *ciphersuite.AlertError
-	if _, err := Info(ctx, nil, original.Address, &original); !errors.As(err, &ae) || ae.Alert != ciphersuite.AlertBadRecordMAC {
+	if _, err := dtaclient.Info(ctx, nil, original.Address, &original); !errors.As(err, &ae) || ae.Alert != ciphersuite.AlertBadRecordMAC {
 		t.Fatalf("the original secret after two rotations: %v; want bad_record_mac", err)
 	}
-	if _, err := Info(ctx, nil, saved.DTAs[0].Address, &saved.DTAs[0]); err != nil {
+	if _, err := dtaclient.Info(ctx, nil, saved.DTAs[0].Address, &saved.DTAs[0]); err != nil {
 		t.Fatalf("the saved secret: %v", err)
 	}
 	if err := k.Check(ctx); err != nil || k.Health() != nil {
 		t.Fatalf("check after rotation: %v, health %v", err, k.Health())
 	}
 
-	if err := dtas[1].store.Revoke(KindServer, "api.example.com", "decommissioned", "test"); err != nil {
+	if err := dtas[1].store.Revoke(dtawire.KindServer, "api.example.com", "decommissioned", "test"); err != nil {
 		t.Fatal(err)
 	}
 	err = k.Check(ctx)
 	fp := e.Renewal.DTAs[1].Fingerprint
-	var me MultiError
-	if !errors.As(err, &me) || len(me) != 1 || me[0].Fingerprint != fp || !IsCode(err, CodeRevoked) {
+	var me dtaclient.MultiError
+	if !errors.As(err, &me) || len(me) != 1 || me[0].Fingerprint != fp || !dtaclient.IsCode(err, dtawire.CodeRevoked) {
 		t.Fatalf("after a revocation at D-TA 2: %v; want one failure naming %s, revoked", err, fp)
 	}
 	if h := k.Health(); h == nil || !strings.Contains(h.Error(), fp) {
@@ -94,27 +95,5 @@ func TestCredentialKeeper(t *testing.T) {
 	}
 	if got["mtls_renewal_credential_rotations_total"] != 2 || got["mtls_renewal_credential_failures_total"] != 1 {
 		t.Fatalf("metrics %v; want 2 rotations, 1 failure", got)
-	}
-}
-
-// TestKeeperNext: the rotation interval is spread by jitter, bounded.
-func TestKeeperNext(t *testing.T) {
-	k, err := NewCredentialKeeper(KeeperConfig{Renewal: &Renewal{DTAs: []RenewalDTA{{}}}, Interval: 4 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[time.Duration]bool{}
-	for range 50 {
-		d := k.next(false)
-		if d < 3*time.Hour+30*time.Minute || d >= 4*time.Hour+30*time.Minute {
-			t.Fatalf("next = %v, want within 4h ± 30m", d)
-		}
-		seen[d] = true
-	}
-	if len(seen) < 2 {
-		t.Fatal("no jitter")
-	}
-	if d := k.next(true); d != 5*time.Minute {
-		t.Fatalf("retry after a failure = %v, want 5m", d)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/milagro-go/milagro/dta/dtaclient"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
@@ -22,7 +23,7 @@ import (
 // fetches (for days real−1 and real, then real+1) are within the D-TAs'
 // default window [today−1, today+1].
 func throughMidnight(t *testing.T, renewalPath string, key *pairing.CSClientKey, server *pairing.CSServerSecret) {
-	r, err := LoadRenewal(renewalPath)
+	r, err := dtaclient.LoadRenewal(renewalPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func throughMidnight(t *testing.T, renewalPath string, key *pairing.CSClientKey,
 
 	reg := prometheus.NewRegistry()
 	never := make(chan time.Time) // Run wakes only when kicked
-	src, err := NewPermitSource(PermitSourceConfig{
+	src, err := dtaclient.NewPermitSource(dtaclient.PermitSourceConfig{
 		Renewal: r, Now: now, Logger: quietLogger(), Registerer: reg, MaxJitter: time.Second, PermitAheadHours: 24,
 		After: func(time.Duration) <-chan time.Time { return never },
 	})

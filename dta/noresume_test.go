@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/milagro-go/milagro/dta/dtaclient"
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/mtls"
 )
 
@@ -43,11 +45,11 @@ func sClient(t *testing.T, addr, identity, pskHex, req string, extra ...string) 
 
 func renewalSecretHex(t *testing.T, path string) string {
 	t.Helper()
-	r, err := LoadRenewal(path)
+	r, err := dtaclient.LoadRenewal(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec, err := decodeSecret(r.DTAs[0].Secret)
+	sec, err := dtawire.DecodeSecret(r.DTAs[0].Secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,13 +102,13 @@ type keptAlive struct {
 	br *bufio.Reader
 }
 
-func dialKeptAlive(t *testing.T, addr string, d *RenewalDTA, now func() time.Time) *keptAlive {
+func dialKeptAlive(t *testing.T, addr string, d *dtaclient.RenewalDTA, now func() time.Time) *keptAlive {
 	t.Helper()
-	cr, err := d.cred(false)
+	cr, err := d.Credential(false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := mtls.Dial("tcp", addr, &mtls.Config{CipherSuites: Suites, PSKIdentity: cr.identity, PSK: cr.psk, ServerName: cr.sni, Time: now})
+	c, err := mtls.Dial("tcp", addr, &mtls.Config{CipherSuites: dtawire.Suites, PSKIdentity: cr.Identity, PSK: cr.PSK, ServerName: cr.ServerName, Time: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +142,7 @@ func TestKeptAliveConnectionRechecked(t *testing.T) {
 	os.Mkdir(ep, 0o700)
 	const alice = "alice@example.com"
 	mustMtls(t, ep, "keys", "enroll", "--out", "a.key", "--renewal", "a.renewal", "--dta", p.addr+"="+d.code(t, "client", alice))
-	r, err := LoadRenewal(filepath.Join(ep, "a.renewal"))
+	r, err := dtaclient.LoadRenewal(filepath.Join(ep, "a.renewal"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +167,7 @@ func TestKeptAliveConnectionAge(t *testing.T) {
 	clock.Store(start.UnixNano())
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
 	d := startDTA(t, now)
-	e, err := Enroll(context.Background(), &ClientOptions{Now: now}, codesFor(t, []*testDTA{d}, KindClient, "bob"))
+	e, err := dtaclient.Enroll(context.Background(), &dtaclient.ClientOptions{Now: now}, codesFor(t, []*testDTA{d}, dtawire.KindClient, "bob"))
 	if err != nil {
 		t.Fatal(err)
 	}

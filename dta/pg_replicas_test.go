@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/milagro-go/milagro/dta/dtaclient"
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -34,9 +36,9 @@ func newPGDTADir(t testing.TB, root string, i int) *dtaDir {
 	return d
 }
 
-func parseCode(t testing.TB, s string) *EnrollCode {
+func parseCode(t testing.TB, s string) *dtawire.EnrollCode {
 	t.Helper()
-	c, err := ParseEnrollCode(s)
+	c, err := dtawire.ParseEnrollCode(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,9 +47,9 @@ func parseCode(t testing.TB, s string) *EnrollCode {
 
 // at returns a copy of r whose only D-TA is reached at addr (another
 // replica of the same D-TA).
-func at(r *Renewal, addr string) *Renewal {
+func at(r *dtaclient.Renewal, addr string) *dtaclient.Renewal {
 	c := *r
-	c.DTAs = append([]RenewalDTA(nil), r.DTAs...)
+	c.DTAs = append([]dtaclient.RenewalDTA(nil), r.DTAs...)
 	c.DTAs[0].Address = addr
 	return &c
 }
@@ -80,23 +82,23 @@ func TestPGReplicas(t *testing.T) {
 	a, b := d.serve(t), d.serve(t)
 	replicas := []*serveProc{a, b}
 	ctx := context.Background()
-	opt := &ClientOptions{Timeout: 10 * time.Second}
+	opt := &dtaclient.ClientOptions{Timeout: 10 * time.Second}
 	today := pairing.Day(time.Now())
 
 	t.Run("code redeems once", func(t *testing.T) {
 		code := parseCode(t, d.code(t, "client", "alice"))
-		cr := cred{identity: "enroll:" + code.ID.String(), psk: code.Secret[:]}
+		cr := dtaclient.Credential{Identity: "enroll:" + code.ID.String(), PSK: code.Secret[:]}
 		var ok, used atomic.Int64
 		var other sync.Map
 		var wg sync.WaitGroup
 		for i := range 20 {
 			wg.Go(func() {
-				var out EnrollResponse
-				err := call(ctx, opt, replicas[i%2].addr, cr, http.MethodPost, "/v1/enroll", struct{}{}, &out)
+				var out dtawire.EnrollResponse
+				err := dtaclient.Call(ctx, opt, replicas[i%2].addr, cr, http.MethodPost, "/v1/enroll", struct{}{}, &out)
 				switch {
 				case err == nil:
 					ok.Add(1)
-				case IsCode(err, CodeCodeUsed):
+				case dtaclient.IsCode(err, dtawire.CodeCodeUsed):
 					used.Add(1)
 				default:
 					other.Store(i, err)
@@ -111,18 +113,18 @@ func TestPGReplicas(t *testing.T) {
 	})
 
 	t.Run("revocation seen by every replica", func(t *testing.T) {
-		e, err := Enroll(ctx, opt, []DTACode{{Address: a.addr, Code: parseCode(t, d.code(t, "client", "rev"))}})
+		e, err := dtaclient.Enroll(ctx, opt, []dtaclient.DTACode{{Address: a.addr, Code: parseCode(t, d.code(t, "client", "rev"))}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, p := range replicas {
-			if _, _, err := FetchPermits(ctx, opt, at(e.Renewal, p.addr), []uint64{today}); err != nil {
+			if _, _, err := dtaclient.FetchPermits(ctx, opt, at(e.Renewal, p.addr), []uint64{today}); err != nil {
 				t.Fatalf("before revocation, via %s: %v", p.addr, err)
 			}
 		}
 		mustMtls(t, d.dir, "ta", "revoke", "--db", d.db, "--kind", "client", "--id", "rev", "--reason", "test")
 		for _, p := range replicas {
-			if _, _, err := FetchPermits(ctx, opt, at(e.Renewal, p.addr), []uint64{today}); !IsCode(err, CodeRevoked) {
+			if _, _, err := dtaclient.FetchPermits(ctx, opt, at(e.Renewal, p.addr), []uint64{today}); !dtaclient.IsCode(err, dtawire.CodeRevoked) {
 				t.Fatalf("after revocation, via %s: %v (want revoked)", p.addr, err)
 			}
 		}
@@ -146,12 +148,12 @@ func TestPGReplicas(t *testing.T) {
 	})
 
 	t.Run("rotation promotes once", func(t *testing.T) {
-		e, err := Enroll(ctx, opt, []DTACode{{Address: a.addr, Code: parseCode(t, d.code(t, "client", "rot"))}})
+		e, err := dtaclient.Enroll(ctx, opt, []dtaclient.DTACode{{Address: a.addr, Code: parseCode(t, d.code(t, "client", "rot"))}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		old := e.Renewal.DTAs[0].Secret
-		if err := Rotate(ctx, opt, e.Renewal); err != nil {
+		if err := dtaclient.Rotate(ctx, opt, e.Renewal); err != nil {
 			t.Fatal(err)
 		}
 		pending := e.Renewal.DTAs[0].PendingSecret
@@ -161,7 +163,7 @@ func TestPGReplicas(t *testing.T) {
 			wg.Go(func() {
 				r := at(e.Renewal, replicas[i%2].addr)
 				r.DTAs[0].Secret, r.DTAs[0].PendingSecret = pending, ""
-				_, _, errs[i] = FetchPermits(ctx, opt, r, []uint64{today})
+				_, _, errs[i] = dtaclient.FetchPermits(ctx, opt, r, []uint64{today})
 			})
 		}
 		wg.Wait()
@@ -173,7 +175,7 @@ func TestPGReplicas(t *testing.T) {
 		for _, p := range replicas {
 			r := at(e.Renewal, p.addr)
 			r.DTAs[0].Secret, r.DTAs[0].PendingSecret = old, ""
-			if _, _, err := FetchPermits(ctx, opt, r, []uint64{today}); err == nil {
+			if _, _, err := dtaclient.FetchPermits(ctx, opt, r, []uint64{today}); err == nil {
 				t.Fatalf("the old secret still works at %s after the new one was used", p.addr)
 			}
 		}
@@ -182,19 +184,19 @@ func TestPGReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		sec, _ := decodeSecret(pending)
+		sec, _ := dtawire.DecodeSecret(pending)
 		var kid string
 		var pend *string
 		if err := st.queryRow(`SELECT key_id, pending_key_id FROM identities WHERE identity='rot'`).Scan(&kid, &pend); err != nil {
 			t.Fatal(err)
 		}
-		if kid != keyID(sec[:]) || pend != nil {
-			t.Fatalf("after promotion: key_id %s pending %v, want %s and none", kid, pend, keyID(sec[:]))
+		if kid != dtawire.KeyID(sec[:]) || pend != nil {
+			t.Fatalf("after promotion: key_id %s pending %v, want %s and none", kid, pend, dtawire.KeyID(sec[:]))
 		}
 	})
 
 	t.Run("burst then audit verifies", func(t *testing.T) {
-		e, err := Enroll(ctx, opt, []DTACode{{Address: b.addr, Code: parseCode(t, d.code(t, "client", "burst"))}})
+		e, err := dtaclient.Enroll(ctx, opt, []dtaclient.DTACode{{Address: b.addr, Code: parseCode(t, d.code(t, "client", "burst"))}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,7 +205,7 @@ func TestPGReplicas(t *testing.T) {
 		for i := range 8 {
 			wg.Go(func() {
 				for range 15 {
-					if _, _, err := FetchPermits(ctx, opt, at(e.Renewal, replicas[i%2].addr), []uint64{today}); err != nil {
+					if _, _, err := dtaclient.FetchPermits(ctx, opt, at(e.Renewal, replicas[i%2].addr), []uint64{today}); err != nil {
 						fails.Add(1)
 					}
 				}
@@ -255,17 +257,17 @@ func TestPGReplicaKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var codes []*EnrollCode
+	var codes []*dtawire.EnrollCode
 	for i := range 80 {
-		c, err := st.CreateCode(KindClient, fmt.Sprintf("user%d", i), time.Hour, "test")
+		c, err := st.CreateCode(dtawire.KindClient, fmt.Sprintf("user%d", i), time.Hour, "test")
 		if err != nil {
 			t.Fatal(err)
 		}
 		codes = append(codes, c)
 	}
-	pc, _ := st.CreateCode(KindClient, "permit-user", time.Hour, "test")
+	pc, _ := st.CreateCode(dtawire.KindClient, "permit-user", time.Hour, "test")
 	st.Close()
-	e, err := Enroll(context.Background(), nil, []DTACode{{Address: b.addr, Code: pc}})
+	e, err := dtaclient.Enroll(context.Background(), nil, []dtaclient.DTACode{{Address: b.addr, Code: pc}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +276,7 @@ func TestPGReplicaKilled(t *testing.T) {
 	var next, enrolled, permitsOK, afterKill atomic.Int64
 	var killed atomic.Bool
 	ctx, cancel := context.WithCancel(context.Background())
-	opt := &ClientOptions{Timeout: 5 * time.Second}
+	opt := &dtaclient.ClientOptions{Timeout: 5 * time.Second}
 	var wg sync.WaitGroup
 	for w := range 6 {
 		wg.Go(func() {
@@ -284,7 +286,7 @@ func TestPGReplicaKilled(t *testing.T) {
 					return
 				}
 				addr := []string{a.addr, b.addr}[(w+i)%2]
-				if _, err := Enroll(ctx, opt, []DTACode{{Address: addr, Code: codes[i]}}); err == nil {
+				if _, err := dtaclient.Enroll(ctx, opt, []dtaclient.DTACode{{Address: addr, Code: codes[i]}}); err == nil {
 					mu.Lock()
 					got[codes[i].ID.String()]++
 					mu.Unlock()
@@ -301,7 +303,7 @@ func TestPGReplicaKilled(t *testing.T) {
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				addr := []string{a.addr, b.addr}[w]
-				if _, _, err := FetchPermits(ctx, opt, at(e.Renewal, addr), []uint64{today}); err == nil {
+				if _, _, err := dtaclient.FetchPermits(ctx, opt, at(e.Renewal, addr), []uint64{today}); err == nil {
 					permitsOK.Add(1)
 				}
 			}
@@ -322,7 +324,7 @@ func TestPGReplicaKilled(t *testing.T) {
 	if afterKill.Load() < 5 {
 		t.Fatalf("the surviving replica served %d enrollments after the kill", afterKill.Load())
 	}
-	if _, err := Info(context.Background(), nil, b.addr, &e.Renewal.DTAs[0]); err != nil {
+	if _, err := dtaclient.Info(context.Background(), nil, b.addr, &e.Renewal.DTAs[0]); err != nil {
 		t.Fatalf("the surviving replica: %v", err)
 	}
 	b.term(t)
@@ -369,19 +371,19 @@ func TestPGRestart(t *testing.T) {
 	root := t.TempDir()
 	d := newPGDTADir(t, root, 1)
 	a, b := d.serve(t), d.serve(t)
-	e, err := Enroll(context.Background(), nil, []DTACode{{Address: a.addr, Code: parseCode(t, d.code(t, "client", "load"))}})
+	e, err := dtaclient.Enroll(context.Background(), nil, []dtaclient.DTACode{{Address: a.addr, Code: parseCode(t, d.code(t, "client", "load"))}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	today := pairing.Day(time.Now())
-	opt := &ClientOptions{Timeout: 3 * time.Second}
+	opt := &dtaclient.ClientOptions{Timeout: 3 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var okCount atomic.Int64
 	for w := range 4 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				if _, _, err := FetchPermits(ctx, opt, at(e.Renewal, []string{a.addr, b.addr}[w%2]), []uint64{today}); err == nil {
+				if _, _, err := dtaclient.FetchPermits(ctx, opt, at(e.Renewal, []string{a.addr, b.addr}[w%2]), []uint64{today}); err == nil {
 					okCount.Add(1)
 				}
 			}
@@ -421,7 +423,7 @@ func TestPGRestart(t *testing.T) {
 		}
 		var err error
 		for time.Now().Before(deadline) {
-			if _, _, err = FetchPermits(context.Background(), opt, at(e.Renewal, p.addr), []uint64{today}); err == nil {
+			if _, _, err = dtaclient.FetchPermits(context.Background(), opt, at(e.Renewal, p.addr), []uint64{today}); err == nil {
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
@@ -449,7 +451,7 @@ func TestMigrateDB(t *testing.T) {
 	root := t.TempDir()
 	d := newDTADir(t, root, 1)
 	p := d.serve(t)
-	e, err := Enroll(context.Background(), nil, []DTACode{{Address: p.addr, Code: parseCode(t, d.code(t, "client", "moved"))}})
+	e, err := dtaclient.Enroll(context.Background(), nil, []dtaclient.DTACode{{Address: p.addr, Code: parseCode(t, d.code(t, "client", "moved"))}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +469,7 @@ func TestMigrateDB(t *testing.T) {
 	pd := &dtaDir{dir: d.dir, share: d.share, db: url, fp: d.fp}
 	verifyAuditCLI(t, pd)
 	q := pd.serve(t)
-	if _, _, err := FetchPermits(context.Background(), nil, at(e.Renewal, q.addr), []uint64{pairing.Day(time.Now())}); err != nil {
+	if _, _, err := dtaclient.FetchPermits(context.Background(), nil, at(e.Renewal, q.addr), []uint64{pairing.Day(time.Now())}); err != nil {
 		t.Fatalf("after the move: %v", err)
 	}
 	q.term(t)
@@ -489,7 +491,7 @@ func TestAuditVerifyCLI(t *testing.T) {
 				d = newPGDTADir(t, root, 1)
 			}
 			p := d.serve(t)
-			if _, err := Enroll(context.Background(), nil, []DTACode{{Address: p.addr, Code: parseCode(t, d.code(t, "client", "mallory"))}}); err != nil {
+			if _, err := dtaclient.Enroll(context.Background(), nil, []dtaclient.DTACode{{Address: p.addr, Code: parseCode(t, d.code(t, "client", "mallory"))}}); err != nil {
 				t.Fatal(err)
 			}
 			mustMtls(t, d.dir, "ta", "revoke", "--db", d.db, "--kind", "client", "--id", "mallory", "--reason", "stolen laptop")

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -58,7 +59,7 @@ func TestPGStoreMigrations(t *testing.T) {
 	if _, err := st.Bind(other); !errors.Is(err, ErrWrongMaster) {
 		t.Fatalf("another master share: %v", err)
 	}
-	if _, err := st.CreateCode(KindClient, "alice", time.Hour, "t"); err != nil {
+	if _, err := st.CreateCode(dtawire.KindClient, "alice", time.Hour, "t"); err != nil {
 		t.Fatal(err)
 	}
 	if _, added, err := st.SealAudit(context.Background()); err != nil || !added {
@@ -100,7 +101,7 @@ func TestPGReadOnly(t *testing.T) {
 	if _, err := ro.db.Exec(`INSERT INTO meta(key, value) VALUES('x', 'y')`); err == nil || !strings.Contains(err.Error(), "read-only") {
 		t.Fatalf("a read-only store wrote: %v", err)
 	}
-	if _, err := ro.CreateCode(KindClient, "a", time.Hour, "t"); err == nil {
+	if _, err := ro.CreateCode(dtawire.KindClient, "a", time.Hour, "t"); err == nil {
 		t.Fatal("CreateCode on a read-only store")
 	}
 }
@@ -140,24 +141,24 @@ func fillAuditStore(t *testing.T, st *Store) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"bob", "mallory", "dave"} {
-		c, err := st.CreateCode(KindClient, id, time.Hour, "t")
+		c, err := st.CreateCode(dtawire.KindClient, id, time.Hour, "t")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := st.redeemCode(c.ID, func(Kind, string) ([]byte, string, error) { return []byte("sealed"), "kid", nil }, "127.0.0.1", "test"); err != nil {
+		if _, err := st.redeemCode(c.ID, func(dtawire.Kind, string) ([]byte, string, error) { return []byte("sealed"), "kid", nil }, "127.0.0.1", "test"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := st.CreateCode(KindClient, "carol", time.Hour, "t"); err != nil {
+	if _, err := st.CreateCode(dtawire.KindClient, "carol", time.Hour, "t"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Revoke(KindClient, "mallory", "stolen", "t"); err != nil {
+	if err := st.Revoke(dtawire.KindClient, "mallory", "stolen", "t"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Revoke(KindClient, "dave", "lost", "t"); err != nil {
+	if err := st.Revoke(dtawire.KindClient, "dave", "lost", "t"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Reinstate(KindClient, "dave", "t"); err != nil {
+	if err := st.Reinstate(dtawire.KindClient, "dave", "t"); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := st.SealAudit(context.Background()); err != nil {
@@ -215,7 +216,7 @@ func TestAuditPinnedHead(t *testing.T) {
 	}
 	defer st.Close()
 	fillAuditStore(t, st)
-	st.Audit("permits", KindClient, "bob", "127.0.0.1", "ok", "")
+	st.Audit("permits", dtawire.KindClient, "bob", "127.0.0.1", "ok", "")
 	h, added, err := st.SealAudit(context.Background())
 	if err != nil || !added {
 		t.Fatalf("seal: %v %v", added, err)
@@ -307,7 +308,7 @@ func TestPGAuditConcurrentSealers(t *testing.T) {
 		wg.Go(func() {
 			st := stores[w%2]
 			for i := range rows {
-				if err := st.Audit("permits", KindClient, "u"+strconv.Itoa(w), "127.0.0.1", "ok", strconv.Itoa(i)); err != nil {
+				if err := st.Audit("permits", dtawire.KindClient, "u"+strconv.Itoa(w), "127.0.0.1", "ok", strconv.Itoa(i)); err != nil {
 					t.Error(err)
 					return
 				}

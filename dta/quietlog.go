@@ -17,8 +17,6 @@ import (
 const (
 	quietInterval = 10 * time.Second
 	quietBurst    = 5
-	// maxLoggedID is how much of a peer-chosen identity a log line shows.
-	maxLoggedID = 64
 	// maxLoggedErr bounds an error text (it may quote peer input).
 	maxLoggedErr = 256
 	// maxQuietSources bounds the distinct sources counted per interval.
@@ -98,19 +96,6 @@ func (q *quietLog) flushLocked() {
 		}
 	}
 	clear(q.msgs)
-}
-
-// cutID prepares a peer-chosen identity for a log line: at most
-// maxLoggedID bytes (on a rune boundary), marked when cut.
-func cutID(s string) string {
-	if len(s) <= maxLoggedID {
-		return s
-	}
-	i := maxLoggedID
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + fmt.Sprintf("…(%d bytes)", len(s))
 }
 
 // cutErr bounds an error's text for a log line.

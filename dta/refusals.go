@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/milagro-go/milagro/dta/dtawire"
 )
 
 // Refused but authenticated credentials (a used or expired code, a revoked
@@ -33,7 +35,7 @@ type refusalEntry struct {
 	start      time.Time
 	count      int // refusals in this interval (the first one audited)
 	action     string
-	kind       Kind
+	kind       dtawire.Kind
 	identity   string
 	remote     string
 	result     string
@@ -45,11 +47,11 @@ func newRefusalMeter(s *Server) *refusalMeter {
 	return &refusalMeter{s: s, m: make(map[[32]byte]*refusalEntry)}
 }
 
-func credKey(id PSKIdentity) [32]byte { return sha256.Sum256([]byte(id.String())) }
+func credKey(id dtawire.PSKIdentity) [32]byte { return sha256.Sum256([]byte(id.String())) }
 
 // limited reports whether credential id has been refused too often in
 // the current interval (the caller answers 429 without further work).
-func (m *refusalMeter) limited(id PSKIdentity) bool {
+func (m *refusalMeter) limited(id dtawire.PSKIdentity) bool {
 	now := m.s.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -59,7 +61,7 @@ func (m *refusalMeter) limited(id PSKIdentity) bool {
 
 // refuse records one refusal and audits it if it is the first of its
 // credential in the interval.
-func (m *refusalMeter) refuse(id PSKIdentity, action string, kind Kind, identity, remote, result, detail string) {
+func (m *refusalMeter) refuse(id dtawire.PSKIdentity, action string, kind dtawire.Kind, identity, remote, result, detail string) {
 	now := m.s.now()
 	k := credKey(id)
 	var flush []refusalEntry
@@ -137,7 +139,7 @@ func (s *Server) admitCredential(w http.ResponseWriter, r *http.Request, rc reqC
 		s.m.requests.WithLabelValues(endpointLabel(r), "too_many_refusals").Inc()
 		w.Header().Set("Retry-After", fmt.Sprint(int(refusalInterval.Seconds())))
 		w.Header().Set("Connection", "close")
-		s.writeJSON(w, http.StatusTooManyRequests, ErrorResponse{Error: CodeBadRequest,
+		s.writeJSON(w, http.StatusTooManyRequests, dtawire.ErrorResponse{Error: dtawire.CodeBadRequest,
 			Message: "this credential was refused too often; retry later"})
 		return false
 	}
@@ -146,7 +148,7 @@ func (s *Server) admitCredential(w http.ResponseWriter, r *http.Request, rc reqC
 		return true
 	}
 	code := errorCode(err)
-	if code == CodeInternal {
+	if code == dtawire.CodeInternal {
 		s.internal(w, r, action+": credential check", err)
 		return false
 	}
@@ -158,14 +160,14 @@ func (s *Server) admitCredential(w http.ResponseWriter, r *http.Request, rc reqC
 		}
 	}
 	s.refusals.refuse(rc.id, action, kind, id, rc.remote, code, detail)
-	s.quiet.warn(action+": refused credential", "", "credential", cutID(rc.id.String()), "result", code, "remote", rc.remote)
+	s.quiet.warn(action+": refused credential", "", "credential", dtawire.CutID(rc.id.String()), "result", code, "remote", rc.remote)
 	switch code {
-	case CodeCodeUsed:
-		s.writeError(w, r, http.StatusForbidden, CodeCodeUsed, "this enrollment code has been used; ask the D-TA's operator for a new one")
-	case CodeCodeExpired:
-		s.writeError(w, r, http.StatusForbidden, CodeCodeExpired, "this enrollment code has expired; ask the D-TA's operator for a new one")
+	case dtawire.CodeCodeUsed:
+		s.writeError(w, r, http.StatusForbidden, dtawire.CodeCodeUsed, "this enrollment code has been used; ask the D-TA's operator for a new one")
+	case dtawire.CodeCodeExpired:
+		s.writeError(w, r, http.StatusForbidden, dtawire.CodeCodeExpired, "this enrollment code has expired; ask the D-TA's operator for a new one")
 	default:
-		s.writeError(w, r, http.StatusForbidden, CodeRevoked, fmt.Sprintf("%s %q is revoked at D-TA %s", kind, id, s.fp))
+		s.writeError(w, r, http.StatusForbidden, dtawire.CodeRevoked, fmt.Sprintf("%s %q is revoked at D-TA %s", kind, id, s.fp))
 	}
 	return false
 }

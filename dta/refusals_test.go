@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/milagro-go/milagro/dta/dtaclient"
+	"github.com/milagro-go/milagro/dta/dtawire"
 )
 
 func auditCount(t *testing.T, st *Store, identity, result string) (n int, details []string) {
@@ -31,21 +34,21 @@ func auditCount(t *testing.T, st *Store, identity, result string) (n int, detail
 func TestRefusedCredentialsMetered(t *testing.T) {
 	d := startDTA(t, nil)
 	ctx := context.Background()
-	codes := codesFor(t, []*testDTA{d}, KindClient, "rev")
-	e, err := Enroll(ctx, nil, codes)
+	codes := codesFor(t, []*testDTA{d}, dtawire.KindClient, "rev")
+	e, err := dtaclient.Enroll(ctx, nil, codes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.store.Revoke(KindClient, "rev", "stolen", "test"); err != nil {
+	if err := d.store.Revoke(dtawire.KindClient, "rev", "stolen", "test"); err != nil {
 		t.Fatal(err)
 	}
 	today := uint64(time.Now().Unix() / 86400)
 	revoked, limited := 0, 0
 	for range 50 {
-		_, _, err := FetchPermits(ctx, nil, e.Renewal, []uint64{today})
-		var ae *APIError
+		_, _, err := dtaclient.FetchPermits(ctx, nil, e.Renewal, []uint64{today})
+		var ae *dtaclient.APIError
 		switch {
-		case IsCode(err, CodeRevoked):
+		case dtaclient.IsCode(err, dtawire.CodeRevoked):
 			revoked++
 		case errorsAs(err, &ae) && ae.Status == http.StatusTooManyRequests:
 			limited++
@@ -56,10 +59,10 @@ func TestRefusedCredentialsMetered(t *testing.T) {
 	if revoked != maxRefusalsPerInterval || limited != 50-maxRefusalsPerInterval {
 		t.Fatalf("%d revoked, %d limited; want %d and %d", revoked, limited, maxRefusalsPerInterval, 50-maxRefusalsPerInterval)
 	}
-	usedCode := cred{identity: "enroll:" + codes[0].Code.ID.String(), psk: codes[0].Code.Secret[:]}
+	usedCode := dtaclient.Credential{Identity: "enroll:" + codes[0].Code.ID.String(), PSK: codes[0].Code.Secret[:]}
 	for range 30 {
-		var info InfoResponse
-		call(ctx, nil, d.addr, usedCode, http.MethodGet, "/v1/info", nil, &info)
+		var info dtawire.InfoResponse
+		dtaclient.Call(ctx, nil, d.addr, usedCode, http.MethodGet, "/v1/info", nil, &info)
 	}
 	if n, _ := auditCount(t, d.store, "rev", "revoked"); n != 1 {
 		t.Fatalf("%d audit rows for 50 refusals of a revoked identity before the interval ended, want 1", n)
@@ -85,21 +88,21 @@ func TestRefusedCredentialsMetered(t *testing.T) {
 func TestPendingPromotedOnInfo(t *testing.T) {
 	d := startDTA(t, nil)
 	ctx := context.Background()
-	e, err := Enroll(ctx, nil, codesFor(t, []*testDTA{d}, KindP2P, "pp"))
+	e, err := dtaclient.Enroll(ctx, nil, codesFor(t, []*testDTA{d}, dtawire.KindP2P, "pp"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	old := e.Renewal.DTAs[0]
-	if err := Rotate(ctx, nil, e.Renewal); err != nil {
+	if err := dtaclient.Rotate(ctx, nil, e.Renewal); err != nil {
 		t.Fatal(err)
 	}
 	nw := e.Renewal.DTAs[0]
 	nw.Secret, nw.PendingSecret = nw.PendingSecret, ""
-	if _, err := Info(ctx, nil, d.addr, &nw); err != nil {
+	if _, err := dtaclient.Info(ctx, nil, d.addr, &nw); err != nil {
 		t.Fatalf("info with the new secret: %v", err)
 	}
-	var he *HandshakeError
-	if _, err := Info(ctx, nil, d.addr, &old); !errorsAs(err, &he) {
+	var he *dtaclient.HandshakeError
+	if _, err := dtaclient.Info(ctx, nil, d.addr, &old); !errorsAs(err, &he) {
 		t.Fatalf("the old secret after the new one was used on /v1/info: %v, want a handshake failure", err)
 	}
 }
@@ -109,12 +112,12 @@ func TestPendingPromotedOnInfo(t *testing.T) {
 func TestMethodNotAllowed(t *testing.T) {
 	d := startDTA(t, nil)
 	ctx := context.Background()
-	e, err := Enroll(ctx, nil, codesFor(t, []*testDTA{d}, KindP2P, "m"))
+	e, err := dtaclient.Enroll(ctx, nil, codesFor(t, []*testDTA{d}, dtawire.KindP2P, "m"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := mustCred(t, &e.Renewal.DTAs[0])
-	var out InfoResponse
+	var out dtawire.InfoResponse
 	for _, tc := range []struct {
 		method, path string
 		status       int
@@ -124,9 +127,9 @@ func TestMethodNotAllowed(t *testing.T) {
 		{http.MethodPost, "/v1/info", http.StatusMethodNotAllowed},
 		{http.MethodGet, "/v1/nothing", http.StatusNotFound},
 	} {
-		err := call(ctx, nil, d.addr, c, tc.method, tc.path, nil, &out)
-		var ae *APIError
-		if !errorsAs(err, &ae) || ae.Status != tc.status || ae.Code != CodeBadRequest {
+		err := dtaclient.Call(ctx, nil, d.addr, c, tc.method, tc.path, nil, &out)
+		var ae *dtaclient.APIError
+		if !errorsAs(err, &ae) || ae.Status != tc.status || ae.Code != dtawire.CodeBadRequest {
 			t.Errorf("%s %s: %v, want %d bad_request", tc.method, tc.path, err, tc.status)
 		}
 	}
@@ -137,14 +140,14 @@ func errorsAs[T any](err error, target *T) bool { return errors.As(err, target) 
 // TestStrictRequestJSON: differently-cased and repeated keys are refused.
 func TestStrictRequestJSON(t *testing.T) {
 	for _, body := range []string{`{"Days":[1]}`, `{"DAYS":[1]}`, `{"days":[1],"days":[2]}`, `{"days":[1],"extra":1}`, `{"days":[1]`} {
-		if _, err := ParsePermitsRequest([]byte(body)); err == nil {
+		if _, err := dtawire.ParsePermitsRequest([]byte(body)); err == nil {
 			t.Errorf("%s accepted", body)
 		}
 	}
-	if r, err := ParsePermitsRequest([]byte(`{"days":[1,2]}`)); err != nil || len(r.Days) != 2 {
+	if r, err := dtawire.ParsePermitsRequest([]byte(`{"days":[1,2]}`)); err != nil || len(r.Days) != 2 {
 		t.Fatalf("a valid body: %v", err)
 	}
-	if _, err := ParseRenewal([]byte(`{"version":1,"kind":"client","identity":"a","dtas":[{"address":"x:1","Address":"y:1"}]}`)); err == nil {
+	if _, err := dtaclient.ParseRenewal([]byte(`{"version":1,"kind":"client","identity":"a","dtas":[{"address":"x:1","Address":"y:1"}]}`)); err == nil {
 		t.Error("a renewal file with a repeated differently-cased key was accepted")
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -67,7 +68,7 @@ func seal(rand io.Reader, pub *ecdh.PublicKey, secret []byte, aad string) ([]byt
 
 // unseal opens what seal wrote.
 func unseal(priv *ecdh.PrivateKey, sealed []byte, aad string) ([]byte, error) {
-	if len(sealed) != 32+SecretSize+chacha20poly1305.Overhead {
+	if len(sealed) != 32+dtawire.SecretSize+chacha20poly1305.Overhead {
 		return nil, errUnseal
 	}
 	epub, err := ecdh.X25519().NewPublicKey(sealed[:32])

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,13 +18,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
-
-// Suites are the only cipher suites the service and its clients use:
-// ECDHE_PSK (forward secret, mutually authenticated by the PSK).
-var Suites = []uint16{0xCCAC, 0xD001, 0xD002}
 
 // ServerConfig configures a D-TA service.
 type ServerConfig struct {
@@ -94,11 +92,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.PermitAhead == 0 {
 		cfg.PermitAhead = 1
 	}
-	if cfg.PermitAhead < 0 || cfg.PermitAhead > maxPermitAheadDays {
-		return nil, fmt.Errorf("dta: PermitAhead %d outside 1..%d", cfg.PermitAhead, maxPermitAheadDays)
+	if cfg.PermitAhead < 0 || cfg.PermitAhead > dtawire.MaxPermitAheadDays {
+		return nil, fmt.Errorf("dta: PermitAhead %d outside 1..%d", cfg.PermitAhead, dtawire.MaxPermitAheadDays)
 	}
 	if cfg.PermitAheadHours == 0 {
-		cfg.PermitAheadHours = DefaultPermitAheadHours
+		cfg.PermitAheadHours = dtawire.DefaultPermitAheadHours
 	}
 	if cfg.PermitAheadHours < 0 || cfg.PermitAheadHours > maxPermitAheadHours {
 		return nil, fmt.Errorf("dta: PermitAheadHours %d outside 1..%d", cfg.PermitAheadHours, maxPermitAheadHours)
@@ -150,10 +148,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if m, ok := allow[r.URL.Path]; ok {
 			w.Header().Set("Allow", m)
-			s.writeError(w, r, http.StatusMethodNotAllowed, CodeBadRequest, r.URL.Path+" takes "+m+", not "+r.Method)
+			s.writeError(w, r, http.StatusMethodNotAllowed, dtawire.CodeBadRequest, r.URL.Path+" takes "+m+", not "+r.Method)
 			return
 		}
-		s.writeError(w, r, http.StatusNotFound, CodeBadRequest, "no such endpoint: "+r.Method+" "+r.URL.Path)
+		s.writeError(w, r, http.StatusNotFound, dtawire.CodeBadRequest, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	s.http = &http.Server{
 		Handler:           s.recheck(mux),
@@ -173,7 +171,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 // replaced by re-enrollment or rotation would keep working through a
 // ticket issued under it.
 func (s *Server) baseTLS() *mtls.Config {
-	return &mtls.Config{Rand: s.rand, Time: s.now, CipherSuites: Suites, HandshakeTimeout: s.cfg.HandshakeTimeout,
+	return &mtls.Config{Rand: s.rand, Time: s.now, CipherSuites: dtawire.Suites, HandshakeTimeout: s.cfg.HandshakeTimeout,
 		SessionTicketsDisabled: true}
 }
 
@@ -192,7 +190,7 @@ func (s *Server) Gatherer() prometheus.Gatherer {
 // psk answers the TLS layer's PSK lookup. An error makes the handshake
 // fail with unknown_psk_identity.
 func (s *Server) psk(identity, serverName string) ([]byte, error) {
-	id, err := ParsePSKIdentity(identity)
+	id, err := dtawire.ParsePSKIdentity(identity)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +201,7 @@ func (s *Server) psk(identity, serverName string) ([]byte, error) {
 		psk, err = s.cfg.Store.renewalPSK(s.priv, id.Kind, id.Identity, serverName)
 	}
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		s.log.Error("PSK lookup failed", "psk_identity", cutID(identity), "err", err)
+		s.log.Error("PSK lookup failed", "psk_identity", dtawire.CutID(identity), "err", err)
 	}
 	return psk, err
 }
@@ -258,7 +256,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // ---- handlers ----
 
 type reqCtx struct {
-	id     PSKIdentity
+	id     dtawire.PSKIdentity
 	sni    string
 	remote string
 }
@@ -269,7 +267,7 @@ func (s *Server) reqInfo(r *http.Request) (reqCtx, bool) {
 		return reqCtx{}, false
 	}
 	st := c.ConnectionState()
-	id, err := ParsePSKIdentity(st.PeerIdentity)
+	id, err := dtawire.ParsePSKIdentity(st.PeerIdentity)
 	if err != nil {
 		return reqCtx{}, false
 	}
@@ -285,7 +283,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
 	s.m.requests.WithLabelValues(endpointLabel(r), code).Inc()
-	s.writeJSON(w, status, ErrorResponse{Error: code, Message: msg})
+	s.writeJSON(w, status, dtawire.ErrorResponse{Error: code, Message: msg})
 }
 
 func endpointLabel(r *http.Request) string {
@@ -298,12 +296,12 @@ func endpointLabel(r *http.Request) string {
 
 func (s *Server) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
 	s.log.Error(what, "err", err, "path", r.URL.Path)
-	s.writeError(w, r, http.StatusInternalServerError, CodeInternal, "internal error (see the D-TA's log)")
+	s.writeError(w, r, http.StatusInternalServerError, dtawire.CodeInternal, "internal error (see the D-TA's log)")
 }
 
 // readEmpty accepts an empty body or one empty JSON object.
 func readEmpty(r *http.Request) error {
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxBodySize+1))
+	data, err := io.ReadAll(io.LimitReader(r.Body, dtawire.MaxBodySize+1))
 	if err != nil {
 		return err
 	}
@@ -311,29 +309,29 @@ func readEmpty(r *http.Request) error {
 		return nil
 	}
 	var v struct{}
-	return decodeStrict(strings.NewReader(string(data)), maxBodySize, &v)
+	return dtawire.DecodeStrict(strings.NewReader(string(data)), dtawire.MaxBodySize, &v)
 }
 
-func (s *Server) newRenewal(kind Kind, identity string) (secret [SecretSize]byte, sealed []byte, kid string, err error) {
+func (s *Server) newRenewal(kind dtawire.Kind, identity string) (secret [dtawire.SecretSize]byte, sealed []byte, kid string, err error) {
 	if _, err = io.ReadFull(s.rand, secret[:]); err != nil {
 		return
 	}
 	sealed, err = seal(s.rand, s.cfg.Store.pub, secret[:], renewAAD(kind, identity))
-	return secret, sealed, keyID(secret[:]), err
+	return secret, sealed, dtawire.KeyID(secret[:]), err
 }
 
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	rc, ok := s.reqInfo(r)
 	if !ok {
-		s.writeError(w, r, http.StatusUnauthorized, CodeBadRequest, "no authenticated credential")
+		s.writeError(w, r, http.StatusUnauthorized, dtawire.CodeBadRequest, "no authenticated credential")
 		return
 	}
 	if !rc.id.Enroll {
-		s.writeError(w, r, http.StatusForbidden, CodeWrongKind, "enrollment needs an enrollment code, not a renewal credential")
+		s.writeError(w, r, http.StatusForbidden, dtawire.CodeWrongKind, "enrollment needs an enrollment code, not a renewal credential")
 		return
 	}
 	if err := readEmpty(r); err != nil {
-		s.writeError(w, r, http.StatusBadRequest, CodeBadRequest, "the enroll body must be empty or {}: "+err.Error())
+		s.writeError(w, r, http.StatusBadRequest, dtawire.CodeBadRequest, "the enroll body must be empty or {}: "+err.Error())
 		return
 	}
 	if !s.admitCredential(w, r, rc, "enroll") {
@@ -349,17 +347,17 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	// A code made before the identity rule (pairing.CheckID) tightened may
 	// name a look-alike identity: refuse it rather than issue a key.
-	if err := CheckIdentity(row.kind, row.identity); err != nil {
-		s.writeError(w, r, http.StatusBadRequest, CodeBadRequest, "this code's identity is refused: "+err.Error()+"; ask the D-TA's operator for a code for a valid identity")
+	if err := dtawire.CheckIdentity(row.kind, row.identity); err != nil {
+		s.writeError(w, r, http.StatusBadRequest, dtawire.CodeBadRequest, "this code's identity is refused: "+err.Error()+"; ask the D-TA's operator for a code for a valid identity")
 		return
 	}
-	resp := EnrollResponse{Kind: row.kind, Identity: row.identity, Fingerprint: s.fp.String()}
+	resp := dtawire.EnrollResponse{Kind: row.kind, Identity: row.identity, Fingerprint: s.fp.String()}
 	if resp.Share, err = issueShare(s.cfg.Master, row.kind, row.identity); err != nil {
 		s.internal(w, r, "enroll: issue share", err)
 		return
 	}
 	issued := string(row.kind) + " share"
-	if row.kind == KindClient {
+	if row.kind == dtawire.KindClient {
 		now := s.now()
 		today := pairing.Day(now)
 		var days []string
@@ -377,8 +375,8 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		}
 		issued += ", permits for " + strings.Join(days, ", ")
 	}
-	var secret [SecretSize]byte
-	_, err = s.cfg.Store.redeemCode(rc.id.Code, func(kind Kind, identity string) ([]byte, string, error) {
+	var secret [dtawire.SecretSize]byte
+	_, err = s.cfg.Store.redeemCode(rc.id.Code, func(kind dtawire.Kind, identity string) ([]byte, string, error) {
 		sec, sealed, kid, err := s.newRenewal(kind, identity)
 		secret = sec
 		return sealed, kid, err
@@ -387,19 +385,19 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, ErrCodeUsed):
 		s.log.Warn("enroll: code used again", "code", rc.id.Code.String(), "remote", rc.remote)
-		s.writeError(w, r, http.StatusForbidden, CodeCodeUsed, "this enrollment code has been used; ask the D-TA's operator for a new one")
+		s.writeError(w, r, http.StatusForbidden, dtawire.CodeCodeUsed, "this enrollment code has been used; ask the D-TA's operator for a new one")
 		return
 	case errors.Is(err, ErrCodeExpired):
-		s.writeError(w, r, http.StatusForbidden, CodeCodeExpired, "this enrollment code has expired; ask the D-TA's operator for a new one")
+		s.writeError(w, r, http.StatusForbidden, dtawire.CodeCodeExpired, "this enrollment code has expired; ask the D-TA's operator for a new one")
 		return
 	case errors.Is(err, ErrRevoked):
-		s.writeError(w, r, http.StatusForbidden, CodeRevoked, fmt.Sprintf("%s %q is revoked at this D-TA", row.kind, row.identity))
+		s.writeError(w, r, http.StatusForbidden, dtawire.CodeRevoked, fmt.Sprintf("%s %q is revoked at this D-TA", row.kind, row.identity))
 		return
 	case err != nil:
 		s.internal(w, r, "enroll: redeem", err)
 		return
 	}
-	resp.RenewalSecret = b64.EncodeToString(secret[:])
+	resp.RenewalSecret = base64.RawURLEncoding.EncodeToString(secret[:])
 	s.m.issued.WithLabelValues("share_" + string(row.kind)).Inc()
 	s.m.issued.WithLabelValues("permit").Add(float64(len(resp.Permits)))
 	s.m.requests.WithLabelValues("enroll", "ok").Inc()
@@ -410,7 +408,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 // renewalOnly refuses enrollment codes on the renewal endpoints.
 func (s *Server) renewalOnly(w http.ResponseWriter, r *http.Request, rc reqCtx) bool {
 	if rc.id.Enroll {
-		s.writeError(w, r, http.StatusForbidden, CodeWrongKind, "this endpoint needs a renewal credential, not an enrollment code")
+		s.writeError(w, r, http.StatusForbidden, dtawire.CodeWrongKind, "this endpoint needs a renewal credential, not an enrollment code")
 		return false
 	}
 	return true
@@ -421,7 +419,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rc reqCtx, ac
 	switch {
 	case errors.Is(err, ErrRevoked):
 		s.log.Warn(action+": revoked identity refused", "kind", rc.id.Kind, "identity", rc.id.Identity, "remote", rc.remote)
-		s.writeError(w, r, http.StatusForbidden, CodeRevoked, fmt.Sprintf("%s %q is revoked at D-TA %s", rc.id.Kind, rc.id.Identity, s.fp))
+		s.writeError(w, r, http.StatusForbidden, dtawire.CodeRevoked, fmt.Sprintf("%s %q is revoked at D-TA %s", rc.id.Kind, rc.id.Identity, s.fp))
 		return false
 	case err != nil:
 		s.internal(w, r, action+": authorize", err)
@@ -433,42 +431,42 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rc reqCtx, ac
 func (s *Server) handlePermits(w http.ResponseWriter, r *http.Request) {
 	rc, ok := s.reqInfo(r)
 	if !ok {
-		s.writeError(w, r, http.StatusUnauthorized, CodeBadRequest, "no authenticated credential")
+		s.writeError(w, r, http.StatusUnauthorized, dtawire.CodeBadRequest, "no authenticated credential")
 		return
 	}
 	if !s.renewalOnly(w, r, rc) {
 		return
 	}
-	if rc.id.Kind != KindClient {
-		s.writeError(w, r, http.StatusForbidden, CodeWrongKind, "time permits are for CS clients; this credential is kind "+string(rc.id.Kind))
+	if rc.id.Kind != dtawire.KindClient {
+		s.writeError(w, r, http.StatusForbidden, dtawire.CodeWrongKind, "time permits are for CS clients; this credential is kind "+string(rc.id.Kind))
 		return
 	}
 	if !s.admitCredential(w, r, rc, "permits") {
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodySize+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, dtawire.MaxBodySize+1))
 	if err != nil {
-		s.writeError(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
+		s.writeError(w, r, http.StatusBadRequest, dtawire.CodeBadRequest, err.Error())
 		return
 	}
-	req, err := ParsePermitsRequest(body)
+	req, err := dtawire.ParsePermitsRequest(body)
 	if err != nil {
-		s.writeError(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
+		s.writeError(w, r, http.StatusBadRequest, dtawire.CodeBadRequest, err.Error())
 		return
 	}
 	now := s.now()
 	for _, d := range req.Days {
 		if ok, why := s.permitIssuable(d, now); !ok {
-			s.writeError(w, r, http.StatusBadRequest, CodeDayOutOfRange, why)
+			s.writeError(w, r, http.StatusBadRequest, dtawire.CodeDayOutOfRange, why)
 			return
 		}
 	}
 	// The revocation check (and its audit entry) comes before any permit
 	// is computed.
-	if !s.authorize(w, r, rc, "permits", "days "+formatDays(req.Days)) {
+	if !s.authorize(w, r, rc, "permits", "days "+dtawire.FormatDays(req.Days)) {
 		return
 	}
-	resp := PermitsResponse{Permits: make([]PermitJSON, 0, len(req.Days))}
+	resp := dtawire.PermitsResponse{Permits: make([]dtawire.PermitJSON, 0, len(req.Days))}
 	for _, d := range req.Days {
 		p, err := issuePermit(s.cfg.Master, rc.id.Identity, d)
 		if err != nil {
@@ -485,14 +483,14 @@ func (s *Server) handlePermits(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 	rc, ok := s.reqInfo(r)
 	if !ok {
-		s.writeError(w, r, http.StatusUnauthorized, CodeBadRequest, "no authenticated credential")
+		s.writeError(w, r, http.StatusUnauthorized, dtawire.CodeBadRequest, "no authenticated credential")
 		return
 	}
 	if !s.renewalOnly(w, r, rc) {
 		return
 	}
 	if err := readEmpty(r); err != nil {
-		s.writeError(w, r, http.StatusBadRequest, CodeBadRequest, "the renew body must be empty or {}: "+err.Error())
+		s.writeError(w, r, http.StatusBadRequest, dtawire.CodeBadRequest, "the renew body must be empty or {}: "+err.Error())
 		return
 	}
 	if !s.admitCredential(w, r, rc, "renew") {
@@ -509,33 +507,33 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.cfg.Store.setPending(rc.id.Kind, rc.id.Identity, sealed, kid, rc.remote); errors.Is(err, ErrRevoked) {
-		s.writeError(w, r, http.StatusForbidden, CodeRevoked, fmt.Sprintf("%s %q is revoked", rc.id.Kind, rc.id.Identity))
+		s.writeError(w, r, http.StatusForbidden, dtawire.CodeRevoked, fmt.Sprintf("%s %q is revoked", rc.id.Kind, rc.id.Identity))
 		return
 	} else if err != nil {
 		s.internal(w, r, "renew", err)
 		return
 	}
 	s.m.requests.WithLabelValues("renew", "ok").Inc()
-	s.writeJSON(w, http.StatusOK, RenewResponse{RenewalSecret: b64.EncodeToString(secret[:])})
+	s.writeJSON(w, http.StatusOK, dtawire.RenewResponse{RenewalSecret: base64.RawURLEncoding.EncodeToString(secret[:])})
 }
 
 // errorCode maps a store error to the spec's error code.
 func errorCode(err error) string {
 	switch {
 	case errors.Is(err, ErrCodeUsed):
-		return CodeCodeUsed
+		return dtawire.CodeCodeUsed
 	case errors.Is(err, ErrCodeExpired):
-		return CodeCodeExpired
+		return dtawire.CodeCodeExpired
 	case errors.Is(err, ErrRevoked):
-		return CodeRevoked
+		return dtawire.CodeRevoked
 	}
-	return CodeInternal
+	return dtawire.CodeInternal
 }
 
 func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 	rc, ok := s.reqInfo(r)
 	if !ok {
-		s.writeError(w, r, http.StatusUnauthorized, CodeBadRequest, "no authenticated credential")
+		s.writeError(w, r, http.StatusUnauthorized, dtawire.CodeBadRequest, "no authenticated credential")
 		return
 	}
 	// Only a credential still valid: an unused, unexpired code, or the
@@ -552,8 +550,8 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.m.requests.WithLabelValues("info", "ok").Inc()
-	s.writeJSON(w, http.StatusOK, InfoResponse{
-		Fingerprint: s.fp.String(), Version: Version,
+	s.writeJSON(w, http.StatusOK, dtawire.InfoResponse{
+		Fingerprint: s.fp.String(), Version: dtawire.Version,
 		Time: s.now().UTC().Format(time.RFC3339), PermitAhead: s.cfg.PermitAhead, PermitAheadHours: s.cfg.PermitAheadHours,
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -370,7 +371,7 @@ func insertAudit(t *tx, tm time.Time, action, kind, identity, remote, result, de
 }
 
 // Audit appends one entry to the audit log in its own transaction.
-func (s *Store) Audit(action string, kind Kind, identity, remote, result, detail string) error {
+func (s *Store) Audit(action string, kind dtawire.Kind, identity, remote, result, detail string) error {
 	t, err := s.begin()
 	if err != nil {
 		return err

@@ -11,33 +11,35 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/milagro-go/milagro/dta/dtawire"
 )
 
 // MaxCodeTTL bounds the lifetime of an enrollment code.
 const MaxCodeTTL = 30 * 24 * time.Hour
 
-func codeAAD(id CodeID) string { return "code:" + id.String() }
-func renewAAD(kind Kind, identity string) string {
+func codeAAD(id dtawire.CodeID) string { return "code:" + id.String() }
+func renewAAD(kind dtawire.Kind, identity string) string {
 	return "renew:" + string(kind) + ":" + identity
 }
 
 // CreateCode creates a one-time enrollment code for (kind, identity),
 // valid for ttl, and audits it. It needs only the store (the sealing
 // public key is in meta), so an operator can run it while the service runs.
-func (s *Store) CreateCode(kind Kind, identity string, ttl time.Duration, operator string) (*EnrollCode, error) {
+func (s *Store) CreateCode(kind dtawire.Kind, identity string, ttl time.Duration, operator string) (*dtawire.EnrollCode, error) {
 	if s.pub == nil {
 		return nil, ErrNotBound
 	}
-	if _, err := ParseKind(string(kind)); err != nil {
+	if _, err := dtawire.ParseKind(string(kind)); err != nil {
 		return nil, err
 	}
-	if err := CheckIdentity(kind, identity); err != nil {
+	if err := dtawire.CheckIdentity(kind, identity); err != nil {
 		return nil, err
 	}
 	if ttl <= 0 || ttl > MaxCodeTTL {
 		return nil, fmt.Errorf("dta: code lifetime %v outside (0, %v]", ttl, MaxCodeTTL)
 	}
-	c := &EnrollCode{DTA: s.fp}
+	c := &dtawire.EnrollCode{DTA: s.fp}
 	if _, err := io.ReadFull(s.rand, c.ID[:]); err != nil {
 		return nil, err
 	}
@@ -78,18 +80,18 @@ func (s *Store) CreateCode(kind Kind, identity string, ttl time.Duration, operat
 
 // Revoke disables an identity's renewal credential and its unused codes:
 // from now on it gets no permits, shares or renewals.
-func (s *Store) Revoke(kind Kind, identity, reason, operator string) error {
+func (s *Store) Revoke(kind dtawire.Kind, identity, reason, operator string) error {
 	return s.setRevoked(kind, identity, true, reason, operator)
 }
 
 // Reinstate undoes Revoke, but not for the old renewal secret: the
 // identity needs a fresh enrollment code (CreateCode) to get a new one.
-func (s *Store) Reinstate(kind Kind, identity, operator string) error {
+func (s *Store) Reinstate(kind dtawire.Kind, identity, operator string) error {
 	return s.setRevoked(kind, identity, false, "", operator)
 }
 
-func (s *Store) setRevoked(kind Kind, identity string, revoke bool, reason, operator string) error {
-	if _, err := ParseKind(string(kind)); err != nil {
+func (s *Store) setRevoked(kind dtawire.Kind, identity string, revoke bool, reason, operator string) error {
+	if _, err := dtawire.ParseKind(string(kind)); err != nil {
 		return err
 	}
 	if strings.ContainsFunc(reason, func(r rune) bool { return r < 0x20 || r == 0x7f }) || len(reason) > 1024 {
@@ -138,21 +140,21 @@ func (s *Store) setRevoked(kind Kind, identity string, revoke bool, reason, oper
 
 // IdentityInfo describes an enrolled (or revoked) identity.
 type IdentityInfo struct {
-	Kind       Kind       `json:"kind"`
-	Identity   string     `json:"identity"`
-	EnrolledAt *time.Time `json:"enrolled_at,omitempty"`
-	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
-	Reason     string     `json:"reason,omitempty"`
+	Kind       dtawire.Kind `json:"kind"`
+	Identity   string       `json:"identity"`
+	EnrolledAt *time.Time   `json:"enrolled_at,omitempty"`
+	RevokedAt  *time.Time   `json:"revoked_at,omitempty"`
+	Reason     string       `json:"reason,omitempty"`
 }
 
 // CodeInfo describes an enrollment code (never its secret).
 type CodeInfo struct {
-	ID        string     `json:"id"`
-	Kind      Kind       `json:"kind"`
-	Identity  string     `json:"identity"`
-	CreatedAt time.Time  `json:"created_at"`
-	ExpiresAt time.Time  `json:"expires_at"`
-	UsedAt    *time.Time `json:"used_at,omitempty"`
+	ID        string       `json:"id"`
+	Kind      dtawire.Kind `json:"kind"`
+	Identity  string       `json:"identity"`
+	CreatedAt time.Time    `json:"created_at"`
+	ExpiresAt time.Time    `json:"expires_at"`
+	UsedAt    *time.Time   `json:"used_at,omitempty"`
 }
 
 func tptr(v sql.NullInt64) *time.Time {
@@ -240,7 +242,7 @@ func (s *Store) AuditLog(since time.Time) ([]AuditEntry, error) {
 // codePSK returns the secret of an enrollment code, whether or not it is
 // still usable (a used or expired code completes the handshake and is
 // refused by the endpoint, so the refusal is audited and explained).
-func (s *Store) codePSK(priv *ecdh.PrivateKey, id CodeID) ([]byte, error) {
+func (s *Store) codePSK(priv *ecdh.PrivateKey, id dtawire.CodeID) ([]byte, error) {
 	var sealed []byte
 	err := s.queryRow(`SELECT sealed FROM codes WHERE id=?`, id.String()).Scan(&sealed)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -253,8 +255,8 @@ func (s *Store) codePSK(priv *ecdh.PrivateKey, id CodeID) ([]byte, error) {
 }
 
 // renewalPSK returns the renewal secret of (kind, identity): the pending one
-// (after a rotation) when keyID names it, else the current one.
-func (s *Store) renewalPSK(priv *ecdh.PrivateKey, kind Kind, identity, keyID string) ([]byte, error) {
+// (after a rotation) when KeyID names it, else the current one.
+func (s *Store) renewalPSK(priv *ecdh.PrivateKey, kind dtawire.Kind, identity, KeyID string) ([]byte, error) {
 	var sealed, pending []byte
 	var pendingID sql.NullString
 	err := s.queryRow(`SELECT sealed, pending_sealed, pending_key_id FROM identities WHERE kind=? AND identity=?`, kind, identity).Scan(&sealed, &pending, &pendingID)
@@ -264,7 +266,7 @@ func (s *Store) renewalPSK(priv *ecdh.PrivateKey, kind Kind, identity, keyID str
 	if err != nil {
 		return nil, err
 	}
-	if pending != nil && pendingID.Valid && keyID != "" && pendingID.String == keyID {
+	if pending != nil && pendingID.Valid && KeyID != "" && pendingID.String == KeyID {
 		sealed = pending
 	}
 	if sealed == nil {
@@ -313,7 +315,7 @@ func (s *Store) unsealCached(priv *ecdh.PrivateKey, sealed []byte, aad string) (
 const maxSecretCache = 100_000
 
 type codeRow struct {
-	kind     Kind
+	kind     dtawire.Kind
 	identity string
 }
 
@@ -321,7 +323,7 @@ type codeRow struct {
 // and the audit entry, all in one transaction; issued is what the audit
 // entry says was issued. It fails with ErrCodeUsed, ErrCodeExpired or
 // ErrRevoked (each audited in a transaction of its own).
-func (s *Store) redeemCode(id CodeID, renewSealed func(kind Kind, identity string) ([]byte, string, error), remote, issued string) (codeRow, error) {
+func (s *Store) redeemCode(id dtawire.CodeID, renewSealed func(kind dtawire.Kind, identity string) ([]byte, string, error), remote, issued string) (codeRow, error) {
 	now := s.now()
 	var row codeRow
 	fail := func(err error, result string) (codeRow, error) {
@@ -384,11 +386,11 @@ func (s *Store) redeemCode(id CodeID, renewSealed func(kind Kind, identity strin
 }
 
 // authorize checks, in the transaction that records the audit entry, that
-// (kind, identity) is not revoked; when keyID names the pending renewal
+// (kind, identity) is not revoked; when KeyID names the pending renewal
 // secret (the client used it) it becomes the current one and the old one
 // stops working. It commits
 // the audit entry only if the identity is in good standing.
-func (s *Store) authorize(kind Kind, identity, keyID string, action, remote, detail string) error {
+func (s *Store) authorize(kind dtawire.Kind, identity, KeyID string, action, remote, detail string) error {
 	now := s.now()
 	tx, err := s.begin()
 	if err != nil {
@@ -412,14 +414,14 @@ func (s *Store) authorize(kind Kind, identity, keyID string, action, remote, det
 	// Only a client naming the pending secret can promote it (it received
 	// that secret from a committed /v1/renew before it could use it), so
 	// the UPDATE runs only then: one round trip less on every other request.
-	if keyID != "" && pendingID.Valid && pendingID.String == keyID {
+	if KeyID != "" && pendingID.Valid && pendingID.String == KeyID {
 		res, err := tx.Exec(`UPDATE identities SET sealed=pending_sealed, key_id=pending_key_id, pending_sealed=NULL, pending_key_id=NULL
-			WHERE kind=? AND identity=? AND pending_sealed IS NOT NULL AND pending_key_id=?`, kind, identity, keyID)
+			WHERE kind=? AND identity=? AND pending_sealed IS NOT NULL AND pending_key_id=?`, kind, identity, KeyID)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
-			if err := insertAudit(tx, now, "promote", string(kind), identity, remote, "ok", "renewal secret "+keyID+" in use"); err != nil {
+			if err := insertAudit(tx, now, "promote", string(kind), identity, remote, "ok", "renewal secret "+KeyID+" in use"); err != nil {
 				return err
 			}
 		}
@@ -432,7 +434,7 @@ func (s *Store) authorize(kind Kind, identity, keyID string, action, remote, det
 
 // setPending records a new renewal secret that replaces the current one
 // once it has been used.
-func (s *Store) setPending(kind Kind, identity string, sealed []byte, kid, remote string) error {
+func (s *Store) setPending(kind dtawire.Kind, identity string, sealed []byte, kid, remote string) error {
 	now := s.now()
 	tx, err := s.begin()
 	if err != nil {
@@ -457,7 +459,7 @@ func (s *Store) setPending(kind Kind, identity string, sealed []byte, kid, remot
 // credentialValid reports whether a credential that completed a handshake
 // is still good: ErrCodeUsed or ErrCodeExpired for a code, ErrRevoked for a
 // revoked identity.
-func (s *Store) credentialValid(id PSKIdentity, now time.Time) error {
+func (s *Store) credentialValid(id dtawire.PSKIdentity, now time.Time) error {
 	if id.Enroll {
 		var exp int64
 		var used sql.NullInt64
@@ -483,8 +485,8 @@ func (s *Store) credentialValid(id PSKIdentity, now time.Time) error {
 }
 
 // codeOwner returns the kind and identity an enrollment code was made for.
-func (s *Store) codeOwner(id CodeID) (Kind, string, error) {
-	var kind Kind
+func (s *Store) codeOwner(id dtawire.CodeID) (dtawire.Kind, string, error) {
+	var kind dtawire.Kind
 	var identity string
 	err := s.queryRow(`SELECT kind, identity FROM codes WHERE id=?`, id.String()).Scan(&kind, &identity)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -18,14 +19,14 @@ func TestStoreAppendOnlyModeMigrationsBinding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.CreateCode(KindClient, "a", time.Hour, "t"); !errors.Is(err, ErrNotBound) {
+	if _, err := st.CreateCode(dtawire.KindClient, "a", time.Hour, "t"); !errors.Is(err, ErrNotBound) {
 		t.Fatalf("code before binding: %v", err)
 	}
 	m, _ := pairing.NewMasterShare(rand.Reader)
 	if _, err := st.Bind(m); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.CreateCode(KindClient, "a", time.Hour, "t"); err != nil {
+	if _, err := st.CreateCode(dtawire.KindClient, "a", time.Hour, "t"); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{`UPDATE audit SET result='forged'`, `DELETE FROM audit`} {
@@ -60,7 +61,7 @@ func TestStoreAppendOnlyModeMigrationsBinding(t *testing.T) {
 	// No secret is stored in the clear.
 	var sealed []byte
 	st.db.QueryRow(`SELECT sealed FROM codes`).Scan(&sealed)
-	if len(sealed) != 32+SecretSize+16 {
+	if len(sealed) != 32+dtawire.SecretSize+16 {
 		t.Fatalf("sealed code secret has %d bytes", len(sealed))
 	}
 	// A group-readable store is refused.
@@ -77,7 +78,7 @@ func TestSealBindsRow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret := make([]byte, SecretSize)
+	secret := make([]byte, dtawire.SecretSize)
 	rand.Read(secret)
 	s, err := seal(rand.Reader, k.PublicKey(), secret, "code:a")
 	if err != nil {

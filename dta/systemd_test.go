@@ -10,6 +10,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/milagro-go/milagro/dta/dtaclient"
+	"github.com/milagro-go/milagro/dta/dtawire"
 )
 
 func toolPath(t *testing.T, name string) string {
@@ -58,7 +61,7 @@ func TestSocketActivatedServe(t *testing.T) {
 	activate := toolPath(t, "systemd-socket-activate")
 	root := t.TempDir()
 	d := newDTADir(t, root, 1)
-	code, err := ParseEnrollCode(d.code(t, "p2p", "sock"))
+	code, err := dtawire.ParseEnrollCode(d.code(t, "p2p", "sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +132,7 @@ func TestSocketActivatedServe(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := Enroll(ctx, nil, []DTACode{{Address: addr, Code: code}}); err != nil {
+	if _, err := dtaclient.Enroll(ctx, nil, []dtaclient.DTACode{{Address: addr, Code: code}}); err != nil {
 		t.Fatalf("enrollment over the activated socket: %v\n%s", err, out.String())
 	}
 	waitFor("READY=1")

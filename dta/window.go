@@ -4,21 +4,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/pairing"
 )
 
-// DefaultPermitAheadHours is how long before a day starts the D-TA issues
-// its permit, unless ServerConfig.PermitAheadHours says otherwise.
-//
-// The revocation bound follows from it: an identity revoked before
-// 24 − PermitAheadHours o'clock UTC has no permit for the next day (it was
-// not issued yet), so it is refused from the next midnight; a revocation
-// later in the day may come after the next day's permit was fetched, so
-// any revocation takes effect within 24 h + PermitAheadHours.
-const DefaultPermitAheadHours = 6
-
 // maxPermitAheadHours bounds the issuing window (a week).
-const maxPermitAheadHours = 24 * maxPermitAheadDays
+const maxPermitAheadHours = 24 * dtawire.MaxPermitAheadDays
 
 // dayStart returns the first instant of permit day d (UTC).
 func dayStart(d uint64) time.Time { return time.Unix(int64(d)*86400, 0).UTC() }
@@ -42,16 +33,4 @@ func (s *Server) permitIssuable(d uint64, now time.Time) (ok bool, why string) {
 			pairing.FormatDay(d), from.Format("2006-01-02 15:04 MST"), s.cfg.PermitAheadHours)
 	}
 	return true, ""
-}
-
-// formatDays writes permit days as dates, for logs and the audit log.
-func formatDays(days []uint64) string {
-	out := make([]byte, 0, 11*len(days))
-	for i, d := range days {
-		if i > 0 {
-			out = append(out, ' ')
-		}
-		out = append(out, pairing.FormatDay(d)...)
-	}
-	return string(out)
 }

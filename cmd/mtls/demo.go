@@ -27,7 +27,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/milagro-go/milagro/dta"
+	"github.com/milagro-go/milagro/dta/dtawire"
 )
 
 func init() {
@@ -413,11 +413,11 @@ func (d *demo) run() error {
 	horizon := d.metric("http://"+clientStatus+"/metrics", "mtls_permit_horizon_days")
 	// Tomorrow's permit exists only from 18:00 UTC (the D-TAs' window).
 	wantHorizon, nowUTC := "0", time.Now().UTC()
-	if nowUTC.Hour() >= 24-dta.DefaultPermitAheadHours {
+	if nowUTC.Hour() >= 24-dtawire.DefaultPermitAheadHours {
 		wantHorizon = "1"
 	}
 	// Just after 18:00 the sidecar may not have fetched tomorrow's yet.
-	justOpened := wantHorizon == "1" && nowUTC.Hour() == 24-dta.DefaultPermitAheadHours && nowUTC.Minute() < 5
+	justOpened := wantHorizon == "1" && nowUTC.Hour() == 24-dtawire.DefaultPermitAheadHours && nowUTC.Minute() < 5
 	d.check(herr == nil && strings.TrimSpace(health) == "ok" && (horizon == wantHorizon || (justOpened && horizon == "0")),
 		"client sidecar healthy, permits held for today"+map[string]string{"0": " (tomorrow's is issued from 18:00 UTC)", "1": " and tomorrow"}[horizon]+" (mtls_permit_horizon_days "+horizon+")",
 		fmt.Sprintf("client sidecar /healthz %q (%v), mtls_permit_horizon_days %q; want ok and %s", health, herr, horizon, wantHorizon))

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/milagro-go/milagro/dta"
+	"github.com/milagro-go/milagro/dta/dtaclient"
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -53,19 +55,19 @@ func (d *demo) revocationOnClock() error {
 		srv.Shutdown(ctx)
 	}()
 	ctx := d.ctx
-	opt := &dta.ClientOptions{Now: now}
-	enroll := func(kind dta.Kind, id string) (*dta.Enrollment, error) {
+	opt := &dtaclient.ClientOptions{Now: now}
+	enroll := func(kind dtawire.Kind, id string) (*dtaclient.Enrollment, error) {
 		c, err := st.CreateCode(kind, id, time.Hour, "demo")
 		if err != nil {
 			return nil, err
 		}
-		return dta.Enroll(ctx, opt, []dta.DTACode{{Address: ln.Addr().String(), Code: c}})
+		return dtaclient.Enroll(ctx, opt, []dtaclient.DTACode{{Address: ln.Addr().String(), Code: c}})
 	}
-	server, err := enroll(dta.KindServer, demoServer)
+	server, err := enroll(dtawire.KindServer, demoServer)
 	if err != nil {
 		return err
 	}
-	alice, err := enroll(dta.KindClient, demoAlice)
+	alice, err := enroll(dtawire.KindClient, demoAlice)
 	if err != nil {
 		return err
 	}
@@ -74,13 +76,13 @@ func (d *demo) revocationOnClock() error {
 	d.check(len(alice.Permits) == 1 && alice.Permits[day] != nil, "no permit for tomorrow before 18:00",
 		fmt.Sprintf("enrollment at 12:00 returned permits for %v", demoPermitDays(alice.Permits)))
 	set(at(17, 59))
-	if err := st.Revoke(dta.KindClient, demoAlice, "laptop lost", "demo"); err != nil {
+	if err := st.Revoke(dtawire.KindClient, demoAlice, "laptop lost", "demo"); err != nil {
 		return err
 	}
 	set(at(18, 0))
-	_, _, err = dta.FetchPermits(ctx, opt, alice.Renewal, []uint64{day + 1})
+	_, _, err = dtaclient.FetchPermits(ctx, opt, alice.Renewal, []uint64{day + 1})
 	d.say("    17:59: revoked. 18:00: her fetch of tomorrow's permit: %v", err)
-	d.check(dta.IsCode(err, dta.CodeRevoked), "tomorrow's permit refused: revoked", "tomorrow's permit was not refused after the revocation")
+	d.check(dtaclient.IsCode(err, dtawire.CodeRevoked), "tomorrow's permit refused: revoked", "tomorrow's permit was not refused after the revocation")
 	key := alice.Key.(*pairing.CSClientKey)
 	srvKey := server.Key.(*pairing.CSServerSecret)
 	errDay := demoHandshake(key, alice.Permits[day], srvKey, at(17, 59))

@@ -10,7 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/milagro-go/milagro/dta"
+	"github.com/milagro-go/milagro/dta/dtawire"
 )
 
 // commandPaths lists every command as its words after "mtls".
@@ -90,7 +90,7 @@ func TestUsageLineGolden(t *testing.T) {
 func TestKeysShowRenewalFile(t *testing.T) {
 	dir := t.TempDir()
 	ren := filepath.Join(dir, "alice.renewal")
-	writeTestRenewal(t, ren, dta.KindClient, cliAlice, "127.0.0.1:7001", []string{"0123456789abcdef", "fedcba9876543210"})
+	writeTestRenewal(t, ren, dtawire.KindClient, cliAlice, "127.0.0.1:7001", []string{"0123456789abcdef", "fedcba9876543210"})
 	out := mustRun(t, "keys", "show", ren)
 	want := ren + `: renewal file (not a key) of client "alice@example.com" for 2 D-TAs: 0123456789abcdef@127.0.0.1:7001,fedcba9876543210@127.0.0.1:7001; use it with --renewal ` + ren + ", or fetch permits with mtls keys renew --renewal " + ren + " --out-dir DIR\n"
 	if out != want {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/milagro-go/milagro/dta"
+	"github.com/milagro-go/milagro/dta/dtaclient"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
@@ -164,7 +164,7 @@ func keysShow(c *cli.Context) error {
 	for _, p := range c.Args().Slice() {
 		k, err := mtls.LoadKey(p)
 		if err != nil {
-			if r, rerr := dta.LoadRenewal(p); rerr == nil {
+			if r, rerr := dtaclient.LoadRenewal(p); rerr == nil {
 				// Not a key: say what the file is and what it is for.
 				fps := make([]string, len(r.DTAs))
 				for i, d := range r.DTAs {

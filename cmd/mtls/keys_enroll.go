@@ -20,7 +20,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/milagro-go/milagro/dta"
+	"github.com/milagro-go/milagro/dta/dtaclient"
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
@@ -76,8 +77,8 @@ func permitFileName(d uint64) string { return "permit-" + pairing.FormatDay(d) +
 // users in the process list: warned about), ADDR=@FILE (the code in a
 // file), ADDR=@- (the next line of standard input) or ADDR=env:NAME (the
 // environment variable NAME).
-func parseDTAFlags(log *slog.Logger, vals []string, stdin io.Reader) ([]dta.DTACode, error) {
-	var out []dta.DTACode
+func parseDTAFlags(log *slog.Logger, vals []string, stdin io.Reader) ([]dtaclient.DTACode, error) {
+	var out []dtaclient.DTACode
 	var lines *bufio.Scanner
 	for _, v := range vals {
 		addr, src, ok := strings.Cut(v, "=")
@@ -111,11 +112,11 @@ func parseDTAFlags(log *slog.Logger, vals []string, stdin io.Reader) ([]dta.DTAC
 			code = src
 			log.Warn("--dta ADDR=CODE"+secretFlagWarning+"; use --dta ADDR=@FILE, ADDR=@- (stdin) or ADDR=env:NAME", "dta", addr)
 		}
-		c, err := dta.ParseEnrollCode(strings.TrimSpace(code))
+		c, err := dtawire.ParseEnrollCode(strings.TrimSpace(code))
 		if err != nil {
 			return nil, fmt.Errorf("--dta %s: %w", addr, err)
 		}
-		out = append(out, dta.DTACode{Address: addr, Code: c})
+		out = append(out, dtaclient.DTACode{Address: addr, Code: c})
 	}
 	return out, nil
 }
@@ -136,9 +137,9 @@ func keysEnroll(c *cli.Context) error {
 	if err != nil {
 		return cmdError(name, "", err)
 	}
-	var dep *dta.Deployment
+	var dep *dtaclient.Deployment
 	if f := c.String("deployment"); f != "" {
-		if dep, err = dta.LoadDeployment(f); err != nil {
+		if dep, err = dtaclient.LoadDeployment(f); err != nil {
 			return cmdError(name, "--deployment", err)
 		}
 		if err := dep.CheckCodes(codes); err != nil {
@@ -161,12 +162,12 @@ func keysEnroll(c *cli.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
-	e, err := dta.Enroll(ctx, &dta.ClientOptions{Timeout: c.Duration("timeout")}, codes)
+	e, err := dtaclient.Enroll(ctx, &dtaclient.ClientOptions{Timeout: c.Duration("timeout")}, codes)
 	if err != nil {
 		return cmdError(name, "", err)
 	}
 	defer zeroizeAll(e)
-	if pin != 0 && e.Kind != dta.KindClient {
+	if pin != 0 && e.Kind != dtawire.KindClient {
 		return cmdError(name, "", fmt.Errorf("--pin is for CS client keys; this enrollment is a %s key", e.Kind))
 	}
 	if dir := c.String("out-shares"); dir != "" {
@@ -190,13 +191,13 @@ func keysEnroll(c *cli.Context) error {
 		return cmdError(name, "--out", err)
 	}
 	e.Renewal.Deployment = dep
-	if err := dta.WriteRenewal(c.String("renewal"), e.Renewal, force); err != nil {
+	if err := dtaclient.WriteRenewal(c.String("renewal"), e.Renewal, force); err != nil {
 		return cmdError(name, "--renewal", err)
 	}
 	info, _ := mtls.DescribeKey(key)
 	fmt.Fprintf(c.App.Writer, "enrolled %s %q with %d D-TAs (%s): %s written to %s\n", e.Kind, e.Identity, len(codes),
 		dtaList(e.Renewal), info.Kind, c.String("out"))
-	if e.Kind == dta.KindClient {
+	if e.Kind == dtawire.KindClient {
 		dir := c.String("out-dir")
 		if dir == "" {
 			dir = filepath.Dir(c.String("out"))
@@ -208,7 +209,7 @@ func keysEnroll(c *cli.Context) error {
 	return nil
 }
 
-func dtaList(r *dta.Renewal) string {
+func dtaList(r *dtaclient.Renewal) string {
 	s := make([]string, len(r.DTAs))
 	for i, d := range r.DTAs {
 		s[i] = d.Fingerprint
@@ -216,7 +217,7 @@ func dtaList(r *dta.Renewal) string {
 	return strings.Join(s, ",")
 }
 
-func zeroizeAll(e *dta.Enrollment) {
+func zeroizeAll(e *dtaclient.Enrollment) {
 	for _, s := range e.Shares {
 		if z, ok := s.(interface{ Zeroize() }); ok {
 			z.Zeroize()
@@ -268,33 +269,33 @@ func keysRenew(c *cli.Context) error {
 		return err
 	}
 	path := c.String("renewal")
-	r, err := dta.LoadRenewal(path)
+	r, err := dtaclient.LoadRenewal(path)
 	if err != nil {
 		return cmdError(name, "--renewal", err)
 	}
 	if err := makeOutDir(c.String("out-dir")); err != nil {
 		return cmdError(name, "--out-dir", err)
 	}
-	opt := &dta.ClientOptions{Timeout: c.Duration("timeout")}
+	opt := &dtaclient.ClientOptions{Timeout: c.Duration("timeout")}
 	today := pairing.Day(time.Now())
-	permits, changed, err := dta.FetchPermits(c.Context, opt, r, []uint64{today, today + 1})
-	if err != nil && dta.IsCode(err, dta.CodeDayOutOfRange) {
+	permits, changed, err := dtaclient.FetchPermits(c.Context, opt, r, []uint64{today, today + 1})
+	if err != nil && dtaclient.IsCode(err, dtawire.CodeDayOutOfRange) {
 		// The D-TAs issue tomorrow's permit only in the last hours of
 		// today (their permit_ahead_hours): fetch today's alone.
 		var ch bool
-		permits, ch, err = dta.FetchPermits(c.Context, opt, r, []uint64{today})
+		permits, ch, err = dtaclient.FetchPermits(c.Context, opt, r, []uint64{today})
 		changed = changed || ch
 		if err == nil {
 			fmt.Fprintf(c.App.Writer, "tomorrow's (%s) permit is not issued yet: the D-TAs issue it in the last hours of today; run keys renew again then\n", pairing.FormatDay(today+1))
 		}
 	}
 	if changed {
-		if werr := dta.WriteRenewal(path, r, true); werr != nil {
+		if werr := dtaclient.WriteRenewal(path, r, true); werr != nil {
 			return cmdError(name, "--renewal", werr)
 		}
 	}
 	if err != nil {
-		var me dta.MultiError
+		var me dtaclient.MultiError
 		if errors.As(err, &me) {
 			return cmdError(name, "", fmt.Errorf("kept the permits in %s; no new permit without every D-TA; failed: %w", c.String("out-dir"), err))
 		}
@@ -304,8 +305,8 @@ func keysRenew(c *cli.Context) error {
 		return cmdError(name, "--out-dir", err)
 	}
 	if c.Bool("rotate") {
-		rerr := dta.Rotate(c.Context, opt, r)
-		if werr := dta.WriteRenewal(path, r, true); werr != nil {
+		rerr := dtaclient.Rotate(c.Context, opt, r)
+		if werr := dtaclient.WriteRenewal(path, r, true); werr != nil {
 			return cmdError(name, "--renewal", werr)
 		}
 		if rerr != nil {

@@ -5,13 +5,13 @@ package main
 //
 //   - A CS client (renewal file of kind client, from `mtls keys enroll`)
 //     keeps the combined time permits for today and tomorrow in memory
-//     (dta.PermitSource → mtls.Config.GetCSPermit), fetching the next day's
+//     (dtaclient.PermitSource → mtls.Config.GetCSPermit), fetching the next day's
 //     from every D-TA in the background, and switches at midnight by its
 //     own clock. --permit is then not needed (and not allowed).
 //   - A server or P2P peer (kind server or p2p) gets no permits; --renewal
 //     keeps its renewal credential alive: it checks at start that every
 //     D-TA still accepts it (a revoked identity is logged by D-TA) and
-//     rotates the secrets once a day (dta.CredentialKeeper), saving the file.
+//     rotates the secrets once a day (dtaclient.CredentialKeeper), saving the file.
 //
 // In the proxy the metrics go on its status registry and /healthz reports:
 //
@@ -29,7 +29,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
-	"github.com/milagro-go/milagro/dta"
+	"github.com/milagro-go/milagro/dta/dtaclient"
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/mtls"
 )
 
@@ -41,8 +42,8 @@ func renewalFlag() cli.Flag {
 // renewal is what --renewal started: a permit source (CS client) or a
 // credential keeper (server, P2P peer).
 type renewal struct {
-	src    *dta.PermitSource
-	keeper *dta.CredentialKeeper
+	src    *dtaclient.PermitSource
+	keeper *dtaclient.CredentialKeeper
 }
 
 // startRenewal starts what --renewal asks for, checked against the keys in
@@ -57,18 +58,18 @@ func startRenewal(ctx context.Context, c *cli.Context, cfg *mtls.Config, server,
 		return nil, nil
 	}
 	log := loggerOf(c)
-	r, err := dta.LoadRenewal(path)
+	r, err := dtaclient.LoadRenewal(path)
 	if err != nil {
 		return nil, fmt.Errorf("--renewal: %w", err)
 	}
 	if err := checkRenewalKeys(c, cfg, r, server); err != nil {
 		return nil, fmt.Errorf("--renewal %s: %w", path, err)
 	}
-	if r.Kind == dta.KindClient {
+	if r.Kind == dtawire.KindClient {
 		if !background {
 			// One connection (mtls client): fetch once; without today's
 			// permit there is no point in connecting.
-			src, err := dta.OpenPermitSource(ctx, path, dta.PermitSourceConfig{Logger: log, Registerer: reg})
+			src, err := dtaclient.OpenPermitSource(ctx, path, dtaclient.PermitSourceConfig{Logger: log, Registerer: reg})
 			if src == nil {
 				return nil, fmt.Errorf("--renewal: %w", err)
 			}
@@ -86,7 +87,7 @@ func startRenewal(ctx context.Context, c *cli.Context, cfg *mtls.Config, server,
 		}
 		return &renewal{src: src}, nil
 	}
-	k, err := dta.OpenCredentialKeeper(ctx, path, dta.KeeperConfig{Logger: log, Registerer: reg})
+	k, err := dtaclient.OpenCredentialKeeper(ctx, path, dtaclient.KeeperConfig{Logger: log, Registerer: reg})
 	if k == nil {
 		return nil, fmt.Errorf("--renewal: %w", err)
 	}
@@ -102,10 +103,10 @@ func startRenewal(ctx context.Context, c *cli.Context, cfg *mtls.Config, server,
 }
 
 // checkRenewalKeys checks that the renewal file belongs to the keys given
-// (dta.Renewal.CheckConfig: same kind of endpoint, same identity, same
+// (dtaclient.Renewal.CheckConfig: same kind of endpoint, same identity, same
 // D-TAs), and that a client's file does not come with --permit.
-func checkRenewalKeys(c *cli.Context, cfg *mtls.Config, r *dta.Renewal, server bool) error {
-	if r.Kind == dta.KindClient && !server && c.IsSet("permit") {
+func checkRenewalKeys(c *cli.Context, cfg *mtls.Config, r *dtaclient.Renewal, server bool) error {
+	if r.Kind == dtawire.KindClient && !server && c.IsSet("permit") {
 		return errors.New("--renewal and --permit: give one (--renewal keeps the permits itself)")
 	}
 	return r.CheckConfig(cfg, server)
@@ -150,8 +151,8 @@ func (r *renewal) statusCheck() func() (string, error) {
 // startPermitSource loads the renewal file, fetches the missing permits
 // once (a failure is logged, not fatal: the refresher keeps trying) and
 // runs the refresher until ctx ends. reg may be nil.
-func startPermitSource(ctx context.Context, log *slog.Logger, path string, reg prometheus.Registerer) (*dta.PermitSource, error) {
-	src, err := dta.OpenPermitSource(ctx, path, dta.PermitSourceConfig{Logger: log, Registerer: reg})
+func startPermitSource(ctx context.Context, log *slog.Logger, path string, reg prometheus.Registerer) (*dtaclient.PermitSource, error) {
+	src, err := dtaclient.OpenPermitSource(ctx, path, dtaclient.PermitSourceConfig{Logger: log, Registerer: reg})
 	if src == nil {
 		return nil, fmt.Errorf("--renewal: %w", err)
 	}

@@ -12,20 +12,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/milagro-go/milagro/dta"
+	"github.com/milagro-go/milagro/dta/dtaclient"
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/mtls"
 )
 
 // writeTestRenewal writes a renewal file for kind/id naming the D-TAs fps,
 // all at addr (secrets are random-looking but known to no D-TA).
-func writeTestRenewal(t *testing.T, path string, kind dta.Kind, id, addr string, fps []string) {
+func writeTestRenewal(t *testing.T, path string, kind dtawire.Kind, id, addr string, fps []string) {
 	t.Helper()
-	r := &dta.Renewal{Version: 1, Kind: kind, Identity: id}
+	r := &dtaclient.Renewal{Version: 1, Kind: kind, Identity: id}
 	for i, fp := range fps {
 		sec := base64.RawURLEncoding.EncodeToString([]byte(strings.Repeat(string(rune('a'+i)), 32)))
-		r.DTAs = append(r.DTAs, dta.RenewalDTA{Address: addr, Fingerprint: fp, Kind: kind, Identity: id, Secret: sec})
+		r.DTAs = append(r.DTAs, dtaclient.RenewalDTA{Address: addr, Fingerprint: fp, Kind: kind, Identity: id, Secret: sec})
 	}
-	if err := dta.WriteRenewal(path, r, false); err != nil {
+	if err := dtaclient.WriteRenewal(path, r, false); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -50,11 +51,11 @@ func TestRenewalFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	ren := filepath.Join(k.dir, "alice.renewal")
-	writeTestRenewal(t, ren, dta.KindClient, cliAlice, dead, fps)
+	writeTestRenewal(t, ren, dtawire.KindClient, cliAlice, dead, fps)
 	bob := filepath.Join(k.dir, "bob.renewal")
-	writeTestRenewal(t, bob, dta.KindClient, "bob", dead, fps)
+	writeTestRenewal(t, bob, dtawire.KindClient, "bob", dead, fps)
 	two := filepath.Join(k.dir, "two.renewal")
-	writeTestRenewal(t, two, dta.KindClient, cliAlice, dead, fps[:2])
+	writeTestRenewal(t, two, dtawire.KindClient, cliAlice, dead, fps[:2])
 
 	client := []string{"client", "--connect", "127.0.0.1:1", "--key", k.f("alice.key")}
 	mustFail(t, "", append(client, "--renewal", ren, "--permit", k.f("alice-permit.key")), "--renewal and --permit: give one")
@@ -116,7 +117,7 @@ func TestKeysRenewOutDirCreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	ren := filepath.Join(dir, "alice.renewal")
-	writeTestRenewal(t, ren, dta.KindClient, cliAlice, dead, []string{"0123456789abcdef"})
+	writeTestRenewal(t, ren, dtawire.KindClient, cliAlice, dead, []string{"0123456789abcdef"})
 	out := filepath.Join(dir, "permits", "alice")
 	errOut := mustFail(t, "", []string{"keys", "renew", "--renewal", ren, "--out-dir", out + "/"}, "connection refused")
 	if strings.Contains(errOut, "not a directory") {

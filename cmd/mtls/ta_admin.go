@@ -17,6 +17,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/milagro-go/milagro/dta"
+	"github.com/milagro-go/milagro/dta/dtaclient"
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
@@ -106,16 +108,16 @@ func openStoreFlag(c *cli.Context, name string) (*dta.Store, error) {
 	return st, nil
 }
 
-func kindFlag(c *cli.Context, name string) (dta.Kind, string, error) {
-	k, err := dta.ParseKind(strings.ToLower(c.String("kind")))
+func kindFlag(c *cli.Context, name string) (dtawire.Kind, string, error) {
+	k, err := dtawire.ParseKind(strings.ToLower(c.String("kind")))
 	if err != nil {
 		return "", "", cmdError(name, "--kind", err)
 	}
 	id := c.String("id")
-	if k != dta.KindServer && !c.IsSet("id") {
+	if k != dtawire.KindServer && !c.IsSet("id") {
 		return "", "", cmdError(name, "", fmt.Errorf("--kind %s needs --id", k))
 	}
-	if err := dta.CheckIdentity(k, id); err != nil {
+	if err := dtawire.CheckIdentity(k, id); err != nil {
 		return "", "", cmdError(name, "--id", err)
 	}
 	return k, id, nil
@@ -226,7 +228,7 @@ func taDeployment(c *cli.Context) error {
 		}
 		m[strings.ToLower(fp)] = addr
 	}
-	dep, err := dta.NewDeployment(m)
+	dep, err := dtaclient.NewDeployment(m)
 	if err != nil {
 		return cmdError(name, "--dta", err)
 	}

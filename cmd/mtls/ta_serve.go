@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/milagro-go/milagro/dta"
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/internal/listen"
 	"github.com/milagro-go/milagro/internal/sdnotify"
 	"github.com/milagro-go/milagro/mtls"
@@ -51,7 +52,7 @@ func taServiceCommands() []*cli.Command {
 				&cli.StringFlag{Name: "listen", Required: true, Usage: "`ADDR` of the API: HOST:PORT (port 0 picks a free one), unix:/path or systemd:NAME (socket activation)"},
 				&cli.StringFlag{Name: "status", Usage: "`ADDR` of the plain-HTTP status listener (/healthz, /metrics): HOST:PORT, unix:/path or systemd:NAME; off by default"},
 				&cli.IntFlag{Name: "permit-ahead", Value: 1, Usage: "issue permits up to `N` days after today (1..7)"},
-				&cli.IntFlag{Name: "permit-ahead-hours", Value: dta.DefaultPermitAheadHours, Usage: "issue a day's permit only from `H` hours before it starts (1..168): an identity revoked before 24−H o'clock UTC is refused from the next midnight, any revocation within 24 h + H"},
+				&cli.IntFlag{Name: "permit-ahead-hours", Value: dtawire.DefaultPermitAheadHours, Usage: "issue a day's permit only from `H` hours before it starts (1..168): an identity revoked before 24−H o'clock UTC is refused from the next midnight, any revocation within 24 h + H"},
 				&cli.StringFlag{Name: "addr-file", Usage: "write the bound API address to `FILE` once listening"},
 				&cli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Second, Usage: "on SIGTERM, wait up to `DURATION` for requests in progress"},
 				&cli.DurationFlag{Name: "audit-seal-interval", Value: 2 * time.Second, Usage: "chain new audit rows under a new head every `DURATION` (the longest a fresh row stays unprovable; each replica does it)"},

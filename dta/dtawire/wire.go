@@ -1,4 +1,4 @@
-package dta
+package dtawire
 
 import (
 	"bytes"
@@ -17,18 +17,40 @@ const Version = "MTLS1-DTA/1"
 
 // Error codes of the spec.
 const (
-	CodeRevoked        = "revoked"
-	CodeCodeUsed       = "code_used"
-	CodeCodeExpired    = "code_expired"
-	CodeDayOutOfRange  = "day_out_of_range"
-	CodeWrongKind      = "wrong_kind"
-	CodeBadRequest     = "bad_request"
-	CodeInternal       = "internal"
-	maxBodySize        = 4 << 10 // every request body is tiny
-	maxResponseSize    = 64 << 10
-	maxDaysPerRequest  = 8
-	maxPermitAheadDays = 7
+	CodeRevoked       = "revoked"
+	CodeCodeUsed      = "code_used"
+	CodeCodeExpired   = "code_expired"
+	CodeDayOutOfRange = "day_out_of_range"
+	CodeWrongKind     = "wrong_kind"
+	CodeBadRequest    = "bad_request"
+	CodeInternal      = "internal"
 )
+
+// Bounds of the contract that both sides enforce.
+const (
+	// MaxBodySize bounds every request body (they are all tiny).
+	MaxBodySize = 4 << 10
+	// MaxResponseSize bounds every response body.
+	MaxResponseSize = 64 << 10
+	// MaxDaysPerRequest bounds the days of one POST /v1/permits.
+	MaxDaysPerRequest = 8
+	// MaxPermitAheadDays bounds how far ahead a permit can be issued.
+	MaxPermitAheadDays = 7
+)
+
+// Suites are the only cipher suites the service and its clients use:
+// ECDHE_PSK (forward secret, mutually authenticated by the PSK).
+var Suites = []uint16{0xCCAC, 0xD001, 0xD002}
+
+// DefaultPermitAheadHours is how long before a day starts the D-TA issues
+// its permit, unless the server is configured otherwise.
+//
+// The revocation bound follows from it: an identity revoked before
+// 24 − PermitAheadHours o'clock UTC has no permit for the next day (it was
+// not issued yet), so it is refused from the next midnight; a revocation
+// later in the day may come after the next day's permit was fetched, so
+// any revocation takes effect within 24 h + PermitAheadHours.
+const DefaultPermitAheadHours = 6
 
 // PermitJSON is one permit share on the wire.
 type PermitJSON struct {
@@ -78,9 +100,9 @@ type ErrorResponse struct {
 	Message string `json:"message"`
 }
 
-// decodeStrict decodes exactly one JSON value into v, refusing unknown
+// DecodeStrict decodes exactly one JSON value into v, refusing unknown
 // fields, trailing data and anything longer than limit bytes.
-func decodeStrict(r io.Reader, limit int64, v any) error {
+func DecodeStrict(r io.Reader, limit int64, v any) error {
 	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return err
@@ -106,11 +128,11 @@ func decodeStrict(r io.Reader, limit int64, v any) error {
 // JSON, 1..8 distinct days).
 func ParsePermitsRequest(body []byte) (*PermitsRequest, error) {
 	var req PermitsRequest
-	if err := decodeStrict(bytes.NewReader(body), maxBodySize, &req); err != nil {
+	if err := DecodeStrict(bytes.NewReader(body), MaxBodySize, &req); err != nil {
 		return nil, err
 	}
-	if len(req.Days) == 0 || len(req.Days) > maxDaysPerRequest {
-		return nil, fmt.Errorf("days: want 1..%d days", maxDaysPerRequest)
+	if len(req.Days) == 0 || len(req.Days) > MaxDaysPerRequest {
+		return nil, fmt.Errorf("days: want 1..%d days", MaxDaysPerRequest)
 	}
 	seen := make(map[uint64]bool, len(req.Days))
 	for _, d := range req.Days {
@@ -124,11 +146,13 @@ func ParsePermitsRequest(body []byte) (*PermitsRequest, error) {
 
 var b64 = base64.RawURLEncoding
 
-// shareBody returns the group elements at the end of a key encoding: the
-// share body of the spec's /v1/enroll and /v1/permits.
-func shareBody(enc []byte, n int) []byte { return enc[len(enc)-n:] }
+// ShareBody returns the group elements at the end of the pairing package's
+// encoding of a key share or permit share: the share body that /v1/enroll
+// and /v1/permits carry (base64url), n bytes long.
+func ShareBody(enc []byte, n int) string { return b64.EncodeToString(enc[len(enc)-n:]) }
 
-func bodySize(kind Kind) int {
+// ShareSize is the size of the share body of a key share of kind.
+func ShareSize(kind Kind) int {
 	switch kind {
 	case KindServer:
 		return pairing.G2Size
@@ -158,8 +182,8 @@ func shareEncoding(tag byte, fp pairing.Fingerprint, id string, day *uint64, bod
 // *pairing.P2PKey) issued by D-TA fp, checking every group element.
 func DecodeShare(kind Kind, fp pairing.Fingerprint, id, share string) (any, error) {
 	body, err := b64.Strict().DecodeString(share)
-	if err != nil || len(body) != bodySize(kind) {
-		return nil, fmt.Errorf("dta: share: want %d bytes of base64url", bodySize(kind))
+	if err != nil || len(body) != ShareSize(kind) {
+		return nil, fmt.Errorf("dta: share: want %d bytes of base64url", ShareSize(kind))
 	}
 	if len(id) > pairing.MaxIDLen {
 		return nil, fmt.Errorf("dta: share: identity too long")
@@ -204,44 +228,14 @@ func DecodePermit(fp pairing.Fingerprint, id string, p PermitJSON) (*pairing.Tim
 	return &tp, nil
 }
 
-// issueShare issues this D-TA's share for (kind, id) and returns the wire body.
-func issueShare(m *pairing.MasterShare, kind Kind, id string) (string, error) {
-	var k interface{ MarshalBinary() ([]byte, error) }
-	var err error
-	switch kind {
-	case KindClient:
-		k, err = m.IssueCSClientKey(id)
-	case KindServer:
-		k, err = m.IssueCSServerKey(id)
-	case KindP2P:
-		k, err = m.IssueP2PKey(id)
-	default:
-		return "", fmt.Errorf("dta: unknown kind %q", kind)
+// FormatDays writes permit days as dates, for logs and the audit log.
+func FormatDays(days []uint64) string {
+	out := make([]byte, 0, 11*len(days))
+	for i, d := range days {
+		if i > 0 {
+			out = append(out, ' ')
+		}
+		out = append(out, pairing.FormatDay(d)...)
 	}
-	if err != nil {
-		return "", err
-	}
-	enc, err := k.MarshalBinary()
-	if err != nil {
-		return "", err
-	}
-	defer clear(enc)
-	if z, ok := k.(interface{ Zeroize() }); ok {
-		defer z.Zeroize()
-	}
-	return b64.EncodeToString(shareBody(enc, bodySize(kind))), nil
-}
-
-// issuePermit issues this D-TA's permit share for (id, day).
-func issuePermit(m *pairing.MasterShare, id string, day uint64) (PermitJSON, error) {
-	p, err := m.IssueTimePermit(id, day)
-	if err != nil {
-		return PermitJSON{}, err
-	}
-	defer p.Zeroize()
-	enc, err := p.MarshalBinary()
-	if err != nil {
-		return PermitJSON{}, err
-	}
-	return PermitJSON{Day: day, Share: b64.EncodeToString(shareBody(enc, pairing.G1Size))}, nil
+	return string(out)
 }

@@ -1,4 +1,4 @@
-package dta
+package dtaclient
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -38,7 +39,7 @@ const (
 // and addresses.
 func ParseDeployment(data []byte) (*Deployment, error) {
 	var d Deployment
-	if err := decodeStrict(bytes.NewReader(data), maxDeploymentSize, &d); err != nil {
+	if err := dtawire.DecodeStrict(bytes.NewReader(data), maxDeploymentSize, &d); err != nil {
 		return nil, fmt.Errorf("dta: deployment file: %w", err)
 	}
 	if err := d.check(); err != nil {

@@ -1,4 +1,4 @@
-package dta
+package dtaclient
 
 import (
 	"context"
@@ -10,19 +10,20 @@ import (
 	"sync"
 
 	"github.com/milagro-go/milagro/ciphersuite"
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/pairing"
 )
 
 // DTACode is one D-TA to enroll with: its address and the code it issued.
 type DTACode struct {
 	Address string
-	Code    *EnrollCode
+	Code    *dtawire.EnrollCode
 }
 
 // Enrollment is the result of Enroll: the combined key and permits, and
 // the renewal credentials to keep.
 type Enrollment struct {
-	Kind     Kind
+	Kind     dtawire.Kind
 	Identity string
 	// Key is the combined key: *pairing.CSClientKey, *pairing.CSServerSecret
 	// or *pairing.P2PKey.
@@ -105,14 +106,14 @@ func Enroll(ctx context.Context, opt *ClientOptions, codes []DTACode) (*Enrollme
 	if err := preflight(ctx, opt, codes); err != nil {
 		return nil, err
 	}
-	resps := make([]*EnrollResponse, len(codes))
+	resps := make([]*dtawire.EnrollResponse, len(codes))
 	errs := make([]error, len(codes))
 	var wg sync.WaitGroup
 	for i, c := range codes {
 		wg.Go(func() {
-			var out EnrollResponse
-			cr := cred{identity: "enroll:" + c.Code.ID.String(), psk: c.Code.Secret[:]}
-			if err := call(ctx, opt, c.Address, cr, http.MethodPost, "/v1/enroll", struct{}{}, &out); err != nil {
+			var out dtawire.EnrollResponse
+			cr := Credential{Identity: "enroll:" + c.Code.ID.String(), PSK: c.Code.Secret[:]}
+			if err := Call(ctx, opt, c.Address, cr, http.MethodPost, "/v1/enroll", struct{}{}, &out); err != nil {
 				errs[i] = err
 				return
 			}
@@ -134,7 +135,7 @@ func Enroll(ctx context.Context, opt *ClientOptions, codes []DTACode) (*Enrollme
 		return nil, me
 	}
 	first := resps[0]
-	kind, err := ParseKind(string(first.Kind))
+	kind, err := dtawire.ParseKind(string(first.Kind))
 	if err != nil {
 		return nil, err
 	}
@@ -149,19 +150,19 @@ func Enroll(ctx context.Context, opt *ClientOptions, codes []DTACode) (*Enrollme
 		if r.Kind != kind || r.Identity != first.Identity {
 			return fail(fmt.Errorf("issued a share for %s %q, another D-TA for %s %q: the codes do not belong together", r.Kind, printableMsg([]byte(r.Identity)), kind, printableMsg([]byte(first.Identity))))
 		}
-		share, err := DecodeShare(kind, c.Code.DTA, r.Identity, r.Share)
+		share, err := dtawire.DecodeShare(kind, c.Code.DTA, r.Identity, r.Share)
 		if err != nil {
 			return fail(err)
 		}
 		e.Shares = append(e.Shares, share)
-		if _, err := decodeSecret(r.RenewalSecret); err != nil {
+		if _, err := dtawire.DecodeSecret(r.RenewalSecret); err != nil {
 			return fail(fmt.Errorf("renewal secret: %w", err))
 		}
-		if len(r.Permits) > maxDaysPerRequest {
+		if len(r.Permits) > dtawire.MaxDaysPerRequest {
 			return fail(errors.New("too many permits"))
 		}
 		for _, p := range r.Permits {
-			tp, err := DecodePermit(c.Code.DTA, r.Identity, p)
+			tp, err := dtawire.DecodePermit(c.Code.DTA, r.Identity, p)
 			if err != nil {
 				return fail(err)
 			}
@@ -180,7 +181,7 @@ func Enroll(ctx context.Context, opt *ClientOptions, codes []DTACode) (*Enrollme
 		}
 		tp, err := pairing.CombineTimePermits(ps...)
 		if err != nil {
-			return nil, fmt.Errorf("dta: permits for %s: %w", formatDays([]uint64{d}), err)
+			return nil, fmt.Errorf("dta: permits for %s: %w", dtawire.FormatDays([]uint64{d}), err)
 		}
 		e.Permits[d] = tp
 	}
@@ -192,9 +193,9 @@ func preflight(ctx context.Context, opt *ClientOptions, codes []DTACode) error {
 	var wg sync.WaitGroup
 	for i, c := range codes {
 		wg.Go(func() {
-			var info InfoResponse
-			cr := cred{identity: "enroll:" + c.Code.ID.String(), psk: c.Code.Secret[:]}
-			if err := call(ctx, opt, c.Address, cr, http.MethodGet, "/v1/info", nil, &info); err != nil {
+			var info dtawire.InfoResponse
+			cr := Credential{Identity: "enroll:" + c.Code.ID.String(), PSK: c.Code.Secret[:]}
+			if err := Call(ctx, opt, c.Address, cr, http.MethodGet, "/v1/info", nil, &info); err != nil {
 				var ae *ciphersuite.AlertError
 				if errors.As(err, &ae) && ae.Alert == ciphersuite.AlertUnknownPSKIdentity {
 					err = fmt.Errorf("the D-TA answering at %s does not know code %s (%w): the code belongs to D-TA %s; is %s that D-TA's address? (its operator's `mtls ta list` shows its fingerprint)",
@@ -221,15 +222,15 @@ func preflight(ctx context.Context, opt *ClientOptions, codes []DTACode) error {
 	return nil
 }
 
-func combine(kind Kind, shares []any) (any, error) {
+func combine(kind dtawire.Kind, shares []any) (any, error) {
 	switch kind {
-	case KindClient:
+	case dtawire.KindClient:
 		ks := make([]*pairing.CSClientKey, len(shares))
 		for i, s := range shares {
 			ks[i] = s.(*pairing.CSClientKey)
 		}
 		return pairing.CombineCSClientKeys(ks...)
-	case KindServer:
+	case dtawire.KindServer:
 		ks := make([]*pairing.CSServerSecret, len(shares))
 		for i, s := range shares {
 			ks[i] = s.(*pairing.CSServerSecret)
@@ -250,11 +251,11 @@ func combine(kind Kind, shares []any) (any, error) {
 // current one in d (the caller saves the renewal file if changed is true).
 func callRenewal(ctx context.Context, opt *ClientOptions, d *RenewalDTA, method, path string, body, out any) (changed bool, err error) {
 	if d.PendingSecret != "" {
-		c, err := d.cred(true)
+		c, err := d.Credential(true)
 		if err != nil {
 			return false, err
 		}
-		err = call(ctx, opt, d.Address, c, method, path, body, out)
+		err = Call(ctx, opt, d.Address, c, method, path, body, out)
 		var he *HandshakeError
 		if err == nil {
 			d.Secret, d.PendingSecret = d.PendingSecret, ""
@@ -264,11 +265,11 @@ func callRenewal(ctx context.Context, opt *ClientOptions, d *RenewalDTA, method,
 			return false, err
 		}
 	}
-	c, err := d.cred(false)
+	c, err := d.Credential(false)
 	if err != nil {
 		return false, err
 	}
-	return false, call(ctx, opt, d.Address, c, method, path, body, out)
+	return false, Call(ctx, opt, d.Address, c, method, path, body, out)
 }
 
 // FetchPermits fetches the permit shares for days from every D-TA of r and
@@ -277,7 +278,7 @@ func callRenewal(ctx context.Context, opt *ClientOptions, d *RenewalDTA, method,
 // names each D-TA that failed. changed reports that r's secrets changed
 // (a rotated secret was used): save r.
 func FetchPermits(ctx context.Context, opt *ClientOptions, r *Renewal, days []uint64) (permits map[uint64]*pairing.TimePermit, changed bool, err error) {
-	if r.Kind != KindClient {
+	if r.Kind != dtawire.KindClient {
 		return nil, false, fmt.Errorf("dta: permits are for CS clients; this renewal file is for a %s", r.Kind)
 	}
 	if len(r.DTAs) == 0 {
@@ -295,15 +296,15 @@ func FetchPermits(ctx context.Context, opt *ClientOptions, r *Renewal, days []ui
 				errs[i] = err
 				return
 			}
-			var out PermitsResponse
-			chg[i], err = callRenewal(ctx, opt, d, http.MethodPost, "/v1/permits", PermitsRequest{Days: days}, &out)
+			var out dtawire.PermitsResponse
+			chg[i], err = callRenewal(ctx, opt, d, http.MethodPost, "/v1/permits", dtawire.PermitsRequest{Days: days}, &out)
 			if err != nil {
 				errs[i] = err
 				return
 			}
 			got := map[uint64]*pairing.TimePermit{}
 			for _, p := range out.Permits {
-				tp, err := DecodePermit(fp, r.Identity, p)
+				tp, err := dtawire.DecodePermit(fp, r.Identity, p)
 				if err != nil {
 					errs[i] = err
 					return
@@ -312,7 +313,7 @@ func FetchPermits(ctx context.Context, opt *ClientOptions, r *Renewal, days []ui
 			}
 			for _, day := range days {
 				if got[day] == nil {
-					errs[i] = fmt.Errorf("no permit for %s in the answer", formatDays([]uint64{day}))
+					errs[i] = fmt.Errorf("no permit for %s in the answer", dtawire.FormatDays([]uint64{day}))
 					return
 				}
 				shares[i] = append(shares[i], got[day])
@@ -340,7 +341,7 @@ func FetchPermits(ctx context.Context, opt *ClientOptions, r *Renewal, days []ui
 		}
 		tp, err := pairing.CombineTimePermits(ps...)
 		if err != nil {
-			return nil, changed, fmt.Errorf("dta: permit for %s: %w", formatDays([]uint64{day}), err)
+			return nil, changed, fmt.Errorf("dta: permit for %s: %w", dtawire.FormatDays([]uint64{day}), err)
 		}
 		permits[day] = tp
 	}
@@ -356,12 +357,12 @@ func Rotate(ctx context.Context, opt *ClientOptions, r *Renewal) error {
 	for i := range r.DTAs {
 		wg.Go(func() {
 			d := &r.DTAs[i]
-			var out RenewResponse
+			var out dtawire.RenewResponse
 			if _, err := callRenewal(ctx, opt, d, http.MethodPost, "/v1/renew", struct{}{}, &out); err != nil {
 				errs[i] = err
 				return
 			}
-			if _, err := decodeSecret(out.RenewalSecret); err != nil {
+			if _, err := dtawire.DecodeSecret(out.RenewalSecret); err != nil {
 				errs[i] = err
 				return
 			}

@@ -1,4 +1,4 @@
-package dta
+package dtaclient
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/mtls"
 )
 
@@ -55,19 +56,23 @@ type HandshakeError struct{ Err error }
 func (e *HandshakeError) Error() string { return "TLS handshake failed: " + e.Err.Error() }
 func (e *HandshakeError) Unwrap() error { return e.Err }
 
-// cred is the PSK a call authenticates with.
-type cred struct {
-	identity string
-	psk      []byte
-	sni      string
+// Credential is the PSK a call authenticates with: an enrollment code
+// ("enroll:<code id>" and its secret) or a renewal credential (see
+// RenewalDTA.Credential).
+type Credential struct {
+	Identity string // the PSK identity
+	PSK      []byte
+	// ServerName is sent as the TLS server_name: the key id of a renewal
+	// secret, which tells the D-TA which secret of a rotation is in use.
+	ServerName string
 }
 
-// call makes one request to the D-TA at addr over ECDHE_PSK TLS and decodes
+// Call makes one request to the D-TA at addr over ECDHE_PSK TLS and decodes
 // the JSON answer into out.
-func call(ctx context.Context, opt *ClientOptions, addr string, c cred, method, path string, body, out any) error {
+func Call(ctx context.Context, opt *ClientOptions, addr string, c Credential, method, path string, body, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, opt.timeout())
 	defer cancel()
-	cfg := &mtls.Config{CipherSuites: Suites, PSKIdentity: c.identity, PSK: c.psk, ServerName: c.sni}
+	cfg := &mtls.Config{CipherSuites: dtawire.Suites, PSKIdentity: c.Identity, PSK: c.PSK, ServerName: c.ServerName}
 	if opt != nil {
 		cfg.Time, cfg.Rand = opt.Now, opt.Rand
 	}
@@ -120,17 +125,17 @@ func call(ctx context.Context, opt *ClientOptions, addr string, c cred, method, 
 		return fmt.Errorf("cannot reach the D-TA at %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseSize+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, dtawire.MaxResponseSize+1))
 	if err != nil {
 		return err
 	}
-	if len(data) > maxResponseSize {
-		return fmt.Errorf("answer longer than %d bytes", maxResponseSize)
+	if len(data) > dtawire.MaxResponseSize {
+		return fmt.Errorf("answer longer than %d bytes", dtawire.MaxResponseSize)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e ErrorResponse
+		var e dtawire.ErrorResponse
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			return &APIError{Status: resp.StatusCode, Code: CodeInternal, Message: "unparseable error answer: " + printableMsg(data)}
+			return &APIError{Status: resp.StatusCode, Code: dtawire.CodeInternal, Message: "unparseable error answer: " + printableMsg(data)}
 		}
 		return &APIError{Status: resp.StatusCode, Code: e.Error, Message: printableMsg([]byte(e.Message))}
 	}
@@ -155,13 +160,13 @@ func printableMsg(b []byte) string {
 
 // Info asks a D-TA for its fingerprint, version, time and policy, with an
 // enrollment code's or renewal credential's PSK.
-func Info(ctx context.Context, opt *ClientOptions, addr string, d *RenewalDTA) (*InfoResponse, error) {
-	var out InfoResponse
-	c, err := d.cred(false)
+func Info(ctx context.Context, opt *ClientOptions, addr string, d *RenewalDTA) (*dtawire.InfoResponse, error) {
+	var out dtawire.InfoResponse
+	c, err := d.Credential(false)
 	if err != nil {
 		return nil, err
 	}
-	if err := call(ctx, opt, addr, c, http.MethodGet, "/v1/info", nil, &out); err != nil {
+	if err := Call(ctx, opt, addr, c, http.MethodGet, "/v1/info", nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

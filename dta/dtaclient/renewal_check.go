@@ -1,4 +1,4 @@
-package dta
+package dtaclient
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
@@ -39,7 +40,7 @@ func (r *Renewal) CheckConfig(cfg *mtls.Config, server bool) error {
 		return nil
 	}
 	switch r.Kind {
-	case KindClient:
+	case dtawire.KindClient:
 		if server {
 			return errors.New("it is a CS client's (time permits are for clients); a server's renewal file comes from enrolling with a server code")
 		}
@@ -57,7 +58,7 @@ func (r *Renewal) CheckConfig(cfg *mtls.Config, server bool) error {
 			return fmt.Errorf("the file is for %q, but %s is for %q", r.Identity, what, id)
 		}
 		return sameDTAs(what, have)
-	case KindServer:
+	case dtawire.KindServer:
 		for _, k := range cfg.CSServerKeys {
 			if k.ID() == r.Identity {
 				return sameDTAs("the server key", k.DTAs())
@@ -67,7 +68,7 @@ func (r *Renewal) CheckConfig(cfg *mtls.Config, server bool) error {
 			return errors.New("it is a server's; a client needs its own (kind client or p2p)")
 		}
 		return fmt.Errorf("it is for server identity %q, and no server key is for that identity", r.Identity)
-	case KindP2P:
+	case dtawire.KindP2P:
 		if cfg.P2PKey == nil || cfg.P2PKey.ID() != r.Identity {
 			return fmt.Errorf("it is for P2P peer %q: give that peer's P2P key", r.Identity)
 		}

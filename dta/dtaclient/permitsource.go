@@ -1,4 +1,4 @@
-package dta
+package dtaclient
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -72,7 +73,7 @@ var ErrNoPermit = errors.New("dta: no time permit for this day")
 // Enroll) and start Run.
 func NewPermitSource(cfg PermitSourceConfig) (*PermitSource, error) {
 	if cfg.Fetch == nil {
-		if cfg.Renewal == nil || cfg.Renewal.Kind != KindClient {
+		if cfg.Renewal == nil || cfg.Renewal.Kind != dtawire.KindClient {
 			return nil, errors.New("dta: a permit source needs a client renewal file")
 		}
 	}
@@ -86,7 +87,7 @@ func NewPermitSource(cfg PermitSourceConfig) (*PermitSource, error) {
 		cfg.MaxJitter = 2 * time.Hour
 	}
 	if cfg.PermitAheadHours <= 0 {
-		cfg.PermitAheadHours = DefaultPermitAheadHours
+		cfg.PermitAheadHours = dtawire.DefaultPermitAheadHours
 	}
 	if w := cfg.window() / 2; cfg.MaxJitter > w {
 		cfg.MaxJitter = w
@@ -262,14 +263,14 @@ func (p *PermitSource) Refresh(ctx context.Context) error {
 		} else {
 			p.failTotal.WithLabelValues("all").Inc()
 		}
-		p.log.Warn("time permit renewal failed; keeping the permits held", "days", formatDays(days), "err", err, "horizon_days", p.horizonLocked(pairing.Day(p.cfg.Now())))
+		p.log.Warn("time permit renewal failed; keeping the permits held", "days", dtawire.FormatDays(days), "err", err, "horizon_days", p.horizonLocked(pairing.Day(p.cfg.Now())))
 		return err
 	}
 	for _, d := range days {
 		tp := m[d]
 		if tp == nil || tp.IsShare() || tp.Day() != d {
 			p.failures++
-			p.lastErr = fmt.Errorf("dta: renewal returned no combined permit for %s", formatDays([]uint64{d}))
+			p.lastErr = fmt.Errorf("dta: renewal returned no combined permit for %s", dtawire.FormatDays([]uint64{d}))
 			return p.lastErr
 		}
 		p.permits[d] = tp
@@ -277,7 +278,7 @@ func (p *PermitSource) Refresh(ctx context.Context) error {
 	p.failures, p.lastErr = 0, nil
 	p.okTotal.Inc()
 	p.updateLocked(p.cfg.Now())
-	p.log.Info("time permits renewed", "days", formatDays(days))
+	p.log.Info("time permits renewed", "days", dtawire.FormatDays(days))
 	return nil
 }
 
@@ -351,7 +352,7 @@ func OpenPermitSource(ctx context.Context, path string, cfg PermitSourceConfig) 
 	if err != nil {
 		return nil, err
 	}
-	if r.Kind != KindClient {
+	if r.Kind != dtawire.KindClient {
 		return nil, fmt.Errorf("dta: renewal file %s is for a %s; time permits are for CS clients", path, r.Kind)
 	}
 	cfg.Renewal = r

@@ -1,10 +1,11 @@
-package dta
+package dtaclient
 
 import (
 	"crypto/rand"
 	"strings"
 	"testing"
 
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/mtls"
 	"github.com/milagro-go/milagro/pairing"
 )
@@ -57,7 +58,7 @@ func TestRenewalCheckConfig(t *testing.T) {
 		return pairing.LabeledKey{Label: "n", Key: k}, err
 	}).(*pairing.P2PKey)
 
-	renewal := func(kind Kind, id string, n int) *Renewal {
+	renewal := func(kind dtawire.Kind, id string, n int) *Renewal {
 		r := &Renewal{Version: renewalVersion, Kind: kind, Identity: id}
 		for _, fp := range fps[:n] {
 			r.DTAs = append(r.DTAs, RenewalDTA{Address: "127.0.0.1:1", Fingerprint: fp, Kind: kind, Identity: id})
@@ -71,22 +72,22 @@ func TestRenewalCheckConfig(t *testing.T) {
 		server bool
 		want   string // "" for accepted
 	}{
-		{"client key", renewal(KindClient, "alice", 3), &mtls.Config{CSKey: alice}, false, ""},
-		{"client token", renewal(KindClient, "alice", 3), &mtls.Config{CSToken: token}, false, ""},
-		{"client, other identity", renewal(KindClient, "bob", 3), &mtls.Config{CSKey: alice}, false, `the file is for "bob", but the CS client key is for "alice"`},
-		{"client, fewer D-TAs in the file", renewal(KindClient, "alice", 2), &mtls.Config{CSKey: alice}, false, "the file names D-TAs " + fps[0] + "," + fps[1] + ", but the CS client key comes from"},
-		{"client, key of fewer D-TAs", renewal(KindClient, "alice", 3), &mtls.Config{CSToken: nil, CSKey: alice2}, false, "but the CS client key comes from"},
-		{"client, no key", renewal(KindClient, "alice", 3), &mtls.Config{P2PKey: node}, false, "time permits need the CS client key or PIN token"},
-		{"client file on a server", renewal(KindClient, "alice", 3), &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{server}}, true, "it is a CS client's"},
-		{"server", renewal(KindServer, "api", 3), &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{server}}, true, ""},
-		{"server, no key of its identity", renewal(KindServer, "web", 3), &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{server}}, true, `it is for server identity "web"`},
-		{"server file on a client", renewal(KindServer, "web", 3), &mtls.Config{CSKey: bob}, false, "it is a server's"},
-		{"server, other D-TAs", renewal(KindServer, "api", 2), &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{server}}, true, "but the server key comes from"},
-		{"p2p", renewal(KindP2P, "node-a", 3), &mtls.Config{P2PKey: node}, false, ""},
-		{"p2p, other peer", renewal(KindP2P, "node-b", 3), &mtls.Config{P2PKey: node}, true, `it is for P2P peer "node-b"`},
-		{"p2p, other D-TAs", renewal(KindP2P, "node-a", 1), &mtls.Config{P2PKey: node}, false, "but the P2P key comes from"},
+		{"client key", renewal(dtawire.KindClient, "alice", 3), &mtls.Config{CSKey: alice}, false, ""},
+		{"client token", renewal(dtawire.KindClient, "alice", 3), &mtls.Config{CSToken: token}, false, ""},
+		{"client, other identity", renewal(dtawire.KindClient, "bob", 3), &mtls.Config{CSKey: alice}, false, `the file is for "bob", but the CS client key is for "alice"`},
+		{"client, fewer D-TAs in the file", renewal(dtawire.KindClient, "alice", 2), &mtls.Config{CSKey: alice}, false, "the file names D-TAs " + fps[0] + "," + fps[1] + ", but the CS client key comes from"},
+		{"client, key of fewer D-TAs", renewal(dtawire.KindClient, "alice", 3), &mtls.Config{CSToken: nil, CSKey: alice2}, false, "but the CS client key comes from"},
+		{"client, no key", renewal(dtawire.KindClient, "alice", 3), &mtls.Config{P2PKey: node}, false, "time permits need the CS client key or PIN token"},
+		{"client file on a server", renewal(dtawire.KindClient, "alice", 3), &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{server}}, true, "it is a CS client's"},
+		{"server", renewal(dtawire.KindServer, "api", 3), &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{server}}, true, ""},
+		{"server, no key of its identity", renewal(dtawire.KindServer, "web", 3), &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{server}}, true, `it is for server identity "web"`},
+		{"server file on a client", renewal(dtawire.KindServer, "web", 3), &mtls.Config{CSKey: bob}, false, "it is a server's"},
+		{"server, other D-TAs", renewal(dtawire.KindServer, "api", 2), &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{server}}, true, "but the server key comes from"},
+		{"p2p", renewal(dtawire.KindP2P, "node-a", 3), &mtls.Config{P2PKey: node}, false, ""},
+		{"p2p, other peer", renewal(dtawire.KindP2P, "node-b", 3), &mtls.Config{P2PKey: node}, true, `it is for P2P peer "node-b"`},
+		{"p2p, other D-TAs", renewal(dtawire.KindP2P, "node-a", 1), &mtls.Config{P2PKey: node}, false, "but the P2P key comes from"},
 		{"unknown kind", renewal("ca", "alice", 3), &mtls.Config{CSKey: alice}, false, `unknown kind "ca"`},
-		{"no config", renewal(KindClient, "alice", 3), nil, false, "no configuration"},
+		{"no config", renewal(dtawire.KindClient, "alice", 3), nil, false, "no configuration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.r.CheckConfig(tc.cfg, tc.server)

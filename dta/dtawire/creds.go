@@ -1,4 +1,4 @@
-package dta
+package dtawire
 
 import (
 	"crypto/sha256"
@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/milagro-go/milagro/pairing"
 )
@@ -39,7 +40,7 @@ func CheckIdentity(kind Kind, id string) error {
 		return nil
 	}
 	if err := pairing.CheckID(id); err != nil {
-		return fmt.Errorf("dta: identity %q: %w", cutID(id), err)
+		return fmt.Errorf("dta: identity %q: %w", CutID(id), err)
 	}
 	return nil
 }
@@ -104,7 +105,7 @@ func ParseEnrollCode(s string) (*EnrollCode, error) {
 	if c.ID, err = ParseCodeID(parts[1]); err != nil {
 		return nil, bad("code id")
 	}
-	sec, err := decodeSecret(parts[2])
+	sec, err := DecodeSecret(parts[2])
 	if err != nil {
 		return nil, bad("secret")
 	}
@@ -112,9 +113,9 @@ func ParseEnrollCode(s string) (*EnrollCode, error) {
 	return &c, nil
 }
 
-// decodeSecret decodes a 32-byte base64url secret without padding,
+// DecodeSecret decodes a 32-byte base64url secret without padding,
 // canonically (re-encoding gives the same string).
-func decodeSecret(s string) ([SecretSize]byte, error) {
+func DecodeSecret(s string) ([SecretSize]byte, error) {
 	var out [SecretSize]byte
 	if len(s) != base64.RawURLEncoding.EncodedLen(SecretSize) {
 		return out, errors.New("dta: a secret is 32 bytes of base64url without padding")
@@ -171,12 +172,29 @@ func ParsePSKIdentity(s string) (PSKIdentity, error) {
 	return PSKIdentity{}, errors.New("dta: unknown PSK identity type (want enroll:… or renew:…)")
 }
 
-// keyID names one renewal secret without revealing it: the client sends it
+// KeyID names one renewal secret without revealing it: the client sends it
 // as its TLS server_name so that, during a rotation, the D-TA knows whether
 // the old or the new secret is the PSK (the PSK identity is the same).
-func keyID(secret []byte) string {
+func KeyID(secret []byte) string {
 	h := sha256.New()
 	h.Write([]byte("MTLS1-DTA-KEYID"))
 	h.Write(secret)
 	return "k" + hex.EncodeToString(h.Sum(nil)[:8]) + ".dta.invalid"
+}
+
+// MaxLoggedID is how much of a peer-chosen identity a log line or an error
+// message shows.
+const MaxLoggedID = 64
+
+// CutID prepares a peer-chosen identity for a log line: at most
+// MaxLoggedID bytes (on a rune boundary), marked when cut.
+func CutID(s string) string {
+	if len(s) <= MaxLoggedID {
+		return s
+	}
+	i := MaxLoggedID
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + fmt.Sprintf("…(%d bytes)", len(s))
 }

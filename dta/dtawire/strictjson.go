@@ -1,4 +1,4 @@
-package dta
+package dtawire
 
 import (
 	"bytes"

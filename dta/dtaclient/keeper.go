@@ -1,4 +1,4 @@
-package dta
+package dtaclient
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/milagro-go/milagro/dta/dtawire"
 )
 
 // KeeperConfig configures a CredentialKeeper.
@@ -102,7 +104,7 @@ func (k *CredentialKeeper) checkLocked(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i := range r.DTAs {
 		wg.Go(func() {
-			var out InfoResponse
+			var out dtawire.InfoResponse
 			chg[i], errs[i] = callRenewal(ctx, k.cfg.Client, &r.DTAs[i], http.MethodGet, "/v1/info", nil, &out)
 			if errs[i] == nil && out.Fingerprint != r.DTAs[i].Fingerprint {
 				errs[i] = fmt.Errorf("answered with fingerprint %s", out.Fingerprint)

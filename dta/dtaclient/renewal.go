@@ -1,4 +1,4 @@
-package dta
+package dtaclient
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/pairing"
 )
 
@@ -17,7 +18,7 @@ import (
 // renewal secret. It is a secret (mode 0600) and is stored as JSON.
 type Renewal struct {
 	Version  int          `json:"version"`
-	Kind     Kind         `json:"kind"`
+	Kind     dtawire.Kind `json:"kind"`
 	Identity string       `json:"identity"`
 	DTAs     []RenewalDTA `json:"dtas"`
 	// Deployment is the deployment file enrolled against, if any.
@@ -26,11 +27,11 @@ type Renewal struct {
 
 // RenewalDTA is one D-TA's entry of a Renewal.
 type RenewalDTA struct {
-	Address     string `json:"address"`
-	Fingerprint string `json:"fingerprint"`
-	Kind        Kind   `json:"kind"`
-	Identity    string `json:"identity"`
-	Secret      string `json:"renewal_secret"`
+	Address     string       `json:"address"`
+	Fingerprint string       `json:"fingerprint"`
+	Kind        dtawire.Kind `json:"kind"`
+	Identity    string       `json:"identity"`
+	Secret      string       `json:"renewal_secret"`
 	// PendingSecret is a rotated secret not used yet (see Rotate).
 	PendingSecret string `json:"pending_secret,omitempty"`
 }
@@ -45,17 +46,17 @@ const (
 // String names the D-TA for messages: fingerprint and address.
 func (d *RenewalDTA) String() string { return "D-TA " + d.Fingerprint + " at " + d.Address }
 
-// cred returns the PSK credential: the pending secret when pending is set.
-func (d *RenewalDTA) cred(pending bool) (cred, error) {
+// Credential returns the PSK credential: the pending secret when pending is set.
+func (d *RenewalDTA) Credential(pending bool) (Credential, error) {
 	s := d.Secret
 	if pending {
 		s = d.PendingSecret
 	}
-	sec, err := decodeSecret(s)
+	sec, err := dtawire.DecodeSecret(s)
 	if err != nil {
-		return cred{}, err
+		return Credential{}, err
 	}
-	return cred{identity: PSKIdentity{Kind: d.Kind, Identity: d.Identity}.String(), psk: sec[:], sni: keyID(sec[:])}, nil
+	return Credential{Identity: dtawire.PSKIdentity{Kind: d.Kind, Identity: d.Identity}.String(), PSK: sec[:], ServerName: dtawire.KeyID(sec[:])}, nil
 }
 
 // ParseRenewal decodes and checks a renewal file: strict JSON, 1..16 D-TAs
@@ -63,16 +64,16 @@ func (d *RenewalDTA) cred(pending bool) (cred, error) {
 // secrets.
 func ParseRenewal(data []byte) (*Renewal, error) {
 	var r Renewal
-	if err := decodeStrict(bytes.NewReader(data), maxRenewalSize, &r); err != nil {
+	if err := dtawire.DecodeStrict(bytes.NewReader(data), maxRenewalSize, &r); err != nil {
 		return nil, fmt.Errorf("dta: renewal file: %w", err)
 	}
 	if r.Version != renewalVersion {
 		return nil, fmt.Errorf("dta: renewal file: version %d, want %d", r.Version, renewalVersion)
 	}
-	if _, err := ParseKind(string(r.Kind)); err != nil {
+	if _, err := dtawire.ParseKind(string(r.Kind)); err != nil {
 		return nil, fmt.Errorf("dta: renewal file: %w", err)
 	}
-	if err := CheckIdentity(r.Kind, r.Identity); err != nil {
+	if err := dtawire.CheckIdentity(r.Kind, r.Identity); err != nil {
 		return nil, fmt.Errorf("dta: renewal file: %w", err)
 	}
 	if len(r.DTAs) == 0 || len(r.DTAs) > maxRenewalDTAs {
@@ -101,11 +102,11 @@ func ParseRenewal(data []byte) (*Renewal, error) {
 		if d.Kind != r.Kind || d.Identity != r.Identity {
 			return nil, fmt.Errorf("dta: renewal file: D-TA %s is for %s %q, the file for %s %q", fp, d.Kind, d.Identity, r.Kind, r.Identity)
 		}
-		if _, err := decodeSecret(d.Secret); err != nil {
+		if _, err := dtawire.DecodeSecret(d.Secret); err != nil {
 			return nil, fmt.Errorf("dta: renewal file: D-TA %s: %w", fp, err)
 		}
 		if d.PendingSecret != "" {
-			if _, err := decodeSecret(d.PendingSecret); err != nil {
+			if _, err := dtawire.DecodeSecret(d.PendingSecret); err != nil {
 				return nil, fmt.Errorf("dta: renewal file: D-TA %s: pending: %w", fp, err)
 			}
 		}
