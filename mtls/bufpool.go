@@ -7,7 +7,7 @@ import (
 
 // Record buffers come from package-level pools and go back as soon as a
 // connection has nothing buffered: an idle connection holds no record
-// buffer at all (see Conn.releaseIn and Conn.releaseOut). The pools hold
+// buffer at all (see readBuffer.release and writeBuffer.release). The pools hold
 // *[]byte so that Get and Put do not allocate.
 //
 // Size classes:

@@ -55,9 +55,9 @@ func heldBuffers(c *Conn) []string {
 	defer c.out.Unlock()
 	var held []string
 	for name, held1 := range map[string]bool{
-		"raw": c.rawp != nil || c.raw != nil, "plain": c.plainp != nil || c.plain != nil,
-		"out": c.outp != nil || c.outBuf != nil, "hand": c.hand != nil,
-		"sendBuf": c.sendBuf != nil, "hsPending": c.hsPending != nil,
+		"raw": c.rbuf.rawp != nil || c.rbuf.raw != nil, "plain": c.rbuf.plainp != nil || c.rbuf.plain != nil,
+		"out": c.wbuf.outp != nil || c.wbuf.buf != nil, "hand": c.rbuf.hand != nil,
+		"sendBuf": c.wbuf.flight != nil, "hsPending": c.wbuf.pending != nil,
 	} {
 		if held1 {
 			held = append(held, name)
@@ -94,7 +94,7 @@ func TestIdleConnHoldsNoBuffers(t *testing.T) {
 	if err := <-wrote; err != nil {
 		t.Fatal(err)
 	}
-	if sc.plainp == nil {
+	if sc.rbuf.plainp == nil {
 		t.Error("plaintext buffer released with data unread")
 	}
 	if _, err := io.ReadFull(sc, got[:4]); err != nil || string(got[:4]) != "cdef" {
@@ -118,7 +118,7 @@ func waitingReleases(t *testing.T, c, peer *Conn) {
 	t.Helper()
 	c.in.Lock()
 	held := 0
-	for _, p := range []*[]byte{c.rawp, c.plainp} {
+	for _, p := range []*[]byte{c.rbuf.rawp, c.rbuf.plainp} {
 		if p != nil {
 			held++
 		}
@@ -155,7 +155,7 @@ func TestPooledBuffersAreCleared(t *testing.T) {
 		}
 	}
 	if batchBufLen < recordHeaderLen+maxSealOverhead+maxWriteBatch*(maxPlaintext+recordHeaderLen+maxSealOverhead) {
-		t.Error("batch class too small for ensureOutBuf")
+		t.Error("batch class too small for writeBuffer.ensure")
 	}
 }
 
@@ -251,7 +251,7 @@ func TestBulkReadKeepsBuffersWhileDataPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc.in.Lock()
-	kept := sc.rawp != nil
+	kept := sc.rbuf.rawp != nil
 	sc.in.Unlock()
 	if !kept {
 		t.Error("raw buffer released although more records were waiting in the socket")

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/milagro-go/milagro/ciphersuite"
@@ -48,29 +46,9 @@ type Conn struct {
 	writes     writeGate   // Close stops new Writes and cuts in-flight ones short
 	closedByUs atomic.Bool // the underlying conn was closed after a failed handshake
 
-	// read side, guarded by in; raw and plain are pooled (see bufpool.go)
-	// and held only while they buffer something
+	// read side, guarded by in
 	in           halfConn
-	rawp         *[]byte
-	raw          []byte // raw input buffer (*rawp or nil); unread bytes in raw[rpos:rend]
-	rpos, rend   int
-	rawPlain     bool // raw held unprotected records: clear it before reuse
-	bigIn        bool // a full-size record arrived once: take full-size raw buffers
-	plainp       *[]byte
-	plain        []byte  // decryption buffer (*plainp or nil)
-	plainHi      int     // plain[:plainHi] may hold plaintext
-	input        []byte  // application data not yet returned by Read
-	handp        *[]byte // pooled buffer behind hand (while it fits)
-	handHi       int     // (*handp)[:handHi] may hold handshake bytes
-	rc           syscall.RawConn
-	peekFn       func(fd uintptr) bool
-	noRawConn    bool // the underlying conn cannot be waited on without a read
-	peekBuf      [1]byte
-	readNowFn    func(fd uintptr)
-	readNowN     int           // bytes the last readNow got (0 with EOF)
-	readNowAgain bool          // the last readNow found nothing (EAGAIN)
-	peekErr      syscall.Errno // an error the readability peek consumed
-	hand         []byte        // handshake reassembly buffer
+	rbuf         readBuffer
 	versionSet   bool
 	sawRecord    bool
 	gotCCS       bool
@@ -79,11 +57,7 @@ type Conn struct {
 
 	// write side, guarded by out
 	out             halfConn
-	outp            *[]byte
-	outBuf          []byte // sealed records being written (*outp or nil)
-	sendBuf         []byte // the queued handshake flight
-	hsPending       []byte // handshake messages not yet sealed into records
-	alertBuf        [2]byte
+	wbuf            writeBuffer
 	closeNotifySent bool
 	closeNotifyErr  error
 }
@@ -142,8 +116,8 @@ func (c *Conn) Read(b []byte) (int, error) {
 	if err := c.awaitInput(); err != nil {
 		return 0, err
 	}
-	n := copy(b, c.input)
-	c.input = c.input[n:]
+	n := copy(b, c.rbuf.input)
+	c.rbuf.input = c.rbuf.input[n:]
 	return n, nil
 }
 
@@ -169,11 +143,11 @@ func (c *Conn) WaitReadable() error {
 // awaitInput reads records until application data is buffered. c.in must
 // be held.
 func (c *Conn) awaitInput() error {
-	for len(c.input) == 0 {
+	for len(c.rbuf.input) == 0 {
 		if err := c.readRecord(); err != nil {
 			return err
 		}
-		if len(c.hand) > 0 {
+		if len(c.rbuf.hand) > 0 {
 			if err := c.handlePostHandshake(); err != nil {
 				return err
 			}
@@ -196,7 +170,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	c.out.Lock()
 	defer c.out.Unlock()
-	defer c.releaseOut()
+	defer c.wbuf.release()
 	if err := c.fatalErr(); err != nil {
 		return 0, err
 	}
@@ -231,21 +205,21 @@ func (c *Conn) writeBatchLocked(b []byte) (int, error) {
 	}
 	recs := min(maxWriteBatch, (len(b)+maxPlaintext-1)/maxPlaintext)
 	if recs == 1 {
-		c.ensureOutBuf(len(b))
+		c.wbuf.ensure(len(b))
 	} else {
-		c.ensureOutBuf(recs * (maxPlaintext + recordHeaderLen + maxSealOverhead))
+		c.wbuf.ensure(recs * (maxPlaintext + recordHeaderLen + maxSealOverhead))
 	}
-	buf := c.outBuf[:0]
+	buf := c.wbuf.buf[:0]
 	batch := 0
 	for i := 0; i < recs; i++ {
-		if i > 0 && c.out.cipher != nil && c.out.seq >= math.MaxUint64-1 {
+		if i > 0 && c.out.spare() <= 1 {
 			break // the next call refuses to go on
 		}
 		m := min(len(b)-batch, maxPlaintext)
-		buf = c.sealRecord(buf, recordTypeApplicationData, b[batch:batch+m])
+		buf = c.out.seal(buf, recordTypeApplicationData, b[batch:batch+m])
 		batch += m
 	}
-	c.outBuf = buf
+	c.wbuf.buf = buf
 	if _, err := c.conn.Write(buf); err != nil {
 		c.out.err = permanent(err)
 		return 0, c.out.err
@@ -374,11 +348,11 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 
 	c.in.Lock()
 	st, err := c.runHandshake(ctx)
-	c.releaseIn()
+	c.rbuf.release()
 	c.in.Unlock()
 	c.endAdmission()
 	c.out.Lock()
-	c.sendBuf, c.hsPending = nil, nil // the flights are flushed
+	c.wbuf.flight, c.wbuf.pending = nil, nil // the flights are flushed
 	c.out.Unlock()
 	if ctxErr := stop(); ctxErr != nil {
 		err = ctxErr

@@ -58,14 +58,14 @@ func FuzzRecordReader(f *testing.F) {
 		fc := &fakeConn{r: bytes.NewReader(stream)}
 		c := newConn(fc, &Config{}, mode&2 != 0)
 		check := func() {
-			if len(c.hand) > 4+maxHandshakeMsg+maxPlaintext {
-				t.Fatalf("handshake buffer grew to %d", len(c.hand))
+			if len(c.rbuf.hand) > 4+maxHandshakeMsg+maxPlaintext {
+				t.Fatalf("handshake buffer grew to %d", len(c.rbuf.hand))
 			}
-			if len(c.raw) > rawBufLen {
-				t.Fatalf("raw buffer grew to %d", len(c.raw))
+			if len(c.rbuf.raw) > rawBufLen {
+				t.Fatalf("raw buffer grew to %d", len(c.rbuf.raw))
 			}
-			if cap(c.plain) > maxRecordLen {
-				t.Fatalf("plaintext buffer grew to %d", cap(c.plain))
+			if cap(c.rbuf.plain) > maxRecordLen {
+				t.Fatalf("plaintext buffer grew to %d", cap(c.rbuf.plain))
 			}
 		}
 		if mode&1 == 0 {
@@ -162,8 +162,8 @@ func FuzzServerHandshake(f *testing.F) {
 		if err := c.Handshake(); err == nil {
 			io.Copy(io.Discard, c)
 		}
-		if len(c.hand) > 4+maxHandshakeMsg+maxPlaintext || len(c.raw) > rawBufLen {
-			t.Fatalf("buffers grew: hand %d raw %d", len(c.hand), len(c.raw))
+		if len(c.rbuf.hand) > 4+maxHandshakeMsg+maxPlaintext || len(c.rbuf.raw) > rawBufLen {
+			t.Fatalf("buffers grew: hand %d raw %d", len(c.rbuf.hand), len(c.rbuf.raw))
 		}
 	})
 }

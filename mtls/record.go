@@ -27,9 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
-	"sync"
 
 	"github.com/milagro-go/milagro/ciphersuite"
 )
@@ -68,15 +66,6 @@ var (
 	errShutdown     = errors.New("mtls: protocol is shutdown")
 	errSeqExhausted = errors.New("mtls: record sequence number exhausted; connection closed")
 )
-
-// halfConn is one direction of the record layer.
-type halfConn struct {
-	sync.Mutex
-	err     error // permanent error for this direction
-	version uint16
-	cipher  ciphersuite.RecordCipher
-	seq     uint64
-}
 
 // writeFailure is what every Write returns once a write to the underlying
 // connection failed: a record may have gone out in part, so nothing more
@@ -144,15 +133,16 @@ func (c *Conn) sendAlertLocked(level uint8, a Alert) error {
 	if c.closeNotifySent {
 		return nil // nothing may follow our close_notify
 	}
-	if c.out.cipher != nil && c.out.seq == math.MaxUint64 {
+	if c.out.spare() == 0 {
 		c.out.err = errSeqExhausted
 		return c.out.err
 	}
-	c.alertBuf[0], c.alertBuf[1] = level, uint8(a)
-	c.ensureOutBuf(len(c.alertBuf))
-	c.outBuf = c.sealRecord(c.outBuf[:0], recordTypeAlert, c.alertBuf[:])
-	_, err := c.conn.Write(c.outBuf)
-	c.releaseOut()
+	w := &c.wbuf
+	w.alert[0], w.alert[1] = level, uint8(a)
+	w.ensure(len(w.alert))
+	w.buf = c.out.seal(w.buf[:0], recordTypeAlert, w.alert[:])
+	_, err := c.conn.Write(w.buf)
+	w.release()
 	if err != nil {
 		c.out.err = permanent(err)
 		return c.out.err
@@ -160,88 +150,12 @@ func (c *Conn) sendAlertLocked(level uint8, a Alert) error {
 	return nil
 }
 
-// ensureOutBuf makes room in outBuf for n bytes of sealed records (n
-// plaintext bytes as one record). c.out must be held.
-func (c *Conn) ensureOutBuf(n int) {
-	if need := recordHeaderLen + n + maxSealOverhead; cap(c.outBuf) < need {
-		c.releaseOut()
-		c.outp = getBuf(need)
-		c.outBuf = (*c.outp)[:0]
-	}
-}
-
-// releaseOut returns the output buffer to its pool. It holds only sealed
-// records (ciphertext, or alerts sent before the cipher was on), so it is
-// not cleared. c.out must be held.
-func (c *Conn) releaseOut() {
-	if c.outp != nil {
-		putBuf(c.outp, 0)
-		c.outp, c.outBuf = nil, nil
-	}
-}
-
-// releaseIn returns the input buffers to their pools once nothing is
-// buffered in them: the plaintext buffer as soon as all its application
-// data was read, the raw buffer when it holds no partial record either.
-// An idle connection thus holds no record buffer. Buffers are cleared
-// before they go back (the plaintext one always; the raw one if it held
-// unprotected records). c.in must be held.
-func (c *Conn) releaseIn() {
-	if len(c.input) != 0 {
-		return
-	}
-	c.input = nil
-	if c.plainp != nil {
-		putBuf(c.plainp, c.plainHi)
-		c.plainp, c.plain, c.plainHi = nil, nil, 0
-	}
-	if c.rawp != nil && c.rpos == c.rend {
-		used := 0
-		if c.rawPlain {
-			used = len(c.raw)
-		}
-		putBuf(c.rawp, used)
-		c.rawp, c.raw, c.rawPlain = nil, nil, false
-		c.rpos, c.rend = 0, 0
-	}
-	if len(c.hand) == 0 {
-		c.releaseHand()
-	}
-}
-
-// releaseHand drops the handshake message buffer, returning its pooled
-// buffer (cleared: handshake messages are plaintext). c.in must be held.
-func (c *Conn) releaseHand() {
-	c.hand = nil
-	if c.handp != nil {
-		putBuf(c.handp, c.handHi)
-		c.handp, c.handHi = nil, 0
-	}
-}
-
-// sealRecord appends one record (header and protected fragment) to dst.
-// c.out must be held; the caller has checked the sequence number.
-func (c *Conn) sealRecord(dst []byte, typ uint8, payload []byte) []byte {
-	start := len(dst)
-	v := c.out.version
-	dst = append(dst, typ, byte(v>>8), byte(v), 0, 0)
-	if c.out.cipher == nil {
-		dst = append(dst, payload...)
-	} else {
-		dst = c.out.cipher.Seal(dst, c.out.seq, typ, v, payload)
-		c.out.seq++
-	}
-	n := len(dst) - start - recordHeaderLen
-	dst[start+3], dst[start+4] = byte(n>>8), byte(n)
-	return dst
-}
-
 // checkWriteSeqLocked refuses to use the last sequence numbers: the record
 // layer never wraps. When the counter is nearly exhausted it sends a final
 // close_notify (using the one sequence number it reserved for that) and
 // closes the write direction.
 func (c *Conn) checkWriteSeqLocked() error {
-	if c.out.cipher != nil && c.out.seq >= math.MaxUint64-1 {
+	if c.out.spare() <= 1 {
 		if c.out.err == nil {
 			c.sendAlertLocked(alertLevelWarning, ciphersuite.AlertCloseNotify)
 			c.closeNotifySent = true
@@ -260,10 +174,10 @@ func (c *Conn) writeRecordLocked(typ uint8, data []byte) error {
 	if err := c.checkWriteSeqLocked(); err != nil {
 		return err
 	}
-	c.ensureOutBuf(len(data))
-	c.outBuf = c.sealRecord(c.outBuf[:0], typ, data)
-	_, err := c.conn.Write(c.outBuf)
-	c.releaseOut()
+	c.wbuf.ensure(len(data))
+	c.wbuf.buf = c.out.seal(c.wbuf.buf[:0], typ, data)
+	_, err := c.conn.Write(c.wbuf.buf)
+	c.wbuf.release()
 	if err != nil {
 		c.out.err = permanent(err)
 		return c.out.err
@@ -271,83 +185,11 @@ func (c *Conn) writeRecordLocked(typ uint8, data []byte) error {
 	return nil
 }
 
-// fill makes sure at least n bytes of raw input are buffered. c.in must be held.
+// fill makes sure at least n bytes of raw input are buffered. Once the
+// handshake is complete the connection may stay quiet for hours, and waits
+// for its peer holding no buffer. c.in must be held.
 func (c *Conn) fill(n int) error {
-	// During the handshake the peer is about to answer and the
-	// connection is not idle: the buffer is kept and read directly (one
-	// read where data has come, instead of a non-blocking read, a peek
-	// and a read), which the handshake's own state and stack dwarf anyway.
-	// Buffer-less waiting is for established connections, which may stay
-	// quiet for hours.
-	handshaking := !c.handshakeComplete.Load()
-	if c.rawp != nil && c.rpos == c.rend && len(c.input) == 0 && !handshaking {
-		// Buffers kept from the last record and nothing of the next one
-		// buffered: take what the socket already holds without blocking.
-		// Only if the peer is quiet do the buffers go back before the
-		// wait, so a bulk stream keeps them from record to record (no
-		// extra system call, pool round trip or clearing per record) and
-		// a connection waiting for its peer holds none.
-		c.rpos, c.rend = 0, 0
-		if !c.readNow() {
-			c.releaseIn()
-		}
-		if err := c.takePeekErr(); err != nil {
-			return err
-		}
-	}
-	if c.rawp == nil {
-		// Nothing is buffered: wait for the peer without holding a buffer.
-		if !handshaking {
-			if err := c.waitReadable(); err != nil {
-				return err
-			}
-		}
-		size := smallBufLen
-		if n > smallBufLen || c.bigIn {
-			size = rawBufLen
-		}
-		c.rawp = getBuf(size)
-		c.raw = *c.rawp
-		c.rpos, c.rend = 0, 0
-	} else if n > len(c.raw) {
-		// Buffers start small (handshakes, small records) and grow to the
-		// full size when a large record arrives; from then on this
-		// connection takes a full-size buffer at once.
-		bp := getBuf(rawBufLen)
-		rend := copy(*bp, c.raw[c.rpos:c.rend])
-		used := 0
-		if c.rawPlain {
-			used = len(c.raw)
-		}
-		putBuf(c.rawp, used)
-		c.rawp, c.raw = bp, *bp
-		c.rpos, c.rend = 0, rend
-		c.bigIn = true
-	}
-	if c.in.cipher == nil {
-		c.rawPlain = true // unprotected records: clear the buffer before reuse
-	}
-	for empty := 0; c.rend-c.rpos < n; {
-		if c.rpos+n > len(c.raw) {
-			copy(c.raw, c.raw[c.rpos:c.rend])
-			c.rend -= c.rpos
-			c.rpos = 0
-		}
-		m, err := c.conn.Read(c.raw[c.rend:])
-		c.rend += m
-		if err != nil {
-			if c.rend-c.rpos >= n {
-				return nil
-			}
-			return err
-		}
-		if m == 0 {
-			if empty++; empty > 100 {
-				return io.ErrNoProgress
-			}
-		}
-	}
-	return nil
+	return c.rbuf.fill(c.conn, n, c.handshakeComplete.Load(), !c.in.protected())
 }
 
 // readErr turns an error of the underlying connection into the record
@@ -374,7 +216,7 @@ func (c *Conn) localFail(a Alert, format string, args ...any) error {
 func (c *Conn) readRecord() error { return c.readRecordOrCCS(false) }
 
 // readRecordOrCCS reads one record and processes it: application data is left
-// in c.input, handshake data is appended to c.hand, alerts are handled here.
+// in c.rbuf.input, handshake data is appended to c.rbuf.hand, alerts are handled here.
 // A ChangeCipherSpec is accepted only when expectCCS (the caller switches
 // ciphers); with expectCCS only a ChangeCipherSpec or an alert is accepted.
 // It returns nil after a record that needs no further action by the caller
@@ -387,21 +229,9 @@ func (c *Conn) readRecordOrCCS(expectCCS bool) error {
 		// input buffers go back to their pools now rather than to the
 		// garbage collector with the connection. Without this, a mass
 		// close of idle connections makes each take fresh buffers.
-		c.dropIn()
+		c.rbuf.drop()
 	}
 	return err
-}
-
-// dropIn returns the input buffers to their pools, whatever partial record
-// they hold, once the read direction has ended for good. c.in must be
-// held.
-func (c *Conn) dropIn() {
-	if len(c.input) != 0 {
-		return // application data still to be read points into c.plain
-	}
-	c.rpos, c.rend = 0, 0
-	c.releaseIn()
-	c.releaseHand()
 }
 
 func (c *Conn) readOneRecord(expectCCS bool) error {
@@ -412,11 +242,12 @@ func (c *Conn) readOneRecord(expectCCS bool) error {
 		return c.in.err
 	}
 	handshakeComplete := c.handshakeComplete.Load()
+	rb := &c.rbuf
 
 	if err := c.fill(recordHeaderLen); err != nil {
 		return c.readErr(err)
 	}
-	hdr := c.raw[c.rpos : c.rpos+recordHeaderLen]
+	hdr := rb.raw[rb.rpos : rb.rpos+recordHeaderLen]
 	typ := hdr[0]
 	vers := uint16(hdr[1])<<8 | uint16(hdr[2])
 	n := int(hdr[3])<<8 | int(hdr[4])
@@ -434,29 +265,21 @@ func (c *Conn) readOneRecord(expectCCS bool) error {
 	} else if vers < versionTLS10 || vers > versionTLS12 {
 		return c.localFail(ciphersuite.AlertProtocolVersion, "unsupported record version %#04x", vers)
 	}
-	if c.in.cipher == nil && n > maxPlaintext || n > maxCiphertext {
+	if !c.in.protected() && n > maxPlaintext || n > maxCiphertext {
 		return c.localFail(ciphersuite.AlertRecordOverflow, "record of %d bytes exceeds the limit", n)
 	}
 	c.sawRecord = true
 	if err := c.fill(recordHeaderLen + n); err != nil {
 		return c.readErr(err)
 	}
-	fragment := c.raw[c.rpos+recordHeaderLen : c.rpos+recordHeaderLen+n]
+	fragment := rb.raw[rb.rpos+recordHeaderLen : rb.rpos+recordHeaderLen+n]
 	data := fragment
-	if c.in.cipher != nil {
-		if c.in.seq == math.MaxUint64 {
+	if c.in.protected() {
+		if c.in.spare() == 0 {
 			return c.localFail(ciphersuite.AlertInternalError, "read sequence number exhausted")
 		}
-		if len(c.plain) < n {
-			if c.plainp != nil {
-				putBuf(c.plainp, c.plainHi)
-			}
-			c.plainp = getBuf(n)
-			c.plain, c.plainHi = *c.plainp, 0
-		}
-		c.plainHi = max(c.plainHi, n) // Open writes at most n bytes
 		var err error
-		data, err = c.in.cipher.Open(c.plain[:0], c.in.seq, typ, vers, fragment)
+		data, err = c.in.open(rb.plainFor(n), typ, vers, fragment)
 		if err != nil {
 			if !handshakeComplete {
 				// The first protected record is the peer's Finished: the
@@ -465,17 +288,11 @@ func (c *Conn) readOneRecord(expectCCS bool) error {
 			}
 			return c.localFail(ciphersuite.AlertBadRecordMAC, "record authentication failed")
 		}
-		c.in.seq++
 		if len(data) > maxPlaintext {
 			return c.localFail(ciphersuite.AlertRecordOverflow, "decrypted record of %d bytes exceeds the limit", len(data))
 		}
 	}
-	// The record is consumed; unprotected data still points into c.raw,
-	// which stays intact until the next fill.
-	c.rpos += recordHeaderLen + n
-	if c.rpos == c.rend {
-		c.rpos, c.rend = 0, 0
-	}
+	rb.consume(recordHeaderLen + n)
 
 	if len(data) == 0 && typ != recordTypeApplicationData {
 		return c.localFail(ciphersuite.AlertUnexpectedMessage, "zero-length record of type %d", typ)
@@ -492,7 +309,7 @@ func (c *Conn) readOneRecord(expectCCS bool) error {
 		if len(data) != 1 || data[0] != 1 {
 			return c.localFail(ciphersuite.AlertDecodeError, "malformed ChangeCipherSpec")
 		}
-		if len(c.hand) != 0 {
+		if len(rb.hand) != 0 {
 			return c.localFail(ciphersuite.AlertUnexpectedMessage, "ChangeCipherSpec with a partial handshake message buffered")
 		}
 		c.warnings = 0
@@ -500,7 +317,7 @@ func (c *Conn) readOneRecord(expectCCS bool) error {
 		return nil
 
 	case recordTypeApplicationData:
-		if expectCCS || !handshakeComplete || c.in.cipher == nil {
+		if expectCCS || !handshakeComplete || !c.in.protected() {
 			return c.localFail(ciphersuite.AlertUnexpectedMessage, "application data before the handshake completed")
 		}
 		if len(data) == 0 {
@@ -511,23 +328,14 @@ func (c *Conn) readOneRecord(expectCCS bool) error {
 			return nil
 		}
 		c.emptyRecords, c.warnings = 0, 0
-		c.input = data
+		rb.input = data
 		return nil
 
 	default: // handshake
 		if expectCCS {
 			return c.localFail(ciphersuite.AlertUnexpectedMessage, "handshake message where ChangeCipherSpec was expected")
 		}
-		if c.hand == nil {
-			// Pooled, not allocated per connection; a message too long
-			// for it moves to the heap through append.
-			c.handp = getBuf(smallBufLen)
-			c.hand = (*c.handp)[:0]
-		}
-		c.hand = append(c.hand, data...)
-		if c.handp != nil && len(c.hand) <= cap(*c.handp) && &c.hand[:1][0] == &(*c.handp)[0] {
-			c.handHi = max(c.handHi, len(c.hand))
-		}
+		rb.appendHand(data)
 		c.emptyRecords, c.warnings = 0, 0
 		return nil
 	}
@@ -568,20 +376,20 @@ func (c *Conn) handleAlert(data []byte, handshakeComplete bool) error {
 // nextHandshakeMsg returns a copy of the next whole buffered handshake
 // message, or nil if none is complete yet. c.in must be held.
 func (c *Conn) nextHandshakeMsg() ([]byte, error) {
-	if len(c.hand) < 4 {
+	if len(c.rbuf.hand) < 4 {
 		return nil, nil
 	}
-	n := int(c.hand[1])<<16 | int(c.hand[2])<<8 | int(c.hand[3])
+	n := int(c.rbuf.hand[1])<<16 | int(c.rbuf.hand[2])<<8 | int(c.rbuf.hand[3])
 	if n > maxHandshakeMsg {
 		return nil, c.localFail(ciphersuite.AlertIllegalParameter, "handshake message of %d bytes exceeds the limit of %d", n, maxHandshakeMsg)
 	}
-	if len(c.hand) < 4+n {
+	if len(c.rbuf.hand) < 4+n {
 		return nil, nil
 	}
 	msg := make([]byte, 4+n)
-	copy(msg, c.hand)
-	rest := copy(c.hand, c.hand[4+n:])
-	c.hand = c.hand[:rest]
+	copy(msg, c.rbuf.hand)
+	rest := copy(c.rbuf.hand, c.rbuf.hand[4+n:])
+	c.rbuf.hand = c.rbuf.hand[:rest]
 	return msg, nil
 }
 
@@ -611,7 +419,7 @@ func (c *Conn) readHandshake() ([]byte, error) {
 
 // readChangeCipherSpec implements handshake.RecordLayer.ReadChangeCipherSpec.
 func (c *Conn) readChangeCipherSpec(next ciphersuite.RecordCipher) error {
-	if len(c.hand) != 0 {
+	if len(c.rbuf.hand) != 0 {
 		return c.localFail(ciphersuite.AlertUnexpectedMessage, "handshake data buffered where ChangeCipherSpec was expected")
 	}
 	c.gotCCS = false
@@ -621,8 +429,7 @@ func (c *Conn) readChangeCipherSpec(next ciphersuite.RecordCipher) error {
 		}
 	}
 	c.gotCCS = false
-	c.in.cipher = next
-	c.in.seq = 0
+	c.in.changeCipher(next)
 	return nil
 }
 
@@ -669,22 +476,23 @@ func (c *Conn) writeHandshake(msg []byte) error {
 	if err := c.fatalErr(); err != nil {
 		return err
 	}
-	c.hsPending = append(c.hsPending, msg...)
+	c.wbuf.pending = append(c.wbuf.pending, msg...)
 	return nil
 }
 
-// sealPendingLocked seals the queued handshake messages into sendBuf (several
+// sealPendingLocked seals the queued handshake messages into the flight (several
 // messages share a record; a message may span records). c.out must be held.
 func (c *Conn) sealPendingLocked() error {
-	for p := c.hsPending; len(p) > 0; {
+	w := &c.wbuf
+	for p := w.pending; len(p) > 0; {
 		m := min(len(p), maxPlaintext)
 		if err := c.checkWriteSeqLocked(); err != nil {
 			return err
 		}
-		c.sendBuf = c.sealRecord(c.sendBuf, recordTypeHandshake, p[:m])
+		w.flight = c.out.seal(w.flight, recordTypeHandshake, p[:m])
 		p = p[m:]
 	}
-	c.hsPending = c.hsPending[:0]
+	w.pending = w.pending[:0]
 	return nil
 }
 
@@ -701,9 +509,8 @@ func (c *Conn) writeChangeCipherSpec(next ciphersuite.RecordCipher) error {
 	if err := c.checkWriteSeqLocked(); err != nil {
 		return err
 	}
-	c.sendBuf = c.sealRecord(c.sendBuf, recordTypeChangeCipherSpec, []byte{1})
-	c.out.cipher = next
-	c.out.seq = 0
+	c.wbuf.flight = c.out.seal(c.wbuf.flight, recordTypeChangeCipherSpec, []byte{1})
+	c.out.changeCipher(next)
 	return nil
 }
 
@@ -720,11 +527,11 @@ func (c *Conn) flush() error {
 	if err := c.sealPendingLocked(); err != nil {
 		return err
 	}
-	if len(c.sendBuf) == 0 {
+	if len(c.wbuf.flight) == 0 {
 		return nil
 	}
-	_, err := c.conn.Write(c.sendBuf)
-	c.sendBuf = c.sendBuf[:0]
+	_, err := c.conn.Write(c.wbuf.flight)
+	c.wbuf.flight = c.wbuf.flight[:0]
 	if err != nil {
 		c.out.err = permanent(err)
 		return c.out.err
