@@ -183,30 +183,24 @@ func (c *CSClient) helloWith(x *bls12381.Scalar, t uint64, idS string) (*CSHello
 // for the ClientKeyExchange and the 32-byte pre-master secret. The
 // handshake's secrets are erased; Finish may be called once.
 func (hs *CSClientHandshake) Finish(rand io.Reader, wBytes []byte) (rBytes, pms []byte, err error) {
-	if hs == nil || hs.c == nil {
-		return nil, nil, ErrUnusable
-	}
-	w, err := eDecodeG1(wBytes)
-	if err != nil {
-		return nil, nil, err
-	}
-	r, err := randomScalar(rand)
-	if err != nil {
-		return nil, nil, err
-	}
-	rBytes, pms = hs.finish(r, w, wBytes, nil)
-	return rBytes, pms, nil
+	return hs.finishFrom(rand, wBytes, nil)
 }
 
 // FinishPQ is Finish for the post-quantum hybrid (docs/protocol.md §5b):
 // ss is the 32-byte ML-KEM-768 shared secret, and the pre-master secret is
 // SHA-256("MTLS1-CS-PQ-PMS" ‖ GT(g) ‖ G1(z) ‖ ss).
 func (hs *CSClientHandshake) FinishPQ(rand io.Reader, wBytes, ss []byte) (rBytes, pms []byte, err error) {
-	if hs == nil || hs.c == nil {
-		return nil, nil, ErrUnusable
-	}
 	if len(ss) != PQSecretSize {
 		return nil, nil, ErrLength
+	}
+	return hs.finishFrom(rand, wBytes, ss)
+}
+
+// finishFrom decodes W, draws r and finishes; ss is nil for the classic
+// pre-master secret.
+func (hs *CSClientHandshake) finishFrom(rand io.Reader, wBytes, ss []byte) (rBytes, pms []byte, err error) {
+	if hs == nil || hs.c == nil {
+		return nil, nil, ErrUnusable
 	}
 	w, err := eDecodeG1(wBytes)
 	if err != nil {
