@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/milagro-go/milagro/dtls"
+	"github.com/milagro-go/milagro/internal/testport"
 )
 
 // Static DTLS-PSK (package dtls) against openssl s_server / s_client
@@ -38,15 +39,7 @@ func requireOpenSSL(t *testing.T) string {
 }
 
 // freeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
+func freeUDPPort(t *testing.T) int { return testport.UDP(t) }
 
 // waitUDPBound waits until a UDP socket is bound to port (from
 // /proc/net/udp, without sending a probe), or the process exits.

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/milagro-go/milagro/internal/testport"
 	"github.com/milagro-go/milagro/mtls"
 )
 
@@ -80,16 +81,9 @@ func requirePeer(t *testing.T, name, pkg string) string {
 	return p
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago, for
+// a peer that binds it itself (openssl -accept, gnutls-serv, stunnel).
+func freePort(t *testing.T) int { return testport.TCP(t) }
 
 // syncBuf is a goroutine-safe buffer that can be waited on.
 type syncBuf struct {

@@ -5,6 +5,8 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/milagro-go/milagro/internal/testport"
 )
 
 func TestProxyFlagsUnique(t *testing.T) {
@@ -94,23 +96,7 @@ func TestProxyArgErrors(t *testing.T) {
 // with a port that was free a moment ago on network "tcp" or "udp".
 func spareAddr(t *testing.T, network, host string) string {
 	t.Helper()
-	var a net.Addr
-	if network == "udp" {
-		pc, err := net.ListenPacket("udp", host+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		a = pc.LocalAddr()
-		pc.Close()
-	} else {
-		ln, err := net.Listen("tcp", host+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		a = ln.Addr()
-		ln.Close()
-	}
-	return a.String()
+	return testport.Addr(t, network, host)
 }
 
 // bindable reports whether addr can be bound again: a proxy that refused
