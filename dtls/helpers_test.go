@@ -70,6 +70,15 @@ func combined(shares []*pairing.MasterShare, id string) (*pairing.P2PKey, error)
 
 func testKeys(t testing.TB) *keys {
 	t.Helper()
+	k, err := loadKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// loadKeys derives the test keys once per process.
+func loadKeys() (*keys, error) {
 	keysOnce.Do(func() {
 		mk := func(seed string) ([]*pairing.MasterShare, error) {
 			r := newDetRand(seed)
@@ -106,10 +115,7 @@ func testKeys(t testing.TB) *keys {
 		}
 		keysVal = k
 	})
-	if keysErr != nil {
-		t.Fatal(keysErr)
-	}
-	return keysVal
+	return keysVal, keysErr
 }
 
 // served is the outcome of one server handshake.
