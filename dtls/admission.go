@@ -2,7 +2,6 @@ package dtls
 
 import (
 	"context"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -13,13 +12,15 @@ import (
 // authenticated, and what it spends on them. The zero value takes the
 // defaults below.
 type ListenOptions struct {
-	// MaxHandshakes bounds the peers in their handshake at once, counted
-	// from their first ClientHello (0: 1024). When all are taken, a new
-	// source takes one from the source holding the most; otherwise the
-	// ClientHello is dropped without creating anything.
+	// MaxHandshakes bounds the peers waiting for their cookie to come
+	// back, and separately the peers in their handshake after it came
+	// back (0: 1024 each). A new first ClientHello takes the place of the
+	// oldest unproven peer when all are taken; a peer that returned its
+	// cookie when all slots are taken takes one from the source holding
+	// the most, or is dropped.
 	MaxHandshakes int
-	// MaxHandshakesPerSource bounds them per source: one IPv4 address or
-	// one IPv6 /64 (0: 16).
+	// MaxHandshakesPerSource bounds both per source: one IPv4 address or
+	// one IPv6 /64 (0: 16); a source past it is dropped.
 	MaxHandshakesPerSource int
 	// CookieTimeout is how long a new peer has to return the server's
 	// HelloVerifyRequest cookie before its state is dropped (0: 3s). A
@@ -87,10 +88,10 @@ type peerAdmission struct {
 	inFlight func() // the budget's count of this source's handshakes
 }
 
-// admit takes a handshake slot for a first ClientHello from a; evict is
-// called if a busier source's handshake must give its slot up later.
-func (g *guards) admit(a netip.Addr, evict func()) (*peerAdmission, bool) {
-	src := g.keyer.IP(a)
+// admit takes a handshake slot for a peer from src that returned its
+// cookie; evict is called if a busier source's handshake must give its
+// slot up later.
+func (g *guards) admit(src admission.Source, evict func()) (*peerAdmission, bool) {
 	inFlight, ok := g.budget.Admit(src)
 	if !ok {
 		return nil, false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -322,9 +323,39 @@ func TestFailedProofBudget(t *testing.T) {
 	}
 }
 
-// When every handshake slot is taken by one source, a new source takes
-// one of its slots (the oldest of the source holding the most) instead of
-// being shut out.
+// provenPeer plays a peer at local that returns the listener's cookie and
+// then stalls: its handshake holds a slot until it times out. It returns
+// the socket (to close) and whether the HelloVerifyRequest came.
+func provenPeer(t *testing.T, local string, to net.Addr) net.PacketConn {
+	t.Helper()
+	s, err := net.ListenPacket("udp", local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	random := make([]byte, 32)
+	_, _ = rand.Read(random)
+	if _, err := s.WriteTo(testHelloRec(0, 0, nil, random), to); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	_ = s.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, _, err := s.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no HelloVerifyRequest: %v", err)
+	}
+	cookie, ok := parseHelloVerifyRequest(buf[:n])
+	if !ok {
+		t.Fatalf("not a HelloVerifyRequest: %x", buf[:n])
+	}
+	if _, err := s.WriteTo(testHelloRec(1, 1, cookie, random), to); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// When every handshake slot is taken by one source's peers that returned
+// their cookie, a new source takes one of its slots (the oldest of the
+// source holding the most) instead of being shut out.
 func TestFullSlotsMakeRoomForNewSource(t *testing.T) {
 	k := testKeys(t)
 	l, err := ListenWithOptions("udp", "127.0.0.1:0", p2pServerCfg(k.a), ListenOptions{
@@ -334,32 +365,101 @@ func TestFullSlotsMakeRoomForNewSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	random := make([]byte, 32)
 	for range 6 {
-		s, err := net.ListenPacket("udp", "127.0.0.2:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		_, _ = rand.Read(random)
-		if _, err := s.WriteTo(testHello(0, nil, random), l.Addr()); err != nil {
-			t.Fatal(err)
-		}
+		defer provenPeer(t, "127.0.0.2:0", l.Addr()).Close()
 	}
-	waitFor(t, "the flood to take every slot", func() bool {
+	waitFor(t, "the proven peers to take every slot", func() bool {
 		st := l.Stats()
-		return st.Handshaking == 4 && st.Refused == 2
+		return st.Handshaking == 4 && st.Refused == 2 && st.Unproven == 0
 	})
-	served := serveEcho(l, 1)
+	// Accept returns the four stalled peers first (their handshakes wait
+	// or end when evicted), then the new one.
+	served := serveEcho(l, 5)
 	c, err := clientFrom(t, "127.0.0.1:0", l.Addr(), p2pClientCfg(k.b, "node-a"))
 	if err != nil {
 		t.Fatalf("new source shut out: %v (%+v)", err, l.Stats())
 	}
 	defer c.Close()
-	if s := waitServed(t, served); s.err != nil || s.id != "node-b" {
-		t.Fatalf("server: %+v", s)
+	for {
+		s := waitServed(t, served)
+		if s.id == "node-b" {
+			break
+		}
+		if s.err == nil {
+			t.Fatalf("a stalled peer finished its handshake as %q", s.id)
+		}
 	}
 	if st := l.Stats(); st.Evicted != 1 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// The attack of spoofed sources: first ClientHellos from many addresses
+// that never return the cookie, so that every place for unproven peers
+// is taken and each source holds one. A real peer that arrives during
+// the flood still connects: a new first ClientHello takes the place of
+// the oldest unproven peer, and the real peer needs its place for one
+// round trip only.
+func TestSpoofedSourcesCannotShutOutRealPeer(t *testing.T) {
+	k := testKeys(t)
+	const places = 64
+	l, err := ListenWithOptions("udp", "127.0.0.1:0", p2pServerCfg(k.a), ListenOptions{
+		MaxHandshakes: places, CookieTimeout: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var socks []net.PacketConn
+	defer func() {
+		for _, s := range socks {
+			s.Close()
+		}
+	}()
+	random := make([]byte, 32)
+	spoof := func(i int) {
+		s, err := net.ListenPacket("udp", fmt.Sprintf("127.1.%d.%d:0", i/250, 1+i%250))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		socks = append(socks, s)
+		_, _ = rand.Read(random)
+		_, _ = s.WriteTo(testHello(0, nil, random), l.Addr())
+	}
+	for i := range 2 * places {
+		spoof(i)
+	}
+	waitFor(t, "the spoofed sources to take every place", func() bool {
+		st := l.Stats()
+		return st.Unproven == places && st.Evicted >= places
+	})
+	// The flood goes on while the real peer connects.
+	stop := make(chan struct{})
+	flooding := make(chan struct{})
+	go func() {
+		defer close(flooding)
+		for i := 2 * places; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			spoof(i % 5000)
+		}
+	}()
+	served := serveEcho(l, 1)
+	c, err := clientFrom(t, "127.0.0.1:0", l.Addr(), p2pClientCfg(k.b, "node-a"))
+	close(stop)
+	<-flooding
+	if err != nil {
+		t.Fatalf("real peer shut out by spoofed sources: %v (%+v)", err, l.Stats())
+	}
+	defer c.Close()
+	if s := waitServed(t, served); s.err != nil || s.id != "node-b" {
+		t.Fatalf("server: %+v", s)
+	}
+	if st := l.Stats(); st.Unproven > places || st.Peers > places+1 {
+		t.Fatalf("state beyond the limit: %+v", st)
 	}
 }

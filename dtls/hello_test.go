@@ -15,6 +15,11 @@ const pionHello = "16fefd0000000000000000007e010000720000000000000072fefd6b156e9
 // testHello builds a one-record DTLS 1.2 ClientHello with the given
 // message sequence, cookie and random.
 func testHello(seq uint16, cookie, random []byte) []byte {
+	return testHelloRec(0, seq, cookie, random)
+}
+
+// testHelloRec is testHello in the record with sequence number recSeq.
+func testHelloRec(recSeq uint64, seq uint16, cookie, random []byte) []byte {
 	var body cryptobyte.Builder
 	body.AddUint16(dtlsVersion12)
 	body.AddBytes(random[:32])
@@ -31,7 +36,8 @@ func testHello(seq uint16, cookie, random []byte) []byte {
 	rec.AddUint8(contentHandshake)
 	rec.AddUint16(dtlsVersion10)
 	rec.AddUint16(0)
-	rec.AddBytes(make([]byte, 6))
+	rec.AddUint16(uint16(recSeq >> 32))
+	rec.AddUint32(uint32(recSeq))
 	rec.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
 		b.AddUint8(handshakeClientHello)
 		b.AddUint24(uint32(len(bb)))

@@ -1,6 +1,7 @@
 package dtls
 
 import (
+	"container/list"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/milagro-go/milagro/internal/admission"
 )
 
 // Listener accepts DTLS connections on one UDP socket. It routes each
@@ -17,12 +20,17 @@ import (
 // server connection with fresh P2P values.
 //
 // Before a peer has proved it receives at its source address, it costs
-// the listener one bounded handshake slot: only a well-formed first
-// ClientHello from an unknown address creates state, within
-// ListenOptions.MaxHandshakes in total and MaxHandshakesPerSource per
-// source (an IPv4 address or an IPv6 /64); the state is dropped unless
-// the peer returns the HelloVerifyRequest cookie within CookieTimeout,
-// and Accept never sees such a peer. A source whose handshakes fail
+// the listener one bounded place in a queue of unproven peers: only a
+// well-formed first ClientHello from an unknown address creates state,
+// within ListenOptions.MaxHandshakes in total and MaxHandshakesPerSource
+// per source (an IPv4 address or an IPv6 /64); when the queue is full
+// the oldest unproven peer gives its place up (a real peer needs its
+// place for one round trip, a spoofed one never returns), the state is
+// dropped unless the peer returns the HelloVerifyRequest cookie within
+// CookieTimeout, and Accept never sees such a peer. A peer that returned
+// the cookie takes a handshake slot, within the same limits, shared
+// fairly between sources (a new source takes one from the source
+// holding the most). A source whose handshakes fail
 // after the server derived a key (wrong P2P keys, unknown PSK
 // identities) spends its failure budget and is then dropped at its first
 // ClientHello, and the P2P pairings of sources that have not failed go
@@ -40,6 +48,10 @@ type Listener struct {
 	byCID   map[string]*peerConn
 	peers   map[*peerConn]struct{}
 	closing bool // Close was called: no new peers; the socket closes with the last one
+	// unproven holds the peers that have not returned their cookie,
+	// oldest at the front; unprovenPer counts them per source.
+	unproven    list.List
+	unprovenPer map[admission.Source]int
 
 	accept    chan *Conn
 	done      chan struct{}
@@ -55,7 +67,8 @@ type Listener struct {
 // gauges; the rest count since Listen.
 type ListenerStats struct {
 	Peers       int // per-peer connection states alive
-	Handshaking int // of which hold a handshake slot
+	Unproven    int // of which wait for their cookie to come back
+	Handshaking int // of which returned it and hold a handshake slot
 	Created     uint64
 	// Malformed counts datagrams from unknown addresses that are not a
 	// first ClientHello (including a ClientHello with a cookie the
@@ -66,8 +79,10 @@ type ListenerStats struct {
 	Refused uint64
 	// CookieExpired counts peers dropped for not returning the cookie.
 	CookieExpired uint64
-	// Evicted counts handshakes closed to give their slot to a new
-	// source when all were taken.
+	// Evicted counts peers closed to make room for a new one: the oldest
+	// unproven peer when the queue of unproven peers was full, or a
+	// handshake of the source holding the most slots when a new source
+	// returned its cookie and all slots were taken.
 	Evicted uint64
 	// Dropped counts datagrams dropped because a peer's queue was full.
 	Dropped           uint64
@@ -97,7 +112,7 @@ func ListenWithOptions(network, laddr string, cfg *Config, opt ListenOptions) (*
 	l := &Listener{
 		pc: pc, opt: opt, g: newGuards(opt),
 		byAddr: make(map[netip.AddrPort]*peerConn), byCID: make(map[string]*peerConn),
-		peers:  make(map[*peerConn]struct{}),
+		peers: make(map[*peerConn]struct{}), unprovenPer: make(map[admission.Source]int),
 		accept: make(chan *Conn, opt.Backlog), done: make(chan struct{}), readDone: make(chan struct{}),
 	}
 	l.cfg.Store(cfg)
@@ -164,10 +179,10 @@ func (l *Listener) Addr() net.Addr { return l.pc.LocalAddr() }
 // Stats returns the listener's gauges and counters.
 func (l *Listener) Stats() ListenerStats {
 	l.mu.Lock()
-	peers := len(l.peers)
+	peers, unproven := len(l.peers), l.unproven.Len()
 	l.mu.Unlock()
 	return ListenerStats{
-		Peers: peers, Handshaking: l.g.slots.Len(),
+		Peers: peers, Unproven: unproven, Handshaking: l.g.slots.Len(),
 		Created: l.created.Load(), Malformed: l.malformed.Load(), Refused: l.refused.Load(),
 		CookieExpired: l.expired.Load(), Evicted: l.evicted.Load(), Dropped: l.dropped.Load(),
 		BytesIn: l.bytesIn.Load(), BytesOut: l.bytesOut.Load(),
@@ -237,8 +252,8 @@ func (p *peerConn) deliver(b []byte, from netip.AddrPort) {
 		}
 	}
 	p.mu.Unlock()
-	if proved {
-		p.l.enqueue(p.conn)
+	if proved && !p.l.prove(p) {
+		return
 	}
 	// What waits for a peer's reader is bounded in bytes as well as in
 	// datagrams, and a datagram longer than the DTLS stack reads is not
@@ -266,31 +281,39 @@ func (l *Listener) newPeer(b []byte, from netip.AddrPort) {
 		l.malformed.Add(1)
 		return
 	}
-	p := &peerConn{l: l, in: make(chan datagram, peerQueue), closed: make(chan struct{}), addr: from}
-	pa, ok := l.g.admit(from.Addr(), func() {
-		// A new source took this handshake's slot (all were taken and
-		// this source held the most).
-		l.evicted.Add(1)
-		p.mu.Lock()
-		c := p.conn
-		p.mu.Unlock()
-		if c != nil {
-			go c.Close()
-		}
-	})
+	src := l.g.keyer.IP(from.Addr())
+	if !l.g.budget.Admissible(src) {
+		l.refused.Add(1) // a source past its failed-proof budget
+		return
+	}
+	p := &peerConn{l: l, in: make(chan datagram, peerQueue), closed: make(chan struct{}), addr: from, src: src}
+	victim, ok := l.queueUnproven(p)
 	if !ok {
 		l.refused.Add(1)
 		return
 	}
-	p.pa = pa
+	if victim != nil {
+		l.evicted.Add(1)
+		victim.closeConn()
+	}
 	cfg := l.cfg.Load()
 	c, err := newServer(plainAlerts{p}, net.UDPAddrFromAddrPort(from), cfg, serverHooks{
-		cid:     func(cid []byte) bool { return l.registerCID(p, cid) },
-		done:    func(failedProof bool) { l.releaseSlot(p, failedProof) },
-		pairing: func(ctx context.Context) (func(), error) { return l.g.pairing(ctx, pa) },
+		cid:  func(cid []byte) bool { return l.registerCID(p, cid) },
+		done: func(failedProof bool) { l.releaseSlot(p, failedProof) },
+		pairing: func(ctx context.Context) (func(), error) {
+			p.mu.Lock()
+			pa := p.pa
+			p.mu.Unlock()
+			if pa == nil {
+				return nil, errUnproven
+			}
+			return l.g.pairing(ctx, pa)
+		},
 	})
 	if err != nil {
-		l.g.end(pa, false)
+		l.mu.Lock()
+		l.dequeueUnproven(p)
+		l.mu.Unlock()
 		l.refused.Add(1)
 		return
 	}
@@ -354,9 +377,81 @@ func (l *Listener) registerCID(p *peerConn, cid []byte) bool {
 	return true
 }
 
+// errUnproven is what a pairing asked for before the peer returned its
+// cookie gets (the DTLS server checks the cookie first, so it does not
+// happen).
+var errUnproven = errors.New("dtls: pairing before the peer returned its cookie")
+
+// queueUnproven gives p a place among the unproven peers: refused when
+// its source holds its share, and taking the place of the oldest
+// unproven peer (returned to be closed) when all are taken.
+func (l *Listener) queueUnproven(p *peerConn) (victim *peerConn, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.unprovenPer[p.src] >= l.opt.MaxHandshakesPerSource {
+		return nil, false
+	}
+	if l.unproven.Len() >= l.opt.MaxHandshakes {
+		victim = l.unproven.Front().Value.(*peerConn)
+		l.dequeueUnproven(victim)
+		victim.displaced = true
+	}
+	p.uElem = l.unproven.PushBack(p)
+	l.unprovenPer[p.src]++
+	return victim, true
+}
+
+// dequeueUnproven takes p out of the unproven peers, if it is there (l.mu
+// held).
+func (l *Listener) dequeueUnproven(p *peerConn) {
+	if p.uElem == nil {
+		return
+	}
+	l.unproven.Remove(p.uElem)
+	p.uElem = nil
+	if l.unprovenPer[p.src]--; l.unprovenPer[p.src] <= 0 {
+		delete(l.unprovenPer, p.src)
+	}
+}
+
+// prove moves p, which just returned its cookie, from the unproven peers
+// to a handshake slot and offers it to Accept; false (and p closed) when
+// no slot is left for its source.
+func (l *Listener) prove(p *peerConn) bool {
+	l.mu.Lock()
+	displaced := p.displaced
+	l.dequeueUnproven(p)
+	l.mu.Unlock()
+	if displaced {
+		return false // closing: a newer peer took its place
+	}
+	pa, ok := l.g.admit(p.src, func() {
+		// A new source took this handshake's slot (all were taken and
+		// this source held the most).
+		l.evicted.Add(1)
+		p.closeConn()
+	})
+	if !ok {
+		l.refused.Add(1)
+		p.closeConn()
+		return false
+	}
+	p.mu.Lock()
+	p.pa = pa
+	c := p.conn
+	p.mu.Unlock()
+	l.enqueue(c)
+	return true
+}
+
 // releaseSlot gives p's handshake slot back once its handshake ended.
 func (l *Listener) releaseSlot(p *peerConn, failedProof bool) {
-	l.g.end(p.pa, failedProof)
+	p.mu.Lock()
+	pa := p.pa
+	p.mu.Unlock()
+	if pa != nil {
+		l.g.end(pa, failedProof)
+	}
 }
 
 // move makes to p's address (the peer moved, RFC 9146).
@@ -386,6 +481,7 @@ func (l *Listener) remove(p *peerConn) {
 	addr, cids := p.addr, p.cids
 	p.mu.Unlock()
 	l.mu.Lock()
+	l.dequeueUnproven(p)
 	if l.byAddr[addr] == p {
 		delete(l.byAddr, addr)
 	}

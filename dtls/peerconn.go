@@ -2,12 +2,15 @@ package dtls
 
 import (
 	"bytes"
+	"container/list"
 	"net"
 	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/milagro-go/milagro/internal/admission"
 )
 
 // datagram is one datagram routed to a peer, with the address it came from
@@ -60,9 +63,13 @@ const (
 // the datagrams the listener routes to one peer and writes through the
 // listener's socket.
 type peerConn struct {
-	l  *Listener
-	in chan datagram
-	pa *peerAdmission
+	l   *Listener
+	in  chan datagram
+	src admission.Source
+	pa  *peerAdmission // once the peer returned its cookie (under mu)
+
+	uElem     *list.Element // in l.unproven (under l.mu)
+	displaced bool          // gave its place among the unproven up (under l.mu)
 
 	queued atomic.Int64 // bytes waiting in in
 
@@ -167,6 +174,17 @@ func (p *peerConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 		p.l.bytesOut.Add(uint64(n))
 	}
 	return n, err
+}
+
+// closeConn closes the peer's DTLS connection (which closes p), if it
+// was created.
+func (p *peerConn) closeConn() {
+	p.mu.Lock()
+	c := p.conn
+	p.mu.Unlock()
+	if c != nil {
+		go c.Close()
+	}
 }
 
 func (p *peerConn) Close() error {

@@ -80,18 +80,27 @@ func TestBudgetRefillAndAdmit(t *testing.T) {
 	if !b.Spent(s2) {
 		t.Fatal("budget not spent")
 	}
+	if b.Admissible(s2) {
+		t.Fatal("spent source admissible")
+	}
 	if _, ok := b.Admit(s2); ok {
 		t.Fatal("spent source admitted")
 	}
 	clk.Advance(2 * time.Second)
 	r1, ok1 := b.Admit(s2)
 	_, ok2 := b.Admit(s2)
+	if b.Admissible(s2) {
+		t.Fatal("admissible with both refilled tokens in flight")
+	}
 	_, ok3 := b.Admit(s2)
 	if !ok1 || !ok2 || ok3 {
 		t.Fatalf("after 2 tokens refilled: admitted %v %v %v, want true true false", ok1, ok2, ok3)
 	}
 	r1()
 	r1()
+	if !b.Admissible(s2) {
+		t.Fatal("released slot not admissible")
+	}
 	if _, ok := b.Admit(s2); !ok {
 		t.Fatal("released slot not reusable")
 	}

@@ -140,6 +140,15 @@ func (b *Budget) Left(src Source) float64 {
 	return b.entry(src).tokens
 }
 
+// Admissible reports whether Admit would admit a connection from src now,
+// without admitting one: for work done before Admit (a cookie round).
+func (b *Budget) Admissible(src Source) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	be := b.entry(src)
+	return b.clean(be) || be.tokens-float64(be.admitted) >= 1
+}
+
 // Admit admits a new connection from src before its handshake, or refuses
 // it (ok false) when src was charged and has no more whole tokens than
 // connections in flight. release must be called once when the admitted
