@@ -23,22 +23,7 @@ func benchConfigs(b *testing.B, p2p bool) (srv, cli *Config) {
 func benchHandshake(b *testing.B, p2p bool) {
 	srv, cli := benchConfigs(b, p2p)
 	l := listen(b, srv)
-	go func() {
-		for {
-			c, err := l.AcceptDTLS()
-			if err != nil {
-				return
-			}
-			go func() {
-				if c.Handshake() == nil {
-					buf := make([]byte, 16)
-					_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-					_, _ = c.Read(buf) // until the client's close_notify
-				}
-				_ = c.Close()
-			}()
-		}
-	}()
+	go serveUntilClose(l)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
