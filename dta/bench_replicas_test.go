@@ -2,10 +2,14 @@ package dta
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -59,9 +63,21 @@ func BenchmarkReplicas(b *testing.B) {
 				d = newDTADir(b, root, 1)
 			}
 			var ps []*serveProc
+			profDir := os.Getenv("DTA_BENCH_PROFILE")
 			for range tc.replicas {
-				ps = append(ps, d.serve(b))
+				if profDir != "" {
+					ps = append(ps, d.serve(b, "--status-pprof"))
+				} else {
+					ps = append(ps, d.serve(b))
+				}
 			}
+			b.Cleanup(func() {
+				if b.Failed() {
+					for i, p := range ps {
+						b.Logf("replica %d log:\n%s", i, p.log.String())
+					}
+				}
+			})
 			e, err := dtaclient.Enroll(context.Background(), nil, []dtaclient.DTACode{{Address: ps[0].addr, Code: parseCode(b, d.code(b, "client", "bench"))}})
 			if err != nil {
 				b.Fatal(err)
@@ -77,6 +93,7 @@ func BenchmarkReplicas(b *testing.B) {
 				return
 			}
 			srv0, db0 := cpu()
+			profDone := profileReplicas(b, profDir, tc.name, ps)
 			t0 := time.Now()
 			b.SetParallelism(4)
 			var next atomic.Int64
@@ -90,6 +107,7 @@ func BenchmarkReplicas(b *testing.B) {
 				}
 			})
 			wall := time.Since(t0)
+			<-profDone
 			srv1, db1 := cpu()
 			n := float64(b.N)
 			b.ReportMetric(n/wall.Seconds(), "permits/s")
@@ -104,4 +122,43 @@ func BenchmarkReplicas(b *testing.B) {
 			}
 		})
 	}
+}
+
+// profileReplicas, when DTA_BENCH_PROFILE names a directory, takes a CPU
+// profile of each replica (DTA_BENCH_PROFILE_SECONDS long, default 2: run
+// enough iterations to cover it) into DIR/NAME-replicaI.pprof. The
+// returned channel is closed when the profiles are written.
+func profileReplicas(b *testing.B, dir, name string, ps []*serveProc) <-chan struct{} {
+	done := make(chan struct{})
+	if dir == "" {
+		close(done)
+		return done
+	}
+	secs := os.Getenv("DTA_BENCH_PROFILE_SECONDS")
+	if secs == "" {
+		secs = "2"
+	}
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get("http://" + p.status + "/debug/pprof/profile?seconds=" + secs)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			data, err := io.ReadAll(resp.Body)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-replica%d.pprof", name, i)), data, 0o644); err != nil {
+				b.Error(err)
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	return done
 }

@@ -187,23 +187,21 @@ func (s *Server) Gatherer() prometheus.Gatherer {
 	return s.reg
 }
 
-// psk answers the TLS layer's PSK lookup. An error makes the handshake
-// fail with unknown_psk_identity.
-func (s *Server) psk(identity, serverName string) ([]byte, error) {
+// credential answers the TLS layer's PSK lookup (an error makes the
+// handshake fail with unknown_psk_identity) and recheck's: the secret of
+// the PSK identity for the key ID the client named (its SNI), and, read
+// with it, the credential's standing (nil: good; else ErrCodeUsed,
+// ErrCodeExpired or ErrRevoked).
+func (s *Server) credential(identity, serverName string) (psk []byte, standing, err error) {
 	id, err := dtawire.ParsePSKIdentity(identity)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var psk []byte
-	if id.Enroll {
-		psk, err = s.cfg.Store.codePSK(s.priv, id.Code)
-	} else {
-		psk, err = s.cfg.Store.renewalPSK(s.priv, id.Kind, id.Identity, serverName)
-	}
+	psk, standing, err = s.cfg.Store.credential(s.priv, id, serverName, s.now())
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		s.log.Error("PSK lookup failed", "psk_identity", dtawire.CutID(identity), "err", err)
 	}
-	return psk, err
+	return psk, standing, err
 }
 
 // housekeep writes the summaries of rate-limited log lines and refusals

@@ -46,6 +46,11 @@ type Store struct {
 
 	cacheMu sync.Mutex
 	cache   map[[32]byte][]byte // unsealed secrets (store_ops.go)
+
+	// stmts holds the prepared statements of the per-request queries
+	// (hot), keyed by their text, on engines whose driver does not cache
+	// them itself (SQLite: parsing a statement costs more than running it).
+	stmts sync.Map
 }
 
 // engine is what differs between SQLite and PostgreSQL. Queries are written
@@ -69,6 +74,15 @@ type engine interface {
 	check(ctx context.Context, db *sql.DB, thorough bool) error
 	// isConflict reports a unique-constraint violation.
 	isConflict(err error) bool
+	// auditIfAuthorized is one statement, run as its own transaction,
+	// that appends an "ok" audit row for an identity only while it is in
+	// good standing and the client did not name its pending secret
+	// (authorize, store_ops.go). Its ? arguments: time, action, remote,
+	// detail, kind, identity, the client's key ID.
+	auditIfAuthorized() string
+	// cachesStatements reports whether the driver keeps prepared
+	// statements itself (pgx does, per connection).
+	cachesStatements() bool
 }
 
 // StoreOptions tunes OpenStore; the zero value is the production setting.
@@ -199,6 +213,43 @@ func (s *Store) begin() (*tx, error) {
 
 func (s *Store) queryRow(q string, args ...any) *sql.Row {
 	return s.db.QueryRow(s.eng.rebind(q), args...)
+}
+
+// hot returns the prepared statement of q, a constant query run on every
+// request, or nil when the driver caches statements itself (or preparing
+// failed: the caller then runs q unprepared, which reports the error).
+func (s *Store) hot(q string) *sql.Stmt {
+	if s.eng.cachesStatements() {
+		return nil
+	}
+	if st, ok := s.stmts.Load(q); ok {
+		return st.(*sql.Stmt)
+	}
+	st, err := s.db.Prepare(s.eng.rebind(q))
+	if err != nil {
+		return nil
+	}
+	if prev, loaded := s.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt)
+	}
+	return st
+}
+
+// queryRowHot is queryRow for the queries of every request.
+func (s *Store) queryRowHot(q string, args ...any) *sql.Row {
+	if st := s.hot(q); st != nil {
+		return st.QueryRow(args...)
+	}
+	return s.queryRow(q, args...)
+}
+
+// execHot runs a statement of every request as its own transaction.
+func (s *Store) execHot(q string, args ...any) (sql.Result, error) {
+	if st := s.hot(q); st != nil {
+		return st.Exec(args...)
+	}
+	return s.db.Exec(s.eng.rebind(q), args...)
 }
 
 func (s *Store) query(q string, args ...any) (*sql.Rows, error) {

@@ -110,8 +110,13 @@ func openSQLite(path string, opt *StoreOptions) (*Store, error) {
 }
 
 func (sqliteEngine) name() string           { return "sqlite" }
-func (sqliteEngine) rebind(q string) string { return q }
-func (sqliteEngine) migration(v int) string { return sqliteMigrations[v-1] }
+func (sqliteEngine) cachesStatements() bool { return false }
+
+// auditIfAuthorized: SQLite runs writers one at a time, so the audit
+// watermark needs no lock.
+func (sqliteEngine) auditIfAuthorized() string { return sqlAuditIfAuthorized }
+func (sqliteEngine) rebind(q string) string    { return q }
+func (sqliteEngine) migration(v int) string    { return sqliteMigrations[v-1] }
 
 // lockMigrations: the migration transaction is BEGIN IMMEDIATE, which is
 // SQLite's writer lock.
