@@ -47,6 +47,13 @@ type Store struct {
 	cacheMu sync.Mutex
 	cache   map[[32]byte][]byte // unsealed secrets (store_ops.go)
 
+	// wmu, on SQLite, queues this process's writers in Go: SQLite runs one
+	// writer at a time anyway, and a writer refused by SQLite polls with
+	// sleeps (1, 2, 5, 10 ms…) where a Go mutex hands over at once.
+	// Writers in other processes (operator commands) still meet SQLite's
+	// lock and busy timeout. nil on PostgreSQL.
+	wmu *sync.Mutex
+
 	// stmts holds the prepared statements of the per-request queries
 	// (hot), keyed by their text, on engines whose driver does not cache
 	// them itself (SQLite: parsing a statement costs more than running it).
@@ -181,7 +188,30 @@ func (s *Store) Engine() string { return s.eng.name() }
 // tx is a transaction whose queries are written with ? placeholders.
 type tx struct {
 	*sql.Tx
-	eng engine
+	eng     engine
+	release func() // unlocks Store.wmu; nil once released or without it
+}
+
+// Commit commits and releases the store's writer lock.
+func (t *tx) Commit() error {
+	err := t.Tx.Commit()
+	t.done()
+	return err
+}
+
+// Rollback rolls back (a no-op after Commit) and releases the store's
+// writer lock.
+func (t *tx) Rollback() error {
+	err := t.Tx.Rollback()
+	t.done()
+	return err
+}
+
+func (t *tx) done() {
+	if t.release != nil {
+		t.release()
+		t.release = nil
+	}
 }
 
 func (t *tx) Exec(q string, args ...any) (sql.Result, error) {
@@ -200,15 +230,26 @@ func (s *Store) begin() (*tx, error) {
 		return nil, fmt.Errorf("dta: store %s is open read-only", s.path)
 	}
 	ctx := context.Background()
+	var release func()
+	if s.wmu != nil {
+		s.wmu.Lock()
+		release = s.wmu.Unlock
+	}
 	t, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
+		if release != nil {
+			release()
+		}
 		return nil, fmt.Errorf("dta: store %s: %w", s.path, err)
 	}
 	if err := s.eng.beginWrite(ctx, t); err != nil {
 		t.Rollback()
+		if release != nil {
+			release()
+		}
 		return nil, fmt.Errorf("dta: store %s: %w", s.path, err)
 	}
-	return &tx{Tx: t, eng: s.eng}, nil
+	return &tx{Tx: t, eng: s.eng, release: release}, nil
 }
 
 func (s *Store) queryRow(q string, args ...any) *sql.Row {
@@ -244,8 +285,13 @@ func (s *Store) queryRowHot(q string, args ...any) *sql.Row {
 	return s.queryRow(q, args...)
 }
 
-// execHot runs a statement of every request as its own transaction.
+// execHot runs a write statement of every request as its own
+// transaction.
 func (s *Store) execHot(q string, args ...any) (sql.Result, error) {
+	if s.wmu != nil {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+	}
 	if st := s.hot(q); st != nil {
 		return st.Exec(args...)
 	}
