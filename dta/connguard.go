@@ -37,9 +37,12 @@ type connRec struct {
 }
 
 // freshCheck is how long the handshake's read of a credential stands in
-// for the first request's re-check (recheck). Past it, or for any later
-// request on the connection, the store is read again.
-const freshCheck = time.Second
+// for the first request's re-check (recheck): about the time a request
+// takes to be served under load, so a change committed meanwhile is
+// missed for no longer than it would be by a request already past its
+// re-check. Past it, or for any later request on the connection, the
+// store is read again.
+const freshCheck = 100 * time.Millisecond
 
 // setCredential records the secret the handshake found for the client's
 // PSK identity and the credential's standing (nil: good) read with it at
