@@ -179,6 +179,10 @@ func (s *Store) Close() error {
 		s.SealAudit(ctx)
 		cancel()
 	}
+	s.stmts.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
 	return s.db.Close()
 }
 
