@@ -29,16 +29,49 @@ type connRec struct {
 	mu     sync.Mutex
 	pskSum [32]byte
 	pskSet bool
+	// The handshake's read of the credential (its standing, and when),
+	// which the connection's first request may use: see takeFresh.
+	fresh     bool
+	checkedAt time.Time
+	standing  error
 }
 
-func (r *connRec) setPSK(psk []byte) {
+// freshCheck is how long the handshake's read of a credential stands in
+// for the first request's re-check (recheck): about the time a request
+// takes to be served under load, so a change committed meanwhile is
+// missed for no longer than it would be by a request already past its
+// re-check. Past it, or for any later request on the connection, the
+// store is read again.
+const freshCheck = 100 * time.Millisecond
+
+// setCredential records the secret the handshake found for the client's
+// PSK identity and the credential's standing (nil: good) read with it at
+// time now.
+func (r *connRec) setCredential(psk []byte, standing error, now time.Time) {
 	if r == nil || psk == nil {
 		return
 	}
 	sum := sha256.Sum256(psk)
 	r.mu.Lock()
 	r.pskSum, r.pskSet = sum, true
+	r.fresh, r.checkedAt, r.standing = true, now, standing
 	r.mu.Unlock()
+}
+
+// takeFresh returns, for the first request on the connection and within
+// freshCheck of the handshake's read, the credential's standing as the
+// handshake read it; ok is false otherwise (the caller reads the store).
+func (r *connRec) takeFresh(now time.Time) (standing error, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.fresh || !r.pskSet {
+		return nil, false
+	}
+	r.fresh = false
+	if d := now.Sub(r.checkedAt); d < 0 || d >= freshCheck {
+		return nil, false
+	}
+	return r.standing, true
 }
 
 // samePSK reports, in constant time, whether psk is the one the connection
@@ -57,6 +90,12 @@ type dtaConn struct {
 }
 
 type connRecKey struct{}
+
+// credCheck is the standing of a request's credential as recheck read it
+// (nil: still good), so that admitCredential need not read it again.
+type credCheck struct{ valid error }
+
+type credCheckKey struct{}
 
 // connContext stores the *mtls.Conn (for mtls.ConnFromContext) and the
 // connection's record in every request's context.
@@ -78,15 +117,15 @@ func (s *Server) connTLS(rec *connRec) *mtls.Config {
 		pc := s.baseTLS()
 		sni := hi.ServerName
 		pc.GetServerPSK = func(identity string) ([]byte, error) {
-			psk, err := s.psk(identity, sni)
-			rec.setPSK(psk)
+			psk, standing, err := s.credential(identity, sni)
+			rec.setCredential(psk, standing, s.now())
 			return psk, err
 		}
 		return pc, nil
 	}
 	c.GetServerPSK = func(identity string) ([]byte, error) {
-		psk, err := s.psk(identity, "")
-		rec.setPSK(psk)
+		psk, standing, err := s.credential(identity, "")
+		rec.setCredential(psk, standing, s.now())
 		return psk, err
 	}
 	return c
@@ -114,20 +153,28 @@ func (s *Server) recheck(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		st := c.ConnectionState()
-		id, err := dtawire.ParsePSKIdentity(st.PeerIdentity)
-		var psk []byte
-		if err == nil {
-			psk, err = s.psk(id.String(), st.ServerName)
-		}
-		if err != nil || !rec.samePSK(psk) {
+		// The first request right after the handshake uses the
+		// handshake's read of the credential (a moment old): its secret
+		// is the one the connection authenticated with. Every later
+		// request reads the store again. Either way the endpoints decide
+		// issuance in the store itself (authorize, redeemCode), so a
+		// revocation committed meanwhile is still refused.
+		valid, fresh := rec.takeFresh(s.now())
+		if !fresh {
+			st := c.ConnectionState()
+			var psk []byte
+			var err error
+			psk, valid, err = s.credential(st.PeerIdentity, st.ServerName)
+			if err != nil || !rec.samePSK(psk) {
+				clear(psk)
+				w.Header().Set("Connection", "close")
+				s.writeError(w, r, http.StatusUnauthorized, dtawire.CodeBadRequest,
+					"the credential this connection authenticated with is no longer current (re-enrolled, rotated or removed): reconnect")
+				return
+			}
 			clear(psk)
-			w.Header().Set("Connection", "close")
-			s.writeError(w, r, http.StatusUnauthorized, dtawire.CodeBadRequest,
-				"the credential this connection authenticated with is no longer current (re-enrolled, rotated or removed): reconnect")
-			return
 		}
-		clear(psk)
+		r = r.WithContext(context.WithValue(r.Context(), credCheckKey{}, credCheck{valid: valid}))
 		next.ServeHTTP(w, r)
 	})
 }

@@ -35,16 +35,14 @@ func issueShare(m *pairing.MasterShare, kind dtawire.Kind, id string) (string, e
 	return dtawire.ShareBody(enc, dtawire.ShareSize(kind)), nil
 }
 
-// issuePermit issues this D-TA's permit share for (id, day).
+// issuePermit issues this D-TA's permit share for (id, day), with the
+// build's pairing engine (blst when cgo is on): it is the work of every
+// permit request.
 func issuePermit(m *pairing.MasterShare, id string, day uint64) (dtawire.PermitJSON, error) {
-	p, err := m.IssueTimePermit(id, day)
+	enc, err := m.IssueTimePermitShare(id, day)
 	if err != nil {
 		return dtawire.PermitJSON{}, err
 	}
-	defer p.Zeroize()
-	enc, err := p.MarshalBinary()
-	if err != nil {
-		return dtawire.PermitJSON{}, err
-	}
+	defer clear(enc)
 	return dtawire.PermitJSON{Day: day, Share: dtawire.ShareBody(enc, pairing.G1Size)}, nil
 }

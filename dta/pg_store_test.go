@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/milagro-go/milagro/dta/dtawire"
 	"github.com/milagro-go/milagro/pairing"
 )
@@ -416,5 +418,78 @@ func TestPGConcurrentBind(t *testing.T) {
 	st.queryRow(`SELECT COUNT(*) FROM audit WHERE action='init'`).Scan(&n)
 	if n != 1 {
 		t.Fatalf("%d init rows, want 1", n)
+	}
+}
+
+// TestPGAuthorizeWaitsForAuditLock: the one-statement authorize takes the
+// audit lock in shared mode before its row draws a sequence number, so
+// the sealer's exclusive hold (watermark) sees every numbered row
+// committed: while another session holds the lock exclusively, the
+// statement waits and the audit sequence does not move; once released,
+// the row is written.
+func TestPGAuthorizeWaitsForAuditLock(t *testing.T) {
+	url := pgDatabase(t)
+	st, err := OpenStore(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	m, _ := pairing.NewMasterShare(rand.Reader)
+	if _, err := st.Bind(m); err != nil {
+		t.Fatal(err)
+	}
+	c, err := st.CreateCode(dtawire.KindClient, "alice", time.Hour, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.redeemCode(c.ID, func(dtawire.Kind, string) ([]byte, string, error) { return []byte("sealed"), "kid", nil }, "127.0.0.1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	lc, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close(ctx)
+	tx, err := lc.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(pgLockAudit)); err != nil {
+		t.Fatal(err)
+	}
+	seq := func() (n int64) {
+		if err := tx.QueryRow(ctx, `SELECT last_value FROM audit_seq_seq`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := seq()
+	done := make(chan error, 1)
+	go func() { done <- st.authorize(dtawire.KindClient, "alice", "", "permits", "127.0.0.1", "days 1") }()
+	// Wait until the statement waits for the lock (PostgreSQL's own view).
+	for waiting := false; !waiting; {
+		select {
+		case err := <-done:
+			t.Fatalf("authorize returned while the audit lock was held exclusively: %v", err)
+		default:
+		}
+		if err := tx.QueryRow(ctx, `SELECT EXISTS(SELECT 1 FROM pg_locks WHERE locktype='advisory' AND NOT granted)`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := seq(); after != before {
+		t.Fatalf("the audit sequence moved from %d to %d before the lock was granted", before, after)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := st.queryRow(`SELECT COUNT(*) FROM audit WHERE action='permits' AND result='ok'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d permits rows (%v), want 1", n, err)
 	}
 }

@@ -46,6 +46,18 @@ type Store struct {
 
 	cacheMu sync.Mutex
 	cache   map[[32]byte][]byte // unsealed secrets (store_ops.go)
+
+	// wmu, on SQLite, queues this process's writers in Go: SQLite runs one
+	// writer at a time anyway, and a writer refused by SQLite polls with
+	// sleeps (1, 2, 5, 10 ms…) where a Go mutex hands over at once.
+	// Writers in other processes (operator commands) still meet SQLite's
+	// lock and busy timeout. nil on PostgreSQL.
+	wmu *sync.Mutex
+
+	// stmts holds the prepared statements of the per-request queries
+	// (hot), keyed by their text, on engines whose driver does not cache
+	// them itself (SQLite: parsing a statement costs more than running it).
+	stmts sync.Map
 }
 
 // engine is what differs between SQLite and PostgreSQL. Queries are written
@@ -69,6 +81,15 @@ type engine interface {
 	check(ctx context.Context, db *sql.DB, thorough bool) error
 	// isConflict reports a unique-constraint violation.
 	isConflict(err error) bool
+	// auditIfAuthorized is one statement, run as its own transaction,
+	// that appends an "ok" audit row for an identity only while it is in
+	// good standing and the client did not name its pending secret
+	// (authorize, store_ops.go). Its ? arguments: time, action, remote,
+	// detail, kind, identity, the client's key ID.
+	auditIfAuthorized() string
+	// cachesStatements reports whether the driver keeps prepared
+	// statements itself (pgx does, per connection).
+	cachesStatements() bool
 }
 
 // StoreOptions tunes OpenStore; the zero value is the production setting.
@@ -158,6 +179,10 @@ func (s *Store) Close() error {
 		s.SealAudit(ctx)
 		cancel()
 	}
+	s.stmts.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
 	return s.db.Close()
 }
 
@@ -167,7 +192,30 @@ func (s *Store) Engine() string { return s.eng.name() }
 // tx is a transaction whose queries are written with ? placeholders.
 type tx struct {
 	*sql.Tx
-	eng engine
+	eng     engine
+	release func() // unlocks Store.wmu; nil once released or without it
+}
+
+// Commit commits and releases the store's writer lock.
+func (t *tx) Commit() error {
+	err := t.Tx.Commit()
+	t.done()
+	return err
+}
+
+// Rollback rolls back (a no-op after Commit) and releases the store's
+// writer lock.
+func (t *tx) Rollback() error {
+	err := t.Tx.Rollback()
+	t.done()
+	return err
+}
+
+func (t *tx) done() {
+	if t.release != nil {
+		t.release()
+		t.release = nil
+	}
 }
 
 func (t *tx) Exec(q string, args ...any) (sql.Result, error) {
@@ -186,19 +234,72 @@ func (s *Store) begin() (*tx, error) {
 		return nil, fmt.Errorf("dta: store %s is open read-only", s.path)
 	}
 	ctx := context.Background()
+	var release func()
+	if s.wmu != nil {
+		s.wmu.Lock()
+		release = s.wmu.Unlock
+	}
 	t, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
+		if release != nil {
+			release()
+		}
 		return nil, fmt.Errorf("dta: store %s: %w", s.path, err)
 	}
 	if err := s.eng.beginWrite(ctx, t); err != nil {
 		t.Rollback()
+		if release != nil {
+			release()
+		}
 		return nil, fmt.Errorf("dta: store %s: %w", s.path, err)
 	}
-	return &tx{Tx: t, eng: s.eng}, nil
+	return &tx{Tx: t, eng: s.eng, release: release}, nil
 }
 
 func (s *Store) queryRow(q string, args ...any) *sql.Row {
 	return s.db.QueryRow(s.eng.rebind(q), args...)
+}
+
+// hot returns the prepared statement of q, a constant query run on every
+// request, or nil when the driver caches statements itself (or preparing
+// failed: the caller then runs q unprepared, which reports the error).
+func (s *Store) hot(q string) *sql.Stmt {
+	if s.eng.cachesStatements() {
+		return nil
+	}
+	if st, ok := s.stmts.Load(q); ok {
+		return st.(*sql.Stmt)
+	}
+	st, err := s.db.Prepare(s.eng.rebind(q))
+	if err != nil {
+		return nil
+	}
+	if prev, loaded := s.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt)
+	}
+	return st
+}
+
+// queryRowHot is queryRow for the queries of every request.
+func (s *Store) queryRowHot(q string, args ...any) *sql.Row {
+	if st := s.hot(q); st != nil {
+		return st.QueryRow(args...)
+	}
+	return s.queryRow(q, args...)
+}
+
+// execHot runs a write statement of every request as its own
+// transaction.
+func (s *Store) execHot(q string, args ...any) (sql.Result, error) {
+	if s.wmu != nil {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+	}
+	if st := s.hot(q); st != nil {
+		return st.Exec(args...)
+	}
+	return s.db.Exec(s.eng.rebind(q), args...)
 }
 
 func (s *Store) query(q string, args ...any) (*sql.Rows, error) {

@@ -239,33 +239,12 @@ func (s *Store) AuditLog(since time.Time) ([]AuditEntry, error) {
 
 // ---- what the service needs ----
 
-// codePSK returns the secret of an enrollment code, whether or not it is
-// still usable (a used or expired code completes the handshake and is
-// refused by the endpoint, so the refusal is audited and explained).
-func (s *Store) codePSK(priv *ecdh.PrivateKey, id dtawire.CodeID) ([]byte, error) {
-	var sealed []byte
-	err := s.queryRow(`SELECT sealed FROM codes WHERE id=?`, id.String()).Scan(&sealed)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	return s.unsealCached(priv, sealed, codeAAD(id))
-}
+// sqlRenewalRow reads what a request with a renewal credential needs:
+// the secrets and the revocation.
+const sqlRenewalRow = `SELECT sealed, pending_sealed, pending_key_id, revoked_at FROM identities WHERE kind=? AND identity=?`
 
-// renewalPSK returns the renewal secret of (kind, identity): the pending one
-// (after a rotation) when KeyID names it, else the current one.
-func (s *Store) renewalPSK(priv *ecdh.PrivateKey, kind dtawire.Kind, identity, KeyID string) ([]byte, error) {
-	var sealed, pending []byte
-	var pendingID sql.NullString
-	err := s.queryRow(`SELECT sealed, pending_sealed, pending_key_id FROM identities WHERE kind=? AND identity=?`, kind, identity).Scan(&sealed, &pending, &pendingID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
+// renewalSecret picks and opens the secret of an identities row.
+func (s *Store) renewalSecret(priv *ecdh.PrivateKey, kind dtawire.Kind, identity, KeyID string, sealed, pending []byte, pendingID sql.NullString) ([]byte, error) {
 	if pending != nil && pendingID.Valid && KeyID != "" && pendingID.String == KeyID {
 		sealed = pending
 	}
@@ -392,6 +371,17 @@ func (s *Store) redeemCode(id dtawire.CodeID, renewSealed func(kind dtawire.Kind
 // the audit entry only if the identity is in good standing.
 func (s *Store) authorize(kind dtawire.Kind, identity, KeyID string, action, remote, detail string) error {
 	now := s.now()
+	// The common case in one statement (one round trip, its own
+	// transaction): an identity in good standing whose client did not
+	// name its pending secret gets its audit row. Otherwise no row is
+	// written and the transaction below decides, promotes and audits.
+	res, err := s.execHot(s.eng.auditIfAuthorized(), now.UnixNano(), action, remote, detail, kind, identity, KeyID)
+	if err != nil {
+		return fmt.Errorf("dta: audit: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 1 {
+		return nil
+	}
 	tx, err := s.begin()
 	if err != nil {
 		return err
@@ -432,6 +422,12 @@ func (s *Store) authorize(kind dtawire.Kind, identity, KeyID string, action, rem
 	return tx.Commit()
 }
 
+// sqlAuditIfAuthorized is authorize's one-statement path (see
+// engine.auditIfAuthorized).
+const sqlAuditIfAuthorized = `INSERT INTO audit(time, action, kind, identity, remote, result, detail)
+	SELECT ?, ?, kind, identity, ?, 'ok', ? FROM identities
+	WHERE kind=? AND identity=? AND revoked_at IS NULL AND (pending_key_id IS NULL OR pending_key_id <> ?)`
+
 // setPending records a new renewal secret that replaces the current one
 // once it has been used.
 func (s *Store) setPending(kind dtawire.Kind, identity string, sealed []byte, kid, remote string) error {
@@ -454,6 +450,48 @@ func (s *Store) setPending(kind dtawire.Kind, identity string, sealed []byte, ki
 		return err
 	}
 	return tx.Commit()
+}
+
+// credential returns, in one query, the current secret of a credential
+// that completed a handshake (as the handshake's PSK lookup would) and
+// whether it is still good (as credentialValid; valid is nil when it is).
+// err reports a credential gone or a store failure.
+func (s *Store) credential(priv *ecdh.PrivateKey, id dtawire.PSKIdentity, KeyID string, now time.Time) (psk []byte, valid, err error) {
+	if id.Enroll {
+		var sealed []byte
+		var exp int64
+		var used sql.NullInt64
+		err := s.queryRowHot(`SELECT sealed, expires_at, used_at FROM codes WHERE id=?`, id.Code.String()).Scan(&sealed, &exp, &used)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil, ErrNotFound
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case used.Valid:
+			valid = ErrCodeUsed
+		case exp <= now.UnixNano():
+			valid = ErrCodeExpired
+		}
+		psk, err = s.unsealCached(priv, sealed, codeAAD(id.Code))
+		return psk, valid, err
+	}
+	var sealed, pending []byte
+	var pendingID sql.NullString
+	var revoked sql.NullInt64
+	err = s.queryRowHot(sqlRenewalRow, id.Kind, id.Identity).Scan(&sealed, &pending, &pendingID, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if revoked.Valid {
+		valid = ErrRevoked
+	}
+	psk, err = s.renewalSecret(priv, id.Kind, id.Identity, KeyID, sealed, pending, pendingID)
+	return psk, valid, err
 }
 
 // credentialValid reports whether a credential that completed a handshake

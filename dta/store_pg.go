@@ -114,6 +114,17 @@ func openPG(dbURL string, opt *StoreOptions) (*Store, error) {
 }
 
 func (pgEngine) name() string           { return "postgres" }
+func (pgEngine) cachesStatements() bool { return true }
+
+// auditIfAuthorized takes the audit lock in shared mode before the row
+// draws its sequence number, as beginWrite does for a transaction: the
+// INSERT's rows come from a join with the materialized lock CTE, so no
+// row (and no nextval) exists before the lock is granted, and the lock is
+// held until the statement's implicit transaction commits.
+func (pgEngine) auditIfAuthorized() string {
+	return `WITH audit_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(` + strconv.FormatInt(pgLockAudit, 10) + `)) ` +
+		sqlAuditIfAuthorized + ` AND EXISTS (SELECT 1 FROM audit_lock)`
+}
 func (pgEngine) migration(v int) string { return pgMigrations[v-1] }
 
 // rebind turns ? placeholders into $1, $2, …; the queries of this package

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 
 	_ "modernc.org/sqlite" // pure-Go SQLite driver "sqlite"
 )
@@ -77,13 +78,13 @@ func openSQLite(path string, opt *StoreOptions) (*Store, error) {
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("dta: store %s is accessible by group or others (mode %v): chmod 600 it", path, fi.Mode().Perm())
 	}
-	sync := opt.Synchronous
-	switch sync {
+	syncMode := opt.Synchronous
+	switch syncMode {
 	case "":
-		sync = "FULL"
+		syncMode = "FULL"
 	case "FULL", "NORMAL":
 	default:
-		return nil, fmt.Errorf("dta: synchronous must be FULL or NORMAL, not %q", sync)
+		return nil, fmt.Errorf("dta: synchronous must be FULL or NORMAL, not %q", syncMode)
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(15000)")
@@ -92,7 +93,7 @@ func openSQLite(path string, opt *StoreOptions) (*Store, error) {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous("+sync+")")
+		q.Add("_pragma", "synchronous("+syncMode+")")
 		q.Set("_txlock", "immediate")
 	}
 	q.Add("_pragma", "foreign_keys(1)")
@@ -106,12 +107,17 @@ func openSQLite(path string, opt *StoreOptions) (*Store, error) {
 	}
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
-	return &Store{db: db, eng: sqliteEngine{}, path: path}, nil
+	return &Store{db: db, eng: sqliteEngine{}, path: path, wmu: new(sync.Mutex)}, nil
 }
 
 func (sqliteEngine) name() string           { return "sqlite" }
-func (sqliteEngine) rebind(q string) string { return q }
-func (sqliteEngine) migration(v int) string { return sqliteMigrations[v-1] }
+func (sqliteEngine) cachesStatements() bool { return false }
+
+// auditIfAuthorized: SQLite runs writers one at a time, so the audit
+// watermark needs no lock.
+func (sqliteEngine) auditIfAuthorized() string { return sqlAuditIfAuthorized }
+func (sqliteEngine) rebind(q string) string    { return q }
+func (sqliteEngine) migration(v int) string    { return sqliteMigrations[v-1] }
 
 // lockMigrations: the migration transaction is BEGIN IMMEDIATE, which is
 // SQLite's writer lock.

@@ -178,9 +178,11 @@ func (hs *serverHandshake) writeNewTicket(st *SessionState) error {
 }
 
 // fullSessionState is the session a full handshake established, for its
-// ticket (nil without EMS: such sessions are never resumed).
+// ticket (nil without EMS: such sessions are never resumed). Without a
+// ticket to send it is nil too, and costs nothing: its binding looks the
+// credential up again (for a PSK server, a database read per handshake).
 func (hs *serverHandshake) fullSessionState(master []byte) *SessionState {
-	if !hs.ems {
+	if !hs.ems || hs.res == nil || !hs.res.sendTicket {
 		return nil
 	}
 	now := hs.cfg.KX.Time().Unix()

@@ -70,7 +70,7 @@ func NewCSClient(key *CSClientKey, permit *TimePermit) (*CSClient, error) {
 			return nil, fmt.Errorf("%w: the key is from D-TAs %s, the permit for day %d from %s", ErrDTASet,
 				FormatFingerprints(key.dtas), permit.day, FormatFingerprints(permit.dtas))
 		}
-		if err := checkG1(&permit.p); err != nil {
+		if err := permit.checkPoint(); err != nil {
 			return nil, err
 		}
 		c.day = permit.day

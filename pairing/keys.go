@@ -89,6 +89,20 @@ type TimePermit struct {
 	id  string
 	day uint64
 	p   bls12381.G1
+	// checked: p is known to be in G1 and not the identity (decoded by
+	// UnmarshalBinary, computed by IssueTimePermit or CombineTimePermits),
+	// so the subgroup check, which costs more than decoding, is not run
+	// again on it. A zero TimePermit, or one zeroized, is not checked.
+	checked bool
+}
+
+// checkPoint is checkG1 on the permit's point, skipped when it is known
+// to hold.
+func (p *TimePermit) checkPoint() error {
+	if p.checked {
+		return nil
+	}
+	return checkG1(&p.p)
 }
 
 // PINToken is a CS client key with a PIN taken out: token = K_C − pin·A.
@@ -167,6 +181,8 @@ func (m *MasterShare) IssueTimePermit(id string, day uint64) (*TimePermit, error
 	}
 	p := &TimePermit{origin: shareOrigin(m), id: id, day: day}
 	p.p.ScalarMult(&m.s, permitPoint(id, day))
+	// A multiple of a G1 point; the identity only for a zero share.
+	p.checked = !p.p.IsIdentity()
 	return p, nil
 }
 
@@ -259,7 +275,7 @@ func CombineTimePermits(shares ...*TimePermit) (*TimePermit, error) {
 			return nil, ErrMismatch
 		}
 		origins = append(origins, s.origin)
-		if err := checkG1(&s.p); err != nil {
+		if err := s.checkPoint(); err != nil {
 			return nil, err
 		}
 		out.p.Add(&out.p, &s.p)
@@ -272,6 +288,7 @@ func CombineTimePermits(shares ...*TimePermit) (*TimePermit, error) {
 	if out.p.IsIdentity() {
 		return nil, ErrIdentity
 	}
+	out.checked = true // a sum of G1 points, not the identity
 	return out, nil
 }
 
@@ -373,7 +390,7 @@ func (k *CSClientKey) Zeroize() { k.k.SetIdentity() }
 func (k *CSServerSecret) Zeroize() { k.k.SetIdentity() }
 
 // Zeroize overwrites the permit.
-func (p *TimePermit) Zeroize() { p.p.SetIdentity() }
+func (p *TimePermit) Zeroize() { p.p.SetIdentity(); p.checked = false }
 
 // Zeroize overwrites the token.
 func (t *PINToken) Zeroize() { t.t.SetIdentity() }

@@ -199,7 +199,7 @@ func (k *CSServerSecret) UnmarshalBinary(b []byte) error {
 
 // MarshalBinary encodes the permit for a key file.
 func (p *TimePermit) MarshalBinary() ([]byte, error) {
-	if err := firstErr(CheckID(p.id), checkG1(&p.p)); err != nil {
+	if err := firstErr(CheckID(p.id), p.checkPoint()); err != nil {
 		return nil, err
 	}
 	return p.origin.encode(keyHeader(tagTimePermit)).id(p.id).u64(p.day).g1(&p.p), nil
@@ -219,6 +219,7 @@ func (p *TimePermit) UnmarshalBinary(b []byte) error {
 	if out.day == 0 {
 		return keyErr("day 0", ErrPermitDay)
 	}
+	out.checked = true // r.g1 decoded it with DecodeG1's checks
 	*p = out
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -51,6 +52,7 @@ func taServiceCommands() []*cli.Command {
 			Flags: []cli.Flag{master(), dbFlag(),
 				&cli.StringFlag{Name: "listen", Required: true, Usage: "`ADDR` of the API: HOST:PORT (port 0 picks a free one), unix:/path or systemd:NAME (socket activation)"},
 				&cli.StringFlag{Name: "status", Usage: "`ADDR` of the plain-HTTP status listener (/healthz, /metrics): HOST:PORT, unix:/path or systemd:NAME; off by default"},
+				&cli.BoolFlag{Name: "status-pprof", Usage: "also serve Go's runtime profiles (CPU, heap, goroutines) under /debug/pprof/ on --status; for profiling only: they expose the process's internals"},
 				&cli.IntFlag{Name: "permit-ahead", Value: 1, Usage: "issue permits up to `N` days after today (1..7)"},
 				&cli.IntFlag{Name: "permit-ahead-hours", Value: dtawire.DefaultPermitAheadHours, Usage: "issue a day's permit only from `H` hours before it starts (1..168): an identity revoked before 24−H o'clock UTC is refused from the next midnight, any revocation within 24 h + H"},
 				&cli.StringFlag{Name: "addr-file", Usage: "write the bound API address to `FILE` once listening"},
@@ -138,6 +140,9 @@ func taServe(c *cli.Context) error {
 		return cmdError(name, "--listen", err)
 	}
 	var status *http.Server
+	if c.Bool("status-pprof") && c.String("status") == "" {
+		return cmdError(name, "--status-pprof", errors.New("needs --status (the profiles are served on the status listener)"))
+	}
 	if a := c.String("status"); a != "" {
 		sl, err := listen.Listen(a)
 		if err != nil {
@@ -147,6 +152,13 @@ func taServe(c *cli.Context) error {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.Handle("/healthz", srv.HealthHandler())
+		if c.Bool("status-pprof") {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		status = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go status.Serve(sl)
 		log.Info("status listener", "addr", sl.Addr().String())

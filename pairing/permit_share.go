@@ -1,0 +1,27 @@
+package pairing
+
+// IssueTimePermitShare returns the 48-byte compressed encoding of this
+// D-TA's share s_i·H1_TP(d ‖ id) of id's permit for day d: the point of
+// the permit IssueTimePermit returns, without its key-file framing. It
+// computes with the build's pairing engine (blst when cgo is on; see
+// Engine), where IssueTimePermit always uses circl's pure-Go arithmetic: a
+// D-TA that issues permits for a whole deployment every day needs the
+// faster one. The caller may clear the returned bytes.
+func (m *MasterShare) IssueTimePermitShare(id string, day uint64) ([]byte, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	if day == 0 {
+		return nil, ErrPermitDay
+	}
+	h := eHashG1(DomainTP, transcript(nil).u64(day).id(id))
+	var p eG1
+	eMul(&p, &m.s, h)
+	defer eZeroG1(&p)
+	// s_i ≠ 0 and H1 never returns the identity; defence in depth (a
+	// zero MasterShare).
+	if eIsIdentity(&p) {
+		return nil, ErrIdentity
+	}
+	return eBytesG1(&p), nil
+}
