@@ -57,31 +57,36 @@ func NewCSClient(key *CSClientKey, permit *TimePermit) (*CSClient, error) {
 		return nil, err
 	}
 	c := &CSClient{id: key.id, eKB: newCache[*eGT](csClientServers)}
-	k := key.k
+	k := eG1From(&key.k)
 	c.a = *H1(DomainCS, []byte(key.id))
 	if permit != nil {
 		if permit.id != key.id || permit.day == 0 {
+			eZeroG1(k)
 			return nil, ErrMismatch
 		}
 		if err := checkCombined("time permit", permit.origin); err != nil {
+			eZeroG1(k)
 			return nil, err
 		}
 		if !permit.sameDTAs(key.origin) {
+			eZeroG1(k)
 			return nil, fmt.Errorf("%w: the key is from D-TAs %s, the permit for day %d from %s", ErrDTASet,
 				FormatFingerprints(key.dtas), permit.day, FormatFingerprints(permit.dtas))
 		}
 		if err := permit.checkPoint(); err != nil {
+			eZeroG1(k)
 			return nil, err
 		}
 		c.day = permit.day
 		c.a.Add(&c.a, permitPoint(key.id, permit.day))
-		k.Add(&k, &permit.p)
+		// K' = K + TP_d in the engine, where the permit's point is held.
+		eAdd(k, k, &permit.e)
 	}
-	if k.IsIdentity() || c.a.IsIdentity() {
+	if eIsIdentity(k) || c.a.IsIdentity() {
+		eZeroG1(k)
 		return nil, ErrIdentity
 	}
-	c.k, c.ae, c.aB = eG1From(&k), eG1From(&c.a), c.a.BytesCompressed()
-	k.SetIdentity()
+	c.k, c.ae, c.aB = k, eG1From(&c.a), c.a.BytesCompressed()
 	c.pairingFor("") // the common case, computed up front
 	return c, nil
 }

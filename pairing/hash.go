@@ -100,6 +100,11 @@ func permitPoint(id string, day uint64) *bls12381.G1 {
 	return H1(DomainTP, transcript(nil).u64(day).id(id))
 }
 
+// ePermitPoint is permitPoint in the build's engine.
+func ePermitPoint(id string, day uint64) *eG1 {
+	return eHashG1(DomainTP, transcript(nil).u64(day).id(id))
+}
+
 // secretScalar decodes a 32-byte big-endian secret scalar in constant time
 // (circl's UnmarshalBinary compares with r byte by byte, and SetBytes uses
 // math/big): reduce it as a 48-byte integer, then compare the result with

@@ -84,25 +84,44 @@ func ServerPoint(id string) *bls12381.G2 {
 
 // TimePermit is a time permit share s_i·H1_TP(d ‖ id), or the combined
 // TP_d = s·T_d, for one identity and one day.
+//
+// The point is held in the build's pairing engine (see Engine): an
+// endpoint decodes a share from every D-TA each day, checks it and adds
+// them up, and on the blst engine all of that is blst's (decompression,
+// subgroup check, addition), several times cheaper than circl's.
 type TimePermit struct {
 	origin
-	id  string
-	day uint64
-	p   bls12381.G1
-	// checked: p is known to be in G1 and not the identity (decoded by
-	// UnmarshalBinary, computed by IssueTimePermit or CombineTimePermits),
-	// so the subgroup check, which costs more than decoding, is not run
-	// again on it. A zero TimePermit, or one zeroized, is not checked.
-	checked bool
+	id    string
+	day   uint64
+	e     eG1
+	state permitState
 }
 
-// checkPoint is checkG1 on the permit's point, skipped when it is known
-// to hold.
+// permitState says what a TimePermit's point is known to be, so that the
+// subgroup check, which costs more than decoding, runs once, when the
+// point comes in (UnmarshalBinary), and never on a point computed here.
+type permitState uint8
+
+const (
+	// permitUnset: a zero TimePermit, which holds no point (ErrUnusable).
+	permitUnset permitState = iota
+	// permitValid: in G1, not the identity (decoded by UnmarshalBinary,
+	// computed by IssueTimePermit or CombineTimePermits).
+	permitValid
+	// permitIdentity: the identity (a zeroized permit, or the share of a
+	// zero master share).
+	permitIdentity
+)
+
+// checkPoint is checkG1 for the permit's point.
 func (p *TimePermit) checkPoint() error {
-	if p.checked {
+	switch p.state {
+	case permitValid:
 		return nil
+	case permitIdentity:
+		return ErrIdentity
 	}
-	return checkG1(&p.p)
+	return ErrUnusable
 }
 
 // PINToken is a CS client key with a PIN taken out: token = K_C − pin·A.
@@ -180,9 +199,12 @@ func (m *MasterShare) IssueTimePermit(id string, day uint64) (*TimePermit, error
 		return nil, ErrPermitDay
 	}
 	p := &TimePermit{origin: shareOrigin(m), id: id, day: day}
-	p.p.ScalarMult(&m.s, permitPoint(id, day))
+	eMul(&p.e, &m.s, ePermitPoint(id, day))
 	// A multiple of a G1 point; the identity only for a zero share.
-	p.checked = !p.p.IsIdentity()
+	p.state = permitValid
+	if eIsIdentity(&p.e) {
+		p.state = permitIdentity
+	}
 	return p, nil
 }
 
@@ -268,7 +290,7 @@ func CombineTimePermits(shares ...*TimePermit) (*TimePermit, error) {
 		return nil, ErrMismatch
 	}
 	out := &TimePermit{id: shares[0].id, day: shares[0].day}
-	out.p.SetIdentity()
+	eZeroG1(&out.e)
 	origins := make([]origin, 0, len(shares))
 	for _, s := range shares {
 		if s == nil || s.id != out.id || s.day != out.day {
@@ -278,17 +300,17 @@ func CombineTimePermits(shares ...*TimePermit) (*TimePermit, error) {
 		if err := s.checkPoint(); err != nil {
 			return nil, err
 		}
-		out.p.Add(&out.p, &s.p)
+		eAdd(&out.e, &out.e, &s.e)
 	}
 	o, err := combineOrigins(origins)
 	if err != nil {
 		return nil, err
 	}
 	out.origin = o
-	if out.p.IsIdentity() {
+	if eIsIdentity(&out.e) {
 		return nil, ErrIdentity
 	}
-	out.checked = true // a sum of G1 points, not the identity
+	out.state = permitValid // a sum of G1 points, not the identity
 	return out, nil
 }
 
@@ -390,7 +412,7 @@ func (k *CSClientKey) Zeroize() { k.k.SetIdentity() }
 func (k *CSServerSecret) Zeroize() { k.k.SetIdentity() }
 
 // Zeroize overwrites the permit.
-func (p *TimePermit) Zeroize() { p.p.SetIdentity(); p.checked = false }
+func (p *TimePermit) Zeroize() { eZeroG1(&p.e); p.state = permitIdentity }
 
 // Zeroize overwrites the token.
 func (t *PINToken) Zeroize() { t.t.SetIdentity() }

@@ -107,6 +107,23 @@ func (r *keyReader) g1(dst *bls12381.G1) {
 	*dst = *p
 }
 
+// eg1 reads a G1 element into the build's engine, with DecodeG1's checks
+// and errors (eDecodeG1): on the blst engine, blst's decompression and
+// subgroup check.
+func (r *keyReader) eg1(dst *eG1) {
+	v := r.take(G1Size, "G1 element")
+	if v == nil {
+		return
+	}
+	p, err := eDecodeG1(v)
+	if err != nil {
+		r.err = keyErr("G1 element", err)
+		return
+	}
+	*dst = *p
+	eZeroG1(p)
+}
+
 func (r *keyReader) g2(dst *bls12381.G2) {
 	v := r.take(G2Size, "G2 element")
 	if v == nil {
@@ -202,7 +219,7 @@ func (p *TimePermit) MarshalBinary() ([]byte, error) {
 	if err := firstErr(CheckID(p.id), p.checkPoint()); err != nil {
 		return nil, err
 	}
-	return p.origin.encode(keyHeader(tagTimePermit)).id(p.id).u64(p.day).g1(&p.p), nil
+	return p.origin.encode(keyHeader(tagTimePermit)).id(p.id).u64(p.day).raw(eBytesG1(&p.e)), nil
 }
 
 // UnmarshalBinary decodes a permit written by MarshalBinary.
@@ -212,14 +229,16 @@ func (p *TimePermit) UnmarshalBinary(b []byte) error {
 	out.origin = r.origin()
 	out.id = r.id()
 	out.day = r.u64("day")
-	r.g1(&out.p)
+	r.eg1(&out.e)
 	if err := r.end(); err != nil {
+		eZeroG1(&out.e)
 		return err
 	}
 	if out.day == 0 {
+		eZeroG1(&out.e)
 		return keyErr("day 0", ErrPermitDay)
 	}
-	out.checked = true // r.g1 decoded it with DecodeG1's checks
+	out.state = permitValid // r.eg1 decoded it with DecodeG1's checks
 	*p = out
 	return nil
 }
@@ -280,7 +299,8 @@ func (k *CSServerSecret) Equal(o *CSServerSecret) bool { return k.id == o.id && 
 
 // Equal reports whether both permits are the same (the point in constant time).
 func (p *TimePermit) Equal(o *TimePermit) bool {
-	return p.id == o.id && p.day == o.day && ctEqualG1(&p.p, &o.p)
+	return p.id == o.id && p.day == o.day &&
+		subtle.ConstantTimeCompare(eBytesG1(&p.e), eBytesG1(&o.e)) == 1
 }
 
 // Equal reports whether both tokens are the same (the point in constant time).

@@ -2,11 +2,10 @@ package pairing
 
 // IssueTimePermitShare returns the 48-byte compressed encoding of this
 // D-TA's share s_i·H1_TP(d ‖ id) of id's permit for day d: the point of
-// the permit IssueTimePermit returns, without its key-file framing. It
-// computes with the build's pairing engine (blst when cgo is on; see
-// Engine), where IssueTimePermit always uses circl's pure-Go arithmetic: a
-// D-TA that issues permits for a whole deployment every day needs the
-// faster one. The caller may clear the returned bytes.
+// the permit IssueTimePermit returns, without its key-file framing (and
+// without the TimePermit a D-TA serving a whole deployment every day has
+// no use for). Both compute with the build's pairing engine (blst when cgo
+// is on; see Engine). The caller may clear the returned bytes.
 func (m *MasterShare) IssueTimePermitShare(id string, day uint64) ([]byte, error) {
 	if err := CheckID(id); err != nil {
 		return nil, err
@@ -14,7 +13,7 @@ func (m *MasterShare) IssueTimePermitShare(id string, day uint64) ([]byte, error
 	if day == 0 {
 		return nil, ErrPermitDay
 	}
-	h := eHashG1(DomainTP, transcript(nil).u64(day).id(id))
+	h := ePermitPoint(id, day)
 	var p eG1
 	eMul(&p, &m.s, h)
 	defer eZeroG1(&p)

@@ -199,7 +199,7 @@ func TestCSFailures(t *testing.T) {
 		other = append(other, p)
 	}
 	op, _ := CombineTimePermits(other...)
-	relabelled := &TimePermit{origin: op.origin, id: op.id, day: f.day, p: op.p}
+	relabelled := &TimePermit{origin: op.origin, id: op.id, day: f.day, e: op.e, state: op.state}
 	cp, _ := NewCSClient(f.alice, relabelled)
 	denied("permit of another day", cp, f.server)
 	// A genuine permit but the client claims another day.
