@@ -53,7 +53,7 @@ func pgServerCPU(b *testing.B) time.Duration {
 // is what an endpoint does once a day: a new connection, a full ECDHE_PSK
 // handshake, one permit, the permit share decoded and checked. Clients
 // spread their requests over the replicas. Reported: permits/s (wall),
-// the replicas' CPU per permit and PostgreSQL's CPU per permit.
+// the replicas', PostgreSQL's and the client's CPU per permit.
 func BenchmarkReplicas(b *testing.B) {
 	benchReplicas(b, func(b *testing.B, r *dtaclient.Renewal, today uint64) func() error {
 		return func() error {
@@ -165,6 +165,7 @@ func benchReplicas(b *testing.B, fetcher func(b *testing.B, r *dtaclient.Renewal
 				return
 			}
 			srv0, db0 := cpu()
+			cli0 := procCPU(b, os.Getpid())
 			profDone := profileReplicas(b, profDir, tc.name, ps)
 			t0 := time.Now()
 			b.SetParallelism(4)
@@ -181,10 +182,14 @@ func benchReplicas(b *testing.B, fetcher func(b *testing.B, r *dtaclient.Renewal
 			wall := time.Since(t0)
 			<-profDone
 			srv1, db1 := cpu()
+			cli1 := procCPU(b, os.Getpid())
 			n := float64(b.N)
 			b.ReportMetric(n/wall.Seconds(), "permits/s")
 			b.ReportMetric(float64((srv1-srv0).Microseconds())/n, "replica-cpu-µs/permit")
 			b.ReportMetric(float64((db1-db0).Microseconds())/n, "db-cpu-µs/permit")
+			// The client: its handshakes, and decoding and checking the
+			// permit shares (what every endpoint pays).
+			b.ReportMetric(float64((cli1-cli0).Microseconds())/n, "client-cpu-µs/permit")
 			for _, p := range ps {
 				p.term(b)
 			}
