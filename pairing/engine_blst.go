@@ -213,9 +213,11 @@ func leScalar(k *bls12381.Scalar) [32]byte {
 // any blst failure the Go decoder classifies the error, so both engines
 // return the same error for every input.
 func eDecodeG1(b []byte) (*eG1, error) {
-	if _, err := checkHeader(b, G1Size, "G1"); err != nil {
+	x, err := checkHeader(b, G1Size, "G1")
+	if err != nil {
 		return nil, err
 	}
+	clear(x) // a copy of b, which may be a secret (a permit share)
 	p := new(eG1)
 	if C.mg_g1_decode(&p.p, bptr(b)) != 0 {
 		if _, err := DecodeG1(b); err != nil {
