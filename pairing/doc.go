@@ -36,7 +36,9 @@
 // Miller-loop lines of fixed G2 points (B_S, K_S, K2_C, B_C) are
 // precomputed, the CS client caches e(K', B_S) and raises it to r+h with
 // cyclotomic squarings (constant time), and servers cache the public points
-// they hash from identities. Secret scalars are multiplied only by
+// they hash from identities. A TimePermit holds its point in the engine,
+// so the permit shares an endpoint fetches every day are decoded, checked
+// and combined by blst when cgo is on. Secret scalars are multiplied only by
 // constant-time code (blst's, or circl's fixed windows); circl's engine
 // multiplies by public scalars (y, h, π) with a width-5 NAF.
 package pairing
