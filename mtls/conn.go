@@ -33,6 +33,10 @@ type Conn struct {
 	// connection closes first): the listener's admission of its source.
 	admitted     func()
 	admittedOnce sync.Once
+	// canRedial: the connection is a dialer's, which reconnects when the
+	// server refuses a resumption-only ClientHello (dial.go); retried: it
+	// is that reconnection.
+	canRedial, retried bool
 
 	// handshake state, guarded by handshakeMutex
 	handshakeMutex    sync.Mutex
@@ -396,6 +400,7 @@ func (c *Conn) runHandshake(ctx context.Context) (*handshake.State, error) {
 		if err != nil {
 			return nil, err
 		}
+		hc.ResumptionOnly = c.canRedial
 		st, err := handshake.Client(ctx, rl, hc)
 		c.clientSessionAfter(key, hc, st, err)
 		return st, err
@@ -464,5 +469,6 @@ func (c *Conn) ConnectionState() ConnectionState {
 	}
 	cs.DidResume = st.DidResume
 	cs.PostQuantum = st.PostQuantum
+	cs.ResumptionRetried = c.retried
 	return cs
 }

@@ -194,6 +194,10 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 			} else {
 				log.Debug("handshake denied", "reason", reason, "err", err)
 			}
+		case reason == "resumption_refused":
+			// Routine: the client reconnects with a full handshake.
+			s.Metrics.handshake(suite, resultError, hsDur)
+			log.Debug("session ticket not resumed; the client reconnects", "err", err)
 		case reason == "timeout":
 			result = resultTimeout
 			s.Metrics.handshake(suite, resultTimeout, hsDur)
