@@ -144,6 +144,30 @@ func (c *Conn) WaitReadable() error {
 	return c.awaitInput()
 }
 
+// InputPending reports whether a Read would find something to work on
+// without the underlying connection becoming readable: application data or
+// raw bytes of a record are buffered, or the read side has ended (Read
+// returns its error at once). When it reports false the connection holds
+// no read buffer (they go back to their pools), and a Read would block
+// until NetConn has something to read. A caller that waits for many idle
+// connections can thus wait on the underlying connection's readiness itself
+// (as Linux's readiness notification does, with a shallow goroutine stack)
+// and call Read only then. Call it from the goroutine that reads, after
+// the handshake.
+func (c *Conn) InputPending() bool {
+	if !c.handshakeComplete.Load() {
+		return true // Read runs the handshake first
+	}
+	c.in.Lock()
+	defer c.in.Unlock()
+	if c.fatal.Load() != nil || c.in.err != nil || len(c.rbuf.input) > 0 || len(c.rbuf.hand) > 0 ||
+		c.rbuf.rpos < c.rbuf.rend {
+		return true
+	}
+	c.rbuf.release()
+	return false
+}
+
 // awaitInput reads records until application data is buffered. c.in must
 // be held.
 func (c *Conn) awaitInput() error {
