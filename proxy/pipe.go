@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -478,19 +479,58 @@ func (w *waitedCopy) run() error {
 	}
 }
 
-// burstAside runs burst on a short-lived goroutine and waits for it.
+// burstAside runs burst on a mover goroutine and waits for it.
 func (w *waitedCopy) burstAside() (fin bool, err error) {
 	if w.done == nil {
 		w.done = make(chan struct{}, 1)
 	}
-	go w.burstDone()
+	select {
+	case moverWork <- w: // a parked mover takes it
+	default:
+		go mover(w)
+	}
 	<-w.done
 	return w.fin, w.err
 }
 
-func (w *waitedCopy) burstDone() {
-	w.fin, w.err = w.burst()
-	w.done <- struct{}{}
+// Movers are the goroutines that run bursts. Their stacks grow with the
+// work (decryption, encryption, system calls): a few are kept parked for
+// the next burst, for up to moverIdle (maxIdleMovers), so a busy proxy
+// does not create a goroutine and grow its stack for every burst; any
+// beyond those end after their burst, so a peak of concurrent bursts (a
+// mass close) leaves no grown stacks behind, and an idle proxy keeps none.
+var (
+	moverWork  = make(chan *waitedCopy)
+	idleMovers atomic.Int32
+)
+
+// maxIdleMovers bounds the movers kept parked between bursts.
+var maxIdleMovers = int32(4 * runtime.GOMAXPROCS(0))
+
+const moverIdle = time.Second
+
+func mover(w *waitedCopy) {
+	var idle *time.Timer
+	for {
+		w.fin, w.err = w.burst()
+		w.done <- struct{}{}
+		if idleMovers.Add(1) > maxIdleMovers {
+			idleMovers.Add(-1)
+			return
+		}
+		if idle == nil {
+			idle = time.NewTimer(moverIdle)
+		} else {
+			idle.Reset(moverIdle)
+		}
+		select {
+		case w = <-moverWork:
+			idleMovers.Add(-1)
+		case <-idle.C:
+			idleMovers.Add(-1)
+			return
+		}
+	}
 }
 
 // burst moves what has arrived after a wait: one read, then on without
