@@ -417,6 +417,7 @@ type waitedCopy struct {
 	done    chan struct{}
 	fin     bool  // burstAside's result
 	err     error // burstAside's result
+	moved   int   // bytes forwarded in the current burst
 }
 
 // shallowMTLS sets up aside for an mtls source over a plain socket: wait
@@ -538,6 +539,7 @@ func mover(w *waitedCopy) {
 // buffered. fin reports the end of the copy, with its result err.
 func (w *waitedCopy) burst() (fin bool, err error) {
 	waited := true
+	w.moved = 0
 	for {
 		if w.ready != nil {
 			// Decrypt the record that came before taking a buffer: a
@@ -551,16 +553,42 @@ func (w *waitedCopy) burst() (fin bool, err error) {
 		switch {
 		case fin:
 			return true, err
-		case again:
-			return false, nil // a plain source has nothing more: wait
-		case w.hot:
+		case !again && w.hot:
 			waited = false // a plain source streams: read on
-		case w.pending != nil && w.pending():
+		case !again && w.pending != nil && w.pending():
 			waited = true // an mtls source has more buffered
+		case w.moved >= lingerAfter && w.linger():
+			// A stream that paused for less than lingerFor goes on here,
+			// without handing back to the waiting goroutine and over
+			// again.
+			waited, w.moved = true, 0
 		default:
-			return false, nil
+			return false, nil // the source has nothing more: wait
 		}
 	}
+}
+
+// A burst that moved at least lingerAfter bytes waits up to lingerFor for
+// more before it hands back to the waiting goroutine: a stream's source
+// is often empty for a moment between its sender's writes, and going back
+// to the poller through the waiting goroutine costs two goroutine
+// switches each time.
+const (
+	lingerAfter = bigBufSize
+	lingerFor   = time.Millisecond
+)
+
+// linger waits up to lingerFor for the source to have something (data,
+// its end or an error), and reports whether it has.
+func (w *waitedCopy) linger() bool {
+	if w.conn.SetReadDeadline(time.Now().Add(lingerFor)) != nil {
+		return false
+	}
+	err := w.wait()
+	if w.conn.SetReadDeadline(time.Time{}) != nil {
+		return false
+	}
+	return err == nil || err == io.EOF
 }
 
 // step reads once into a pooled big buffer - after a wait with a plain
@@ -601,6 +629,7 @@ func (w *waitedCopy) step(waited bool) (again, fin bool, err error) {
 			bigBufPool.Put(bp)
 			return false, true, werr
 		}
+		w.moved += n
 	}
 	bigBufPool.Put(bp)
 	if err != nil {
