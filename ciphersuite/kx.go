@@ -27,6 +27,12 @@ type Extension struct {
 // ExtMilagroCS is the milagro_cs ClientHello extension (docs/protocol.md §3.3).
 const ExtMilagroCS uint16 = 0xFF4D
 
+// ExtMilagroCSResume is the milagro_cs_resume ClientHello extension of a
+// resumption-only hello (docs/protocol.md §5c): the server identity id_S
+// the client asks for, beside a Milagro CS session ticket, in place of the
+// milagro_cs proof.
+const ExtMilagroCSResume uint16 = 0xFF4F
+
 // ClientConfig is what the client side of every key exchange needs. Fields
 // for a kind of key exchange left nil make the suites of that kind unusable.
 type ClientConfig struct {

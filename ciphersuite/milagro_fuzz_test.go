@@ -93,6 +93,29 @@ func FuzzMilagroCSHello(f *testing.F) {
 	})
 }
 
+// FuzzMilagroCSResumeHello: the milagro_cs_resume parser refuses with
+// decode_error or illegal_parameter only, and what it accepts re-encodes
+// to the same bytes.
+func FuzzMilagroCSResumeHello(f *testing.F) {
+	for _, id := range []string{"", "srv", "api.example.com", "api\x00", "\xff"} {
+		f.Add(append([]byte{byte(len(id) >> 8), byte(len(id))}, id...))
+	}
+	f.Add([]byte{})
+	f.Add([]byte{0, 3, 's', 'r', 'v', 0})
+	f.Add([]byte{0x04, 0x01})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		id, err := ParseCSResumeHello(data)
+		if err != nil {
+			milAllowed(t, err, AlertDecodeError, AlertIllegalParameter)
+			return
+		}
+		again, err := MarshalCSResumeHello(id)
+		if err != nil || !bytes.Equal(again, data) {
+			t.Fatalf("accepted %x re-encodes to %x (%v)", data, again, err)
+		}
+	})
+}
+
 func FuzzMilagroCSServerKeyExchange(f *testing.F) {
 	tr := milSeeds(f)
 	addVariants(f, tr.ske)

@@ -36,6 +36,42 @@ func checkLocalID(id string) error {
 	return nil
 }
 
+// ParseCSResumeHello parses the milagro_cs_resume ClientHello extension:
+// server_identity<0..2^10> (empty: the deployment-wide CS key), nothing
+// after it. A bad length is decode_error, an identity that is not valid
+// UTF-8 or breaks the identity rules illegal_parameter.
+func ParseCSResumeHello(data []byte) (serverID string, err error) {
+	const where = "milagro_cs_resume extension"
+	in := cryptobyte.String(data)
+	var sid cryptobyte.String
+	if !in.ReadUint16LengthPrefixed(&sid) {
+		return "", Errorf(AlertDecodeError, "ciphersuite: truncated server_identity in the %s (%d bytes)", where, len(data))
+	}
+	if len(sid) > pairing.MaxIDLen {
+		return "", Errorf(AlertDecodeError, "ciphersuite: server_identity in the %s is %d bytes, at most %d", where, len(sid), pairing.MaxIDLen)
+	}
+	if !in.Empty() {
+		return "", Errorf(AlertDecodeError, "ciphersuite: %d trailing bytes in the %s", len(in), where)
+	}
+	if len(sid) > 0 {
+		if err := checkWireID(sid, where); err != nil {
+			return "", err
+		}
+	}
+	return string(sid), nil
+}
+
+// MarshalCSResumeHello builds the milagro_cs_resume extension body for
+// the server identity serverID.
+func MarshalCSResumeHello(serverID string) ([]byte, error) {
+	if len(serverID) > pairing.MaxIDLen {
+		return nil, Errorf(AlertInternalError, "ciphersuite: configuration error: server identity is %d bytes, at most %d", len(serverID), pairing.MaxIDLen)
+	}
+	var b cryptobyte.Builder
+	addWireID(&b, serverID)
+	return b.Bytes()
+}
+
 // parseCSHello parses the milagro_cs ClientHello extension.
 func parseCSHello(data []byte) (*pairing.CSHello, error) {
 	const where = "milagro_cs extension"

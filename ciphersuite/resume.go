@@ -130,16 +130,12 @@ func (c *ServerConfig) CheckResumption(s *ResumedSession, now time.Time) error {
 		if s.Hello == nil {
 			return errors.New("no ClientHello to check the CS server identity against")
 		}
-		data, ok := s.Hello.Extensions[ExtMilagroCS]
-		if !ok {
-			return errors.New("the ClientHello has no milagro_cs extension")
-		}
-		h, err := parseCSHello(data)
+		asked, err := csServerIDAsked(s.Hello)
 		if err != nil {
-			return fmt.Errorf("milagro_cs extension: %w", err)
+			return err
 		}
-		if h.ServerID != s.LocalIdentity {
-			return fmt.Errorf("the client asks for server identity %q, the session is for %q", h.ServerID, s.LocalIdentity)
+		if asked != s.LocalIdentity {
+			return fmt.Errorf("the client asks for server identity %q, the session is for %q", asked, s.LocalIdentity)
 		}
 	case KXMilagroP2P:
 		if c.P2P == nil || c.P2P.Server == nil || c.P2P.Server.ID() != s.LocalIdentity {
@@ -161,4 +157,25 @@ func (c *ServerConfig) CheckResumption(s *ResumedSession, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// csServerIDAsked is the server identity a Milagro CS ClientHello asks
+// for: in its milagro_cs proof (a full offer) or, in a resumption-only
+// hello, its milagro_cs_resume extension.
+func csServerIDAsked(hello *ClientHelloInfo) (string, error) {
+	if data, ok := hello.Extensions[ExtMilagroCS]; ok {
+		h, err := parseCSHello(data)
+		if err != nil {
+			return "", fmt.Errorf("milagro_cs extension: %w", err)
+		}
+		return h.ServerID, nil
+	}
+	if data, ok := hello.Extensions[ExtMilagroCSResume]; ok {
+		id, err := ParseCSResumeHello(data)
+		if err != nil {
+			return "", fmt.Errorf("milagro_cs_resume extension: %w", err)
+		}
+		return id, nil
+	}
+	return "", errors.New("the ClientHello has no milagro_cs (nor milagro_cs_resume) extension")
 }

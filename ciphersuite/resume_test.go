@@ -84,6 +84,12 @@ func TestCheckResumption(t *testing.T) {
 		{"cs locked", mallory, nil, "locked out"},
 		{"cs other server identity asked", with(cs, func(s *ResumedSession) { s.Hello = csHelloFor(t, "alice", "b.example") }), nil, "asks for server identity"},
 		{"cs no milagro_cs", with(cs, func(s *ResumedSession) { s.Hello = &ClientHelloInfo{} }), nil, "no milagro_cs"},
+		{"cs resumption-only", with(cs, func(s *ResumedSession) { s.Hello = csResumeHello(t, "srv") }), nil, ""},
+		{"cs resumption-only, other server identity", with(cs, func(s *ResumedSession) { s.Hello = csResumeHello(t, "b.example") }), nil, "asks for server identity"},
+		{"cs resumption-only, no server identity", with(cs, func(s *ResumedSession) { s.Hello = csResumeHello(t, "") }), nil, "asks for server identity"},
+		{"cs resumption-only, malformed", with(cs, func(s *ResumedSession) {
+			s.Hello = &ClientHelloInfo{Extensions: map[uint16][]byte{ExtMilagroCSResume: {0, 5, 's'}}}
+		}), nil, "milagro_cs_resume"},
 		{"cs policy", cs, func(c *ServerConfig) { c.VerifyPeerIdentity = func(string) error { return errors.New("gone") } }, "denied"},
 		{"p2p none", ResumedSession{Kind: KXMilagroP2P, PeerIdentity: "b", LocalIdentity: "a"}, nil, "no P2P key"},
 		{"unknown kind", ResumedSession{Kind: 99}, nil, "unknown key exchange"},
@@ -110,5 +116,54 @@ func TestSessionBindingHidesKey(t *testing.T) {
 	}
 	if len(b) != 32 || bytes.Contains(b, key[:8]) {
 		t.Fatalf("binding %x", b)
+	}
+}
+
+// csResumeHello is a resumption-only ClientHello asking for server
+// identity id (milagro_cs_resume).
+func csResumeHello(t *testing.T, id string) *ClientHelloInfo {
+	t.Helper()
+	data, err := MarshalCSResumeHello(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ClientHelloInfo{Extensions: map[uint16][]byte{ExtMilagroCSResume: data}}
+}
+
+// The milagro_cs_resume parser: framing (decode_error), identity rules
+// (illegal_parameter), and a round trip.
+func TestCSResumeHelloWire(t *testing.T) {
+	for _, id := range []string{"", "srv", "api.example.com"} {
+		data, err := MarshalCSResumeHello(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseCSResumeHello(data)
+		if err != nil || got != id {
+			t.Fatalf("%q: round trip gives %q, %v", id, got, err)
+		}
+	}
+	long := make([]byte, 2+1025)
+	long[0], long[1] = 0x04, 0x01
+	for name, tc := range map[string]struct {
+		data []byte
+		want Alert
+	}{
+		"empty":        {nil, AlertDecodeError},
+		"one byte":     {[]byte{0}, AlertDecodeError},
+		"truncated":    {[]byte{0, 4, 's', 'r', 'v'}, AlertDecodeError},
+		"trailing":     {[]byte{0, 1, 's', 0}, AlertDecodeError},
+		"too long":     {long, AlertDecodeError},
+		"not utf-8":    {[]byte{0, 2, 0xff, 0xfe}, AlertIllegalParameter},
+		"control char": {[]byte{0, 4, 's', 'r', 'v', 0}, AlertIllegalParameter},
+	} {
+		_, err := ParseCSResumeHello(tc.data)
+		var ae *AlertError
+		if !errors.As(err, &ae) || ae.Alert != tc.want {
+			t.Errorf("%s: %v, want %s", name, err, tc.want)
+		}
+	}
+	if _, err := MarshalCSResumeHello(string(make([]byte, 1025))); err == nil {
+		t.Fatal("an over-long server identity was marshalled")
 	}
 }

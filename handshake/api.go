@@ -49,6 +49,17 @@ type ClientConfig struct {
 	// server for a session ticket (resume_client.go).
 	Session       *ClientSession
 	RequestTicket bool
+	// ResumptionOnly tells the handshake that the caller can reconnect
+	// (a dialer, not a caller's own connection). When Session is a Milagro
+	// CS session that may be offered, the ClientHello then carries only
+	// that session's suite and ticket, with no key-exchange offer (no
+	// milagro_cs proof, no milagro_pq key pair): resuming costs the client
+	// no scalar multiplication. A server that does not resume such a hello
+	// has no suite it can choose and answers handshake_failure before its
+	// ServerHello; Client then returns an error matching
+	// ErrResumptionRefused, and the caller drops the session and reconnects
+	// once with a full offer (resume_client.go, docs/protocol.md §5c).
+	ResumptionOnly bool
 	// NextProtos are the ALPN protocols offered, in preference order
 	// (RFC 7301; see alpn.go). Empty: no ALPN extension.
 	NextProtos []string

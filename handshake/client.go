@@ -55,6 +55,9 @@ type clientHandshake struct {
 	reneg   bool
 	tr      transcript
 	res     *clientResume // session tickets (resume_client.go)
+	// resumeOnly: the ClientHello offers the session alone, with no key
+	// exchange (hs.kx is nil); only an abbreviated handshake can follow.
+	resumeOnly bool
 }
 
 func (hs *clientHandshake) run() (*State, error) {
@@ -63,7 +66,7 @@ func (hs *clientHandshake) run() (*State, error) {
 	}
 	sh, err := hs.readServerHello()
 	if err != nil {
-		return nil, err
+		return nil, hs.refusedResumption(err)
 	}
 	if hs.res != nil && hs.res.resumed {
 		return hs.runResumed(sh)
@@ -141,14 +144,26 @@ func (hs *clientHandshake) sendHello() error {
 		return ciphersuite.Errorf(ciphersuite.AlertHandshakeFailure,
 			"none of the %d configured cipher suites is usable with the configured credentials%s", len(cfg.Suites), why)
 	}
-	kx, err := newClientKX(cfg.KX, hs.offered)
-	if err != nil {
-		return asAlert(err, ciphersuite.AlertInternalError, "setting up the key exchange")
-	}
-	hs.kx = kx
-	kxExts, err := kx.HelloExtensions()
-	if err != nil {
-		return asAlert(err, ciphersuite.AlertInternalError, "building the key exchange's ClientHello extensions")
+	var kxExts []ciphersuite.Extension
+	if s := hs.resumptionOnlySuite(); s != nil {
+		// A resumption-only hello: the session's suite and its ticket, no
+		// key exchange (resume_client.go).
+		hs.offered = []*ciphersuite.Suite{s}
+		hs.resumeOnly = true
+		data, err := ciphersuite.MarshalCSResumeHello(cfg.KX.CS.ServerID)
+		if err != nil {
+			return err
+		}
+		kxExts = []ciphersuite.Extension{{Type: ciphersuite.ExtMilagroCSResume, Data: data}}
+	} else {
+		kx, err := newClientKX(cfg.KX, hs.offered)
+		if err != nil {
+			return asAlert(err, ciphersuite.AlertInternalError, "setting up the key exchange")
+		}
+		hs.kx = kx
+		if kxExts, err = kx.HelloExtensions(); err != nil {
+			return asAlert(err, ciphersuite.AlertInternalError, "building the key exchange's ClientHello extensions")
+		}
 	}
 	if err := CheckNextProtos(cfg.NextProtos); err != nil {
 		return ciphersuite.Errorf(ciphersuite.AlertInternalError, "%v", err)
@@ -333,6 +348,10 @@ func (hs *clientHandshake) readServerHello() (*serverHelloMsg, error) {
 	hs.tr.write(msg)
 	if err := hs.checkServerHelloTicket(sh); err != nil {
 		return nil, err
+	}
+	if hs.resumeOnly && !hs.res.resumed {
+		return nil, ciphersuite.Errorf(ciphersuite.AlertHandshakeFailure,
+			"server answered a resumption-only ClientHello (a session ticket and no key exchange) with a full handshake; it should have refused with handshake_failure")
 	}
 	if err := hs.processServerHelloKX(sh); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package handshake
 
 import (
 	"bytes"
+	"errors"
 	"time"
 
 	"github.com/milagro-go/milagro/ciphersuite"
@@ -46,9 +47,7 @@ type clientResume struct {
 func (hs *clientHandshake) addTicketOffer(m *clientHelloMsg) error {
 	cfg := hs.cfg
 	hs.res = &clientResume{}
-	if s := cfg.Session; s != nil && len(s.Ticket) > 0 && len(s.Ticket) <= maxClientTicketLength &&
-		s.EMS && len(s.MasterSecret) == masterSecretLength &&
-		(s.PostQuantum || cfg.KX.PQ != ciphersuite.PQRequire) {
+	if s := cfg.Session; hs.sessionOfferable(s) {
 		for _, o := range hs.offered {
 			if o.ID == s.Suite {
 				hs.res.offered = s
@@ -69,6 +68,65 @@ func (hs *clientHandshake) addTicketOffer(m *clientHelloMsg) error {
 	}
 	return nil
 }
+
+// sessionOfferable reports whether session s may be offered at all: a
+// well-formed EMS session (RFC 7627 §5.3), and a post-quantum hybrid one
+// when the client requires the hybrid (a resumed session keeps the mode of
+// its full handshake).
+func (hs *clientHandshake) sessionOfferable(s *ClientSession) bool {
+	return s != nil && len(s.Ticket) > 0 && len(s.Ticket) <= maxClientTicketLength &&
+		s.EMS && len(s.MasterSecret) == masterSecretLength &&
+		(s.PostQuantum || hs.cfg.KX.PQ != ciphersuite.PQRequire)
+}
+
+// ErrResumptionRefused marks a resumption-only ClientHello that the server
+// did not resume: the server's handshake_failure (the client's error) or
+// the error the server reports for it. The client's caller drops the
+// session and reconnects once with a full offer.
+var ErrResumptionRefused = errors.New("session ticket refused, and the ClientHello offered no full handshake")
+
+// resumptionOnlySuite returns the suite of a resumption-only ClientHello
+// (ClientConfig.ResumptionOnly), or nil for a full offer. Only Milagro CS
+// sessions qualify: a server that refuses the ticket cannot choose a CS
+// suite without the client's milagro_cs proof, so it must refuse the whole
+// hello with handshake_failure before any ServerHello, and the client
+// reconnects. A P2P or PSK suite needs nothing from the ClientHello, so a
+// server could answer such a hello with a full handshake the client has
+// not prepared; those sessions always come with the full offer (their
+// offers cost the client little).
+func (hs *clientHandshake) resumptionOnlySuite() *ciphersuite.Suite {
+	s := hs.cfg.Session
+	if !hs.cfg.ResumptionOnly || hs.cfg.KX.CS == nil || !hs.sessionOfferable(s) {
+		return nil
+	}
+	for _, o := range hs.offered {
+		if o.ID == s.Suite && o.KX == ciphersuite.KXMilagroCS {
+			return o
+		}
+	}
+	return nil
+}
+
+// refusedResumption marks err, the failure to read a ServerHello, as a
+// refused resumption when the hello was resumption-only and the server
+// answered it with a handshake_failure alert before any ServerHello. Any
+// other failure stays what it was.
+func (hs *clientHandshake) refusedResumption(err error) error {
+	var ae *ciphersuite.AlertError
+	if !hs.resumeOnly || hs.suite != nil || !errors.As(err, &ae) || !ae.Remote || ae.Alert != ciphersuite.AlertHandshakeFailure {
+		return err
+	}
+	return &refusedError{err: err}
+}
+
+// refusedError is a refused resumption-only hello: errors.Is matches
+// ErrResumptionRefused, and errors.As finds the server's alert.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string {
+	return e.err.Error() + " (" + ErrResumptionRefused.Error() + ")"
+}
+func (e *refusedError) Unwrap() []error { return []error{e.err, ErrResumptionRefused} }
 
 // checkServerHelloTicket notes whether the server resumes the offered
 // session (it echoed our session_id) and whether a NewSessionTicket follows.

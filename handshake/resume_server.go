@@ -2,6 +2,7 @@ package handshake
 
 import (
 	"bytes"
+	"fmt"
 	"time"
 
 	"github.com/milagro-go/milagro/ciphersuite"
@@ -286,4 +287,40 @@ func keysFromMaster(s *ciphersuite.Suite, master, clientRandom, serverRandom []b
 		return nil, asAlert(err, ciphersuite.AlertInternalError, "creating the server record cipher")
 	}
 	return &sessionKeys{master: bytes.Clone(master), clientCipher: cc, serverCipher: sc}, nil
+}
+
+// resumptionOnlyHello reports whether the ClientHello is resumption-only
+// (docs/protocol.md §5c): it carries milagro_cs_resume, which is only
+// valid beside a non-empty session ticket and without milagro_cs (a hello
+// is a full CS offer or a resumption-only one, never both).
+func (hs *serverHandshake) resumptionOnlyHello() (bool, error) {
+	data, ok := hs.hello.raw[ciphersuite.ExtMilagroCSResume]
+	if !ok {
+		return false, nil
+	}
+	if _, err := ciphersuite.ParseCSResumeHello(data); err != nil {
+		return false, err
+	}
+	if _, full := hs.hello.raw[ciphersuite.ExtMilagroCS]; full {
+		return false, ciphersuite.Errorf(ciphersuite.AlertIllegalParameter,
+			"ClientHello carries both milagro_cs and milagro_cs_resume")
+	}
+	if len(hs.hello.raw[extSessionTicket]) == 0 {
+		return false, ciphersuite.Errorf(ciphersuite.AlertIllegalParameter,
+			"ClientHello carries milagro_cs_resume without a session ticket")
+	}
+	return true, nil
+}
+
+// refuseResumptionOnly ends a resumption-only handshake whose ticket the
+// server does not resume: handshake_failure, before any ServerHello, so
+// the client can reconnect with a full offer. The error says why (for the
+// server's logs; the alert carries no reason).
+func (hs *serverHandshake) refuseResumptionOnly() error {
+	why := "session tickets are off"
+	if hs.res != nil && hs.res.refusedWhy != "" {
+		why = hs.res.refusedWhy
+	}
+	return &ciphersuite.AlertError{Alert: ciphersuite.AlertHandshakeFailure,
+		Err: fmt.Errorf("%w (%s)", ErrResumptionRefused, why)}
 }

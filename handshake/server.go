@@ -227,8 +227,15 @@ func (hs *serverHandshake) readClientHello() error {
 	if hs.alpn, err = negotiateALPN(hs.cfg.NextProtos, ch.alpnProtocols); err != nil {
 		return err
 	}
+	resumeOnly, err := hs.resumptionOnlyHello()
+	if err != nil {
+		return err
+	}
 	if err := hs.checkTicket(); err != nil || hs.resuming() {
 		return err
+	}
+	if resumeOnly {
+		return hs.refuseResumptionOnly()
 	}
 
 	info := &ciphersuite.ClientHelloInfo{

@@ -265,7 +265,18 @@ type ConnectionState struct {
 	// confidential even if pairings later fall to a quantum computer. A
 	// resumed session reports its full handshake's.
 	PostQuantum bool
+	// ResumptionRetried reports (client) that Dial first offered a cached
+	// Milagro CS session alone (a resumption-only ClientHello), the server
+	// refused it, and this connection is the dialer's one reconnection,
+	// with a full handshake (docs/protocol.md §5c).
+	ResumptionRetried bool
 }
+
+// ErrResumptionRefused matches (errors.Is) a server's handshake error for a
+// resumption-only ClientHello whose session ticket it did not resume: the
+// client dialer reconnects with a full handshake, so this is routine (for
+// example after a ticket key rotation or a restart), not an attack.
+var ErrResumptionRefused = handshake.ErrResumptionRefused
 
 // PostQuantumPolicy is Config.PostQuantum: off, prefer (the default) or
 // require.

@@ -1,6 +1,7 @@
 package mtls
 
 import (
+	"bytes"
 	"errors"
 	"io"
 
@@ -42,5 +43,45 @@ func TestReadEndReleasesBuffers(t *testing.T) {
 				t.Errorf("%d pooled buffers taken and not given back", got)
 			}
 		})
+	}
+}
+
+// TestInputPending: InputPending reports buffered application data and
+// buffered record bytes, and an ended read side; when it reports nothing
+// the connection holds no read buffer, and the next record is read once
+// it comes.
+func TestInputPending(t *testing.T) {
+	cc, sc := tcpConns(t)
+	if sc.InputPending() || len(heldBuffers(sc)) != 0 {
+		t.Fatalf("idle connection: pending %v, holds %v", sc.InputPending(), heldBuffers(sc))
+	}
+	// Two records in one write: the first Read decrypts the first and may
+	// buffer the second's bytes.
+	if _, err := cc.Write(bytes.Repeat([]byte{1}, 20<<10)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	if _, err := io.ReadFull(sc, buf); err != nil {
+		t.Fatal(err)
+	}
+	if !sc.InputPending() {
+		t.Fatal("application data buffered, InputPending says none")
+	}
+	rest := make([]byte, 20<<10-100)
+	if _, err := io.ReadFull(sc, rest); err != nil {
+		t.Fatal(err)
+	}
+	if sc.InputPending() {
+		t.Fatal("everything read, InputPending says more")
+	}
+	if h := heldBuffers(sc); len(h) != 0 {
+		t.Fatalf("nothing pending but holds %v", h)
+	}
+	cc.Close()
+	if _, err := sc.Read(buf); err != io.EOF {
+		t.Fatalf("after close_notify: %v", err)
+	}
+	if !sc.InputPending() {
+		t.Fatal("read side ended, InputPending says a Read would block")
 	}
 }

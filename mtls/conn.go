@@ -33,6 +33,10 @@ type Conn struct {
 	// connection closes first): the listener's admission of its source.
 	admitted     func()
 	admittedOnce sync.Once
+	// canRedial: the connection is a dialer's, which reconnects when the
+	// server refuses a resumption-only ClientHello (dial.go); retried: it
+	// is that reconnection.
+	canRedial, retried bool
 
 	// handshake state, guarded by handshakeMutex
 	handshakeMutex    sync.Mutex
@@ -138,6 +142,30 @@ func (c *Conn) WaitReadable() error {
 	c.in.Lock()
 	defer c.in.Unlock()
 	return c.awaitInput()
+}
+
+// InputPending reports whether a Read would find something to work on
+// without the underlying connection becoming readable: application data or
+// raw bytes of a record are buffered, or the read side has ended (Read
+// returns its error at once). When it reports false the connection holds
+// no read buffer (they go back to their pools), and a Read would block
+// until NetConn has something to read. A caller that waits for many idle
+// connections can thus wait on the underlying connection's readiness itself
+// (as Linux's readiness notification does, with a shallow goroutine stack)
+// and call Read only then. Call it from the goroutine that reads, after
+// the handshake.
+func (c *Conn) InputPending() bool {
+	if !c.handshakeComplete.Load() {
+		return true // Read runs the handshake first
+	}
+	c.in.Lock()
+	defer c.in.Unlock()
+	if c.fatal.Load() != nil || c.in.err != nil || len(c.rbuf.input) > 0 || len(c.rbuf.hand) > 0 ||
+		c.rbuf.rpos < c.rbuf.rend {
+		return true
+	}
+	c.rbuf.release()
+	return false
 }
 
 // awaitInput reads records until application data is buffered. c.in must
@@ -396,6 +424,7 @@ func (c *Conn) runHandshake(ctx context.Context) (*handshake.State, error) {
 		if err != nil {
 			return nil, err
 		}
+		hc.ResumptionOnly = c.canRedial
 		st, err := handshake.Client(ctx, rl, hc)
 		c.clientSessionAfter(key, hc, st, err)
 		return st, err
@@ -464,5 +493,6 @@ func (c *Conn) ConnectionState() ConnectionState {
 	}
 	cs.DidResume = st.DidResume
 	cs.PostQuantum = st.PostQuantum
+	cs.ResumptionRetried = c.retried
 	return cs
 }

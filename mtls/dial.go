@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+
+	"github.com/milagro-go/milagro/handshake"
 )
 
 // Dialer dials TLS connections: Dial and DialContext return after the
@@ -60,15 +62,32 @@ func dial(ctx context.Context, nd *net.Dialer, network, addr string, config *Con
 		ctx, cancel = context.WithDeadline(ctx, nd.Deadline)
 		defer cancel()
 	}
-	raw, err := nd.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
 	if config.ServerName == "" {
 		config = config.Clone()
 		config.ServerName = hostnameForSNI(addr)
 	}
+	// The first connection may offer a cached Milagro CS session alone (a
+	// resumption-only ClientHello: no CS proof to compute). A server that
+	// does not resume it refuses with handshake_failure before its
+	// ServerHello; the session is then dropped from the cache and the
+	// dialer reconnects once, with a full offer and every check of a full
+	// handshake. No application data has been sent by then.
+	c, err := dialOnce(ctx, nd, network, addr, config, true)
+	if errors.Is(err, handshake.ErrResumptionRefused) {
+		c, err = dialOnce(ctx, nd, network, addr, config, false)
+	}
+	return c, err
+}
+
+// dialOnce makes one connection and runs its handshake: the first may
+// offer a resumption-only ClientHello, the second is the reconnection.
+func dialOnce(ctx context.Context, nd *net.Dialer, network, addr string, config *Config, first bool) (*Conn, error) {
+	raw, err := nd.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
 	c := Client(raw, config)
+	c.canRedial, c.retried = first, !first
 	if err := c.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		return nil, err

@@ -173,6 +173,9 @@ func milP2PConfigs(t testing.TB, suite uint16) (client, server *mtls.Config) {
 type milResult struct {
 	client, server       *mtls.Conn
 	clientErr, serverErr error
+	// refused counts the resumption-only hellos the server refused before
+	// the connection reported (mtls.Dial then reconnects).
+	refused int
 }
 
 // milHandshakeTCP runs one handshake over loopback TCP (mtls.Listen and
@@ -191,21 +194,32 @@ func milHandshakeTCP(t testing.TB, ccfg, scfg *mtls.Config, wrapClient, wrapServ
 	}
 	ml := mtls.NewListener(l, scfg)
 	type res struct {
-		c   *mtls.Conn
-		err error
+		c       *mtls.Conn
+		err     error
+		refused int
 	}
 	ch := make(chan res, 1)
 	go func() {
-		c, err := ml.Accept()
-		if err != nil {
-			ch <- res{nil, err}
+		// A refused resumption-only hello is followed by mtls.Dial's one
+		// reconnection: the result is that connection's.
+		refused := 0
+		for {
+			c, err := ml.Accept()
+			if err != nil {
+				ch <- res{nil, err, refused}
+				return
+			}
+			mc := c.(*mtls.Conn)
+			mc.SetDeadline(time.Now().Add(20 * time.Second))
+			err = mc.Handshake()
+			mc.SetDeadline(time.Time{})
+			if errors.Is(err, mtls.ErrResumptionRefused) {
+				refused++
+				continue
+			}
+			ch <- res{mc, err, refused}
 			return
 		}
-		mc := c.(*mtls.Conn)
-		mc.SetDeadline(time.Now().Add(20 * time.Second))
-		err = mc.Handshake()
-		mc.SetDeadline(time.Time{})
-		ch <- res{mc, err}
 	}()
 	var r milResult
 	if wrapClient == nil {
@@ -225,8 +239,11 @@ func milHandshakeTCP(t testing.TB, ccfg, scfg *mtls.Config, wrapClient, wrapServ
 			raw.Close()
 		}
 	}
+	// Every connection the client made has been accepted by now; a server
+	// still waiting for a reconnection that never came gets an error.
+	inner.Close()
 	sr := <-ch
-	r.server, r.serverErr = sr.c, sr.err
+	r.server, r.serverErr, r.refused = sr.c, sr.err, sr.refused
 	t.Cleanup(func() {
 		if r.client != nil {
 			r.client.Close()

@@ -107,41 +107,48 @@ func (c *Client) dial(ctx context.Context, addr string, cfg *mtls.Config) (Secur
 	return nc.(*mtls.Conn), nil
 }
 
+// handle serves one accepted connection in two phases, as Server.handle:
+// open (dial, handshake, its error handling and logging) runs here, the
+// forwarding on a goroutine of its own that keeps a small stack while it
+// waits on an idle connection for hours (detach).
 func (c *Client) handle(ctx context.Context, local net.Conn, t *tracked) {
 	c.Metrics.connOpen()
-	result := resultError
-	defer func() { c.Metrics.connClose(result) }()
-	// open's frame (the dial, its error handling and logging) is gone
-	// from this goroutine's stack by the time it waits on an idle
-	// connection for hours, so the stack can stay small.
-	p, sc, log, start, res := c.open(ctx, local, t)
-	if p == nil {
-		result = res
+	cc, result := c.open(ctx, local, t)
+	if cc == nil {
+		c.Metrics.connClose(result)
 		return
 	}
-	defer sc.Close()
-	// An upstream that failed (a server-mode proxy that could not reach
-	// its target resets the connection) counts as closed_with_error.
-	result = logClosed(log, p, p.run(nil), start)
+	t.detach(func() { c.Metrics.connClose(cc.forward()) })
 }
 
-// open dials the mtls server for one accepted connection and returns the
-// pipe ready to run, or a nil pipe and the result to count.
-//
-//go:noinline
-func (c *Client) open(ctx context.Context, local net.Conn, t *tracked) (_ *pipe, _ SecureConn, _ *slog.Logger, start time.Time, result string) {
-	start = time.Now()
+// clientConn is a client connection open and ready to forward.
+type clientConn struct {
+	p     *pipe
+	sc    SecureConn
+	log   *slog.Logger
+	start time.Time
+}
+
+// forward runs the pipe until both directions end and returns the
+// connection's result for the metrics. An upstream that failed (a
+// server-mode proxy that could not reach its target resets the
+// connection) counts as closed_with_error.
+func (cc *clientConn) forward() string {
+	err := cc.p.run(nil)
+	cc.sc.Close()
+	return logClosed(cc.log, cc.p, err, cc.start)
+}
+
+// open dials the mtls server for one accepted connection and returns it
+// ready to forward, or nil and the result to count.
+func (c *Client) open(ctx context.Context, local net.Conn, t *tracked) (*clientConn, string) {
+	start := time.Now()
 	log := c.logger().With("conn", t.id, "mode", "client", "remote", remoteString(local))
-	result = resultError
 
 	cfg := c.cur.Load()
 	hctx, cancel := context.WithTimeout(ctx, orDefault(c.HandshakeTimeout, DefaultHandshakeTimeout)+orDefault(c.ConnectTimeout, DefaultConnectTimeout))
 	forget := t.addUntil(cancel)
-	var (
-		sc  SecureConn
-		err error
-	)
-	onShortStack(func() { sc, err = c.dial(hctx, c.Target, cfg) })
+	sc, err := c.dial(hctx, c.Target, cfg)
 	cancel()
 	forget()
 	hsDur := time.Since(start)
@@ -154,7 +161,6 @@ func (c *Client) open(ctx context.Context, local net.Conn, t *tracked) (_ *pipe,
 		if errors.As(err, &ae) && ae.Remote {
 			res = resultDenied
 		}
-		result = res
 		c.Metrics.handshake("", res, hsDur)
 		c.Metrics.failure(failureReason(err))
 		// The local client must see a failure, not a clean end of stream.
@@ -168,7 +174,7 @@ func (c *Client) open(ctx context.Context, local net.Conn, t *tracked) (_ *pipe,
 			}
 		}
 		log.Warn("cannot open mtls connection to target; closing", args...)
-		return nil, nil, nil, start, result
+		return nil, res
 	}
 	t.add(func() { sc.Close() })
 	cs := sc.ConnectionState()
@@ -177,7 +183,7 @@ func (c *Client) open(ctx context.Context, local net.Conn, t *tracked) (_ *pipe,
 	log.Info("connection open", "target", c.Target, "alpn", cs.NegotiatedProtocol)
 	p := &pipe{a: local, b: sc, idle: c.IdleTimeout, onBytes: c.Metrics.bytesFunc(),
 		lifetime: remaining(c.MaxConnLifetime, start), closeTimeout: c.CloseTimeout}
-	return p, sc, log, start, resultOK
+	return &clientConn{p: p, sc: sc, log: log, start: start}, resultOK
 }
 
 // sniConfig is a Config with ServerName set, for one base Config and address.

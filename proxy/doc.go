@@ -41,19 +41,23 @@
 // mtls peer truncating without close_notify) the plain TCP side is reset,
 // not closed, so the service never mistakes it for a complete stream.
 //
-// Memory: an idle proxied connection holds no 32 KiB copy buffer. A plain
-// TCP or UNIX source is waited on with no buffer (Linux: the runtime poller
-// plus a one-byte MSG_PEEK, which also sees the peer's EOF, so a mass
-// disconnect takes no buffers); an mtls source is read into a 1 KiB buffer and what it
-// has already decrypted is then drained, without blocking, into a pooled
-// buffer. Everything before the forwarding (admission, handshake, ACL,
-// target dial) runs on a short-lived goroutine (onShortStack), so neither
-// the stack it grows (pairing math for Milagro CS) nor its frames stay
-// with the connection. What remains per idle connection is two goroutines
-// with 4 KiB stacks, the connections themselves (mtls.Conn keeps its
-// cipher state) and about 2 KiB of proxy state: about 13 KB in all on
-// either side (BenchmarkProxyIdleMemStats measures the Go memory per
-// connection of each proxy process).
+// Memory: an idle proxied connection holds no copy buffer. A plain TCP or
+// UNIX source is waited on with no buffer (Linux: the runtime poller plus
+// a one-byte MSG_PEEK, which also sees the peer's EOF, so a mass
+// disconnect takes no buffers); so is an mtls source that has nothing
+// buffered (mtls.Conn.InputPending: it then holds no record buffer
+// either). Everything before the forwarding (admission, handshake, ACL,
+// target dial) runs on the accepting goroutine, which ends once the
+// forwarding starts on a goroutine of its own, so neither the stack it
+// grows (pairing math for Milagro CS) nor its frames stay with the
+// connection. The two goroutines that forward only wait; each burst of
+// data is read, decrypted, encrypted and written by a short-lived
+// goroutine, so the waiting ones keep their initial 2 KiB stacks. What
+// remains per idle connection is those two stacks, the connections
+// themselves (mtls.Conn keeps its cipher state) and about 2 KiB of proxy
+// state: about 9 KB of Go memory on either side
+// (BenchmarkProxyIdleMemStats measures it per connection of each proxy
+// process; BenchmarkProxyIdleRSS the RSS).
 //
 // HTTP identity mode (Server.HTTPIdentityHeader) is an HTTP reverse proxy
 // on Go's HTTP stack: HTTP/1.1 (net/http) or HTTP/2 (golang.org/x/net/http2)

@@ -37,6 +37,7 @@ type Metrics struct {
 	bytes       *prometheus.CounterVec // direction
 	aclDenials  prometheus.Counter
 	resumed     *prometheus.CounterVec // suite, pq
+	retried     prometheus.Counter     // client: reconnections after a refused resumption-only hello
 	lockouts    prometheus.Counter
 	hsFailures  *prometheus.CounterVec // reason (failureReasons)
 	reloads     *prometheus.CounterVec // result: ok, failed
@@ -127,6 +128,11 @@ func NewMetrics() *Metrics {
 		Help: "Successful mtls handshakes that resumed a session (session ticket, no key exchange), by cipher suite and pq (the session is post-quantum hybrid); also counted in mtls_proxy_handshakes_total.",
 	}, []string{"suite", "pq"})
 	reg.MustRegister(m.resumed)
+	m.retried = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mtls_proxy_resumption_retries_total",
+		Help: "Client mode: connections for which the server refused a resumption-only ClientHello (a cached Milagro CS session offered alone), so the proxy reconnected once with a full handshake that succeeded. A steady rise means tickets keep being refused (ticket keys rotated, a restart, the session's identity no longer admitted).",
+	})
+	reg.MustRegister(m.retried)
 	m.hsFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mtls_proxy_handshake_failures_total",
 		Help: "Failed handshakes by reason: " + strings.Join(failureReasons, ", ") + ".",
@@ -188,6 +194,9 @@ func (m *Metrics) handshakeOK(cs mtls.ConnectionState, d time.Duration) {
 	m.handshakePQ(cs.CipherSuiteName, resultOK, cs.PostQuantum, d)
 	if m != nil && cs.DidResume {
 		m.resumed.WithLabelValues(cs.CipherSuiteName, strconv.FormatBool(cs.PostQuantum)).Inc()
+	}
+	if m != nil && cs.ResumptionRetried {
+		m.retried.Inc()
 	}
 }
 
@@ -458,7 +467,8 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 //	timeout, peer_closed, reset, busy, negotiation, protocol, remote_alert, other
 var failureReasons = []string{
 	"denied", "bad_key", "permit", "clock_skew", "locked_out", "replay", "timeout", "peer_closed", "reset",
-	"unknown_identity", "unknown_server_identity", "negotiation", "busy", "protocol", "remote_alert", "other",
+	"unknown_identity", "unknown_server_identity", "negotiation", "busy", "protocol", "remote_alert",
+	"resumption_refused", "other",
 }
 
 // deniedReasons are the failure reasons of a peer refused on purpose
@@ -474,6 +484,10 @@ func failureReason(err error) string {
 	switch {
 	case errors.As(err, &de):
 		return "denied"
+	case errors.Is(err, mtls.ErrResumptionRefused):
+		// A resumption-only hello whose ticket was not resumed: the
+		// client reconnects with a full handshake (routine).
+		return "resumption_refused"
 	case errors.Is(err, context.DeadlineExceeded) || isTimeoutErr(err):
 		return "timeout"
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,10 +158,19 @@ func (p *pipe) addTimer(d time.Duration, f func()) {
 func (p *pipe) direction(src, dst net.Conn, up bool, custom func(dst io.Writer, src io.Reader) error) {
 	var err error
 	cw := &countingWriter{w: dst, p: p, up: up}
-	if custom != nil {
+	switch {
+	case custom != nil:
 		err = custom(cw, &touchReader{r: src, p: p})
-	} else {
-		err = p.copy(cw, src)
+	default:
+		// The waited copy runs from this frame, not from under
+		// copyLowMem's: the goroutine parks there for as long as the
+		// connection is idle, and its stack must stay within its
+		// initial 2 KiB (see waitedCopy).
+		if w := newWaitedCopy(cw, src, p.touch); w != nil {
+			err = w.run()
+		} else {
+			err = p.copy(cw, src)
+		}
 	}
 	if err != nil {
 		p.fail(err)
@@ -240,19 +250,33 @@ func copyLowMem(dst io.Writer, src io.Reader, touch func()) error {
 	if touch == nil {
 		touch = func() {}
 	}
+	if w := newWaitedCopy(dst, src, touch); w != nil {
+		return w.run()
+	}
 	var dl interface{ SetReadDeadline(time.Time) error }
 	if c, ok := src.(net.Conn); ok {
-		w := &waitedCopy{dst: dst, src: src, conn: c, touch: touch}
-		if rw, ok := c.(readableWaiter); ok {
-			w.wait, w.dl = rw.WaitReadable, c
-		} else if w.wait = readinessWaiter(c); w.wait == nil {
-			dl = c
-		}
-		if w.wait != nil {
-			return w.run()
-		}
+		dl = c
 	}
 	return copyBuffered(dst, src, dl, touch)
+}
+
+// newWaitedCopy returns the waited copy of src to dst, or nil when src
+// cannot be waited on without a buffer.
+func newWaitedCopy(dst io.Writer, src io.Reader, touch func()) *waitedCopy {
+	c, ok := src.(net.Conn)
+	if !ok {
+		return nil
+	}
+	w := &waitedCopy{dst: dst, src: src, conn: c, touch: touch}
+	if rw, ok := c.(readableWaiter); ok {
+		w.wait, w.dl = rw.WaitReadable, c
+		w.shallowMTLS(c)
+	} else if w.wait = readinessWaiter(c); w.wait == nil {
+		return nil
+	} else {
+		w.aside = true
+	}
+	return w
 }
 
 // copyBuffered is copyLowMem for a source that cannot be waited on
@@ -316,6 +340,14 @@ func copyBuffered(dst io.Writer, src io.Reader, dl interface{ SetReadDeadline(ti
 // Read would not block, holding no buffer meanwhile.
 type readableWaiter interface{ WaitReadable() error }
 
+// inputPender is implemented by *mtls.Conn: InputPending reports whether
+// Read has something buffered to work on (else it holds no buffer, and
+// waiting on the underlying connection is waiting for the next record).
+type inputPender interface {
+	InputPending() bool
+	NetConn() net.Conn
+}
+
 // drainAfter is the read size from which a waited-on source with deadlines
 // is drained before writing: a full record's worth of plaintext suggests
 // more is already buffered.
@@ -359,6 +391,16 @@ func eofNil(err error) error {
 // buffer: run waits, step reads and forwards. The non-blocking reader of
 // a plain source is set up only once the source streams (most idle
 // connections never need it).
+//
+// With aside (Linux: a plain socket, or an mtls connection over one), the
+// goroutine that waits only waits - on the socket's readiness, a shallow
+// call - and each burst of data is moved by a short-lived goroutine
+// (burstAside): reading, decrypting, encrypting and writing grow a
+// goroutine's stack past its initial 2 KiB, and a goroutine parked for
+// hours keeps whatever stack it grew (the runtime shrinks a stack only
+// when less than a quarter of it is in use, which a goroutine parked in
+// the poller never is). So an idle proxied connection keeps two small
+// stacks, and the grown ones go away with their goroutines.
 type waitedCopy struct {
 	dst     io.Writer
 	src     io.Reader
@@ -368,10 +410,53 @@ type waitedCopy struct {
 	dl      interface{ SetReadDeadline(time.Time) error } // mtls sources: drained
 	readNow func([]byte) (int, bool, error)               // plain sources, once streaming
 	hot     bool                                          // the last read filled the big buffer
+
+	aside   bool         // bursts run on a short-lived goroutine
+	pending func() bool  // mtls sources with aside: more is buffered
+	ready   func() error // mtls sources with aside: WaitReadable, before a buffer is taken
+	done    chan struct{}
+	fin     bool  // burstAside's result
+	err     error // burstAside's result
+	moved   int   // bytes forwarded in the current burst
+}
+
+// shallowMTLS sets up aside for an mtls source over a plain socket: wait
+// for the socket only when the mtls connection has nothing buffered (and
+// so holds no buffer), and leave what the socket says (data, the peer's
+// FIN, a reset) to the mtls Read, which tells a close_notify from a
+// truncation.
+func (w *waitedCopy) shallowMTLS(c net.Conn) {
+	ip, ok := c.(inputPender)
+	if !ok {
+		return
+	}
+	sw := readinessWaiter(ip.NetConn())
+	if sw == nil {
+		return
+	}
+	w.aside, w.pending, w.ready = true, ip.InputPending, w.wait
+	w.wait = func() error {
+		if ip.InputPending() {
+			return nil
+		}
+		if err := sw(); err != io.EOF {
+			return err
+		}
+		return nil // the mtls Read reports the end of the stream
+	}
 }
 
 func (w *waitedCopy) run() error {
 	for {
+		if w.aside {
+			if err := w.wait(); err != nil {
+				return eofNil(err)
+			}
+			if fin, err := w.burstAside(); fin {
+				return err
+			}
+			continue
+		}
 		if w.hot {
 			// Streaming: read on without waiting; only if nothing is
 			// there does the buffer go back before the wait.
@@ -393,6 +478,117 @@ func (w *waitedCopy) run() error {
 			return err
 		}
 	}
+}
+
+// burstAside runs burst on a mover goroutine and waits for it.
+func (w *waitedCopy) burstAside() (fin bool, err error) {
+	if w.done == nil {
+		w.done = make(chan struct{}, 1)
+	}
+	select {
+	case moverWork <- w: // a parked mover takes it
+	default:
+		go mover(w)
+	}
+	<-w.done
+	return w.fin, w.err
+}
+
+// Movers are the goroutines that run bursts. Their stacks grow with the
+// work (decryption, encryption, system calls): a few are kept parked for
+// the next burst, for up to moverIdle (maxIdleMovers), so a busy proxy
+// does not create a goroutine and grow its stack for every burst; any
+// beyond those end after their burst, so a peak of concurrent bursts (a
+// mass close) leaves no grown stacks behind, and an idle proxy keeps none.
+var (
+	moverWork  = make(chan *waitedCopy)
+	idleMovers atomic.Int32
+)
+
+// maxIdleMovers bounds the movers kept parked between bursts.
+var maxIdleMovers = int32(4 * runtime.GOMAXPROCS(0))
+
+const moverIdle = time.Second
+
+func mover(w *waitedCopy) {
+	var idle *time.Timer
+	for {
+		w.fin, w.err = w.burst()
+		w.done <- struct{}{}
+		if idleMovers.Add(1) > maxIdleMovers {
+			idleMovers.Add(-1)
+			return
+		}
+		if idle == nil {
+			idle = time.NewTimer(moverIdle)
+		} else {
+			idle.Reset(moverIdle)
+		}
+		select {
+		case w = <-moverWork:
+			idleMovers.Add(-1)
+		case <-idle.C:
+			idleMovers.Add(-1)
+			return
+		}
+	}
+}
+
+// burst moves what has arrived after a wait: one read, then on without
+// waiting while a plain source streams or an mtls source has more
+// buffered. fin reports the end of the copy, with its result err.
+func (w *waitedCopy) burst() (fin bool, err error) {
+	waited := true
+	w.moved = 0
+	for {
+		if w.ready != nil {
+			// Decrypt the record that came before taking a buffer: a
+			// close_notify or a failure ends the copy without one (a
+			// mass close must not make every connection take a buffer).
+			if err := w.ready(); err != nil {
+				return true, eofNil(err)
+			}
+		}
+		again, fin, err := w.step(waited)
+		switch {
+		case fin:
+			return true, err
+		case !again && w.hot:
+			waited = false // a plain source streams: read on
+		case !again && w.pending != nil && w.pending():
+			waited = true // an mtls source has more buffered
+		case w.moved >= lingerAfter && w.linger():
+			// A stream that paused for less than lingerFor goes on here,
+			// without handing back to the waiting goroutine and over
+			// again.
+			waited, w.moved = true, 0
+		default:
+			return false, nil // the source has nothing more: wait
+		}
+	}
+}
+
+// A burst that moved at least lingerAfter bytes waits up to lingerFor for
+// more before it hands back to the waiting goroutine: a stream's source
+// is often empty for a moment between its sender's writes, and going back
+// to the poller through the waiting goroutine costs two goroutine
+// switches each time.
+const (
+	lingerAfter = bigBufSize
+	lingerFor   = time.Millisecond
+)
+
+// linger waits up to lingerFor for the source to have something (data,
+// its end or an error), and reports whether it has.
+func (w *waitedCopy) linger() bool {
+	if w.conn.SetReadDeadline(time.Now().Add(lingerFor)) != nil {
+		return false
+	}
+	err := w.wait()
+	if w.conn.SetReadDeadline(time.Time{}) != nil {
+		return false
+	}
+	return err == nil || err == io.EOF
 }
 
 // step reads once into a pooled big buffer - after a wait with a plain
@@ -433,6 +629,7 @@ func (w *waitedCopy) step(waited bool) (again, fin bool, err error) {
 			bigBufPool.Put(bp)
 			return false, true, werr
 		}
+		w.moved += n
 	}
 	bigBufPool.Put(bp)
 	if err != nil {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/milagro-go/milagro/mtls"
+	"github.com/milagro-go/milagro/pairing"
 )
 
 // The client-mode proxy caches its session to the target; the second
@@ -55,6 +57,67 @@ func TestProxyResumption(t *testing.T) {
 	}
 	if metricValue(sm.resumed) != 2 || up.count.Load() != before {
 		t.Fatal("a dropped identity resumed its session")
+	}
+}
+
+// TestProxyResumptionOnlyRetry: a client-mode proxy resumes a Milagro CS
+// session with a resumption-only hello; when the server's ticket keys
+// change, the server refuses it (counted as resumption_refused, not as a
+// broken handshake), and the proxy reconnects once with a full handshake,
+// transparently to the local client, and counts the retry.
+func TestProxyResumptionOnlyRetry(t *testing.T) {
+	ta, err := pairing.NewMasterShare(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, _ := pairing.CombineCSServerSecrets(ta.IssueCSServerSecret())
+	keyShare, _ := ta.IssueCSClientKey("alice@example.com")
+	key, _ := pairing.CombineCSClientKeys(keyShare)
+	up := startUpstream(t, echo)
+	sm, cm := NewMetrics(), NewMetrics()
+	srv := &Server{Target: up.addr(), Metrics: sm}
+	saddr := startServer(t, srv, AllowAll())
+	serverCfg := func(k byte) *mtls.Config {
+		return &mtls.Config{CSServerKeys: []*pairing.CSServerSecret{secret}, PermitMode: pairing.PermitsOptional,
+			TicketKeys: func() [][32]byte { return [][32]byte{{k}} }}
+	}
+	if err := srv.SetConfig(serverCfg(1), AllowAll()); err != nil {
+		t.Fatal(err)
+	}
+	cl := &Client{Target: saddr, Metrics: cm}
+	caddr := startClient(t, cl, "alice")
+	if err := cl.SetConfig(&mtls.Config{CSKey: key}); err != nil {
+		t.Fatal(err)
+	}
+	send := func(i int) {
+		t.Helper()
+		c, err := net.Dial("tcp", caddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if got := roundTrip(t, c, []byte("hello")); string(got) != "hello" {
+			t.Fatalf("connection %d: %q", i, got)
+		}
+	}
+	send(0)
+	send(1)
+	if metricValue(cm.resumed) != 1 || metricValue(cm.retried) != 0 {
+		t.Fatalf("resumed %v, retried %v; want 1, 0", metricValue(cm.resumed), metricValue(cm.retried))
+	}
+	if err := srv.SetConfig(serverCfg(2), AllowAll()); err != nil {
+		t.Fatal(err)
+	}
+	send(2)
+	if metricValue(cm.retried) != 1 || metricValue(cm.resumed) != 1 {
+		t.Fatalf("after the key change: retried %v, resumed %v; want 1, 1", metricValue(cm.retried), metricValue(cm.resumed))
+	}
+	if !waitFor(5*time.Second, func() bool { return metricValue(sm.hsFailures.WithLabelValues("resumption_refused")) == 1 }) {
+		t.Fatalf("server counted %v refused resumptions, want 1", metricValue(sm.hsFailures.WithLabelValues("resumption_refused")))
+	}
+	send(3) // the reconnection's new session resumes
+	if metricValue(cm.resumed) != 2 || metricValue(cm.retried) != 1 {
+		t.Fatalf("resumed %v, retried %v; want 2, 1", metricValue(cm.resumed), metricValue(cm.retried))
 	}
 }
 

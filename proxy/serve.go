@@ -52,6 +52,29 @@ type tracked struct {
 	// handedOff: the handler passed the connection on (to the tarpit,
 	// which closes it later); the loop must not close it.
 	handedOff atomic.Bool
+	// finish is the loop's bookkeeping at the connection's end; detached:
+	// the handler left it to the goroutine that detach started. Both are
+	// used by the handler's goroutine only.
+	finish   func()
+	detached bool
+}
+
+// detach hands the rest of the connection's life, f, to a goroutine of its
+// own, and the loop's bookkeeping at its end with it; the handler then
+// returns at once. The setup (handshake, dial, logging) grows the stack of
+// the goroutine that runs it to 8 KiB or more, and a goroutine keeps its
+// stack until the GC happens to shrink it (only below a quarter in use,
+// which a goroutine parked in the poller never is): run on the goroutine
+// that then waits on an idle connection for hours, that stack would stay
+// with every idle connection. The detached goroutine starts with a small
+// stack, and the forwarding keeps it small (see waitedCopy).
+func (t *tracked) detach(f func()) {
+	t.detached = true
+	fin := t.finish
+	go func() {
+		f()
+		fin()
+	}()
 }
 
 // setIdentity records the authenticated peer identity (for revocation).
@@ -208,7 +231,7 @@ func (l *loop) serve(ctx context.Context, ln net.Listener, log *slog.Logger, han
 			t.kill() // raced with the hard stop's closeAll
 		}
 		go func() {
-			defer func() {
+			t.finish = func() {
 				if !t.handedOff.Load() {
 					c.Close()
 				}
@@ -220,8 +243,11 @@ func (l *loop) serve(ctx context.Context, ln net.Listener, log *slog.Logger, han
 					<-l.sem
 				}
 				l.wg.Done()
-			}()
+			}
 			handle(ctx, c, t)
+			if !t.detached {
+				t.finish()
+			}
 		}()
 	}
 }

@@ -13,19 +13,17 @@ import (
 )
 
 // handle serves one accepted connection in two phases. open (admission,
-// handshake, ACL, dial) runs on a goroutine of its own that ends before
-// the forwarding starts, so the goroutine that then waits on an idle
-// connection never held open's frames: its stack stays small (an idle
-// connection's cost is mostly its two goroutine stacks).
+// handshake, ACL, dial) runs here; the forwarding runs on a goroutine of
+// its own (detach), which never held open's frames: its stack stays small
+// (an idle connection's cost is mostly its two goroutine stacks).
 func (s *Server) handle(ctx context.Context, raw net.Conn, t *tracked) {
 	s.Metrics.connOpen()
-	result := resultError
-	var c *serverConn
-	onShortStack(func() { c, result = s.open(ctx, raw, t) })
-	if c != nil {
-		result = c.forward()
+	c, result := s.open(ctx, raw, t)
+	if c == nil {
+		s.Metrics.connClose(result)
+		return
 	}
-	s.Metrics.connClose(result)
+	t.detach(func() { s.Metrics.connClose(c.forward()) })
 }
 
 // serverConn is a connection open and ready to forward.
@@ -194,6 +192,10 @@ func (s *Server) open(ctx context.Context, raw net.Conn, t *tracked) (_ *serverC
 			} else {
 				log.Debug("handshake denied", "reason", reason, "err", err)
 			}
+		case reason == "resumption_refused":
+			// Routine: the client reconnects with a full handshake.
+			s.Metrics.handshake(suite, resultError, hsDur)
+			log.Debug("session ticket not resumed; the client reconnects", "err", err)
 		case reason == "timeout":
 			result = resultTimeout
 			s.Metrics.handshake(suite, resultTimeout, hsDur)

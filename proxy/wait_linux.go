@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"unsafe"
 )
 
 // readinessWaiter returns a function that blocks until c has data (or EOF,
@@ -39,17 +40,16 @@ func readinessWaiter(c net.Conn) func() error {
 	)
 	check := func(fd uintptr) bool {
 		for {
-			n, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			if errors.Is(err, syscall.EINTR) {
+			n, errno := peekOne(fd, &one)
+			switch errno {
+			case syscall.EINTR:
 				continue
-			}
-			if errors.Is(err, syscall.EAGAIN) {
+			case syscall.EAGAIN:
 				return false
-			}
-			if errno, ok := err.(syscall.Errno); ok {
+			case 0:
+				atEOF = n == 0
+			default:
 				peekErr = errno
-			} else if n == 0 {
-				atEOF = true
 			}
 			return true
 		}
@@ -60,8 +60,7 @@ func readinessWaiter(c net.Conn) func() error {
 			return err
 		}
 		if peekErr != 0 {
-			return &net.OpError{Op: "read", Net: tc.LocalAddr().Network(), Source: tc.LocalAddr(), Addr: tc.RemoteAddr(),
-				Err: os.NewSyscallError("read", peekErr)}
+			return peekError(tc, peekErr)
 		}
 		if atEOF {
 			// The peer finished: report it here, so that the copy loop
@@ -137,4 +136,24 @@ func nonBlockingReader(c net.Conn) func(b []byte) (n int, again bool, err error)
 		}
 		return n, false, nil
 	}
+}
+
+// peekOne peeks at one byte of fd without waiting (recv with MSG_PEEK and
+// MSG_DONTWAIT, no source address). It is called from the goroutine that
+// waits on an idle connection, inside the runtime poller's wait: its frame
+// is kept small (syscall.Recvfrom would put a whole socket address on the
+// stack) so that this goroutine's stack stays within its initial 2 KiB.
+func peekOne(fd uintptr, b *[1]byte) (int, syscall.Errno) {
+	n, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	return int(n), errno
+}
+
+// peekError is the error a Read would have returned for the error a peek
+// consumed (kept out of the waiting function's frame).
+//
+//go:noinline
+func peekError(c net.Conn, errno syscall.Errno) error {
+	return &net.OpError{Op: "read", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(),
+		Err: os.NewSyscallError("read", errno)}
 }
